@@ -1,0 +1,48 @@
+// Composition root: the real dependencies, the process's argv, and its exit code.
+import { homedir } from 'node:os';
+import { main } from '../src/main';
+import { systemClock } from '../src/runtime/clock';
+import { colorEnabled, createStyles } from '../src/runtime/io';
+import { createKubeAccess } from '../src/runtime/kube/access';
+import { roleRegistry } from '../src/runtime/roles';
+import { processSignals } from '../src/runtime/signals';
+
+// Stamped by scripts/build-binary.mjs; absent when run from source.
+declare const __NGINX_MESHCTL_VERSION__: string | undefined;
+declare const __NGINX_MESHCTL_COMMIT__: string | undefined;
+
+function safeHome(): string {
+  try {
+    return homedir();
+  } catch {
+    return '/root';
+  }
+}
+
+async function start(): Promise<void> {
+  const stderrIsTTY = process.stderr.isTTY === true;
+  const code = await main(process.argv.slice(2), {
+    io: {
+      out: { write: (text) => void process.stdout.write(text) },
+      err: { write: (text) => void process.stderr.write(text) },
+      stdoutIsTTY: process.stdout.isTTY === true,
+      stderrIsTTY,
+      styles: createStyles(colorEnabled(stderrIsTTY, process.env)),
+    },
+    env: process.env,
+    homeDir: safeHome(),
+    build: {
+      version: typeof __NGINX_MESHCTL_VERSION__ === 'string' ? __NGINX_MESHCTL_VERSION__ : '0.0.0',
+      commit: typeof __NGINX_MESHCTL_COMMIT__ === 'string' ? __NGINX_MESHCTL_COMMIT__ : 'local',
+    },
+    kube: createKubeAccess(process.env),
+    roles: roleRegistry,
+    signals: processSignals(process),
+    clock: systemClock,
+  });
+  // Exit now rather than when the event loop drains: keep-alive sockets and abandoned role
+  // work must not hold the process open. stdout and stderr are synchronous for files and pipes.
+  process.exit(code);
+}
+
+void start();

@@ -1,0 +1,205 @@
+// Builds dist/nginx-meshctl: esbuild bundles the TypeScript into one CommonJS file, Node's
+// single-executable-application support embeds it into a copy of the pinned Node binary.
+// Nothing is downloaded: the Node binary is the one npm installed (package "node").
+//
+//   node scripts/build-binary.mjs             build
+//   node scripts/build-binary.mjs --if-stale  build only when a source is newer than the binary
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const output = join(dist, 'nginx-meshctl');
+const bundle = join(dist, 'nginx-meshctl.cjs');
+const blob = join(dist, 'sea-prep.blob');
+const MIN_NODE_MAJOR = 24;
+
+/**
+ * Libraries bundled on their own and compiled only on first use (src/runtime/lazy-module.ts).
+ * The main bundle refers to them through a stub, so `--help` and `version` never compile them.
+ */
+const LAZY_BUNDLES = [{ specifier: '@kubernetes/client-node', asset: 'client-node.cjs' }];
+
+/** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function assertSupportedNode() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < MIN_NODE_MAJOR) {
+    throw new Error(
+      `build-binary: Node ${process.versions.node} is not supported; run through npm (npm run build:binary) so the pinned Node ${MIN_NODE_MAJOR}+ from node_modules is used`,
+    );
+  }
+}
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function isStale() {
+  if (!existsSync(output)) return true;
+  const built = statSync(output).mtimeMs;
+  const inputs = [
+    newestSource(join(root, 'src')),
+    newestSource(join(root, 'bin')),
+    statSync(join(root, 'package-lock.json')).mtimeMs,
+    statSync(fileURLToPath(import.meta.url)).mtimeMs,
+  ];
+  return inputs.some((time) => time > built);
+}
+
+function gitCommit() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=7', 'HEAD'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+  } catch {
+    return 'local';
+  }
+}
+
+/**
+ * postject's bundled LIEF warns about Node's .note sections on every run; the warnings are
+ * harmless and would hide real problems, so they are filtered out.
+ */
+function injectBlob(target) {
+  const cli = join(root, 'node_modules', 'postject', 'dist', 'cli.js');
+  const result = spawnSync(
+    process.execPath,
+    [cli, target, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
+    { encoding: 'utf8' },
+  );
+  const noise = [
+    /^warning: Can't find string offset for section name '\.note[.\d]*'$/,
+    /^Start injection of NODE_SEA_BLOB in /,
+    /Injection done!$/,
+  ];
+  const output = `${result.stdout}${result.stderr}`
+    // eslint-disable-next-line no-control-regex -- strips the colour codes postject prints
+    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((line) => line !== '' && !noise.some((pattern) => pattern.test(line)));
+  if (output.length > 0) console.error(output.join('\n'));
+  if (result.status !== 0) throw new Error(`postject failed with exit code ${result.status}`);
+}
+
+/** esbuild plugin: imports of a lazy library become a stub that loads its bundle on demand. */
+const lazyBundles = {
+  name: 'lazy-bundles',
+  setup(builder) {
+    for (const { specifier, asset } of LAZY_BUNDLES) {
+      const filter = new RegExp(`^${specifier.replace(/[/.@-]/g, (c) => `\\${c}`)}$`);
+      builder.onResolve({ filter }, () => ({ path: asset, namespace: 'lazy-bundle' }));
+    }
+    builder.onLoad({ filter: /.*/, namespace: 'lazy-bundle' }, (args) => ({
+      contents: `module.exports = require('./src/runtime/lazy-module').loadLazyBundle(${JSON.stringify(args.path)});`,
+      resolveDir: root,
+      loader: 'js',
+    }));
+  },
+};
+
+const commonOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: `node${MIN_NODE_MAJOR}`,
+  minify: true,
+  legalComments: 'none',
+  // Optional native accelerators of ws; the pure-JS fallbacks are used.
+  external: ['bufferutil', 'utf-8-validate'],
+  define: { 'import.meta.url': 'undefined' },
+  logLevel: 'warning',
+};
+
+async function main() {
+  assertSupportedNode();
+  if (process.argv.includes('--if-stale') && !isStale()) {
+    console.error(`build-binary: ${output} is up to date`);
+    return;
+  }
+  const started = performance.now();
+  mkdirSync(dist, { recursive: true });
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  await build({
+    ...commonOptions,
+    entryPoints: [join(root, 'bin', 'nginx-meshctl.ts')],
+    outfile: bundle,
+    plugins: [lazyBundles],
+    define: {
+      ...commonOptions.define,
+      __NGINX_MESHCTL_VERSION__: JSON.stringify(version),
+      __NGINX_MESHCTL_COMMIT__: JSON.stringify(gitCommit()),
+    },
+  });
+  const assets = {};
+  for (const { specifier, asset } of LAZY_BUNDLES) {
+    const outfile = join(dist, asset);
+    await build({
+      ...commonOptions,
+      stdin: {
+        contents: `module.exports = require(${JSON.stringify(specifier)});`,
+        resolveDir: root,
+      },
+      outfile,
+    });
+    assets[asset] = outfile;
+  }
+  const seaConfig = join(dist, 'sea-config.json');
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      assets,
+    }),
+  );
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const temporary = `${output}.tmp`;
+  rmSync(temporary, { force: true });
+  copyFileSync(process.execPath, temporary);
+  chmodSync(temporary, 0o755);
+  injectBlob(temporary);
+  renameSync(temporary, output);
+  rmSync(blob, { force: true });
+  rmSync(seaConfig, { force: true });
+  const size = statSync(output).size / (1024 * 1024);
+  const bundleSize = statSync(bundle).size / (1024 * 1024);
+  const lazySize =
+    LAZY_BUNDLES.reduce((sum, { asset }) => sum + statSync(join(dist, asset)).size, 0) /
+    (1024 * 1024);
+  console.error(
+    `build-binary: ${output} (${size.toFixed(1)} MiB, main bundle ${bundleSize.toFixed(2)} MiB, lazy bundles ${lazySize.toFixed(2)} MiB, Node ${process.versions.node}) in ${((performance.now() - started) / 1000).toFixed(1)}s`,
+  );
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

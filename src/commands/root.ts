@@ -1,0 +1,47 @@
+// The command tree. A command appears here only once it works.
+import { CLI_NAME } from '../manifests/constants';
+import type { BuildInfo } from '../render/versions';
+import type { Clock } from '../runtime/clock';
+import type { Io } from '../runtime/io';
+import type { KubeAccess } from '../runtime/kube/access';
+import type { RoleRegistry } from '../runtime/role/role';
+import type { SignalSource } from '../runtime/signals';
+import { completionCommand } from './completion';
+import { defaultKubeconfig, globalFlags, readGlobalOptions } from './global-flags';
+import { helpCommand } from './help';
+import { runCommand } from './run';
+import type { CommandSpec } from './spec';
+import { toCommandHelp } from './tree';
+import { renderHelp } from '../render/help';
+import { versionCommand } from './version';
+
+export interface CliDeps {
+  readonly io: Io;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly homeDir: string;
+  readonly build: BuildInfo;
+  readonly kube: KubeAccess;
+  readonly roles: RoleRegistry;
+  readonly signals: SignalSource;
+  readonly clock: Clock;
+}
+
+export function buildRootCommand(deps: CliDeps): CommandSpec {
+  const root: CommandSpec = {
+    name: CLI_NAME,
+    short: 'nginx-meshctl is the CLI utility for the NGINX Service Mesh control plane',
+    long: 'nginx-meshctl is the CLI utility for the NGINX Service Mesh control plane.\nRequires a connection to a Kubernetes cluster via a kubeconfig.',
+    flags: globalFlags(defaultKubeconfig(deps.env, deps.homeDir)),
+    subcommands: [
+      completionCommand(deps.io),
+      helpCommand(() => root, deps.io),
+      runCommand(deps),
+      versionCommand(readGlobalOptions, deps),
+    ],
+    action: () => {
+      deps.io.out.write(renderHelp(toCommandHelp([root])));
+      return Promise.resolve();
+    },
+  };
+  return root;
+}

@@ -1,0 +1,86 @@
+// Hidden `run --role <role>`: the entry point of every in-cluster process.
+import { UsageError } from '../../errors';
+import {
+  DEFAULT_HEALTH_PROBE_BIND_ADDRESS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+} from '../../manifests/constants';
+import type { Clock } from '../../runtime/clock';
+import type { Io } from '../../runtime/io';
+import { parseBindAddress } from '../../runtime/role/bind-address';
+import { LOG_LEVELS, isLogLevel } from '../../runtime/role/log';
+import type { RoleRegistry } from '../../runtime/role/role';
+import type { SignalSource } from '../../runtime/signals';
+import type { CommandSpec } from '../spec';
+
+export interface RunDeps {
+  readonly io: Io;
+  readonly clock: Clock;
+  readonly signals: SignalSource;
+  readonly roles: RoleRegistry;
+}
+
+export function runCommand(deps: RunDeps): CommandSpec {
+  return {
+    name: 'run',
+    short: 'Run an NGINX Service Mesh component',
+    long: 'Run an NGINX Service Mesh component (controller, registrar, metrics, agent or init) in this process.',
+    hidden: true,
+    flags: [
+      { long: 'role', type: 'string', usage: 'component to run' },
+      {
+        long: 'log-level',
+        type: 'string',
+        usage: 'minimum level of log lines',
+        defaultValue: 'info',
+        choices: LOG_LEVELS,
+      },
+      {
+        long: 'health-probe-bind-address',
+        type: 'string',
+        usage: 'address of the /healthz and /readyz endpoints',
+        defaultValue: DEFAULT_HEALTH_PROBE_BIND_ADDRESS,
+      },
+      {
+        long: 'shutdown-timeout',
+        type: 'duration',
+        usage: 'how long to wait for a clean stop after SIGTERM',
+        defaultValue: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      },
+    ],
+    action: async (context) => {
+      const name = context.string('role');
+      if (name === '') throw new UsageError('required flag(s) "role" not set', context.path);
+      const role = deps.roles.get(name);
+      if (role === undefined) {
+        const known = [...deps.roles.keys()].sort();
+        throw new UsageError(
+          known.length === 0
+            ? `unknown role "${name}": this executable provides no roles`
+            : `unknown role "${name}": expected one of: ${known.join(', ')}`,
+          context.path,
+        );
+      }
+      const address = context.string('health-probe-bind-address');
+      const bind = parseBindAddress(address);
+      if (bind === undefined) {
+        throw new UsageError(
+          `invalid argument "${address}" for "--health-probe-bind-address" flag: expected host:port or :port`,
+          context.path,
+        );
+      }
+      const level = context.string('log-level');
+      // The frame pulls in the HTTP server; only role processes load it.
+      const { runRole } = await import('../../runtime/role/frame');
+      return runRole(
+        role,
+        {
+          logLevel: isLogLevel(level) ? level : 'info',
+          healthHost: bind.host,
+          healthPort: bind.port,
+          shutdownTimeoutMs: context.duration('shutdown-timeout'),
+        },
+        { log: deps.io.err, clock: deps.clock, signals: deps.signals },
+      );
+    },
+  };
+}

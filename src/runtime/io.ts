@@ -1,0 +1,42 @@
+// Terminal I/O as the CLI sees it. Commands write through this interface, never to the process
+// streams, so that the whole CLI runs in-process in tests.
+import { Chalk } from 'chalk';
+
+export interface Writer {
+  write(text: string): void;
+}
+
+export interface Styles {
+  /** Marks an error prefix; identity when colour is off. */
+  error(text: string): string;
+  /** Marks a warning prefix; identity when colour is off. */
+  warning(text: string): string;
+}
+
+export interface Io {
+  /** Data: what pipes into other tools. */
+  readonly out: Writer;
+  /** Diagnostics, progress and warnings. */
+  readonly err: Writer;
+  readonly stdoutIsTTY: boolean;
+  readonly stderrIsTTY: boolean;
+  /** Styles for stderr: colour only on a terminal and only when NO_COLOR is unset. */
+  readonly styles: Styles;
+}
+
+const plain: Styles = { error: (text) => text, warning: (text) => text };
+
+/** Colour is used only on a terminal, and never when NO_COLOR is set to anything non-empty. */
+export function colorEnabled(
+  isTTY: boolean,
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  const noColor = env.NO_COLOR;
+  return isTTY && (noColor === undefined || noColor === '') && env.TERM !== 'dumb';
+}
+
+export function createStyles(enabled: boolean): Styles {
+  if (!enabled) return plain;
+  const chalk = new Chalk({ level: 1 });
+  return { error: (text) => chalk.red(text), warning: (text) => chalk.yellow(text) };
+}

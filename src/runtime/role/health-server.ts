@@ -1,0 +1,54 @@
+// /healthz and /readyz for a role process, as Kubernetes probes expect them.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Readiness } from './role';
+
+export interface HealthServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startHealthServer(options: {
+  readonly host: string;
+  readonly port: number;
+  /** Liveness: false once the process is shutting down for good. */
+  readonly alive: () => boolean;
+  readonly readiness: () => Readiness;
+}): Promise<HealthServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz' || path === '/livez') {
+      const alive = options.alive();
+      res.writeHead(alive ? 200 : 503, { 'Content-Type': 'text/plain' });
+      res.end(alive ? 'ok\n' : 'shutting down\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const state = options.readiness();
+      res.writeHead(state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
+      res.end(state.ready ? 'ok\n' : `not ready: ${state.reason}\n`);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  });
+  server.keepAliveTimeout = 1_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,52 @@
+// Small hand-written fakes of the runtime interfaces, for in-process tests.
+import type { Io } from '../../src/runtime/io';
+import { createStyles } from '../../src/runtime/io';
+import type { SignalSource, TerminationSignal } from '../../src/runtime/signals';
+import type { Clock } from '../../src/runtime/clock';
+
+export interface BufferedIo extends Io {
+  stdout(): string;
+  stderr(): string;
+}
+
+export function createBufferedIo(options: { tty?: boolean; color?: boolean } = {}): BufferedIo {
+  const outChunks: string[] = [];
+  const errChunks: string[] = [];
+  return {
+    out: { write: (text) => void outChunks.push(text) },
+    err: { write: (text) => void errChunks.push(text) },
+    stdoutIsTTY: options.tty ?? false,
+    stderrIsTTY: options.tty ?? false,
+    styles: createStyles(options.color ?? false),
+    stdout: () => outChunks.join(''),
+    stderr: () => errChunks.join(''),
+  };
+}
+
+export interface ManualSignals extends SignalSource {
+  send(signal: TerminationSignal): void;
+  listenerCount(): number;
+}
+
+export function createManualSignals(): ManualSignals {
+  const handlers = new Set<(signal: TerminationSignal) => void>();
+  return {
+    onSignal(handler) {
+      handlers.add(handler);
+      return () => void handlers.delete(handler);
+    },
+    send(signal) {
+      for (const handler of [...handlers]) handler(signal);
+    },
+    listenerCount: () => handlers.size,
+  };
+}
+
+/** A clock fixed at one instant whose sleeps resolve at once. */
+export function fixedClock(iso = '2026-01-02T03:04:05.000Z'): Clock {
+  return {
+    now: () => new Date(iso),
+    sleep: (_ms, signal) =>
+      signal?.aborted === true ? Promise.reject(signal.reason as Error) : Promise.resolve(),
+  };
+}
