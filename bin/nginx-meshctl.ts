@@ -2,7 +2,7 @@
 import { homedir } from 'node:os';
 import { main } from '../src/main';
 import { systemClock } from '../src/runtime/clock';
-import { colorEnabled, createStyles } from '../src/runtime/io';
+import { colorEnabled, plainStyles } from '../src/runtime/io';
 import { createKubeAccess } from '../src/runtime/kube/access';
 import { roleRegistry } from '../src/runtime/roles';
 import { processSignals } from '../src/runtime/signals';
@@ -21,13 +21,16 @@ function safeHome(): string {
 
 async function start(): Promise<void> {
   const stderrIsTTY = process.stderr.isTTY === true;
+  const styles = colorEnabled(stderrIsTTY, process.env)
+    ? (await import('../src/runtime/styles')).createColorStyles()
+    : plainStyles;
   const code = await main(process.argv.slice(2), {
     io: {
       out: { write: (text) => void process.stdout.write(text) },
       err: { write: (text) => void process.stderr.write(text) },
       stdoutIsTTY: process.stdout.isTTY === true,
       stderrIsTTY,
-      styles: createStyles(colorEnabled(stderrIsTTY, process.env)),
+      styles,
     },
     env: process.env,
     homeDir: safeHome(),

@@ -121,6 +121,28 @@ const lazyBundles = {
   },
 };
 
+/**
+ * commander requires child_process at load time for a feature this CLI does not use
+ * (executable subcommands); loading it pulls in net, dgram and streams on every start. The
+ * main bundle gets a stand-in that loads the real module on first property access.
+ */
+const deferChildProcess = {
+  name: 'defer-child-process',
+  setup(builder) {
+    builder.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      args.importer.includes(`${'/node_modules/'}commander/`)
+        ? { path: 'child_process', namespace: 'deferred-builtin' }
+        : undefined,
+    );
+    builder.onLoad({ filter: /.*/, namespace: 'deferred-builtin' }, () => ({
+      contents:
+        "let real; const load = () => (real ??= require('node:child_process'));\n" +
+        'module.exports = new Proxy({}, { get: (_, key) => load()[key], has: (_, key) => key in load() });\n',
+      loader: 'js',
+    }));
+  },
+};
+
 const commonOptions = {
   bundle: true,
   platform: 'node',
@@ -147,7 +169,7 @@ async function main() {
     ...commonOptions,
     entryPoints: [join(root, 'bin', 'nginx-meshctl.ts')],
     outfile: bundle,
-    plugins: [lazyBundles],
+    plugins: [lazyBundles, deferChildProcess],
     define: {
       ...commonOptions.define,
       __NGINX_MESHCTL_VERSION__: JSON.stringify(version),

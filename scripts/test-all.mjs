@@ -31,9 +31,7 @@ function step(title, command, args) {
 
 const failedSteps = [];
 const checks = [
-  ['typecheck', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
-  ['lint', bin('eslint'), ['--max-warnings', '0', '.']],
-  ['format', bin('prettier'), ['--check', '.']],
+  ['check (typecheck, lint, format)', 'npm', ['run', '--silent', 'check']],
   ['build', process.execPath, [join(root, 'scripts', 'build-binary.mjs'), '--if-stale']],
 ];
 for (const [title, command, args] of checks) {

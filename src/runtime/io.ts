@@ -1,7 +1,5 @@
 // Terminal I/O as the CLI sees it. Commands write through this interface, never to the process
 // streams, so that the whole CLI runs in-process in tests.
-import { Chalk } from 'chalk';
-
 export interface Writer {
   write(text: string): void;
 }
@@ -24,7 +22,8 @@ export interface Io {
   readonly styles: Styles;
 }
 
-const plain: Styles = { error: (text) => text, warning: (text) => text };
+/** Styles that leave text as it is. */
+export const plainStyles: Styles = { error: (text) => text, warning: (text) => text };
 
 /** Colour is used only on a terminal, and never when NO_COLOR is set to anything non-empty. */
 export function colorEnabled(
@@ -33,10 +32,4 @@ export function colorEnabled(
 ): boolean {
   const noColor = env.NO_COLOR;
   return isTTY && (noColor === undefined || noColor === '') && env.TERM !== 'dumb';
-}
-
-export function createStyles(enabled: boolean): Styles {
-  if (!enabled) return plain;
-  const chalk = new Chalk({ level: 1 });
-  return { error: (text) => chalk.red(text), warning: (text) => chalk.yellow(text) };
 }

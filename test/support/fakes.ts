@@ -1,6 +1,7 @@
 // Small hand-written fakes of the runtime interfaces, for in-process tests.
 import type { Io } from '../../src/runtime/io';
-import { createStyles } from '../../src/runtime/io';
+import { plainStyles } from '../../src/runtime/io';
+import { createColorStyles } from '../../src/runtime/styles';
 import type { SignalSource, TerminationSignal } from '../../src/runtime/signals';
 import type { Clock } from '../../src/runtime/clock';
 
@@ -17,7 +18,7 @@ export function createBufferedIo(options: { tty?: boolean; color?: boolean } = {
     err: { write: (text) => void errChunks.push(text) },
     stdoutIsTTY: options.tty ?? false,
     stderrIsTTY: options.tty ?? false,
-    styles: createStyles(options.color ?? false),
+    styles: options.color === true ? createColorStyles() : plainStyles,
     stdout: () => outChunks.join(''),
     stderr: () => errChunks.join(''),
   };

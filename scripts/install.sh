@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need: Debian packages (as root) and the npm
+# dependencies, including the pinned Node.js runtime (npm package "node"). Idempotent and quick
+# when nothing changed, so every entry point can call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the build and tests use.
+APT_PACKAGES=(git ca-certificates bash)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install: missing Debian packages: ${missing[*]}; run as root or install them first" >&2
+    exit 1
+  fi
+  echo "install: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies, re-installed only when package-lock.json changed since the last install.
+stamp=node_modules/.install-stamp
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x node_modules/.bin/node ]; then
+  echo "install: npm ci" >&2
+  # npm itself may run on the machine's older Node; everything it installs runs on the pinned one.
+  npm ci --no-audit --no-fund --loglevel=error --engine-strict=false
+  echo "$want" >"$stamp"
+fi
+echo "install: ready (Node $(node_modules/.bin/node --version) for builds and tests)" >&2
