@@ -1,0 +1,57 @@
+// Names and addresses of one test cluster, derived from its instance number so that two
+// clusters (a developer's `npm run cluster:up` and a test run) never share a namespace, a link
+// or an address. Everything lives in 198.18.0.0/15, the benchmarking range, sealed inside the
+// node's network namespace. Pure.
+
+/** Instances 0 (cluster:up) to 7 (test runs). */
+export const MAX_INSTANCE = 7;
+
+export interface Topology {
+  readonly instance: number;
+  /** Prefix of every network namespace and host link of this cluster. */
+  readonly prefix: string;
+  /** The node's network namespace: it holds the pods' links, routes and the service NAT rules. */
+  readonly nodeNetns: string;
+  /** Host end of the host↔node veth pair; the API server listens on hostAddress. */
+  readonly hostLink: string;
+  /** Node end of the pair, inside nodeNetns. */
+  readonly nodeLink: string;
+  readonly hostAddress: string;
+  readonly nodeAddress: string;
+  /** The /30 of the host↔node link. */
+  readonly linkCidr: string;
+  /** Pod addresses: routed /32s, one per pod, handed out in order. */
+  readonly podCidr: string;
+  readonly serviceCidr: string;
+  /** ClusterIP of default/kubernetes: the first address of serviceCidr. */
+  readonly kubernetesServiceIP: string;
+  /** Link-local next hop every pod uses (answered by proxy ARP on the node side). */
+  readonly podGateway: string;
+  /** Netns name of a pod, from a short stable id (at most 15 chars in link names). */
+  podNetns(podId: string): string;
+  /** Node-side veth of a pod (interface names are limited to 15 characters). */
+  podLink(podId: string): string;
+}
+
+export function buildTopology(instance: number): Topology {
+  if (!Number.isInteger(instance) || instance < 0 || instance > MAX_INSTANCE) {
+    throw new Error(`cluster instance ${instance} is out of range 0-${MAX_INSTANCE}`);
+  }
+  const prefix = `nmk${instance}`;
+  return {
+    instance,
+    prefix,
+    nodeNetns: `${prefix}-node`,
+    hostLink: `${prefix}h`,
+    nodeLink: `${prefix}n`,
+    hostAddress: `198.18.${instance}.1`,
+    nodeAddress: `198.18.${instance}.2`,
+    linkCidr: `198.18.${instance}.0/30`,
+    podCidr: `198.18.${100 + instance}.0/24`,
+    serviceCidr: `198.19.${instance * 16}.0/20`,
+    kubernetesServiceIP: `198.19.${instance * 16}.1`,
+    podGateway: '169.254.1.1',
+    podNetns: (podId) => `${prefix}-pod-${podId}`,
+    podLink: (podId) => `${prefix}p${podId}`.slice(0, 15),
+  };
+}
