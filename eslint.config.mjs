@@ -73,7 +73,9 @@ const pureSyntaxBans = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.cluster/', 'coverage/', 'test/golden/'] },
+  {
+    ignores: ['node_modules/', 'dist/', '.cluster/', '.cluster-test/', 'coverage/', 'test/golden/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

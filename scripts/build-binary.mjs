@@ -55,8 +55,12 @@ function newestSource(dir) {
   return newest;
 }
 
+/** Records what the binary was built from, so that a new commit alone makes it stale. */
+const stampFile = join(dist, 'build-stamp.json');
+
 function isStale() {
-  if (!existsSync(output)) return true;
+  if (!existsSync(output) || !existsSync(stampFile)) return true;
+  if (JSON.parse(readFileSync(stampFile, 'utf8')).commit !== gitCommit()) return true;
   const built = statSync(output).mtimeMs;
   const inputs = [
     newestSource(join(root, 'src')),
@@ -165,6 +169,7 @@ async function main() {
   const started = performance.now();
   mkdirSync(dist, { recursive: true });
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const commit = gitCommit();
   await build({
     ...commonOptions,
     entryPoints: [join(root, 'bin', 'nginx-meshctl.ts')],
@@ -173,7 +178,7 @@ async function main() {
     define: {
       ...commonOptions.define,
       __NGINX_MESHCTL_VERSION__: JSON.stringify(version),
-      __NGINX_MESHCTL_COMMIT__: JSON.stringify(gitCommit()),
+      __NGINX_MESHCTL_COMMIT__: JSON.stringify(commit),
     },
   });
   const assets = {};
@@ -209,6 +214,7 @@ async function main() {
   chmodSync(temporary, 0o755);
   injectBlob(temporary);
   renameSync(temporary, output);
+  writeFileSync(stampFile, JSON.stringify({ commit }));
   rmSync(blob, { force: true });
   rmSync(seaConfig, { force: true });
   const size = statSync(output).size / (1024 * 1024);

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the build and tests use.
-APT_PACKAGES=(git ca-certificates bash)
+# Debian packages the build and tests use: the test cluster needs openssl (its PKI), iproute2
+# (network namespaces), iptables (service NAT) and util-linux (unshare, setpriv for containers).
+APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -21,6 +22,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install: apt-get install ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go builds the test cluster's Kubernetes binaries (scripts/build-k8s-binaries.sh); this kind of
+# machine ships it in /usr/local/go, and Debian's golang is too old for Kubernetes 1.35.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "install: Go 1.25 or newer is needed to build the test cluster's Kubernetes binaries; install it to /usr/local/go" >&2
+  exit 1
 fi
 
 # npm dependencies, re-installed only when package-lock.json changed since the last install.

@@ -1,0 +1,254 @@
+// The test cluster behaves like Kubernetes where the mesh depends on it: workloads become
+// running pods with addresses, Services route to ready endpoints, Jobs finish, native sidecars
+// run beside the app, and deleting a namespace removes its pods and their network namespaces.
+import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
+import type { KubeRest } from './harness/kube-rest';
+import { buildTopology } from './harness/topology';
+import { TEST_CLUSTER_INSTANCE } from './support/global-setup';
+import {
+  createNamespace,
+  deleteNamespace,
+  isReady,
+  listPods,
+  testKubeconfig,
+  testKubectl,
+  testRest,
+  waitFor,
+} from './support/kube';
+
+const topology = buildTopology(TEST_CLUSTER_INSTANCE);
+const namespace = 'cluster-tier';
+let rest: KubeRest;
+
+function echoDeployment(name: string, replicas: number, env: Record<string, string> = {}): unknown {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          containers: [
+            {
+              name: 'echo',
+              image: 'nginx-meshctl/echo-server:test',
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ...Object.entries(env).map(([key, value]) => ({ name: key, value })),
+              ],
+              ports: [{ name: 'http', containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** A Job whose only container runs a bash script; succeeds when the script exits 0. */
+function bashJob(name: string, script: string, extra: Record<string, unknown> = {}): unknown {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: 'main', image: 'debian:12', command: ['bash', '-c', script] }],
+          ...extra,
+        },
+      },
+    },
+  };
+}
+
+async function jobCondition(name: string): Promise<string | undefined> {
+  const job = await rest.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
+    'GET',
+    `/apis/batch/v1/namespaces/${namespace}/jobs/${name}`,
+  );
+  return job.status?.conditions?.find(
+    (c) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed'),
+  )?.type;
+}
+
+function podNetnsNames(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((name) => name.startsWith(`${topology.prefix}-pod-`));
+}
+
+beforeAll(async () => {
+  rest = await testRest();
+  await createNamespace(rest, namespace);
+});
+
+afterAll(async () => {
+  await deleteNamespace(rest, namespace);
+  rest.close();
+});
+
+describe('the test cluster', () => {
+  it('has a Ready node that the real kubectl sees', async () => {
+    const { stdout } = await execa(testKubectl(), [
+      '--kubeconfig',
+      testKubeconfig(),
+      'get',
+      'nodes',
+      '--no-headers',
+    ]);
+    expect(stdout).toMatch(new RegExp(`^${topology.prefix}-node\\s+Ready\\s`));
+  });
+
+  it('runs a Deployment as Running, Ready pods with addresses from the pod range', async () => {
+    const started = Date.now();
+    await rest.request(
+      'POST',
+      `/apis/apps/v1/namespaces/${namespace}/deployments`,
+      echoDeployment('echo', 2),
+    );
+    const pods = await waitFor('two ready echo pods', async () => {
+      const items = await listPods(rest, namespace, 'app=echo');
+      return items.length === 2 &&
+        items.every((pod) => pod.status?.phase === 'Running' && isReady(pod))
+        ? items
+        : undefined;
+    });
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const prefix = topology.podCidr.split('.').slice(0, 3).join('.');
+    for (const pod of pods) expect(pod.status?.podIP?.startsWith(`${prefix}.`)).toBe(true);
+    expect(new Set(pods.map((pod) => pod.status?.podIP)).size).toBe(2);
+  });
+
+  it('routes a ClusterIP to ready endpoints, from a pod, and completes the Job', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${namespace}/services`, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'echo', namespace },
+      spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+    });
+    const service = await rest.request<{ spec: { clusterIP: string } }>(
+      'GET',
+      `/api/v1/namespaces/${namespace}/services/echo`,
+    );
+    await waitFor('two endpoints for echo', async () => {
+      const slices = await rest.request<{ items: { endpoints?: { addresses: string[] }[] }[] }>(
+        'GET',
+        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Decho`,
+      );
+      const count = slices.items.flatMap((slice) => slice.endpoints ?? []).length;
+      return count === 2 ? true : undefined;
+    });
+    // Ask through the ClusterIP (and through the injected service variables) until both pods answered.
+    const script = [
+      'set -e',
+      `test "$ECHO_SERVICE_HOST" = "${service.spec.clusterIP}"`,
+      'seen=""',
+      'for i in $(seq 1 40); do',
+      '  exec 3<>/dev/tcp/$ECHO_SERVICE_HOST/$ECHO_SERVICE_PORT',
+      '  printf "GET /hello HTTP/1.0\\r\\n\\r\\n" >&3',
+      '  who=$(grep -i "^x-served-by:" <&3 | tr -d "\\r" | cut -d" " -f2)',
+      '  exec 3>&-',
+      '  case " $seen " in *" $who "*) ;; *) seen="$seen $who" ;; esac',
+      'done',
+      'test $(echo $seen | wc -w) -eq 2',
+    ].join('\n');
+    await rest.request(
+      'POST',
+      `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      bashJob('client', script),
+    );
+    const outcome = await waitFor('the client Job to finish', () => jobCondition('client'));
+    expect(outcome).toBe('Complete');
+  });
+
+  it('gives containers the downward API, ConfigMap volumes and a projected ServiceAccount token', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${namespace}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'settings', namespace },
+      data: { greeting: 'hello' },
+    });
+    const script = [
+      'set -e',
+      'test "$MY_NAMESPACE" = "cluster-tier"',
+      'test "$(cat /etc/settings/greeting)" = hello',
+      'test -s /var/run/secrets/kubernetes.io/serviceaccount/token',
+      'test -s /var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+      'test "$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)" = cluster-tier',
+      'test "$(id -u)" = 2102',
+    ].join('\n');
+    const job = bashJob('files', script, {
+      securityContext: { runAsUser: 2102 },
+      volumes: [{ name: 'settings', configMap: { name: 'settings' } }],
+    }) as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } };
+    const container = job.spec.template.spec.containers[0];
+    if (container !== undefined) {
+      container.env = [
+        { name: 'MY_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      ];
+      container.volumeMounts = [{ name: 'settings', mountPath: '/etc/settings', readOnly: true }];
+    }
+    await rest.request('POST', `/apis/batch/v1/namespaces/${namespace}/jobs`, job);
+    expect(await waitFor('the files Job to finish', () => jobCondition('files'))).toBe('Complete');
+  });
+
+  it('finishes a Job whose pod has a native sidecar that never exits', async () => {
+    const job = bashJob('with-sidecar', 'sleep 1; exit 0', {
+      initContainers: [
+        {
+          name: 'sidecar',
+          image: 'debian:12',
+          restartPolicy: 'Always',
+          command: ['sleep', 'infinity'],
+        },
+      ],
+    });
+    await rest.request('POST', `/apis/batch/v1/namespaces/${namespace}/jobs`, job);
+    expect(await waitFor('the sidecar Job to finish', () => jobCondition('with-sidecar'))).toBe(
+      'Complete',
+    );
+  });
+
+  it('reports a failing Job as Failed', async () => {
+    await rest.request(
+      'POST',
+      `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      bashJob('fails', 'exit 3'),
+    );
+    expect(await waitFor('the failing Job to finish', () => jobCondition('fails'))).toBe('Failed');
+  });
+
+  it('removes the pods and their network namespaces when their namespace is deleted', async () => {
+    const doomed = 'cluster-tier-doomed';
+    await createNamespace(rest, doomed);
+    const deployment = echoDeployment('doomed', 1) as { metadata: { namespace: string } };
+    deployment.metadata.namespace = doomed;
+    await rest.request('POST', `/apis/apps/v1/namespaces/${doomed}/deployments`, deployment);
+    const [pod] = await waitFor('the doomed pod to run', async () => {
+      const items = await listPods(rest, doomed);
+      return items.length === 1 && items[0]?.status?.phase === 'Running' ? items : undefined;
+    });
+    const podNetns = topology.podNetns((pod?.metadata.uid ?? '').replace(/-/g, '').slice(0, 8));
+    expect(podNetnsNames()).toContain(podNetns);
+    await deleteNamespace(rest, doomed);
+    await waitFor('the doomed namespace to disappear', async () => {
+      try {
+        await rest.request('GET', `/api/v1/namespaces/${doomed}`);
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+    expect(podNetnsNames()).not.toContain(podNetns);
+  });
+});

@@ -1,0 +1,32 @@
+// `npm run cluster:up` / `npm run cluster:down`: the local cluster (instance 0) in .cluster/.
+// Run from the repository root (npm does that).
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startCluster, stopCluster } from './cluster';
+
+async function main(): Promise<void> {
+  const [command] = process.argv.slice(2);
+  const stateDir = process.env.NMK_CLUSTER_DIR ?? join(process.cwd(), '.cluster');
+  const instance = Number(process.env.NMK_CLUSTER_INSTANCE ?? 0);
+  switch (command) {
+    case 'up': {
+      const cluster = await startCluster({ instance, stateDir, root: process.cwd() });
+      copyFileSync(cluster.kubeconfig, join(stateDir, 'kubeconfig'));
+      process.stdout.write(
+        `kubeconfig: ${join(stateDir, 'kubeconfig')}\nkubectl:    ${join(cluster.binDir, 'kubectl')}\n`,
+      );
+      return;
+    }
+    case 'down':
+      await stopCluster(stateDir, instance);
+      process.stderr.write(`cluster ${instance} stopped\n`);
+      return;
+    default:
+      throw new Error(`usage: cluster (up|down); got ${JSON.stringify(command)}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`cluster: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,32 @@
+// The node's image table: which host program each image runs. This project's images run the
+// built executable; the sample application runs the echo server on the pinned Node; shell
+// images run the host's shell, so test Jobs can use `sh -c`.
+import type { ImageRule } from './pod-spec';
+
+export interface ImagePaths {
+  /** dist/nginx-meshctl. */
+  readonly meshctl: string;
+  /** The pinned Node binary. */
+  readonly node: string;
+  /** The bundled echo server. */
+  readonly echoServer: string;
+}
+
+export function imageTable(paths: ImagePaths): ImageRule[] {
+  const meshctl = {
+    entrypoint: ['/usr/bin/nginx-meshctl'],
+    cmd: [],
+    paths: { '/usr/bin/nginx-meshctl': paths.meshctl, 'nginx-meshctl': paths.meshctl },
+  };
+  return [
+    { pattern: /(^|\/)nginx-mesh-(controller|init|sidecar)(:|@|$)/, program: meshctl },
+    {
+      pattern: /(^|\/)echo-server(:|@|$)/,
+      program: { entrypoint: [paths.node, paths.echoServer], cmd: [], paths: {} },
+    },
+    {
+      pattern: /(^|\/)(busybox|debian|alpine)(:|@|$)/,
+      program: { entrypoint: [], cmd: ['/bin/sh'], paths: { sh: '/bin/sh' } },
+    },
+  ];
+}

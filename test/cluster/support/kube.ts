@@ -1,0 +1,94 @@
+// Helpers for cluster-tier tests: a client for the shared test cluster and bounded waits.
+import type { KubeRest } from '../harness/kube-rest';
+import { createKubeRest, KubeRestError } from '../harness/kube-rest';
+
+export function testKubeconfig(): string {
+  const path = process.env.NMK_TEST_KUBECONFIG;
+  if (path === undefined)
+    throw new Error('NMK_TEST_KUBECONFIG is not set: the cluster tier global setup did not run');
+  return path;
+}
+
+export function testKubectl(): string {
+  return process.env.NMK_TEST_KUBECTL ?? 'kubectl';
+}
+
+export function testRest(): Promise<KubeRest> {
+  return createKubeRest(testKubeconfig());
+}
+
+/** Polls until check returns a value (not undefined) or the time is up. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs}ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+  );
+}
+
+/** Creates a namespace and waits for its default ServiceAccount (pods need it). */
+export async function createNamespace(rest: KubeRest, name: string): Promise<void> {
+  await rest.request('POST', '/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name },
+  });
+  await waitFor(`default ServiceAccount in ${name}`, async () => {
+    try {
+      await rest.request('GET', `/api/v1/namespaces/${name}/serviceaccounts/default`);
+      return true;
+    } catch (error) {
+      if (error instanceof KubeRestError && error.status === 404) return undefined;
+      throw error;
+    }
+  });
+}
+
+export async function deleteNamespace(rest: KubeRest, name: string): Promise<void> {
+  try {
+    await rest.request('DELETE', `/api/v1/namespaces/${name}`);
+  } catch (error) {
+    if (!(error instanceof KubeRestError && error.status === 404)) throw error;
+  }
+}
+
+export interface PodSummary {
+  metadata: { name: string; uid: string; labels?: Record<string, string> };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: { name: string; ready: boolean; state?: Record<string, unknown> }[];
+  };
+}
+
+export async function listPods(
+  rest: KubeRest,
+  namespace: string,
+  selector?: string,
+): Promise<PodSummary[]> {
+  const query = selector === undefined ? '' : `?labelSelector=${encodeURIComponent(selector)}`;
+  const list = await rest.request<{ items: PodSummary[] }>(
+    'GET',
+    `/api/v1/namespaces/${namespace}/pods${query}`,
+  );
+  return list.items;
+}
+
+export function isReady(pod: PodSummary): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}

@@ -1,0 +1,2 @@
+// Per-tier test timeout (Jest's testTimeout is global, not per project).
+jest.setTimeout(180000);
