@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the build and tests use: the test cluster needs openssl (its PKI), iproute2
-# (network namespaces), iptables (service NAT) and util-linux (unshare, setpriv for containers).
-APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux)
+# (network namespaces), iptables (service NAT), util-linux (unshare, setpriv for containers) and
+# nats-server (what the nats image runs on the test node).
+APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux nats-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

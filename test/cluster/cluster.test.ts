@@ -228,6 +228,56 @@ describe('the test cluster', () => {
     expect(await waitFor('the failing Job to finish', () => jobCondition('fails'))).toBe('Failed');
   });
 
+  it('restarts a crashing container under restartPolicy Always and reports the restarts', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'crasher', namespace },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          { name: 'main', image: 'debian:12', command: ['sh', '-c', 'sleep 0.2; exit 4'] },
+        ],
+      },
+    });
+    const status = await waitFor('a restart of the crashing container', async () => {
+      const [pod] = (await listPods(rest, namespace)).filter(
+        (item) => item.metadata.name === 'crasher',
+      );
+      const container = pod?.status?.containerStatuses?.[0] as
+        { restartCount?: number; lastState?: { terminated?: { exitCode: number } } } | undefined;
+      return (container?.restartCount ?? 0) >= 1 ? { pod, container } : undefined;
+    });
+    expect(status.pod?.status?.phase).toBe('Running');
+    expect(status.container?.lastState?.terminated?.exitCode).toBe(4);
+  });
+
+  it('runs the nats image as a real nats-server that becomes Ready', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'nats', namespace },
+      spec: {
+        terminationGracePeriodSeconds: 2,
+        containers: [
+          {
+            name: 'nats',
+            image: 'nats:2.10-alpine',
+            ports: [{ name: 'client', containerPort: 4222 }],
+            readinessProbe: { tcpSocket: { port: 'client' }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    const pod = await waitFor('nats to be ready', async () => {
+      const [item] = (await listPods(rest, namespace)).filter(
+        (candidate) => candidate.metadata.name === 'nats',
+      );
+      return item !== undefined && isReady(item) ? item : undefined;
+    });
+    expect(pod.status?.podIP).toBeDefined();
+  });
+
   it('removes the pods and their network namespaces when their namespace is deleted', async () => {
     const doomed = 'cluster-tier-doomed';
     await createNamespace(rest, doomed);

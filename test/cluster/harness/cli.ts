@@ -1,6 +1,6 @@
 // `npm run cluster:up` / `npm run cluster:down`: the local cluster (instance 0) in .cluster/.
 // Run from the repository root (npm does that).
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, stopCluster } from './cluster';
 
@@ -12,9 +12,11 @@ async function main(): Promise<void> {
     case 'up': {
       const cluster = await startCluster({ instance, stateDir, root: process.cwd() });
       copyFileSync(cluster.kubeconfig, join(stateDir, 'kubeconfig'));
-      process.stdout.write(
-        `kubeconfig: ${join(stateDir, 'kubeconfig')}\nkubectl:    ${join(cluster.binDir, 'kubectl')}\n`,
-      );
+      // The real kubectl, built with the server, next to the kubeconfig.
+      const kubectl = join(stateDir, 'bin', 'kubectl');
+      rmSync(kubectl, { force: true });
+      symlinkSync(join(cluster.binDir, 'kubectl'), kubectl);
+      process.stdout.write(`kubeconfig: ${join(stateDir, 'kubeconfig')}\nkubectl:    ${kubectl}\n`);
       return;
     }
     case 'down':

@@ -200,7 +200,12 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
         stateDir,
         nodeName,
         kubeletVersion: kubeletVersion ?? 'v0.0.0',
-        images: { meshctl, node: process.execPath, echoServer },
+        images: {
+          meshctl,
+          node: process.execPath,
+          echoServer,
+          natsServer: '/usr/sbin/nats-server',
+        },
       }),
     );
     const agentLog = join(stateDir, 'logs', 'node-agent.log');

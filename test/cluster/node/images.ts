@@ -1,6 +1,6 @@
 // The node's image table: which host program each image runs. This project's images run the
-// built executable; the sample application runs the echo server on the pinned Node; shell
-// images run the host's shell, so test Jobs can use `sh -c`.
+// built executable; the sample application runs the echo server on the pinned Node; nats runs
+// Debian's nats-server; shell images run the host's shell, so test Jobs can use `sh -c`.
 import type { ImageRule } from './pod-spec';
 
 export interface ImagePaths {
@@ -10,6 +10,8 @@ export interface ImagePaths {
   readonly node: string;
   /** The bundled echo server. */
   readonly echoServer: string;
+  /** Debian's nats-server. */
+  readonly natsServer: string;
 }
 
 export function imageTable(paths: ImagePaths): ImageRule[] {
@@ -23,6 +25,15 @@ export function imageTable(paths: ImagePaths): ImageRule[] {
     {
       pattern: /(^|\/)echo-server(:|@|$)/,
       program: { entrypoint: [paths.node, paths.echoServer], cmd: [], paths: {} },
+    },
+    {
+      // The official image's ENTRYPOINT is /nats-server; its default configuration listens on 4222.
+      pattern: /(^|\/)nats(:|@|$)/,
+      program: {
+        entrypoint: ['/nats-server'],
+        cmd: [],
+        paths: { '/nats-server': paths.natsServer },
+      },
     },
     {
       pattern: /(^|\/)(busybox|debian|alpine)(:|@|$)/,
