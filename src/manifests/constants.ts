@@ -23,3 +23,91 @@ export const DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ':8081';
 
 /** How long a role may take to stop after SIGTERM before it is abandoned. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** Registry of the mesh images unless --registry-server says otherwise (NSM's default). */
+export const DEFAULT_REGISTRY_SERVER = 'docker-registry.nginx.com/nsm';
+
+/** Image names of the data plane. */
+export const SIDECAR_IMAGE_NAME = 'nginx-mesh-sidecar';
+export const INIT_IMAGE_NAME = 'nginx-mesh-init';
+
+// ---- Sidecar injection (NSM's labels, annotations, container names and ports) ----
+
+/** Pod or Namespace label that opts in to (enabled) or out of (disabled) injection. */
+export const AUTO_INJECT_LABEL = 'injector.nsm.nginx.com/auto-inject';
+/** Value of AUTO_INJECT_LABEL that blocks injection of a pod. */
+export const AUTO_INJECT_DISABLED = 'disabled';
+/** Annotation marking an injected pod; webhooks and re-injection skip pods that carry it. */
+export const INJECTION_STATUS_ANNOTATION = 'injector.nsm.nginx.com/status';
+/** Value of INJECTION_STATUS_ANNOTATION on injected pods. */
+export const INJECTION_STATUS_INJECTED = 'injected';
+/** Prefix of the pod label naming its owner: nsm.nginx.com/<ownerkind>: <ownerName>. */
+export const OWNER_LABEL_PREFIX = 'nsm.nginx.com/';
+/** Per-pod mTLS mode override (off, permissive, strict). */
+export const MTLS_MODE_ANNOTATION = 'config.nsm.nginx.com/mtls-mode';
+/** Inbound ports the redirect leaves alone, as a comma list. */
+export const IGNORE_INCOMING_PORTS_ANNOTATION = 'config.nsm.nginx.com/ignore-incoming-ports';
+/** Outbound ports the redirect leaves alone, as a comma list. */
+export const IGNORE_OUTGOING_PORTS_ANNOTATION = 'config.nsm.nginx.com/ignore-outgoing-ports';
+/** Per-pod nginx client_max_body_size (e.g. 0, 64k, 10m). */
+export const CLIENT_MAX_BODY_SIZE_ANNOTATION = 'config.nsm.nginx.com/client-max-body-size';
+/** "true" sends traffic for destinations outside the mesh to the ingress controller's egress. */
+export const DEFAULT_EGRESS_ALLOWED_ANNOTATION = 'config.nsm.nginx.com/default-egress-allowed';
+
+/** Name of the init container that installs the traffic redirect. */
+export const INIT_CONTAINER_NAME = 'nginx-mesh-init';
+/** Name of the sidecar container (agent + nginx). */
+export const SIDECAR_CONTAINER_NAME = 'nginx-mesh-sidecar';
+/** UID the sidecar runs as; the redirect exempts this UID's traffic. */
+export const SIDECAR_UID = 2102;
+
+/** Sidecar port for Prometheus metrics and /readyz; never redirected. */
+export const SIDECAR_METRICS_PORT = 8887;
+/** Sidecar port receiving rewritten kubelet HTTP probes; never redirected. */
+export const SIDECAR_HEALTH_HTTP_PORT = 8895;
+/** Sidecar port receiving rewritten kubelet HTTPS probes; never redirected. */
+export const SIDECAR_HEALTH_HTTPS_PORT = 8896;
+/** Port all outbound TCP is redirected to. */
+export const SIDECAR_OUTBOUND_REDIRECT_PORT = 8900;
+/** Port all inbound TCP is redirected to. */
+export const SIDECAR_INBOUND_REDIRECT_PORT = 8901;
+/** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
+export const SIDECAR_RESERVED_PORT_FIRST = 8886;
+export const SIDECAR_RESERVED_PORT_LAST = 8909;
+/** Path prefix of rewritten probes: /health-redirects/<container>/<liveness|readiness|startup>. */
+export const HEALTH_REDIRECTS_PATH_PREFIX = '/health-redirects';
+/** Path on SIDECAR_METRICS_PORT that answers 200 once the proxy is ready. */
+export const SIDECAR_READY_PATH = '/readyz';
+
+/** Projected ServiceAccount token volume with which the sidecar proves its identity. */
+export const IDENTITY_VOLUME_NAME = 'nginx-mesh-identity';
+/** Where the identity token volume is mounted in the sidecar. */
+export const IDENTITY_MOUNT_PATH = '/var/run/secrets/nginx-mesh';
+/** File name of the token inside IDENTITY_MOUNT_PATH. */
+export const IDENTITY_TOKEN_PATH = 'token';
+/** Audience of the identity token; the registrar accepts only tokens for it. */
+export const IDENTITY_TOKEN_AUDIENCE = 'nginx-mesh-registrar';
+/** Lifetime requested for the identity token; the kubelet rotates it before expiry. */
+export const IDENTITY_TOKEN_EXPIRATION_SECONDS = 3600;
+/** In-memory volume for the agent's rendered nginx config and certificates. */
+export const SIDECAR_CONFIG_VOLUME_NAME = 'nginx-mesh-config';
+/** Where SIDECAR_CONFIG_VOLUME_NAME is mounted in the sidecar. */
+export const SIDECAR_CONFIG_MOUNT_PATH = '/etc/nginx-mesh';
+
+// ---- Traffic redirect (the init role) ----
+
+/** DNS: outbound TCP to this port is never redirected (NSM's default ignored port). */
+export const DNS_PORT = 53;
+
+/** Service in front of the controller's injection webhook, and the webhook's path. */
+export const WEBHOOK_SERVICE_NAME = 'nginx-mesh-webhook';
+export const WEBHOOK_PATH = '/inject';
+
+/** Port the controller serves the injection webhook on. */
+export const WEBHOOK_PORT = 9443;
+
+/** The MutatingWebhookConfiguration that sends pod creations to the controller (NSM's name). */
+export const WEBHOOK_CONFIGURATION_NAME = 'sidecar-injector-webhook-cfg.internal.builtin.nsm.nginx';
+
+/** Secret holding the webhook's serving certificate and its CA while the controller manages them. */
+export const WEBHOOK_TLS_SECRET_NAME = 'nginx-mesh-webhook-tls';
