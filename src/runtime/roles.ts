@@ -1,6 +1,8 @@
 // The in-cluster roles this executable provides, by name.
+import { createInitRole } from './init/init-role';
+import { systemNetfilter } from './init/netfilter';
 import type { RoleDefinition, RoleRegistry } from './role/role';
 
-const roles: readonly RoleDefinition[] = [];
+const roles: readonly RoleDefinition[] = [createInitRole(systemNetfilter)];
 
 export const roleRegistry: RoleRegistry = new Map(roles.map((role) => [role.name, role]));

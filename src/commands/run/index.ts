@@ -8,9 +8,9 @@ import type { Clock } from '../../runtime/clock';
 import type { Io } from '../../runtime/io';
 import { parseBindAddress } from '../../runtime/role/bind-address';
 import { LOG_LEVELS, isLogLevel } from '../../runtime/role/log';
-import type { RoleRegistry } from '../../runtime/role/role';
+import type { RoleDefinition, RoleRegistry } from '../../runtime/role/role';
 import type { SignalSource } from '../../runtime/signals';
-import type { CommandSpec } from '../spec';
+import type { ActionContext, CommandSpec, FlagSpec } from '../spec';
 
 export interface RunDeps {
   readonly io: Io;
@@ -19,34 +19,36 @@ export interface RunDeps {
   readonly roles: RoleRegistry;
 }
 
+const frameFlags: readonly FlagSpec[] = [
+  { long: 'role', type: 'string', usage: 'component to run' },
+  {
+    long: 'log-level',
+    type: 'string',
+    usage: 'minimum level of log lines',
+    defaultValue: 'info',
+    choices: LOG_LEVELS,
+  },
+  {
+    long: 'health-probe-bind-address',
+    type: 'string',
+    usage: 'address of the /healthz and /readyz endpoints',
+    defaultValue: DEFAULT_HEALTH_PROBE_BIND_ADDRESS,
+  },
+  {
+    long: 'shutdown-timeout',
+    type: 'duration',
+    usage: 'how long to wait for a clean stop after SIGTERM',
+    defaultValue: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  },
+];
+
 export function runCommand(deps: RunDeps): CommandSpec {
   return {
     name: 'run',
     short: 'Run an NGINX Service Mesh component',
     long: 'Run an NGINX Service Mesh component (controller, registrar, metrics, agent or init) in this process.',
     hidden: true,
-    flags: [
-      { long: 'role', type: 'string', usage: 'component to run' },
-      {
-        long: 'log-level',
-        type: 'string',
-        usage: 'minimum level of log lines',
-        defaultValue: 'info',
-        choices: LOG_LEVELS,
-      },
-      {
-        long: 'health-probe-bind-address',
-        type: 'string',
-        usage: 'address of the /healthz and /readyz endpoints',
-        defaultValue: DEFAULT_HEALTH_PROBE_BIND_ADDRESS,
-      },
-      {
-        long: 'shutdown-timeout',
-        type: 'duration',
-        usage: 'how long to wait for a clean stop after SIGTERM',
-        defaultValue: DEFAULT_SHUTDOWN_TIMEOUT_MS,
-      },
-    ],
+    flags: withRoleFlags(frameFlags, [...deps.roles.values()]),
     action: async (context) => {
       const name = context.string('role');
       if (name === '') throw new UsageError('required flag(s) "role" not set', context.path);
@@ -60,6 +62,7 @@ export function runCommand(deps: RunDeps): CommandSpec {
           context.path,
         );
       }
+      rejectForeignFlags(role, [...deps.roles.values()], context);
       const address = context.string('health-probe-bind-address');
       const bind = parseBindAddress(address);
       if (bind === undefined) {
@@ -78,9 +81,45 @@ export function runCommand(deps: RunDeps): CommandSpec {
           healthHost: bind.host,
           healthPort: bind.port,
           shutdownTimeoutMs: context.duration('shutdown-timeout'),
+          roleOptions: context,
         },
-        { log: deps.io.err, clock: deps.clock, signals: deps.signals },
+        { log: deps.io.err, out: deps.io.out, clock: deps.clock, signals: deps.signals },
       );
     },
   };
+}
+
+/** The frame's flags, then every role's own, each name once (the first declaration wins). */
+function withRoleFlags(
+  frame: readonly FlagSpec[],
+  roles: readonly RoleDefinition[],
+): readonly FlagSpec[] {
+  const flags = [...frame];
+  const names = new Set(frame.map((flag) => flag.long));
+  for (const role of [...roles].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const flag of role.flags ?? []) {
+      if (names.has(flag.long)) continue;
+      names.add(flag.long);
+      flags.push(flag);
+    }
+  }
+  return flags;
+}
+
+/** A flag that only other roles declare is a usage error when it is set for this one. */
+function rejectForeignFlags(
+  role: RoleDefinition,
+  roles: readonly RoleDefinition[],
+  context: ActionContext,
+): void {
+  const own = new Set([...frameFlags, ...(role.flags ?? [])].map((flag) => flag.long));
+  for (const other of roles) {
+    for (const flag of other.flags ?? []) {
+      if (own.has(flag.long) || !context.changed(flag.long)) continue;
+      throw new UsageError(
+        `flag --${flag.long} is not accepted by role "${role.name}"`,
+        context.path,
+      );
+    }
+  }
 }

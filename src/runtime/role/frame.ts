@@ -8,18 +8,22 @@ import { startHealthServer } from './health-server';
 import type { HealthServer } from './health-server';
 import { createJsonLogger } from './log';
 import type { Logger, LogLevel } from './log';
-import type { Readiness, RoleDefinition, RunningRole } from './role';
+import type { Readiness, RoleDefinition, RoleOptions, RunningRole } from './role';
 
 export interface RoleFrameOptions {
   readonly logLevel: LogLevel;
   readonly healthHost: string;
   readonly healthPort: number;
   readonly shutdownTimeoutMs: number;
+  /** Every parsed flag, handed to the role. */
+  readonly roleOptions: RoleOptions;
 }
 
 export interface RoleFrameDeps {
   /** Where log lines go (stderr). */
   readonly log: Writer;
+  /** Where a role's data output goes (stdout). */
+  readonly out: Writer;
   readonly clock: Clock;
   readonly signals: SignalSource;
 }
@@ -50,14 +54,21 @@ export async function runRole(
   };
   let health: HealthServer | undefined;
   try {
-    health = await startHealthServer({
-      host: options.healthHost,
-      port: options.healthPort,
-      alive: () => true,
-      readiness,
+    if (role.probes !== false) {
+      health = await startHealthServer({
+        host: options.healthHost,
+        port: options.healthPort,
+        alive: () => true,
+        readiness,
+      });
+      logger.info('health probes listening', { host: options.healthHost, port: health.port });
+    }
+    running = await role.start({
+      logger,
+      signal: abort.signal,
+      options: options.roleOptions,
+      out: deps.out,
     });
-    logger.info('health probes listening', { host: options.healthHost, port: health.port });
-    running = await role.start({ logger, signal: abort.signal });
     logger.info('started');
     const outcome = await Promise.race<Outcome>([
       signals.first.then((signal) => ({ kind: 'signal', signal })),

@@ -1,14 +1,26 @@
 // What every in-cluster role (controller, registrar, metrics, agent, init) provides to the frame
 // that runs it.
+import type { ActionContext, FlagSpec } from '../../commands/spec';
+import type { Writer } from '../io';
 import type { Logger } from './log';
 
 export type Readiness =
   { readonly ready: true } | { readonly ready: false; readonly reason: string };
 
+/** Typed values of the `run` flags; reading a flag `run` does not declare throws. */
+export type RoleOptions = Pick<
+  ActionContext,
+  'string' | 'bool' | 'duration' | 'int' | 'ints' | 'strings' | 'changed'
+>;
+
 export interface RoleContext {
   readonly logger: Logger;
   /** Aborted when the process has been asked to stop. */
   readonly signal: AbortSignal;
+  /** The parsed flags, the role's own (RoleDefinition.flags) and the frame's. */
+  readonly options: RoleOptions;
+  /** stdout: data only (a dry run's output); logs go through the logger. */
+  readonly out: Writer;
 }
 
 export interface RunningRole {
@@ -23,6 +35,13 @@ export interface RunningRole {
 export interface RoleDefinition {
   readonly name: string;
   readonly description: string;
+  /** Flags only this role accepts; `run` declares them, and rejects them for other roles. */
+  readonly flags?: readonly FlagSpec[];
+  /**
+   * false for short-lived roles (init): the frame serves no /healthz and /readyz, so nothing
+   * binds --health-probe-bind-address in a pod whose app may use that port. Default true.
+   */
+  readonly probes?: boolean;
   start(context: RoleContext): Promise<RunningRole>;
 }
 
