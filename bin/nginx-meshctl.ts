@@ -42,6 +42,15 @@ async function start(): Promise<void> {
     roles: roleRegistry,
     signals: processSignals(process),
     clock: systemClock,
+    input: {
+      // node:fs/promises pulls in readline and file watchers: loaded only when a file is read.
+      readFile: async (path) => (await import('node:fs/promises')).readFile(path, 'utf8'),
+      readStdin: async () => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks).toString('utf8');
+      },
+    },
   });
   // Exit now rather than when the event loop drains: keep-alive sockets and abandoned role
   // work must not hold the process open. stdout and stderr are synchronous for files and pipes.

@@ -9,6 +9,8 @@ import type { SignalSource } from '../runtime/signals';
 import { completionCommand } from './completion';
 import { defaultKubeconfig, globalFlags, readGlobalOptions } from './global-flags';
 import { helpCommand } from './help';
+import { injectCommand } from './inject';
+import type { InputReader } from './inject/run-inject';
 import { runCommand } from './run';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
@@ -24,6 +26,8 @@ export interface CliDeps {
   readonly roles: RoleRegistry;
   readonly signals: SignalSource;
   readonly clock: Clock;
+  /** Reads manifests for inject: files and stdin. */
+  readonly input: InputReader;
 }
 
 export function buildRootCommand(deps: CliDeps): CommandSpec {
@@ -35,6 +39,11 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
     subcommands: [
       completionCommand(deps.io),
       helpCommand(() => root, deps.io),
+      injectCommand(readGlobalOptions, {
+        io: deps.io,
+        input: deps.input,
+        clientVersion: deps.build.version,
+      }),
       runCommand(deps),
       versionCommand(readGlobalOptions, deps),
     ],

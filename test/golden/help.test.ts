@@ -6,6 +6,7 @@ describe('help text', () => {
   it.each([
     ['root', []],
     ['version', ['version']],
+    ['inject', ['inject']],
     ['help', ['help']],
     ['completion', ['completion']],
     ['completion-bash', ['completion', 'bash']],

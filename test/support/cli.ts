@@ -34,6 +34,10 @@ export async function runCli(
     kube: unreachableKube,
     signals: createManualSignals(),
     clock: fixedClock(),
+    input: {
+      readFile: (path) => Promise.reject(new Error(`open ${path}: no such file or directory`)),
+      readStdin: () => Promise.resolve(''),
+    },
     ...overrides,
     io,
     roles: new Map((overrides.roles ?? []).map((role) => [role.name, role])),

@@ -1,0 +1,99 @@
+import { MeshctlError } from '../../errors';
+import {
+  DEFAULT_REGISTRY_SERVER,
+  INIT_IMAGE_NAME,
+  SIDECAR_IMAGE_NAME,
+} from '../../manifests/constants';
+import type { InjectionSettings } from '../../manifests/inject/types';
+import type { Io } from '../../runtime/io';
+import type { InjectPod, InjectReportEntry } from './inject-documents';
+import { injectDocuments } from './inject-documents';
+
+export type SidecarLayout = 'native' | 'classic';
+
+export interface InjectOptions {
+  /** A file path, "-" for stdin, or undefined for stdin. */
+  readonly file: string | undefined;
+  readonly meshNamespace: string;
+  readonly ignoreIncomingPorts: readonly number[];
+  readonly ignoreOutgoingPorts: readonly number[];
+  readonly layout: SidecarLayout;
+  /** Tag of the images when no mesh configuration says otherwise: the client's version. */
+  readonly imageTag: string;
+}
+
+export interface InputReader {
+  readFile(path: string): Promise<string>;
+  readStdin(): Promise<string>;
+}
+
+export interface InjectDeps {
+  readonly io: Io;
+  readonly input: InputReader;
+  readonly injectPod: InjectPod;
+}
+
+function validatePorts(ports: readonly number[], flag: string): void {
+  for (const port of ports) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new MeshctlError(
+        `invalid ignore ports: ${flag === '--ignore-incoming-ports' ? 'incoming' : 'outgoing'} ignore ports are not valid: '${port}' is not a valid port`,
+      );
+    }
+  }
+}
+
+/** Settings used when no mesh configuration is read: NSM's registry, this client's version. */
+export function defaultInjectionSettings(options: InjectOptions): InjectionSettings {
+  const image = (name: string): string => `${DEFAULT_REGISTRY_SERVER}/${name}:${options.imageTag}`;
+  return {
+    meshNamespace: options.meshNamespace,
+    sidecarImage: image(SIDECAR_IMAGE_NAME),
+    initImage: image(INIT_IMAGE_NAME),
+    imagePullPolicy: 'IfNotPresent',
+    mtlsMode: 'permissive',
+    enableUdp: false,
+    nativeSidecar: options.layout === 'native',
+    ignoreIncomingPorts:
+      options.ignoreIncomingPorts.length > 0 ? options.ignoreIncomingPorts : undefined,
+    ignoreOutgoingPorts:
+      options.ignoreOutgoingPorts.length > 0 ? options.ignoreOutgoingPorts : undefined,
+  };
+}
+
+function reportLine(entry: InjectReportEntry): string {
+  const reason = entry.reason === undefined ? '' : `: ${entry.reason}`;
+  const warnings = entry.warnings
+    .map((warning) => `warning: ${entry.object}: ${warning}\n`)
+    .join('');
+  return `${warnings}${entry.outcome} ${entry.object}${reason}\n`;
+}
+
+/**
+ * Reads the manifests, injects every workload and writes the result to stdout in the input's
+ * format. Nothing is written to stdout unless every document was handled.
+ */
+export async function runInject(options: InjectOptions, deps: InjectDeps): Promise<void> {
+  validatePorts(options.ignoreIncomingPorts, '--ignore-incoming-ports');
+  validatePorts(options.ignoreOutgoingPorts, '--ignore-outgoing-ports');
+  const fromStdin = options.file === undefined || options.file === '-';
+  const source = fromStdin ? 'stdin' : (options.file ?? 'stdin');
+  let text: string;
+  try {
+    text = fromStdin ? await deps.input.readStdin() : await deps.input.readFile(source);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MeshctlError(`cannot read ${source}: ${reason}`, { cause: error });
+  }
+  if (text.trim() === '') throw new MeshctlError(`${source}: no Kubernetes resources to inject`);
+  const result = injectDocuments(text, source, deps.injectPod, defaultInjectionSettings(options));
+  deps.io.out.write(result.text);
+  const counts = { injected: 0, unchanged: 0, skipped: 0 };
+  for (const entry of result.report) {
+    counts[entry.outcome] += 1;
+    deps.io.err.write(reportLine(entry));
+  }
+  deps.io.err.write(
+    `${counts.injected} injected, ${counts.unchanged} already injected, ${counts.skipped} skipped, ${result.passedThrough} passed through\n`,
+  );
+}
