@@ -32,7 +32,11 @@ const MIN_NODE_MAJOR = 24;
  * Libraries bundled on their own and compiled only on first use (src/runtime/lazy-module.ts).
  * The main bundle refers to them through a stub, so `--help` and `version` never compile them.
  */
-const LAZY_BUNDLES = [{ specifier: '@kubernetes/client-node', asset: 'client-node.cjs' }];
+const LAZY_BUNDLES = [
+  { specifier: '@kubernetes/client-node', asset: 'client-node.cjs', prelude: [] },
+  // @peculiar/x509's dependency injection needs the Reflect metadata polyfill loaded first.
+  { specifier: '@peculiar/x509', asset: 'x509.cjs', prelude: ['reflect-metadata'] },
+];
 
 /** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';

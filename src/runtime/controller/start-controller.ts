@@ -1,0 +1,108 @@
+// The controller's work, loaded only when the controller role starts.
+import { UsageError } from '../../errors';
+import { reviewPodAdmission } from '../../manifests/admission';
+import {
+  WEBHOOK_CONFIGURATION_NAME,
+  WEBHOOK_PATH,
+  WEBHOOK_SERVICE_NAME,
+  WEBHOOK_TLS_SECRET_NAME,
+} from '../../manifests/constants';
+import { injectPodTemplate } from '../../manifests/inject/inject-pod';
+import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
+import { parseBindAddress } from '../role/bind-address';
+import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
+import { kubeWebhookApi } from './kube-webhook-api';
+import { startWebhookServer } from './webhook-server';
+import { ensureWebhookCertificate } from './webhook-tls';
+
+/** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
+const NATIVE_SIDECAR_MINOR = 29;
+/** How often the webhook configuration's CA bundle is checked (it may be created or edited later). */
+const CA_BUNDLE_SYNC_MS = 30_000;
+
+function requiredImage(options: RoleOptions, flag: string): string {
+  const image = options.string(flag);
+  if (image === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
+  return image;
+}
+
+function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
+  const key = options.string('registry-key-name');
+  return {
+    meshNamespace: options.string('mesh-namespace'),
+    sidecarImage: requiredImage(options, 'sidecar-image'),
+    initImage: requiredImage(options, 'init-image'),
+    imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
+    mtlsMode: options.string('mtls-mode') as MtlsMode,
+    enableUdp: options.bool('enable-udp'),
+    registryKeyName: key === '' ? undefined : key,
+    nativeSidecar: native,
+  };
+}
+
+function nativeFromVersion(layout: string, minor: string): boolean {
+  if (layout !== 'auto') return layout === 'native';
+  return Number.parseInt(minor, 10) >= NATIVE_SIDECAR_MINOR;
+}
+
+export async function startController({ logger, options }: RoleContext): Promise<RunningRole> {
+  const bind = parseBindAddress(options.string('webhook-bind-address'));
+  if (bind === undefined) {
+    throw new UsageError(
+      'invalid --webhook-bind-address: expected host:port or :port',
+      'nginx-meshctl run',
+    );
+  }
+  const namespace = options.string('mesh-namespace');
+  const k8s = await import('@kubernetes/client-node');
+  const config = new k8s.KubeConfig();
+  config.loadFromDefault();
+  const version = await config.makeApiClient(k8s.VersionApi).getCode();
+  const settings = injectionSettings(
+    options,
+    nativeFromVersion(options.string('sidecar-layout'), version.minor),
+  );
+  logger.info('injection settings', {
+    kubernetes: version.gitVersion,
+    nativeSidecar: settings.nativeSidecar,
+  });
+  const api = kubeWebhookApi(k8s, config);
+  const tls = {
+    namespace,
+    secretName: WEBHOOK_TLS_SECRET_NAME,
+    serviceName: WEBHOOK_SERVICE_NAME,
+    configurationName: WEBHOOK_CONFIGURATION_NAME,
+    renewBeforeDays: 30,
+    validityDays: 365,
+  };
+  const certificate = await ensureWebhookCertificate(tls, api, new Date(), logger);
+  const server = await startWebhookServer({
+    host: bind.host,
+    port: bind.port,
+    path: WEBHOOK_PATH,
+    certificatePem: certificate.certificatePem,
+    privateKeyPem: certificate.privateKeyPem,
+    decide: (body) => reviewPodAdmission(body, settings, injectPodTemplate),
+    logger,
+  });
+  logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
+  const caBundle = Buffer.from(certificate.caPem).toString('base64');
+  const sync = setInterval(() => {
+    api
+      .setWebhookCaBundle(WEBHOOK_CONFIGURATION_NAME, caBundle)
+      .catch((error: unknown) =>
+        logger.warn('webhook CA bundle sync failed', { error: String(error) }),
+      );
+  }, CA_BUNDLE_SYNC_MS);
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return {
+    readiness: () => ({ ready: true }),
+    done,
+    stop: async () => {
+      clearInterval(sync);
+      await server.close();
+      finish();
+    },
+  };
+}
