@@ -1,4 +1,5 @@
-// `npm run bench -- <name>` runs bench/<name>.mjs; without a name, every benchmark in turn.
+// `npm run bench -- <name>` runs bench/<name>.mjs (or bench/<name>.ts, bundled by run-ts.mjs);
+// without a name, every benchmark in turn.
 // Each benchmark prints a human-readable report, then one line per figure:
 // "<figure_name> <value> <unit>".
 import { spawnSync } from 'node:child_process';
@@ -7,10 +8,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'bench');
-const available = readdirSync(benchDir)
-  .filter((file) => file.endsWith('.mjs'))
-  .map((file) => file.slice(0, -'.mjs'.length))
-  .sort();
+const files = new Map(
+  readdirSync(benchDir)
+    .filter((file) => /\.(mjs|ts)$/.test(file))
+    .map((file) => [file.replace(/\.(mjs|ts)$/, ''), file]),
+);
+const available = [...files.keys()].sort();
 const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !available.includes(name));
 if (unknown.length > 0) {
@@ -21,7 +24,11 @@ if (unknown.length > 0) {
 }
 let failed = 0;
 for (const name of requested.length > 0 ? requested : available) {
-  const result = spawnSync(process.execPath, [join(benchDir, `${name}.mjs`)], { stdio: 'inherit' });
+  const file = join(benchDir, files.get(name));
+  const args = file.endsWith('.ts')
+    ? [join(benchDir, '..', 'scripts', 'run-ts.mjs'), file]
+    : [file];
+  const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
   if (result.status !== 0) failed += 1;
 }
 process.exitCode = failed === 0 ? 0 : 1;
