@@ -43,6 +43,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
         io: deps.io,
         input: deps.input,
         clientVersion: deps.build.version,
+        kube: deps.kube,
       }),
       runCommand(deps),
       versionCommand(readGlobalOptions, deps),

@@ -111,3 +111,7 @@ export const WEBHOOK_CONFIGURATION_NAME = 'sidecar-injector-webhook-cfg.internal
 
 /** Secret holding the webhook's serving certificate and its CA while the controller manages them. */
 export const WEBHOOK_TLS_SECRET_NAME = 'nginx-mesh-webhook-tls';
+
+/** ConfigMap holding the full mesh configuration, and its key (NSM 2.0). */
+export const MESH_CONFIG_MAP_NAME = 'meshconfig';
+export const MESH_CONFIG_MAP_KEY = 'meshconfig.json';

@@ -1,12 +1,48 @@
 import type { Io } from '../../runtime/io';
 import type { GlobalOptionsReader } from '../global-flags';
 import type { CommandSpec } from '../spec';
-import type { InputReader, SidecarLayout } from './run-inject';
+import type { KubeAccess } from '../../runtime/kube/access';
+import { describeError } from '../../errors';
+import { MESH_CONFIG_MAP_KEY, MESH_CONFIG_MAP_NAME } from '../../manifests/constants';
+import type { GlobalOptions } from '../global-flags';
+import type { InputReader, MeshConfigLookup, SidecarLayout } from './run-inject';
 
 export interface InjectCommandDeps {
   readonly io: Io;
   readonly input: InputReader;
   readonly clientVersion: string;
+  readonly kube: KubeAccess;
+}
+
+/** Reads ConfigMap meshconfig from the mesh namespace, bounded by --timeout. */
+function meshConfigLookup(kube: KubeAccess, globals: GlobalOptions): MeshConfigLookup {
+  return async () => {
+    const path = `/api/v1/namespaces/${encodeURIComponent(globals.namespace)}/configmaps/${MESH_CONFIG_MAP_NAME}`;
+    try {
+      const response = await kube.getRaw(
+        { kubeconfig: globals.kubeconfig, timeoutMs: globals.timeoutMs },
+        path,
+      );
+      if (response.status === 404) {
+        return {
+          found: false,
+          reason: `no ConfigMap ${MESH_CONFIG_MAP_NAME} in namespace "${globals.namespace}"`,
+        };
+      }
+      if (response.status !== 200)
+        return { found: false, reason: `reading it answered ${response.status}` };
+      const data = (JSON.parse(response.body) as { data?: Record<string, string> }).data ?? {};
+      const json = data[MESH_CONFIG_MAP_KEY];
+      if (json === undefined)
+        return {
+          found: false,
+          reason: `ConfigMap ${MESH_CONFIG_MAP_NAME} has no ${MESH_CONFIG_MAP_KEY}`,
+        };
+      return { found: true, json, from: `${globals.namespace}/${MESH_CONFIG_MAP_NAME}` };
+    } catch (error) {
+      return { found: false, reason: describeError(error) };
+    }
+  };
 }
 
 export function injectCommand(globals: GlobalOptionsReader, deps: InjectCommandDeps): CommandSpec {
@@ -18,7 +54,9 @@ Accepts YAML (one or more documents) or JSON (an object or a List) from a file o
 the injected resources to stdout in the same format. Pods, Deployments, StatefulSets, DaemonSets,
 ReplicaSets, ReplicationControllers, Jobs and CronJobs are injected; other documents pass through
 unchanged, in order. A report of what was injected or skipped, and why, goes to stderr.
-Works offline: images default to the NGINX Service Mesh registry with this client's version.
+Images and mesh-wide settings come from the deployed mesh's configuration when it can be read;
+otherwise inject works offline with NGINX Service Mesh's registry and this client's version, and
+says so on stderr.
 The sidecar is injected as a native sidecar (an init container that keeps running, Kubernetes
 1.29+), so apps and init containers start after the proxy is ready and Jobs complete; use
 --sidecar-layout classic for the layout of NGINX Service Mesh 2.0.`,
@@ -59,7 +97,8 @@ The sidecar is injected as a native sidecar (an init container that keeps runnin
       },
     ],
     action: async (context) => {
-      const { namespace } = globals(context);
+      const global = globals(context);
+      const { namespace } = global;
       const file = context.string('file');
       // The YAML parser and the injection code load only when inject runs.
       const [{ runInject }, { injectPodTemplate }] = await Promise.all([
@@ -75,7 +114,12 @@ The sidecar is injected as a native sidecar (an init container that keeps runnin
           layout: context.string('sidecar-layout') as SidecarLayout,
           imageTag: deps.clientVersion,
         },
-        { io: deps.io, input: deps.input, injectPod: injectPodTemplate },
+        {
+          io: deps.io,
+          input: deps.input,
+          injectPod: injectPodTemplate,
+          meshConfig: meshConfigLookup(deps.kube, global),
+        },
       );
     },
   };

@@ -8,6 +8,7 @@ import type { InjectionSettings } from '../../manifests/inject/types';
 import type { Io } from '../../runtime/io';
 import type { InjectPod, InjectReportEntry } from './inject-documents';
 import { injectDocuments } from './inject-documents';
+import { settingsFromMeshConfig } from './mesh-settings';
 
 export type SidecarLayout = 'native' | 'classic';
 
@@ -27,10 +28,17 @@ export interface InputReader {
   readStdin(): Promise<string>;
 }
 
+/** The deployed mesh's configuration JSON, or why it could not be had. */
+export type MeshConfigLookup = () => Promise<
+  | { readonly found: true; readonly json: string; readonly from: string }
+  | { readonly found: false; readonly reason: string }
+>;
+
 export interface InjectDeps {
   readonly io: Io;
   readonly input: InputReader;
   readonly injectPod: InjectPod;
+  readonly meshConfig: MeshConfigLookup;
 }
 
 function validatePorts(ports: readonly number[], flag: string): void {
@@ -61,6 +69,29 @@ export function defaultInjectionSettings(options: InjectOptions): InjectionSetti
   };
 }
 
+/**
+ * The mesh's own settings when its configuration can be read; otherwise the defaults, with a
+ * note for stderr saying so and why, so that an offline run is never mistaken for a configured
+ * one. The note is written only once the input was handled, so an error stays the only line.
+ */
+async function resolveSettings(
+  options: InjectOptions,
+  deps: InjectDeps,
+): Promise<{ settings: InjectionSettings; note: string }> {
+  const defaults = defaultInjectionSettings(options);
+  const lookup = await deps.meshConfig();
+  if (lookup.found) {
+    return {
+      settings: settingsFromMeshConfig(lookup.json, defaults),
+      note: `using the mesh configuration in ${lookup.from}\n`,
+    };
+  }
+  return {
+    settings: defaults,
+    note: `no mesh configuration (${lookup.reason}): using ${defaults.sidecarImage} and ${defaults.initImage}\n`,
+  };
+}
+
 function reportLine(entry: InjectReportEntry): string {
   const reason = entry.reason === undefined ? '' : `: ${entry.reason}`;
   const warnings = entry.warnings
@@ -86,8 +117,10 @@ export async function runInject(options: InjectOptions, deps: InjectDeps): Promi
     throw new MeshctlError(`cannot read ${source}: ${reason}`, { cause: error });
   }
   if (text.trim() === '') throw new MeshctlError(`${source}: no Kubernetes resources to inject`);
-  const result = injectDocuments(text, source, deps.injectPod, defaultInjectionSettings(options));
+  const { settings, note } = await resolveSettings(options, deps);
+  const result = injectDocuments(text, source, deps.injectPod, settings);
   deps.io.out.write(result.text);
+  deps.io.err.write(note);
   const counts = { injected: 0, unchanged: 0, skipped: 0 };
   for (const entry of result.report) {
     counts[entry.outcome] += 1;
