@@ -1,6 +1,7 @@
 // Properties of injection over many generated pod templates. The generator is a seeded PRNG, so
 // a failure names the case that reproduces it.
 import { injectPodTemplate } from '../../src/manifests/inject/inject-pod';
+import { seededRandom } from '../support/random';
 import type {
   InjectionOutcome,
   InjectionSettings,
@@ -11,22 +12,10 @@ import type {
 const CASES = 600;
 const MESH_NAMES = new Set(['nginx-mesh-init', 'nginx-mesh-sidecar']);
 
-/** mulberry32: a small, fast 32-bit PRNG; good enough to vary test inputs reproducibly. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 class Gen {
   private readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));

@@ -3,18 +3,7 @@ import {
   createJsonPatch,
   escapePointerToken,
 } from '../../src/manifests/json-patch';
-
-/** mulberry32: a small seeded generator, so failures reproduce. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../support/random';
 
 function generate(next: () => number, depth: number): unknown {
   const pick = Math.floor(next() * (depth > 2 ? 4 : 6));
@@ -87,7 +76,7 @@ describe('createJsonPatch', () => {
   });
 
   it('turns any document into any variation of it (500 generated pairs)', () => {
-    const next = random(20261126);
+    const next = seededRandom(20261126);
     for (let i = 0; i < 500; i += 1) {
       const before = generate(next, 0);
       const after = mutate(before, next);

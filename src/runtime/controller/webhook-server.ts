@@ -2,7 +2,7 @@
 // nothing a client sends can crash the controller.
 import type { ServerResponse } from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listen } from '../listen';
 import type { AdmissionDecision } from '../../manifests/admission';
 import type { Logger } from '../role/log';
 
@@ -78,20 +78,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, options.port, options.host);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     setCertificate: (cert, key) => server.setSecureContext({ cert, key }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }

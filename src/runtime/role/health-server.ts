@@ -1,6 +1,6 @@
 // /healthz and /readyz for a role process, as Kubernetes probes expect them.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listen } from '../listen';
 import type { Readiness } from './role';
 
 export interface HealthServer {
@@ -36,19 +36,6 @@ export async function startHealthServer(options: {
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   });
   server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const port = await listen(server, options.port, options.host);
+  return { port, close: () => closeServer(server) };
 }
