@@ -1,13 +1,17 @@
 // The injection webhook on a real API server: the controller runs as a pod of the test cluster
 // (the executable, as the nginx-mesh-controller image), manages its serving certificate, and the
 // API server calls it for pods in namespaces that opted in.
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import type { KubeRest } from './harness/kube-rest';
 import {
   createNamespace,
   deleteNamespace,
   isReady,
   listPods,
+  testKubeconfig,
   testRest,
   waitFor,
 } from './support/kube';
@@ -71,6 +75,12 @@ async function deployController(): Promise<void> {
     metadata: { name: 'nginx-mesh-webhook' },
     spec: { selector: { app: 'nginx-mesh-controller' }, ports: [{ port: 443, targetPort: 9443 }] },
   });
+  await create(`/api/v1/namespaces/${meshNamespace}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'nginx-mesh-controller' },
+    spec: { selector: { app: 'nginx-mesh-controller' }, ports: [{ name: 'version', port: 8082 }] },
+  });
   await create(`/apis/apps/v1/namespaces/${meshNamespace}/deployments`, {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -98,7 +108,11 @@ async function deployController(): Promise<void> {
                 '--init-image',
                 'example.test/nsm/nginx-mesh-init:test',
               ],
-              ports: [{ containerPort: 9443 }, { name: 'probes', containerPort: 8081 }],
+              ports: [
+                { containerPort: 9443 },
+                { name: 'probes', containerPort: 8081 },
+                { name: 'version', containerPort: 8082 },
+              ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'probes' }, periodSeconds: 1 },
             },
           ],
@@ -305,5 +319,22 @@ describe('the injection webhook', () => {
     });
     const [again] = await listPods(rest, meshNamespace, 'app=nginx-mesh-controller');
     expect(again !== undefined && isReady(again)).toBe(true);
+  });
+
+  it('answers nginx-meshctl version through the API server for the control plane', async () => {
+    const root = join(__dirname, '..', '..');
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    const result = await execa(
+      join(root, 'dist', 'nginx-meshctl'),
+      ['version', '--kubeconfig', testKubeconfig(), '-n', meshNamespace],
+      { reject: false },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toBe('');
+    const [client, controller] = result.stdout.split('\n');
+    expect(client?.startsWith(`nginx-meshctl - v${version}+`)).toBe(true);
+    expect(controller).toBe(`nginx-mesh-controller - v${version}`);
   });
 });

@@ -10,6 +10,7 @@ import { parseBindAddress } from '../../runtime/role/bind-address';
 import { LOG_LEVELS, isLogLevel } from '../../runtime/role/log';
 import type { RoleDefinition, RoleRegistry } from '../../runtime/role/role';
 import type { SignalSource } from '../../runtime/signals';
+import type { BuildInfo } from '../../render/versions';
 import type { ActionContext, CommandSpec, FlagSpec } from '../spec';
 
 export interface RunDeps {
@@ -17,6 +18,7 @@ export interface RunDeps {
   readonly clock: Clock;
   readonly signals: SignalSource;
   readonly roles: RoleRegistry;
+  readonly build: BuildInfo;
 }
 
 const frameFlags: readonly FlagSpec[] = [
@@ -83,7 +85,13 @@ export function runCommand(deps: RunDeps): CommandSpec {
           shutdownTimeoutMs: context.duration('shutdown-timeout'),
           roleOptions: context,
         },
-        { log: deps.io.err, out: deps.io.out, clock: deps.clock, signals: deps.signals },
+        {
+          log: deps.io.err,
+          out: deps.io.out,
+          clock: deps.clock,
+          signals: deps.signals,
+          version: deps.build.version,
+        },
       );
     },
   };

@@ -2,7 +2,12 @@
 // webhook (HTTPS, AdmissionReview v1 → JSON Patch from the same function as `inject`) with a
 // certificate it manages until the registrar issues one. Only the flags live here; the work
 // loads when the role starts.
-import { DEFAULT_MESH_NAMESPACE, WEBHOOK_PORT } from '../../manifests/constants';
+import {
+  CONTROLLER_NAME,
+  CONTROLLER_VERSION_PORT,
+  DEFAULT_MESH_NAMESPACE,
+  WEBHOOK_PORT,
+} from '../../manifests/constants';
 import type { RoleDefinition } from '../role/role';
 
 export const controllerRole: RoleDefinition = {
@@ -20,6 +25,12 @@ export const controllerRole: RoleDefinition = {
       type: 'string',
       usage: 'address of the injection webhook',
       defaultValue: `:${WEBHOOK_PORT}`,
+    },
+    {
+      long: 'version-bind-address',
+      type: 'string',
+      usage: `address of GET /version (the ${CONTROLLER_NAME} Service's port ${CONTROLLER_VERSION_PORT})`,
+      defaultValue: `:${CONTROLLER_VERSION_PORT}`,
     },
     { long: 'sidecar-image', type: 'string', usage: 'image of the injected sidecar' },
     { long: 'init-image', type: 'string', usage: 'image of the injected init container' },

@@ -2,6 +2,7 @@
 import { UsageError } from '../../errors';
 import { reviewPodAdmission } from '../../manifests/admission';
 import {
+  CONTROLLER_NAME,
   WEBHOOK_CONFIGURATION_NAME,
   WEBHOOK_PATH,
   WEBHOOK_SERVICE_NAME,
@@ -12,6 +13,7 @@ import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifes
 import { parseBindAddress } from '../role/bind-address';
 import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { kubeWebhookApi } from './kube-webhook-api';
+import { startVersionServer } from './version-server';
 import { startWebhookServer } from './webhook-server';
 import { ensureWebhookCertificate } from './webhook-tls';
 
@@ -45,14 +47,21 @@ function nativeFromVersion(layout: string, minor: string): boolean {
   return Number.parseInt(minor, 10) >= NATIVE_SIDECAR_MINOR;
 }
 
-export async function startController({ logger, options }: RoleContext): Promise<RunningRole> {
-  const bind = parseBindAddress(options.string('webhook-bind-address'));
+function bindAddress(options: RoleOptions, flag: string): { host: string; port: number } {
+  const bind = parseBindAddress(options.string(flag));
   if (bind === undefined) {
-    throw new UsageError(
-      'invalid --webhook-bind-address: expected host:port or :port',
-      'nginx-meshctl run',
-    );
+    throw new UsageError(`invalid --${flag}: expected host:port or :port`, 'nginx-meshctl run');
   }
+  return bind;
+}
+
+export async function startController({
+  logger,
+  options,
+  version: ownVersion,
+}: RoleContext): Promise<RunningRole> {
+  const bind = bindAddress(options, 'webhook-bind-address');
+  const versionBind = bindAddress(options, 'version-bind-address');
   const namespace = options.string('mesh-namespace');
   const k8s = await import('@kubernetes/client-node');
   const config = new k8s.KubeConfig();
@@ -96,12 +105,17 @@ export async function startController({ logger, options }: RoleContext): Promise
   }, CA_BUNDLE_SYNC_MS);
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
+  const versions = await startVersionServer({
+    host: versionBind.host,
+    port: versionBind.port,
+    versions: () => ({ [CONTROLLER_NAME]: [ownVersion] }),
+  });
   return {
     readiness: () => ({ ready: true }),
     done,
     stop: async () => {
       clearInterval(sync);
-      await server.close();
+      await Promise.all([server.close(), versions.close()]);
       finish();
     },
   };

@@ -26,6 +26,8 @@ export interface RoleFrameDeps {
   readonly out: Writer;
   readonly clock: Clock;
   readonly signals: SignalSource;
+  /** Version of this executable, reported by roles that answer version queries. */
+  readonly version: string;
 }
 
 type Outcome =
@@ -68,8 +70,9 @@ export async function runRole(
       signal: abort.signal,
       options: options.roleOptions,
       out: deps.out,
+      version: deps.version,
     });
-    logger.info('started');
+    logger.info('started', { version: deps.version });
     const outcome = await Promise.race<Outcome>([
       signals.first.then((signal) => ({ kind: 'signal', signal })),
       running.done.then(

@@ -21,6 +21,8 @@ export interface RoleContext {
   readonly options: RoleOptions;
   /** stdout: data only (a dry run's output); logs go through the logger. */
   readonly out: Writer;
+  /** Version of this executable (without a leading "v"). */
+  readonly version: string;
 }
 
 export interface RunningRole {
