@@ -115,3 +115,26 @@ export const WEBHOOK_TLS_SECRET_NAME = 'nginx-mesh-webhook-tls';
 /** ConfigMap holding the full mesh configuration, and its key (NSM 2.0). */
 export const MESH_CONFIG_MAP_NAME = 'meshconfig';
 export const MESH_CONFIG_MAP_KEY = 'meshconfig.json';
+
+// ---- Mesh configuration (deploy) ----
+
+/** Image name of the control plane (controller, registrar and metrics roles). */
+export const CONTROLLER_IMAGE_NAME = 'nginx-mesh-controller';
+/** Secret with the registry credentials, referenced by every pod the mesh creates or injects. */
+export const REGISTRY_KEY_SECRET_NAME = 'nginx-mesh-registry-key';
+/** Docker user name that goes with a Google JSON key file (--registry-key). */
+export const REGISTRY_KEY_USERNAME = '_json_key';
+/** Key of MESH_CONFIG_MAP_NAME that turns every sidecar transparent while the mesh is removed. */
+export const MESH_CONFIG_MAP_TRANSPARENT_KEY = 'transparent';
+/** API group and version of the MeshConfig and MeshConfigClass resources. */
+export const MESH_CONFIG_API_VERSION = 'nsm.nginx.com/v1alpha2';
+/** The one MeshConfig object, in the mesh namespace, that holds the runtime configuration. */
+export const MESH_CONFIG_RESOURCE_NAME = 'nginx-mesh-config';
+/** Suffix of the MeshConfigClass name: <mesh namespace>-meshconfig-class. */
+export const MESH_CONFIG_CLASS_SUFFIX = '-meshconfig-class';
+/** controllerName of the MeshConfigClass; the controller only acts on MeshConfigs of its class. */
+export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller';
+
+/** Label on every object the mesh installs; remove and supportpkg find them by it. */
+export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
+export const PART_OF_VALUE = 'nginx-service-mesh';
