@@ -7,11 +7,13 @@ import type { KubeAccess } from '../runtime/kube/access';
 import type { RoleRegistry } from '../runtime/role/role';
 import type { SignalSource } from '../runtime/signals';
 import { completionCommand } from './completion';
+import { configCommand } from './config';
 import { defaultKubeconfig, globalFlags, readGlobalOptions } from './global-flags';
 import { helpCommand } from './help';
 import { injectCommand } from './inject';
 import type { InputReader } from './inject/run-inject';
 import { runCommand } from './run';
+import { statusCommand } from './status';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
 import { renderHelp } from '../render/help';
@@ -38,6 +40,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
     flags: globalFlags(defaultKubeconfig(deps.env, deps.homeDir)),
     subcommands: [
       completionCommand(deps.io),
+      configCommand(readGlobalOptions, deps),
       helpCommand(() => root, deps.io),
       injectCommand(readGlobalOptions, {
         io: deps.io,
@@ -46,6 +49,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
         kube: deps.kube,
       }),
       runCommand(deps),
+      statusCommand(readGlobalOptions, deps),
       versionCommand(readGlobalOptions, deps),
     ],
     action: () => {

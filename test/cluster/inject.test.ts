@@ -62,3 +62,20 @@ it('injects with the images of the mesh configuration in the cluster', async () 
     ['nginx-mesh-sidecar', 'registry.example/nsm/nginx-mesh-sidecar:9.9.9', 'Always'],
   ]);
 });
+
+it('prints the stored mesh configuration with nginx-meshctl config', async () => {
+  const result = await execa(
+    binary,
+    ['config', '-n', namespace, '--kubeconfig', testKubeconfig()],
+    {
+      reject: false,
+    },
+  );
+  expect(result.exitCode).toBe(0);
+  const printed = JSON.parse(result.stdout) as {
+    namespace: string;
+    registry: { sidecarImage: string };
+  };
+  expect(printed.namespace).toBe(namespace);
+  expect(printed.registry.sidecarImage).toBe('registry.example/nsm/nginx-mesh-sidecar:9.9.9');
+});

@@ -337,4 +337,16 @@ describe('the injection webhook', () => {
     expect(client?.startsWith(`nginx-meshctl - v${version}+`)).toBe(true);
     expect(controller).toBe(`nginx-mesh-controller - v${version}`);
   });
+
+  it('reports the running controller through nginx-meshctl status', async () => {
+    const result = await execa(
+      join(__dirname, '..', '..', 'dist', 'nginx-meshctl'),
+      ['status', '--kubeconfig', testKubeconfig(), '-n', meshNamespace],
+      { reject: false },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(
+      'Checking NGINX Service Mesh setup....\nConnection to NGINX Service Mesh was successful.',
+    );
+  });
 });

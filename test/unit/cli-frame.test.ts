@@ -33,7 +33,7 @@ describe('root command', () => {
       ?.split('\n\n')[0]
       ?.split('\n')
       .map((line) => line.trim().split(/\s+/)[0]);
-    expect(commands).toEqual(['completion', 'help', 'inject', 'version']);
+    expect(commands).toEqual(['completion', 'config', 'help', 'inject', 'status', 'version']);
   });
 
   it('rejects an unknown command with exit code 1 and cobra wording', async () => {
@@ -195,7 +195,7 @@ describe('help command', () => {
 describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
-    expect(result.stdout).toBe('completion\nhelp\ninject\nversion\n');
+    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nstatus\nversion\n');
   });
 
   it('completes a prefix', async () => {
