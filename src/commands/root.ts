@@ -13,6 +13,7 @@ import { helpCommand } from './help';
 import { injectCommand } from './inject';
 import type { InputReader } from './inject/run-inject';
 import { runCommand } from './run';
+import { servicesCommand } from './services';
 import { statusCommand } from './status';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
@@ -49,6 +50,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
         kube: deps.kube,
       }),
       runCommand(deps),
+      servicesCommand(readGlobalOptions, deps),
       statusCommand(readGlobalOptions, deps),
       versionCommand(readGlobalOptions, deps),
     ],

@@ -349,4 +349,28 @@ describe('the injection webhook', () => {
       'Checking NGINX Service Mesh setup....\nConnection to NGINX Service Mesh was successful.',
     );
   });
+
+  it('lists the Services of opted-in namespaces with nginx-meshctl services', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${appNamespace}/services`, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'shop' },
+      spec: { selector: { app: 'shop' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    const [pod] = await listPods(rest, appNamespace, 'app=shop');
+    const podIP = await waitFor('the shop pod address', () => Promise.resolve(pod?.status?.podIP));
+    const result = await waitFor('the shop endpoint in services', async () => {
+      const run = await execa(
+        join(__dirname, '..', '..', 'dist', 'nginx-meshctl'),
+        ['services', '--kubeconfig', testKubeconfig()],
+        { reject: false },
+      );
+      return run.stdout.includes(podIP) ? run : undefined;
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(
+      new RegExp(`^${appNamespace}/shop\\s+${podIP.replace(/\./g, '\\.')}\\s+80$`, 'm'),
+    );
+    expect(result.stdout).not.toContain(`${plainNamespace}/`);
+  });
 });

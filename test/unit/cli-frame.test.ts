@@ -33,7 +33,15 @@ describe('root command', () => {
       ?.split('\n\n')[0]
       ?.split('\n')
       .map((line) => line.trim().split(/\s+/)[0]);
-    expect(commands).toEqual(['completion', 'config', 'help', 'inject', 'status', 'version']);
+    expect(commands).toEqual([
+      'completion',
+      'config',
+      'help',
+      'inject',
+      'services',
+      'status',
+      'version',
+    ]);
   });
 
   it('rejects an unknown command with exit code 1 and cobra wording', async () => {
@@ -195,7 +203,7 @@ describe('help command', () => {
 describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
-    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nstatus\nversion\n');
+    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nservices\nstatus\nversion\n');
   });
 
   it('completes a prefix', async () => {

@@ -1,0 +1,28 @@
+// The `services` table: each mesh Service with its upstream addresses and ports. Pure.
+import { renderTable } from './table';
+
+export interface MeshService {
+  readonly namespace: string;
+  readonly name: string;
+  readonly ports: readonly number[];
+  /** Endpoint addresses of the Service's EndpointSlices, in the order found. */
+  readonly addresses: readonly string[];
+}
+
+export function renderServices(services: readonly MeshService[]): string {
+  const rows: string[][] = [['Service', 'Upstream', 'Port']];
+  const sorted = [...services].sort((a, b) =>
+    a.namespace === b.namespace
+      ? a.name.localeCompare(b.name)
+      : a.namespace.localeCompare(b.namespace),
+  );
+  for (const service of sorted) {
+    const ports = service.ports.length === 0 ? '<none>' : service.ports.join(',');
+    const addresses = service.addresses.length === 0 ? ['<none>'] : service.addresses;
+    addresses.forEach((address, index) => {
+      rows.push([index === 0 ? `${service.namespace}/${service.name}` : '', address, ports]);
+    });
+    rows.push(['', '', '']);
+  }
+  return renderTable(rows);
+}

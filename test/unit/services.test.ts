@@ -1,0 +1,77 @@
+import { renderServices } from '../../src/render/services';
+import { renderTable } from '../../src/render/table';
+import type { KubeAccess } from '../../src/runtime/kube/access';
+import { runCli } from '../support/cli';
+
+describe('renderTable', () => {
+  it('pads every column but the last to its widest cell plus two spaces', () => {
+    expect(
+      renderTable([
+        ['a', 'bbb', 'c'],
+        ['dddd', 'e', 'ffff'],
+      ]),
+    ).toBe('a     bbb  c\ndddd  e    ffff\n');
+  });
+});
+
+describe('renderServices', () => {
+  it('lists each service with its addresses, sorted, a blank row after each', () => {
+    const text = renderServices([
+      {
+        namespace: 'shop',
+        name: 'web',
+        ports: [80, 443],
+        addresses: ['198.18.101.10', '198.18.101.11'],
+      },
+      { namespace: 'bank', name: 'db', ports: [], addresses: [] },
+    ]);
+    expect(text).toBe(
+      [
+        'Service   Upstream       Port',
+        'bank/db   <none>         <none>',
+        '',
+        'shop/web  198.18.101.10  80,443',
+        '          198.18.101.11  80,443',
+        '',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('services', () => {
+  it('asks for the opted-in namespaces, then their Services and EndpointSlices', async () => {
+    const paths: string[] = [];
+    const answers: Record<string, unknown> = {
+      '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
+        items: [{ metadata: { name: 'shop' } }, { metadata: { name: 'kube-system' } }],
+      },
+      '/api/v1/namespaces/shop/services': {
+        items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
+      },
+      '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
+        items: [
+          {
+            metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
+            endpoints: [{ addresses: ['198.18.101.7'] }],
+          },
+        ],
+      },
+    };
+    const kube: KubeAccess = {
+      getRaw: (_target, path) => {
+        paths.push(path);
+        const body = answers[path];
+        return Promise.resolve(
+          body === undefined
+            ? { status: 404, body: '{}' }
+            : { status: 200, body: JSON.stringify(body) },
+        );
+      },
+    };
+    const result = await runCli(['services'], { kube });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('Service   Upstream      Port\nshop/web  198.18.101.7  80\n\n');
+    expect(paths).not.toContain('/api/v1/namespaces/kube-system/services');
+  });
+});
