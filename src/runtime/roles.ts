@@ -1,9 +1,14 @@
 // The in-cluster roles this executable provides, by name.
+import { agentRole } from './agent/agent-role';
 import { controllerRole } from './controller/controller-role';
 import { createInitRole } from './init/init-role';
 import { systemNetfilter } from './init/netfilter';
 import type { RoleDefinition, RoleRegistry } from './role/role';
 
-const roles: readonly RoleDefinition[] = [controllerRole, createInitRole(systemNetfilter)];
+const roles: readonly RoleDefinition[] = [
+  agentRole,
+  controllerRole,
+  createInitRole(systemNetfilter),
+];
 
 export const roleRegistry: RoleRegistry = new Map(roles.map((role) => [role.name, role]));

@@ -103,6 +103,18 @@ function kubernetesBinaries(root: string, log: (line: string) => void): string {
   return binDir;
 }
 
+/** Builds (or finds up to date) our nginx module for the sidecar image; returns its path. */
+function ngxMeshModule(root: string): string {
+  const result = spawnSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 10 * 60_000,
+  });
+  if (result.status !== 0)
+    throw new Error(`building the ngx_mesh module failed (exit ${result.status})`);
+  return result.stdout.trim().split('\n').at(-1) ?? '';
+}
+
 async function bundle(root: string, entry: string, outfile: string): Promise<void> {
   await build({
     entryPoints: [join(root, entry)],
@@ -168,6 +180,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     },
   );
   if (built.status !== 0) throw new Error('building dist/nginx-meshctl failed');
+  const ngxMesh = ngxMeshModule(root);
   const agentBundle = join(stateDir, 'bin', 'node-agent.cjs');
   const echoServer = join(stateDir, 'bin', 'echo-server.cjs');
   await bundle(root, 'test/cluster/node/main.ts', agentBundle);
@@ -205,6 +218,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
           node: process.execPath,
           echoServer,
           natsServer: '/usr/sbin/nats-server',
+          nginxModules: `/usr/lib/nginx/modules/ngx_stream_module.so,${ngxMesh}`,
         },
       }),
     );

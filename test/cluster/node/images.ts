@@ -12,6 +12,8 @@ export interface ImagePaths {
   readonly echoServer: string;
   /** Debian's nats-server. */
   readonly natsServer: string;
+  /** The modules the sidecar's nginx loads (Debian's stream module, then ngx_mesh), comma-separated. */
+  readonly nginxModules: string;
 }
 
 export function imageTable(paths: ImagePaths): ImageRule[] {
@@ -21,7 +23,12 @@ export function imageTable(paths: ImagePaths): ImageRule[] {
     paths: { '/usr/bin/nginx-meshctl': paths.meshctl, 'nginx-meshctl': paths.meshctl },
   };
   return [
-    { pattern: /(^|\/)nginx-mesh-(controller|init|sidecar)(:|@|$)/, program: meshctl },
+    { pattern: /(^|\/)nginx-mesh-(controller|init)(:|@|$)/, program: meshctl },
+    {
+      // The sidecar image carries nginx and our module; here they come from the host and the build.
+      pattern: /(^|\/)nginx-mesh-sidecar(:|@|$)/,
+      program: { ...meshctl, env: { NGINX_MESH_MODULES: paths.nginxModules } },
+    },
     {
       pattern: /(^|\/)echo-server(:|@|$)/,
       program: { entrypoint: [paths.node, paths.echoServer], cmd: [], paths: {} },

@@ -8,7 +8,7 @@ import type { KubeRest } from '../harness/kube-rest';
 import { ContainerProcess } from './container-process';
 import type { ExitInfo, MountSpec } from './container-process';
 import type { ContainerRuntime, ContainerState, ImageRule, PodRuntime } from './pod-spec';
-import { buildEnv, buildPodStatus, podPhase, resolveArgv } from './pod-spec';
+import { buildEnv, buildPodStatus, imageEnv, podPhase, resolveArgv } from './pod-spec';
 import { runProbe } from './probes';
 import { prepareVolumes } from './volumes';
 import type { PreparedVolumes } from './volumes';
@@ -276,13 +276,16 @@ export class PodRunner {
     }
     const namespace = this.pod.metadata?.namespace ?? 'default';
     const { services, kubernetes } = this.deps.services(namespace);
-    const env = buildEnv(this.pod, slot.spec, {
-      services,
-      kubernetesService: kubernetes,
-      ...data,
-      podIP: this.deps.podIP,
-      hostIP: this.deps.hostIP,
-    });
+    const env = {
+      ...imageEnv(slot.spec, this.deps.images),
+      ...buildEnv(this.pod, slot.spec, {
+        services,
+        kubernetesService: kubernetes,
+        ...data,
+        podIP: this.deps.podIP,
+        hostIP: this.deps.hostIP,
+      }),
+    };
     const security = { ...this.pod.spec?.securityContext, ...slot.spec.securityContext };
     const uid = security.runAsUser;
     const gid = security.runAsGroup ?? uid;

@@ -8,12 +8,23 @@ export interface ImageProgram {
   readonly cmd: readonly string[];
   /** In-image paths of executables mapped to their host paths (e.g. /usr/bin/nginx-meshctl). */
   readonly paths: Readonly<Record<string, string>>;
+  /** The image's own environment (a Dockerfile's ENV); the container's env overrides it. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ImageRule {
   /** Matches the image reference without its tag or digest's effect on meaning. */
   readonly pattern: RegExp;
   readonly program: ImageProgram;
+}
+
+/** The image's environment, or none for an unknown image. */
+export function imageEnv(
+  container: V1Container,
+  rules: readonly ImageRule[],
+): Readonly<Record<string, string>> {
+  const image = container.image ?? '';
+  return rules.find((candidate) => candidate.pattern.test(image))?.program.env ?? {};
 }
 
 /** The argv a container runs, with Kubernetes' command/args semantics, or undefined for an unknown image. */

@@ -1,0 +1,70 @@
+// `run --role agent`: the sidecar's agent. It renders the proxy's nginx configuration, checks it
+// with `nginx -t`, runs and supervises nginx, and answers /readyz on the metrics port once the
+// proxy accepts connections. Until the controller's configuration reaches it, the proxy is
+// transparent: every connection goes on to its original destination. Only the flags live here.
+import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
+import type { RoleDefinition } from '../role/role';
+
+export const agentRole: RoleDefinition = {
+  name: 'agent',
+  description: 'runs and supervises the sidecar proxy',
+  // The pod's app may use the frame's probe port; the agent answers on the metrics port instead.
+  probes: false,
+  flags: [
+    { long: 'container-port', type: 'ints', usage: 'ports the app serves on', defaultValue: [] },
+    { long: 'owner', type: 'string', usage: 'kind/name of the workload the pod belongs to' },
+    {
+      long: 'mesh-namespace',
+      type: 'string',
+      usage: 'namespace of the control plane',
+      defaultValue: DEFAULT_MESH_NAMESPACE,
+    },
+    {
+      long: 'health-redirects',
+      type: 'string',
+      usage: 'rewritten probe paths and their original probes (JSON)',
+    },
+    {
+      long: 'mtls-mode',
+      type: 'string',
+      usage: 'mesh-wide mTLS mode (for the agent: the pod annotation overriding it)',
+      defaultValue: 'permissive',
+      choices: ['off', 'permissive', 'strict'],
+    },
+    {
+      long: 'client-max-body-size',
+      type: 'string',
+      usage: 'the pod annotation overriding the mesh-wide limit',
+    },
+    {
+      long: 'default-egress-allowed',
+      type: 'bool',
+      usage: 'send traffic to non-mesh destinations through egress',
+    },
+    {
+      long: 'nginx',
+      type: 'string',
+      usage: 'the nginx executable',
+      defaultValue: '/usr/sbin/nginx',
+    },
+    {
+      long: 'nginx-modules',
+      type: 'string',
+      usage:
+        "comma-separated modules to load, the stream module first (default: $NGINX_MESH_MODULES, else Debian's paths)",
+    },
+    {
+      long: 'run-dir',
+      type: 'string',
+      usage: 'writable directory for the configuration, pid and temporary files',
+      defaultValue: '/etc/nginx-mesh',
+    },
+    {
+      long: 'status-bind-address',
+      type: 'string',
+      usage: 'address of /readyz and /healthz',
+      defaultValue: `:${SIDECAR_METRICS_PORT}`,
+    },
+  ],
+  start: async (context) => (await import('./start-agent')).startAgent(context),
+};
