@@ -2,10 +2,10 @@
 import { homedir } from 'node:os';
 import { main } from '../src/main';
 import { systemClock } from '../src/runtime/clock';
-import { colorEnabled, plainStyles } from '../src/runtime/io';
 import { createKubeAccess } from '../src/runtime/kube/access';
 import { roleRegistry } from '../src/runtime/roles';
 import { processSignals } from '../src/runtime/signals';
+import { processIo } from './process-io';
 
 // Stamped by scripts/build-binary.mjs; absent when run from source.
 declare const __NGINX_MESHCTL_VERSION__: string | undefined;
@@ -20,18 +20,8 @@ function safeHome(): string {
 }
 
 async function start(): Promise<void> {
-  const stderrIsTTY = process.stderr.isTTY === true;
-  const styles = colorEnabled(stderrIsTTY, process.env)
-    ? (await import('../src/runtime/styles')).createColorStyles()
-    : plainStyles;
   const code = await main(process.argv.slice(2), {
-    io: {
-      out: { write: (text) => void process.stdout.write(text) },
-      err: { write: (text) => void process.stderr.write(text) },
-      stdoutIsTTY: process.stdout.isTTY === true,
-      stderrIsTTY,
-      styles,
-    },
+    io: processIo(process.env),
     env: process.env,
     homeDir: safeHome(),
     build: {

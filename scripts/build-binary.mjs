@@ -36,6 +36,8 @@ const LAZY_BUNDLES = [
   { specifier: '@kubernetes/client-node', asset: 'client-node.cjs', prelude: [] },
   // @peculiar/x509's dependency injection needs the Reflect metadata polyfill loaded first.
   { specifier: '@peculiar/x509', asset: 'x509.cjs', prelude: ['reflect-metadata'] },
+  // Used by inject, config -o yaml and deploy; not by --help or version.
+  { specifier: 'yaml', asset: 'yaml.cjs', prelude: [] },
 ];
 
 /** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */

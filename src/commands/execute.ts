@@ -55,6 +55,11 @@ function buildCommand(
       writeOut: (text) => io.out.write(text),
       writeErr: (text) => io.err.write(text),
       outputError: () => undefined,
+      // Our help has its own layout; asking commander's defaults would touch the process streams.
+      getOutHelpWidth: () => 80,
+      getErrHelpWidth: () => 80,
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
     })
     .configureHelp({ formatHelp: () => renderHelp(toCommandHelp(chain)) })
     .argument('[args...]');
