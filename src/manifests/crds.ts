@@ -3,6 +3,14 @@
 // HTTPRouteGroup and TCPRoute v1alpha3; RateLimit v1alpha1 + v1alpha2 and CircuitBreaker v1alpha1;
 // MeshConfig and MeshConfigClass v1alpha2. Pure; the same objects for deploy, dry runs and tests.
 import { PART_OF_LABEL, PART_OF_VALUE } from './constants';
+import {
+  ACCESS_CONTROL_MODES,
+  MTLS_CA_KEY_TYPES,
+  MTLS_MODES,
+  NGINX_ERROR_LOG_LEVELS,
+  NGINX_LB_METHODS,
+  NGINX_LOG_FORMATS,
+} from './mesh-config/deploy-flags';
 
 type Schema = Record<string, unknown>;
 
@@ -278,19 +286,6 @@ const circuitBreaker: CrdDefinition = {
   ],
 };
 
-const LB_METHODS = [
-  'least_conn',
-  'least_time',
-  'least_time last_byte',
-  'least_time last_byte inflight',
-  'random',
-  'random two',
-  'random two least_conn',
-  'random two least_time',
-  'random two least_time=last_byte',
-  'round_robin',
-];
-
 const meshConfig: CrdDefinition = {
   group: 'nsm.nginx.com',
   kind: 'MeshConfig',
@@ -305,19 +300,19 @@ const meshConfig: CrdDefinition = {
       spec: obj(
         {
           meshConfigClassName: str({ minLength: 1 }),
-          accessControlMode: str({ enum: ['allow', 'deny'] }),
+          accessControlMode: str({ enum: [...ACCESS_CONTROL_MODES] }),
           clientMaxBodySize: str({ pattern: '^\\d+[kKmMgG]?$' }),
           mtls: obj({
-            mode: str({ enum: ['off', 'permissive', 'strict'] }),
-            caKeyType: str({ enum: ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096'] }),
+            mode: str({ enum: [...MTLS_MODES] }),
+            caKeyType: str({ enum: [...MTLS_CA_KEY_TYPES] }),
             caTTL: str({ pattern: '^(2[4-9]|[3-9][0-9]|[1-9][0-9]{2,5})h$' }),
             svidTTL: str({ pattern: '^[1-9][0-9]{0,5}(h|m)$' }),
           }),
           nginxErrorLogLevel: str({
-            enum: ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'],
+            enum: [...NGINX_ERROR_LOG_LEVELS],
           }),
-          nginxLBMethod: str({ enum: LB_METHODS }),
-          nginxLogFormat: str({ enum: ['default', 'json'] }),
+          nginxLBMethod: str({ enum: [...NGINX_LB_METHODS] }),
+          nginxLogFormat: str({ enum: [...NGINX_LOG_FORMATS] }),
           prometheusAddress: str(),
           telemetry: obj({
             exporters: obj(

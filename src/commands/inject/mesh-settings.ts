@@ -2,6 +2,7 @@
 // meshconfig.json, NGINX Service Mesh's format). Pure.
 import { MeshctlError } from '../../errors';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
+import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 
 type Json = Record<string, unknown>;
 
@@ -15,7 +16,7 @@ function stringField(object: Json, key: string): string | undefined {
 }
 
 const PULL_POLICIES: readonly string[] = ['Always', 'IfNotPresent', 'Never'];
-const MTLS_MODES: readonly string[] = ['off', 'permissive', 'strict'];
+const MESH_MTLS_MODES: readonly string[] = MTLS_MODES;
 
 /**
  * Overlays what the mesh configuration says on the defaults. Fields it does not set keep their
@@ -42,7 +43,7 @@ export function settingsFromMeshConfig(
     throw new MeshctlError(`mesh configuration: invalid registry.imagePullPolicy "${pullPolicy}"`);
   }
   const mode = stringField(mtls, 'mode') ?? defaults.mtlsMode;
-  if (!MTLS_MODES.includes(mode))
+  if (!MESH_MTLS_MODES.includes(mode))
     throw new MeshctlError(`mesh configuration: invalid mtls.mode "${mode}"`);
   return {
     ...defaults,
