@@ -13,7 +13,7 @@ import {
   listPods,
   testKubeconfig,
   testKubectl,
-  testRest,
+  useTestNamespace,
   waitFor,
 } from './support/kube';
 
@@ -87,14 +87,10 @@ function podNetnsNames(): string[] {
     .filter((name) => name.startsWith(`${topology.prefix}-pod-`));
 }
 
-beforeAll(async () => {
-  rest = await testRest();
-  await createNamespace(rest, namespace);
-});
+const client = useTestNamespace(namespace);
 
-afterAll(async () => {
-  await deleteNamespace(rest, namespace);
-  rest.close();
+beforeAll(() => {
+  rest = client();
 });
 
 describe('the test cluster', () => {

@@ -4,14 +4,7 @@
 import { injectPodTemplate } from '../../src/manifests/inject/inject-pod';
 import type { InjectionSettings, PodTemplate } from '../../src/manifests/inject/types';
 import type { KubeRest } from './harness/kube-rest';
-import {
-  createNamespace,
-  deleteNamespace,
-  isReady,
-  listPods,
-  testRest,
-  waitFor,
-} from './support/kube';
+import { isReady, listPods, useTestNamespace, waitFor } from './support/kube';
 
 const namespace = 'mesh-traffic';
 let rest: KubeRest;
@@ -32,14 +25,10 @@ function inject(template: PodTemplate, kind: string, name: string): PodTemplate 
   return outcome.template;
 }
 
-beforeAll(async () => {
-  rest = await testRest();
-  await createNamespace(rest, namespace);
-});
+const client = useTestNamespace(namespace);
 
-afterAll(async () => {
-  await deleteNamespace(rest, namespace);
-  rest.close();
+beforeAll(() => {
+  rest = client();
 });
 
 describe('injected workloads', () => {

@@ -17,6 +17,7 @@ import { execa } from 'execa';
 import { buildRedirectModel } from '../../src/render/iptables-rules';
 import { formatDryRun } from '../../src/runtime/init/init-role';
 import { isolateBinary } from '../support/binary';
+import { waitForOutput } from '../support/processes';
 import type { IsolatedBinary } from '../support/binary';
 
 const id = randomBytes(3).toString('hex');
@@ -105,22 +106,7 @@ function startServer(netns: string, ports: Record<number, string>): Promise<void
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`server not ready: ${output}`)), 10_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (!output.includes('ready')) return;
-      clearTimeout(timer);
-      resolve();
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code ?? '?'}): ${output}`));
-    });
-  });
+  return waitForOutput(child, 'ready', 'server');
 }
 
 function logMessages(stderr: string): Record<string, unknown>[] {

@@ -24,6 +24,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { waitForOutput } from '../support/processes';
 
 const REPO = join(__dirname, '..', '..');
 const BUILD_SCRIPT = join(REPO, 'scripts', 'build-ngx-mesh.sh');
@@ -364,22 +365,7 @@ async function startBackend(): Promise<void> {
     },
   );
   backend = child;
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`backend not ready: ${output}`)), 10_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (!output.includes('ready')) return;
-      clearTimeout(timer);
-      resolve();
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`backend exited (${code ?? '?'}): ${output}`));
-    });
-  });
+  await waitForOutput(child, 'ready', 'backend');
 }
 
 // ---- namespace ----------------------------------------------------------------------------------

@@ -92,3 +92,25 @@ export async function listPods(
 export function isReady(pod: PodSummary): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 }
+
+/**
+ * A test file's namespace: created (with its default ServiceAccount) before the file's tests and
+ * deleted after them. Returns the file's client, valid from the first beforeAll on.
+ */
+export function useTestNamespace(namespace: string): () => KubeRest {
+  let rest: KubeRest | undefined;
+  beforeAll(async () => {
+    rest = await testRest();
+    await createNamespace(rest, namespace);
+  });
+  afterAll(async () => {
+    if (rest === undefined) return;
+    await deleteNamespace(rest, namespace);
+    rest.close();
+  });
+  return () => {
+    if (rest === undefined)
+      throw new Error('useTestNamespace: the client is used before beforeAll ran');
+    return rest;
+  };
+}
