@@ -3,6 +3,6 @@
 # with the line "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh --tests
 export PATH="$PWD/node_modules/.bin:$PATH"
 exec node scripts/test-all.mjs
