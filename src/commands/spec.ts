@@ -3,21 +3,9 @@
 import { formatDuration, parseDuration } from '../manifests/duration';
 import { quoteGo } from '../render/help';
 
-export type FlagType = 'string' | 'duration' | 'bool' | 'int' | 'ints' | 'stringArray';
+import type { FlagSpec, FlagType, FlagValue } from '../manifests/flag-spec';
 
-export type FlagValue = string | number | boolean | readonly number[] | readonly string[];
-
-export interface FlagSpec {
-  readonly long: string;
-  readonly short?: string;
-  readonly type: FlagType;
-  readonly usage: string;
-  /** Parsed default; omitted means the type's zero value. */
-  readonly defaultValue?: FlagValue;
-  /** Allowed values, checked on parse and offered by completion. */
-  readonly choices?: readonly string[];
-  readonly hidden?: boolean;
-}
+export type { FlagSpec, FlagType, FlagValue } from '../manifests/flag-spec';
 
 export interface ActionContext {
   /** Full command path, e.g. "nginx-meshctl version". */

@@ -58,7 +58,7 @@ function warningsOf(overrides: Partial<DeployInput>): readonly string[] {
 describe('deploy flags', () => {
   const flags = buildDeployFlags(VERSION);
 
-  it('are command-layer flag specs', () => {
+  it('are 32 flag specs of the shared declaration', () => {
     const specs: readonly FlagSpec[] = flags;
     expect(specs).toHaveLength(32);
   });

@@ -7,20 +7,7 @@ import {
   INIT_IMAGE_NAME,
   SIDECAR_IMAGE_NAME,
 } from '../constants';
-
-/**
- * A flag declaration, structurally the subset of the command layer's FlagSpec that deploy uses
- * (pure code may not import src/commands; a unit test proves the two stay assignable).
- */
-export interface DeployFlagSpec {
-  readonly long: string;
-  readonly short?: string;
-  readonly type: 'string' | 'bool' | 'stringArray';
-  readonly usage: string;
-  readonly defaultValue?: string | boolean | readonly string[];
-  readonly choices?: readonly string[];
-  readonly hidden?: boolean;
-}
+import type { FlagSpec } from '../flag-spec';
 
 export const ACCESS_CONTROL_MODES = ['allow', 'deny'] as const;
 export const ENVIRONMENTS = ['kubernetes', 'openshift'] as const;
@@ -91,7 +78,7 @@ function choice(
   first: string,
   values: readonly string[],
   defaultValue: string,
-): DeployFlagSpec {
+): FlagSpec {
   return {
     long,
     type: 'string',
@@ -101,7 +88,7 @@ function choice(
   };
 }
 
-function hiddenImage(long: string, what: string): DeployFlagSpec {
+function hiddenImage(long: string, what: string): FlagSpec {
   return { long, type: 'string', usage: `${what} image URI`, hidden: true };
 }
 
@@ -110,7 +97,7 @@ function hiddenImage(long: string, what: string): DeployFlagSpec {
  * imageTag is the default of --image-tag: this client's own version, so that a client deploys the
  * control plane and sidecars it was released with (NGINX Service Mesh's chart did the same).
  */
-export function buildDeployFlags(imageTag: string): readonly DeployFlagSpec[] {
+export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
   return [
     choice(
       'access-control-mode',

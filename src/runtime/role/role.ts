@@ -1,6 +1,7 @@
 // What every in-cluster role (controller, registrar, metrics, agent, init) provides to the frame
 // that runs it.
-import type { ActionContext, FlagSpec } from '../../commands/spec';
+import type { ActionContext } from '../../commands/spec';
+import type { FlagSpec } from '../../manifests/flag-spec';
 import type { Writer } from '../io';
 import type { Logger } from './log';
 
