@@ -1,6 +1,7 @@
 // Runs a TypeScript entry point of the test tree (the cluster harness) on the pinned Node:
 // esbuild bundles it to one CommonJS file under node_modules/.cache, then Node runs it.
 //   node scripts/run-ts.mjs <file.ts> [args...]
+//   node scripts/run-ts.mjs --bundle-only <file.ts> <out.cjs>   bundle, do not run
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -8,14 +9,18 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const [entry, ...args] = process.argv.slice(2);
-if (entry === undefined) {
-  console.error('usage: node scripts/run-ts.mjs <file.ts> [args...]');
+const bundleOnly = process.argv[2] === '--bundle-only';
+const [entry, ...args] = process.argv.slice(bundleOnly ? 3 : 2);
+if (entry === undefined || (bundleOnly && args.length !== 1)) {
+  console.error(
+    'usage: node scripts/run-ts.mjs <file.ts> [args...] | --bundle-only <file.ts> <out.cjs>',
+  );
   process.exit(2);
 }
-const outDir = join(root, 'node_modules', '.cache', 'run-ts');
-mkdirSync(outDir, { recursive: true });
-const outfile = join(outDir, `${basename(entry, '.ts')}.cjs`);
+const outfile = bundleOnly
+  ? resolve(args[0])
+  : join(root, 'node_modules', '.cache', 'run-ts', `${basename(entry, '.ts')}.cjs`);
+mkdirSync(dirname(outfile), { recursive: true });
 await build({
   entryPoints: [resolve(entry)],
   outfile,
@@ -29,7 +34,9 @@ await build({
   define: { 'import.meta.url': 'undefined' },
   logLevel: 'warning',
 });
-const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...args], {
-  stdio: 'inherit',
-});
-process.exitCode = result.status ?? 1;
+if (!bundleOnly) {
+  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...args], {
+    stdio: 'inherit',
+  });
+  process.exitCode = result.status ?? 1;
+}

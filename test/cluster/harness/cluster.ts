@@ -13,7 +13,6 @@ import {
   renameSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { startControlPlane, stopRecordedControlPlane } from './control-plane';
 import { createKubeRest } from './kube-rest';
 import { createNodeNetwork, destroyNodeNetwork } from './network';
@@ -89,45 +88,28 @@ export async function stopCluster(stateDir: string, instance: number): Promise<v
   rmSync(join(stateDir, 'pods'), { recursive: true, force: true });
 }
 
-/** Builds (or finds cached) Kubernetes binaries; returns their directory. */
-function kubernetesBinaries(root: string, log: (line: string) => void): string {
-  const result = spawnSync('bash', [join(root, 'scripts', 'build-k8s-binaries.sh')], {
+/**
+ * Runs one of the project's build scripts (cached, fast when up to date) and returns the path
+ * it prints as its last line of stdout.
+ */
+function buildOutput(root: string, script: string, what: string, timeoutMs: number): string {
+  const result = spawnSync('bash', [join(root, 'scripts', script)], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 40 * 60_000,
+    timeout: timeoutMs,
   });
-  if (result.status !== 0)
-    throw new Error(`building Kubernetes binaries failed (exit ${result.status})`);
-  const binDir = result.stdout.trim().split('\n').at(-1) ?? '';
-  log(`kubernetes binaries: ${binDir}`);
-  return binDir;
-}
-
-/** Builds (or finds up to date) our nginx module for the sidecar image; returns its path. */
-function ngxMeshModule(root: string): string {
-  const result = spawnSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 10 * 60_000,
-  });
-  if (result.status !== 0)
-    throw new Error(`building the ngx_mesh module failed (exit ${result.status})`);
+  if (result.status !== 0) throw new Error(`building ${what} failed (exit ${result.status})`);
   return result.stdout.trim().split('\n').at(-1) ?? '';
 }
 
-async function bundle(root: string, entry: string, outfile: string): Promise<void> {
-  await build({
-    entryPoints: [join(root, entry)],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    sourcemap: 'inline',
-    external: ['bufferutil', 'utf-8-validate'],
-    define: { 'import.meta.url': 'undefined' },
-    logLevel: 'warning',
-  });
+/** Bundles a TypeScript entry point of the test tree the way `npm run cluster:up` runs one. */
+function bundle(root: string, entry: string, outfile: string): void {
+  const result = spawnSync(
+    process.execPath,
+    [join(root, 'scripts', 'run-ts.mjs'), '--bundle-only', join(root, entry), outfile],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  if (result.status !== 0) throw new Error(`bundling ${entry} failed (exit ${result.status})`);
 }
 
 async function waitForNodeReady(
@@ -170,7 +152,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const started = Date.now();
   await stopCluster(stateDir, instance);
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
-  const binDir = kubernetesBinaries(root, log);
+  const binDir = buildOutput(root, 'build-k8s-binaries.sh', 'the Kubernetes binaries', 40 * 60_000);
+  log(`kubernetes binaries: ${binDir}`);
   const meshctl = join(root, 'dist', 'nginx-meshctl');
   const built = spawnSync(
     process.execPath,
@@ -180,11 +163,11 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     },
   );
   if (built.status !== 0) throw new Error('building dist/nginx-meshctl failed');
-  const ngxMesh = ngxMeshModule(root);
+  const ngxMesh = buildOutput(root, 'build-ngx-mesh.sh', 'the ngx_mesh module', 10 * 60_000);
   const agentBundle = join(stateDir, 'bin', 'node-agent.cjs');
   const echoServer = join(stateDir, 'bin', 'echo-server.cjs');
-  await bundle(root, 'test/cluster/node/main.ts', agentBundle);
-  await bundle(root, 'test/cluster/apps/echo-server.ts', echoServer);
+  bundle(root, 'test/cluster/node/main.ts', agentBundle);
+  bundle(root, 'test/cluster/apps/echo-server.ts', echoServer);
 
   const bootStarted = Date.now();
   try {
