@@ -1,10 +1,19 @@
-// The cluster tier shares one cluster (instance 1) per run, started here and stopped in
-// global-teardown.ts. Its kubeconfig reaches the tests through the environment.
+// The cluster tier shares one cluster per run, started here and stopped in global-teardown.ts.
+// Its kubeconfig reaches the tests through the environment. The instance is 1 unless
+// NMK_TEST_CLUSTER_INSTANCE names another (1-7), so two checkouts can run the tier at once.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '../harness/cluster';
 
-export const TEST_CLUSTER_INSTANCE = 1;
+export const TEST_CLUSTER_INSTANCE = clusterInstance(process.env.NMK_TEST_CLUSTER_INSTANCE);
+
+function clusterInstance(text: string | undefined): number {
+  if (text === undefined || text === '') return 1;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 7)
+    throw new Error(`NMK_TEST_CLUSTER_INSTANCE must be an integer from 1 to 7, got "${text}"`);
+  return value;
+}
 
 export default async function globalSetup(): Promise<void> {
   const root = join(__dirname, '..', '..', '..');
