@@ -5,7 +5,7 @@ import { systemClock } from '../src/runtime/clock';
 import { createKubeAccess } from '../src/runtime/kube/access';
 import { roleRegistry } from '../src/runtime/roles';
 import { processSignals } from '../src/runtime/signals';
-import { processIo } from './process-io';
+import { processIo, processPrompter } from './process-io';
 
 // Stamped by scripts/build-binary.mjs; absent when run from source.
 declare const __NGINX_MESHCTL_VERSION__: string | undefined;
@@ -32,6 +32,7 @@ async function start(): Promise<void> {
     roles: roleRegistry,
     signals: processSignals(process),
     clock: systemClock,
+    prompt: processPrompter(),
     input: {
       // node:fs/promises pulls in readline and file watchers: loaded only when a file is read.
       readFile: async (path) => (await import('node:fs/promises')).readFile(path, 'utf8'),

@@ -7,6 +7,7 @@ import type * as Tty from 'node:tty';
 import type { Io, Styles } from '../src/runtime/io';
 import { colorEnabled, plainStyles } from '../src/runtime/io';
 import type * as ColorStyles from '../src/runtime/styles';
+import type { Prompter } from '../src/runtime/prompt';
 
 /** isatty, loading the tty module (and net behind it) only when asked. */
 function isatty(fd: number): boolean {
@@ -61,5 +62,23 @@ export function processIo(env: Readonly<Record<string, string | undefined>>): Io
       return isatty(2);
     },
     styles: lazyStyles(env),
+  };
+}
+
+/** Questions on the terminal: asked on stderr, answered on stdin. */
+export function processPrompter(): Prompter {
+  return {
+    get interactive() {
+      return isatty(0);
+    },
+    async ask(question) {
+      const { createInterface } = await import('node:readline/promises');
+      const lines = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        return await lines.question(question);
+      } finally {
+        lines.close();
+      }
+    },
   };
 }

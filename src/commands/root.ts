@@ -4,20 +4,24 @@ import type { BuildInfo } from '../render/versions';
 import type { Clock } from '../runtime/clock';
 import type { Io } from '../runtime/io';
 import type { KubeAccess } from '../runtime/kube/access';
+import type { Prompter } from '../runtime/prompt';
 import type { RoleRegistry } from '../runtime/role/role';
 import type { SignalSource } from '../runtime/signals';
 import { completionCommand } from './completion';
+import { deployCommand } from './deploy';
 import { configCommand } from './config';
 import { defaultKubeconfig, globalFlags, readGlobalOptions } from './global-flags';
 import { helpCommand } from './help';
 import { injectCommand } from './inject';
 import type { InputReader } from './inject/run-inject';
 import { runCommand } from './run';
+import { removeCommand } from './remove';
 import { servicesCommand } from './services';
 import { statusCommand } from './status';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
 import { renderHelp } from '../render/help';
+import { upgradeCommand } from './upgrade';
 import { versionCommand } from './version';
 
 export interface CliDeps {
@@ -29,7 +33,9 @@ export interface CliDeps {
   readonly roles: RoleRegistry;
   readonly signals: SignalSource;
   readonly clock: Clock;
-  /** Reads manifests for inject: files and stdin. */
+  /** Confirmation questions (remove, upgrade). */
+  readonly prompt: Prompter;
+  /** Reads files (inject's manifests, deploy's key and CA files) and stdin. */
   readonly input: InputReader;
 }
 
@@ -42,6 +48,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
     subcommands: [
       completionCommand(deps.io),
       configCommand(readGlobalOptions, deps),
+      deployCommand(readGlobalOptions, { ...deps, version: deps.build.version }),
       helpCommand(() => root, deps.io),
       injectCommand(readGlobalOptions, {
         io: deps.io,
@@ -49,9 +56,11 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
         clientVersion: deps.build.version,
         kube: deps.kube,
       }),
+      removeCommand(readGlobalOptions, deps),
       runCommand(deps),
       servicesCommand(readGlobalOptions, deps),
       statusCommand(readGlobalOptions, deps),
+      upgradeCommand(readGlobalOptions, { ...deps, version: deps.build.version }),
       versionCommand(readGlobalOptions, deps),
     ],
     action: () => {

@@ -138,3 +138,40 @@ export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller'
 /** Label on every object the mesh installs; remove and supportpkg find them by it. */
 export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
 export const PART_OF_VALUE = 'nginx-service-mesh';
+
+// ---- The control plane as deploy installs it ----
+
+/** Field manager of every object deploy and upgrade apply (server-side apply). */
+export const FIELD_MANAGER = 'nginx-meshctl';
+/** Port of every control-plane role's /healthz and /readyz (DEFAULT_HEALTH_PROBE_BIND_ADDRESS). */
+export const CONTROL_PLANE_HEALTH_PORT = 8081;
+/** The registrar's Deployment, Service and ServiceAccount. */
+export const REGISTRAR_NAME = 'nginx-mesh-registrar';
+/** Port of the registrar's certificate API (HTTPS). */
+export const REGISTRAR_API_PORT = 8443;
+/** Secret with the upstream CA the registrar chains to (--mtls-upstream-ca-conf). */
+export const UPSTREAM_CA_SECRET_NAME = 'nginx-mesh-upstream-ca';
+/** File names of the upstream CA inside UPSTREAM_CA_SECRET_NAME (NGINX Service Mesh's keys). */
+export const UPSTREAM_CA_CERT_KEY = 'upstreamCA.crt';
+export const UPSTREAM_CA_KEY_KEY = 'upstreamCA.key';
+export const UPSTREAM_CA_BUNDLE_KEY = 'upstreamBundle.crt';
+/** The metrics role's Deployment and ServiceAccount, and the Service behind its APIService. */
+export const METRICS_NAME = 'nginx-mesh-metrics';
+export const METRICS_SERVICE_NAME = 'nginx-mesh-metrics-svc';
+/** Port of the metrics role's SMI metrics API (HTTPS). */
+export const METRICS_API_PORT = 8080;
+/** Secret with the metrics API's serving certificate while the metrics role manages it. */
+export const METRICS_TLS_SECRET_NAME = 'nginx-mesh-metrics-tls';
+/** The aggregated API the metrics role serves. */
+export const METRICS_API_GROUP = 'metrics.smi-spec.io';
+export const METRICS_API_VERSION = 'v1alpha1';
+export const METRICS_API_SERVICE_NAME = `${METRICS_API_VERSION}.${METRICS_API_GROUP}`;
+/** NATS: Deployment, Service and ServiceAccount names, ports and image (NGINX Service Mesh's). */
+export const NATS_NAME = 'nats-server';
+export const NATS_SERVICE_ACCOUNT_NAME = 'nats';
+export const NATS_CONFIG_MAP_NAME = 'nats-config';
+export const NATS_CLIENT_PORT = 4222;
+export const NATS_MONITOR_PORT = 8222;
+export const NATS_IMAGE = 'nats:2.9-alpine';
+/** Key of a serving-certificate Secret that holds its CA (webhook and metrics API). */
+export const TLS_SECRET_CA_KEY = 'ca.crt';

@@ -4,7 +4,7 @@ import type { MainDeps } from '../../src/main';
 import type { KubeAccess } from '../../src/runtime/kube/access';
 import type { RoleDefinition } from '../../src/runtime/role/role';
 import type { BufferedIo } from './fakes';
-import { createBufferedIo, createManualSignals, fixedClock } from './fakes';
+import { createBufferedIo, createManualSignals, fixedClock, readOnlyKube } from './fakes';
 
 export interface CliResult {
   readonly code: number;
@@ -13,9 +13,9 @@ export interface CliResult {
 }
 
 /** A kube access that must not be used: tests that need one pass their own. */
-export const unreachableKube: KubeAccess = {
-  getRaw: () => Promise.reject(new Error('dial tcp 127.0.0.1:1: connect: connection refused')),
-};
+export const unreachableKube: KubeAccess = readOnlyKube(() =>
+  Promise.reject(new Error('dial tcp 127.0.0.1:1: connect: connection refused')),
+);
 
 export interface CliOverrides extends Partial<Omit<MainDeps, 'io' | 'roles'>> {
   readonly io?: BufferedIo;
@@ -34,6 +34,10 @@ export async function runCli(
     kube: unreachableKube,
     signals: createManualSignals(),
     clock: fixedClock(),
+    prompt: {
+      interactive: false,
+      ask: () => Promise.reject(new Error('no terminal: nothing can be asked')),
+    },
     input: {
       readFile: (path) => Promise.reject(new Error(`open ${path}: no such file or directory`)),
       readStdin: () => Promise.resolve(''),

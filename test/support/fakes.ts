@@ -4,6 +4,7 @@ import { plainStyles } from '../../src/runtime/io';
 import { createColorStyles } from '../../src/runtime/styles';
 import type { SignalSource, TerminationSignal } from '../../src/runtime/signals';
 import type { Clock } from '../../src/runtime/clock';
+import type { KubeAccess, KubeTarget, RawResponse } from '../../src/runtime/kube/access';
 
 export interface BufferedIo extends Io {
   stdout(): string;
@@ -49,5 +50,22 @@ export function fixedClock(iso = '2026-01-02T03:04:05.000Z'): Clock {
     now: () => new Date(iso),
     sleep: (_ms, signal) =>
       signal?.aborted === true ? Promise.reject(signal.reason as Error) : Promise.resolve(),
+  };
+}
+
+/** A read-only KubeAccess answering every GET from one function; writes are refused. */
+export function readOnlyKube(
+  getRaw: (target: KubeTarget, path: string) => Promise<RawResponse>,
+): KubeAccess {
+  return {
+    getRaw,
+    connect: (target) =>
+      Promise.resolve({
+        server: 'https://fake.test',
+        request: (request) =>
+          request.method === 'GET'
+            ? getRaw(target, request.path)
+            : Promise.reject(new Error(`${request.method} ${request.path}: this fake only reads`)),
+      }),
   };
 }

@@ -1,6 +1,6 @@
 import type { KubeAccess, KubeTarget } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
-import { createBufferedIo } from '../support/fakes';
+import { createBufferedIo, readOnlyKube } from '../support/fakes';
 
 function recordingKube(response: { status: number; body: string }): {
   kube: KubeAccess;
@@ -9,12 +9,10 @@ function recordingKube(response: { status: number; body: string }): {
   const calls: { target: KubeTarget; path: string }[] = [];
   return {
     calls,
-    kube: {
-      getRaw: (target, path) => {
-        calls.push({ target, path });
-        return Promise.resolve(response);
-      },
-    },
+    kube: readOnlyKube((target, path) => {
+      calls.push({ target, path });
+      return Promise.resolve(response);
+    }),
   };
 }
 
@@ -36,10 +34,13 @@ describe('root command', () => {
     expect(commands).toEqual([
       'completion',
       'config',
+      'deploy',
       'help',
       'inject',
+      'remove',
       'services',
       'status',
+      'upgrade',
       'version',
     ]);
   });
@@ -203,7 +204,9 @@ describe('help command', () => {
 describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
-    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nservices\nstatus\nversion\n');
+    expect(result.stdout).toBe(
+      'completion\nconfig\ndeploy\nhelp\ninject\nremove\nservices\nstatus\nupgrade\nversion\n',
+    );
   });
 
   it('completes a prefix', async () => {

@@ -3,6 +3,7 @@ import { settingsFromMeshConfig } from '../../src/commands/inject/mesh-settings'
 import type { InjectionSettings } from '../../src/manifests/inject/types';
 import type { KubeAccess, KubeTarget } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
+import { readOnlyKube } from '../support/fakes';
 
 const defaults: InjectionSettings = {
   meshNamespace: 'nginx-mesh',
@@ -56,15 +57,13 @@ describe('settingsFromMeshConfig', () => {
 describe('inject with a reachable mesh', () => {
   it('reads ConfigMap meshconfig from the -n namespace and says so', async () => {
     const calls: { target: KubeTarget; path: string }[] = [];
-    const kube: KubeAccess = {
-      getRaw: (target, path) => {
-        calls.push({ target, path });
-        return Promise.resolve({
-          status: 200,
-          body: JSON.stringify({ data: { 'meshconfig.json': JSON.stringify(meshConfig) } }),
-        });
-      },
-    };
+    const kube: KubeAccess = readOnlyKube((target, path) => {
+      calls.push({ target, path });
+      return Promise.resolve({
+        status: 200,
+        body: JSON.stringify({ data: { 'meshconfig.json': JSON.stringify(meshConfig) } }),
+      });
+    });
     const pod =
       '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"a"}]}}';
     const result = await runCli(['inject', '-n', 'mesh-b', '-t', '2s'], {
@@ -89,7 +88,7 @@ describe('inject with a reachable mesh', () => {
   });
 
   it('falls back to the defaults and names why when the ConfigMap is missing', async () => {
-    const kube: KubeAccess = { getRaw: () => Promise.resolve({ status: 404, body: '{}' }) };
+    const kube: KubeAccess = readOnlyKube(() => Promise.resolve({ status: 404, body: '{}' }));
     const pod =
       '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"a"}]}}';
     const result = await runCli(['inject'], {

@@ -2,6 +2,7 @@ import { renderServices } from '../../src/render/services';
 import { renderTable } from '../../src/render/table';
 import type { KubeAccess } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
+import { readOnlyKube } from '../support/fakes';
 
 describe('renderTable', () => {
   it('pads every column but the last to its widest cell plus two spaces', () => {
@@ -58,17 +59,15 @@ describe('services', () => {
         ],
       },
     };
-    const kube: KubeAccess = {
-      getRaw: (_target, path) => {
-        paths.push(path);
-        const body = answers[path];
-        return Promise.resolve(
-          body === undefined
-            ? { status: 404, body: '{}' }
-            : { status: 200, body: JSON.stringify(body) },
-        );
-      },
-    };
+    const kube: KubeAccess = readOnlyKube((_target, path) => {
+      paths.push(path);
+      const body = answers[path];
+      return Promise.resolve(
+        body === undefined
+          ? { status: 404, body: '{}' }
+          : { status: 200, body: JSON.stringify(body) },
+      );
+    });
     const result = await runCli(['services'], { kube });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('Service   Upstream      Port\nshop/web  198.18.101.7  80\n\n');

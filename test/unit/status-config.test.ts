@@ -1,19 +1,18 @@
 // status and config against a hand-written API: what they ask for and what they print.
 import type { KubeAccess, RawResponse } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
+import { readOnlyKube } from '../support/fakes';
 
 function kubeAnswering(routes: Record<string, RawResponse>): { kube: KubeAccess; paths: string[] } {
   const paths: string[] = [];
   return {
     paths,
-    kube: {
-      getRaw: (_target, path) => {
-        paths.push(path);
-        return Promise.resolve(
-          routes[path] ?? { status: 404, body: '{"kind":"Status","message":"not found"}' },
-        );
-      },
-    },
+    kube: readOnlyKube((_target, path) => {
+      paths.push(path);
+      return Promise.resolve(
+        routes[path] ?? { status: 404, body: '{"kind":"Status","message":"not found"}' },
+      );
+    }),
   };
 }
 

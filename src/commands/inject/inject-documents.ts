@@ -3,6 +3,7 @@
 // a report out; either every document is handled or an error names the first bad one.
 import { parseAllDocuments, stringify } from 'yaml';
 import { MeshctlError } from '../../errors';
+import { renderYamlDocuments } from '../../render/yaml-documents';
 import type {
   InjectionOutcome,
   InjectionSettings,
@@ -211,8 +212,6 @@ export function injectDocuments(
     };
   }
   const documents = parseYaml(text, source).map((document) => injectObject(document, context));
-  const printed = documents
-    .map((document) => `---\n${stringify(document, { lineWidth: 0 })}`)
-    .join('');
+  const printed = renderYamlDocuments(documents, stringify);
   return { text: printed, report: context.report, passedThrough: context.passedThrough };
 }

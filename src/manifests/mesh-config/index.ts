@@ -5,6 +5,7 @@ export * from './deploy-input';
 export * from './lb-method';
 export * from './model';
 export * from './render';
+export * from './stored';
 export * from './telemetry';
 export * from './types';
 export * from './upstream-ca';

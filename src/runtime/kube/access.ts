@@ -1,5 +1,6 @@
 // The door to the Kubernetes API. @kubernetes/client-node is heavy (hundreds of milliseconds to
-// load), so it is imported only when a command actually talks to a cluster.
+// load), so it is imported only when a command actually talks to a cluster, and then only for
+// the kubeconfig: requests go over Node's own https with the credentials it resolves.
 import { existsSync } from 'node:fs';
 import type * as https from 'node:https';
 import { MeshctlError } from '../../errors';
@@ -15,53 +16,98 @@ export interface RawResponse {
   readonly body: string;
 }
 
+export interface KubeRequest {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** API path with its query, e.g. /api/v1/namespaces?labelSelector=... */
+  readonly path: string;
+  /** JSON-serialised unless it is already a string. */
+  readonly body?: unknown;
+  readonly contentType?: string;
+  /** Overrides the target's timeout (long waits use their own deadlines). */
+  readonly timeoutMs?: number;
+}
+
+/** An authenticated connection to one API server. */
+export interface KubeConnection {
+  /** Server URL of the current context. */
+  readonly server: string;
+  request(request: KubeRequest): Promise<RawResponse>;
+}
+
 export interface KubeAccess {
   /** GET a raw API path (e.g. a Service proxy path) with the kubeconfig's credentials. */
   getRaw(target: KubeTarget, path: string): Promise<RawResponse>;
+  /** Loads the kubeconfig once for many requests. */
+  connect(target: KubeTarget): Promise<KubeConnection>;
 }
 
 /** Raised when no cluster can be reached or configured; messages follow NSM's wording. */
 export class KubeConnectError extends MeshctlError {}
 
+const CONNECT_PREFIX = 'unable to connect to Kubernetes, please validate your kubeconfig';
+
 export function createKubeAccess(env: Readonly<Record<string, string | undefined>>): KubeAccess {
+  const connect = async (target: KubeTarget): Promise<KubeConnection> => {
+    const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
+    if (!existsSync(target.kubeconfig) && !inCluster) {
+      throw new KubeConnectError(`${CONNECT_PREFIX}: kubeconfig "${target.kubeconfig}" not found`);
+    }
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const config = new KubeConfig();
+    try {
+      if (existsSync(target.kubeconfig)) config.loadFromFile(target.kubeconfig);
+      else config.loadFromCluster();
+    } catch (error) {
+      throw new KubeConnectError(`${CONNECT_PREFIX}: ${String(error)}`, { cause: error });
+    }
+    const cluster = config.getCurrentCluster();
+    if (cluster === null) {
+      throw new KubeConnectError(`${CONNECT_PREFIX}: no current context is set`);
+    }
+    return {
+      server: cluster.server,
+      async request(request) {
+        const body =
+          request.body === undefined
+            ? undefined
+            : typeof request.body === 'string'
+              ? request.body
+              : JSON.stringify(request.body);
+        const options: https.RequestOptions = {
+          method: request.method,
+          headers: {
+            Accept: 'application/json',
+            ...(body === undefined
+              ? {}
+              : {
+                  'Content-Type': request.contentType ?? 'application/json',
+                  'Content-Length': Buffer.byteLength(body),
+                }),
+          },
+        };
+        // Credentials may expire (exec plugins, rotated tokens): resolved for every request.
+        await config.applyToHTTPSOptions(options);
+        return send(
+          new URL(request.path, cluster.server),
+          options,
+          body,
+          request.timeoutMs ?? target.timeoutMs,
+        );
+      },
+    };
+  };
   return {
+    connect,
     async getRaw(target, path) {
-      const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
-      if (!existsSync(target.kubeconfig) && !inCluster) {
-        throw new KubeConnectError(
-          `unable to connect to Kubernetes, please validate your kubeconfig: kubeconfig "${target.kubeconfig}" not found`,
-        );
-      }
-      const { KubeConfig } = await import('@kubernetes/client-node');
-      const config = new KubeConfig();
-      try {
-        if (existsSync(target.kubeconfig)) config.loadFromFile(target.kubeconfig);
-        else config.loadFromCluster();
-      } catch (error) {
-        throw new KubeConnectError(
-          `unable to connect to Kubernetes, please validate your kubeconfig: ${String(error)}`,
-          { cause: error },
-        );
-      }
-      const cluster = config.getCurrentCluster();
-      if (cluster === null) {
-        throw new KubeConnectError(
-          'unable to connect to Kubernetes, please validate your kubeconfig: no current context is set',
-        );
-      }
-      const options: https.RequestOptions = {
-        method: 'GET',
-        headers: { Accept: 'application/json' },
-      };
-      await config.applyToHTTPSOptions(options);
-      return await request(new URL(path, cluster.server), options, target.timeoutMs);
+      return (await connect(target)).request({ method: 'GET', path });
     },
   };
 }
 
-async function request(
+async function send(
   url: URL,
   options: https.RequestOptions,
+  body: string | undefined,
   timeoutMs: number,
 ): Promise<RawResponse> {
   // Loading TLS costs milliseconds at every start; only requests pay for it.
@@ -81,9 +127,12 @@ async function request(
     });
     req.on('error', (error) =>
       reject(
-        error instanceof MeshctlError ? error : new MeshctlError(error.message, { cause: error }),
+        error instanceof MeshctlError
+          ? error
+          : new KubeConnectError(`${CONNECT_PREFIX}: ${error.message}`, { cause: error }),
       ),
     );
+    if (body !== undefined) req.write(body);
     req.end();
   });
 }

@@ -1,0 +1,203 @@
+// `upgrade`: re-applies this executable's control plane with the stored configuration. CRDs are
+// updated in place (policies survive), MeshConfig edits made with kubectl are kept, the
+// Secrets deploy created are left as they are, and the control plane rolls and is waited for.
+import { MeshctlError } from '../../errors';
+import {
+  CONTROLLER_NAME,
+  MESH_CONFIG_MAP_KEY,
+  MESH_CONFIG_MAP_NAME,
+  MESH_CONFIG_RESOURCE_NAME,
+  UPSTREAM_CA_SECRET_NAME,
+} from '../../manifests/constants';
+import { buildInstallPlan, planObjects } from '../../manifests/install/plan';
+import { VERSION_LABEL } from '../../manifests/install/objects';
+import { buildMeshConfig } from '../../manifests/mesh-config/model';
+import { compareVersions, upgradeInput } from '../../manifests/mesh-config/stored';
+import type { FullMeshConfig } from '../../manifests/mesh-config/types';
+import { renderYamlDocuments } from '../../render/yaml-documents';
+import { applyStep } from '../../runtime/install/apply';
+import type { KubeClient, KubeObject } from '../../runtime/kube/client';
+import { base64 } from '../deploy/run-deploy';
+import type { GlobalOptions, GlobalOptionsReader } from '../global-flags';
+import type { LifecycleDeps } from '../lifecycle';
+import {
+  TIMEOUT_NOTE,
+  budgetOf,
+  confirm,
+  connectClient,
+  runSteps,
+  signalScope,
+  waitContext,
+} from '../lifecycle';
+import type { ActionContext, CommandSpec } from '../spec';
+
+export interface UpgradeDeps extends LifecycleDeps {
+  readonly version: string;
+}
+
+interface Stored {
+  readonly config: FullMeshConfig;
+  readonly upstreamCa: boolean;
+  readonly deployedVersion: string | undefined;
+}
+
+async function readStored(
+  client: KubeClient,
+  namespace: string,
+  context: ActionContext,
+  deps: UpgradeDeps,
+): Promise<Stored> {
+  const ns = encodeURIComponent(namespace);
+  const controller = await client.get<KubeObject>(
+    `/apis/apps/v1/namespaces/${ns}/deployments/${CONTROLLER_NAME}`,
+  );
+  const configMap = await client.get<{ data?: Record<string, string> }>(
+    `/api/v1/namespaces/${ns}/configmaps/${MESH_CONFIG_MAP_NAME}`,
+  );
+  const json = configMap?.data?.[MESH_CONFIG_MAP_KEY];
+  if (controller === undefined || json === undefined) {
+    throw new MeshctlError(
+      `NGINX Service Mesh installation not found in namespace '${namespace}'`,
+      {
+        hint: 'Use -n/--namespace to name the namespace the mesh was deployed into.',
+      },
+    );
+  }
+  let storedConfig: unknown;
+  try {
+    storedConfig = JSON.parse(json);
+  } catch (error) {
+    throw new MeshctlError(
+      `ConfigMap ${namespace}/${MESH_CONFIG_MAP_NAME}: ${MESH_CONFIG_MAP_KEY} is not JSON: ${(error as Error).message}`,
+    );
+  }
+  const meshConfig = await client.get<{ spec?: unknown }>(
+    `/apis/nsm.nginx.com/v1alpha2/namespaces/${ns}/meshconfigs/${MESH_CONFIG_RESOURCE_NAME}`,
+  );
+  const registryServer = context.string('registry-server');
+  const imageTag = context.string('image-tag');
+  const input = upgradeInput(storedConfig, meshConfig?.spec, {
+    imageTag: imageTag === '' ? deps.version : imageTag,
+    ...(registryServer === '' ? {} : { registryServer }),
+  });
+  const outcome = buildMeshConfig(input, { namespace, files: new Map() });
+  if ('problems' in outcome) {
+    throw new MeshctlError(
+      `the stored configuration cannot be upgraded:\n${outcome.problems.join('\n')}`,
+      {
+        hint: `Fix MeshConfig ${MESH_CONFIG_RESOURCE_NAME} with kubectl edit, then upgrade again.`,
+      },
+    );
+  }
+  const keyName = (storedConfig as { registry?: { registryKeyName?: unknown } }).registry
+    ?.registryKeyName;
+  const config: FullMeshConfig = {
+    ...outcome.config,
+    registry: {
+      ...outcome.config.registry,
+      registryKeyName: typeof keyName === 'string' ? keyName : '',
+    },
+  };
+  const upstream = await client.get(`/api/v1/namespaces/${ns}/secrets/${UPSTREAM_CA_SECRET_NAME}`);
+  return {
+    config,
+    upstreamCa: upstream !== undefined,
+    deployedVersion: controller.metadata?.labels?.[VERSION_LABEL],
+  };
+}
+
+async function runUpgrade(
+  context: ActionContext,
+  options: GlobalOptions,
+  deps: UpgradeDeps,
+): Promise<void> {
+  const { namespace } = options;
+  const client = await connectClient(deps, options);
+  const stored = await readStored(client, namespace, context, deps);
+  if (
+    stored.deployedVersion !== undefined &&
+    compareVersions(deps.version, stored.deployedVersion) < 0 &&
+    !context.bool('allow-downgrade')
+  ) {
+    throw new MeshctlError(
+      `refusing to downgrade NGINX Service Mesh from v${stored.deployedVersion} to v${deps.version}`,
+      { hint: 'Pass --allow-downgrade to do it anyway.' },
+    );
+  }
+  const plan = buildInstallPlan(
+    { config: stored.config, version: deps.version, upstreamCa: stored.upstreamCa },
+    base64,
+  );
+  if (context.bool('dry-run')) {
+    const { stringify } = await import('yaml');
+    deps.io.out.write(renderYamlDocuments(planObjects(plan), stringify));
+    return;
+  }
+  await confirm(
+    deps,
+    context.bool('yes'),
+    `Preparing to upgrade NGINX Service Mesh in namespace "${namespace}" from v${stored.deployedVersion ?? 'unknown'} to v${deps.version}.`,
+  );
+  deps.io.out.write(`Upgrading NGINX Service Mesh in namespace "${namespace}".\n`);
+  const scope = signalScope(deps, 'upgrading');
+  try {
+    const wait = await waitContext(deps, client, budgetOf(context, options), scope.signal);
+    await runSteps(
+      wait.progress,
+      plan
+        .filter((step) => step.id !== 'namespace')
+        .map((step) => ({ title: step.title, run: () => applyStep(step, wait) })),
+    );
+  } catch (error) {
+    throw new MeshctlError(
+      `upgrade did not finish: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+        hint: 'Every step is safe to repeat: run upgrade again once the cause is fixed.',
+      },
+    );
+  } finally {
+    scope.close();
+  }
+  deps.io.out.write(
+    "Upgrade complete.\nTo upgrade sidecars, re-roll resources using 'kubectl rollout restart <resource>/<name>'.\n",
+  );
+}
+
+export function upgradeCommand(globals: GlobalOptionsReader, deps: UpgradeDeps): CommandSpec {
+  return {
+    name: 'upgrade',
+    short: 'Upgrade NGINX Service Mesh',
+    long: [
+      'Upgrade NGINX Service Mesh to the version of this executable, keeping its configuration,',
+      'including MeshConfig changes made with kubectl, and every policy.',
+      '',
+      TIMEOUT_NOTE,
+    ].join('\n'),
+    flags: [
+      { long: 'yes', short: 'y', type: 'bool', usage: 'answer yes for confirmation of upgrade' },
+      {
+        long: 'registry-server',
+        type: 'string',
+        usage: 'override the registry server the images are pulled from',
+      },
+      {
+        long: 'image-tag',
+        type: 'string',
+        usage: `tag of the images to run (default: the version of this executable)`,
+      },
+      {
+        long: 'allow-downgrade',
+        type: 'bool',
+        usage: 'allow running an older version than the one deployed',
+      },
+      {
+        long: 'dry-run',
+        type: 'bool',
+        usage: 'print the upgraded manifests and change nothing',
+        hidden: true,
+      },
+    ],
+    action: async (context) => runUpgrade(context, globals(context), deps),
+  };
+}

@@ -1,0 +1,217 @@
+// ServiceAccounts and least-privilege RBAC for the control plane: no wildcard verbs or resources,
+// Secrets and ConfigMaps by name wherever the API allows it (create cannot be narrowed by name),
+// cluster-wide rights only for what is cluster-wide by nature. Names follow NGINX Service Mesh.
+// Pure.
+import {
+  CONTROLLER_NAME,
+  MESH_CONFIG_MAP_NAME,
+  MESH_CONFIG_RESOURCE_NAME,
+  METRICS_API_SERVICE_NAME,
+  METRICS_NAME,
+  METRICS_TLS_SECRET_NAME,
+  NATS_SERVICE_ACCOUNT_NAME,
+  REGISTRAR_NAME,
+  WEBHOOK_CONFIGURATION_NAME,
+  WEBHOOK_TLS_SECRET_NAME,
+} from '../constants';
+import type { Labels, Manifest } from './objects';
+import { meta } from './objects';
+
+interface Rule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+  readonly resourceNames?: readonly string[];
+}
+
+const READ = ['get', 'list', 'watch'] as const;
+const RBAC = 'rbac.authorization.k8s.io/v1';
+
+const rule = (
+  apiGroup: string,
+  resources: readonly string[],
+  verbs: readonly string[],
+  resourceNames?: readonly string[],
+): Rule => ({
+  apiGroups: [apiGroup],
+  resources,
+  verbs,
+  ...(resourceNames === undefined ? {} : { resourceNames }),
+});
+
+/** Keeping a self-managed Secret: create it, then read and replace only that one. */
+const ownSecret = (name: string): readonly Rule[] => [
+  rule('', ['secrets'], ['create']),
+  rule('', ['secrets'], ['get', 'update'], [name]),
+];
+
+/** The SMI and NSM policy kinds the controller turns into sidecar configuration. */
+const POLICY_RULES: readonly Rule[] = [
+  rule('split.smi-spec.io', ['trafficsplits'], READ),
+  rule('access.smi-spec.io', ['traffictargets'], READ),
+  rule('specs.smi-spec.io', ['httproutegroups', 'tcproutes'], READ),
+  rule('specs.smi.nginx.com', ['ratelimits', 'circuitbreakers'], READ),
+  rule('split.smi-spec.io', ['trafficsplits/status'], ['update', 'patch']),
+  rule('access.smi-spec.io', ['traffictargets/status'], ['update', 'patch']),
+  rule('specs.smi.nginx.com', ['ratelimits/status', 'circuitbreakers/status'], ['update', 'patch']),
+];
+
+export interface RbacNames {
+  readonly clusterRole: string;
+  readonly role: string;
+}
+
+export const CONTROLLER_RBAC_NAME = `${CONTROLLER_NAME}.internal.builtin.nsm.nginx`;
+export const REGISTRAR_RBAC_NAME = `${REGISTRAR_NAME}.security.builtin.nsm.nginx`;
+export const METRICS_RBAC_NAME = `${METRICS_NAME}.internal.builtin.nsm.nginx`;
+export const METRICS_DELEGATION_NAME = `${METRICS_NAME}-svc.internal.builtin.nsm.nginx`;
+
+interface Account {
+  readonly serviceAccount: string;
+  readonly name: string;
+  readonly clusterRules: readonly Rule[];
+  readonly namespaceRules: readonly Rule[];
+}
+
+function accounts(): readonly Account[] {
+  return [
+    {
+      serviceAccount: CONTROLLER_NAME,
+      name: CONTROLLER_RBAC_NAME,
+      clusterRules: [
+        rule('', ['namespaces', 'services', 'pods'], READ),
+        rule('discovery.k8s.io', ['endpointslices'], READ),
+        rule('apps', ['replicasets', 'deployments', 'statefulsets', 'daemonsets'], READ),
+        rule('', ['events'], ['create', 'patch']),
+        rule('events.k8s.io', ['events'], ['create', 'patch']),
+        ...POLICY_RULES,
+        rule('nsm.nginx.com', ['meshconfigclasses', 'meshconfigs'], READ),
+        rule(
+          'admissionregistration.k8s.io',
+          ['mutatingwebhookconfigurations'],
+          ['get', 'patch'],
+          [WEBHOOK_CONFIGURATION_NAME],
+        ),
+      ],
+      namespaceRules: [
+        ...ownSecret(WEBHOOK_TLS_SECRET_NAME),
+        rule('', ['configmaps'], ['get', 'watch', 'update', 'patch'], [MESH_CONFIG_MAP_NAME]),
+        rule('coordination.k8s.io', ['leases'], ['create']),
+        rule('coordination.k8s.io', ['leases'], ['get', 'update'], [CONTROLLER_NAME]),
+        rule(
+          'nsm.nginx.com',
+          ['meshconfigs/status'],
+          ['update', 'patch'],
+          [MESH_CONFIG_RESOURCE_NAME],
+        ),
+      ],
+    },
+    {
+      serviceAccount: REGISTRAR_NAME,
+      name: REGISTRAR_RBAC_NAME,
+      clusterRules: [
+        rule('authentication.k8s.io', ['tokenreviews'], ['create']),
+        rule('', ['pods'], ['get']),
+      ],
+      namespaceRules: [
+        ...ownSecret(`${REGISTRAR_NAME}-ca`),
+        rule('', ['configmaps'], ['create']),
+        rule('', ['configmaps'], ['get', 'update'], ['nginx-mesh-bundle']),
+      ],
+    },
+    {
+      serviceAccount: METRICS_NAME,
+      name: METRICS_RBAC_NAME,
+      clusterRules: [
+        rule('', ['pods', 'namespaces'], ['get', 'list']),
+        rule('apps', ['deployments', 'statefulsets', 'daemonsets'], ['get', 'list']),
+        rule(
+          'apiregistration.k8s.io',
+          ['apiservices'],
+          ['get', 'patch'],
+          [METRICS_API_SERVICE_NAME],
+        ),
+      ],
+      namespaceRules: ownSecret(METRICS_TLS_SECRET_NAME),
+    },
+  ];
+}
+
+export function serviceAccountNames(): readonly string[] {
+  return [...accounts().map((account) => account.serviceAccount), NATS_SERVICE_ACCOUNT_NAME];
+}
+
+function subject(serviceAccount: string, namespace: string): object {
+  return { kind: 'ServiceAccount', name: serviceAccount, namespace };
+}
+
+/** ServiceAccounts, then each account's ClusterRole, Role and their bindings. */
+export function buildRbac(namespace: string, component: (name: string) => Labels): Manifest[] {
+  const manifests: Manifest[] = serviceAccountNames().map((name) => ({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: meta(name, namespace, component(name)),
+    automountServiceAccountToken: name !== NATS_SERVICE_ACCOUNT_NAME,
+  }));
+  for (const account of accounts()) {
+    const labels = component(account.serviceAccount);
+    const subjects = [subject(account.serviceAccount, namespace)];
+    manifests.push(
+      {
+        apiVersion: RBAC,
+        kind: 'ClusterRole',
+        metadata: meta(account.name, undefined, labels),
+        rules: account.clusterRules,
+      },
+      {
+        apiVersion: RBAC,
+        kind: 'ClusterRoleBinding',
+        metadata: meta(account.name, undefined, labels),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: account.name },
+        subjects,
+      },
+      {
+        apiVersion: RBAC,
+        kind: 'Role',
+        metadata: meta(account.name, namespace, labels),
+        rules: account.namespaceRules,
+      },
+      {
+        apiVersion: RBAC,
+        kind: 'RoleBinding',
+        metadata: meta(account.name, namespace, labels),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: account.name },
+        subjects,
+      },
+    );
+  }
+  // An aggregated API server checks its callers through the API server (auth-delegator) and
+  // reads the front proxy's CA from kube-system (extension-apiserver-authentication-reader).
+  const metricsLabels = component(METRICS_NAME);
+  const metricsSubjects = [subject(METRICS_NAME, namespace)];
+  manifests.push(
+    {
+      apiVersion: RBAC,
+      kind: 'ClusterRoleBinding',
+      metadata: meta(METRICS_DELEGATION_NAME, undefined, metricsLabels),
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'system:auth-delegator',
+      },
+      subjects: metricsSubjects,
+    },
+    {
+      apiVersion: RBAC,
+      kind: 'RoleBinding',
+      metadata: meta(METRICS_DELEGATION_NAME, 'kube-system', metricsLabels),
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: 'extension-apiserver-authentication-reader',
+      },
+      subjects: metricsSubjects,
+    },
+  );
+  return manifests;
+}

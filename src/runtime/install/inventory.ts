@@ -1,0 +1,94 @@
+// What of a mesh is on the cluster: every object labelled app.kubernetes.io/part-of=
+// nginx-service-mesh that deploy creates outside the mesh namespace, the namespace itself, and
+// mesh CRDs someone else installed. Deploy refuses to run over it; remove deletes what it finds,
+// so an interrupted deploy or remove is finished by running remove again.
+import { CONTROLLER_NAME, PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
+import { MESH_CRDS } from '../../manifests/crds';
+import type { ResourceType } from '../../manifests/install/resources';
+import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
+import type { KubeClient, KubeObject } from '../kube/client';
+
+export const PART_OF_SELECTOR = `${PART_OF_LABEL}=${PART_OF_VALUE}`;
+
+export interface Found {
+  readonly type: ResourceType;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+export interface Installation {
+  /** The mesh namespace exists (labelled as the mesh's or not). */
+  readonly namespaceExists: boolean;
+  /** The namespace carries the part-of label: deploy created it, remove may delete it. */
+  readonly namespaceOwned: boolean;
+  readonly namespaceTerminating: boolean;
+  /** The controller's Deployment exists in the namespace. */
+  readonly controller: boolean;
+  readonly crds: readonly string[];
+  /** Mesh CRD names present without the part-of label. */
+  readonly foreignCrds: readonly string[];
+  /** Labelled objects outside the mesh namespace, in the order remove deletes them. */
+  readonly clusterObjects: readonly Found[];
+}
+
+/** Kinds remove deletes outside the namespace, in order: front doors first, then RBAC. */
+const CLUSTER_KINDS: readonly { kind: string; namespace?: string }[] = [
+  { kind: 'MutatingWebhookConfiguration' },
+  { kind: 'APIService' },
+  { kind: 'ClusterRoleBinding' },
+  { kind: 'ClusterRole' },
+  { kind: 'RoleBinding', namespace: 'kube-system' },
+];
+
+const CRD_NAMES: ReadonlySet<string> = new Set(
+  MESH_CRDS.map((crd) => `${crd.plural}.${crd.group}`),
+);
+
+export async function findInstallation(
+  client: KubeClient,
+  namespace: string,
+): Promise<Installation> {
+  const ns = await client.get<KubeObject>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`);
+  const crdType = resourceTypeOfKind('CustomResourceDefinition');
+  const crds = (await client.list<KubeObject>(collectionPath(crdType))) ?? [];
+  const meshCrds = crds.filter((crd) => CRD_NAMES.has(crd.metadata?.name ?? ''));
+  const labelled = (crd: KubeObject): boolean =>
+    crd.metadata?.labels?.[PART_OF_LABEL] === PART_OF_VALUE;
+  const clusterObjects: Found[] = [];
+  for (const { kind, namespace: where } of CLUSTER_KINDS) {
+    const type = resourceTypeOfKind(kind);
+    const items =
+      (await client.list<KubeObject>(collectionPath(type, where), PART_OF_SELECTOR)) ?? [];
+    for (const item of items) {
+      clusterObjects.push({
+        type,
+        name: item.metadata?.name ?? '',
+        ...(where === undefined ? {} : { namespace: where }),
+      });
+    }
+  }
+  const controller =
+    ns !== undefined &&
+    (await client.get(
+      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${CONTROLLER_NAME}`,
+    )) !== undefined;
+  return {
+    namespaceExists: ns !== undefined,
+    namespaceOwned: ns?.metadata?.labels?.[PART_OF_LABEL] === PART_OF_VALUE,
+    namespaceTerminating: ns?.metadata?.deletionTimestamp !== undefined,
+    controller,
+    crds: meshCrds.filter(labelled).map((crd) => crd.metadata?.name ?? ''),
+    foreignCrds: meshCrds.filter((crd) => !labelled(crd)).map((crd) => crd.metadata?.name ?? ''),
+    clusterObjects,
+  };
+}
+
+/** Whether anything of a mesh is left. */
+export function isEmpty(installation: Installation): boolean {
+  return (
+    !installation.namespaceOwned &&
+    !installation.controller &&
+    installation.crds.length === 0 &&
+    installation.clusterObjects.length === 0
+  );
+}
