@@ -78,6 +78,9 @@ export function existingMeshProblem(
   installation: Installation,
   namespace: string,
 ): string | undefined {
+  if (installation.namespaceTerminating) {
+    return `namespace '${namespace}' is being deleted: wait until it is gone, then deploy again`;
+  }
   const [foreign] = installation.foreignCrds;
   if (foreign !== undefined) {
     return `NGINX Service Mesh not detected, but '${foreign}' CRD already exists. Please remove before deploying NGINX Service Mesh`;

@@ -70,9 +70,7 @@ export async function applyObject(client: KubeClient, manifest: Manifest): Promi
     if (error instanceof KubeApiError) {
       throw new MeshctlError(`applying ${describeRef(ref)}: ${error.message}`, {
         cause: error,
-        ...(error.status === 403
-          ? { hint: 'Check your credentials and RBAC permissions and retry the command.' }
-          : {}),
+        ...(error.hint === undefined ? {} : { hint: error.hint }),
       });
     }
     throw error;

@@ -269,6 +269,9 @@ export async function waitFor(wait: InstallWait, context: WaitContext): Promise<
     if (context.clock.now().getTime() + POLL_MS > context.deadline) {
       throw new WaitTimeoutError(
         `timed out after ${formatDuration(context.budgetMs)} waiting for ${what}: ${result.why}`,
+        wait.kind === 'deployment-ready'
+          ? { hint: `Check its logs: kubectl logs -n ${wait.namespace} deployment/${wait.name}` }
+          : {},
       );
     }
     await context.clock.sleep(POLL_MS, context.signal);

@@ -10,8 +10,18 @@ export class KubeApiError extends MeshctlError {
     readonly status: number,
     readonly reason = '',
   ) {
-    super(message);
+    super(message, hintFor(status));
   }
+}
+
+function hintFor(status: number): { hint?: string } {
+  if (status === 401) return { hint: 'Check credentials and retry command.' };
+  if (status === 403) {
+    return {
+      hint: 'The kubeconfig user lacks this permission: use a context allowed to do it (kubectl auth can-i), then retry.',
+    };
+  }
+  return {};
 }
 
 interface StatusBody {

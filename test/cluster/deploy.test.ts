@@ -1,0 +1,365 @@
+// The executable deploys, reports on, upgrades and removes the mesh on the test cluster: real
+// server-side apply, real readiness, real RBAC refusals. Removal is checked against every
+// listable resource type, and an interrupted deploy and an interrupted remove are finished by
+// running remove again.
+import { execa } from 'execa';
+import type { ResultPromise } from 'execa';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
+import type { KubeRest } from './harness/kube-rest';
+import { testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
+
+const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
+const namespace = 'mesh-lifecycle';
+const partOf = 'app.kubernetes.io/part-of=nginx-service-mesh';
+/** Images the test node runs from the local build (any registry and tag). */
+const imageFlags = ['--registry-server', 'registry.test/nsm', '--image-tag', 'lifecycle'];
+let rest: KubeRest;
+let scratch: string;
+
+function meshctl(args: readonly string[], kubeconfig = testKubeconfig()) {
+  return execa(binary, [...args, '-n', namespace], {
+    env: { KUBECONFIG: kubeconfig },
+    reject: false,
+    timeout: 240_000,
+  });
+}
+
+function kubectl(args: readonly string[], input?: string) {
+  return execa(testKubectl(), ['--kubeconfig', testKubeconfig(), ...args], {
+    reject: false,
+    ...(input === undefined ? {} : { input }),
+  });
+}
+
+/** Every object labelled part-of the mesh, of every listable type, as "kind/name" lines. */
+async function leftovers(): Promise<string[]> {
+  const types = await kubectl(['api-resources', '--verbs=list', '-o', 'name']);
+  expect(types.exitCode).toBe(0);
+  const listed = await kubectl([
+    'get',
+    types.stdout
+      .split('\n')
+      .filter(
+        (line) =>
+          line !== '' &&
+          line !== 'events' &&
+          line !== 'componentstatuses' &&
+          line !== 'events.events.k8s.io',
+      )
+      .join(','),
+    '-A',
+    '-l',
+    partOf,
+    '-o',
+    'name',
+  ]);
+  // Deprecation warnings (v1 Endpoints) are not errors.
+  expect(
+    listed.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('Warning:')),
+  ).toEqual([]);
+  return listed.stdout.split('\n').filter((line) => line !== '');
+}
+
+/** No mesh of an earlier test file is on the cluster any more. */
+async function waitForCleanCluster(): Promise<void> {
+  await waitFor(
+    'a cluster without mesh objects',
+    async () => ((await leftovers()).length === 0 ? true : undefined),
+    90_000,
+    1_000,
+  );
+}
+
+/** Starts a command and kills it hard once its output shows `marker`. */
+async function killAt(run: ResultPromise, marker: string): Promise<void> {
+  let seen = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`"${marker}" never appeared in: ${seen}`)),
+      120_000,
+    );
+    const watch = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (seen.includes(marker)) {
+        clearTimeout(timer);
+        run.kill('SIGKILL');
+        resolve();
+      }
+    };
+    run.stdout?.on('data', watch);
+    run.stderr?.on('data', watch);
+  });
+  await run;
+}
+
+beforeAll(async () => {
+  rest = await testRest();
+  scratch = mkdtempSync(join(tmpdir(), 'mesh-lifecycle-'));
+  await waitForCleanCluster();
+});
+
+afterAll(async () => {
+  await meshctl(['remove', '-y']);
+  rmSync(scratch, { recursive: true, force: true });
+  rest.close();
+});
+
+describe('deploy --dry-run', () => {
+  it('is accepted object by object by the real API server', async () => {
+    const printed = await meshctl(['deploy', '--dry-run', ...imageFlags]);
+    expect(printed.exitCode).toBe(0);
+    // A server-side dry run cannot create the namespace or the CRDs the rest refers to: those
+    // two are created for real first, then the whole stream goes through the dry run.
+    const documents = parseAllDocuments(printed.stdout).map(
+      (document) => document.toJS() as { kind: string },
+    );
+    const prerequisites = documents.filter(
+      (object) => object.kind === 'Namespace' || object.kind === 'CustomResourceDefinition',
+    );
+    expect(prerequisites).toHaveLength(9);
+    try {
+      const created = await kubectl(
+        ['apply', '-f', '-'],
+        prerequisites.map((object) => `---\n${stringify(object)}`).join(''),
+      );
+      expect(created.stderr).toBe('');
+      const established = await kubectl([
+        'wait',
+        '--for=condition=Established',
+        'crd',
+        '-l',
+        partOf,
+        '--timeout=60s',
+      ]);
+      expect(established.exitCode).toBe(0);
+      const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], printed.stdout);
+      expect(dryRun.stderr).toBe('');
+      expect(dryRun.exitCode).toBe(0);
+      expect(dryRun.stdout.split('\n').filter((line) => line !== '')).toHaveLength(
+        documents.length,
+      );
+    } finally {
+      await kubectl(['delete', 'crd', '-l', partOf, '--wait=true']);
+      await kubectl(['delete', 'namespace', namespace, '--wait=true']);
+    }
+    expect(await leftovers()).toEqual([]);
+  });
+});
+
+describe('deploy, status, upgrade and remove', () => {
+  it('deploys the control plane and waits until it is ready', async () => {
+    const started = Date.now();
+    const result = await meshctl(['deploy', ...imageFlags, '--mtls-mode', 'strict']);
+    process.stderr.write(`deploy took ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+    expect(result.stderr).toContain('Starting the controller... done');
+    expect(result.stdout).toBe(
+      [
+        'Deploying NGINX Service Mesh...',
+        'All resources created. Testing the connection to the Service Mesh control plane...',
+        'Connected to the NGINX Service Mesh API successfully.',
+        'NGINX Service Mesh is running.',
+        '',
+      ].join('\n'),
+    );
+    expect(result.exitCode).toBe(0);
+  });
+
+  it('reports a healthy mesh with status and its configuration with config', async () => {
+    const status = await meshctl(['status']);
+    expect(status.stdout).toContain('Connection to NGINX Service Mesh was successful.');
+    expect(status.exitCode).toBe(0);
+    const config = await meshctl(['config']);
+    expect(config.exitCode).toBe(0);
+    expect(JSON.parse(config.stdout)).toMatchObject({
+      namespace,
+      mtls: { mode: 'strict' },
+      registry: { imageTag: 'lifecycle' },
+    });
+  });
+
+  it('sets the CA bundle of the injection webhook from the controller before registering it', async () => {
+    const webhook = await kubectl([
+      'get',
+      'mutatingwebhookconfiguration',
+      'sidecar-injector-webhook-cfg.internal.builtin.nsm.nginx',
+      '-o',
+      'jsonpath={.webhooks[*].clientConfig.caBundle}',
+    ]);
+    const bundles = webhook.stdout.split(' ');
+    expect(bundles).toHaveLength(2);
+    expect(Buffer.from(bundles[0] ?? '', 'base64').toString()).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('refuses to deploy a second mesh', async () => {
+    const result = await meshctl(['deploy', ...imageFlags]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toBe(
+      `Error: mesh already exists: found existing NGINX Service Mesh in namespace '${namespace}'. To remove the existing mesh, run "nginx-meshctl remove"\n`,
+    );
+  });
+
+  it('upgrades with the stored configuration and keeps a MeshConfig edit made with kubectl', async () => {
+    const edited = await kubectl([
+      'patch',
+      'meshconfig',
+      'nginx-mesh-config',
+      '-n',
+      namespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"accessControlMode":"deny","clientMaxBodySize":"8m"}}',
+    ]);
+    expect(edited.exitCode).toBe(0);
+    const upgraded = await meshctl(['upgrade', '-y', '--image-tag', 'lifecycle-2']);
+    expect(upgraded.stderr).toContain('Starting the controller... done');
+    expect(upgraded.stdout).toContain('Upgrade complete.');
+    expect(upgraded.exitCode).toBe(0);
+    const config = JSON.parse((await meshctl(['config'])).stdout) as Record<string, unknown>;
+    expect(config).toMatchObject({
+      accessControlMode: 'deny',
+      clientMaxBodySize: '8m',
+      mtls: { mode: 'strict' },
+      registry: { imageTag: 'lifecycle-2', server: 'registry.test/nsm' },
+    });
+    const spec = await kubectl([
+      'get',
+      'meshconfig',
+      'nginx-mesh-config',
+      '-n',
+      namespace,
+      '-o',
+      'json',
+    ]);
+    expect((JSON.parse(spec.stdout) as { spec: Record<string, unknown> }).spec).toMatchObject({
+      accessControlMode: 'deny',
+      clientMaxBodySize: '8m',
+    });
+    const image = await kubectl([
+      'get',
+      'deployment',
+      'nginx-mesh-controller',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].image}',
+    ]);
+    expect(image.stdout).toBe('registry.test/nsm/nginx-mesh-controller:lifecycle-2');
+  });
+
+  it('refuses to remove without a terminal or --yes', async () => {
+    const result = await meshctl(['remove']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('refusing to continue without confirmation');
+  });
+
+  it('removes, sidecars first, and leaves nothing labelled part of the mesh', async () => {
+    const started = Date.now();
+    const result = await meshctl(['remove', '-y']);
+    process.stderr.write(`remove took ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+    expect(result.stdout).toContain('NGINX Service Mesh removed successfully.');
+    expect(result.exitCode).toBe(0);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("says so, in NGINX Service Mesh's words, when there is nothing to remove", async () => {
+    const result = await meshctl(['remove', '-y']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.split('\n')[0]).toBe(`Error: namespace '${namespace}' not found`);
+  });
+});
+
+describe('interrupted operations', () => {
+  it('finishes an interrupted deploy and an interrupted remove when remove runs again', async () => {
+    // A deploy killed half-way (no cleanup can run) leaves a partial installation...
+    await killAt(
+      execa(binary, ['deploy', ...imageFlags, '-n', namespace], {
+        env: { KUBECONFIG: testKubeconfig() },
+        reject: false,
+      }),
+      'Starting the registrar',
+    );
+    expect((await leftovers()).length).toBeGreaterThan(0);
+    // ...which remove finds; this remove is killed in its turn...
+    await killAt(
+      execa(binary, ['remove', '-y', '-n', namespace], {
+        env: { KUBECONFIG: testKubeconfig() },
+        reject: false,
+      }),
+      'Removing RBAC',
+    );
+    expect((await leftovers()).length).toBeGreaterThan(0);
+    // ...and running remove again completes the job.
+    const again = await meshctl(['remove', '-y']);
+    expect(again.stdout).toContain('NGINX Service Mesh removed successfully.');
+    expect(again.exitCode).toBe(0);
+    expect(await leftovers()).toEqual([]);
+  });
+});
+
+describe('errors', () => {
+  it('names the verb and resource a user without the rights lacks, and applies nothing', async () => {
+    const account = 'mesh-viewer';
+    await kubectl(['create', 'serviceaccount', account, '-n', 'default']);
+    await kubectl([
+      'create',
+      'clusterrolebinding',
+      account,
+      '--clusterrole=view',
+      `--serviceaccount=default:${account}`,
+    ]);
+    try {
+      const token = await kubectl(['create', 'token', account, '-n', 'default']);
+      expect(token.exitCode).toBe(0);
+      const admin = parseYaml(readFileSync(testKubeconfig(), 'utf8')) as {
+        clusters: { cluster: Record<string, string> }[];
+      };
+      const kubeconfig = join(scratch, 'viewer.kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'test', cluster: admin.clusters[0]?.cluster }],
+          users: [{ name: account, user: { token: token.stdout.trim() } }],
+          contexts: [{ name: 'viewer', context: { cluster: 'test', user: account } }],
+          'current-context': 'viewer',
+        }),
+      );
+      const result = await meshctl(['deploy', ...imageFlags], kubeconfig);
+      expect(result.exitCode).toBe(1);
+      const [message, hint] = result.stderr.split('\n');
+      expect(message).toMatch(
+        /^Error: .*forbidden: User "system:serviceaccount:default:mesh-viewer" cannot list resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope$/,
+      );
+      expect(hint).toContain('kubectl auth can-i');
+      expect(await leftovers()).toEqual([]);
+    } finally {
+      await kubectl(['delete', 'clusterrolebinding', account]);
+      await kubectl(['delete', 'serviceaccount', account, '-n', 'default']);
+    }
+  });
+
+  it('says in one line that no cluster answers', async () => {
+    const kubeconfig = join(scratch, 'nowhere.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'nowhere', cluster: { server: 'https://127.0.0.1:1' } }],
+        users: [{ name: 'u', user: { token: 'x' } }],
+        contexts: [{ name: 'c', context: { cluster: 'nowhere', user: 'u' } }],
+        'current-context': 'c',
+      }),
+    );
+    const result = await meshctl(['deploy', ...imageFlags], kubeconfig);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(
+      /^Error: unable to connect to Kubernetes, please validate your kubeconfig: connect ECONNREFUSED 127\.0\.0\.1:1$/,
+    );
+  });
+});
