@@ -19,28 +19,87 @@ function kubeAnswering(routes: Record<string, RawResponse>): { kube: KubeAccess;
 const deploymentPath = '/apis/apps/v1/namespaces/nginx-mesh/deployments/nginx-mesh-controller';
 const configMapPath = '/api/v1/namespaces/nginx-mesh/configmaps/meshconfig';
 
+const listPath =
+  '/apis/apps/v1/namespaces/nginx-mesh/deployments?labelSelector=app.kubernetes.io%2Fpart-of%3Dnginx-service-mesh';
+
+function deployment(name: string, ready: number, version = '2.0.0'): object {
+  return {
+    metadata: { name, labels: { 'app.kubernetes.io/version': version } },
+    spec: { replicas: 1 },
+    status: ready === 0 ? {} : { readyReplicas: ready },
+  };
+}
+
+function cluster(controllerReady: number, registrarReady = 1) {
+  const controller = deployment('nginx-mesh-controller', controllerReady);
+  return kubeAnswering({
+    [deploymentPath]: { status: 200, body: JSON.stringify(controller) },
+    [listPath]: {
+      status: 200,
+      body: JSON.stringify({
+        items: [
+          controller,
+          deployment('nginx-mesh-registrar', registrarReady),
+          deployment('nats-server', 1),
+        ],
+      }),
+    },
+  });
+}
+
 describe('status', () => {
-  it('reports a ready controller', async () => {
-    const { kube, paths } = kubeAnswering({
-      [deploymentPath]: { status: 200, body: '{"status":{"readyReplicas":1}}' },
-    });
+  it('lists every component, ready against desired, and reports success', async () => {
+    const { kube, paths } = cluster(1);
     const result = await runCli(['status'], { kube });
-    expect(paths).toEqual([deploymentPath]);
+    expect(paths).toEqual([deploymentPath, listPath]);
     expect(result).toEqual({
       code: 0,
-      stdout:
-        'Checking NGINX Service Mesh setup....\nConnection to NGINX Service Mesh was successful.\n',
+      stdout: [
+        'Checking NGINX Service Mesh setup....',
+        'COMPONENT              READY  VERSION',
+        'nats-server            1/1    v2.0.0',
+        'nginx-mesh-controller  1/1    v2.0.0',
+        'nginx-mesh-registrar   1/1    v2.0.0',
+        'Connection to NGINX Service Mesh was successful.',
+        '',
+      ].join('\n'),
       stderr: '',
     });
   });
 
   it('fails when the controller has no ready replica', async () => {
-    const { kube } = kubeAnswering({ [deploymentPath]: { status: 200, body: '{"status":{}}' } });
+    const { kube } = cluster(0);
     const result = await runCli(['status'], { kube });
     expect(result.code).toBe(1);
+    expect(result.stdout).toContain('nginx-mesh-controller  0/1');
     expect(result.stderr).toBe(
       'Error: mesh controller unavailable\nCheck the nginx-mesh-controller pods and their logs in namespace "nginx-mesh".\n',
     );
+  });
+
+  it('fails, naming it, when another component is not ready', async () => {
+    const { kube } = cluster(1, 0);
+    const result = await runCli(['status'], { kube });
+    expect(result.code).toBe(1);
+    expect(result.stderr.split('\n')[0]).toBe(
+      'Error: mesh components unavailable: nginx-mesh-registrar (0/1 ready)',
+    );
+  });
+
+  it('prints a document with -o json, and still fails when unhealthy', async () => {
+    const { kube } = cluster(1, 0);
+    const result = await runCli(['status', '-o', 'json'], { kube });
+    expect(result.code).toBe(1);
+    const document = JSON.parse(result.stdout) as {
+      healthy: boolean;
+      components: { name: string; healthy: boolean }[];
+    };
+    expect(document.healthy).toBe(false);
+    expect(document.components.map((each) => [each.name, each.healthy])).toEqual([
+      ['nats-server', true],
+      ['nginx-mesh-controller', true],
+      ['nginx-mesh-registrar', false],
+    ]);
   });
 
   it('passes on the API error with a hint when there is no mesh', async () => {
