@@ -345,9 +345,10 @@ describe('the injection webhook', () => {
       { reject: false },
     );
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toBe(
-      'Checking NGINX Service Mesh setup....\nConnection to NGINX Service Mesh was successful.',
-    );
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toBe('Checking NGINX Service Mesh setup....');
+    expect(lines).toContainEqual(expect.stringMatching(/^nginx-mesh-controller +1\/1 /));
+    expect(lines.at(-1)).toBe('Connection to NGINX Service Mesh was successful.');
   });
 
   it('lists the Services of opted-in namespaces with nginx-meshctl services', async () => {
