@@ -24,7 +24,7 @@ export async function executeCommand(
   const targetPath = (): string => commandPath(walkArgv(root, argv).chain);
   const program = buildCommand(root, [root], { io, state, targetPath });
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(boolAssignments(root, argv, targetPath), { from: 'user' });
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
@@ -70,6 +70,10 @@ function buildCommand(
     const option = toOption(flag, build.targetPath);
     options.set(flag.long, option);
     command.addOption(option);
+    // A bool that defaults to true can only be turned off as --flag=false (rewritten to --no-flag).
+    if (flag.type === 'bool' && flag.defaultValue === true) {
+      command.addOption(new Option(`--no-${flag.long}`).hideHelp());
+    }
   }
   for (const sub of spec.subcommands ?? []) {
     command.addCommand(buildCommand(sub, [...chain, sub], build), {
@@ -89,6 +93,37 @@ function buildCommand(
     state.exitCode = typeof result === 'number' ? result : 0;
   });
   return command;
+}
+
+/** Every bool flag of the tree by long name, and whether it defaults to true. */
+function boolFlags(spec: CommandSpec, into = new Map<string, boolean>()): Map<string, boolean> {
+  for (const flag of spec.flags ?? []) {
+    if (flag.type === 'bool') into.set(flag.long, flag.defaultValue === true);
+  }
+  for (const sub of spec.subcommands ?? []) boolFlags(sub, into);
+  return into;
+}
+
+/**
+ * pflag accepts --flag=true and --flag=false for bools; commander does not. They become --flag
+ * and --no-flag (or nothing, when false is the default anyway) before parsing. Arguments after
+ * "--" are left alone.
+ */
+function boolAssignments(root: CommandSpec, argv: readonly string[], path: () => string): string[] {
+  const bools = boolFlags(root);
+  const end = argv.indexOf('--');
+  return argv.flatMap((arg, index) => {
+    const match = /^--([\w-]+)=(.*)$/.exec(arg);
+    const name = match?.[1] ?? '';
+    if ((end !== -1 && index > end) || match === null || !bools.has(name)) return [arg];
+    const value = match[2] ?? '';
+    if (value === 'true') return [`--${name}`];
+    if (value === 'false') return bools.get(name) === true ? [`--no-${name}`] : [];
+    throw new UsageError(
+      `invalid argument ${JSON.stringify(value)} for "--${name}" flag: strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`,
+      path(),
+    );
+  });
 }
 
 function checkArgs(spec: CommandSpec, path: string, args: readonly string[]): void {

@@ -276,3 +276,26 @@ describe('run', () => {
     );
   });
 });
+
+describe('bool flags', () => {
+  it('take =true and =false as pflag does', async () => {
+    const on = await runCli([
+      'deploy',
+      '--dry-run',
+      '--pull-always=true',
+      '--cleanup-on-error=false',
+    ]);
+    expect(on.code).toBe(0);
+    expect(on.stdout).toContain('imagePullPolicy: Always');
+    const off = await runCli(['deploy', '--dry-run', '--pull-always=false']);
+    expect(off.stdout).not.toContain('imagePullPolicy: Always');
+  });
+
+  it('reject any other value', async () => {
+    const result = await runCli(['deploy', '--dry-run', '--cleanup-on-error=maybe']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(
+      'Error: invalid argument "maybe" for "--cleanup-on-error" flag: strconv.ParseBool: parsing "maybe": invalid syntax',
+    );
+  });
+});
