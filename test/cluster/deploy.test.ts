@@ -36,11 +36,11 @@ function kubectl(args: readonly string[], input?: string) {
 
 /** Every object labelled part-of the mesh, of every listable type, as "kind/name" lines. */
 async function leftovers(): Promise<string[]> {
-  const types = await kubectl(['api-resources', '--verbs=list', '-o', 'name']);
-  expect(types.exitCode).toBe(0);
-  const listed = await kubectl([
-    'get',
-    types.stdout
+  // A type listed a moment ago may be gone when it is read (a CRD being deleted): ask again.
+  for (let attempt = 1; ; attempt += 1) {
+    const types = await kubectl(['api-resources', '--verbs=list', '-o', 'name']);
+    expect(types.exitCode).toBe(0);
+    const names = types.stdout
       .split('\n')
       .filter(
         (line) =>
@@ -48,19 +48,19 @@ async function leftovers(): Promise<string[]> {
           line !== 'events' &&
           line !== 'componentstatuses' &&
           line !== 'events.events.k8s.io',
-      )
-      .join(','),
-    '-A',
-    '-l',
-    partOf,
-    '-o',
-    'name',
-  ]);
-  // Deprecation warnings (v1 Endpoints) are not errors.
-  expect(
-    listed.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('Warning:')),
-  ).toEqual([]);
-  return listed.stdout.split('\n').filter((line) => line !== '');
+      );
+    const listed = await kubectl(['get', names.join(','), '-A', '-l', partOf, '-o', 'name']);
+    // Deprecation warnings (v1 Endpoints) are not errors.
+    const errors = listed.stderr
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('Warning:'));
+    const vanished = errors.every((line) => line.includes("doesn't have a resource type"));
+    if (errors.length === 0 || !vanished || attempt === 5) {
+      expect(errors).toEqual([]);
+      return listed.stdout.split('\n').filter((line) => line !== '');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 /** No mesh of an earlier test file is on the cluster any more. */
@@ -73,19 +73,25 @@ async function waitForCleanCluster(): Promise<void> {
   );
 }
 
-/** Starts a command and kills it hard once its output shows `marker`. */
-async function killAt(run: ResultPromise, marker: string): Promise<void> {
+/** Sends `signal` to a running command once its output shows `marker`, and waits for its end. */
+async function signalAt(
+  run: ResultPromise,
+  marker: string,
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<void> {
   let seen = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`"${marker}" never appeared in: ${seen}`)),
       120_000,
     );
+    let sent = false;
     const watch = (chunk: Buffer): void => {
       seen += chunk.toString();
-      if (seen.includes(marker)) {
+      if (!sent && seen.includes(marker)) {
+        sent = true;
         clearTimeout(timer);
-        run.kill('SIGKILL');
+        run.kill(signal);
         resolve();
       }
     };
@@ -275,16 +281,16 @@ describe('deploy, status, upgrade and remove', () => {
 describe('interrupted operations', () => {
   it('finishes an interrupted deploy and an interrupted remove when remove runs again', async () => {
     // A deploy killed half-way (no cleanup can run) leaves a partial installation...
-    await killAt(
+    await signalAt(
       execa(binary, ['deploy', ...imageFlags, '-n', namespace], {
         env: { KUBECONFIG: testKubeconfig() },
         reject: false,
       }),
-      'Starting the registrar',
+      'Starting NATS... done',
     );
     expect((await leftovers()).length).toBeGreaterThan(0);
     // ...which remove finds; this remove is killed in its turn...
-    await killAt(
+    await signalAt(
       execa(binary, ['remove', '-y', '-n', namespace], {
         env: { KUBECONFIG: testKubeconfig() },
         reject: false,
@@ -296,6 +302,23 @@ describe('interrupted operations', () => {
     const again = await meshctl(['remove', '-y']);
     expect(again.stdout).toContain('NGINX Service Mesh removed successfully.');
     expect(again.exitCode).toBe(0);
+    expect(await leftovers()).toEqual([]);
+  });
+});
+
+describe('signals', () => {
+  it('cleans up after a deploy interrupted with Ctrl-C and exits 130', async () => {
+    const run = execa(binary, ['deploy', ...imageFlags, '-n', namespace], {
+      env: { KUBECONFIG: testKubeconfig() },
+      reject: false,
+    });
+    await signalAt(run, 'Starting NATS... done', 'SIGINT');
+    const result = await run;
+    expect(result.stderr).toContain(
+      'Received signal while deploying, waiting for a predictable state before aborting',
+    );
+    expect(result.stderr).toContain('All NGINX Service Mesh resources have been deleted.');
+    expect(result.exitCode).toBe(130);
     expect(await leftovers()).toEqual([]);
   });
 });
