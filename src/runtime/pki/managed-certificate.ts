@@ -1,25 +1,31 @@
-// The injection webhook's serving certificate until the registrar issues it: the controller
-// keeps it in a Secret (so replicas and restarts share it) and writes its CA into the
-// MutatingWebhookConfiguration, which the API server needs to trust the webhook.
+// A serving certificate the API server must trust, managed by the role that serves with it (the
+// controller's webhook, the metrics API) until the registrar issues one: kept in a Secret (so
+// replicas and restarts share it), with its CA written into the object that tells the API server
+// whom to trust (a MutatingWebhookConfiguration, an APIService).
 import type { Logger } from '../role/log';
-import type { ServingCertificate } from '../pki/serving-certificate';
-import { createServingCertificate, describeCertificate } from '../pki/serving-certificate';
+import type { ServingCertificate } from './serving-certificate';
+import { createServingCertificate, describeCertificate } from './serving-certificate';
 
-/** The few API calls the certificate manager makes. */
-export interface WebhookTlsApi {
+/** Where the certificate is kept. */
+export interface CertificateStore {
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Creates the Secret; resolves false when another replica created it first. */
   createSecret(namespace: string, name: string, data: Record<string, string>): Promise<boolean>;
   replaceSecret(namespace: string, name: string, data: Record<string, string>): Promise<void>;
-  /** Sets caBundle on every webhook of the configuration; false when it does not exist (yet). */
-  setWebhookCaBundle(configurationName: string, caBundle: string): Promise<boolean>;
 }
 
-export interface WebhookTlsOptions {
+/** The object whose caBundle makes the API server trust the certificate. */
+export interface CaBundleTarget {
+  /** e.g. "MutatingWebhookConfiguration sidecar-injector-webhook-cfg…", for logs. */
+  readonly description: string;
+  /** Sets the CA bundle (base64 PEM); resolves false when the object does not exist (yet). */
+  publish(caBundle: string): Promise<boolean>;
+}
+
+export interface ManagedCertificateOptions {
   readonly namespace: string;
   readonly secretName: string;
   readonly serviceName: string;
-  readonly configurationName: string;
   /** Renew when less than this remains. */
   readonly renewBeforeDays: number;
   readonly validityDays: number;
@@ -29,7 +35,8 @@ const CERT_KEY = 'tls.crt';
 const KEY_KEY = 'tls.key';
 const CA_KEY = 'ca.crt';
 
-export function webhookDnsNames(service: string, namespace: string): string[] {
+/** The names a Service answers to from inside the cluster. */
+export function serviceDnsNames(service: string, namespace: string): string[] {
   return [
     service,
     `${service}.${namespace}`,
@@ -76,16 +83,17 @@ async function usable(
 /**
  * Returns the certificate to serve with: the stored one while it is valid for the service's
  * names and not close to expiry, otherwise a new one (stored before use). Either way the
- * webhook configuration's CA bundle is brought in line.
+ * target's CA bundle is brought in line.
  */
-export async function ensureWebhookCertificate(
-  options: WebhookTlsOptions,
-  api: WebhookTlsApi,
+export async function ensureServingCertificate(
+  options: ManagedCertificateOptions,
+  api: { readonly store: CertificateStore; readonly target: CaBundleTarget },
   now: Date,
   logger: Logger,
 ): Promise<ServingCertificate> {
-  const names = webhookDnsNames(options.serviceName, options.namespace);
-  const existing = await api.readSecret(options.namespace, options.secretName);
+  const { store, target } = api;
+  const names = serviceDnsNames(options.serviceName, options.namespace);
+  const existing = await store.readSecret(options.namespace, options.secretName);
   let certificate = await usable(
     existing === undefined ? undefined : decode(existing),
     names,
@@ -100,26 +108,51 @@ export async function ensureWebhookCertificate(
       options.validityDays,
     );
     if (existing === undefined) {
-      const won = await api.createSecret(options.namespace, options.secretName, encode(created));
-      const shared = won ? undefined : await api.readSecret(options.namespace, options.secretName);
+      const won = await store.createSecret(options.namespace, options.secretName, encode(created));
+      const shared = won
+        ? undefined
+        : await store.readSecret(options.namespace, options.secretName);
       certificate = shared === undefined ? created : (decode(shared) ?? created);
     } else {
-      await api.replaceSecret(options.namespace, options.secretName, encode(created));
+      await store.replaceSecret(options.namespace, options.secretName, encode(created));
       certificate = created;
     }
-    logger.info('webhook certificate issued', {
+    logger.info('serving certificate issued', {
       secret: options.secretName,
       notAfter: created.notAfter.toISOString(),
     });
   }
-  const patched = await api.setWebhookCaBundle(
-    options.configurationName,
-    Buffer.from(certificate.caPem).toString('base64'),
-  );
-  if (!patched) {
-    logger.warn('webhook configuration not found; its CA bundle will be set when it exists', {
-      configuration: options.configurationName,
+  const published = await target.publish(caBundleOf(certificate));
+  if (!published) {
+    logger.warn('CA bundle target not found; its CA bundle will be set when it exists', {
+      target: target.description,
     });
   }
   return certificate;
+}
+
+/** The certificate's CA as a caBundle field holds it. */
+export function caBundleOf(certificate: ServingCertificate): string {
+  return Buffer.from(certificate.caPem).toString('base64');
+}
+
+/**
+ * Writes the CA bundle again every intervalMs (the target may be created or edited later);
+ * returns the function that stops it.
+ */
+export function keepCaBundle(
+  target: CaBundleTarget,
+  certificate: ServingCertificate,
+  intervalMs: number,
+  logger: Logger,
+): () => void {
+  const caBundle = caBundleOf(certificate);
+  const timer = setInterval(() => {
+    target
+      .publish(caBundle)
+      .catch((error: unknown) =>
+        logger.warn('CA bundle sync failed', { target: target.description, error: String(error) }),
+      );
+  }, intervalMs);
+  return () => clearInterval(timer);
 }
