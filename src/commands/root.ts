@@ -15,6 +15,7 @@ import type { InputReader } from './inject/run-inject';
 import { runCommand } from './run';
 import { servicesCommand } from './services';
 import { statusCommand } from './status';
+import { topCommand } from './top';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
 import { renderHelp } from '../render/help';
@@ -52,6 +53,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
       runCommand(deps),
       servicesCommand(readGlobalOptions, deps),
       statusCommand(readGlobalOptions, deps),
+      topCommand(readGlobalOptions, deps),
       versionCommand(readGlobalOptions, deps),
     ],
     action: () => {

@@ -40,6 +40,7 @@ describe('root command', () => {
       'inject',
       'services',
       'status',
+      'top',
       'version',
     ]);
   });
@@ -203,7 +204,7 @@ describe('help command', () => {
 describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
-    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nservices\nstatus\nversion\n');
+    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nservices\nstatus\ntop\nversion\n');
   });
 
   it('completes a prefix', async () => {

@@ -12,18 +12,55 @@ export interface TrafficKind {
   readonly namespaced: boolean;
   /** The label that holds a resource's name on a sidecar series (namespace for namespaces). */
   readonly label: string;
+  /** Names `top` accepts for the kind (NSM's aliases). */
+  readonly aliases: readonly string[];
 }
 
 const [deploymentLabel, statefulSetLabel, daemonSetLabel] = METRIC_OWNER_LABELS;
 
 /** In NSM's discovery order. */
 export const TRAFFIC_KINDS: readonly TrafficKind[] = [
-  { plural: 'namespaces', kind: 'Namespace', namespaced: false, label: METRIC_LABEL_NAMESPACE },
-  { plural: 'pods', kind: 'Pod', namespaced: true, label: METRIC_LABEL_POD },
-  { plural: 'deployments', kind: 'Deployment', namespaced: true, label: deploymentLabel },
-  { plural: 'statefulsets', kind: 'StatefulSet', namespaced: true, label: statefulSetLabel },
-  { plural: 'daemonsets', kind: 'DaemonSet', namespaced: true, label: daemonSetLabel },
+  {
+    plural: 'namespaces',
+    kind: 'Namespace',
+    namespaced: false,
+    label: METRIC_LABEL_NAMESPACE,
+    aliases: ['namespaces', 'namespace', 'ns'],
+  },
+  {
+    plural: 'pods',
+    kind: 'Pod',
+    namespaced: true,
+    label: METRIC_LABEL_POD,
+    aliases: ['pods', 'pod', 'po'],
+  },
+  {
+    plural: 'deployments',
+    kind: 'Deployment',
+    namespaced: true,
+    label: deploymentLabel,
+    aliases: ['deployments', 'deployment', 'deploy'],
+  },
+  {
+    plural: 'statefulsets',
+    kind: 'StatefulSet',
+    namespaced: true,
+    label: statefulSetLabel,
+    aliases: ['statefulsets', 'statefulset', 'ss'],
+  },
+  {
+    plural: 'daemonsets',
+    kind: 'DaemonSet',
+    namespaced: true,
+    label: daemonSetLabel,
+    aliases: ['daemonsets', 'daemonset', 'ds'],
+  },
 ];
+
+/** The kind a `top` resource type names, by any of its aliases. */
+export function trafficKindByAlias(alias: string): TrafficKind | undefined {
+  return TRAFFIC_KINDS.find((kind) => kind.aliases.includes(alias));
+}
 
 export function trafficKind(plural: string): TrafficKind | undefined {
   return TRAFFIC_KINDS.find((kind) => kind.plural === plural);
