@@ -204,7 +204,9 @@ describe('help command', () => {
 describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
-    expect(result.stdout).toBe('completion\nconfig\nhelp\ninject\nservices\nstatus\ntop\nversion\n');
+    expect(result.stdout).toBe(
+      'completion\nconfig\nhelp\ninject\nservices\nstatus\ntop\nversion\n',
+    );
   });
 
   it('completes a prefix', async () => {
