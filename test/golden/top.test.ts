@@ -1,23 +1,10 @@
 // top's tables, byte for byte, from answers of the metrics API.
-import type { KubeAccess } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
+import { kubeAnswering, okJson } from '../support/fake-kube';
 import { expectGolden } from '../support/golden';
 import { trafficList } from '../support/traffic-lists';
 
 const base = '/apis/metrics.smi-spec.io/v1alpha1';
-
-function kubeAnswering(routes: Record<string, unknown>): KubeAccess {
-  return {
-    getRaw: (_target, path) => {
-      const body = routes[path];
-      return Promise.resolve(
-        body === undefined
-          ? { status: 404, body: '{"kind":"Status","message":"the server could not find the requested resource"}' }
-          : { status: 200, body: JSON.stringify(body) },
-      );
-    },
-  };
-}
 
 const shop = (deployment: string, direction: string): Record<string, string> => ({
   namespace: 'shop',
@@ -44,10 +31,10 @@ const edges = trafficList('deployments', 'edges', { namespace: 'shop', name: 'pr
 
 describe('top tables', () => {
   it('summarise each workload kind with traffic, success rates per direction', async () => {
-    const kube = kubeAnswering({
-      [`${base}/namespaces/shop/deployments`]: deployments,
-      [`${base}/namespaces/shop/statefulsets`]: statefulSets,
-      [`${base}/namespaces/shop/daemonsets`]: empty,
+    const { kube } = kubeAnswering({
+      [`${base}/namespaces/shop/deployments`]: okJson(deployments),
+      [`${base}/namespaces/shop/statefulsets`]: okJson(statefulSets),
+      [`${base}/namespaces/shop/daemonsets`]: okJson(empty),
     });
     const result = await runCli(['top', '-n', 'shop'], { kube });
     expect(result.stderr).toBe('');
@@ -56,7 +43,9 @@ describe('top tables', () => {
   });
 
   it('list one resource edges with latencies rounded up to whole milliseconds', async () => {
-    const kube = kubeAnswering({ [`${base}/namespaces/shop/deployments/productpage-v1/edges`]: edges });
+    const { kube } = kubeAnswering({
+      [`${base}/namespaces/shop/deployments/productpage-v1/edges`]: okJson(edges),
+    });
     const result = await runCli(['top', 'deploy/productpage-v1', '-n', 'shop'], { kube });
     expect(result.stderr).toBe('');
     expectGolden('top/edges.txt', result.stdout);

@@ -1,29 +1,10 @@
 // top against a hand-written API: what it asks for, its errors and its machine-readable output.
-import type { KubeAccess, RawResponse } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
+import { kubeAnswering, okJson as ok } from '../support/fake-kube';
 import { trafficList } from '../support/traffic-lists';
 
 const base = '/apis/metrics.smi-spec.io/v1alpha1';
 
-function kubeAnswering(routes: Record<string, RawResponse>): { kube: KubeAccess; paths: string[] } {
-  const paths: string[] = [];
-  return {
-    paths,
-    kube: {
-      getRaw: (_target, path) => {
-        paths.push(path);
-        return Promise.resolve(
-          routes[path] ?? {
-            status: 404,
-            body: '{"kind":"Status","message":"the server could not find the requested resource"}',
-          },
-        );
-      },
-    },
-  };
-}
-
-const ok = (body: unknown): RawResponse => ({ status: 200, body: JSON.stringify(body) });
 const pods = trafficList('pods', 'list', { namespace: 'default' }, [
   [{ namespace: 'default', pod: 'web-1', direction: 'inbound' }, 3, 2, 1, 9, 1],
 ]);
@@ -63,7 +44,7 @@ describe('top', () => {
     ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
-      'Error: unable to get traffic metrics: the server could not find the requested resource\nIs the metrics API available? Check APIService v1alpha1.metrics.smi-spec.io and the nginx-mesh-metrics pods.\n',
+      'Error: unable to get traffic metrics: not found\nIs the metrics API available? Check APIService v1alpha1.metrics.smi-spec.io and the nginx-mesh-metrics pods.\n',
     );
   });
 

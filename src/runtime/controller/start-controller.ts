@@ -75,18 +75,13 @@ export async function startController({
     kubernetes: version.gitVersion,
     nativeSidecar: settings.nativeSidecar,
   });
-  const tlsApi = {
-    store: kubeCertificateStore(k8s, config),
-    target: webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME),
-  };
-  const tls = {
-    namespace,
-    secretName: WEBHOOK_TLS_SECRET_NAME,
-    serviceName: WEBHOOK_SERVICE_NAME,
-    renewBeforeDays: 30,
-    validityDays: 365,
-  };
-  const certificate = await ensureServingCertificate(tls, tlsApi, new Date(), logger);
+  const target = webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME);
+  const certificate = await ensureServingCertificate(
+    { namespace, secretName: WEBHOOK_TLS_SECRET_NAME, serviceName: WEBHOOK_SERVICE_NAME },
+    { store: kubeCertificateStore(k8s, config), target },
+    new Date(),
+    logger,
+  );
   const server = await startWebhookServer({
     host: bind.host,
     port: bind.port,
@@ -97,7 +92,7 @@ export async function startController({
     logger,
   });
   logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
-  const stopCaSync = keepCaBundle(tlsApi.target, certificate, CA_BUNDLE_SYNC_MS, logger);
+  const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
   const versions = await startVersionServer({

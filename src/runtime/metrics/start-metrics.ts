@@ -86,18 +86,13 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
   const k8s = await import('@kubernetes/client-node');
   const config = new k8s.KubeConfig();
   config.loadFromDefault();
-  const tlsApi = {
-    store: kubeCertificateStore(k8s, config),
-    target: apiServiceCaBundleTarget(k8s, config, METRICS_API_SERVICE_NAME),
-  };
-  const tls = {
-    namespace,
-    secretName: METRICS_TLS_SECRET_NAME,
-    serviceName: METRICS_SERVICE_NAME,
-    renewBeforeDays: 30,
-    validityDays: 365,
-  };
-  const certificate = await ensureServingCertificate(tls, tlsApi, new Date(), logger);
+  const target = apiServiceCaBundleTarget(k8s, config, METRICS_API_SERVICE_NAME);
+  const certificate = await ensureServingCertificate(
+    { namespace, secretName: METRICS_TLS_SECRET_NAME, serviceName: METRICS_SERVICE_NAME },
+    { store: kubeCertificateStore(k8s, config), target },
+    new Date(),
+    logger,
+  );
   const authentication = await config.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({
     name: EXTENSION_API_AUTH_CONFIG_MAP,
     namespace: EXTENSION_API_AUTH_NAMESPACE,
@@ -115,7 +110,7 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
     port: server.port,
     prometheus: prometheus?.address ?? '',
   });
-  const stopCaSync = keepCaBundle(tlsApi.target, certificate, CA_BUNDLE_SYNC_MS, logger);
+  const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
   return {

@@ -26,10 +26,14 @@ export interface ManagedCertificateOptions {
   readonly namespace: string;
   readonly secretName: string;
   readonly serviceName: string;
-  /** Renew when less than this remains. */
-  readonly renewBeforeDays: number;
-  readonly validityDays: number;
+  /** Renew when less than this remains (default 30). */
+  readonly renewBeforeDays?: number;
+  /** Lifetime of a new certificate (default 365). */
+  readonly validityDays?: number;
 }
+
+const DEFAULT_RENEW_BEFORE_DAYS = 30;
+const DEFAULT_VALIDITY_DAYS = 365;
 
 const CERT_KEY = 'tls.crt';
 const KEY_KEY = 'tls.key';
@@ -98,14 +102,14 @@ export async function ensureServingCertificate(
     existing === undefined ? undefined : decode(existing),
     names,
     now,
-    options.renewBeforeDays,
+    options.renewBeforeDays ?? DEFAULT_RENEW_BEFORE_DAYS,
   );
   if (certificate === undefined) {
     const created = await createServingCertificate(
       options.serviceName,
       names,
       now,
-      options.validityDays,
+      options.validityDays ?? DEFAULT_VALIDITY_DAYS,
     );
     if (existing === undefined) {
       const won = await store.createSecret(options.namespace, options.secretName, encode(created));
