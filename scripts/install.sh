@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the build and tests use: the test cluster needs openssl (its PKI), iproute2
 # (network namespaces), iptables (service NAT), util-linux (unshare, setpriv for containers) and
 # nats-server (what the nats image runs on the test node); the data plane needs nginx with its
-# stream module, and nginx-dev, gcc, make, libc6-dev and binutils to build our nginx module.
+# stream module, and nginx-dev, gcc, make, libc6-dev and binutils to build our nginx module;
+# the metrics tests query a real prometheus.
 APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux nats-server
-  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils)
+  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -24,7 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "install: apt-get install ${missing[*]}" >&2
   apt-get update -qq
-  # Packages such as nginx and nats-server would start system services on their default ports;
+  # Packages such as nginx, nats-server and prometheus would start system services on their default ports;
   # the tests start their own, so service starts are refused while installing.
   policy=/usr/sbin/policy-rc.d
   added_policy=false

@@ -139,6 +139,61 @@ export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller'
 export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
 export const PART_OF_VALUE = 'nginx-service-mesh';
 
+// ---- Sidecar metrics (the contract between the agent and the metrics role; docs/metrics.md) ----
+
+/** Counter of HTTP requests a sidecar proxied, by direction, peer and status class. */
+export const SIDECAR_REQUESTS_METRIC = 'nginx_mesh_requests_total';
+/** Histogram of the time from request to last response byte, in milliseconds. */
+export const SIDECAR_DURATION_METRIC = 'nginx_mesh_request_duration_milliseconds';
+/** Upper bounds (ms) of the duration histogram's buckets; +Inf is implied. */
+export const SIDECAR_DURATION_BUCKETS_MS: readonly number[] = [
+  1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000,
+];
+/** Label: "inbound" (the pod served the request) or "outbound" (the pod sent it). */
+export const METRIC_LABEL_DIRECTION = 'direction';
+export const METRIC_DIRECTION_INBOUND = 'inbound';
+export const METRIC_DIRECTION_OUTBOUND = 'outbound';
+/** Label: the response's status class, 1xx to 5xx (NSM's `code` on nginxplus_upstream_server_responses). */
+export const METRIC_LABEL_CODE = 'code';
+/** Status class that counts as a failure in SMI's failure_count; every other class is a success. */
+export const METRIC_FAILURE_CODE = '5xx';
+/** Label prefix of the peer that sent an inbound request (src_namespace, src_pod, src_deployment…). */
+export const METRIC_SOURCE_PREFIX = 'src_';
+/** Label prefix of the peer an outbound request went to (NSM's dst_namespace, dst_pod, dst_deployment…). */
+export const METRIC_DESTINATION_PREFIX = 'dst_';
+/**
+ * Workload labels: unprefixed they name the scraped pod (set by the scrape configuration); with a
+ * prefix, the peer (set by the agent). An owner label holds the owning workload's name.
+ */
+export const METRIC_LABEL_NAMESPACE = 'namespace';
+export const METRIC_LABEL_POD = 'pod';
+export const METRIC_OWNER_LABELS = ['deployment', 'statefulset', 'daemonset'] as const;
+/** Prometheus job that scrapes the sidecars (NSM's job name). */
+export const SIDECAR_SCRAPE_JOB = 'nginx-mesh-sidecars';
+/** Path of the sidecar's Prometheus exposition on SIDECAR_METRICS_PORT. */
+export const SIDECAR_METRICS_PATH = '/metrics';
+
+// ---- The metrics role: SMI Traffic Metrics as an aggregated API ----
+
+/** The metrics Deployment, its ServiceAccount and container. */
+export const METRICS_NAME = 'nginx-mesh-metrics';
+/** Service in front of the metrics API (port 443 → METRICS_API_PORT), named by the APIService. */
+export const METRICS_SERVICE_NAME = 'nginx-mesh-metrics-svc';
+/** Port the metrics role serves the aggregated API on (HTTPS). */
+export const METRICS_API_PORT = 8080;
+/** API group and version of SMI Traffic Metrics. */
+export const TRAFFIC_METRICS_GROUP = 'metrics.smi-spec.io';
+export const TRAFFIC_METRICS_VERSION = 'v1alpha1';
+/** The APIService that routes TRAFFIC_METRICS_GROUP to METRICS_SERVICE_NAME. */
+export const METRICS_API_SERVICE_NAME = `${TRAFFIC_METRICS_VERSION}.${TRAFFIC_METRICS_GROUP}`;
+/** Secret holding the metrics API's serving certificate and its CA while the role manages them. */
+export const METRICS_TLS_SECRET_NAME = 'nginx-mesh-metrics-tls';
+/** Window of a TrafficMetrics answer unless the request's ?t= says otherwise (SMI's default). */
+export const DEFAULT_TRAFFIC_METRICS_WINDOW_MS = 30_000;
+/** ConfigMap the API server publishes its front-proxy (requestheader) client CA in. */
+export const EXTENSION_API_AUTH_CONFIG_MAP = 'extension-apiserver-authentication';
+export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';
+
 // ---- The control plane as deploy installs it ----
 
 /** Field manager of every object deploy and upgrade apply (server-side apply). */
@@ -155,17 +210,6 @@ export const UPSTREAM_CA_SECRET_NAME = 'nginx-mesh-upstream-ca';
 export const UPSTREAM_CA_CERT_KEY = 'upstreamCA.crt';
 export const UPSTREAM_CA_KEY_KEY = 'upstreamCA.key';
 export const UPSTREAM_CA_BUNDLE_KEY = 'upstreamBundle.crt';
-/** The metrics role's Deployment and ServiceAccount, and the Service behind its APIService. */
-export const METRICS_NAME = 'nginx-mesh-metrics';
-export const METRICS_SERVICE_NAME = 'nginx-mesh-metrics-svc';
-/** Port of the metrics role's SMI metrics API (HTTPS). */
-export const METRICS_API_PORT = 8080;
-/** Secret with the metrics API's serving certificate while the metrics role manages it. */
-export const METRICS_TLS_SECRET_NAME = 'nginx-mesh-metrics-tls';
-/** The aggregated API the metrics role serves. */
-export const METRICS_API_GROUP = 'metrics.smi-spec.io';
-export const METRICS_API_VERSION = 'v1alpha1';
-export const METRICS_API_SERVICE_NAME = `${METRICS_API_VERSION}.${METRICS_API_GROUP}`;
 /** NATS: Deployment, Service and ServiceAccount names, ports and image (NGINX Service Mesh's). */
 export const NATS_NAME = 'nats-server';
 export const NATS_SERVICE_ACCOUNT_NAME = 'nats';

@@ -13,6 +13,7 @@ describe('help text', () => {
     ['help', ['help']],
     ['completion', ['completion']],
     ['completion-bash', ['completion', 'bash']],
+    ['top', ['top']],
   ])('of %s matches its golden file', async (name, path) => {
     const result = await runCli(['help', ...path]);
     expect(result.code).toBe(0);

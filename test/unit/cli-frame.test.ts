@@ -40,6 +40,7 @@ describe('root command', () => {
       'remove',
       'services',
       'status',
+      'top',
       'upgrade',
       'version',
     ]);
@@ -205,7 +206,7 @@ describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
     expect(result.stdout).toBe(
-      'completion\nconfig\ndeploy\nhelp\ninject\nremove\nservices\nstatus\nupgrade\nversion\n',
+      'completion\nconfig\ndeploy\nhelp\ninject\nremove\nservices\nstatus\ntop\nupgrade\nversion\n',
     );
   });
 

@@ -1,20 +1,6 @@
 // status and config against a hand-written API: what they ask for and what they print.
-import type { KubeAccess, RawResponse } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
-import { readOnlyKube } from '../support/fakes';
-
-function kubeAnswering(routes: Record<string, RawResponse>): { kube: KubeAccess; paths: string[] } {
-  const paths: string[] = [];
-  return {
-    paths,
-    kube: readOnlyKube((_target, path) => {
-      paths.push(path);
-      return Promise.resolve(
-        routes[path] ?? { status: 404, body: '{"kind":"Status","message":"not found"}' },
-      );
-    }),
-  };
-}
+import { kubeAnswering } from '../support/fake-kube';
 
 const deploymentPath = '/apis/apps/v1/namespaces/nginx-mesh/deployments/nginx-mesh-controller';
 const configMapPath = '/api/v1/namespaces/nginx-mesh/configmaps/meshconfig';

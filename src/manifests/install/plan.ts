@@ -4,9 +4,9 @@
 // prints for --dry-run and drives upgrade. Pure.
 import {
   CONTROLLER_NAME,
-  METRICS_API_GROUP,
+  TRAFFIC_METRICS_GROUP,
   METRICS_API_SERVICE_NAME,
-  METRICS_API_VERSION,
+  TRAFFIC_METRICS_VERSION,
   METRICS_NAME,
   METRICS_SERVICE_NAME,
   METRICS_TLS_SECRET_NAME,
@@ -225,8 +225,8 @@ function apiService(namespace: string, labels: Labels): Manifest {
     kind: 'APIService',
     metadata: meta(METRICS_API_SERVICE_NAME, undefined, labels),
     spec: {
-      group: METRICS_API_GROUP,
-      version: METRICS_API_VERSION,
+      group: TRAFFIC_METRICS_GROUP,
+      version: TRAFFIC_METRICS_VERSION,
       service: { name: METRICS_SERVICE_NAME, namespace, port: 443 },
       groupPriorityMinimum: 100,
       versionPriority: 100,

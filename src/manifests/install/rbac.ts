@@ -122,9 +122,9 @@ function accounts(): readonly Account[] {
     {
       serviceAccount: METRICS_NAME,
       name: METRICS_RBAC_NAME,
+      // The metrics come from Prometheus: the API is needed only for its own certificate and
+      // its APIService's CA bundle (callers are checked through auth-delegator, below).
       clusterRules: [
-        rule('', ['pods', 'namespaces'], ['get', 'list']),
-        rule('apps', ['deployments', 'statefulsets', 'daemonsets'], ['get', 'list']),
         rule(
           'apiregistration.k8s.io',
           ['apiservices'],

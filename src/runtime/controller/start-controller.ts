@@ -12,10 +12,10 @@ import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
 import { parseBindAddress } from '../role/bind-address';
 import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
-import { kubeWebhookApi } from './kube-webhook-api';
+import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
+import { ensureServingCertificate, keepCaBundle } from '../pki/managed-certificate';
 import { startVersionServer } from './version-server';
 import { startWebhookServer } from './webhook-server';
-import { ensureWebhookCertificate } from './webhook-tls';
 
 /** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
 const NATIVE_SIDECAR_MINOR = 29;
@@ -75,16 +75,13 @@ export async function startController({
     kubernetes: version.gitVersion,
     nativeSidecar: settings.nativeSidecar,
   });
-  const api = kubeWebhookApi(k8s, config);
-  const tls = {
-    namespace,
-    secretName: WEBHOOK_TLS_SECRET_NAME,
-    serviceName: WEBHOOK_SERVICE_NAME,
-    configurationName: WEBHOOK_CONFIGURATION_NAME,
-    renewBeforeDays: 30,
-    validityDays: 365,
-  };
-  const certificate = await ensureWebhookCertificate(tls, api, new Date(), logger);
+  const target = webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME);
+  const certificate = await ensureServingCertificate(
+    { namespace, secretName: WEBHOOK_TLS_SECRET_NAME, serviceName: WEBHOOK_SERVICE_NAME },
+    { store: kubeCertificateStore(k8s, config), target },
+    new Date(),
+    logger,
+  );
   const server = await startWebhookServer({
     host: bind.host,
     port: bind.port,
@@ -95,14 +92,7 @@ export async function startController({
     logger,
   });
   logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
-  const caBundle = Buffer.from(certificate.caPem).toString('base64');
-  const sync = setInterval(() => {
-    api
-      .setWebhookCaBundle(WEBHOOK_CONFIGURATION_NAME, caBundle)
-      .catch((error: unknown) =>
-        logger.warn('webhook CA bundle sync failed', { error: String(error) }),
-      );
-  }, CA_BUNDLE_SYNC_MS);
+  const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
   const versions = await startVersionServer({
@@ -114,7 +104,7 @@ export async function startController({
     readiness: () => ({ ready: true }),
     done,
     stop: async () => {
-      clearInterval(sync);
+      stopCaSync();
       await Promise.all([server.close(), versions.close()]);
       finish();
     },

@@ -1,0 +1,179 @@
+// `top`: traffic statistics of the mesh's workloads, read from the SMI Traffic Metrics API
+// (APIService v1alpha1.metrics.smi-spec.io) through the API server, as NGINX Service Mesh.
+import { MeshctlError, describeError } from '../../errors';
+import { METRICS_API_SERVICE_NAME, METRICS_NAME } from '../../manifests/constants';
+import { TRAFFIC_METRICS_BASE_PATH } from '../../manifests/traffic-metrics/build';
+import {
+  TRAFFIC_KINDS,
+  trafficKind,
+  trafficKindByAlias,
+} from '../../manifests/traffic-metrics/kinds';
+import type { TrafficKind } from '../../manifests/traffic-metrics/kinds';
+import type { TrafficMetricsList } from '../../manifests/traffic-metrics/types';
+import { renderTopEdges, renderTopSummary } from '../../render/top';
+import type { Io } from '../../runtime/io';
+import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
+import { getJson, KubeApiError } from '../../runtime/kube/get-json';
+import type { GlobalOptionsReader } from '../global-flags';
+import type { CommandSpec } from '../spec';
+
+export interface TopDeps {
+  readonly io: Io;
+  readonly kube: KubeAccess;
+}
+
+/** Namespace of the resources when -n is not given (NSM's top: "default"). */
+const TOP_DEFAULT_NAMESPACE = 'default';
+/** Kinds shown when no resource type is given, in this order. */
+const DEFAULT_KINDS = ['deployments', 'statefulsets', 'daemonsets'];
+
+interface Selection {
+  readonly kind: TrafficKind;
+  readonly name: string | undefined;
+}
+
+function parseSelection(arg: string): Selection {
+  const [type = '', name] = arg.split('/', 2);
+  const kind = trafficKindByAlias(type.toLowerCase());
+  if (kind === undefined) {
+    throw new MeshctlError(`failed to build resource from name: ${type}`, {
+      hint: `Cannot build traffic statistics.\nYou must provide one of the supported resource type names or aliases: ${TRAFFIC_KINDS.flatMap((k) => k.aliases).join(', ')}`,
+    });
+  }
+  if (name === '') throw new MeshctlError(`no resource name after "${type}/"`);
+  return { kind, name };
+}
+
+function metricsPath(selection: Selection, namespace: string): string {
+  const { kind, name } = selection;
+  const scope = kind.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const object = name === undefined ? '' : `/${encodeURIComponent(name)}/edges`;
+  return `${TRAFFIC_METRICS_BASE_PATH}${scope}/${kind.plural}${object}`;
+}
+
+function apiFailure(error: unknown): MeshctlError {
+  const missing = error instanceof KubeApiError && (error.status === 404 || error.status === 503);
+  return new MeshctlError(`unable to get traffic metrics: ${describeError(error)}`, {
+    cause: error,
+    hint: missing
+      ? `Is the metrics API available? Check APIService ${METRICS_API_SERVICE_NAME} and the ${METRICS_NAME} pods.`
+      : undefined,
+  });
+}
+
+function noTraffic(what: string, namespace: string | undefined): MeshctlError {
+  const where = namespace === undefined ? '' : ` in namespace "${namespace}"`;
+  return new MeshctlError(
+    `no traffic yet for ${what}${where}: no metrics populated - make sure traffic is flowing`,
+  );
+}
+
+async function printOutput(io: Io, output: string, value: unknown): Promise<void> {
+  if (output === 'yaml') {
+    const { stringify } = await import('yaml');
+    io.out.write(stringify(value, { lineWidth: 0 }));
+    return;
+  }
+  io.out.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+interface TopRequest {
+  readonly target: KubeTarget;
+  readonly namespace: string;
+  readonly output: string;
+}
+
+async function topOne(deps: TopDeps, request: TopRequest, selection: Selection): Promise<void> {
+  const { kind, name } = selection;
+  let list: TrafficMetricsList;
+  try {
+    list = await getJson(deps.kube, request.target, metricsPath(selection, request.namespace));
+  } catch (error) {
+    throw apiFailure(error);
+  }
+  const namespace = kind.namespaced ? request.namespace : undefined;
+  if (list.items.length === 0) {
+    throw noTraffic(name === undefined ? kind.plural : `${kind.plural}/${name}`, namespace);
+  }
+  if (request.output !== 'table') return printOutput(deps.io, request.output, list);
+  deps.io.out.write(
+    name === undefined ? renderTopSummary(kind, list) : renderTopEdges(kind, name, list),
+  );
+}
+
+/** Deployments, StatefulSets and DaemonSets: a table for each kind with traffic. */
+async function topWorkloads(deps: TopDeps, request: TopRequest): Promise<void> {
+  const kinds = DEFAULT_KINDS.map((plural) => trafficKind(plural)).filter(
+    (kind): kind is TrafficKind => kind !== undefined,
+  );
+  const answers = await Promise.allSettled(
+    kinds.map((kind) =>
+      getJson<TrafficMetricsList>(
+        deps.kube,
+        request.target,
+        metricsPath({ kind, name: undefined }, request.namespace),
+      ),
+    ),
+  );
+  const lists = answers.flatMap((answer, index) => {
+    const kind = kinds[index];
+    return answer.status === 'fulfilled' && kind !== undefined
+      ? [{ kind, list: answer.value }]
+      : [];
+  });
+  if (lists.length === 0) {
+    const first = answers.find((answer) => answer.status === 'rejected');
+    throw apiFailure(first?.reason);
+  }
+  const withTraffic = lists.filter(({ list }) => list.items.length > 0);
+  if (withTraffic.length === 0)
+    throw noTraffic('deployments, statefulsets or daemonsets', request.namespace);
+  if (request.output !== 'table') {
+    const items = withTraffic.map(({ list }) => list);
+    return printOutput(deps.io, request.output, { apiVersion: 'v1', kind: 'List', items });
+  }
+  for (const { kind, list } of withTraffic) deps.io.out.write(renderTopSummary(kind, list));
+}
+
+export function topCommand(globals: GlobalOptionsReader, deps: TopDeps): CommandSpec {
+  return {
+    name: 'top',
+    short: 'Display traffic statistics',
+    long: `Display traffic statistics of the mesh's workloads over the last 30 seconds.
+
+Without an argument, top shows every Deployment, StatefulSet and DaemonSet with traffic; with a
+resource type (pods, deployments, statefulsets, daemonsets, namespaces or their aliases), every
+resource of that type; with type/name, the resource's traffic to and from each peer.
+-n names the namespace of the resources ("default" unless given). A "-" means no traffic in that
+direction. The numbers come from the metrics API (APIService ${METRICS_API_SERVICE_NAME}),
+which reads them from Prometheus.`,
+    example: `  nginx-meshctl top
+  nginx-meshctl top pods -n shop
+  nginx-meshctl top deployments/web -n shop -o json`,
+    args: { usage: '[resource-type/resource]', max: 1 },
+    flags: [
+      {
+        long: 'output',
+        short: 'o',
+        type: 'string',
+        usage: 'output format: table, json or yaml',
+        defaultValue: 'table',
+        choices: ['table', 'json', 'yaml'],
+      },
+    ],
+    action: async (context) => {
+      const { kubeconfig, timeoutMs } = globals(context);
+      const namespace = context.changed('namespace')
+        ? context.string('namespace')
+        : TOP_DEFAULT_NAMESPACE;
+      const request = {
+        target: { kubeconfig, timeoutMs },
+        namespace,
+        output: context.string('output'),
+      };
+      const [arg] = context.args;
+      if (arg === undefined) return topWorkloads(deps, request);
+      return topOne(deps, request, parseSelection(arg));
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// The HTTPS endpoint of the Traffic Metrics API. It asks every client for a certificate and
+// verifies it against the API server's requestheader CA; whether an unverified client may do
+// anything is the handler's decision (nothing, today).
+import type { IncomingMessage } from 'node:http';
+import * as https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { buildStatus } from '../../manifests/traffic-metrics/routes';
+import { closeServer, listen } from '../listen';
+import type { Logger } from '../role/log';
+import type { ApiAnswer, ApiRequest } from './traffic-api';
+
+export interface MetricsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  /** Verifies the front-proxy's client certificate. */
+  readonly clientCaPem: string;
+  readonly handle: (request: ApiRequest) => Promise<ApiAnswer>;
+  readonly logger: Logger;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function toApiRequest(req: IncomingMessage): ApiRequest {
+  const url = new URL(req.url ?? '/', 'https://metrics.invalid');
+  const socket = req.socket as TLSSocket;
+  const peer = socket.getPeerCertificate();
+  const commonName = typeof peer.subject?.CN === 'string' ? peer.subject.CN : undefined;
+  return {
+    method: req.method ?? 'GET',
+    path: url.pathname,
+    search: url.searchParams,
+    headers: req.headersDistinct,
+    client: { verified: socket.authorized, commonName },
+  };
+}
+
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const { logger } = options;
+  const server = https.createServer(
+    {
+      cert: options.certificatePem,
+      key: options.privateKeyPem,
+      ca: options.clientCaPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    (req, res) => {
+      const send = (answer: ApiAnswer): void => {
+        const body = `${JSON.stringify(answer.body)}\n`;
+        res
+          .writeHead(answer.status, {
+            'Content-Type': 'application/json',
+            'Content-Length': Buffer.byteLength(body),
+          })
+          .end(body);
+      };
+      options.handle(toApiRequest(req)).then(send, (error: unknown) => {
+        logger.error('request failed', { path: req.url, error: String(error) });
+        send({ status: 500, body: buildStatus(500, 'InternalError', 'internal error') });
+      });
+    },
+  );
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const port = await listen(server, options.port, options.host);
+  return { port, close: () => closeServer(server) };
+}

@@ -1,0 +1,87 @@
+// top against a hand-written API: what it asks for, its errors and its machine-readable output.
+import { runCli } from '../support/cli';
+import { kubeAnswering, okJson as ok } from '../support/fake-kube';
+import { trafficList } from '../support/traffic-lists';
+
+const base = '/apis/metrics.smi-spec.io/v1alpha1';
+
+const pods = trafficList('pods', 'list', { namespace: 'default' }, [
+  [{ namespace: 'default', pod: 'web-1', direction: 'inbound' }, 3, 2, 1, 9, 1],
+]);
+
+describe('top', () => {
+  it('reads the resources of namespace "default" unless -n is given, by any alias', async () => {
+    const { kube, paths } = kubeAnswering({ [`${base}/namespaces/default/pods`]: ok(pods) });
+    const result = await runCli(['top', 'po'], { kube });
+    expect(paths).toEqual([`${base}/namespaces/default/pods`]);
+    expect(result).toEqual({
+      code: 0,
+      stdout:
+        'Pod    Incoming Success  Outgoing Success  NumRequests\nweb-1  90.00%            -                 10\n\n',
+      stderr: '',
+    });
+  });
+
+  it('asks for namespaces without a namespace, and for edges of a named one', async () => {
+    const { kube, paths } = kubeAnswering({});
+    await runCli(['top', 'ns'], { kube });
+    await runCli(['top', 'namespace/shop', '-n', 'ignored'], { kube });
+    await runCli(['top', 'ss/db', '-n', 'shop'], { kube });
+    expect(paths).toEqual([
+      `${base}/namespaces`,
+      `${base}/namespaces/shop/edges`,
+      `${base}/namespaces/shop/statefulsets/db/edges`,
+    ]);
+  });
+
+  it('asks for the three workload kinds without an argument', async () => {
+    const { kube, paths } = kubeAnswering({});
+    const result = await runCli(['top', '-n', 'shop'], { kube });
+    expect(paths).toEqual([
+      `${base}/namespaces/shop/deployments`,
+      `${base}/namespaces/shop/statefulsets`,
+      `${base}/namespaces/shop/daemonsets`,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      'Error: unable to get traffic metrics: not found\nIs the metrics API available? Check APIService v1alpha1.metrics.smi-spec.io and the nginx-mesh-metrics pods.\n',
+    );
+  });
+
+  it('says there is no traffic yet instead of printing an empty table', async () => {
+    const empty = trafficList('pods', 'list', { namespace: 'default' }, []);
+    const { kube } = kubeAnswering({ [`${base}/namespaces/default/pods`]: ok(empty) });
+    const result = await runCli(['top', 'pods'], { kube });
+    expect(result).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'Error: no traffic yet for pods in namespace "default": no metrics populated - make sure traffic is flowing\n',
+    });
+  });
+
+  it('names the unknown resource type and the supported aliases', async () => {
+    const result = await runCli(['top', 'jobs/x']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      'Error: failed to build resource from name: jobs\nCannot build traffic statistics.\nYou must provide one of the supported resource type names or aliases: namespaces, namespace, ns, pods, pod, po, deployments, deployment, deploy, statefulsets, statefulset, ss, daemonsets, daemonset, ds\n',
+    );
+  });
+
+  it('prints the API objects with -o json and -o yaml', async () => {
+    const { kube } = kubeAnswering({ [`${base}/namespaces/default/pods`]: ok(pods) });
+    const json = await runCli(['top', 'pods', '-o', 'json'], { kube });
+    expect(JSON.parse(json.stdout)).toEqual(pods);
+    const yaml = await runCli(['top', 'pods', '-o', 'yaml'], { kube });
+    expect(yaml.stdout).toMatch(
+      /^kind: TrafficMetricsList\napiVersion: metrics.smi-spec.io\/v1alpha1\n/,
+    );
+  });
+
+  it('rejects a second argument and an unknown output format as usage errors', async () => {
+    expect((await runCli(['top', 'pods', 'deployments'])).code).toBe(2);
+    const bad = await runCli(['top', '-o', 'wide']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('must be one of: table, json, yaml');
+  });
+});
