@@ -9,14 +9,18 @@ export interface MeshService {
   readonly addresses: readonly string[];
 }
 
-export function renderServices(services: readonly MeshService[]): string {
-  const rows: string[][] = [['Service', 'Upstream', 'Port']];
-  const sorted = [...services].sort((a, b) =>
+/** By namespace, then name: the order of the table and of -o json|yaml. */
+export function sortServices(services: readonly MeshService[]): MeshService[] {
+  return [...services].sort((a, b) =>
     a.namespace === b.namespace
       ? a.name.localeCompare(b.name)
       : a.namespace.localeCompare(b.namespace),
   );
-  for (const service of sorted) {
+}
+
+export function renderServices(services: readonly MeshService[]): string {
+  const rows: string[][] = [['Service', 'Upstream', 'Port']];
+  for (const service of sortServices(services)) {
     const ports = service.ports.length === 0 ? '<none>' : service.ports.join(',');
     const addresses = service.addresses.length === 0 ? ['<none>'] : service.addresses;
     addresses.forEach((address, index) => {

@@ -74,3 +74,37 @@ describe('services', () => {
     expect(paths).not.toContain('/api/v1/namespaces/kube-system/services');
   });
 });
+
+describe('services -o', () => {
+  it('prints the same Services as a JSON document', async () => {
+    const kube = readOnlyKube((_target, path) => {
+      const answers: Record<string, unknown> = {
+        '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
+          items: [{ metadata: { name: 'shop' } }],
+        },
+        '/api/v1/namespaces/shop/services': {
+          items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
+        },
+        '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
+          items: [
+            {
+              metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
+              endpoints: [{ addresses: ['198.18.101.7'] }],
+            },
+          ],
+        },
+      };
+      const body = answers[path];
+      return Promise.resolve(
+        body === undefined
+          ? { status: 404, body: '{}' }
+          : { status: 200, body: JSON.stringify(body) },
+      );
+    });
+    const result = await runCli(['services', '-o', 'json'], { kube });
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { namespace: 'shop', name: 'web', ports: [80], addresses: ['198.18.101.7'] },
+    ]);
+  });
+});

@@ -5,6 +5,7 @@ import type { Io } from '../../runtime/io';
 import type { KubeAccess } from '../../runtime/kube/access';
 import { getJson } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
+import { outputFlag, printDocument } from '../output';
 import type { CommandSpec } from '../spec';
 
 export interface ConfigDeps {
@@ -53,25 +54,11 @@ export function configCommand(globals: GlobalOptionsReader, deps: ConfigDeps): C
     name: 'config',
     short: 'Display the NGINX Service Mesh configuration',
     long: 'Display the NGINX Service Mesh configuration.',
-    flags: [
-      {
-        long: 'output',
-        short: 'o',
-        type: 'string',
-        usage: 'output format',
-        defaultValue: 'json',
-        choices: ['json', 'yaml'],
-      },
-    ],
+    flags: [outputFlag(['json', 'yaml'])],
     action: async (context) => {
       const { kubeconfig, namespace, timeoutMs } = globals(context);
       const config = await fetchMeshConfig(deps, kubeconfig, namespace, timeoutMs);
-      if (context.string('output') === 'yaml') {
-        const { stringify } = await import('yaml');
-        deps.io.out.write(stringify(config, { lineWidth: 0 }));
-        return;
-      }
-      deps.io.out.write(`${JSON.stringify(config, null, 2)}\n`);
+      await printDocument(deps.io, context.string('output'), config);
     },
   };
 }

@@ -3,11 +3,12 @@
 import { MeshctlError, describeError } from '../../errors';
 import { AUTO_INJECT_LABEL } from '../../manifests/constants';
 import type { MeshService } from '../../render/services';
-import { renderServices } from '../../render/services';
+import { renderServices, sortServices } from '../../render/services';
 import type { Io } from '../../runtime/io';
 import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
 import { getJson } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
+import { outputFlag, printDocument } from '../output';
 import type { CommandSpec } from '../spec';
 
 export interface ServicesDeps {
@@ -60,9 +61,11 @@ export function servicesCommand(globals: GlobalOptionsReader, deps: ServicesDeps
     short: 'List the Services registered with NGINX Service Mesh',
     long: `List the Services registered with NGINX Service Mesh: the Services of namespaces labelled
 ${AUTO_INJECT_LABEL}=enabled, with the addresses of their endpoints and their ports.`,
+    flags: [outputFlag(['table', 'json', 'yaml'])],
     action: async (context) => {
       const { kubeconfig, timeoutMs } = globals(context);
       const target = { kubeconfig, timeoutMs };
+      let services: MeshService[];
       try {
         const selector = encodeURIComponent(`${AUTO_INJECT_LABEL}=enabled`);
         const namespaces = await getJson<List<NamedObject>>(
@@ -73,15 +76,15 @@ ${AUTO_INJECT_LABEL}=enabled, with the addresses of their endpoints and their po
         const names = namespaces.items
           .map((item) => item.metadata.name)
           .filter((name) => name !== 'kube-system');
-        const services = (
-          await Promise.all(names.map((name) => servicesOf(deps, target, name)))
-        ).flat();
-        deps.io.out.write(renderServices(services));
+        services = (await Promise.all(names.map((name) => servicesOf(deps, target, name)))).flat();
       } catch (error) {
         throw new MeshctlError(`unable to list the mesh's Services: ${describeError(error)}`, {
           cause: error,
         });
       }
+      const output = context.string('output');
+      if (output === 'table') deps.io.out.write(renderServices(services));
+      else await printDocument(deps.io, output, sortServices(services));
     },
   };
 }

@@ -10,6 +10,7 @@ import type { Io } from '../../runtime/io';
 import type { KubeAccess } from '../../runtime/kube/access';
 import { getJson } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
+import { outputFlag, printDocument } from '../output';
 import type { CommandSpec } from '../spec';
 
 export interface StatusDeps {
@@ -37,16 +38,7 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
     name: 'status',
     short: 'Check connection to NGINX Service Mesh',
     long: 'Check connection to NGINX Service Mesh: every control-plane component, ready against desired replicas, with its version.',
-    flags: [
-      {
-        long: 'output',
-        short: 'o',
-        type: 'string',
-        usage: 'output format: table, json or yaml',
-        defaultValue: 'table',
-        choices: ['table', 'json', 'yaml'],
-      },
-    ],
+    flags: [outputFlag(['table', 'json', 'yaml'])],
     action: async (context) => {
       const { kubeconfig, namespace, timeoutMs } = globals(context);
       const output = context.string('output');
@@ -78,11 +70,8 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
       }
       if (output === 'table') {
         deps.io.out.write(renderStatusTable(components));
-      } else if (output === 'json') {
-        deps.io.out.write(`${JSON.stringify(statusDocument(components), null, 2)}\n`);
       } else {
-        const { stringify } = await import('yaml');
-        deps.io.out.write(stringify(statusDocument(components), { lineWidth: 0 }));
+        await printDocument(deps.io, output, statusDocument(components));
       }
       const controller = components.find((each) => each.name === CONTROLLER_NAME);
       if (controller === undefined || !isHealthy(controller)) {

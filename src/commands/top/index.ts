@@ -15,6 +15,7 @@ import type { Io } from '../../runtime/io';
 import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
 import { getJson, KubeApiError } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
+import { outputFlag, printDocument } from '../output';
 import type { CommandSpec } from '../spec';
 
 export interface TopDeps {
@@ -68,15 +69,6 @@ function noTraffic(what: string, namespace: string | undefined): MeshctlError {
   );
 }
 
-async function printOutput(io: Io, output: string, value: unknown): Promise<void> {
-  if (output === 'yaml') {
-    const { stringify } = await import('yaml');
-    io.out.write(stringify(value, { lineWidth: 0 }));
-    return;
-  }
-  io.out.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
 interface TopRequest {
   readonly target: KubeTarget;
   readonly namespace: string;
@@ -95,7 +87,7 @@ async function topOne(deps: TopDeps, request: TopRequest, selection: Selection):
   if (list.items.length === 0) {
     throw noTraffic(name === undefined ? kind.plural : `${kind.plural}/${name}`, namespace);
   }
-  if (request.output !== 'table') return printOutput(deps.io, request.output, list);
+  if (request.output !== 'table') return printDocument(deps.io, request.output, list);
   deps.io.out.write(
     name === undefined ? renderTopSummary(kind, list) : renderTopEdges(kind, name, list),
   );
@@ -130,7 +122,7 @@ async function topWorkloads(deps: TopDeps, request: TopRequest): Promise<void> {
     throw noTraffic('deployments, statefulsets or daemonsets', request.namespace);
   if (request.output !== 'table') {
     const items = withTraffic.map(({ list }) => list);
-    return printOutput(deps.io, request.output, { apiVersion: 'v1', kind: 'List', items });
+    return printDocument(deps.io, request.output, { apiVersion: 'v1', kind: 'List', items });
   }
   for (const { kind, list } of withTraffic) deps.io.out.write(renderTopSummary(kind, list));
 }
@@ -151,16 +143,7 @@ which reads them from Prometheus.`,
   nginx-meshctl top pods -n shop
   nginx-meshctl top deployments/web -n shop -o json`,
     args: { usage: '[resource-type/resource]', max: 1 },
-    flags: [
-      {
-        long: 'output',
-        short: 'o',
-        type: 'string',
-        usage: 'output format: table, json or yaml',
-        defaultValue: 'table',
-        choices: ['table', 'json', 'yaml'],
-      },
-    ],
+    flags: [outputFlag(['table', 'json', 'yaml'])],
     action: async (context) => {
       const { kubeconfig, timeoutMs } = globals(context);
       const namespace = context.changed('namespace')
