@@ -138,3 +138,28 @@ export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller'
 /** Label on every object the mesh installs; remove and supportpkg find them by it. */
 export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
 export const PART_OF_VALUE = 'nginx-service-mesh';
+
+// ---- Registrar (the mesh's SPIFFE certificate authority) ----
+
+/** The registrar's Deployment, ServiceAccount and Service name. */
+export const REGISTRAR_NAME = 'nginx-mesh-registrar';
+/** Port of the registrar's HTTPS API, where workloads obtain their SVIDs. */
+export const REGISTRAR_API_PORT = 8443;
+/** Path of the registrar's SVID endpoint: POST {"csr": PEM} with the identity token as Bearer. */
+export const REGISTRAR_SVID_PATH = '/v1/svid';
+/** Secret in the mesh namespace holding the CA keys and certificates every replica shares. */
+export const REGISTRAR_CA_SECRET_NAME = 'nginx-mesh-registrar-ca';
+/** Key of REGISTRAR_CA_SECRET_NAME holding the authorities, oldest first, as JSON. */
+export const REGISTRAR_CA_SECRET_KEY = 'authorities.json';
+/** ConfigMap with the mesh's trust bundle, published in every namespace for the sidecars. */
+export const TRUST_BUNDLE_CONFIG_MAP_NAME = 'nginx-mesh-bundle';
+/** Key of TRUST_BUNDLE_CONFIG_MAP_NAME holding the trusted roots as PEM. */
+export const TRUST_BUNDLE_KEY = 'bundle.crt';
+/** SPIFFE trust domain unless --trust-domain says otherwise (NSM's default). */
+export const DEFAULT_TRUST_DOMAIN = 'example.org';
+/** TokenReview user extras naming the pod a projected token is bound to. */
+export const TOKEN_POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
+export const TOKEN_POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
+/** Files the SVID client writes: certificate chain and key in one PEM (for nginx), and the bundle. */
+export const SVID_FILE_NAME = 'svid.pem';
+export const SVID_BUNDLE_FILE_NAME = 'bundle.crt';

@@ -3,12 +3,14 @@ import { agentRole } from './agent/agent-role';
 import { controllerRole } from './controller/controller-role';
 import { createInitRole } from './init/init-role';
 import { systemNetfilter } from './init/netfilter';
+import { registrarRole } from './registrar/registrar-role';
 import type { RoleDefinition, RoleRegistry } from './role/role';
 
 const roles: readonly RoleDefinition[] = [
   agentRole,
   controllerRole,
   createInitRole(systemNetfilter),
+  registrarRole,
 ];
 
 export const roleRegistry: RoleRegistry = new Map(roles.map((role) => [role.name, role]));
