@@ -9,7 +9,13 @@ import { MTLS_CA_KEY_TYPES } from '../../src/manifests/mesh-config/deploy-flags'
 import type { MtlsCaKeyType } from '../../src/manifests/mesh-config/deploy-flags';
 import { buildSvidTemplate, identityOf } from '../../src/manifests/registrar/svid-policy';
 import type { Authority, UpstreamCa } from '../../src/runtime/registrar/authority';
-import { createAuthority, loadUpstreamCa, signLeaf } from '../../src/runtime/registrar/authority';
+import {
+  createAuthority,
+  issuedBy,
+  loadAuthority,
+  loadUpstreamCa,
+  signLeaf,
+} from '../../src/runtime/registrar/authority';
 import { checkCsr } from '../../src/runtime/registrar/issuer';
 import { describeKey, randomSerial } from '../../src/runtime/registrar/keys';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
@@ -255,5 +261,18 @@ describe('an intermediate CA below an upstream CA', () => {
     await expect(loadUpstreamCa(upstreamDir)).rejects.toThrow(
       /upstreamCA\.crt: the key does not belong to the certificate/,
     );
+  });
+});
+
+describe('authorities kept in the Secret', () => {
+  it('load back as issued by themselves, or by the upstream CA that signed them', async () => {
+    const self = await authorityOf('ec-p256');
+    const loaded = loadAuthority(self.stored, 'stored authority');
+    expect(issuedBy(loaded, undefined)).toBe(true);
+    const upstream = await loadUpstreamCa(join(dir, 'upstream-root'));
+    expect(issuedBy(loaded, upstream)).toBe(false);
+    const below = loadAuthority((await authorityOf('ec-p256', upstream)).stored, 'intermediate');
+    expect(issuedBy(below, upstream)).toBe(true);
+    expect(issuedBy(below, undefined)).toBe(false);
   });
 });

@@ -95,7 +95,7 @@ export function loadAuthority(stored: StoredAuthority, what: string): Authority 
 /** Whether the authority was signed by the upstream CA (or, without one, by itself). */
 export function issuedBy(authority: Authority, upstream: UpstreamCa | undefined): boolean {
   const certificate = new X509Certificate(authority.stored.certificate);
-  const issuerKey = upstream === undefined ? createPublicKey(authority.key) : upstream.key;
+  const issuerKey = upstream === undefined ? authority.key : upstream.key;
   return certificate.verify(createPublicKey(issuerKey));
 }
 
