@@ -5,7 +5,6 @@
 // server's own latency, not here). The baseline in the same run is an HTTPS server in its own
 // process that reads the same requests and answers a fixed SVID-sized body.
 // Target: at least 500 SVIDs per second with the ec-p256 CA.
-import { spawn } from 'node:child_process';
 import { Agent, createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { MtlsCaKeyType } from '../src/manifests/mesh-config/deploy-flags';
@@ -17,6 +16,7 @@ import type { WorkloadDirectory } from '../src/runtime/registrar/issuer';
 import { issueServingCertificate } from '../src/runtime/registrar/serving';
 import { createJsonLogger } from '../src/runtime/role/log';
 import { createKeyAndRequest } from '../src/runtime/svid/csr';
+import { startChildServer } from './support/child-server';
 
 const CLIENTS = 16;
 const REQUESTS = 4_000;
@@ -100,21 +100,6 @@ async function serve(kind: string): Promise<void> {
   process.stdout.write(`${server.port}\n`);
 }
 
-function startServer(kind: string): Promise<{ port: number; stop: () => void }> {
-  const script = process.argv[1] ?? '';
-  const child = spawn(process.execPath, [script, '--serve', kind], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} server did not start`)), 30_000);
-    child.stdout.once('data', (chunk: Buffer) => {
-      clearTimeout(timer);
-      resolve({ port: Number(chunk.toString().trim()), stop: () => child.kill('SIGKILL') });
-    });
-    child.once('exit', (code) => reject(new Error(`${kind} server exited ${code}`)));
-  });
-}
-
 /** Sends count requests from CLIENTS clients; resolves to requests per second. */
 async function load(port: number, csrs: readonly string[], count: number): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS, rejectUnauthorized: false });
@@ -156,7 +141,7 @@ async function load(port: number, csrs: readonly string[], count: number): Promi
 }
 
 async function measure(kind: string, csrs: readonly string[]): Promise<number> {
-  const server = await startServer(kind);
+  const server = await startChildServer(kind, 30_000);
   try {
     await load(server.port, csrs, WARMUP);
     return await load(server.port, csrs, REQUESTS);

@@ -1,7 +1,8 @@
 // The registrar's certificates checked by OpenSSL: CAs of every key type, self-signed or below
 // an upstream CA, and SVIDs for requests made by the SVID client, verified as TLS server and
 // client certificates against the trust bundle.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -35,6 +36,39 @@ function write(name: string, text: string): string {
   writeFileSync(join(dir, name), text);
   return name;
 }
+
+/** A self-signed CA made by OpenSSL: its key and certificate files in a new directory. */
+async function opensslCa(
+  name: string,
+  subject: string,
+  newkey: readonly string[],
+  files: { key: string; cert: string },
+): Promise<string> {
+  const caDir = join(dir, name);
+  mkdirSync(caDir, { recursive: true });
+  await openssl([
+    'req',
+    '-x509',
+    ...newkey,
+    '-nodes',
+    '-subj',
+    subject,
+    '-days',
+    '30',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    join(caDir, files.key),
+    '-out',
+    join(caDir, files.cert),
+  ]);
+  return caDir;
+}
+
+const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+const UPSTREAM = { key: 'upstreamCA.key', cert: 'upstreamCA.crt' };
 
 async function authorityOf(keyType: MtlsCaKeyType, upstream?: UpstreamCa): Promise<Authority> {
   return createAuthority(
@@ -127,29 +161,7 @@ describe('an SVID as OpenSSL reads it', () => {
 
 describe('an intermediate CA below an upstream CA', () => {
   it('chains to the upstream CA itself when no bundle is given', async () => {
-    const upstreamDir = join(dir, 'upstream-root');
-    await execa('mkdir', ['-p', upstreamDir]);
-    await openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/CN=upstream root',
-      '-days',
-      '30',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-      '-keyout',
-      join(upstreamDir, 'upstreamCA.key'),
-      '-out',
-      join(upstreamDir, 'upstreamCA.crt'),
-    ]);
+    const upstreamDir = await opensslCa('upstream-root', '/CN=upstream root', P256, UPSTREAM);
     const upstream = await loadUpstreamCa(upstreamDir);
     const authority = await authorityOf('ec-p384', upstream);
     expect(authority.fields.notAfter.getTime()).toBeLessThanOrEqual(
@@ -161,28 +173,16 @@ describe('an intermediate CA below an upstream CA', () => {
   });
 
   it('sends the upstream CA in the chain when the bundle holds the root above it', async () => {
-    const upstreamDir = join(dir, 'upstream-intermediate');
-    await execa('mkdir', ['-p', upstreamDir]);
-    const key = (name: string): string => join(upstreamDir, name);
-    await openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
+    const upstreamDir = await opensslCa(
+      'upstream-intermediate',
       '/CN=corporate root',
-      '-days',
-      '60',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-      '-keyout',
-      key('root.key'),
-      '-out',
-      key('upstreamBundle.crt'),
-    ]);
+      ['-newkey', 'rsa:2048'],
+      {
+        key: 'root.key',
+        cert: 'upstreamBundle.crt',
+      },
+    );
+    const key = (name: string): string => join(upstreamDir, name);
     await openssl([
       'req',
       '-new',
@@ -228,36 +228,15 @@ describe('an intermediate CA below an upstream CA', () => {
   });
 
   it('refuses an upstream key that does not belong to its certificate', async () => {
-    const upstreamDir = join(dir, 'upstream-mismatch');
-    await execa('mkdir', ['-p', upstreamDir]);
-    await openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/CN=a',
-      '-days',
-      '1',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-keyout',
-      join(upstreamDir, 'other.key'),
-      '-out',
-      join(upstreamDir, 'upstreamCA.crt'),
-    ]);
-    await openssl([
-      'genpkey',
-      '-algorithm',
-      'EC',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-out',
-      join(upstreamDir, 'upstreamCA.key'),
-    ]);
+    const upstreamDir = await opensslCa('upstream-mismatch', '/CN=a', P256, {
+      key: 'other.key',
+      cert: UPSTREAM.cert,
+    });
+    const otherKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    writeFileSync(
+      join(upstreamDir, UPSTREAM.key),
+      otherKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
     await expect(loadUpstreamCa(upstreamDir)).rejects.toThrow(
       /upstreamCA\.crt: the key does not belong to the certificate/,
     );

@@ -21,7 +21,15 @@ async function unlessStatus<T>(status: number, call: () => Promise<T>): Promise<
   }
 }
 
-const labels = { [PART_OF_LABEL]: PART_OF_VALUE };
+/** Metadata of an object the registrar writes; with resourceVersion, a replace is conditional. */
+function metadataOf(name: string, namespace: string, resourceVersion?: string): K8s.V1ObjectMeta {
+  return {
+    name,
+    namespace,
+    labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+    ...(resourceVersion === undefined ? {} : { resourceVersion }),
+  };
+}
 
 export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): WorkloadDirectory {
   const authentication = config.makeApiClient(k8s.AuthenticationV1Api);
@@ -70,12 +78,7 @@ export function kubeCaStore(
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: {
-      name,
-      namespace,
-      labels,
-      ...(resourceVersion === undefined ? {} : { resourceVersion }),
-    },
+    metadata: metadataOf(name, namespace, resourceVersion),
     data,
   });
   return {
@@ -108,12 +111,7 @@ export function kubeBundleApi(k8s: typeof K8s, config: K8s.KubeConfig, name: str
   ): K8s.V1ConfigMap => ({
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: {
-      name,
-      namespace,
-      labels,
-      ...(resourceVersion === undefined ? {} : { resourceVersion }),
-    },
+    metadata: metadataOf(name, namespace, resourceVersion),
     data,
   });
   return {
