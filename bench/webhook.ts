@@ -3,7 +3,6 @@
 // flight, for a bounded count. Target: p99 under 10 ms. The baseline in the same run is an
 // HTTPS server in its own process on the same kind of certificate that answers a fixed body,
 // so the figures show what review and injection add.
-import { spawn } from 'node:child_process';
 import { createServer, request, Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { reviewPodAdmission } from '../src/manifests/admission';
@@ -12,6 +11,7 @@ import { createServingCertificate } from '../src/runtime/pki/serving-certificate
 import { startWebhookServer } from '../src/runtime/controller/webhook-server';
 import { createJsonLogger } from '../src/runtime/role/log';
 import type { InjectionSettings } from '../src/manifests/inject/types';
+import { startChildServer } from './support/child-server';
 
 const CONCURRENCY = 50;
 const REQUESTS = 4_000;
@@ -146,25 +146,9 @@ async function serve(kind: string): Promise<void> {
   process.stdout.write(`${(baseline.address() as AddressInfo).port}\n`);
 }
 
-/** Starts a server process; resolves to its port and a way to stop it. */
-function startServer(kind: string): Promise<{ port: number; stop: () => void }> {
-  const script = process.argv[1] ?? '';
-  const child = spawn(process.execPath, [script, '--serve', kind], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} server did not start`)), 20_000);
-    child.stdout.once('data', (chunk: Buffer) => {
-      clearTimeout(timer);
-      resolve({ port: Number(chunk.toString().trim()), stop: () => child.kill('SIGKILL') });
-    });
-    child.once('exit', (code) => reject(new Error(`${kind} server exited ${code}`)));
-  });
-}
-
 async function main(): Promise<void> {
-  const webhook = await startServer('webhook');
-  const baseline = await startServer('baseline');
+  const webhook = await startChildServer('webhook', 20_000);
+  const baseline = await startChildServer('baseline', 20_000);
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   try {
     await load(webhook.port, agent, WARMUP);

@@ -200,10 +200,6 @@ export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';
 export const FIELD_MANAGER = 'nginx-meshctl';
 /** Port of every control-plane role's /healthz and /readyz (DEFAULT_HEALTH_PROBE_BIND_ADDRESS). */
 export const CONTROL_PLANE_HEALTH_PORT = 8081;
-/** The registrar's Deployment, Service and ServiceAccount. */
-export const REGISTRAR_NAME = 'nginx-mesh-registrar';
-/** Port of the registrar's certificate API (HTTPS). */
-export const REGISTRAR_API_PORT = 8443;
 /** Secret with the upstream CA the registrar chains to (--mtls-upstream-ca-conf). */
 export const UPSTREAM_CA_SECRET_NAME = 'nginx-mesh-upstream-ca';
 /** File names of the upstream CA inside UPSTREAM_CA_SECRET_NAME (NGINX Service Mesh's keys). */
@@ -219,3 +215,28 @@ export const NATS_MONITOR_PORT = 8222;
 export const NATS_IMAGE = 'nats:2.9-alpine';
 /** Key of a serving-certificate Secret that holds its CA (webhook and metrics API). */
 export const TLS_SECRET_CA_KEY = 'ca.crt';
+
+// ---- Registrar (the mesh's SPIFFE certificate authority) ----
+
+/** The registrar's Deployment, ServiceAccount and Service name. */
+export const REGISTRAR_NAME = 'nginx-mesh-registrar';
+/** Port of the registrar's HTTPS API, where workloads obtain their SVIDs. */
+export const REGISTRAR_API_PORT = 8443;
+/** Path of the registrar's SVID endpoint: POST {"csr": PEM} with the identity token as Bearer. */
+export const REGISTRAR_SVID_PATH = '/v1/svid';
+/** Secret in the mesh namespace holding the CA keys and certificates every replica shares. */
+export const REGISTRAR_CA_SECRET_NAME = 'nginx-mesh-registrar-ca';
+/** Key of REGISTRAR_CA_SECRET_NAME holding the authorities, oldest first, as JSON. */
+export const REGISTRAR_CA_SECRET_KEY = 'authorities.json';
+/** ConfigMap with the mesh's trust bundle, published in every namespace for the sidecars. */
+export const TRUST_BUNDLE_CONFIG_MAP_NAME = 'nginx-mesh-bundle';
+/** Key of TRUST_BUNDLE_CONFIG_MAP_NAME holding the trusted roots as PEM. */
+export const TRUST_BUNDLE_KEY = 'bundle.crt';
+/** SPIFFE trust domain unless --trust-domain says otherwise (NSM's default). */
+export const DEFAULT_TRUST_DOMAIN = 'example.org';
+/** TokenReview user extras naming the pod a projected token is bound to. */
+export const TOKEN_POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
+export const TOKEN_POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
+/** Files the SVID client writes: certificate chain and key in one PEM (for nginx), and the bundle. */
+export const SVID_FILE_NAME = 'svid.pem';
+export const SVID_BUNDLE_FILE_NAME = 'bundle.crt';

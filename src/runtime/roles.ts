@@ -4,6 +4,7 @@ import { controllerRole } from './controller/controller-role';
 import { createInitRole } from './init/init-role';
 import { systemNetfilter } from './init/netfilter';
 import { metricsRole } from './metrics/metrics-role';
+import { registrarRole } from './registrar/registrar-role';
 import type { RoleDefinition, RoleRegistry } from './role/role';
 
 const roles: readonly RoleDefinition[] = [
@@ -11,6 +12,7 @@ const roles: readonly RoleDefinition[] = [
   controllerRole,
   createInitRole(systemNetfilter),
   metricsRole,
+  registrarRole,
 ];
 
 export const roleRegistry: RoleRegistry = new Map(roles.map((role) => [role.name, role]));

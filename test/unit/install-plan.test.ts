@@ -254,6 +254,7 @@ describe('existing mesh detection', () => {
     crds: [],
     foreignCrds: [],
     clusterObjects: [],
+    bundles: [],
   };
 
   it('lets deploy run on a clean cluster', () => {

@@ -88,7 +88,8 @@ export function existingMeshProblem(
   if (
     installation.controller ||
     installation.namespaceOwned ||
-    installation.clusterObjects.length > 0
+    installation.clusterObjects.length > 0 ||
+    installation.bundles.length > 0
   ) {
     return `mesh already exists: found existing NGINX Service Mesh in namespace '${namespace}'. To remove the existing mesh, run "${CLI_NAME} remove"`;
   }

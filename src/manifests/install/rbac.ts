@@ -10,7 +10,9 @@ import {
   METRICS_NAME,
   METRICS_TLS_SECRET_NAME,
   NATS_SERVICE_ACCOUNT_NAME,
+  REGISTRAR_CA_SECRET_NAME,
   REGISTRAR_NAME,
+  TRUST_BUNDLE_CONFIG_MAP_NAME,
   WEBHOOK_CONFIGURATION_NAME,
   WEBHOOK_TLS_SECRET_NAME,
 } from '../constants';
@@ -109,15 +111,16 @@ function accounts(): readonly Account[] {
     {
       serviceAccount: REGISTRAR_NAME,
       name: REGISTRAR_RBAC_NAME,
+      // Tokens are checked with TokenReview and their pods looked up; the trust bundle is
+      // published as a ConfigMap in every namespace, as kube-root-ca.crt is.
       clusterRules: [
         rule('authentication.k8s.io', ['tokenreviews'], ['create']),
         rule('', ['pods'], ['get']),
-      ],
-      namespaceRules: [
-        ...ownSecret(`${REGISTRAR_NAME}-ca`),
+        rule('', ['namespaces'], ['list']),
         rule('', ['configmaps'], ['create']),
-        rule('', ['configmaps'], ['get', 'update'], ['nginx-mesh-bundle']),
+        rule('', ['configmaps'], ['list', 'update'], [TRUST_BUNDLE_CONFIG_MAP_NAME]),
       ],
+      namespaceRules: ownSecret(REGISTRAR_CA_SECRET_NAME),
     },
     {
       serviceAccount: METRICS_NAME,

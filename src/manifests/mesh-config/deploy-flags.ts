@@ -4,6 +4,7 @@
 import {
   CONTROLLER_IMAGE_NAME,
   DEFAULT_REGISTRY_SERVER,
+  DEFAULT_TRUST_DOMAIN,
   INIT_IMAGE_NAME,
   SIDECAR_IMAGE_NAME,
 } from '../constants';
@@ -152,7 +153,7 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       long: 'mtls-trust-domain',
       type: 'string',
       usage: 'the trust domain of the NGINX Service Mesh',
-      defaultValue: 'example.org',
+      defaultValue: DEFAULT_TRUST_DOMAIN,
     },
     {
       long: 'mtls-upstream-ca-conf',

@@ -44,6 +44,7 @@ import type {
   MeshSecrets,
   RegistryCredentials,
 } from './types';
+import { CA_TTL_MIN_SVID_MULTIPLE } from '../registrar/svid-policy';
 import { parseUpstreamAuthority } from './upstream-ca';
 
 export interface MeshConfigContext {
@@ -373,6 +374,26 @@ function fullConfig(
   };
 }
 
+/** Hours in a TTL of the flags' formats (Nh or Nm), or undefined when it has neither. */
+function ttlHours(value: string): number | undefined {
+  const match = /^(\d+)(h|m)$/.exec(value);
+  if (match === null) return undefined;
+  return Number(match[1]) / (match[2] === 'h' ? 1 : 60);
+}
+
+/** The registrar's CA must live several SVID lifetimes (it refuses to start otherwise). */
+function ttlProblems(input: DeployInput): Problem[] {
+  const ca = ttlHours(input.mtlsCaTtl);
+  const svid = ttlHours(input.mtlsSvidTtl);
+  if (ca === undefined || svid === undefined || ca >= CA_TTL_MIN_SVID_MULTIPLE * svid) return [];
+  return [
+    {
+      flag: 'mtls-ca-ttl',
+      message: `${INVALID_CONFIGURATION}: --mtls-ca-ttl (${input.mtlsCaTtl}) must be at least ${CA_TTL_MIN_SVID_MULTIPLE} times --mtls-svid-ttl (${input.mtlsSvidTtl}), so that a new CA reaches every workload before it signs`,
+    },
+  ];
+}
+
 /**
  * The mesh's configuration from deploy's flags, with warnings; or every problem with them, in flag
  * order. Enumerations are checked here too, so a caller that skips the parser's checks (an
@@ -385,6 +406,7 @@ export function buildMeshConfig(input: DeployInput, context: MeshConfigContext):
     ...upstream.problems,
     ...registryProblems(input, context.files),
     ...telemetryProblems(input),
+    ...ttlProblems(input),
     ...namespaceProblems(context.namespace),
   ];
   if (problems.length > 0) return { problems: inFlagOrder(problems) };

@@ -29,6 +29,8 @@ export interface Installation {
   readonly foreignCrds: readonly string[];
   /** Labelled objects outside the mesh namespace, in the order remove deletes them. */
   readonly clusterObjects: readonly Found[];
+  /** The registrar's trust-bundle ConfigMaps, one per namespace. */
+  readonly bundles: readonly Found[];
 }
 
 /** Kinds remove deletes outside the namespace, in order: front doors first, then RBAC. */
@@ -43,6 +45,19 @@ const CLUSTER_KINDS: readonly { kind: string; namespace?: string }[] = [
 const CRD_NAMES: ReadonlySet<string> = new Set(
   MESH_CRDS.map((crd) => `${crd.plural}.${crd.group}`),
 );
+
+/** The registrar's trust-bundle ConfigMaps outside the mesh namespace. */
+export async function findBundles(client: KubeClient, namespace: string): Promise<Found[]> {
+  const configMaps = resourceTypeOfKind('ConfigMap');
+  const items = (await client.list<KubeObject>(collectionPath(configMaps), PART_OF_SELECTOR)) ?? [];
+  return items
+    .filter((item) => item.metadata?.namespace !== namespace)
+    .map((item) => ({
+      type: configMaps,
+      name: item.metadata?.name ?? '',
+      namespace: item.metadata?.namespace ?? '',
+    }));
+}
 
 export async function findInstallation(
   client: KubeClient,
@@ -67,6 +82,7 @@ export async function findInstallation(
       });
     }
   }
+  const bundles = await findBundles(client, namespace);
   const controller =
     ns !== undefined &&
     (await client.get(
@@ -80,6 +96,7 @@ export async function findInstallation(
     crds: meshCrds.filter(labelled).map((crd) => crd.metadata?.name ?? ''),
     foreignCrds: meshCrds.filter((crd) => !labelled(crd)).map((crd) => crd.metadata?.name ?? ''),
     clusterObjects,
+    bundles,
   };
 }
 
@@ -89,6 +106,7 @@ export function isEmpty(installation: Installation): boolean {
     !installation.namespaceOwned &&
     !installation.controller &&
     installation.crds.length === 0 &&
-    installation.clusterObjects.length === 0
+    installation.clusterObjects.length === 0 &&
+    installation.bundles.length === 0
   );
 }

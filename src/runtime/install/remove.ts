@@ -14,7 +14,7 @@ import { formatDuration } from '../../manifests/duration';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
 import type { Found, Installation } from './inventory';
-import { PART_OF_SELECTOR } from './inventory';
+import { findBundles, PART_OF_SELECTOR } from './inventory';
 import type { WaitContext } from './waits';
 import { WaitTimeoutError } from './waits';
 
@@ -156,6 +156,11 @@ export function removalSteps(
       },
     },
     { title: 'Removing RBAC', run: () => deleteAll(context, rbac) },
+    {
+      // After RBAC: a registrar still stopping can no longer publish them again.
+      title: 'Removing trust bundles',
+      run: async () => deleteAll(context, await findBundles(context.client, namespace)),
+    },
     {
       title: 'Removing CRDs',
       run: async () => {

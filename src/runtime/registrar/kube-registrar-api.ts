@@ -1,0 +1,150 @@
+// The registrar's Kubernetes calls over @kubernetes/client-node (loaded by the caller, on
+// demand): TokenReview, pod lookup, the CA Secret and the trust bundle ConfigMaps.
+import type * as K8s from '@kubernetes/client-node';
+import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
+import type { PodFacts, TokenReviewFacts } from '../../manifests/registrar/svid-policy';
+import type { BundleApi } from './bundle-publisher';
+import type { CaStore } from './ca-state';
+import type { WorkloadDirectory } from './issuer';
+
+function statusOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+async function unlessStatus<T>(status: number, call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call();
+  } catch (error) {
+    if (statusOf(error) === status) return undefined;
+    throw error;
+  }
+}
+
+/** Metadata of an object the registrar writes; with resourceVersion, a replace is conditional. */
+function metadataOf(name: string, namespace: string, resourceVersion?: string): K8s.V1ObjectMeta {
+  return {
+    name,
+    namespace,
+    labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+    ...(resourceVersion === undefined ? {} : { resourceVersion }),
+  };
+}
+
+export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): WorkloadDirectory {
+  const authentication = config.makeApiClient(k8s.AuthenticationV1Api);
+  const core = config.makeApiClient(k8s.CoreV1Api);
+  return {
+    async reviewToken(token, audience) {
+      const review = await authentication.createTokenReview({
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token, audiences: [audience] },
+        },
+      });
+      const status = review.status ?? {};
+      return {
+        authenticated: status.authenticated === true,
+        username: status.user?.username ?? '',
+        extra: status.user?.extra ?? {},
+        audiences: status.audiences ?? [],
+        error: status.error ?? '',
+      } satisfies TokenReviewFacts;
+    },
+    async readPod(namespace, name) {
+      const pod = await unlessStatus(404, () => core.readNamespacedPod({ name, namespace }));
+      if (pod === undefined) return undefined;
+      return {
+        namespace: pod.metadata?.namespace ?? namespace,
+        name: pod.metadata?.name ?? name,
+        uid: pod.metadata?.uid ?? '',
+        serviceAccountName: pod.spec?.serviceAccountName ?? 'default',
+        annotations: pod.metadata?.annotations ?? {},
+        deleting: pod.metadata?.deletionTimestamp !== undefined,
+      } satisfies PodFacts;
+    },
+  };
+}
+
+export function kubeCaStore(
+  k8s: typeof K8s,
+  config: K8s.KubeConfig,
+  namespace: string,
+  name: string,
+): CaStore {
+  const core = config.makeApiClient(k8s.CoreV1Api);
+  const body = (data: Record<string, string>, resourceVersion?: string): K8s.V1Secret => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: metadataOf(name, namespace, resourceVersion),
+    data,
+  });
+  return {
+    async read() {
+      const secret = await unlessStatus(404, () => core.readNamespacedSecret({ name, namespace }));
+      if (secret === undefined) return undefined;
+      return { data: secret.data ?? {}, resourceVersion: secret.metadata?.resourceVersion ?? '' };
+    },
+    async create(data) {
+      const created = await unlessStatus(409, () =>
+        core.createNamespacedSecret({ namespace, body: body(data) }),
+      );
+      return created !== undefined;
+    },
+    async replace(data, resourceVersion) {
+      const replaced = await unlessStatus(409, () =>
+        core.replaceNamespacedSecret({ name, namespace, body: body(data, resourceVersion) }),
+      );
+      return replaced !== undefined;
+    },
+  };
+}
+
+export function kubeBundleApi(k8s: typeof K8s, config: K8s.KubeConfig, name: string): BundleApi {
+  const core = config.makeApiClient(k8s.CoreV1Api);
+  const body = (
+    namespace: string,
+    data: Record<string, string>,
+    resourceVersion?: string,
+  ): K8s.V1ConfigMap => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadataOf(name, namespace, resourceVersion),
+    data,
+  });
+  return {
+    async listNamespaces() {
+      const list = await core.listNamespace();
+      return list.items
+        .filter((item) => item.status?.phase !== 'Terminating')
+        .map((item) => item.metadata?.name ?? '')
+        .filter((item) => item !== '');
+    },
+    async listBundles() {
+      const list = await core.listConfigMapForAllNamespaces({
+        fieldSelector: `metadata.name=${name}`,
+      });
+      return list.items.map((item) => ({
+        namespace: item.metadata?.namespace ?? '',
+        data: item.data ?? {},
+        resourceVersion: item.metadata?.resourceVersion ?? '',
+      }));
+    },
+    async create(namespace, data) {
+      await unlessStatus(409, () =>
+        core.createNamespacedConfigMap({ namespace, body: body(namespace, data) }),
+      );
+    },
+    async replace(namespace, data, resourceVersion) {
+      await unlessStatus(409, () =>
+        core.replaceNamespacedConfigMap({
+          name,
+          namespace,
+          body: body(namespace, data, resourceVersion),
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,312 @@
+// Obtains and renews this workload's X.509-SVID from the registrar, for the agent, the
+// controller, the metrics role and NATS. It writes the certificate chain and key into one file
+// (nginx reads both from it) and the trust bundle beside it, each atomically; renews at half
+// the certificate's life; retries with bounded backoff while the registrar is unreachable; and
+// logs loudly as expiry approaches.
+//
+// Bootstrap trust: the registrar's certificate is verified with the trust bundle the registrar
+// publishes as ConfigMap nginx-mesh-bundle in every namespace, mounted into the pod by the
+// kubelet from the pod's own namespace. That ConfigMap is written only by the registrar (and by
+// whoever administers the namespace, who controls its pods anyway), so no certificate is trusted
+// on first use. Bundles received with an SVID are trusted too, so a root rotation that the
+// mounted file has not caught up with yet does not lock the workload out.
+import type { KeyObject } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import { checkServerIdentity } from 'node:tls';
+import {
+  REGISTRAR_SVID_PATH,
+  SVID_BUNDLE_FILE_NAME,
+  SVID_FILE_NAME,
+} from '../../manifests/constants';
+import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
+import type { Clock } from '../clock';
+import type { Logger } from '../role/log';
+import { createKeyAndRequest } from './csr';
+import { writeFileAtomic } from './files';
+import { backoffMs, expiryConcern, renewalTime } from './schedule';
+
+export interface SvidClientOptions {
+  /** The projected ServiceAccount token (audience nginx-mesh-registrar); re-read on every request. */
+  readonly tokenPath: string;
+  /** Base URL of the registrar, e.g. https://nginx-mesh-registrar.nginx-mesh.svc:8443. */
+  readonly registrarUrl: string;
+  /** TLS name to verify the registrar as, when the URL's host is an address. */
+  readonly serverName?: string;
+  /** The mounted trust bundle (nginx-mesh-bundle's bundle.crt); re-read on every request. */
+  readonly bundlePath: string;
+  /** Where svid.pem and bundle.crt are written. */
+  readonly outputDir: string;
+  readonly keyType?: MtlsCaKeyType;
+  readonly requestTimeoutMs?: number;
+}
+
+export interface SvidClientDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** A number in [0, 1), for jitter. */
+  readonly random: () => number;
+}
+
+export interface SvidStatus {
+  readonly spiffeId: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export interface SvidClient {
+  /** Settles with the first SVID once written; rejects only if stopped before. */
+  readonly ready: Promise<SvidStatus>;
+  /** The SVID in use (for an expiry metric); undefined before the first. */
+  current(): SvidStatus | undefined;
+  stop(): Promise<void>;
+}
+
+/** The registrar refused or failed; status 0 when it could not be reached. */
+export class SvidRequestError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Issued {
+  readonly spiffeId: string;
+  readonly certificateChain: string;
+  readonly trustBundle: string;
+}
+
+function readJson(res: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(
+          new SvidRequestError(
+            `registrar answered ${res.statusCode} without JSON: ${String(error)}`,
+            res.statusCode ?? 0,
+          ),
+        );
+      }
+    });
+    res.on('error', reject);
+  });
+}
+
+/** One POST to the registrar, verifying it with ca. */
+export function requestSvid(options: {
+  url: string;
+  serverName?: string;
+  ca: string;
+  token: string;
+  csrPem: string;
+  timeoutMs: number;
+}): Promise<Issued> {
+  const url = new URL(REGISTRAR_SVID_PATH, options.url);
+  const body = JSON.stringify({ csr: options.csrPem });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        ca: options.ca,
+        ...(options.serverName === undefined ? {} : { servername: options.serverName }),
+        ...(options.serverName === undefined
+          ? {}
+          : { checkServerIdentity: checkAs(options.serverName) }),
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body),
+          Authorization: `Bearer ${options.token}`,
+        },
+        timeout: options.timeoutMs,
+        agent: false,
+      },
+      (res) => {
+        readJson(res).then((json) => {
+          const status = res.statusCode ?? 0;
+          if (status === 200) return resolve(json as Issued);
+          const retry = Number(res.headers['retry-after']);
+          const reason = (json as { error?: unknown }).error;
+          reject(
+            new SvidRequestError(
+              `registrar refused (${status}): ${String(reason)}`,
+              status,
+              Number.isFinite(retry) ? retry * 1000 : undefined,
+            ),
+          );
+        }, reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(
+        new SvidRequestError(`registrar did not answer within ${options.timeoutMs}ms`, 0),
+      ),
+    );
+    req.on('error', (error) =>
+      reject(
+        error instanceof SvidRequestError
+          ? error
+          : new SvidRequestError(`registrar unreachable: ${error.message}`, 0),
+      ),
+    );
+    req.end(body);
+  });
+}
+
+/** Verifies the server certificate against serverName instead of the URL's host. */
+function checkAs(serverName: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => checkServerIdentity(serverName, cert);
+}
+
+async function readOptional(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Checks that the chain's leaf certifies our key, and reads its validity. */
+function statusOf(issued: Issued, key: KeyObject): SvidStatus {
+  const leaf = new X509Certificate(issued.certificateChain);
+  const ours = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  if (!leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
+    throw new SvidRequestError('registrar returned a certificate for another key', 0);
+  }
+  return {
+    spiffeId: issued.spiffeId,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+  };
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MIN_RETRY_MS = 200;
+
+/** Starts obtaining and renewing the SVID in the background. */
+export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps): SvidClient {
+  const { clock, logger } = deps;
+  const stop = new AbortController();
+  let current: SvidStatus | undefined;
+  let received = '';
+  let resolveReady: (status: SvidStatus) => void = () => undefined;
+  let rejectReady: (error: Error) => void = () => undefined;
+  const ready = new Promise<SvidStatus>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  ready.catch(() => undefined);
+
+  const obtain = async (): Promise<SvidStatus> => {
+    const [token, mounted] = await Promise.all([
+      readFile(options.tokenPath, 'utf8'),
+      readOptional(options.bundlePath),
+    ]);
+    const ca = mounted + received;
+    if (ca.trim() === '') {
+      throw new SvidRequestError(
+        `no trust bundle to verify the registrar: ${options.bundlePath} is empty`,
+        0,
+      );
+    }
+    const keys = await createKeyAndRequest(options.keyType ?? 'ec-p256');
+    const issued = await requestSvid({
+      url: options.registrarUrl,
+      ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
+      ca,
+      token: token.trim(),
+      csrPem: keys.csrPem,
+      timeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
+    const status = statusOf(issued, keys.key);
+    await writeFileAtomic(
+      join(options.outputDir, SVID_BUNDLE_FILE_NAME),
+      issued.trustBundle,
+      0o644,
+    );
+    await writeFileAtomic(
+      join(options.outputDir, SVID_FILE_NAME),
+      issued.certificateChain + keys.keyPem,
+      0o600,
+    );
+    received = issued.trustBundle;
+    return status;
+  };
+
+  const warnExpiry = (): void => {
+    if (current === undefined) return;
+    const now = clock.now().getTime();
+    const concern = expiryConcern(current.notBefore.getTime(), current.notAfter.getTime(), now);
+    if (concern === 'expired') {
+      logger.error('SVID expired: mTLS with this workload fails until the registrar answers', {
+        spiffeId: current.spiffeId,
+        notAfter: current.notAfter.toISOString(),
+      });
+    } else if (concern === 'expiring') {
+      logger.error('SVID expires soon and could not be renewed', {
+        spiffeId: current.spiffeId,
+        expiresInMs: current.notAfter.getTime() - now,
+      });
+    }
+  };
+
+  const nextWait = (attempt: number, error: unknown): number => {
+    const backoff = backoffMs(attempt, deps.random());
+    const hinted = error instanceof SvidRequestError ? (error.retryAfterMs ?? 0) : 0;
+    const wait = Math.max(backoff, hinted);
+    if (current === undefined) return wait;
+    // Retry at least four times more before the SVID in use expires.
+    const remaining = current.notAfter.getTime() - clock.now().getTime();
+    return Math.min(wait, Math.max(MIN_RETRY_MS, remaining / 4));
+  };
+
+  const loop = async (): Promise<void> => {
+    let attempt = 0;
+    while (!stop.signal.aborted) {
+      let wait: number;
+      try {
+        current = await obtain();
+        attempt = 0;
+        resolveReady(current);
+        logger.info('SVID renewed', {
+          spiffeId: current.spiffeId,
+          notAfter: current.notAfter.toISOString(),
+        });
+        const at = renewalTime(
+          current.notBefore.getTime(),
+          current.notAfter.getTime(),
+          deps.random(),
+        );
+        wait = Math.max(0, at - clock.now().getTime());
+      } catch (error) {
+        attempt += 1;
+        wait = nextWait(attempt, error);
+        logger.warn('SVID request failed', { error: String(error), attempt, retryMs: wait });
+        warnExpiry();
+      }
+      await clock.sleep(wait, stop.signal).catch(() => undefined);
+    }
+  };
+  const running = loop();
+
+  return {
+    ready,
+    current: () => current,
+    stop: async () => {
+      stop.abort();
+      rejectReady(new Error('SVID client stopped'));
+      await running;
+    },
+  };
+}
