@@ -540,8 +540,15 @@ describe('buildMeshConfig problems', () => {
     expect(problemsOf({ mtlsCaTtl })).toEqual([]);
   });
 
-  it.each(['1m', '999999h', '30m'])('accepts --mtls-svid-ttl %s', (mtlsSvidTtl) => {
-    expect(problemsOf({ mtlsSvidTtl })).toEqual([]);
+  it.each(['1m', '166666h', '30m'])('accepts --mtls-svid-ttl %s', (mtlsSvidTtl) => {
+    expect(problemsOf({ mtlsSvidTtl, mtlsCaTtl: '999999h' })).toEqual([]);
+  });
+
+  it('wants the CA to live at least six SVID lifetimes, as the registrar does', () => {
+    expect(problemsOf({ mtlsCaTtl: '24h', mtlsSvidTtl: '5h' })).toEqual([
+      'invalid configuration: --mtls-ca-ttl (24h) must be at least 6 times --mtls-svid-ttl (5h), so that a new CA reaches every workload before it signs',
+    ]);
+    expect(problemsOf({ mtlsCaTtl: '24h', mtlsSvidTtl: '4h' })).toEqual([]);
   });
 
   it.each(['0', '64k', '10M', '1g', '1048576'])(

@@ -383,6 +383,11 @@ function ttlHours(value: string): number | undefined {
 
 /** The registrar's CA must live several SVID lifetimes (it refuses to start otherwise). */
 function ttlProblems(input: DeployInput): Problem[] {
+  const valid = (flag: string, value: string): boolean =>
+    FORMAT_RULES.find((rule) => rule.flag === flag)?.valid(value) === true;
+  if (!valid('mtls-ca-ttl', input.mtlsCaTtl) || !valid('mtls-svid-ttl', input.mtlsSvidTtl)) {
+    return [];
+  }
   const ca = ttlHours(input.mtlsCaTtl);
   const svid = ttlHours(input.mtlsSvidTtl);
   if (ca === undefined || svid === undefined || ca >= CA_TTL_MIN_SVID_MULTIPLE * svid) return [];
