@@ -108,7 +108,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await meshctl(['remove', '-y']);
+  // Bounded below the hook's own timeout, so a stuck removal says why.
+  const removed = await meshctl(['remove', '-y', '-t', '120s']);
+  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
+    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
+  }
   rmSync(scratch, { recursive: true, force: true });
   rest.close();
 });
@@ -167,7 +171,6 @@ describe('deploy, status, upgrade and remove', () => {
         'All resources created. Testing the connection to the Service Mesh control plane...',
         'Connected to the NGINX Service Mesh API successfully.',
         'NGINX Service Mesh is running.',
-        '',
       ].join('\n'),
     );
     expect(result.exitCode).toBe(0);
@@ -203,7 +206,7 @@ describe('deploy, status, upgrade and remove', () => {
     const result = await meshctl(['deploy', ...imageFlags]);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toBe(
-      `Error: mesh already exists: found existing NGINX Service Mesh in namespace '${namespace}'. To remove the existing mesh, run "nginx-meshctl remove"\n`,
+      `Error: mesh already exists: found existing NGINX Service Mesh in namespace '${namespace}'. To remove the existing mesh, run "nginx-meshctl remove"`,
     );
   });
 
