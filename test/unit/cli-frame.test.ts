@@ -269,6 +269,33 @@ describe('run', () => {
     );
   });
 
+  it('gives each role its own default for a flag two roles declare', async () => {
+    const seen: string[] = [];
+    const roleWith = (name: string, address: string) => ({
+      name,
+      description: 'test role',
+      probes: false,
+      flags: [
+        { long: 'api-bind-address', type: 'string' as const, usage: 'API', defaultValue: address },
+      ],
+      start: (context: { options: { string(flag: string): string } }) => {
+        seen.push(`${name} ${context.options.string('api-bind-address')}`);
+        return Promise.resolve({
+          readiness: () => ({ ready: true as const }),
+          stop: () => Promise.resolve(),
+          done: Promise.resolve(),
+        });
+      },
+    });
+    const roles = [roleWith('alpha', ':8080'), roleWith('beta', ':8443')];
+    expect((await runCli(['run', '--role', 'beta'], { roles })).code).toBe(0);
+    expect((await runCli(['run', '--role', 'alpha'], { roles })).code).toBe(0);
+    expect(
+      (await runCli(['run', '--role', 'beta', '--api-bind-address', ':9'], { roles })).code,
+    ).toBe(0);
+    expect(seen).toEqual(['beta :8443', 'alpha :8080', 'beta :9']);
+  });
+
   it('rejects a log level outside the list', async () => {
     const result = await runCli(['run', '--role', 'x', '--log-level', 'loud']);
     expect(result.code).toBe(2);

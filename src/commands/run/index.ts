@@ -83,7 +83,7 @@ export function runCommand(deps: RunDeps): CommandSpec {
           healthHost: bind.host,
           healthPort: bind.port,
           shutdownTimeoutMs: context.duration('shutdown-timeout'),
-          roleOptions: context,
+          roleOptions: withRoleDefaults(role, context),
         },
         {
           log: deps.io.err,
@@ -112,6 +112,32 @@ function withRoleFlags(
     }
   }
   return flags;
+}
+
+/**
+ * The flags as the role sees them. Two roles may declare the same flag with different defaults
+ * (--api-bind-address is :8080 for metrics and :8443 for the registrar), while `run` declares
+ * each name once: a flag left unset reads as this role's own default.
+ */
+function withRoleDefaults(role: RoleDefinition, context: ActionContext): ActionContext {
+  const defaults = new Map(
+    (role.flags ?? [])
+      .filter((flag) => flag.defaultValue !== undefined)
+      .map((flag) => [flag.long, flag.defaultValue] as const),
+  );
+  const own = <T>(name: string, read: (name: string) => T): T => {
+    const value = defaults.get(name);
+    return value === undefined || context.changed(name) ? read(name) : (value as T);
+  };
+  return {
+    ...context,
+    string: (name) => own(name, (flag) => context.string(flag)),
+    bool: (name) => own(name, (flag) => context.bool(flag)),
+    duration: (name) => own(name, (flag) => context.duration(flag)),
+    int: (name) => own(name, (flag) => context.int(flag)),
+    ints: (name) => own(name, (flag) => context.ints(flag)),
+    strings: (name) => own(name, (flag) => context.strings(flag)),
+  };
 }
 
 /** A flag that only other roles declare is a usage error when it is set for this one. */
