@@ -40,68 +40,47 @@ describe('renderServices', () => {
   });
 });
 
+/** One opted-in namespace (and kube-system, which never counts) with one Service. */
+const SHOP: Record<string, unknown> = {
+  '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
+    items: [{ metadata: { name: 'shop' } }, { metadata: { name: 'kube-system' } }],
+  },
+  '/api/v1/namespaces/shop/services': {
+    items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
+  },
+  '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
+    items: [
+      {
+        metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
+        endpoints: [{ addresses: ['198.18.101.7'] }],
+      },
+    ],
+  },
+};
+
+function shopKube(paths: string[] = []): KubeAccess {
+  return readOnlyKube((_target, path) => {
+    paths.push(path);
+    const body = SHOP[path];
+    return Promise.resolve(
+      body === undefined
+        ? { status: 404, body: '{}' }
+        : { status: 200, body: JSON.stringify(body) },
+    );
+  });
+}
+
 describe('services', () => {
   it('asks for the opted-in namespaces, then their Services and EndpointSlices', async () => {
     const paths: string[] = [];
-    const answers: Record<string, unknown> = {
-      '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
-        items: [{ metadata: { name: 'shop' } }, { metadata: { name: 'kube-system' } }],
-      },
-      '/api/v1/namespaces/shop/services': {
-        items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
-      },
-      '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
-        items: [
-          {
-            metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
-            endpoints: [{ addresses: ['198.18.101.7'] }],
-          },
-        ],
-      },
-    };
-    const kube: KubeAccess = readOnlyKube((_target, path) => {
-      paths.push(path);
-      const body = answers[path];
-      return Promise.resolve(
-        body === undefined
-          ? { status: 404, body: '{}' }
-          : { status: 200, body: JSON.stringify(body) },
-      );
-    });
-    const result = await runCli(['services'], { kube });
+    const result = await runCli(['services'], { kube: shopKube(paths) });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('Service   Upstream      Port\nshop/web  198.18.101.7  80\n\n');
     expect(paths).not.toContain('/api/v1/namespaces/kube-system/services');
   });
-});
 
-describe('services -o', () => {
-  it('prints the same Services as a JSON document', async () => {
-    const kube = readOnlyKube((_target, path) => {
-      const answers: Record<string, unknown> = {
-        '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
-          items: [{ metadata: { name: 'shop' } }],
-        },
-        '/api/v1/namespaces/shop/services': {
-          items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
-        },
-        '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
-          items: [
-            {
-              metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
-              endpoints: [{ addresses: ['198.18.101.7'] }],
-            },
-          ],
-        },
-      };
-      const body = answers[path];
-      return Promise.resolve(
-        body === undefined
-          ? { status: 404, body: '{}' }
-          : { status: 200, body: JSON.stringify(body) },
-      );
-    });
-    const result = await runCli(['services', '-o', 'json'], { kube });
+  it('prints the same Services as a JSON document with -o json', async () => {
+    const result = await runCli(['services', '-o', 'json'], { kube: shopKube() });
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual([
       { namespace: 'shop', name: 'web', ports: [80], addresses: ['198.18.101.7'] },
