@@ -55,19 +55,42 @@ async function spinnerProgress(io: Io, clock: Clock): Promise<Progress> {
   let spinner: Spinner | undefined;
   let title = '';
   let started = 0;
+  // The spinner writes through the CLI's stderr: a terminal stream needs only these, in ANSI.
   const stream = {
     isTTY: true,
+    columns: 80,
     write: (text: string) => {
       io.err.write(text);
       return true;
     },
-  } as unknown as NodeJS.WriteStream;
+    cursorTo: (x: number) => {
+      io.err.write(`\x1b[${x + 1}G`);
+      return true;
+    },
+    clearLine: (direction: number) => {
+      io.err.write(direction < 0 ? '\x1b[1K' : direction > 0 ? '\x1b[0K' : '\x1b[2K');
+      return true;
+    },
+    moveCursor: (dx: number, dy: number) => {
+      if (dy !== 0) io.err.write(dy < 0 ? `\x1b[${-dy}A` : `\x1b[${dy}B`);
+      if (dx !== 0) io.err.write(dx < 0 ? `\x1b[${-dx}D` : `\x1b[${dx}C`);
+      return true;
+    },
+    once: () => stream,
+    removeListener: () => stream,
+  };
   const elapsed = (): string => seconds(clock.now().getTime() - started);
   return {
     start(next) {
       title = next;
       started = clock.now().getTime();
-      spinner = (ora({ text: title, stream, discardStdin: false }) as unknown as Spinner).start();
+      spinner = (
+        ora({
+          text: title,
+          stream: stream as unknown as NodeJS.WriteStream,
+          discardStdin: false,
+        }) as unknown as Spinner
+      ).start();
     },
     detail(text) {
       if (spinner !== undefined) spinner.text = `${title}: ${text}`;
