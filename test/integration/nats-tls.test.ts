@@ -13,16 +13,14 @@ import type { PeerCertificate } from 'node:tls';
 import type { NatsConnection, Status, TlsOptions } from 'nats';
 import { connect, ErrorCode, Events, StringCodec } from 'nats';
 import { renderNatsConfig } from '../../src/manifests/install/workloads';
-import { buildSvidTemplate, identityOf } from '../../src/manifests/registrar/svid-policy';
 import type { Authority } from '../../src/runtime/registrar/authority';
-import { createAuthority, signLeaf } from '../../src/runtime/registrar/authority';
-import { checkCsr } from '../../src/runtime/registrar/issuer';
-import { describeKey, randomSerial } from '../../src/runtime/registrar/keys';
+import { createAuthority } from '../../src/runtime/registrar/authority';
 import { signalReload } from '../../src/runtime/cert-reloader/start-cert-reloader';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { writeFileAtomic } from '../../src/runtime/svid/files';
-import { createKeyAndRequest } from '../../src/runtime/svid/csr';
 import { natsServerCertificate } from '../support/nats-tls';
+import type { TestSvid } from '../support/svid';
+import { issueTestSvid } from '../support/svid';
 import { freePort } from '../support/prometheus';
 import { waitForOutput } from '../support/processes';
 
@@ -32,10 +30,12 @@ const PASSWORD = 'nIntegrationPassword0123';
 const NATS_ID = 'spiffe://example.org/ns/nginx-mesh/sa/nats';
 const codec = StringCodec();
 
-interface Svid {
-  readonly chain: string;
-  readonly keyPem: string;
-}
+/** signalReload's log lines are not under test. */
+const quiet = createJsonLogger({
+  level: 'error',
+  out: { write: () => true },
+  now: () => new Date(),
+});
 
 let dir: string;
 let port: number;
@@ -44,25 +44,8 @@ let server: ResultPromise;
 let serverLog = '';
 const connections: NatsConnection[] = [];
 
-async function issue(authority: Authority, namespace: string, account: string): Promise<Svid> {
-  const request = await createKeyAndRequest('ec-p256');
-  const csr = checkCsr(request.csrPem);
-  if ('refused' in csr) throw new Error(csr.reason);
-  const template = buildSvidTemplate({
-    identity: identityOf('example.org', namespace, account),
-    key: describeKey(request.key),
-    subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
-    issuer: authority.fields,
-    signatureAlgorithm: authority.signatureAlgorithm,
-    serial: randomSerial(),
-    now: new Date(),
-    ttlMs: 3_600_000,
-  });
-  return { chain: signLeaf(authority, template), keyPem: request.keyPem };
-}
-
 /** Writes the server's files the way the cert-reloader does: chain and key in one file. */
-async function installServerSvid(svid: Svid): Promise<void> {
+async function installServerSvid(svid: TestSvid): Promise<void> {
   await writeFileAtomic(join(dir, 'tls', 'bundle.crt'), mesh.stored.certificate, 0o644);
   await writeFileAtomic(join(dir, 'tls', 'svid.pem'), svid.chain + svid.keyPem, 0o600);
 }
@@ -75,7 +58,7 @@ function checkNatsIdentity(_host: string, cert: PeerCertificate): Error | undefi
 }
 
 async function client(
-  svid: Svid | undefined,
+  svid: TestSvid | undefined,
   credentials: { user: string; pass: string } | undefined = undefined,
 ): Promise<{ nc: NatsConnection; statuses: Status[] }> {
   // nats.js hands these to Node's tls.connect, which takes checkServerIdentity too.
@@ -99,6 +82,15 @@ async function client(
   return { nc, statuses };
 }
 
+/** The controller, signed in with its password, and an agent (no credentials). */
+async function controllerAndAgent() {
+  const controllerSvid = await issueTestSvid(mesh, 'nginx-mesh', 'nginx-mesh-controller');
+  return {
+    controller: await client(controllerSvid, { user: 'nginx-mesh-controller', pass: PASSWORD }),
+    agent: await client(await issueTestSvid(mesh, 'app', 'web')),
+  };
+}
+
 /** Resolves with the next message on subject, or rejects after a bound. */
 function nextMessage(nc: NatsConnection, subject: string, timeoutMs = 3_000): Promise<string> {
   const subscription = nc.subscribe(subject, { max: 1, timeout: timeoutMs });
@@ -118,7 +110,7 @@ beforeAll(async () => {
     { keyType: 'ec-p256', trustDomain: 'example.org', ttlMs: 720 * 3_600_000, upstream: undefined },
     new Date(),
   );
-  await installServerSvid(await issue(mesh, 'nginx-mesh', 'nats'));
+  await installServerSvid(await issueTestSvid(mesh, 'nginx-mesh', 'nats'));
   const config = renderNatsConfig({
     host: '127.0.0.1',
     clientPort: port,
@@ -159,12 +151,12 @@ describe('who may connect', () => {
       },
       new Date(),
     );
-    await expect(client(await issue(other, 'app', 'web'))).rejects.toThrow();
+    await expect(client(await issueTestSvid(other, 'app', 'web'))).rejects.toThrow();
     expect(serverLog).toMatch(/TLS handshake error: .*certificate/);
   });
 
   it('refuses the controller user with a wrong password', async () => {
-    const svid = await issue(mesh, 'app', 'web');
+    const svid = await issueTestSvid(mesh, 'app', 'web');
     await expect(client(svid, { user: 'nginx-mesh-controller', pass: 'guess' })).rejects.toThrow(
       /Authorization Violation/i,
     );
@@ -173,11 +165,7 @@ describe('who may connect', () => {
 
 describe('permissions', () => {
   it('lets an agent read configuration and publish acks, and nothing else', async () => {
-    const controller = await client(await issue(mesh, 'nginx-mesh', 'nginx-mesh-controller'), {
-      user: 'nginx-mesh-controller',
-      pass: PASSWORD,
-    });
-    const agent = await client(await issue(mesh, 'app', 'web'));
+    const { controller, agent } = await controllerAndAgent();
     const ack = nextMessage(controller.nc, ACKS);
     const config = nextMessage(agent.nc, CONFIG);
     await controller.nc.flush();
@@ -203,7 +191,7 @@ describe('permissions', () => {
   });
 
   it('lets no agent listen to the acknowledgements of others', async () => {
-    const agent = await client(await issue(mesh, 'app', 'other'));
+    const agent = await client(await issueTestSvid(mesh, 'app', 'other'));
     const spy = agent.nc.subscribe(ACKS);
     await agent.nc.flush();
     await settle(200);
@@ -216,21 +204,12 @@ describe('permissions', () => {
 
 describe('certificate rotation', () => {
   it('reloads a renewed certificate on SIGHUP, keeping existing connections', async () => {
-    const controller = await client(await issue(mesh, 'nginx-mesh', 'nginx-mesh-controller'), {
-      user: 'nginx-mesh-controller',
-      pass: PASSWORD,
-    });
-    const agent = await client(await issue(mesh, 'app', 'web'));
+    const { controller, agent } = await controllerAndAgent();
     const before = await natsServerCertificate({ host: '127.0.0.1', port });
 
-    await installServerSvid(await issue(mesh, 'nginx-mesh', 'nats'));
-    const logger = createJsonLogger({
-      level: 'error',
-      out: { write: () => true },
-      now: () => new Date(),
-    });
+    await installServerSvid(await issueTestSvid(mesh, 'nginx-mesh', 'nats'));
     const reloaded = waitForOutput(server, 'Reloaded server configuration', 'the reload');
-    await expect(signalReload(join(dir, 'nats.pid'), logger)).resolves.toBe(true);
+    await expect(signalReload(join(dir, 'nats.pid'), quiet)).resolves.toBe(true);
     await reloaded;
 
     const after = await natsServerCertificate({
@@ -250,11 +229,6 @@ describe('certificate rotation', () => {
   });
 
   it('says so when there is no process to reload yet', async () => {
-    const logger = createJsonLogger({
-      level: 'error',
-      out: { write: () => true },
-      now: () => new Date(),
-    });
-    await expect(signalReload(join(dir, 'missing.pid'), logger)).resolves.toBe(false);
+    await expect(signalReload(join(dir, 'missing.pid'), quiet)).resolves.toBe(false);
   });
 });

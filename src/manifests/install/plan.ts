@@ -123,42 +123,37 @@ function secretManifests(
   labels: Labels,
   encode: (text: string) => string,
 ): Manifest[] {
+  const secret = (name: string, type: string, stringData: Record<string, string>): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(name, namespace, labels),
+    type,
+    stringData,
+  });
   const manifests: Manifest[] = [];
   const registry = input.secrets?.registry;
   if (registry !== undefined) {
-    manifests.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(REGISTRY_KEY_SECRET_NAME, namespace, labels),
-      type: 'kubernetes.io/dockerconfigjson',
-      stringData: {
+    manifests.push(
+      secret(REGISTRY_KEY_SECRET_NAME, 'kubernetes.io/dockerconfigjson', {
         '.dockerconfigjson': dockerConfig(input.config.registry.server, registry, encode),
-      },
-    });
+      }),
+    );
   }
   const upstream = input.secrets?.upstreamAuthority;
   if (upstream !== undefined) {
-    manifests.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(UPSTREAM_CA_SECRET_NAME, namespace, labels),
-      type: 'Opaque',
-      stringData: {
+    manifests.push(
+      secret(UPSTREAM_CA_SECRET_NAME, 'Opaque', {
         [UPSTREAM_CA_CERT_KEY]: upstream.cert,
         [UPSTREAM_CA_KEY_KEY]: upstream.key,
         ...(upstream.bundle === '' ? {} : { [UPSTREAM_CA_BUNDLE_KEY]: upstream.bundle }),
-      },
-    });
+      }),
+    );
   }
   const password = input.secrets?.natsControllerPassword;
   if (password !== undefined) {
-    manifests.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(NATS_CREDENTIALS_SECRET_NAME, namespace, labels),
-      type: 'Opaque',
-      stringData: { [NATS_CONTROLLER_PASSWORD_KEY]: password },
-    });
+    manifests.push(
+      secret(NATS_CREDENTIALS_SECRET_NAME, 'Opaque', { [NATS_CONTROLLER_PASSWORD_KEY]: password }),
+    );
   }
   return manifests;
 }

@@ -7,10 +7,6 @@ import {
   CONTROLLER_NAME,
   CONTROLLER_VERSION_PORT,
   IDENTITY_MOUNT_PATH,
-  IDENTITY_TOKEN_AUDIENCE,
-  IDENTITY_TOKEN_EXPIRATION_SECONDS,
-  IDENTITY_TOKEN_PATH,
-  IDENTITY_VOLUME_NAME,
   METRICS_API_PORT,
   METRICS_NAME,
   METRICS_SERVICE_NAME,
@@ -31,12 +27,11 @@ import {
   SIDECAR_UID,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
-  TRUST_BUNDLE_CONFIG_MAP_NAME,
-  TRUST_BUNDLE_KEY,
   UPSTREAM_CA_SECRET_NAME,
   WEBHOOK_PORT,
   WEBHOOK_SERVICE_NAME,
 } from '../constants';
+import { buildIdentityVolume } from '../identity-volume';
 import type { FullMeshConfig } from '../mesh-config/types';
 import type { Labels, Manifest } from './objects';
 import { meta, NAME_LABEL } from './objects';
@@ -393,26 +388,7 @@ const NATS_TLS_VOLUME = { name: 'tls', emptyDir: { medium: 'Memory' } };
 const NATS_PID_VOLUME = { name: 'pid', emptyDir: {} };
 
 /** The projected token the registrar verifies, and the bundle that verifies the registrar. */
-const IDENTITY_VOLUME = {
-  name: IDENTITY_VOLUME_NAME,
-  projected: {
-    sources: [
-      {
-        serviceAccountToken: {
-          audience: IDENTITY_TOKEN_AUDIENCE,
-          expirationSeconds: IDENTITY_TOKEN_EXPIRATION_SECONDS,
-          path: IDENTITY_TOKEN_PATH,
-        },
-      },
-      {
-        configMap: {
-          name: TRUST_BUNDLE_CONFIG_MAP_NAME,
-          items: [{ key: TRUST_BUNDLE_KEY, path: TRUST_BUNDLE_KEY }],
-        },
-      },
-    ],
-  },
-};
+const IDENTITY_VOLUME = buildIdentityVolume({ withBundle: true });
 
 /**
  * The cert-reloader as a native sidecar: its startup probe passes once the first SVID is on
