@@ -213,6 +213,19 @@ export const NATS_CONFIG_MAP_NAME = 'nats-config';
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 export const NATS_IMAGE = 'nats:2.9-alpine';
+/** Subject the controller publishes mesh configuration on and agents subscribe to (NSM's). */
+export const NATS_CONFIG_SUBJECT = 'nginx.nsm.agent.config';
+/** Subject agents publish their subscriptions and acknowledgements on (NSM's). */
+export const NATS_SUBSCRIPTION_SUBJECT = 'nginx.nsm.agent.subscription';
+/** NATS user of the controller, the only one allowed to publish configuration. */
+export const NATS_CONTROLLER_USER = 'nginx-mesh-controller';
+/** NATS user every other client (an agent) is, without credentials: NATS's no_auth_user. */
+export const NATS_AGENT_USER = 'nginx-mesh-agent';
+/** Secret with the controller's NATS password (key NATS_CONTROLLER_PASSWORD_KEY), made by deploy. */
+export const NATS_CREDENTIALS_SECRET_NAME = 'nginx-mesh-nats-credentials';
+export const NATS_CONTROLLER_PASSWORD_KEY = 'controller-password';
+/** Container that obtains the NATS server's SVID and has NATS reload it on renewal (NSM's name). */
+export const CERT_RELOADER_NAME = 'nginx-mesh-cert-reloader';
 /** Key of a serving-certificate Secret that holds its CA (webhook and metrics API). */
 export const TLS_SECRET_CA_KEY = 'ca.crt';
 

@@ -1,5 +1,6 @@
 // The in-cluster roles this executable provides, by name.
 import { agentRole } from './agent/agent-role';
+import { certReloaderRole } from './cert-reloader/cert-reloader-role';
 import { controllerRole } from './controller/controller-role';
 import { createInitRole } from './init/init-role';
 import { systemNetfilter } from './init/netfilter';
@@ -9,6 +10,7 @@ import type { RoleDefinition, RoleRegistry } from './role/role';
 
 const roles: readonly RoleDefinition[] = [
   agentRole,
+  certReloaderRole,
   controllerRole,
   createInitRole(systemNetfilter),
   metricsRole,

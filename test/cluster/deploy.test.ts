@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import type { KubeRest } from './harness/kube-rest';
-import { testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
+import { natsServerCertificate } from '../support/nats-tls';
+import { listPods, testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
 
 const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
 const namespace = 'mesh-lifecycle';
@@ -162,7 +163,15 @@ describe('deploy --dry-run', () => {
 describe('deploy, status, upgrade and remove', () => {
   it('deploys the control plane and waits until it is ready', async () => {
     const started = Date.now();
-    const result = await meshctl(['deploy', ...imageFlags, '--mtls-mode', 'strict']);
+    // One-minute SVIDs: NATS's certificate is renewed (and reloaded) while the tests run.
+    const result = await meshctl([
+      'deploy',
+      ...imageFlags,
+      '--mtls-mode',
+      'strict',
+      '--mtls-svid-ttl',
+      '1m',
+    ]);
     process.stderr.write(`deploy took ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
     expect(result.stderr).toContain('Starting the controller... done');
     expect(result.stdout).toBe(
@@ -174,6 +183,71 @@ describe('deploy, status, upgrade and remove', () => {
       ].join('\n'),
     );
     expect(result.exitCode).toBe(0);
+  });
+
+  it('serves NATS over TLS with its SPIFFE SVID from the registrar', async () => {
+    const [pod] = await listPods(rest, namespace, 'app.kubernetes.io/name=nats-server');
+    const ip = pod?.status?.podIP;
+    expect(ip).toBeDefined();
+    const bundle = await rest.request<{ data: Record<string, string> }>(
+      'GET',
+      `/api/v1/namespaces/${namespace}/configmaps/nginx-mesh-bundle`,
+    );
+    const certificate = await natsServerCertificate({
+      host: ip ?? '',
+      port: 4222,
+      ca: bundle.data['bundle.crt'] ?? '',
+    });
+    expect(certificate.subjectaltname).toContain(
+      `URI:spiffe://example.org/ns/${namespace}/sa/nats`,
+    );
+    const timing = await rest.request<{
+      metadata: { creationTimestamp: string };
+      status: {
+        conditions: { type: string; lastTransitionTime: string }[];
+        containerStatuses: { name: string; restartCount: number }[];
+      };
+    }>('GET', `/api/v1/namespaces/${namespace}/pods/${pod?.metadata.name ?? ''}`);
+    // The cert-reloader's startup probe holds nats-server back until its SVID is on disk.
+    const nats = timing.status.containerStatuses.find((each) => each.name === 'nats-server');
+    expect(nats?.restartCount).toBe(0);
+    const readyAt = timing.status.conditions.find((each) => each.type === 'Ready');
+    const seconds =
+      (Date.parse(readyAt?.lastTransitionTime ?? '') -
+        Date.parse(timing.metadata.creationTimestamp)) /
+      1000;
+    process.stderr.write(`NATS pod ready ${seconds.toFixed(0)}s after its creation\n`);
+  });
+
+  it("reloads NATS's renewed SVID in place: same process, new certificate", async () => {
+    const [pod] = await listPods(rest, namespace, 'app.kubernetes.io/name=nats-server');
+    const ip = pod?.status?.podIP ?? '';
+    const varz = async (): Promise<{ start: string; config_load_time: string }> =>
+      (
+        await fetch(`http://${ip}:8222/varz`, { signal: AbortSignal.timeout(2_000) })
+      ).json() as Promise<{
+        start: string;
+        config_load_time: string;
+      }>;
+    const before = await varz();
+    const first = await natsServerCertificate({ host: ip, port: 4222 });
+    const started = Date.now();
+    const renewed = await waitFor(
+      "a renewed certificate on NATS's client port",
+      async () => {
+        const now = await natsServerCertificate({ host: ip, port: 4222 });
+        return now.fingerprint256 === first.fingerprint256 ? undefined : now;
+      },
+      60_000,
+      1_000,
+    );
+    process.stderr.write(
+      `NATS presented a renewed SVID ${((Date.now() - started) / 1000).toFixed(0)}s later\n`,
+    );
+    expect(renewed.subjectaltname).toContain(`URI:spiffe://example.org/ns/${namespace}/sa/nats`);
+    const after = await varz();
+    expect(after.start).toBe(before.start);
+    expect(after.config_load_time).not.toBe(before.config_load_time);
   });
 
   it('reports a healthy mesh with status and its configuration with config', async () => {

@@ -8,18 +8,14 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { MTLS_CA_KEY_TYPES } from '../../src/manifests/mesh-config/deploy-flags';
 import type { MtlsCaKeyType } from '../../src/manifests/mesh-config/deploy-flags';
-import { buildSvidTemplate, identityOf } from '../../src/manifests/registrar/svid-policy';
 import type { Authority, UpstreamCa } from '../../src/runtime/registrar/authority';
 import {
   createAuthority,
   issuedBy,
   loadAuthority,
   loadUpstreamCa,
-  signLeaf,
 } from '../../src/runtime/registrar/authority';
-import { checkCsr } from '../../src/runtime/registrar/issuer';
-import { describeKey, randomSerial } from '../../src/runtime/registrar/keys';
-import { createKeyAndRequest } from '../../src/runtime/svid/csr';
+import { issueTestSvid } from '../support/svid';
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'registrar-pki-'))));
@@ -82,22 +78,10 @@ async function svidFrom(
   authority: Authority,
   clientKey: MtlsCaKeyType = 'ec-p256',
 ): Promise<string> {
-  const request = await createKeyAndRequest(clientKey);
-  const csr = checkCsr(request.csrPem);
-  if ('refused' in csr) throw new Error(csr.reason);
-  const template = buildSvidTemplate({
-    identity: identityOf('example.org', 'app', 'web'),
-    key: describeKey(request.key),
-    subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
-    issuer: authority.fields,
-    signatureAlgorithm: authority.signatureAlgorithm,
-    serial: randomSerial(),
-    now: new Date(),
-    ttlMs: 3_600_000,
-  });
-  write('client.csr', request.csrPem);
+  const svid = await issueTestSvid(authority, 'app', 'web', clientKey);
+  write('client.csr', svid.csrPem);
   await openssl(['req', '-in', 'client.csr', '-noout', '-verify']);
-  return signLeaf(authority, template);
+  return svid.chain;
 }
 
 /** Verifies the leaf of chain (with the chain's other certificates as untrusted) against bundle. */

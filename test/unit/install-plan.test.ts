@@ -5,6 +5,7 @@ import type { Manifest } from '../../src/manifests/install/objects';
 import { collectionPath, objectPath, resourceType } from '../../src/manifests/install/resources';
 import { buildMeshConfig, defaultDeployInput } from '../../src/manifests/mesh-config';
 import type { DeployInput } from '../../src/manifests/mesh-config';
+import type { MeshSecrets } from '../../src/manifests/mesh-config/types';
 import { compareVersions, upgradeInput } from '../../src/manifests/mesh-config/stored';
 import { renderMeshConfigJson } from '../../src/manifests/mesh-config/render';
 import { existingMeshProblem } from '../../src/commands/deploy/run-deploy';
@@ -23,9 +24,12 @@ function configFor(input: Partial<DeployInput> = {}, namespace = 'nginx-mesh') {
   return outcome.config;
 }
 
-function plan(input: Partial<DeployInput> = {}) {
+function plan(
+  input: Partial<DeployInput> = {},
+  secrets: { secrets?: MeshSecrets } = { secrets: { natsControllerPassword: 'nTESTCREDENTIAL' } },
+) {
   return buildInstallPlan(
-    { config: configFor(input), version: '2.0.0', upstreamCa: false },
+    { config: configFor(input), version: '2.0.0', upstreamCa: false, ...secrets },
     encode,
   );
 }
@@ -43,8 +47,8 @@ describe('install plan order', () => {
       'crds',
       'rbac',
       'config',
-      'nats',
       'registrar',
+      'nats',
       'controller',
       'metrics',
       'registration',
@@ -159,11 +163,61 @@ describe('control-plane pods', () => {
         ).image,
     );
     expect(images).toEqual([
+      'registry.test/nsm/nginx-mesh-controller:9.9.9',
       'registry.test/nsm/nats:2.9-alpine',
       'registry.test/nsm/nginx-mesh-controller:9.9.9',
       'registry.test/nsm/nginx-mesh-controller:9.9.9',
-      'registry.test/nsm/nginx-mesh-controller:9.9.9',
     ]);
+  });
+});
+
+describe('NATS with TLS', () => {
+  const objects = planObjects(plan());
+  const nats = byKind(objects, 'Deployment').find((each) => each.metadata.name === 'nats-server');
+  const pod = (nats?.spec as { template: { spec: Record<string, unknown> } }).template.spec;
+  const [reloader] = pod.initContainers as Record<string, unknown>[];
+
+  it('starts nats-server only after a native cert-reloader sidecar has the SVID on disk', () => {
+    expect(reloader).toMatchObject({
+      name: 'nginx-mesh-cert-reloader',
+      restartPolicy: 'Always',
+      startupProbe: { httpGet: { path: '/readyz', port: 8081 } },
+      securityContext: { readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    });
+    expect(reloader?.args).toEqual(
+      expect.arrayContaining(['--role=cert-reloader', '--pid-file=/var/run/nats/nats.pid']),
+    );
+    expect(pod.shareProcessNamespace).toBe(true);
+  });
+
+  it("gives the cert-reloader the registrar's token audience and the mesh namespace's bundle", () => {
+    const identity = (pod.volumes as { name: string; projected?: unknown }[]).find(
+      (volume) => volume.name === 'nginx-mesh-identity',
+    );
+    expect(JSON.stringify(identity?.projected)).toContain('"audience":"nginx-mesh-registrar"');
+    expect(JSON.stringify(identity?.projected)).toContain(
+      '"configMap":{"name":"nginx-mesh-bundle","items":[{"key":"bundle.crt","path":"bundle.crt"}]}',
+    );
+  });
+
+  it("stores the controller's password in a Secret and passes it to NATS by environment", () => {
+    const secret = byKind(objects, 'Secret').find(
+      (each) => each.metadata.name === 'nginx-mesh-nats-credentials',
+    );
+    expect(secret?.stringData).toEqual({ 'controller-password': 'nTESTCREDENTIAL' });
+    const config = byKind(objects, 'ConfigMap').find(
+      (each) => each.metadata.name === 'nats-config',
+    );
+    const text = (config?.data as Record<string, string>)['nats.conf'] ?? '';
+    expect(text).toContain('password: $NATS_CONTROLLER_PASSWORD,');
+    expect(text).not.toContain('nTESTCREDENTIAL');
+  });
+
+  it('leaves the Secret alone when upgrade passes no secrets', () => {
+    const upgraded = planObjects(plan({}, { secrets: undefined }));
+    expect(byKind(upgraded, 'Secret').map((each) => each.metadata.name)).not.toContain(
+      'nginx-mesh-nats-credentials',
+    );
   });
 });
 

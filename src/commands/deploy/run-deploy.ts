@@ -1,6 +1,7 @@
 // `deploy`: validate every flag at once, then either print the manifests (--dry-run, no cluster
 // needed) or apply them step by step, waiting for each component, and remove what was applied if
 // anything fails (--cleanup-on-error, on by default).
+import { randomBytes } from 'node:crypto';
 import { InterruptedError, MeshctlError } from '../../errors';
 import { CLI_NAME } from '../../manifests/constants';
 import type { InstallStep } from '../../manifests/install/plan';
@@ -23,7 +24,12 @@ import { connectClient, runSteps, signalScope, waitContext } from '../lifecycle'
 export interface DeployDeps extends LifecycleDeps {
   readonly input: InputReader;
   readonly version: string;
+  /** A new random credential (the controller's NATS password); 32 random bytes by default. */
+  readonly newCredential?: () => string;
 }
+
+/** Letters and digits only, starting with a letter: nats.conf reads it unquoted from the environment. */
+const newCredential = (): string => `n${randomBytes(32).toString('hex')}`;
 
 export interface DeployOptions {
   readonly input: DeployInput;
@@ -152,7 +158,12 @@ export async function runDeploy(
   globals: GlobalOptions,
   deps: DeployDeps,
 ): Promise<void> {
-  const { config, secrets } = await meshConfigFromFlags(options.input, globals.namespace, deps);
+  const flagged = await meshConfigFromFlags(options.input, globals.namespace, deps);
+  const { config } = flagged;
+  const secrets = {
+    ...flagged.secrets,
+    natsControllerPassword: (deps.newCredential ?? newCredential)(),
+  };
   const plan = buildInstallPlan(
     { config, version: deps.version, secrets, upstreamCa: secrets.upstreamAuthority !== undefined },
     base64,

@@ -2,9 +2,6 @@
 // written in one fixed order so that printed manifests are byte-identical run after run.
 import {
   IDENTITY_MOUNT_PATH,
-  IDENTITY_TOKEN_AUDIENCE,
-  IDENTITY_TOKEN_EXPIRATION_SECONDS,
-  IDENTITY_TOKEN_PATH,
   IDENTITY_VOLUME_NAME,
   INIT_CONTAINER_NAME,
   SIDECAR_CONFIG_MOUNT_PATH,
@@ -16,6 +13,7 @@ import {
   SIDECAR_READY_PATH,
   SIDECAR_UID,
 } from '../constants';
+import { buildIdentityVolume } from '../identity-volume';
 import type { JsonObject } from './json';
 import { sortKeysDeep } from './json';
 import type { InjectionSettings, MtlsMode, PodOwner } from './types';
@@ -170,20 +168,7 @@ function buildSidecarEnv(owner: PodOwner): JsonObject[] {
  */
 export function buildSidecarVolumes(): JsonObject[] {
   return [
-    {
-      name: IDENTITY_VOLUME_NAME,
-      projected: {
-        sources: [
-          {
-            serviceAccountToken: {
-              audience: IDENTITY_TOKEN_AUDIENCE,
-              expirationSeconds: IDENTITY_TOKEN_EXPIRATION_SECONDS,
-              path: IDENTITY_TOKEN_PATH,
-            },
-          },
-        ],
-      },
-    },
+    buildIdentityVolume({ withBundle: false }),
     { name: SIDECAR_CONFIG_VOLUME_NAME, emptyDir: { medium: 'Memory' } },
   ];
 }

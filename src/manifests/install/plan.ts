@@ -11,6 +11,8 @@ import {
   METRICS_SERVICE_NAME,
   METRICS_TLS_SECRET_NAME,
   NATS_CONFIG_MAP_NAME,
+  NATS_CONTROLLER_PASSWORD_KEY,
+  NATS_CREDENTIALS_SECRET_NAME,
   NATS_NAME,
   REGISTRAR_NAME,
   REGISTRY_KEY_SECRET_NAME,
@@ -53,8 +55,9 @@ export interface InstallInput {
   /** Version of this executable, recorded on every object (upgrade compares it). */
   readonly version: string;
   /**
-   * Secret contents to install. Upgrade passes none: the Secrets deploy created stay as they are,
-   * and `upstreamCa` says whether the registrar still mounts one.
+   * Secret contents to install. Upgrade passes none: the Secrets deploy created (the upstream CA,
+   * the controller's NATS password) stay as they are, and `upstreamCa` says whether the registrar
+   * still mounts one.
    */
   readonly secrets?: MeshSecrets;
   readonly upstreamCa: boolean;
@@ -120,32 +123,37 @@ function secretManifests(
   labels: Labels,
   encode: (text: string) => string,
 ): Manifest[] {
+  const secret = (name: string, type: string, stringData: Record<string, string>): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(name, namespace, labels),
+    type,
+    stringData,
+  });
   const manifests: Manifest[] = [];
   const registry = input.secrets?.registry;
   if (registry !== undefined) {
-    manifests.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(REGISTRY_KEY_SECRET_NAME, namespace, labels),
-      type: 'kubernetes.io/dockerconfigjson',
-      stringData: {
+    manifests.push(
+      secret(REGISTRY_KEY_SECRET_NAME, 'kubernetes.io/dockerconfigjson', {
         '.dockerconfigjson': dockerConfig(input.config.registry.server, registry, encode),
-      },
-    });
+      }),
+    );
   }
   const upstream = input.secrets?.upstreamAuthority;
   if (upstream !== undefined) {
-    manifests.push({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: meta(UPSTREAM_CA_SECRET_NAME, namespace, labels),
-      type: 'Opaque',
-      stringData: {
+    manifests.push(
+      secret(UPSTREAM_CA_SECRET_NAME, 'Opaque', {
         [UPSTREAM_CA_CERT_KEY]: upstream.cert,
         [UPSTREAM_CA_KEY_KEY]: upstream.key,
         ...(upstream.bundle === '' ? {} : { [UPSTREAM_CA_BUNDLE_KEY]: upstream.bundle }),
-      },
-    });
+      }),
+    );
+  }
+  const password = input.secrets?.natsControllerPassword;
+  if (password !== undefined) {
+    manifests.push(
+      secret(NATS_CREDENTIALS_SECRET_NAME, 'Opaque', { [NATS_CONTROLLER_PASSWORD_KEY]: password }),
+    );
   }
   return manifests;
 }
@@ -277,10 +285,11 @@ export function buildInstallPlan(
       buildMeshConfigClassResource(namespace) as Manifest,
       buildMeshConfigResource(config, namespace) as Manifest,
     ]),
-    step('nats', 'Starting NATS', buildNats(context), [ready(namespace, NATS_NAME)]),
+    // NATS serves TLS with an SVID: the registrar comes first.
     step('registrar', 'Starting the registrar', buildRegistrar(context), [
       ready(namespace, REGISTRAR_NAME),
     ]),
+    step('nats', 'Starting NATS', buildNats(context), [ready(namespace, NATS_NAME)]),
     step('controller', 'Starting the controller', buildController(context), [
       ready(namespace, CONTROLLER_NAME),
     ]),

@@ -2,25 +2,36 @@
 // pod runs as a non-root user with a read-only root filesystem, no privilege escalation and no
 // capabilities, with resource requests and health probes. Pure.
 import {
+  CERT_RELOADER_NAME,
   CONTROL_PLANE_HEALTH_PORT,
   CONTROLLER_NAME,
   CONTROLLER_VERSION_PORT,
+  IDENTITY_MOUNT_PATH,
   METRICS_API_PORT,
   METRICS_NAME,
   METRICS_SERVICE_NAME,
+  NATS_AGENT_USER,
   NATS_CLIENT_PORT,
   NATS_CONFIG_MAP_NAME,
+  NATS_CONFIG_SUBJECT,
+  NATS_CONTROLLER_PASSWORD_KEY,
+  NATS_CONTROLLER_USER,
+  NATS_CREDENTIALS_SECRET_NAME,
   NATS_IMAGE,
   NATS_MONITOR_PORT,
   NATS_NAME,
   NATS_SERVICE_ACCOUNT_NAME,
+  NATS_SUBSCRIPTION_SUBJECT,
   REGISTRAR_API_PORT,
   REGISTRAR_NAME,
   SIDECAR_UID,
+  SVID_BUNDLE_FILE_NAME,
+  SVID_FILE_NAME,
   UPSTREAM_CA_SECRET_NAME,
   WEBHOOK_PORT,
   WEBHOOK_SERVICE_NAME,
 } from '../constants';
+import { buildIdentityVolume } from '../identity-volume';
 import type { FullMeshConfig } from '../mesh-config/types';
 import type { Labels, Manifest } from './objects';
 import { meta, NAME_LABEL } from './objects';
@@ -30,6 +41,11 @@ export const UPSTREAM_CA_MOUNT_PATH = '/run/nginx-mesh/upstream-ca';
 const NATS_CONFIG_DIR = '/etc/nats-config';
 export const NATS_CONFIG_FILE = 'nats.conf';
 const NATS_PID_DIR = '/var/run/nats';
+const NATS_PID_FILE = `${NATS_PID_DIR}/nats.pid`;
+/** The NATS server's SVID and trust bundle, written by the cert-reloader (memory only). */
+const NATS_TLS_DIR = '/etc/nats-tls';
+/** Environment variable of the NATS server holding the controller's password. */
+export const NATS_CONTROLLER_PASSWORD_ENV = 'NATS_CONTROLLER_PASSWORD';
 
 interface Port {
   readonly name: string;
@@ -58,6 +74,15 @@ interface WorkloadSpec {
   readonly probes: { readonly port: number; readonly ready: string; readonly live: string };
   readonly resources: Resources;
   readonly volumes: readonly Volume[];
+  readonly env?: readonly object[];
+}
+
+/** Containers started before the main one: native sidecars, sharing the pod's volumes. */
+interface PodExtras {
+  readonly initContainers: readonly object[];
+  /** Volumes only the init containers mount. */
+  readonly volumes: readonly object[];
+  readonly shareProcessNamespace: boolean;
 }
 
 export interface WorkloadContext {
@@ -74,6 +99,7 @@ function container(spec: WorkloadSpec, config: FullMeshConfig): object {
     image: spec.image,
     imagePullPolicy: config.registry.imagePullPolicy,
     args: spec.args,
+    ...(spec.env === undefined ? {} : { env: spec.env }),
     ports: spec.ports.map((port) => ({
       name: port.name,
       containerPort: port.port,
@@ -111,10 +137,11 @@ function container(spec: WorkloadSpec, config: FullMeshConfig): object {
   };
 }
 
-function deployment(spec: WorkloadSpec, context: WorkloadContext): Manifest {
+function deployment(spec: WorkloadSpec, context: WorkloadContext, extras?: PodExtras): Manifest {
   const { config } = context;
   const labels = context.labels(spec.name);
   const keyName = config.registry.registryKeyName;
+  const volumes = [...spec.volumes.map((each) => each.volume), ...(extras?.volumes ?? [])];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -127,6 +154,7 @@ function deployment(spec: WorkloadSpec, context: WorkloadContext): Manifest {
         metadata: { labels },
         spec: {
           serviceAccountName: spec.serviceAccount,
+          ...(extras?.shareProcessNamespace === true ? { shareProcessNamespace: true } : {}),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: SIDECAR_UID,
@@ -134,10 +162,9 @@ function deployment(spec: WorkloadSpec, context: WorkloadContext): Manifest {
             seccompProfile: { type: 'RuntimeDefault' },
           },
           ...(keyName === '' ? {} : { imagePullSecrets: [{ name: keyName }] }),
+          ...(extras === undefined ? {} : { initContainers: extras.initContainers }),
           containers: [container(spec, config)],
-          ...(spec.volumes.length === 0
-            ? {}
-            : { volumes: spec.volumes.map((each) => each.volume) }),
+          ...(volumes.length === 0 ? {} : { volumes }),
         },
       },
     },
@@ -296,15 +323,57 @@ export function buildMetrics(context: WorkloadContext): Manifest[] {
   ];
 }
 
-/** nats.conf: the config bus's listeners. TLS with SVIDs is added with the registrar's client. */
-export function renderNatsConfig(): string {
+/**
+ * nats.conf: the config bus. Every client must present an SVID from the mesh CA (TLS with
+ * `verify`). A client without credentials is an agent: it may subscribe to configuration and
+ * publish its subscriptions and acknowledgements only. The controller signs in with the password
+ * deploy generated (in the server's environment, never in this file) and may publish
+ * configuration and read acknowledgements. SIGHUP reloads the certificate, key and bundle.
+ */
+export interface NatsLayout {
+  /** Listen address of the client port; all interfaces when absent. */
+  readonly host?: string;
+  readonly clientPort: number;
+  readonly monitorPort: number;
+  readonly pidFile: string;
+  /** Directory of the SVID (SVID_FILE_NAME) and trust bundle (SVID_BUNDLE_FILE_NAME). */
+  readonly tlsDir: string;
+}
+
+/** Where things are in the NATS pod. */
+export const NATS_POD_LAYOUT: NatsLayout = {
+  clientPort: NATS_CLIENT_PORT,
+  monitorPort: NATS_MONITOR_PORT,
+  pidFile: NATS_PID_FILE,
+  tlsDir: NATS_TLS_DIR,
+};
+
+export function renderNatsConfig(layout: NatsLayout = NATS_POD_LAYOUT): string {
+  const permissions = (publish: string, subscribe: string): string =>
+    `permissions: { publish: ["${publish}"], subscribe: ["${subscribe}"] }`;
   return [
     '# NATS for the mesh: configuration down to the sidecars, acknowledgements back up.',
-    `port: ${NATS_CLIENT_PORT}`,
-    `http_port: ${NATS_MONITOR_PORT}`,
-    `pid_file: "${NATS_PID_DIR}/nats.pid"`,
+    ...(layout.host === undefined ? [] : [`host: "${layout.host}"`]),
+    `port: ${layout.clientPort}`,
+    `http_port: ${layout.monitorPort}`,
+    `pid_file: "${layout.pidFile}"`,
     '# A whole mesh snapshot travels in one message.',
     'max_payload: 8MB',
+    '# The SVID (certificate chain and key in one file) and trust bundle of the cert-reloader.',
+    'tls {',
+    `  cert_file: "${layout.tlsDir}/${SVID_FILE_NAME}"`,
+    `  key_file: "${layout.tlsDir}/${SVID_FILE_NAME}"`,
+    `  ca_file: "${layout.tlsDir}/${SVID_BUNDLE_FILE_NAME}"`,
+    '  verify: true',
+    '  timeout: 2',
+    '}',
+    'authorization {',
+    '  users: [',
+    `    { user: "${NATS_CONTROLLER_USER}", password: $${NATS_CONTROLLER_PASSWORD_ENV}, ${permissions(NATS_CONFIG_SUBJECT, NATS_SUBSCRIPTION_SUBJECT)} }`,
+    `    { user: "${NATS_AGENT_USER}", ${permissions(NATS_SUBSCRIPTION_SUBJECT, NATS_CONFIG_SUBJECT)} }`,
+    '  ]',
+    '}',
+    `no_auth_user: "${NATS_AGENT_USER}"`,
     '',
   ].join('\n');
 }
@@ -315,6 +384,52 @@ function natsImage(config: FullMeshConfig): string {
     : NATS_IMAGE;
 }
 
+const NATS_TLS_VOLUME = { name: 'tls', emptyDir: { medium: 'Memory' } };
+const NATS_PID_VOLUME = { name: 'pid', emptyDir: {} };
+
+/** The projected token the registrar verifies, and the bundle that verifies the registrar. */
+const IDENTITY_VOLUME = buildIdentityVolume({ withBundle: true });
+
+/**
+ * The cert-reloader as a native sidecar: its startup probe passes once the first SVID is on
+ * disk, and only then does the kubelet start nats-server. It signals NATS through the shared
+ * process namespace; both run as the same user, so no capability is needed.
+ */
+function certReloader(context: WorkloadContext): object {
+  const reloader = container(
+    {
+      name: CERT_RELOADER_NAME,
+      serviceAccount: NATS_SERVICE_ACCOUNT_NAME,
+      image: context.config.registry.controllerImage,
+      args: [
+        'run',
+        '--role=cert-reloader',
+        `--mesh-namespace=${context.namespace}`,
+        `--output-dir=${NATS_TLS_DIR}`,
+        `--pid-file=${NATS_PID_FILE}`,
+      ],
+      ports: [HEALTH],
+      probes: ROLE_PROBES,
+      resources: { cpu: '10m', memory: '48Mi', memoryLimit: '192Mi' },
+      volumes: [
+        { volume: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT_PATH, readOnly: true },
+        { volume: NATS_TLS_VOLUME, mountPath: NATS_TLS_DIR, readOnly: false },
+        { volume: NATS_PID_VOLUME, mountPath: NATS_PID_DIR, readOnly: true },
+      ],
+    },
+    context.config,
+  );
+  return {
+    ...reloader,
+    restartPolicy: 'Always',
+    startupProbe: {
+      httpGet: { path: ROLE_PROBES.ready, port: ROLE_PROBES.port },
+      periodSeconds: 1,
+      failureThreshold: 300,
+    },
+  };
+}
+
 export function buildNats(context: WorkloadContext): Manifest[] {
   return [
     deployment(
@@ -323,6 +438,17 @@ export function buildNats(context: WorkloadContext): Manifest[] {
         serviceAccount: NATS_SERVICE_ACCOUNT_NAME,
         image: natsImage(context.config),
         args: ['--config', `${NATS_CONFIG_DIR}/${NATS_CONFIG_FILE}`],
+        env: [
+          {
+            name: NATS_CONTROLLER_PASSWORD_ENV,
+            valueFrom: {
+              secretKeyRef: {
+                name: NATS_CREDENTIALS_SECRET_NAME,
+                key: NATS_CONTROLLER_PASSWORD_KEY,
+              },
+            },
+          },
+        ],
         ports: [
           { name: 'client', port: NATS_CLIENT_PORT },
           { name: 'monitor', port: NATS_MONITOR_PORT },
@@ -335,10 +461,16 @@ export function buildNats(context: WorkloadContext): Manifest[] {
             mountPath: NATS_CONFIG_DIR,
             readOnly: true,
           },
-          { volume: { name: 'pid', emptyDir: {} }, mountPath: NATS_PID_DIR, readOnly: false },
+          { volume: NATS_PID_VOLUME, mountPath: NATS_PID_DIR, readOnly: false },
+          { volume: NATS_TLS_VOLUME, mountPath: NATS_TLS_DIR, readOnly: true },
         ],
       },
       context,
+      {
+        initContainers: [certReloader(context)],
+        volumes: [IDENTITY_VOLUME],
+        shareProcessNamespace: true,
+      },
     ),
     service(
       NATS_NAME,

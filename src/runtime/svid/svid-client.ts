@@ -50,6 +50,8 @@ export interface SvidClientDeps {
   readonly logger: Logger;
   /** A number in [0, 1), for jitter. */
   readonly random: () => number;
+  /** Called after each SVID is on disk, the first included; errors it throws are logged. */
+  readonly onWritten?: (status: SvidStatus) => void;
 }
 
 export interface SvidStatus {
@@ -279,6 +281,11 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         current = await obtain();
         attempt = 0;
         resolveReady(current);
+        try {
+          deps.onWritten?.(current);
+        } catch (error) {
+          logger.warn('acting on the new SVID failed', { error: String(error) });
+        }
         logger.info('SVID renewed', {
           spiffeId: current.spiffeId,
           notAfter: current.notAfter.toISOString(),

@@ -1,0 +1,92 @@
+// The cert-reloader at work: the SVID client writes the files; after every renewal the process
+// named by --pid-file gets SIGHUP, which makes nats-server reload its certificate, key and trust
+// bundle while keeping its connections. Before that process has written its pid file there is
+// nothing to signal: it reads the files when it starts.
+import { readFile } from 'node:fs/promises';
+import { REGISTRAR_API_PORT, REGISTRAR_NAME } from '../../manifests/constants';
+import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
+import { systemClock } from '../clock';
+import type { Logger } from '../role/log';
+import type { RoleContext, RunningRole } from '../role/role';
+import { startSvidClient } from '../svid/svid-client';
+
+/** Docker-links variables Kubernetes sets for the registrar's Service (created before NATS). */
+const REGISTRAR_ENV_PREFIX = REGISTRAR_NAME.toUpperCase().replace(/-/g, '_');
+
+/** The registrar's URL: the flag, else its Service's address from the environment, else DNS. */
+export function registrarUrlOf(
+  flag: string,
+  env: Readonly<Record<string, string | undefined>>,
+  namespace: string,
+): string {
+  if (flag !== '') return flag;
+  const host = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_HOST`] ?? '';
+  const port = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_PORT`] ?? String(REGISTRAR_API_PORT);
+  if (host !== '') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `https://${REGISTRAR_NAME}.${namespace}.svc:${REGISTRAR_API_PORT}`;
+}
+
+/** Sends SIGHUP to the process whose pid the file holds; false when there is none yet. */
+export async function signalReload(pidFile: string, logger: Logger): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(pidFile, 'utf8');
+  } catch {
+    logger.info('no process to reload yet', { pidFile });
+    return false;
+  }
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 1) {
+    logger.warn('pid file holds no process id', { pidFile, content: text.slice(0, 40) });
+    return false;
+  }
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (error) {
+    logger.warn('could not signal the process to reload', { pid, error: String(error) });
+    return false;
+  }
+  logger.info('asked the process to reload its certificate', { pid });
+  return true;
+}
+
+export function startCertReloader(context: RoleContext): Promise<RunningRole> {
+  const { options, logger } = context;
+  const outputDir = options.string('output-dir');
+  if (outputDir === '') throw new Error('--output-dir is required: where to write the SVID');
+  const namespace = options.string('mesh-namespace');
+  const pidFile = options.string('pid-file');
+  let ready = false;
+  let reloads = Promise.resolve();
+  const client = startSvidClient(
+    {
+      tokenPath: options.string('token-path'),
+      bundlePath: options.string('bundle-path'),
+      registrarUrl: registrarUrlOf(options.string('registrar-url'), process.env, namespace),
+      serverName: `${REGISTRAR_NAME}.${namespace}.svc`,
+      outputDir,
+      keyType: options.string('key-type') as MtlsCaKeyType,
+    },
+    {
+      clock: systemClock,
+      logger,
+      random: Math.random,
+      onWritten: () => {
+        ready = true;
+        if (pidFile === '') return;
+        reloads = reloads.then(async () => void (await signalReload(pidFile, logger)));
+      },
+    },
+  );
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return Promise.resolve({
+    readiness: () => (ready ? { ready: true } : { ready: false, reason: 'no SVID yet' }),
+    stop: async () => {
+      await client.stop();
+      await reloads;
+      finish();
+    },
+    done,
+  });
+}

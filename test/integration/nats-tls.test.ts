@@ -1,0 +1,234 @@
+// The real nats-server with the configuration deploy installs and SVIDs signed by the
+// registrar's own code: only clients with an SVID of the mesh CA get in; an agent may read
+// configuration and publish acknowledgements only; the controller may publish configuration;
+// and a renewed server SVID, loaded on SIGHUP as the cert-reloader sends it, keeps existing
+// connections while new ones see the new certificate.
+import { execa } from 'execa';
+import type { ResultPromise } from 'execa';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import type { NatsConnection, Status, TlsOptions } from 'nats';
+import { connect, ErrorCode, Events, StringCodec } from 'nats';
+import { renderNatsConfig } from '../../src/manifests/install/workloads';
+import type { Authority } from '../../src/runtime/registrar/authority';
+import { createAuthority } from '../../src/runtime/registrar/authority';
+import { signalReload } from '../../src/runtime/cert-reloader/start-cert-reloader';
+import { createJsonLogger } from '../../src/runtime/role/log';
+import { writeFileAtomic } from '../../src/runtime/svid/files';
+import { natsServerCertificate } from '../support/nats-tls';
+import type { TestSvid } from '../support/svid';
+import { issueTestSvid } from '../support/svid';
+import { freePort } from '../support/prometheus';
+import { waitForOutput } from '../support/processes';
+
+const CONFIG = 'nginx.nsm.agent.config';
+const ACKS = 'nginx.nsm.agent.subscription';
+const PASSWORD = 'nIntegrationPassword0123';
+const NATS_ID = 'spiffe://example.org/ns/nginx-mesh/sa/nats';
+const codec = StringCodec();
+
+/** signalReload's log lines are not under test. */
+const quiet = createJsonLogger({
+  level: 'error',
+  out: { write: () => true },
+  now: () => new Date(),
+});
+
+let dir: string;
+let port: number;
+let mesh: Authority;
+let server: ResultPromise;
+let serverLog = '';
+const connections: NatsConnection[] = [];
+
+/** Writes the server's files the way the cert-reloader does: chain and key in one file. */
+async function installServerSvid(svid: TestSvid): Promise<void> {
+  await writeFileAtomic(join(dir, 'tls', 'bundle.crt'), mesh.stored.certificate, 0o644);
+  await writeFileAtomic(join(dir, 'tls', 'svid.pem'), svid.chain + svid.keyPem, 0o600);
+}
+
+/** Checks the server's identity by its SPIFFE ID, as mesh clients do. */
+function checkNatsIdentity(_host: string, cert: PeerCertificate): Error | undefined {
+  return cert.subjectaltname?.split(', ').includes(`URI:${NATS_ID}`) === true
+    ? undefined
+    : new Error(`NATS presented ${cert.subjectaltname ?? 'no names'}, not ${NATS_ID}`);
+}
+
+async function client(
+  svid: TestSvid | undefined,
+  credentials: { user: string; pass: string } | undefined = undefined,
+): Promise<{ nc: NatsConnection; statuses: Status[] }> {
+  // nats.js hands these to Node's tls.connect, which takes checkServerIdentity too.
+  const tls: TlsOptions = {
+    ca: mesh.stored.certificate,
+    checkServerIdentity: checkNatsIdentity,
+    ...(svid === undefined ? {} : { cert: svid.chain, key: svid.keyPem }),
+  } as TlsOptions;
+  const nc = await connect({
+    servers: `127.0.0.1:${port}`,
+    timeout: 3_000,
+    reconnect: false,
+    ...credentials,
+    tls,
+  });
+  connections.push(nc);
+  const statuses: Status[] = [];
+  void (async () => {
+    for await (const status of nc.status()) statuses.push(status);
+  })();
+  return { nc, statuses };
+}
+
+/** The controller, signed in with its password, and an agent (no credentials). */
+async function controllerAndAgent() {
+  const controllerSvid = await issueTestSvid(mesh, 'nginx-mesh', 'nginx-mesh-controller');
+  return {
+    controller: await client(controllerSvid, { user: 'nginx-mesh-controller', pass: PASSWORD }),
+    agent: await client(await issueTestSvid(mesh, 'app', 'web')),
+  };
+}
+
+/** Resolves with the next message on subject, or rejects after a bound. */
+function nextMessage(nc: NatsConnection, subject: string, timeoutMs = 3_000): Promise<string> {
+  const subscription = nc.subscribe(subject, { max: 1, timeout: timeoutMs });
+  return (async () => {
+    for await (const message of subscription) return codec.decode(message.data);
+    throw new Error(`no message on ${subject}`);
+  })();
+}
+
+const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nats-tls-'));
+  mkdirSync(join(dir, 'tls'));
+  port = await freePort();
+  mesh = await createAuthority(
+    { keyType: 'ec-p256', trustDomain: 'example.org', ttlMs: 720 * 3_600_000, upstream: undefined },
+    new Date(),
+  );
+  await installServerSvid(await issueTestSvid(mesh, 'nginx-mesh', 'nats'));
+  const config = renderNatsConfig({
+    host: '127.0.0.1',
+    clientPort: port,
+    monitorPort: await freePort(),
+    pidFile: join(dir, 'nats.pid'),
+    tlsDir: join(dir, 'tls'),
+  });
+  await writeFile(join(dir, 'nats.conf'), config);
+  server = execa('/usr/sbin/nats-server', ['--config', join(dir, 'nats.conf')], {
+    env: { NATS_CONTROLLER_PASSWORD: PASSWORD },
+    reject: false,
+    timeout: 120_000,
+  });
+  server.stderr?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
+  await waitForOutput(server, 'Server is ready', 'nats-server');
+});
+
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  server?.kill('SIGTERM');
+  await server;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('who may connect', () => {
+  it('refuses a client without a certificate', async () => {
+    await expect(client(undefined)).rejects.toThrow();
+    expect(serverLog).toContain("client didn't provide a certificate");
+  });
+
+  it('refuses a client whose certificate another CA signed', async () => {
+    const other = await createAuthority(
+      {
+        keyType: 'ec-p256',
+        trustDomain: 'example.org',
+        ttlMs: 720 * 3_600_000,
+        upstream: undefined,
+      },
+      new Date(),
+    );
+    await expect(client(await issueTestSvid(other, 'app', 'web'))).rejects.toThrow();
+    expect(serverLog).toMatch(/TLS handshake error: .*certificate/);
+  });
+
+  it('refuses the controller user with a wrong password', async () => {
+    const svid = await issueTestSvid(mesh, 'app', 'web');
+    await expect(client(svid, { user: 'nginx-mesh-controller', pass: 'guess' })).rejects.toThrow(
+      /Authorization Violation/i,
+    );
+  });
+});
+
+describe('permissions', () => {
+  it('lets an agent read configuration and publish acks, and nothing else', async () => {
+    const { controller, agent } = await controllerAndAgent();
+    const ack = nextMessage(controller.nc, ACKS);
+    const config = nextMessage(agent.nc, CONFIG);
+    await controller.nc.flush();
+    await agent.nc.flush();
+
+    agent.nc.publish(ACKS, codec.encode('ack 1'));
+    controller.nc.publish(CONFIG, codec.encode('generation 1'));
+    await expect(ack).resolves.toBe('ack 1');
+    await expect(config).resolves.toBe('generation 1');
+
+    agent.nc.publish(CONFIG, codec.encode('forged'));
+    await agent.nc.flush();
+    await settle(200);
+    expect(
+      agent.statuses.some(
+        (status) => status.type === Events.Error && status.data === ErrorCode.PermissionsViolation,
+      ),
+    ).toBe(true);
+    expect(serverLog).toContain(
+      'Publish Violation - User "nginx-mesh-agent", Subject "nginx.nsm.agent.config"',
+    );
+    expect(agent.nc.isClosed()).toBe(false);
+  });
+
+  it('lets no agent listen to the acknowledgements of others', async () => {
+    const agent = await client(await issueTestSvid(mesh, 'app', 'other'));
+    const spy = agent.nc.subscribe(ACKS);
+    await agent.nc.flush();
+    await settle(200);
+    expect(serverLog).toContain(
+      'Subscription Violation - User "nginx-mesh-agent", Subject "nginx.nsm.agent.subscription"',
+    );
+    expect(spy.isClosed()).toBe(true);
+  });
+});
+
+describe('certificate rotation', () => {
+  it('reloads a renewed certificate on SIGHUP, keeping existing connections', async () => {
+    const { controller, agent } = await controllerAndAgent();
+    const before = await natsServerCertificate({ host: '127.0.0.1', port });
+
+    await installServerSvid(await issueTestSvid(mesh, 'nginx-mesh', 'nats'));
+    const reloaded = waitForOutput(server, 'Reloaded server configuration', 'the reload');
+    await expect(signalReload(join(dir, 'nats.pid'), quiet)).resolves.toBe(true);
+    await reloaded;
+
+    const after = await natsServerCertificate({
+      host: '127.0.0.1',
+      port,
+      ca: mesh.stored.certificate,
+    });
+    expect(after.fingerprint256).not.toBe(before.fingerprint256);
+    expect(after.subjectaltname).toContain(`URI:${NATS_ID}`);
+
+    const config = nextMessage(agent.nc, CONFIG);
+    await agent.nc.flush();
+    controller.nc.publish(CONFIG, codec.encode('generation 2'));
+    await expect(config).resolves.toBe('generation 2');
+    expect(agent.statuses.map((status) => status.type)).not.toContain('disconnect');
+    expect(controller.statuses.map((status) => status.type)).not.toContain('disconnect');
+  });
+
+  it('says so when there is no process to reload yet', async () => {
+    await expect(signalReload(join(dir, 'missing.pid'), quiet)).resolves.toBe(false);
+  });
+});

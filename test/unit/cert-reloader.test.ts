@@ -1,0 +1,27 @@
+// Where the cert-reloader finds the registrar: an explicit URL wins; otherwise the Service's
+// address Kubernetes puts in the environment (the test cluster has no DNS), else its DNS name.
+import { registrarUrlOf } from '../../src/runtime/cert-reloader/start-cert-reloader';
+
+describe('registrarUrlOf', () => {
+  it('takes the flag when it is set', () => {
+    expect(registrarUrlOf('https://10.0.0.9:9443', {}, 'mesh')).toBe('https://10.0.0.9:9443');
+  });
+
+  it("uses the registrar Service's address from the environment", () => {
+    const env = {
+      NGINX_MESH_REGISTRAR_SERVICE_HOST: '198.18.0.12',
+      NGINX_MESH_REGISTRAR_SERVICE_PORT: '8443',
+    };
+    expect(registrarUrlOf('', env, 'mesh')).toBe('https://198.18.0.12:8443');
+  });
+
+  it('brackets an IPv6 Service address', () => {
+    expect(registrarUrlOf('', { NGINX_MESH_REGISTRAR_SERVICE_HOST: 'fd00::12' }, 'mesh')).toBe(
+      'https://[fd00::12]:8443',
+    );
+  });
+
+  it("falls back to the Service's DNS name in the mesh namespace", () => {
+    expect(registrarUrlOf('', {}, 'mesh')).toBe('https://nginx-mesh-registrar.mesh.svc:8443');
+  });
+});
