@@ -109,6 +109,8 @@ export async function launchDetached(spec: LaunchSpec): Promise<LaunchedProcess>
   }
   const log = await open(spec.logPath, 'w', 0o644);
   let child;
+  let status: string | undefined;
+  let exited: Promise<void>;
   try {
     await log.write(
       `--- ${new Date().toISOString()} ${spec.binary} ${spec.args.join(' ')}\n`,
@@ -120,16 +122,18 @@ export async function launchDetached(spec: LaunchSpec): Promise<LaunchedProcess>
       stdio: ['ignore', log.fd, log.fd],
       env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' },
     });
+    // Listen before anything else is awaited: a process that fails at once may exit while the
+    // log is being closed, and an exit nobody listened for is never reported.
+    const started = child;
+    exited = new Promise<void>((resolve) => {
+      started.once('exit', (code, signal) => {
+        status = signal === null ? `exit code ${String(code)}` : `signal ${signal}`;
+        resolve();
+      });
+    });
   } finally {
     await log.close();
   }
-  let status: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      status = signal === null ? `exit code ${String(code)}` : `signal ${signal}`;
-      resolve();
-    });
-  });
   const pid = child.pid;
   if (pid === undefined) {
     const error = await new Promise<Error>((resolve) => child.once('error', resolve));
