@@ -118,48 +118,6 @@ afterAll(async () => {
   rest.close();
 });
 
-describe('deploy --dry-run', () => {
-  it('is accepted object by object by the real API server', async () => {
-    const printed = await meshctl(['deploy', '--dry-run', ...imageFlags]);
-    expect(printed.exitCode).toBe(0);
-    // A server-side dry run cannot create the namespace or the CRDs the rest refers to: those
-    // two are created for real first, then the whole stream goes through the dry run.
-    const documents = parseAllDocuments(printed.stdout).map(
-      (document) => document.toJS() as { kind: string },
-    );
-    const prerequisites = documents.filter(
-      (object) => object.kind === 'Namespace' || object.kind === 'CustomResourceDefinition',
-    );
-    expect(prerequisites).toHaveLength(9);
-    try {
-      const created = await kubectl(
-        ['apply', '-f', '-'],
-        prerequisites.map((object) => `---\n${stringify(object)}`).join(''),
-      );
-      expect(created.stderr).toBe('');
-      const established = await kubectl([
-        'wait',
-        '--for=condition=Established',
-        'crd',
-        '-l',
-        partOf,
-        '--timeout=60s',
-      ]);
-      expect(established.exitCode).toBe(0);
-      const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], printed.stdout);
-      expect(dryRun.stderr).toBe('');
-      expect(dryRun.exitCode).toBe(0);
-      expect(dryRun.stdout.split('\n').filter((line) => line !== '')).toHaveLength(
-        documents.length,
-      );
-    } finally {
-      await kubectl(['delete', 'crd', '-l', partOf, '--wait=true']);
-      await kubectl(['delete', 'namespace', namespace, '--wait=true']);
-    }
-    expect(await leftovers()).toEqual([]);
-  });
-});
-
 describe('deploy, status, upgrade and remove', () => {
   it('deploys the control plane and waits until it is ready', async () => {
     const started = Date.now();
@@ -248,6 +206,31 @@ describe('deploy, status, upgrade and remove', () => {
     const after = await varz();
     expect(after.start).toBe(before.start);
     expect(after.config_load_time).not.toBe(before.config_load_time);
+  });
+
+  it('prints with --dry-run what the real API server accepts, object by object', async () => {
+    // Checked against the deployed mesh: a server-side dry run cannot create a namespace or
+    // CRDs for the objects that need them, and creating CRDs only to delete them seconds later
+    // leaves the API server re-initialising their storage for minutes.
+    const printed = await meshctl(['deploy', '--dry-run', ...imageFlags]);
+    expect(printed.exitCode).toBe(0);
+    const documents = parseAllDocuments(printed.stdout);
+    expect(documents.length).toBeGreaterThan(40);
+    const dryRun = await kubectl(
+      [
+        'apply',
+        '--server-side',
+        '--field-manager=dry-run-check',
+        '--force-conflicts',
+        '--dry-run=server',
+        '-f',
+        '-',
+      ],
+      printed.stdout,
+    );
+    expect(dryRun.stderr).toBe('');
+    expect(dryRun.exitCode).toBe(0);
+    expect(dryRun.stdout.split('\n').filter((line) => line !== '')).toHaveLength(documents.length);
   });
 
   it('reports a healthy mesh with status and its configuration with config', async () => {
