@@ -3,9 +3,8 @@
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../support/cli';
 import { expectGolden } from '../support/golden';
+import { FIXTURE_CERT as CERT, FIXTURE_KEY as KEY } from '../support/pem-fixtures';
 
-const CERT = '-----BEGIN CERTIFICATE-----\nMIIBfixtureCERT=\n-----END CERTIFICATE-----\n';
-const KEY = '-----BEGIN PRIVATE KEY-----\nMIGHfixtureKEY=\n-----END PRIVATE KEY-----\n';
 const UPSTREAM = `apiVersion: v1
 upstreamAuthority: disk
 config:

@@ -7,11 +7,12 @@ import {
   upstreamCaFilePaths,
 } from '../../src/manifests/mesh-config';
 
-// Structure-only PEM fixtures: the model checks PEM framing, not X.509 contents.
-const CERT = '-----BEGIN CERTIFICATE-----\nMIIBfixtureCERT=\n-----END CERTIFICATE-----\n';
-const OTHER_CERT = '-----BEGIN CERTIFICATE-----\nMIIBfixtureROOT=\n-----END CERTIFICATE-----\n';
-const KEY = '-----BEGIN PRIVATE KEY-----\nMIGHfixtureKEY=\n-----END PRIVATE KEY-----\n';
-const EC_KEY = '-----BEGIN EC PRIVATE KEY-----\nMHcfixtureKEY=\n-----END EC PRIVATE KEY-----\n';
+import {
+  FIXTURE_CERT as CERT,
+  FIXTURE_EC_KEY as EC_KEY,
+  FIXTURE_KEY as KEY,
+  FIXTURE_OTHER_CERT as OTHER_CERT,
+} from '../support/pem-fixtures';
 
 const DISK = `apiVersion: v1
 upstreamAuthority: disk
