@@ -46,17 +46,28 @@ const CRD_NAMES: ReadonlySet<string> = new Set(
   MESH_CRDS.map((crd) => `${crd.plural}.${crd.group}`),
 );
 
+/** Every object of a kind labelled part of the mesh, in one namespace or in all of them. */
+export async function findLabelled(
+  client: KubeClient,
+  kind: string,
+  namespace?: string,
+): Promise<Found[]> {
+  const type = resourceTypeOfKind(kind);
+  const items =
+    (await client.list<KubeObject>(collectionPath(type, namespace), PART_OF_SELECTOR)) ?? [];
+  return items.map((item) => {
+    const where = item.metadata?.namespace;
+    return {
+      type,
+      name: item.metadata?.name ?? '',
+      ...(where === undefined ? {} : { namespace: where }),
+    };
+  });
+}
+
 /** The registrar's trust-bundle ConfigMaps outside the mesh namespace. */
 export async function findBundles(client: KubeClient, namespace: string): Promise<Found[]> {
-  const configMaps = resourceTypeOfKind('ConfigMap');
-  const items = (await client.list<KubeObject>(collectionPath(configMaps), PART_OF_SELECTOR)) ?? [];
-  return items
-    .filter((item) => item.metadata?.namespace !== namespace)
-    .map((item) => ({
-      type: configMaps,
-      name: item.metadata?.name ?? '',
-      namespace: item.metadata?.namespace ?? '',
-    }));
+  return (await findLabelled(client, 'ConfigMap')).filter((found) => found.namespace !== namespace);
 }
 
 export async function findInstallation(
@@ -71,16 +82,7 @@ export async function findInstallation(
     crd.metadata?.labels?.[PART_OF_LABEL] === PART_OF_VALUE;
   const clusterObjects: Found[] = [];
   for (const { kind, namespace: where } of CLUSTER_KINDS) {
-    const type = resourceTypeOfKind(kind);
-    const items =
-      (await client.list<KubeObject>(collectionPath(type, where), PART_OF_SELECTOR)) ?? [];
-    for (const item of items) {
-      clusterObjects.push({
-        type,
-        name: item.metadata?.name ?? '',
-        ...(where === undefined ? {} : { namespace: where }),
-      });
-    }
+    clusterObjects.push(...(await findLabelled(client, kind, where)));
   }
   const bundles = await findBundles(client, namespace);
   const controller =

@@ -14,11 +14,10 @@ import { formatDuration } from '../../manifests/duration';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
 import type { Found, Installation } from './inventory';
-import { findBundles, PART_OF_SELECTOR } from './inventory';
+import { findBundles, findLabelled } from './inventory';
 import type { WaitContext } from './waits';
-import { WaitTimeoutError } from './waits';
+import { pollUntil, waitGone } from './waits';
 
-const POLL_MS = 500;
 /** How long sidecars get to confirm they went transparent (NGINX Service Mesh: 15 s). */
 const TRANSPARENT_WAIT_MS = 15_000;
 
@@ -30,20 +29,6 @@ export interface ProxiedWorkload {
 
 function foundPath(found: Found): string {
   return `${collectionPath(found.type, found.namespace)}/${encodeURIComponent(found.name)}`;
-}
-
-async function gone(
-  context: WaitContext,
-  what: string,
-  path: string,
-  deadline = context.deadline,
-): Promise<boolean> {
-  for (;;) {
-    if ((await context.client.get(path)) === undefined) return true;
-    if (context.clock.now().getTime() + POLL_MS > deadline) return false;
-    context.progress.detail(`waiting for ${what} to be deleted`);
-    await context.clock.sleep(POLL_MS, context.signal);
-  }
 }
 
 async function ownerOf(client: KubeClient, pod: KubeObject): Promise<string> {
@@ -88,17 +73,16 @@ async function makeTransparent(
   if (proxied.length === 0 || !installation.controller) return;
   const meshConfig = `/apis/nsm.nginx.com/v1alpha2/namespaces/${encodeURIComponent(namespace)}/meshconfigs/${MESH_CONFIG_RESOURCE_NAME}`;
   const deadline = Math.min(context.deadline, context.clock.now().getTime() + TRANSPARENT_WAIT_MS);
-  for (;;) {
+  const result = await pollUntil(context, deadline, async () => {
     const current = await context.client.get<{ status?: { transparent?: boolean } }>(meshConfig);
-    if (current === undefined || current.status?.transparent === true) return;
-    if (context.clock.now().getTime() + POLL_MS > deadline) {
-      context.progress.note(
-        `Warning: sidecars did not confirm pass-through within ${formatDuration(TRANSPARENT_WAIT_MS)}; continuing.`,
-      );
-      return;
-    }
-    context.progress.detail(`waiting for ${proxied.length} proxied workload(s) to go transparent`);
-    await context.clock.sleep(POLL_MS, context.signal);
+    return current === undefined || current.status?.transparent === true
+      ? { done: true }
+      : { done: false, why: `waiting for ${proxied.length} proxied workload(s) to go transparent` };
+  });
+  if (!result.done) {
+    context.progress.note(
+      `Warning: sidecars did not confirm pass-through within ${formatDuration(TRANSPARENT_WAIT_MS)}; continuing.`,
+    );
   }
 }
 
@@ -107,17 +91,6 @@ async function deleteAll(context: WaitContext, objects: readonly Found[]): Promi
     context.progress.detail(`deleting ${found.type.kind} ${found.name}`);
     await context.client.delete(foundPath(found));
   }
-}
-
-async function labelled(client: KubeClient, kind: string, namespace?: string): Promise<Found[]> {
-  const type = resourceTypeOfKind(kind);
-  const items =
-    (await client.list<KubeObject>(collectionPath(type, namespace), PART_OF_SELECTOR)) ?? [];
-  return items.map((item) => ({
-    type,
-    name: item.metadata?.name ?? '',
-    ...(namespace === undefined ? {} : { namespace }),
-  }));
 }
 
 export interface RemoveStep {
@@ -151,8 +124,8 @@ export function removalSteps(
       title: 'Stopping the control plane',
       run: async () => {
         if (!live) return;
-        await deleteAll(context, await labelled(context.client, 'Deployment', namespace));
-        await deleteAll(context, await labelled(context.client, 'Service', namespace));
+        await deleteAll(context, await findLabelled(context.client, 'Deployment', namespace));
+        await deleteAll(context, await findLabelled(context.client, 'Service', namespace));
       },
     },
     { title: 'Removing RBAC', run: () => deleteAll(context, rbac) },
@@ -168,11 +141,7 @@ export function removalSteps(
         const crds = installation.crds.map((name) => ({ type, name }));
         await deleteAll(context, crds);
         for (const crd of crds) {
-          if (!(await gone(context, `CustomResourceDefinition ${crd.name}`, foundPath(crd)))) {
-            throw new WaitTimeoutError(
-              `timed out after ${formatDuration(context.budgetMs)} waiting for CustomResourceDefinition ${crd.name} to be deleted`,
-            );
-          }
+          await waitGone(context, `CustomResourceDefinition ${crd.name}`, foundPath(crd));
         }
       },
     },
@@ -182,14 +151,12 @@ export function removalSteps(
         if (!installation.namespaceOwned) return;
         const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
         await context.client.delete(path);
-        if (!(await gone(context, `namespace ${namespace}`, path))) {
-          throw new WaitTimeoutError(
-            `timed out after ${formatDuration(context.budgetMs)} waiting for namespace ${namespace} to be deleted`,
-            {
-              hint: `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
-            },
-          );
-        }
+        await waitGone(
+          context,
+          `namespace ${namespace}`,
+          path,
+          `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
+        );
       },
     },
   ];

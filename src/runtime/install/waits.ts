@@ -24,7 +24,8 @@ export interface WaitContext {
   readonly budgetMs: number;
 }
 
-type Check = { readonly done: true } | { readonly done: false; readonly why: string };
+/** One look at a condition: done, or why not yet. */
+export type Check = { readonly done: true } | { readonly done: false; readonly why: string };
 
 /** The deadline ran out: the message names what was not ready and why. */
 export class WaitTimeoutError extends MeshctlError {}
@@ -254,26 +255,59 @@ async function check(client: KubeClient, wait: InstallWait): Promise<Check & { p
   }
 }
 
+/**
+ * Polls check every POLL_MS, showing why it is not done yet, until it is done or the deadline
+ * comes; resolves to the last result either way (the caller decides what a timeout means).
+ */
+export async function pollUntil(
+  context: WaitContext,
+  deadline: number,
+  check: () => Promise<Check>,
+): Promise<Check> {
+  for (;;) {
+    const result = await check();
+    if (result.done) return result;
+    context.progress.detail(result.why);
+    if (context.clock.now().getTime() + POLL_MS > deadline) return result;
+    await context.clock.sleep(POLL_MS, context.signal);
+  }
+}
+
 /** Polls until the condition holds; fails at the deadline, or at once when an image cannot be pulled. */
 export async function waitFor(wait: InstallWait, context: WaitContext): Promise<void> {
-  const what = describeWait(wait);
-  for (;;) {
-    const result = await check(context.client, wait);
-    if (result.done) return;
-    if (result.pull === true) {
-      throw new ImagePullError(`could not pull images: ${result.why}`, {
+  const result = await pollUntil(context, context.deadline, async () => {
+    const current = await check(context.client, wait);
+    if (!current.done && current.pull === true) {
+      throw new ImagePullError(`could not pull images: ${current.why}`, {
         hint: 'Check --registry-server, --image-tag and the registry credentials.',
       });
     }
-    context.progress.detail(result.why);
-    if (context.clock.now().getTime() + POLL_MS > context.deadline) {
-      throw new WaitTimeoutError(
-        `timed out after ${formatDuration(context.budgetMs)} waiting for ${what}: ${result.why}`,
-        wait.kind === 'deployment-ready'
-          ? { hint: `Check its logs: kubectl logs -n ${wait.namespace} deployment/${wait.name}` }
-          : {},
-      );
-    }
-    await context.clock.sleep(POLL_MS, context.signal);
-  }
+    return current;
+  });
+  if (result.done) return;
+  throw new WaitTimeoutError(
+    `timed out after ${formatDuration(context.budgetMs)} waiting for ${describeWait(wait)}: ${result.why}`,
+    wait.kind === 'deployment-ready'
+      ? { hint: `Check its logs: kubectl logs -n ${wait.namespace} deployment/${wait.name}` }
+      : {},
+  );
+}
+
+/** Waits until the object at path is gone; fails at the deadline naming it. */
+export async function waitGone(
+  context: WaitContext,
+  what: string,
+  path: string,
+  hint?: string,
+): Promise<void> {
+  const result = await pollUntil(context, context.deadline, async () =>
+    (await context.client.get(path)) === undefined
+      ? { done: true }
+      : { done: false, why: `waiting for ${what} to be deleted` },
+  );
+  if (result.done) return;
+  throw new WaitTimeoutError(
+    `timed out after ${formatDuration(context.budgetMs)} waiting for ${what} to be deleted`,
+    hint === undefined ? {} : { hint },
+  );
 }
