@@ -12,6 +12,10 @@ import { createProgress } from '../runtime/progress';
 import type { Prompter } from '../runtime/prompt';
 import { isYes } from '../runtime/prompt';
 import type { SignalSource, TerminationSignal } from '../runtime/signals';
+import type { InstallStep } from '../manifests/install/plan';
+import { planObjects } from '../manifests/install/plan';
+import { renderYamlDocuments } from '../render/yaml-documents';
+import { applyStep } from '../runtime/install/apply';
 import type { WaitContext } from '../runtime/install/waits';
 import type { GlobalOptions } from './global-flags';
 import type { ActionContext } from './spec';
@@ -111,6 +115,20 @@ export async function runSteps(progress: Progress, steps: readonly TitledStep[])
     }
     progress.succeed();
   }
+}
+
+/** base64 of UTF-8 text: the install plan's encoder (pure code has no Buffer). */
+export const base64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+
+/** Each step of an install plan as a titled step that applies it and waits. */
+export function planSteps(plan: readonly InstallStep[], context: WaitContext): TitledStep[] {
+  return plan.map((step) => ({ title: step.title, run: () => applyStep(step, context) }));
+}
+
+/** --dry-run: the plan's objects as one YAML stream for kubectl apply -f -. */
+export async function printPlan(io: Io, plan: readonly InstallStep[]): Promise<void> {
+  const { stringify } = await import('yaml');
+  io.out.write(renderYamlDocuments(planObjects(plan), stringify));
 }
 
 export async function waitContext(

@@ -5,13 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { InterruptedError, MeshctlError } from '../../errors';
 import { CLI_NAME } from '../../manifests/constants';
 import type { InstallStep } from '../../manifests/install/plan';
-import { buildInstallPlan, planObjects } from '../../manifests/install/plan';
+import { buildInstallPlan } from '../../manifests/install/plan';
 import type { DeployInput } from '../../manifests/mesh-config/deploy-input';
 import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import type { FullMeshConfig, MeshSecrets } from '../../manifests/mesh-config/types';
 import { upstreamCaFilePaths } from '../../manifests/mesh-config/upstream-ca';
-import { renderYamlDocuments } from '../../render/yaml-documents';
-import { applyStep } from '../../runtime/install/apply';
 import type { Installation } from '../../runtime/install/inventory';
 import { findInstallation } from '../../runtime/install/inventory';
 import { removalSteps } from '../../runtime/install/remove';
@@ -19,7 +17,15 @@ import type { KubeClient } from '../../runtime/kube/client';
 import type { InputReader } from '../inject/run-inject';
 import type { GlobalOptions } from '../global-flags';
 import type { LifecycleDeps, SignalScope } from '../lifecycle';
-import { connectClient, runSteps, signalScope, waitContext } from '../lifecycle';
+import {
+  base64,
+  connectClient,
+  planSteps,
+  printPlan,
+  runSteps,
+  signalScope,
+  waitContext,
+} from '../lifecycle';
 
 export interface DeployDeps extends LifecycleDeps {
   readonly input: InputReader;
@@ -37,8 +43,6 @@ export interface DeployOptions {
   readonly cleanupOnError: boolean;
   readonly budgetMs: number;
 }
-
-export const base64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 
 /** The files the flags name, by path; unreadable ones are left out (the model reports them). */
 async function readDeployFiles(
@@ -145,10 +149,7 @@ async function applyPlan(
 ): Promise<void> {
   const context = await waitContext(deps, client, budgetMs, scope.signal);
   const started = deps.clock.now().getTime();
-  await runSteps(
-    context.progress,
-    plan.map((step) => ({ title: step.title, run: () => applyStep(step, context) })),
-  );
+  await runSteps(context.progress, planSteps(plan, context));
   const seconds = ((deps.clock.now().getTime() - started) / 1000).toFixed(1);
   context.progress.note(`Control plane ready in ${seconds}s.`);
 }
@@ -169,8 +170,7 @@ export async function runDeploy(
     base64,
   );
   if (options.dryRun) {
-    const { stringify } = await import('yaml');
-    deps.io.out.write(renderYamlDocuments(planObjects(plan), stringify));
+    await printPlan(deps.io, plan);
     return;
   }
   const client = await connectClient(deps, globals);

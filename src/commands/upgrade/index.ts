@@ -9,22 +9,22 @@ import {
   MESH_CONFIG_RESOURCE_NAME,
   UPSTREAM_CA_SECRET_NAME,
 } from '../../manifests/constants';
-import { buildInstallPlan, planObjects } from '../../manifests/install/plan';
+import { buildInstallPlan } from '../../manifests/install/plan';
 import { VERSION_LABEL } from '../../manifests/install/objects';
 import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import { compareVersions, upgradeInput } from '../../manifests/mesh-config/stored';
 import type { FullMeshConfig } from '../../manifests/mesh-config/types';
-import { renderYamlDocuments } from '../../render/yaml-documents';
-import { applyStep } from '../../runtime/install/apply';
 import type { KubeClient, KubeObject } from '../../runtime/kube/client';
-import { base64 } from '../deploy/run-deploy';
 import type { GlobalOptions, GlobalOptionsReader } from '../global-flags';
 import type { LifecycleDeps } from '../lifecycle';
 import {
   TIMEOUT_NOTE,
+  base64,
   budgetOf,
   confirm,
   connectClient,
+  planSteps,
+  printPlan,
   runSteps,
   signalScope,
   waitContext,
@@ -129,8 +129,7 @@ async function runUpgrade(
     base64,
   );
   if (context.bool('dry-run')) {
-    const { stringify } = await import('yaml');
-    deps.io.out.write(renderYamlDocuments(planObjects(plan), stringify));
+    await printPlan(deps.io, plan);
     return;
   }
   await confirm(
@@ -144,9 +143,10 @@ async function runUpgrade(
     const wait = await waitContext(deps, client, budgetOf(context, options), scope.signal);
     await runSteps(
       wait.progress,
-      plan
-        .filter((step) => step.id !== 'namespace')
-        .map((step) => ({ title: step.title, run: () => applyStep(step, wait) })),
+      planSteps(
+        plan.filter((step) => step.id !== 'namespace'),
+        wait,
+      ),
     );
   } catch (error) {
     throw new MeshctlError(
