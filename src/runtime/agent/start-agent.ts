@@ -19,6 +19,7 @@ import { closeServer, listen } from '../listen';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
 import type { NginxPaths, RunningNginx } from './nginx-process';
 import { startNginx, testNginxConfig } from './nginx-process';
 
@@ -211,15 +212,11 @@ export async function startAgent({ logger, options }: RoleContext): Promise<Runn
     await closeServer(status);
     throw error;
   }
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  return {
-    readiness: () => supervisor.readiness(),
-    done,
-    stop: async () => {
+  return runningUntilStopped(
+    async () => {
       await supervisor.stop();
       await closeServer(status);
-      finish();
     },
-  };
+    () => supervisor.readiness(),
+  );
 }

@@ -8,6 +8,7 @@ import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { systemClock } from '../clock';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
 import { startSvidClient } from '../svid/svid-client';
 
 /** Docker-links variables Kubernetes sets for the registrar's Service (created before NATS). */
@@ -78,15 +79,13 @@ export function startCertReloader(context: RoleContext): Promise<RunningRole> {
       },
     },
   );
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  return Promise.resolve({
-    readiness: () => (ready ? { ready: true } : { ready: false, reason: 'no SVID yet' }),
-    stop: async () => {
-      await client.stop();
-      await reloads;
-      finish();
-    },
-    done,
-  });
+  return Promise.resolve(
+    runningUntilStopped(
+      async () => {
+        await client.stop();
+        await reloads;
+      },
+      () => (ready ? { ready: true } : { ready: false, reason: 'no SVID yet' }),
+    ),
+  );
 }

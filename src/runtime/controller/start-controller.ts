@@ -12,6 +12,7 @@ import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
 import { parseBindAddress } from '../role/bind-address';
 import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
 import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
 import { ensureServingCertificate, keepCaBundle } from '../pki/managed-certificate';
 import { startVersionServer } from './version-server';
@@ -93,20 +94,13 @@ export async function startController({
   });
   logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
   const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
   const versions = await startVersionServer({
     host: versionBind.host,
     port: versionBind.port,
     versions: () => ({ [CONTROLLER_NAME]: [ownVersion] }),
   });
-  return {
-    readiness: () => ({ ready: true }),
-    done,
-    stop: async () => {
-      stopCaSync();
-      await Promise.all([server.close(), versions.close()]);
-      finish();
-    },
-  };
+  return runningUntilStopped(async () => {
+    stopCaSync();
+    await Promise.all([server.close(), versions.close()]);
+  });
 }

@@ -15,6 +15,7 @@ import type { ServingCertificate } from '../pki/serving-certificate';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
 import type { AccessReviewer } from './access-review';
 import { kubeAccessReviewer } from './access-review';
 import type { RequestHeaderConfig } from './front-proxy';
@@ -111,15 +112,8 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
     prometheus: prometheus?.address ?? '',
   });
   const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  return {
-    readiness: () => ({ ready: true }),
-    done,
-    stop: async () => {
-      stopCaSync();
-      await server.close();
-      finish();
-    },
-  };
+  return runningUntilStopped(async () => {
+    stopCaSync();
+    await server.close();
+  });
 }

@@ -8,6 +8,7 @@ import { systemClock } from '../clock';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
 import { loadUpstreamCa } from './authority';
 import type { AuthorityOptions } from './authority';
 import { startApiServer } from './api-server';
@@ -202,17 +203,10 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
       }
     }
   })();
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  return {
-    // Ready from here on: the CA is loaded and the API listens.
-    readiness: () => ({ ready: true }),
-    done,
-    stop: async () => {
-      stop.abort();
-      await loop;
-      await server.close();
-      finish();
-    },
-  };
+  // Ready from here on: the CA is loaded and the API listens.
+  return runningUntilStopped(async () => {
+    stop.abort();
+    await loop;
+    await server.close();
+  });
 }

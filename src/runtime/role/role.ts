@@ -35,6 +35,23 @@ export interface RunningRole {
   readonly done: Promise<void>;
 }
 
+/** A role that serves until it is stopped: `done` settles once `stop`'s cleanup has run. */
+export function runningUntilStopped(
+  cleanup: () => Promise<void>,
+  readiness: () => Readiness = () => ({ ready: true }),
+): RunningRole {
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return {
+    readiness,
+    done,
+    stop: async () => {
+      await cleanup();
+      finish();
+    },
+  };
+}
+
 export interface RoleDefinition {
   readonly name: string;
   readonly description: string;
