@@ -3,6 +3,7 @@
 // proxy accepts connections. Until the controller's configuration reaches it, the proxy is
 // transparent: every connection goes on to its original destination. Only the flags live here.
 import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
+import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
 
 export const agentRole: RoleDefinition = {
@@ -29,7 +30,7 @@ export const agentRole: RoleDefinition = {
       type: 'string',
       usage: 'mesh-wide mTLS mode (for the agent: the pod annotation overriding it)',
       defaultValue: 'permissive',
-      choices: ['off', 'permissive', 'strict'],
+      choices: MTLS_MODES,
     },
     {
       long: 'client-max-body-size',

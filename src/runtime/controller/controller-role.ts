@@ -8,6 +8,7 @@ import {
   DEFAULT_MESH_NAMESPACE,
   WEBHOOK_PORT,
 } from '../../manifests/constants';
+import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
 
 export const controllerRole: RoleDefinition = {
@@ -46,7 +47,7 @@ export const controllerRole: RoleDefinition = {
       type: 'string',
       usage: 'mesh-wide mTLS mode',
       defaultValue: 'permissive',
-      choices: ['off', 'permissive', 'strict'],
+      choices: MTLS_MODES,
     },
     { long: 'enable-udp', type: 'bool', usage: 'intercept UDP traffic too' },
     { long: 'registry-key-name', type: 'string', usage: 'image pull Secret for injected pods' },
