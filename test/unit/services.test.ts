@@ -1,8 +1,7 @@
 import { renderServices } from '../../src/render/services';
 import { renderTable } from '../../src/render/table';
-import type { KubeAccess } from '../../src/runtime/kube/access';
 import { runCli } from '../support/cli';
-import { readOnlyKube } from '../support/fakes';
+import { kubeAnswering, okJson } from '../support/fake-kube';
 
 describe('renderTable', () => {
   it('pads every column but the last to its widest cell plus two spaces', () => {
@@ -41,46 +40,36 @@ describe('renderServices', () => {
 });
 
 /** One opted-in namespace (and kube-system, which never counts) with one Service. */
-const SHOP: Record<string, unknown> = {
-  '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': {
-    items: [{ metadata: { name: 'shop' } }, { metadata: { name: 'kube-system' } }],
-  },
-  '/api/v1/namespaces/shop/services': {
-    items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
-  },
-  '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': {
-    items: [
-      {
-        metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
-        endpoints: [{ addresses: ['198.18.101.7'] }],
-      },
-    ],
-  },
-};
-
-function shopKube(paths: string[] = []): KubeAccess {
-  return readOnlyKube((_target, path) => {
-    paths.push(path);
-    const body = SHOP[path];
-    return Promise.resolve(
-      body === undefined
-        ? { status: 404, body: '{}' }
-        : { status: 200, body: JSON.stringify(body) },
-    );
+function shopCluster(): ReturnType<typeof kubeAnswering> {
+  return kubeAnswering({
+    '/api/v1/namespaces?labelSelector=injector.nsm.nginx.com%2Fauto-inject%3Denabled': okJson({
+      items: [{ metadata: { name: 'shop' } }, { metadata: { name: 'kube-system' } }],
+    }),
+    '/api/v1/namespaces/shop/services': okJson({
+      items: [{ metadata: { name: 'web' }, spec: { ports: [{ port: 80 }] } }],
+    }),
+    '/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices': okJson({
+      items: [
+        {
+          metadata: { name: 'web-x', labels: { 'kubernetes.io/service-name': 'web' } },
+          endpoints: [{ addresses: ['198.18.101.7'] }],
+        },
+      ],
+    }),
   });
 }
 
 describe('services', () => {
   it('asks for the opted-in namespaces, then their Services and EndpointSlices', async () => {
-    const paths: string[] = [];
-    const result = await runCli(['services'], { kube: shopKube(paths) });
+    const { kube, paths } = shopCluster();
+    const result = await runCli(['services'], { kube });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('Service   Upstream      Port\nshop/web  198.18.101.7  80\n\n');
     expect(paths).not.toContain('/api/v1/namespaces/kube-system/services');
   });
 
   it('prints the same Services as a JSON document with -o json', async () => {
-    const result = await runCli(['services', '-o', 'json'], { kube: shopKube() });
+    const result = await runCli(['services', '-o', 'json'], { kube: shopCluster().kube });
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual([
       { namespace: 'shop', name: 'web', ports: [80], addresses: ['198.18.101.7'] },
