@@ -89,6 +89,9 @@ async function spinnerProgress(io: Io, clock: Clock): Promise<Progress> {
           text: title,
           stream: stream as unknown as NodeJS.WriteStream,
           discardStdin: false,
+          // The terminal was already decided by the caller; ora's own guess also turns itself off
+          // whenever CI is set in the environment, which would print a bare line per step instead.
+          isEnabled: true,
         }) as unknown as Spinner
       ).start();
     },
