@@ -1,0 +1,171 @@
+// The mesh snapshot: everything a sidecar needs to route, secure and police its pod's traffic,
+// built by the controller from Kubernetes state and sent to every agent over NATS. Pure data:
+// plain JSON, sorted keys, no Kubernetes object shapes, so that two builds of the same cluster
+// state are byte-identical and a change can be sent as the entries that differ.
+//
+// Collections are records keyed by a stable string ("<namespace>/<name>"), never arrays, so that
+// a delta is "these keys changed, these went away".
+import type {
+  AccessControlMode,
+  MeshMtlsMode,
+  NginxErrorLogLevel,
+  NginxLbMethod,
+  NginxLogFormat,
+} from '../mesh-config/deploy-flags';
+
+/** The mesh-wide settings, from MeshConfig nginx-mesh-config (runtime) and ConfigMap meshconfig. */
+export interface SnapshotMesh {
+  readonly mtlsMode: MeshMtlsMode;
+  readonly accessControlMode: AccessControlMode;
+  /** Already an open-source method: least_time* became least_conn with a warning. */
+  readonly lbMethod: NginxLbMethod;
+  readonly clientMaxBodySize: string;
+  readonly errorLogLevel: NginxErrorLogLevel;
+  readonly logFormat: NginxLogFormat;
+  readonly trustDomain: string;
+  /** remove asked every sidecar to pass traffic through untouched. */
+  readonly transparent: boolean;
+}
+
+/** A port of a Service; targetPort is resolved per endpoint (named ports differ per pod). */
+export interface SnapshotServicePort {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** 'http' when the port carries HTTP (appProtocol http/http2/h2c, or a name http or http-*). */
+  readonly kind: 'http' | 'tcp';
+}
+
+/** One ready address behind a Service, from its EndpointSlices. */
+export interface SnapshotEndpoint {
+  readonly address: string;
+  /** Service port name → the port on this endpoint. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** "<namespace>/<pod name>" when the address belongs to a pod. */
+  readonly pod?: string;
+  /** "<namespace>/<service account>" when that pod is injected (its sidecar speaks mTLS). */
+  readonly identity?: string;
+}
+
+export interface SnapshotService {
+  readonly namespace: string;
+  readonly name: string;
+  /** ClusterIPs, IPv4 and IPv6; empty for a headless Service. */
+  readonly clusterIPs: readonly string[];
+  readonly ports: readonly SnapshotServicePort[];
+  /** From annotation config.nsm.nginx.com/lb-method, already an open-source method. */
+  readonly lbMethod?: NginxLbMethod;
+  /** Sorted by address. */
+  readonly endpoints: readonly SnapshotEndpoint[];
+}
+
+/** An HTTP match from an HTTPRouteGroup; all present fields must match. */
+export interface SnapshotHttpMatch {
+  readonly name: string;
+  /** Upper-case methods; empty or ['*'] means any. */
+  readonly methods: readonly string[];
+  readonly pathRegex?: string;
+  /** Header name (lower case) → regular expression of its value. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** An injected pod: who it is, so policies naming workloads can be resolved by the agent. */
+export interface SnapshotPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly serviceAccount: string;
+  readonly ips: readonly string[];
+  /** Owner kind (lower case: deployment, statefulset, daemonset, replicaset, job, pod) and name. */
+  readonly ownerKind: string;
+  readonly ownerName: string;
+}
+
+/** TrafficTarget access.smi-spec.io/v1alpha2, resolved. */
+export interface SnapshotTrafficTarget {
+  readonly namespace: string;
+  readonly name: string;
+  /** "<namespace>/<service account>" allowed to receive. */
+  readonly destination: string;
+  /** Only this port of the destination, when set. */
+  readonly port?: number;
+  /** "<namespace>/<service account>" allowed to send. */
+  readonly sources: readonly string[];
+  /** HTTP rules (HTTPRouteGroup matches); empty together with tcp=false means no rule admits. */
+  readonly httpMatches: readonly SnapshotHttpMatch[];
+  /** A TCPRoute rule: every connection to the destination is admitted (HTTP included). */
+  readonly tcp: boolean;
+}
+
+/** TrafficSplit split.smi-spec.io/v1alpha3, resolved. */
+export interface SnapshotTrafficSplit {
+  readonly namespace: string;
+  readonly name: string;
+  /** "<namespace>/<name>" of the root (apex) Service. */
+  readonly service: string;
+  /** Backends with weight > 0, "<namespace>/<name>" → weight. */
+  readonly backends: readonly { readonly service: string; readonly weight: number }[];
+  /** Only requests matching one of these are split; empty: every request. */
+  readonly matches: readonly SnapshotHttpMatch[];
+}
+
+/** RateLimit specs.smi.nginx.com v1alpha1/v1alpha2, resolved. */
+export interface SnapshotRateLimit {
+  readonly namespace: string;
+  readonly name: string;
+  /** "<namespace>/<pod name>" of every injected pod the destination names. */
+  readonly destinationPods: readonly string[];
+  /** Source pod IPs; empty means every caller. */
+  readonly sourceIps: readonly string[];
+  /** Requests per unit. */
+  readonly rate: number;
+  readonly per: 's' | 'm';
+  readonly burst: number;
+  /** 'nodelay', or the number of requests forwarded without delay. */
+  readonly delay: number | 'nodelay';
+  /** Only requests matching one of these are limited; empty: every request. */
+  readonly matches: readonly SnapshotHttpMatch[];
+}
+
+/** CircuitBreaker specs.smi.nginx.com/v1alpha1, resolved. */
+export interface SnapshotCircuitBreaker {
+  readonly namespace: string;
+  readonly name: string;
+  /** "<namespace>/<name>" of the Service it guards. */
+  readonly service: string;
+  readonly errors: number;
+  readonly timeoutSeconds: number;
+  readonly fallback?: { readonly service: string; readonly port: number };
+}
+
+/** A policy that could not be used; the rest of the snapshot stands. */
+export interface SnapshotProblem {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** CamelCase reason for the Event and the status condition, e.g. UnknownService. */
+  readonly reason: string;
+  /** One line naming the field and the value. */
+  readonly message: string;
+}
+
+export interface MeshSnapshot {
+  readonly mesh: SnapshotMesh;
+  readonly services: Readonly<Record<string, SnapshotService>>;
+  readonly pods: Readonly<Record<string, SnapshotPod>>;
+  readonly trafficTargets: Readonly<Record<string, SnapshotTrafficTarget>>;
+  readonly trafficSplits: Readonly<Record<string, SnapshotTrafficSplit>>;
+  readonly rateLimits: Readonly<Record<string, SnapshotRateLimit>>;
+  readonly circuitBreakers: Readonly<Record<string, SnapshotCircuitBreaker>>;
+}
+
+/** The keyed collections of a snapshot, the units of a delta. */
+export const SNAPSHOT_COLLECTIONS = [
+  'services',
+  'pods',
+  'trafficTargets',
+  'trafficSplits',
+  'rateLimits',
+  'circuitBreakers',
+] as const;
+export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];
