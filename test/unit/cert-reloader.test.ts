@@ -1,6 +1,6 @@
 // Where the cert-reloader finds the registrar: an explicit URL wins; otherwise the Service's
 // address Kubernetes puts in the environment (the test cluster has no DNS), else its DNS name.
-import { registrarUrlOf } from '../../src/runtime/cert-reloader/start-cert-reloader';
+import { registrarUrlOf } from '../../src/runtime/svid/identity';
 
 describe('registrarUrlOf', () => {
   it('takes the flag when it is set', () => {

@@ -3,29 +3,10 @@
 // bundle while keeping its connections. Before that process has written its pid file there is
 // nothing to signal: it reads the files when it starts.
 import { readFile } from 'node:fs/promises';
-import { REGISTRAR_API_PORT, REGISTRAR_NAME } from '../../manifests/constants';
-import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
-import { systemClock } from '../clock';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
-import { startSvidClient } from '../svid/svid-client';
-
-/** Docker-links variables Kubernetes sets for the registrar's Service (created before NATS). */
-const REGISTRAR_ENV_PREFIX = REGISTRAR_NAME.toUpperCase().replace(/-/g, '_');
-
-/** The registrar's URL: the flag, else its Service's address from the environment, else DNS. */
-export function registrarUrlOf(
-  flag: string,
-  env: Readonly<Record<string, string | undefined>>,
-  namespace: string,
-): string {
-  if (flag !== '') return flag;
-  const host = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_HOST`] ?? '';
-  const port = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_PORT`] ?? String(REGISTRAR_API_PORT);
-  if (host !== '') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return `https://${REGISTRAR_NAME}.${namespace}.svc:${REGISTRAR_API_PORT}`;
-}
+import { startIdentity } from '../svid/identity';
 
 /** Sends SIGHUP to the process whose pid the file holds; false when there is none yet. */
 export async function signalReload(pidFile: string, logger: Logger): Promise<boolean> {
@@ -59,26 +40,16 @@ export function startCertReloader(context: RoleContext): Promise<RunningRole> {
   const pidFile = options.string('pid-file');
   let ready = false;
   let reloads = Promise.resolve();
-  const client = startSvidClient(
-    {
-      tokenPath: options.string('token-path'),
-      bundlePath: options.string('bundle-path'),
-      registrarUrl: registrarUrlOf(options.string('registrar-url'), process.env, namespace),
-      serverName: `${REGISTRAR_NAME}.${namespace}.svc`,
-      outputDir,
-      keyType: options.string('key-type') as MtlsCaKeyType,
+  const client = startIdentity(options, {
+    meshNamespace: namespace,
+    outputDir,
+    logger,
+    onWritten: () => {
+      ready = true;
+      if (pidFile === '') return;
+      reloads = reloads.then(async () => void (await signalReload(pidFile, logger)));
     },
-    {
-      clock: systemClock,
-      logger,
-      random: Math.random,
-      onWritten: () => {
-        ready = true;
-        if (pidFile === '') return;
-        reloads = reloads.then(async () => void (await signalReload(pidFile, logger)));
-      },
-    },
-  );
+  });
   return Promise.resolve(
     runningUntilStopped(
       async () => {

@@ -1,0 +1,97 @@
+// How an in-cluster role gets its X.509-SVID: the flags that say where the registrar, the
+// projected token and the trust bundle are, and one call that keeps the SVID on disk. Shared by
+// every role that needs one (cert-reloader, controller, agent), so their flags read the same.
+import {
+  IDENTITY_MOUNT_PATH,
+  IDENTITY_TOKEN_PATH,
+  REGISTRAR_API_PORT,
+  REGISTRAR_NAME,
+  TRUST_BUNDLE_KEY,
+} from '../../manifests/constants';
+import type { FlagSpec } from '../../manifests/flag-spec';
+import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
+import { MTLS_CA_KEY_TYPES } from '../../manifests/mesh-config/deploy-flags';
+import { systemClock } from '../clock';
+import type { Logger } from '../role/log';
+import type { RoleOptions } from '../role/role';
+import type { SvidClient, SvidStatus } from './svid-client';
+import { startSvidClient } from './svid-client';
+
+export const IDENTITY_FLAGS: readonly FlagSpec[] = [
+  {
+    long: 'registrar-url',
+    type: 'string',
+    usage:
+      "the registrar's base URL (default: its Service's address from the pod's environment, else its DNS name)",
+  },
+  {
+    long: 'token-path',
+    type: 'string',
+    usage: 'the projected ServiceAccount token for the registrar',
+    defaultValue: `${IDENTITY_MOUNT_PATH}/${IDENTITY_TOKEN_PATH}`,
+  },
+  {
+    long: 'bundle-path',
+    type: 'string',
+    usage: "the mounted trust bundle that verifies the registrar's certificate",
+    defaultValue: `${IDENTITY_MOUNT_PATH}/${TRUST_BUNDLE_KEY}`,
+  },
+  {
+    long: 'key-type',
+    type: 'string',
+    usage: 'key type of the SVID',
+    defaultValue: 'ec-p256',
+    choices: MTLS_CA_KEY_TYPES,
+  },
+];
+
+/** Docker-links variables Kubernetes sets for the registrar's Service (created before NATS). */
+const REGISTRAR_ENV_PREFIX = REGISTRAR_NAME.toUpperCase().replace(/-/g, '_');
+
+/** The registrar's URL: the flag, else its Service's address from the environment, else DNS. */
+export function registrarUrlOf(
+  flag: string,
+  env: Readonly<Record<string, string | undefined>>,
+  namespace: string,
+): string {
+  if (flag !== '') return flag;
+  const host = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_HOST`] ?? '';
+  const port = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_PORT`] ?? String(REGISTRAR_API_PORT);
+  if (host !== '') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `https://${REGISTRAR_NAME}.${namespace}.svc:${REGISTRAR_API_PORT}`;
+}
+
+/**
+ * Starts keeping this pod's SVID in outputDir (svid.pem: chain and key; bundle.crt), with the
+ * identity flags; the registrar runs in meshNamespace.
+ */
+export function startIdentity(
+  options: RoleOptions,
+  settings: {
+    readonly meshNamespace: string;
+    readonly outputDir: string;
+    readonly logger: Logger;
+    readonly onWritten?: (status: SvidStatus) => void;
+  },
+): SvidClient {
+  return startSvidClient(
+    {
+      tokenPath: options.string('token-path'),
+      bundlePath: options.string('bundle-path'),
+      registrarUrl: registrarUrlOf(
+        options.string('registrar-url'),
+        process.env,
+        settings.meshNamespace,
+      ),
+      serverName: `${REGISTRAR_NAME}.${settings.meshNamespace}.svc`,
+      outputDir: settings.outputDir,
+      keyType: options.string('key-type') as MtlsCaKeyType,
+    },
+    {
+      clock: systemClock,
+      logger: settings.logger,
+      random: Math.random,
+      ...(settings.onWritten === undefined ? {} : { onWritten: settings.onWritten }),
+    },
+  );
+}
