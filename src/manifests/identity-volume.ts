@@ -1,6 +1,10 @@
 // The projected volume with which a pod proves its identity to the registrar: a ServiceAccount
 // token for the registrar's audience, and optionally the trust bundle that verifies the
 // registrar, from ConfigMap nginx-mesh-bundle of the pod's own namespace. Pure.
+//
+// For injected pods the bundle is optional: the registrar publishes the ConfigMap into every
+// namespace, but a pod created in a brand-new namespace before that must still start; the
+// kubelet fills the file in once the ConfigMap exists, and the SVID client retries until then.
 import {
   IDENTITY_TOKEN_AUDIENCE,
   IDENTITY_TOKEN_EXPIRATION_SECONDS,
@@ -11,7 +15,10 @@ import {
 } from './constants';
 import type { JsonObject } from './inject/json';
 
-export function buildIdentityVolume(options: { readonly withBundle: boolean }): JsonObject {
+export function buildIdentityVolume(options: {
+  readonly withBundle: boolean;
+  readonly bundleOptional?: boolean;
+}): JsonObject {
   const token = {
     serviceAccountToken: {
       audience: IDENTITY_TOKEN_AUDIENCE,
@@ -23,6 +30,7 @@ export function buildIdentityVolume(options: { readonly withBundle: boolean }): 
     configMap: {
       name: TRUST_BUNDLE_CONFIG_MAP_NAME,
       items: [{ key: TRUST_BUNDLE_KEY, path: TRUST_BUNDLE_KEY }],
+      ...(options.bundleOptional === true ? { optional: true } : {}),
     },
   };
   return {

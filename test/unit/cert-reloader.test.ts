@@ -1,6 +1,6 @@
 // Where the cert-reloader finds the registrar: an explicit URL wins; otherwise the Service's
 // address Kubernetes puts in the environment (the test cluster has no DNS), else its DNS name.
-import { registrarUrlOf } from '../../src/runtime/svid/identity';
+import { natsUrlOf, registrarUrlOf } from '../../src/runtime/svid/identity';
 
 describe('registrarUrlOf', () => {
   it('takes the flag when it is set', () => {
@@ -23,5 +23,19 @@ describe('registrarUrlOf', () => {
 
   it("falls back to the Service's DNS name in the mesh namespace", () => {
     expect(registrarUrlOf('', {}, 'mesh')).toBe('https://nginx-mesh-registrar.mesh.svc:8443');
+  });
+});
+
+describe('natsUrlOf', () => {
+  it('uses the NATS Service address from the environment, as tls://', () => {
+    const env = { NATS_SERVER_SERVICE_HOST: '198.18.0.20', NATS_SERVER_SERVICE_PORT: '4222' };
+    expect(natsUrlOf('', env, 'mesh')).toBe('tls://198.18.0.20:4222');
+  });
+
+  it('falls back to the DNS name, and a flag wins over both', () => {
+    expect(natsUrlOf('', {}, 'mesh')).toBe('tls://nats-server.mesh.svc:4222');
+    expect(natsUrlOf('tls://127.0.0.1:4333', { NATS_SERVER_SERVICE_HOST: 'x' }, 'mesh')).toBe(
+      'tls://127.0.0.1:4333',
+    );
   });
 });

@@ -125,6 +125,9 @@ function buildSidecarArgs(input: SidecarInput): string[] {
   for (const port of input.containerPorts) args.push('--container-port', String(port));
   args.push('--owner', `${input.owner.kind.toLowerCase()}/${input.owner.name}`);
   args.push('--mesh-namespace', input.settings.meshNamespace);
+  if (input.settings.natsUrl !== undefined) args.push('--nats-url', input.settings.natsUrl);
+  if (input.settings.registrarUrl !== undefined)
+    args.push('--registrar-url', input.settings.registrarUrl);
   if (Object.keys(input.healthRedirects).length > 0) {
     args.push('--health-redirects', JSON.stringify(sortKeysDeep(input.healthRedirects)));
   }
@@ -168,7 +171,7 @@ function buildSidecarEnv(owner: PodOwner): JsonObject[] {
  */
 export function buildSidecarVolumes(): JsonObject[] {
   return [
-    buildIdentityVolume({ withBundle: false }),
+    buildIdentityVolume({ withBundle: true, bundleOptional: true }),
     { name: SIDECAR_CONFIG_VOLUME_NAME, emptyDir: { medium: 'Memory' } },
   ];
 }

@@ -18,6 +18,12 @@ export interface InjectionSettings {
   /** Name of the registry credentials Secret to reference, when the mesh was deployed with one. */
   readonly registryKeyName?: string | undefined;
   /**
+   * Where the sidecar finds NATS and the registrar, when the injector knows their Services'
+   * addresses (the webhook does); otherwise the agent uses their DNS names.
+   */
+  readonly natsUrl?: string | undefined;
+  readonly registrarUrl?: string | undefined;
+  /**
    * Inject the sidecar as a native sidecar (an init container with restartPolicy Always,
    * Kubernetes 1.29+) rather than as a regular container.
    */

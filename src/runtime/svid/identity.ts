@@ -4,6 +4,8 @@
 import {
   IDENTITY_MOUNT_PATH,
   IDENTITY_TOKEN_PATH,
+  NATS_CLIENT_PORT,
+  NATS_NAME,
   REGISTRAR_API_PORT,
   REGISTRAR_NAME,
   TRUST_BUNDLE_KEY,
@@ -45,20 +47,51 @@ export const IDENTITY_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-/** Docker-links variables Kubernetes sets for the registrar's Service (created before NATS). */
-const REGISTRAR_ENV_PREFIX = REGISTRAR_NAME.toUpperCase().replace(/-/g, '_');
-
-/** The registrar's URL: the flag, else its Service's address from the environment, else DNS. */
-export function registrarUrlOf(
+/**
+ * A control-plane Service's URL as a pod sees it: the flag when given, else the Service's
+ * address from the Docker-links variables Kubernetes sets (<NAME>_SERVICE_HOST/_PORT, present
+ * for Services of the pod's namespace that existed when it started), else its DNS name.
+ */
+export function serviceUrlOf(
+  target: { readonly scheme: string; readonly service: string; readonly port: number },
   flag: string,
   env: Readonly<Record<string, string | undefined>>,
   namespace: string,
 ): string {
   if (flag !== '') return flag;
-  const host = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_HOST`] ?? '';
-  const port = env[`${REGISTRAR_ENV_PREFIX}_SERVICE_PORT`] ?? String(REGISTRAR_API_PORT);
-  if (host !== '') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return `https://${REGISTRAR_NAME}.${namespace}.svc:${REGISTRAR_API_PORT}`;
+  const prefix = target.service.toUpperCase().replace(/-/g, '_');
+  const host = env[`${prefix}_SERVICE_HOST`] ?? '';
+  const port = env[`${prefix}_SERVICE_PORT`] ?? String(target.port);
+  if (host !== '') return `${target.scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `${target.scheme}://${target.service}.${namespace}.svc:${target.port}`;
+}
+
+/** The registrar's URL (created before every other component, so its variables are set). */
+export function registrarUrlOf(
+  flag: string,
+  env: Readonly<Record<string, string | undefined>>,
+  namespace: string,
+): string {
+  return serviceUrlOf(
+    { scheme: 'https', service: REGISTRAR_NAME, port: REGISTRAR_API_PORT },
+    flag,
+    env,
+    namespace,
+  );
+}
+
+/** NATS's URL; `tls://` because every connection to it is TLS with an SVID. */
+export function natsUrlOf(
+  flag: string,
+  env: Readonly<Record<string, string | undefined>>,
+  namespace: string,
+): string {
+  return serviceUrlOf(
+    { scheme: 'tls', service: NATS_NAME, port: NATS_CLIENT_PORT },
+    flag,
+    env,
+    namespace,
+  );
 }
 
 /**
