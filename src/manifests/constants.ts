@@ -14,6 +14,8 @@ export const CONTROLLER_NAME = 'nginx-mesh-controller';
 
 /** Port on the controller Service that answers GET /version with component versions. */
 export const CONTROLLER_VERSION_PORT = 8082;
+/** Where the controller keeps its SVID (svid.pem, bundle.crt) for NATS, in memory. */
+export const CONTROLLER_SVID_DIR = '/var/run/nginx-mesh/svid';
 
 /** Environment variable naming the kubeconfig file, as kubectl reads it. */
 export const KUBECONFIG_ENV = 'KUBECONFIG';

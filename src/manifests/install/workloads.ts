@@ -5,6 +5,7 @@ import {
   CERT_RELOADER_NAME,
   CONTROL_PLANE_HEALTH_PORT,
   CONTROLLER_NAME,
+  CONTROLLER_SVID_DIR,
   CONTROLLER_VERSION_PORT,
   IDENTITY_MOUNT_PATH,
   METRICS_API_PORT,
@@ -193,6 +194,9 @@ function service(
   };
 }
 
+/** The projected token the registrar verifies, and the bundle that verifies the registrar. */
+const IDENTITY_VOLUME = buildIdentityVolume({ withBundle: true });
+
 const HEALTH: Port = { name: 'health', port: CONTROL_PLANE_HEALTH_PORT };
 const ROLE_PROBES = { port: CONTROL_PLANE_HEALTH_PORT, ready: '/readyz', live: '/healthz' };
 
@@ -213,6 +217,16 @@ function controllerArgs(context: WorkloadContext): string[] {
   ];
 }
 
+/** The controller's NATS password, for nats-server's configuration and for the controller. */
+function natsPasswordEnv(): object {
+  return {
+    name: NATS_CONTROLLER_PASSWORD_ENV,
+    valueFrom: {
+      secretKeyRef: { name: NATS_CREDENTIALS_SECRET_NAME, key: NATS_CONTROLLER_PASSWORD_KEY },
+    },
+  };
+}
+
 export function buildController(context: WorkloadContext): Manifest[] {
   return [
     deployment(
@@ -226,9 +240,22 @@ export function buildController(context: WorkloadContext): Manifest[] {
           { name: 'version', port: CONTROLLER_VERSION_PORT },
           HEALTH,
         ],
+        env: [
+          // The Lease holder's name in leader election.
+          { name: 'MY_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          natsPasswordEnv(),
+        ],
         probes: ROLE_PROBES,
         resources: { cpu: '100m', memory: '128Mi', memoryLimit: '512Mi' },
-        volumes: [],
+        volumes: [
+          { volume: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT_PATH, readOnly: true },
+          // Its SVID for NATS, in memory; the root filesystem is read-only.
+          {
+            volume: { name: 'svid', emptyDir: { medium: 'Memory' } },
+            mountPath: CONTROLLER_SVID_DIR,
+            readOnly: false,
+          },
+        ],
       },
       context,
     ),
@@ -387,9 +414,6 @@ function natsImage(config: FullMeshConfig): string {
 const NATS_TLS_VOLUME = { name: 'tls', emptyDir: { medium: 'Memory' } };
 const NATS_PID_VOLUME = { name: 'pid', emptyDir: {} };
 
-/** The projected token the registrar verifies, and the bundle that verifies the registrar. */
-const IDENTITY_VOLUME = buildIdentityVolume({ withBundle: true });
-
 /**
  * The cert-reloader as a native sidecar: its startup probe passes once the first SVID is on
  * disk, and only then does the kubelet start nats-server. It signals NATS through the shared
@@ -438,17 +462,7 @@ export function buildNats(context: WorkloadContext): Manifest[] {
         serviceAccount: NATS_SERVICE_ACCOUNT_NAME,
         image: natsImage(context.config),
         args: ['--config', `${NATS_CONFIG_DIR}/${NATS_CONFIG_FILE}`],
-        env: [
-          {
-            name: NATS_CONTROLLER_PASSWORD_ENV,
-            valueFrom: {
-              secretKeyRef: {
-                name: NATS_CREDENTIALS_SECRET_NAME,
-                key: NATS_CONTROLLER_PASSWORD_KEY,
-              },
-            },
-          },
-        ],
+        env: [natsPasswordEnv()],
         ports: [
           { name: 'client', port: NATS_CLIENT_PORT },
           { name: 'monitor', port: NATS_MONITOR_PORT },
