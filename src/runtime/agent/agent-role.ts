@@ -5,6 +5,7 @@
 import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
+import { IDENTITY_FLAGS } from '../svid/identity';
 
 export const agentRole: RoleDefinition = {
   name: 'agent',
@@ -20,6 +21,12 @@ export const agentRole: RoleDefinition = {
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
     },
+    {
+      long: 'nats-url',
+      type: 'string',
+      usage: "NATS's URL (default: its DNS name in the mesh namespace)",
+    },
+    ...IDENTITY_FLAGS,
     {
       long: 'health-redirects',
       type: 'string',

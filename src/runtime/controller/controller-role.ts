@@ -4,16 +4,18 @@
 // loads when the role starts.
 import {
   CONTROLLER_NAME,
+  CONTROLLER_SVID_DIR,
   CONTROLLER_VERSION_PORT,
   DEFAULT_MESH_NAMESPACE,
   WEBHOOK_PORT,
 } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
+import { IDENTITY_FLAGS } from '../svid/identity';
 
 export const controllerRole: RoleDefinition = {
   name: 'controller',
-  description: 'serves the sidecar injection webhook',
+  description: 'publishes the mesh configuration to the sidecars and serves the injection webhook',
   flags: [
     {
       long: 'mesh-namespace',
@@ -51,6 +53,24 @@ export const controllerRole: RoleDefinition = {
     },
     { long: 'enable-udp', type: 'bool', usage: 'intercept UDP traffic too' },
     { long: 'registry-key-name', type: 'string', usage: 'image pull Secret for injected pods' },
+    {
+      long: 'nats-url',
+      type: 'string',
+      usage:
+        "NATS's URL (default: its Service's address from the pod's environment, else its DNS name)",
+    },
+    {
+      long: 'svid-dir',
+      type: 'string',
+      usage: 'where the SVID for NATS is kept',
+      defaultValue: CONTROLLER_SVID_DIR,
+    },
+    ...IDENTITY_FLAGS,
+    {
+      long: 'pod-name',
+      type: 'string',
+      usage: 'name of this replica in leader election (default: $MY_POD_NAME, else the host name)',
+    },
     {
       long: 'sidecar-layout',
       type: 'string',

@@ -17,6 +17,7 @@ import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api
 import { ensureServingCertificate, keepCaBundle } from '../pki/managed-certificate';
 import { startVersionServer } from './version-server';
 import { startWebhookServer } from './webhook-server';
+import { natsUrlOf, registrarUrlOf } from '../svid/identity';
 
 /** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
 const NATIVE_SIDECAR_MINOR = 29;
@@ -31,8 +32,9 @@ function requiredImage(options: RoleOptions, flag: string): string {
 
 function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
   const key = options.string('registry-key-name');
+  const meshNamespace = options.string('mesh-namespace');
   return {
-    meshNamespace: options.string('mesh-namespace'),
+    meshNamespace,
     sidecarImage: requiredImage(options, 'sidecar-image'),
     initImage: requiredImage(options, 'init-image'),
     imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
@@ -40,6 +42,9 @@ function injectionSettings(options: RoleOptions, native: boolean): InjectionSett
     enableUdp: options.bool('enable-udp'),
     registryKeyName: key === '' ? undefined : key,
     nativeSidecar: native,
+    // Addresses, not DNS names: pods outside the mesh namespace see no variables for them.
+    natsUrl: natsUrlOf(options.string('nats-url'), process.env, meshNamespace),
+    registrarUrl: registrarUrlOf(options.string('registrar-url'), process.env, meshNamespace),
   };
 }
 
