@@ -1,0 +1,86 @@
+// The mesh-wide settings a snapshot starts from, read from ConfigMap meshconfig (the full
+// configuration deploy stored, and the "transparent" key remove sets). MeshConfig
+// nginx-mesh-config then overrides its runtime fields when the snapshot is built. Pure.
+import {
+  DEFAULT_TRUST_DOMAIN,
+  MESH_CONFIG_MAP_KEY,
+  MESH_CONFIG_MAP_TRANSPARENT_KEY,
+} from '../constants';
+import {
+  ACCESS_CONTROL_MODES,
+  LB_METHOD_DEFAULT,
+  MTLS_MODES,
+  NGINX_ERROR_LOG_LEVELS,
+  NGINX_LB_METHODS,
+  NGINX_LOG_FORMATS,
+} from '../mesh-config/deploy-flags';
+import { openSourceLbMethod } from '../mesh-config/lb-method';
+import type { SnapshotMesh } from './types';
+
+/** NGINX Service Mesh's defaults, used for whatever the ConfigMap lacks. */
+export const DEFAULT_SNAPSHOT_MESH: SnapshotMesh = {
+  mtlsMode: 'permissive',
+  accessControlMode: 'allow',
+  lbMethod: LB_METHOD_DEFAULT,
+  clientMaxBodySize: '1m',
+  errorLogLevel: 'warn',
+  logFormat: 'default',
+  trustDomain: DEFAULT_TRUST_DOMAIN,
+  transparent: false,
+};
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T): T {
+  return typeof value === 'string' && (allowed as readonly string[]).includes(value)
+    ? (value as T)
+    : fallback;
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+export interface MeshBaseOutcome {
+  readonly mesh: SnapshotMesh;
+  /** What could not be read, one line each; the defaults stand in for it. */
+  readonly problems: readonly string[];
+}
+
+/** The settings in ConfigMap meshconfig (the object as the API server returns it, or undefined). */
+export function meshBaseFromConfigMap(configMap: unknown): MeshBaseOutcome {
+  const data = record(record(configMap).data);
+  const problems: string[] = [];
+  let stored: Record<string, unknown> = {};
+  const text = data[MESH_CONFIG_MAP_KEY];
+  if (typeof text !== 'string') {
+    problems.push(`ConfigMap meshconfig has no ${MESH_CONFIG_MAP_KEY}; using the defaults`);
+  } else {
+    try {
+      stored = record(JSON.parse(text));
+    } catch {
+      problems.push(`ConfigMap meshconfig: ${MESH_CONFIG_MAP_KEY} is not JSON; using the defaults`);
+    }
+  }
+  const mtls = record(stored.mtls);
+  const d = DEFAULT_SNAPSHOT_MESH;
+  const trustDomain = typeof mtls.trustDomain === 'string' ? mtls.trustDomain : '';
+  return {
+    mesh: {
+      mtlsMode: oneOf(mtls.mode, MTLS_MODES, d.mtlsMode),
+      accessControlMode: oneOf(stored.accessControlMode, ACCESS_CONTROL_MODES, d.accessControlMode),
+      lbMethod: openSourceLbMethod(oneOf(stored.nginxLBMethod, NGINX_LB_METHODS, d.lbMethod)),
+      clientMaxBodySize:
+        typeof stored.clientMaxBodySize === 'string' &&
+        /^\d+[kKmMgG]?$/.test(stored.clientMaxBodySize)
+          ? stored.clientMaxBodySize
+          : d.clientMaxBodySize,
+      errorLogLevel: oneOf(stored.nginxErrorLogLevel, NGINX_ERROR_LOG_LEVELS, d.errorLogLevel),
+      logFormat: oneOf(stored.nginxLogFormat, NGINX_LOG_FORMATS, d.logFormat),
+      trustDomain: trustDomain === '' ? d.trustDomain : trustDomain,
+      // Either place turns the sidecars transparent: remove patches the key, deploy the JSON.
+      transparent: data[MESH_CONFIG_MAP_TRANSPARENT_KEY] === 'true' || stored.transparent === true,
+    },
+    problems,
+  };
+}
