@@ -227,3 +227,12 @@ it('restarts a master killed outright on the live configuration', async () => {
   expect(await get(port)).toBe('F');
   expect(fieldsOf('nginx exited; restarting')).toMatchObject({ reason: 'SIGKILL' });
 });
+
+it('does not lose a configuration applied while the master is being restarted', async () => {
+  process.kill(masterPid(), 'SIGKILL');
+  await until(() => !supervisor.readiness().ready, 5_000);
+  expect(await applier.apply(config('G'), '9')).toEqual({ applied: true });
+  await until(() => supervisor.readiness().ready, 10_000);
+  expect(await get(port)).toBe('G');
+  expect(readFileSync(paths.config, 'utf8')).toBe(config('G'));
+});
