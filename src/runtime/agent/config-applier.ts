@@ -91,7 +91,9 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
     try {
       await supervisor.reload();
     } catch (error) {
-      // nginx kept its previous workers; the file goes back to what they run.
+      // nginx kept its previous workers; the file goes back to what they run. (After a reload
+      // that timed out rather than failed, nginx may still switch late; the next apply of any
+      // different text reloads again and settles it.)
       await replaceLive(paths, candidate, inUse);
       return { applied: false, error: describeError(error) };
     }

@@ -190,7 +190,9 @@ export class Supervisor {
           );
       });
       const poll = setInterval(() => {
-        if (reloadComplete(before, listNginxChildren(master.pid))) finish();
+        // A master that exited meanwhile is restarted on the current file: nothing to wait for.
+        if (this.master !== master || !this.ready) finish();
+        else if (reloadComplete(before, listNginxChildren(master.pid))) finish();
       }, POLL_MS);
       const timeoutMs = this.options.reloadTimeoutMs ?? 10_000;
       const timer = setTimeout(
@@ -200,7 +202,6 @@ export class Supervisor {
           ),
         timeoutMs,
       );
-      void master.exited.then(() => finish());
       if (!master.signal('SIGHUP')) finish();
     });
   }
