@@ -1,9 +1,9 @@
-// The agent's work, loaded only when the agent role starts.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// The agent's work, loaded only when the agent role starts: the transparent configuration goes
+// through the same applier later configurations will, then the supervisor runs nginx on it.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { connect } from 'node:net';
 import { join } from 'node:path';
-import { UsageError, describeError } from '../../errors';
+import { MeshctlError, UsageError, describeError } from '../../errors';
 import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
@@ -17,18 +17,15 @@ import {
 } from '../../render/agent-nginx';
 import { closeServer, listen } from '../listen';
 import { parseBindAddress } from '../role/bind-address';
-import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
-import type { NginxPaths, RunningNginx } from './nginx-process';
-import { startNginx, testNginxConfig } from './nginx-process';
+import { createConfigApplier } from './config-applier';
+import type { NginxPaths } from './nginx-process';
+import { Supervisor } from './supervisor';
 
 const DEFAULT_MODULES =
   '/usr/lib/nginx/modules/ngx_stream_module.so,/usr/lib/nginx/modules/ngx_mesh_module.so';
 const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
-const STOP_GRACE_MS = 5_000;
-const LISTEN_WAIT_MS = 10_000;
-const MAX_RESTART_DELAY_MS = 30_000;
 
 function ipv6Available(): boolean {
   try {
@@ -36,13 +33,6 @@ function ipv6Available(): boolean {
   } catch {
     return false;
   }
-}
-
-/** Writes the configuration atomically: nginx never reads half a file. */
-function writeConfig(path: string, text: string): void {
-  const temporary = `${path}.tmp`;
-  writeFileSync(temporary, text, { mode: 0o644 });
-  renameSync(temporary, path);
 }
 
 function renderConfig(options: RoleOptions, runDir: string): string {
@@ -77,87 +67,6 @@ function renderConfig(options: RoleOptions, runDir: string): string {
       healthRedirects,
     }),
   );
-}
-
-/** Resolves once something accepts connections on 127.0.0.1:port, or rejects after timeoutMs. */
-async function waitForListener(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port, timeout: 500 });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-      socket.once('timeout', () => {
-        socket.destroy();
-        resolve(false);
-      });
-    });
-    if (open) return;
-    if (Date.now() > deadline)
-      throw new Error(`nginx did not listen on ${port} within ${timeoutMs}ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Keeps nginx running: a master that dies is restarted with a growing delay. */
-class Supervisor {
-  private current: RunningNginx | undefined;
-  private stopping = false;
-  private ready = false;
-  private failures = 0;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    private readonly paths: NginxPaths,
-    private readonly logger: Logger,
-  ) {}
-
-  readiness(): Readiness {
-    return this.ready ? { ready: true } : { ready: false, reason: 'the proxy is not running' };
-  }
-
-  async start(): Promise<void> {
-    this.current = startNginx(this.paths, this.logger);
-    await waitForListener(SIDECAR_OUTBOUND_REDIRECT_PORT, LISTEN_WAIT_MS);
-    this.ready = true;
-    this.logger.info('proxy ready (transparent pass-through)', { pid: this.current.pid });
-    void this.watch();
-  }
-
-  private async watch(): Promise<void> {
-    while (!this.stopping && this.current !== undefined) {
-      const reason = await this.current.exited;
-      if (this.stopping) return;
-      this.ready = false;
-      this.failures += 1;
-      const delay = Math.min(1_000 * 2 ** (this.failures - 1), MAX_RESTART_DELAY_MS);
-      this.logger.error('nginx exited; restarting', { reason, delayMs: delay });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      if (this.stopping) return;
-      try {
-        await this.start();
-        this.failures = 0;
-      } catch (error) {
-        this.logger.error('nginx restart failed', { error: describeError(error) });
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.ready = false;
-    this.wake?.();
-    await this.current?.stop(STOP_GRACE_MS);
-  }
 }
 
 async function startStatusServer(
@@ -197,13 +106,16 @@ export async function startAgent({ logger, options }: RoleContext): Promise<Runn
     prefix: runDir,
     config: join(runDir, 'nginx.conf'),
   };
-  const candidate = `${paths.config}.new`;
-  writeConfig(candidate, renderConfig(options, runDir));
-  // A rejected configuration never replaces the one in use.
-  await testNginxConfig({ ...paths, config: candidate });
-  renameSync(candidate, paths.config);
+  const supervisor = new Supervisor({
+    paths,
+    logger,
+    readyPort: SIDECAR_OUTBOUND_REDIRECT_PORT,
+  });
+  // Before nginx starts, applying only writes and checks the file; the first start reads it.
+  const applier = createConfigApplier({ paths, supervisor, logger });
+  const outcome = await applier.apply(renderConfig(options, runDir), 'transparent');
+  if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
-  const supervisor = new Supervisor(paths, logger);
   const status = await startStatusServer(options, () => supervisor.readiness());
   try {
     await supervisor.start();
@@ -212,6 +124,7 @@ export async function startAgent({ logger, options }: RoleContext): Promise<Runn
     await closeServer(status);
     throw error;
   }
+  logger.info('proxy is transparent until the controller sends its configuration');
   return runningUntilStopped(
     async () => {
       await supervisor.stop();
