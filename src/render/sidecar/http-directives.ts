@@ -26,6 +26,11 @@ import {
   upstreamBlock,
 } from './stream-directives';
 
+/** nginx's combined format, plus the peer's identity and the request time. */
+const DEFAULT_LOG_FORMAT =
+  '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent ' +
+  '"$http_referer" "$http_user_agent" peer="$mesh_peer_spiffe_id" rt=$request_time';
+
 /** One JSON object per request; the agent turns these into metrics. */
 const JSON_LOG_FORMAT =
   '{"time":"$time_iso8601","remote":"$remote_addr","client":"$proxy_protocol_addr",' +
@@ -268,13 +273,15 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
 /** The http block's children. */
 export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
-  const log =
+  // The access log stays off: /dev/stderr cannot be opened when stderr is a socket (as when
+  // the agent spawns nginx), and error_log already goes to stderr. The format named mesh is the
+  // one the access log uses once it has a destination.
+  const log = [
     model.logFormat === 'json'
-      ? [
-          d('log_format', 'mesh_json', 'escape=json', JSON_LOG_FORMAT),
-          d('access_log', '/dev/stderr', 'mesh_json'),
-        ]
-      : [d('access_log', '/dev/stderr', 'combined')];
+      ? d('log_format', 'mesh', 'escape=json', JSON_LOG_FORMAT)
+      : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
+    d('access_log', 'off'),
+  ];
   return [
     ...log,
     temp('client_body'),
