@@ -73,6 +73,20 @@ export const SIDECAR_HEALTH_HTTPS_PORT = 8896;
 export const SIDECAR_OUTBOUND_REDIRECT_PORT = 8900;
 /** Port all inbound TCP is redirected to. */
 export const SIDECAR_INBOUND_REDIRECT_PORT = 8901;
+/** Sidecar's inbound HTTP server for mTLS connections (NSM's incoming). */
+export const SIDECAR_INBOUND_HTTP_PORT = 8888;
+/** Sidecar's outbound HTTP server; the outbound redirect hands it every HTTP destination. */
+export const SIDECAR_OUTBOUND_HTTP_PORT = 8889;
+/** Sidecar's inbound HTTP server for plaintext connections (NSM's incomingPermissive). */
+export const SIDECAR_INBOUND_HTTP_PLAIN_PORT = 8890;
+/** Sidecar's inbound TCP server terminating mTLS (NSM's incomingTcp). */
+export const SIDECAR_INBOUND_TCP_PORT = 8904;
+/** Sidecar's sink for TCP connections access control refuses: it closes them at once. */
+export const SIDECAR_INBOUND_TCP_DENY_PORT = 8905;
+/** Sidecar's outbound TCP server that opens mTLS connections to meshed endpoints. */
+export const SIDECAR_OUTBOUND_TCP_PORT = 8906;
+/** Sidecar's inbound TCP server for plaintext connections (NSM's incomingTcpPermissive). */
+export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

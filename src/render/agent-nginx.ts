@@ -52,8 +52,14 @@ function listens(port: number, ipv6: boolean): Directive[] {
     : [d('listen', String(port))];
 }
 
+/** What the probe redirect servers need; the mesh configuration serves them the same way. */
+export type HealthServerOptions = Pick<
+  TransparentOptions,
+  'ipv6' | 'healthHttpPort' | 'healthHttpsPort' | 'healthRedirects'
+>;
+
 function healthServer(
-  options: TransparentOptions,
+  options: HealthServerOptions,
   scheme: 'HTTP' | 'HTTPS',
   port: number,
 ): Directive {
@@ -76,6 +82,17 @@ function healthServer(
   );
 }
 
+/** The probe redirect servers (HTTP, HTTPS) the redirect table needs, none when it is empty. */
+export function buildHealthServers(options: HealthServerOptions): Directive[] {
+  const servers: Directive[] = [];
+  const schemes = new Set(
+    Object.values(options.healthRedirects).map((redirect) => redirect.scheme),
+  );
+  if (schemes.has('HTTP')) servers.push(healthServer(options, 'HTTP', options.healthHttpPort));
+  if (schemes.has('HTTPS')) servers.push(healthServer(options, 'HTTPS', options.healthHttpsPort));
+  return servers;
+}
+
 /** The whole configuration as a directive tree. */
 export function buildTransparentModel(options: TransparentOptions): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${options.runDir}/${name}`);
@@ -89,13 +106,7 @@ export function buildTransparentModel(options: TransparentOptions): Directive[] 
         d('proxy_pass', '$mesh_original_dst'),
       ],
     );
-  const httpServers: Directive[] = [];
-  const schemes = new Set(
-    Object.values(options.healthRedirects).map((redirect) => redirect.scheme),
-  );
-  if (schemes.has('HTTP')) httpServers.push(healthServer(options, 'HTTP', options.healthHttpPort));
-  if (schemes.has('HTTPS'))
-    httpServers.push(healthServer(options, 'HTTPS', options.healthHttpsPort));
+  const httpServers = buildHealthServers(options);
   return [
     ...options.modules.map((module) => d('load_module', module)),
     d('worker_processes', '1'),
@@ -120,7 +131,7 @@ export function buildTransparentModel(options: TransparentOptions): Directive[] 
 }
 
 /** Quotes an argument when nginx would otherwise split or misread it. */
-function printArg(arg: string): string {
+export function printArg(arg: string): string {
   if (/^[^\s;{}"'\\#]+$/.test(arg)) return arg;
   return `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }

@@ -1,0 +1,30 @@
+// What the agent knows about its own pod, next to the controller's snapshot, when it renders the
+// sidecar's nginx configuration: identity, addresses, ports, pod annotations and file paths.
+// Pure data; the agent fills it from its flags and the SVID client.
+import type { MeshMtlsMode } from '../../manifests/mesh-config/deploy-flags';
+import type { HealthRedirect } from '../agent-nginx';
+
+/** This sidecar's pod and files, the second input of renderSidecarConfig. */
+export interface SidecarContext {
+  /** "<namespace>/<pod name>" of this sidecar's pod. */
+  readonly pod: string;
+  /** This pod's service account. */
+  readonly serviceAccount: string;
+  readonly podIPs: readonly string[];
+  /** Ports the app serves on. */
+  readonly containerPorts: readonly number[];
+  /** The pod's annotation overriding the mesh-wide mode (it cannot weaken strict). */
+  readonly mtlsMode?: MeshMtlsMode;
+  /** The pod's annotation overriding the mesh-wide limit. */
+  readonly clientMaxBodySize?: string;
+  readonly healthRedirects: Readonly<Record<string, HealthRedirect>>;
+  readonly ipv6: boolean;
+  /** Absolute .so paths, the stream module first, then ngx_mesh. */
+  readonly modules: readonly string[];
+  /** Directory for the pid file and nginx's temporary files. */
+  readonly runDir: string;
+  /** One PEM: certificate chain + key (rotated by atomic rename). */
+  readonly svidFile: string;
+  /** Trust bundle PEM. */
+  readonly bundleFile: string;
+}

@@ -1,0 +1,308 @@
+// Stage 2, http half: the outbound HTTP server (8889) routes on the loopback address the
+// outbound redirect chose to a Service's upstream or TrafficSplit, over mTLS to meshed
+// endpoints; the inbound HTTP server (8888 mTLS, 8890 plaintext, both behind PROXY protocol)
+// applies access control (403), rate limits (503) and forwards to the app on loopback. HTTP
+// matches become one 0/1 variable each, combined by maps. Mechanical: every decision is in the
+// model. Pure.
+import {
+  SIDECAR_HEALTH_HTTP_PORT,
+  SIDECAR_HEALTH_HTTPS_PORT,
+  SIDECAR_INBOUND_HTTP_PLAIN_PORT,
+  SIDECAR_INBOUND_HTTP_PORT,
+  SIDECAR_OUTBOUND_HTTP_PORT,
+} from '../../manifests/constants';
+import { buildHealthServers } from '../agent-nginx';
+import type { Directive } from '../agent-nginx';
+import type { SidecarContext } from './context';
+import type { AccessRule, HttpTarget, MatchModel, RateLimitModel, SidecarModel } from './model';
+import { regexLiteral } from './names';
+import {
+  LOOPBACK_ONLY,
+  block,
+  clientTls,
+  d,
+  map,
+  serverTls,
+  upstreamBlock,
+} from './stream-directives';
+
+/** nginx's combined format, plus the peer's identity and the request time. */
+const DEFAULT_LOG_FORMAT =
+  '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent ' +
+  '"$http_referer" "$http_user_agent" peer="$mesh_peer_spiffe_id" rt=$request_time';
+
+/** One JSON object per request; the agent turns these into metrics. */
+const JSON_LOG_FORMAT =
+  '{"time":"$time_iso8601","remote":"$remote_addr","client":"$proxy_protocol_addr",' +
+  '"peer":"$mesh_peer_spiffe_id","server_port":"$server_port","method":"$request_method",' +
+  '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,' +
+  '"duration":$request_time,"upstream":"$upstream_addr","upstream_status":"$upstream_status"}';
+
+const matchVariable = (id: number): string => `$mesh_match_${id}`;
+
+/** "$a$b…" → 1 when any is 1. */
+function anyOf(variables: readonly string[], variable: string): Directive {
+  return map(variables.join(''), variable, '0', [['~1', '1']]);
+}
+
+function matchDirectives(match: MatchModel): Directive[] {
+  const prefix = `$mesh_match_${match.id}`;
+  const parts: Directive[] = [];
+  if (match.methods.length > 0)
+    parts.push(
+      map(
+        '$request_method',
+        `${prefix}_method`,
+        '0',
+        match.methods.map((method) => [method, '1']),
+      ),
+    );
+  if (match.pathRegex !== undefined)
+    parts.push(map('$uri', `${prefix}_path`, '0', [[`~^(?:${match.pathRegex})$`, '1']]));
+  for (const [name, regex] of match.headers)
+    parts.push(map(`$http_${name}`, `${prefix}_header_${name}`, '0', [[`~${regex}`, '1']]));
+  const variables = parts.map((part) => part.args[1] ?? '');
+  const all =
+    variables.length === 0
+      ? map('$request_method', prefix, '1', [])
+      : map(variables.join(''), prefix, '0', [['1'.repeat(variables.length), '1']]);
+  return [...parts, all];
+}
+
+function targetValue(target: HttpTarget): string {
+  switch (target.kind) {
+    case 'upstream':
+      return target.upstream;
+    case 'split':
+      return `$${target.split}`;
+    case 'none':
+      return '';
+  }
+}
+
+function outboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  const splits = model.splits.flatMap((split) => {
+    const choice = block(
+      'split_clients',
+      ['$request_id', `$${split.name}_choice`],
+      split.backends.map((backend) =>
+        d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
+      ),
+    );
+    if (split.matchIds.length === 0)
+      return [choice, map(`$${split.name}_choice`, `$${split.name}`, `$${split.name}_choice`, [])];
+    return [
+      choice,
+      anyOf(split.matchIds.map(matchVariable), `$${split.name}_matched`),
+      map(`$${split.name}_matched`, `$${split.name}`, targetValue(split.root), [
+        ['1', `$${split.name}_choice`],
+      ]),
+    ];
+  });
+  return [
+    ...model.httpUpstreams.map(upstreamBlock),
+    ...splits,
+    map(
+      '$server_addr',
+      '$mesh_outbound_upstream',
+      '',
+      model.outboundHttp.map((http) => [http.loopback, targetValue(http.target)]),
+    ),
+    map(
+      '$mesh_outbound_upstream',
+      '$mesh_outbound_url',
+      '',
+      model.httpUpstreams.map((upstream) => [
+        upstream.name,
+        `${upstream.tlsName === undefined ? 'http' : 'https'}://${upstream.name}`,
+      ]),
+    ),
+    map(
+      '$mesh_outbound_upstream',
+      '$mesh_outbound_ssl_name',
+      '',
+      model.httpUpstreams.flatMap((upstream) =>
+        upstream.tlsName === undefined ? [] : [[upstream.name, upstream.tlsName] as const],
+      ),
+    ),
+    block(
+      'server',
+      [],
+      [
+        d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
+        ...LOOPBACK_ONLY,
+        block(
+          'location',
+          ['/'],
+          [
+            block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+            d('proxy_pass', '$mesh_outbound_url'),
+            ...clientTls(context, '$mesh_outbound_ssl_name'),
+            ...proxyHeaders,
+          ],
+        ),
+      ],
+    ),
+  ];
+}
+
+const proxyHeaders: readonly Directive[] = [
+  d('proxy_http_version', '1.1'),
+  d('proxy_set_header', 'Host', '$http_host'),
+  d('proxy_set_header', 'Connection', ''),
+];
+
+/** "<port> <peer id>" → 1 (admitted), a rule set's variable, or 0 (default). */
+function accessDirectives(model: SidecarModel): Directive[] {
+  const ruleSets = new Map<string, string>();
+  const out: Directive[] = [];
+  const valueOf = (rule: AccessRule): string => {
+    if (rule.tcp || rule.matchIds.length === 0) return rule.tcp ? '1' : '0';
+    const key = rule.matchIds.join(',');
+    let variable = ruleSets.get(key);
+    if (variable === undefined) {
+      variable = `$mesh_rules_${ruleSets.size + 1}`;
+      ruleSets.set(key, variable);
+      out.push(anyOf(rule.matchIds.map(matchVariable), variable));
+    }
+    return variable;
+  };
+  // A peer can be named by several targets: their rules add up.
+  const grouped = new Map<string, AccessRule[]>();
+  for (const rule of model.accessRules) {
+    const key = `${rule.port ?? '*'} ${rule.identity}`;
+    grouped.set(key, [...(grouped.get(key) ?? []), rule]);
+  }
+  const entries: [string, string][] = [];
+  for (const [key, rules] of [...grouped].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const [port = '*', identity = ''] = key.split(' ');
+    const portless = model.accessRules.filter(
+      (rule) => rule.port === undefined && rule.identity === identity,
+    );
+    const all = port === '*' ? rules : [...rules, ...portless];
+    const merged: AccessRule = {
+      identity,
+      tcp: all.some((rule) => rule.tcp),
+      matchIds: [...new Set(all.flatMap((rule) => rule.matchIds))].sort((a, b) => a - b),
+    };
+    entries.push([
+      port === '*' ? `~^\\d+ ${regexLiteral(identity)}$` : `${port} ${identity}`,
+      valueOf(merged),
+    ]);
+  }
+  return [...out, map('$mesh_inbound_port $mesh_peer_spiffe_id', '$mesh_access', '0', entries)];
+}
+
+function rateLimitDirectives(limit: RateLimitModel): { zone: Directive[]; location: Directive } {
+  const prefix = `$${limit.zone}`;
+  const zone: Directive[] = [];
+  const parts: string[] = [];
+  if (limit.sourceIps.length > 0) {
+    zone.push(
+      block(
+        'geo',
+        ['$proxy_protocol_addr', `${prefix}_source`],
+        [d('default', '0'), ...limit.sourceIps.map((ip) => d(ip, '1'))],
+      ),
+    );
+    parts.push(`${prefix}_source`);
+  }
+  if (limit.matchIds.length > 0) {
+    zone.push(anyOf(limit.matchIds.map(matchVariable), `${prefix}_matched`));
+    parts.push(`${prefix}_matched`);
+  }
+  let key = '$proxy_protocol_addr';
+  if (parts.length > 0) {
+    // An empty key is not limited.
+    zone.push(
+      map(parts.join(''), `${prefix}_key`, '', [
+        ['1'.repeat(parts.length), '$proxy_protocol_addr'],
+      ]),
+    );
+    key = `${prefix}_key`;
+  }
+  zone.push(d('limit_req_zone', key, `zone=${limit.zone}:1m`, `rate=${limit.rate}r/${limit.per}`));
+  const pace = limit.delay === 'nodelay' ? 'nodelay' : `delay=${limit.delay}`;
+  // nginx refuses burst=0, which is its default.
+  const burst = limit.burst > 0 ? [`burst=${limit.burst}`] : [];
+  return { zone, location: d('limit_req', `zone=${limit.zone}`, ...burst, pace) };
+}
+
+function inboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  const deny = model.accessControl === 'deny';
+  const limits = model.rateLimits.map(rateLimitDirectives);
+  const http = model.inboundPorts.filter((port) => port.kind === 'http');
+  const listen: Directive[] = [];
+  if (model.mtlsMode !== 'off')
+    listen.push(d('listen', String(SIDECAR_INBOUND_HTTP_PORT), 'ssl', 'proxy_protocol'));
+  if (model.mtlsMode !== 'strict')
+    listen.push(d('listen', String(SIDECAR_INBOUND_HTTP_PLAIN_PORT), 'proxy_protocol'));
+  return [
+    map(
+      '$server_addr',
+      '$mesh_inbound_port',
+      '',
+      http.map((port) => [port.loopback, String(port.port)]),
+    ),
+    ...(deny ? accessDirectives(model) : []),
+    ...limits.flatMap((limit) => limit.zone),
+    block(
+      'server',
+      [],
+      [
+        ...listen,
+        ...LOOPBACK_ONLY,
+        ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
+        block(
+          'location',
+          ['/'],
+          [
+            block('if', ['($mesh_inbound_port', '=', '', ')'], [d('return', '502')]),
+            ...(deny ? [block('if', ['($mesh_access', '!=', '1)'], [d('return', '403')])] : []),
+            ...limits.map((limit) => limit.location),
+            ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
+            d('proxy_pass', 'http://127.0.0.1:$mesh_inbound_port'),
+            ...proxyHeaders,
+          ],
+        ),
+      ],
+    ),
+  ];
+}
+
+/** The http block's children. */
+export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
+  // The access log stays off: /dev/stderr cannot be opened when stderr is a socket (as when
+  // the agent spawns nginx), and error_log already goes to stderr. The format named mesh is the
+  // one the access log uses once it has a destination.
+  const log = [
+    model.logFormat === 'json'
+      ? d('log_format', 'mesh', 'escape=json', JSON_LOG_FORMAT)
+      : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
+    d('access_log', 'off'),
+  ];
+  return [
+    ...log,
+    temp('client_body'),
+    temp('proxy'),
+    temp('fastcgi'),
+    temp('uwsgi'),
+    temp('scgi'),
+    d('client_max_body_size', model.clientMaxBodySize),
+    d('map_hash_max_size', '262144'),
+    d('map_hash_bucket_size', '128'),
+    d('variables_hash_max_size', '8192'),
+    d('variables_hash_bucket_size', '128'),
+    map('$server_port', '$mesh_svid', context.svidFile, []),
+    ...model.matches.flatMap(matchDirectives),
+    ...outboundDirectives(model, context),
+    ...inboundDirectives(model, context),
+    ...buildHealthServers({
+      ipv6: context.ipv6,
+      healthHttpPort: SIDECAR_HEALTH_HTTP_PORT,
+      healthHttpsPort: SIDECAR_HEALTH_HTTPS_PORT,
+      healthRedirects: context.healthRedirects,
+    }),
+  ];
+}

@@ -1,0 +1,602 @@
+// Stage 1 of the sidecar configuration: decides, from the mesh snapshot and this pod's context,
+// which destinations, upstreams, splits, access rules and rate limits apply to this pod, as
+// plain data plus warnings. Stage 2 (directives.ts) prints it without further policy. Pure.
+import type {
+  MeshMtlsMode,
+  NginxErrorLogLevel,
+  NginxLbMethod,
+  NginxLogFormat,
+} from '../../manifests/mesh-config/deploy-flags';
+import type {
+  MeshSnapshot,
+  SnapshotCircuitBreaker,
+  SnapshotHttpMatch,
+  SnapshotService,
+  SnapshotServicePort,
+} from '../../manifests/snapshot/types';
+import type { SidecarContext } from './context';
+import {
+  LOOPBACK_MAX,
+  fnv1a32,
+  hostPort,
+  identityDnsName,
+  loopbackAddress,
+  nameSafe,
+  spiffeId,
+  upstreamName,
+} from './names';
+
+/** One server line of an upstream. */
+export interface UpstreamServer {
+  readonly address: string;
+  readonly backup: boolean;
+  /** From a CircuitBreaker: max_fails and fail_timeout (seconds). */
+  readonly maxFails?: number;
+  readonly failTimeoutSeconds?: number;
+}
+
+/** The endpoints of one Service port, with the load-balancing method. */
+export interface UpstreamModel {
+  readonly name: string;
+  /** Arguments of the method directive; empty for round robin. */
+  readonly method: readonly string[];
+  readonly servers: readonly UpstreamServer[];
+  /** proxy_ssl_name when every endpoint is meshed and mTLS is on; plaintext otherwise. */
+  readonly tlsName?: string;
+}
+
+/** Where an outbound HTTP destination goes: an upstream, a split, or nowhere (503). */
+export type HttpTarget =
+  | { readonly kind: 'upstream'; readonly upstream: string }
+  | { readonly kind: 'split'; readonly split: string }
+  | { readonly kind: 'none' };
+
+/** A Service port the pod's traffic may go to, and the original destinations that mean it. */
+export interface OutboundDestination {
+  /** Loopback address that names it on the internal hop. */
+  readonly loopback: string;
+  /** "addr:port" of the ClusterIPs and endpoints. */
+  readonly destinations: readonly string[];
+}
+
+export interface OutboundHttp extends OutboundDestination {
+  readonly target: HttpTarget;
+}
+
+export interface OutboundTcp extends OutboundDestination {
+  readonly upstream: string;
+  /** Through the outbound TCP server with mTLS; plaintext straight from the redirect otherwise. */
+  readonly tls: boolean;
+}
+
+/** An HTTP match, deduplicated across policies; id numbers its variable. */
+export interface MatchModel {
+  readonly id: number;
+  /** Empty: any method. */
+  readonly methods: readonly string[];
+  readonly pathRegex?: string;
+  /** [variable suffix (lower case, underscores), regex], sorted. */
+  readonly headers: readonly (readonly [string, string])[];
+}
+
+/** A TrafficSplit for one port of its root Service. */
+export interface SplitModel {
+  readonly name: string;
+  /** Percentages with up to two decimals; the last is "*" (the rest). */
+  readonly backends: readonly { readonly upstream: string; readonly percent: string }[];
+  /** Requests matching none of these (when any) go to the root's own upstream. */
+  readonly matchIds: readonly number[];
+  readonly root: HttpTarget;
+}
+
+/** A port the app serves on, as the inbound redirect sees it. */
+export interface InboundPort {
+  readonly port: number;
+  readonly kind: 'http' | 'tcp';
+  readonly loopback: string;
+}
+
+/** Who may reach this pod under accessControlMode deny. */
+export interface AccessRule {
+  readonly identity: string;
+  /** Only this port, when set. */
+  readonly port?: number;
+  /** A TCPRoute rule: every connection admitted. */
+  readonly tcp: boolean;
+  /** HTTP rules: requests matching one of these are admitted. */
+  readonly matchIds: readonly number[];
+}
+
+export interface RateLimitModel {
+  readonly zone: string;
+  readonly rate: number;
+  readonly per: 's' | 'm';
+  readonly burst: number;
+  readonly delay: number | 'nodelay';
+  readonly sourceIps: readonly string[];
+  readonly matchIds: readonly number[];
+}
+
+/** Every decision the printer needs, sorted. */
+export interface SidecarModel {
+  readonly mtlsMode: MeshMtlsMode;
+  readonly accessControl: 'allow' | 'deny';
+  readonly clientMaxBodySize: string;
+  readonly errorLogLevel: NginxErrorLogLevel;
+  readonly logFormat: NginxLogFormat;
+  readonly outboundHttp: readonly OutboundHttp[];
+  readonly outboundTcp: readonly OutboundTcp[];
+  readonly httpUpstreams: readonly UpstreamModel[];
+  readonly tcpUpstreams: readonly UpstreamModel[];
+  readonly splits: readonly SplitModel[];
+  readonly matches: readonly MatchModel[];
+  readonly inboundPorts: readonly InboundPort[];
+  readonly accessRules: readonly AccessRule[];
+  readonly rateLimits: readonly RateLimitModel[];
+}
+
+const byKey = <T>(record: Readonly<Record<string, T>>): T[] =>
+  Object.keys(record)
+    .sort()
+    .map((key) => record[key] as T);
+
+/** The pod's mode: its annotation, except that nothing weakens a mesh-wide strict. */
+export function effectiveMtlsMode(
+  mesh: MeshMtlsMode,
+  pod: MeshMtlsMode | undefined,
+  warnings: string[],
+): MeshMtlsMode {
+  if (pod === undefined) return mesh;
+  if (mesh === 'strict' && pod !== 'strict') {
+    warnings.push(`pod mTLS mode "${pod}" ignored: the mesh-wide mode is strict`);
+    return 'strict';
+  }
+  return pod;
+}
+
+/** The method directive's arguments; least_time needs NGINX Plus and becomes least_conn. */
+export function lbMethodArgs(method: NginxLbMethod, warnings: string[], what: string): string[] {
+  switch (method) {
+    case 'round_robin':
+      return [];
+    case 'least_conn':
+    case 'random':
+      return [method];
+    case 'random two':
+    case 'random two least_conn':
+      return method.split(' ');
+    case 'least_time':
+    case 'least_time last_byte':
+    case 'least_time last_byte inflight':
+      warnings.push(`${what}: lb-method "${method}" needs NGINX Plus; using least_conn`);
+      return ['least_conn'];
+    case 'random two least_time':
+    case 'random two least_time=last_byte':
+      warnings.push(`${what}: lb-method "${method}" needs NGINX Plus; using random two least_conn`);
+      return ['random', 'two', 'least_conn'];
+  }
+}
+
+/** Splits 100% among weights in hundredths (largest remainder), as split_clients percentages. */
+export function splitPercentages(weights: readonly number[]): string[] {
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  if (total <= 0) return weights.map(() => '0');
+  const exact = weights.map((weight) => (weight * 10000) / total);
+  const shares = exact.map(Math.floor);
+  const order = exact
+    .map((value, index) => ({ index, rest: value - Math.floor(value) }))
+    .sort((a, b) => b.rest - a.rest || a.index - b.index);
+  let missing = 10000 - shares.reduce((sum, share) => sum + share, 0);
+  for (const { index } of order) {
+    if (missing <= 0) break;
+    shares[index] = (shares[index] ?? 0) + 1;
+    missing -= 1;
+  }
+  return shares.map((share) => {
+    const whole = Math.floor(share / 100);
+    const cents = share % 100;
+    if (cents === 0) return `${whole}`;
+    return `${whole}.${String(cents).padStart(2, '0').replace(/0$/, '')}`;
+  });
+}
+
+/** Zone name of a RateLimit: its name plus a hash of what nginx binds to the zone. */
+export function rateLimitZoneName(
+  namespace: string,
+  name: string,
+  key: string,
+  rate: string,
+): string {
+  return `mesh_rl_${nameSafe(`${namespace}_${name}`)}_${fnv1a32(`${namespace}/${name}\n${key}\n${rate}`)}`;
+}
+
+/** Interns HTTP matches so equal matches share one variable. */
+class MatchTable {
+  private readonly ids = new Map<string, MatchModel>();
+
+  intern(match: SnapshotHttpMatch): number {
+    const methods = match.methods.includes('*') ? [] : [...match.methods].sort();
+    const headers = Object.keys(match.headers)
+      .sort()
+      .map((name): [string, string] => [
+        name.toLowerCase().replace(/[^a-z0-9]/g, '_'),
+        match.headers[name] ?? '',
+      ]);
+    const canonical = JSON.stringify([methods, match.pathRegex ?? null, headers]);
+    const known = this.ids.get(canonical);
+    if (known !== undefined) return known.id;
+    const model: MatchModel = {
+      id: this.ids.size + 1,
+      methods,
+      ...(match.pathRegex === undefined ? {} : { pathRegex: match.pathRegex }),
+      headers,
+    };
+    this.ids.set(canonical, model);
+    return model.id;
+  }
+
+  internAll(matches: readonly SnapshotHttpMatch[]): number[] {
+    return [...new Set(matches.map((match) => this.intern(match)))].sort((a, b) => a - b);
+  }
+
+  all(): MatchModel[] {
+    return [...this.ids.values()];
+  }
+}
+
+interface Builder {
+  readonly snapshot: MeshSnapshot;
+  readonly context: SidecarContext;
+  readonly mtlsMode: MeshMtlsMode;
+  readonly warnings: string[];
+  readonly matches: MatchTable;
+  readonly breakers: ReadonlyMap<string, SnapshotCircuitBreaker>;
+}
+
+/** Endpoint "addr:port" of one Service port, sorted by address (the snapshot's order). */
+function endpointAddresses(service: SnapshotService, portName: string): string[] {
+  return service.endpoints.flatMap((endpoint) => {
+    const port = endpoint.ports[portName];
+    return port === undefined ? [] : [hostPort(endpoint.address, port)];
+  });
+}
+
+/** The single identity every endpoint of the port has, or undefined (some are not meshed). */
+function commonIdentity(
+  b: Builder,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+): string | undefined {
+  const endpoints = service.endpoints.filter((endpoint) => endpoint.ports[port.name] !== undefined);
+  const identities = [...new Set(endpoints.map((endpoint) => endpoint.identity ?? ''))].sort();
+  if (endpoints.length === 0 || identities.includes('')) {
+    if (identities.length > 1)
+      b.warnings.push(
+        `service ${service.namespace}/${service.name} port ${port.port}: some endpoints are not meshed; using plaintext`,
+      );
+    return undefined;
+  }
+  if (identities.length > 1)
+    b.warnings.push(
+      `service ${service.namespace}/${service.name} port ${port.port}: endpoints have several identities (${identities.join(', ')}); verifying ${identities[0] ?? ''}`,
+    );
+  return identities[0];
+}
+
+function fallbackServers(b: Builder, breaker: SnapshotCircuitBreaker): UpstreamServer[] {
+  const fallback = breaker.fallback;
+  if (fallback === undefined) return [];
+  const what = `circuit breaker ${breaker.namespace}/${breaker.name}`;
+  const service = b.snapshot.services[fallback.service];
+  if (service === undefined) {
+    b.warnings.push(`${what}: fallback service ${fallback.service} is not in the mesh`);
+    return [];
+  }
+  const port = service.ports.find((candidate) => candidate.port === fallback.port);
+  const addresses =
+    port === undefined
+      ? service.endpoints.map((endpoint) => hostPort(endpoint.address, fallback.port))
+      : endpointAddresses(service, port.name);
+  if (addresses.length === 0)
+    b.warnings.push(`${what}: fallback service ${fallback.service} has no endpoints`);
+  return addresses.map((address) => ({ address, backup: true }));
+}
+
+function buildUpstream(
+  b: Builder,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+): UpstreamModel | undefined {
+  const key = `${service.namespace}/${service.name}`;
+  const addresses = endpointAddresses(service, port.name);
+  if (addresses.length === 0) return undefined;
+  const what = `service ${key}`;
+  const method = lbMethodArgs(service.lbMethod ?? b.snapshot.mesh.lbMethod, b.warnings, what);
+  const breaker = b.breakers.get(key);
+  const guard =
+    breaker === undefined
+      ? {}
+      : { maxFails: breaker.errors, failTimeoutSeconds: breaker.timeoutSeconds };
+  let backups = breaker === undefined ? [] : fallbackServers(b, breaker);
+  if (backups.length > 0 && method.length > 0 && method[0] !== 'least_conn') {
+    b.warnings.push(
+      `circuit breaker ${breaker?.namespace ?? ''}/${breaker?.name ?? ''}: lb-method "${method.join(' ')}" of ${key} cannot have backup servers; fallback ignored`,
+    );
+    backups = [];
+  }
+  const identity = b.mtlsMode === 'off' ? undefined : commonIdentity(b, service, port);
+  return {
+    name: upstreamName(key, port.port),
+    method,
+    servers: [...addresses.map((address) => ({ address, backup: false, ...guard })), ...backups],
+    ...(identity === undefined ? {} : { tlsName: identityDnsName(identity) }),
+  };
+}
+
+function destinationsOf(service: SnapshotService, port: SnapshotServicePort): string[] {
+  return [
+    ...service.clusterIPs.map((ip) => hostPort(ip, port.port)),
+    ...endpointAddresses(service, port.name),
+  ];
+}
+
+interface SplitBuild {
+  readonly splits: SplitModel[];
+  /** "<namespace>/<name>:<port>" of a root Service port → its split. */
+  readonly byRootPort: Map<string, string>;
+}
+
+function buildSplits(b: Builder, upstreams: ReadonlySet<string>): SplitBuild {
+  const splits: SplitModel[] = [];
+  const byRootPort = new Map<string, string>();
+  for (const split of byKey(b.snapshot.trafficSplits)) {
+    const what = `traffic split ${split.namespace}/${split.name}`;
+    const root = b.snapshot.services[split.service];
+    if (root === undefined) {
+      b.warnings.push(`${what}: root service ${split.service} is not in the mesh`);
+      continue;
+    }
+    for (const port of root.ports.filter((candidate) => candidate.kind === 'http')) {
+      const rootPort = `${split.service}:${port.port}`;
+      if (byRootPort.has(rootPort)) {
+        b.warnings.push(`${what}: ${rootPort} is already split by another TrafficSplit`);
+        continue;
+      }
+      const backends = split.backends.flatMap((backend) => {
+        const service = b.snapshot.services[backend.service];
+        const match =
+          service?.ports.find((candidate) => candidate.port === port.port) ??
+          service?.ports.find((candidate) => candidate.name === port.name);
+        const upstream = match === undefined ? '' : upstreamName(backend.service, match.port);
+        if (!upstreams.has(upstream)) {
+          b.warnings.push(
+            `${what}: backend ${backend.service} has no endpoints for port ${port.port}`,
+          );
+          return [];
+        }
+        return [{ upstream, weight: backend.weight }];
+      });
+      if (backends.length === 0) continue;
+      const percents = splitPercentages(backends.map((backend) => backend.weight));
+      const name = `mesh_split_${nameSafe(split.namespace)}__${nameSafe(split.name)}_${port.port}`;
+      const rootUpstream = upstreamName(split.service, port.port);
+      splits.push({
+        name,
+        backends: backends
+          .map((backend, index) => ({
+            upstream: backend.upstream,
+            percent: percents[index] ?? '0',
+          }))
+          .filter((backend) => backend.percent !== '0')
+          .map((backend, index, all) =>
+            index === all.length - 1 ? { ...backend, percent: '*' } : backend,
+          ),
+        matchIds: b.matches.internAll(split.matches),
+        root: upstreams.has(rootUpstream)
+          ? { kind: 'upstream', upstream: rootUpstream }
+          : { kind: 'none' },
+      });
+      byRootPort.set(rootPort, name);
+    }
+  }
+  return { splits, byRootPort };
+}
+
+interface Outbound {
+  readonly outboundHttp: OutboundHttp[];
+  readonly outboundTcp: OutboundTcp[];
+  readonly httpUpstreams: UpstreamModel[];
+  readonly tcpUpstreams: UpstreamModel[];
+  readonly splits: SplitModel[];
+}
+
+function buildOutbound(b: Builder): Outbound {
+  const services = byKey(b.snapshot.services);
+  const httpUpstreams: UpstreamModel[] = [];
+  const tcpUpstreams: UpstreamModel[] = [];
+  for (const service of services) {
+    for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
+      const upstream = buildUpstream(b, service, port);
+      if (upstream !== undefined)
+        (port.kind === 'http' ? httpUpstreams : tcpUpstreams).push(upstream);
+    }
+  }
+  const httpNames = new Set(httpUpstreams.map((upstream) => upstream.name));
+  const tcpByName = new Map(tcpUpstreams.map((upstream) => [upstream.name, upstream]));
+  const { splits, byRootPort } = buildSplits(b, httpNames);
+  const seen = new Set<string>();
+  const fresh = (destinations: string[]): string[] =>
+    destinations.filter(
+      (destination) => !seen.has(destination) && seen.add(destination) !== undefined,
+    );
+  const outboundHttp: OutboundHttp[] = [];
+  const outboundTcp: OutboundTcp[] = [];
+  for (const service of services) {
+    const key = `${service.namespace}/${service.name}`;
+    for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
+      const destinations = fresh(destinationsOf(service, port));
+      const name = upstreamName(key, port.port);
+      if (destinations.length === 0) continue;
+      if (port.kind === 'http') {
+        const split = byRootPort.get(`${key}:${port.port}`);
+        const target: HttpTarget =
+          split !== undefined
+            ? { kind: 'split', split }
+            : httpNames.has(name)
+              ? { kind: 'upstream', upstream: name }
+              : { kind: 'none' };
+        outboundHttp.push({
+          loopback: loopbackAddress('http', outboundHttp.length + 1),
+          destinations,
+          target,
+        });
+        continue;
+      }
+      const upstream = tcpByName.get(name);
+      if (upstream === undefined) continue;
+      outboundTcp.push({
+        loopback: loopbackAddress('tcp', outboundTcp.length + 1),
+        destinations,
+        upstream: name,
+        tls: upstream.tlsName !== undefined,
+      });
+    }
+  }
+  if (outboundHttp.length > LOOPBACK_MAX || outboundTcp.length > LOOPBACK_MAX) {
+    b.warnings.push(`more than ${LOOPBACK_MAX} HTTP or TCP service ports; the rest pass through`);
+  }
+  return {
+    outboundHttp: outboundHttp.slice(0, LOOPBACK_MAX),
+    outboundTcp: outboundTcp.slice(0, LOOPBACK_MAX),
+    httpUpstreams,
+    tcpUpstreams,
+    splits,
+  };
+}
+
+/** The app's ports: declared container ports and every port a Service targets on this pod. */
+function buildInboundPorts(b: Builder): InboundPort[] {
+  const kinds = new Map<number, Set<'http' | 'tcp'>>();
+  const note = (port: number, kind: 'http' | 'tcp'): void => {
+    const known = kinds.get(port) ?? new Set();
+    known.add(kind);
+    kinds.set(port, known);
+  };
+  for (const service of byKey(b.snapshot.services)) {
+    for (const endpoint of service.endpoints.filter(
+      (candidate) => candidate.pod === b.context.pod,
+    )) {
+      for (const port of service.ports) {
+        const target = endpoint.ports[port.name];
+        if (target !== undefined && port.protocol === 'TCP') note(target, port.kind);
+      }
+    }
+  }
+  for (const port of b.context.containerPorts) if (!kinds.has(port)) note(port, 'tcp');
+  return [...kinds.keys()]
+    .sort((x, y) => x - y)
+    .map((port) => {
+      const seen = kinds.get(port) ?? new Set();
+      if (seen.size > 1)
+        b.warnings.push(
+          `port ${port} is both HTTP and TCP in different Services; serving it as TCP`,
+        );
+      return {
+        port,
+        kind: seen.size === 1 && seen.has('http') ? 'http' : 'tcp',
+        loopback: loopbackAddress('inbound', port),
+      };
+    });
+}
+
+function buildAccessRules(b: Builder): AccessRule[] {
+  if (b.snapshot.mesh.accessControlMode === 'allow') return [];
+  const namespace = b.context.pod.split('/')[0] ?? '';
+  const self = `${namespace}/${b.context.serviceAccount}`;
+  const rules: AccessRule[] = [];
+  for (const target of byKey(b.snapshot.trafficTargets)) {
+    if (target.destination !== self) continue;
+    const matchIds = target.tcp ? [] : b.matches.internAll(target.httpMatches);
+    for (const source of [...target.sources].sort()) {
+      rules.push({
+        identity: spiffeId(b.snapshot.mesh.trustDomain, source),
+        ...(target.port === undefined ? {} : { port: target.port }),
+        tcp: target.tcp,
+        matchIds,
+      });
+    }
+  }
+  return rules;
+}
+
+function buildRateLimits(b: Builder): RateLimitModel[] {
+  const limits: RateLimitModel[] = [];
+  for (const limit of byKey(b.snapshot.rateLimits)) {
+    if (!limit.destinationPods.includes(b.context.pod)) continue;
+    const matchIds = b.matches.internAll(limit.matches);
+    const sourceIps = [...limit.sourceIps].sort();
+    const key = JSON.stringify({ sourceIps, matches: matchIds.length > 0 ? limit.matches : [] });
+    const rate = `${limit.rate}r/${limit.per}`;
+    if (limit.rate < 1) {
+      b.warnings.push(
+        `rate limit ${limit.namespace}/${limit.name}: rate ${limit.rate} is below 1 request per ${limit.per}`,
+      );
+      continue;
+    }
+    limits.push({
+      zone: rateLimitZoneName(limit.namespace, limit.name, key, rate),
+      rate: limit.rate,
+      per: limit.per,
+      burst: limit.burst,
+      delay: limit.delay,
+      sourceIps,
+      matchIds,
+    });
+  }
+  return limits;
+}
+
+/** Decides the sidecar configuration; warnings name what could not apply. */
+export function buildSidecarModel(
+  snapshot: MeshSnapshot,
+  context: SidecarContext,
+): { readonly model: SidecarModel; readonly warnings: readonly string[] } {
+  const warnings: string[] = [];
+  const breakers = new Map<string, SnapshotCircuitBreaker>();
+  for (const breaker of byKey(snapshot.circuitBreakers)) {
+    if (breakers.has(breaker.service)) {
+      warnings.push(
+        `circuit breaker ${breaker.namespace}/${breaker.name}: ${breaker.service} already has one; ignored`,
+      );
+      continue;
+    }
+    breakers.set(breaker.service, breaker);
+  }
+  const b: Builder = {
+    snapshot,
+    context,
+    mtlsMode: effectiveMtlsMode(snapshot.mesh.mtlsMode, context.mtlsMode, warnings),
+    warnings,
+    matches: new MatchTable(),
+    breakers,
+  };
+  const outbound = buildOutbound(b);
+  const inboundPorts = buildInboundPorts(b);
+  const accessRules = buildAccessRules(b);
+  const rateLimits = buildRateLimits(b);
+  return {
+    model: {
+      mtlsMode: b.mtlsMode,
+      accessControl: snapshot.mesh.accessControlMode,
+      clientMaxBodySize: context.clientMaxBodySize ?? snapshot.mesh.clientMaxBodySize,
+      errorLogLevel: snapshot.mesh.errorLogLevel,
+      logFormat: snapshot.mesh.logFormat,
+      ...outbound,
+      matches: b.matches.all(),
+      inboundPorts,
+      accessRules,
+      rateLimits,
+    },
+    warnings,
+  };
+}

@@ -1,0 +1,60 @@
+// Names the sidecar configuration derives from mesh objects: upstream and zone names, SPIFFE
+// IDs, the DNS SAN our CA puts in every SVID, and the loopback addresses that carry a
+// destination from one internal hop to the next. Pure and stable: the same object always gets
+// the same name, so reloads reuse shared-memory zones and diffs stay small.
+
+/** 32-bit FNV-1a of the UTF-16 code units, as 8 hex digits: short, stable, dependency-free. */
+export function fnv1a32(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < text.length; index += 1) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, '0');
+}
+
+/** Letters, digits and underscores only: safe in nginx upstream, zone and variable names. */
+export function nameSafe(text: string): string {
+  return text.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** The upstream of one port of a Service ("<namespace>/<name>"). */
+export function upstreamName(service: string, port: number): string {
+  return `mesh_${nameSafe(service.replace('/', '__'))}_${port}`;
+}
+
+/** SPIFFE ID of a "<namespace>/<service account>" identity. */
+export function spiffeId(trustDomain: string, identity: string): string {
+  const [namespace = '', account = ''] = identity.split('/');
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${account}`;
+}
+
+/** DNS SAN of an identity's SVID, <sa>.<ns>.svc: what proxy_ssl_name can verify. */
+export function identityDnsName(identity: string): string {
+  const [namespace = '', account = ''] = identity.split('/');
+  return `${account}.${namespace}.svc`;
+}
+
+/** "addr:port", with IPv6 addresses in brackets, as $mesh_original_dst prints it. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * Loopback addresses name a destination across an internal hop, because a REDIRECTed
+ * connection's PROXY protocol header carries the redirect port, not the original one:
+ * 127.1.h.l is inbound port h*256+l, 127.2.h.l outbound HTTP destination number h*256+l,
+ * 127.3.h.l outbound TCP destination number h*256+l (numbers from 1).
+ */
+export function loopbackAddress(kind: 'inbound' | 'http' | 'tcp', number: number): string {
+  const second = kind === 'inbound' ? 1 : kind === 'http' ? 2 : 3;
+  return `127.${second}.${number >> 8}.${number & 255}`;
+}
+
+/** The most destinations loopbackAddress can number per kind. */
+export const LOOPBACK_MAX = 65535;
+
+/** A literal as a PCRE pattern. */
+export function regexLiteral(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, (c) => `\\${c}`);
+}

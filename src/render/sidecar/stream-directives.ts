@@ -1,0 +1,274 @@
+// Stage 2, stream half: the TCP entry points of the sidecar. 8900 classifies every redirected
+// outbound connection by its original destination (HTTP → the outbound HTTP server, meshed TCP
+// → the mTLS client server 8906, other mesh TCP → its upstream in plaintext, anything else →
+// passed through); 8901 classifies inbound connections by original port and, in permissive
+// mode, by whether they speak TLS, then hands them with a PROXY protocol header (carrying the
+// client's address) to the TLS terminators (8888 HTTP, 8904 TCP), the plaintext servers (8890,
+// 8907) or the deny sink (8905). The destination crosses each internal hop as a loopback
+// address (names.ts). Mechanical: every decision is in the model. Pure.
+import {
+  SIDECAR_INBOUND_HTTP_PLAIN_PORT,
+  SIDECAR_INBOUND_HTTP_PORT,
+  SIDECAR_INBOUND_REDIRECT_PORT,
+  SIDECAR_INBOUND_TCP_DENY_PORT,
+  SIDECAR_INBOUND_TCP_PLAIN_PORT,
+  SIDECAR_INBOUND_TCP_PORT,
+  SIDECAR_OUTBOUND_HTTP_PORT,
+  SIDECAR_OUTBOUND_REDIRECT_PORT,
+  SIDECAR_OUTBOUND_TCP_PORT,
+} from '../../manifests/constants';
+import { printArg } from '../agent-nginx';
+import type { Directive } from '../agent-nginx';
+import type { SidecarContext } from './context';
+import type { SidecarModel, UpstreamModel } from './model';
+import { regexLiteral } from './names';
+
+export const d = (name: string, ...args: string[]): Directive => ({ name, args });
+export const block = (
+  name: string,
+  args: readonly string[],
+  children: readonly Directive[],
+): Directive => ({ name, args, children });
+
+/** A map block: entries in the given order (keys quoted as needed), default first. */
+export function map(
+  source: string,
+  variable: string,
+  fallback: string | undefined,
+  entries: readonly (readonly [string, string])[],
+): Directive {
+  return block(
+    'map',
+    [source, variable],
+    [
+      ...(fallback === undefined ? [] : [d('default', fallback)]),
+      ...entries.map(([key, value]) => d(printArg(key), value)),
+    ],
+  );
+}
+
+export const DENY_SINK = `127.0.0.1:${SIDECAR_INBOUND_TCP_DENY_PORT}`;
+/** Internal listeners accept only the sidecar's own hops. */
+export const LOOPBACK_ONLY: readonly Directive[] = [d('allow', '127.0.0.0/8'), d('deny', 'all')];
+
+export function listens(port: number, ipv6: boolean): Directive[] {
+  return ipv6
+    ? [d('listen', String(port)), d('listen', `[::]:${port}`, 'ipv6only=on')]
+    : [d('listen', String(port))];
+}
+
+/** Certificate directives of a TLS server; the SVID path is a variable so rotation needs no reload. */
+export function serverTls(context: SidecarContext): Directive[] {
+  return [
+    d('ssl_certificate', '$mesh_svid'),
+    d('ssl_certificate_key', '$mesh_svid'),
+    d('ssl_client_certificate', context.bundleFile),
+    d('ssl_verify_client', 'on'),
+    d('ssl_verify_depth', '3'),
+  ];
+}
+
+/** Client-side mTLS of a proxy to a meshed upstream, verifying the identity's DNS SAN. */
+export function clientTls(context: SidecarContext, nameVariable: string): Directive[] {
+  return [
+    d('proxy_ssl_certificate', '$mesh_svid'),
+    d('proxy_ssl_certificate_key', '$mesh_svid'),
+    d('proxy_ssl_trusted_certificate', context.bundleFile),
+    d('proxy_ssl_verify', 'on'),
+    d('proxy_ssl_verify_depth', '3'),
+    d('proxy_ssl_name', nameVariable),
+  ];
+}
+
+export function upstreamBlock(upstream: UpstreamModel): Directive {
+  const servers = upstream.servers.map((server) =>
+    d(
+      'server',
+      server.address,
+      ...(server.maxFails === undefined ? [] : [`max_fails=${server.maxFails}`]),
+      ...(server.failTimeoutSeconds === undefined
+        ? []
+        : [`fail_timeout=${server.failTimeoutSeconds}s`]),
+      ...(server.backup ? ['backup'] : []),
+    ),
+  );
+  return block(
+    'upstream',
+    [upstream.name],
+    [
+      ...(upstream.method.length === 0
+        ? []
+        : [d(upstream.method[0] ?? '', ...upstream.method.slice(1))]),
+      ...servers,
+    ],
+  );
+}
+
+function outboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  const entries: [string, string][] = [];
+  for (const http of model.outboundHttp)
+    for (const destination of http.destinations)
+      entries.push([destination, `${http.loopback}:${SIDECAR_OUTBOUND_HTTP_PORT}`]);
+  for (const tcp of model.outboundTcp)
+    for (const destination of tcp.destinations)
+      entries.push([
+        destination,
+        tcp.tls ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream,
+      ]);
+  const tls = model.outboundTcp.filter((tcp) => tcp.tls);
+  const names = new Map(
+    model.tcpUpstreams.map((upstream) => [upstream.name, upstream.tlsName ?? '']),
+  );
+  const out: Directive[] = [
+    ...model.tcpUpstreams.map(upstreamBlock),
+    map('$mesh_original_dst', '$mesh_outbound', '$mesh_original_dst', entries),
+    block(
+      'server',
+      [],
+      [...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6), d('proxy_pass', '$mesh_outbound')],
+    ),
+  ];
+  if (tls.length === 0) return out;
+  return [
+    ...out,
+    map(
+      '$server_addr',
+      '$mesh_outbound_tcp',
+      DENY_SINK,
+      tls.map((tcp) => [tcp.loopback, tcp.upstream]),
+    ),
+    map(
+      '$server_addr',
+      '$mesh_outbound_tcp_name',
+      undefined,
+      tls.map((tcp) => [tcp.loopback, names.get(tcp.upstream) ?? '']),
+    ),
+    block(
+      'server',
+      [],
+      [
+        d('listen', String(SIDECAR_OUTBOUND_TCP_PORT)),
+        ...LOOPBACK_ONLY,
+        d('proxy_pass', '$mesh_outbound_tcp'),
+        d('proxy_ssl', 'on'),
+        ...clientTls(context, '$mesh_outbound_tcp_name'),
+      ],
+    ),
+  ];
+}
+
+/** TCP admitted under deny: "<port address> <peer id>" → the app, anything else → the sink. */
+function tcpAccessMap(model: SidecarModel): Directive {
+  const tcpPorts = model.inboundPorts.filter((port) => port.kind === 'tcp');
+  const entries: [string, string][] = [];
+  for (const rule of model.accessRules.filter((candidate) => candidate.tcp)) {
+    if (rule.port === undefined) {
+      entries.push([
+        `~^127\\.1\\.\\d+\\.\\d+ ${regexLiteral(rule.identity)}$`,
+        '$mesh_inbound_app',
+      ]);
+      continue;
+    }
+    const port = tcpPorts.find((candidate) => candidate.port === rule.port);
+    if (port !== undefined)
+      entries.push([`${port.loopback} ${rule.identity}`, '$mesh_inbound_app']);
+  }
+  // Exact keys win over regular expressions in nginx maps whatever the order.
+  const unique = [...new Map(entries.map((entry) => [entry[0], entry])).values()];
+  return map('$server_addr $mesh_peer_spiffe_id', '$mesh_inbound_tcp', DENY_SINK, unique);
+}
+
+function inboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  const deny = model.accessControl === 'deny';
+  const tlsEntries = model.inboundPorts.map((port): [string, string] => [
+    String(port.port),
+    `${port.loopback}:${port.kind === 'http' ? SIDECAR_INBOUND_HTTP_PORT : SIDECAR_INBOUND_TCP_PORT}`,
+  ]);
+  const plainEntries = model.inboundPorts.map((port): [string, string] => [
+    String(port.port),
+    port.kind === 'http'
+      ? `${port.loopback}:${SIDECAR_INBOUND_HTTP_PLAIN_PORT}`
+      : deny
+        ? DENY_SINK
+        : `${port.loopback}:${SIDECAR_INBOUND_TCP_PLAIN_PORT}`,
+  ]);
+  const tcpPorts = model.inboundPorts.filter((port) => port.kind === 'tcp');
+  const out: Directive[] = [];
+  const mode = model.mtlsMode;
+  if (mode !== 'off')
+    out.push(map('$mesh_original_dst_port', '$mesh_inbound_tls', DENY_SINK, tlsEntries));
+  if (mode !== 'strict')
+    out.push(map('$mesh_original_dst_port', '$mesh_inbound_plain', DENY_SINK, plainEntries));
+  if (mode === 'permissive')
+    out.push(
+      map('$ssl_preread_protocol', '$mesh_inbound', '$mesh_inbound_tls', [
+        ['', '$mesh_inbound_plain'],
+      ]),
+    );
+  const chosen =
+    mode === 'permissive'
+      ? '$mesh_inbound'
+      : mode === 'strict'
+        ? '$mesh_inbound_tls'
+        : '$mesh_inbound_plain';
+  out.push(
+    map(
+      '$server_addr',
+      '$mesh_inbound_app',
+      DENY_SINK,
+      tcpPorts.map((port) => [port.loopback, `127.0.0.1:${port.port}`]),
+    ),
+    block(
+      'server',
+      [],
+      [
+        ...listens(SIDECAR_INBOUND_REDIRECT_PORT, context.ipv6),
+        ...(mode === 'permissive' ? [d('ssl_preread', 'on')] : []),
+        d('proxy_protocol', 'on'),
+        d('proxy_pass', chosen),
+      ],
+    ),
+  );
+  if (mode !== 'off') {
+    if (deny) out.push(tcpAccessMap(model));
+    out.push(
+      block(
+        'server',
+        [],
+        [
+          d('listen', String(SIDECAR_INBOUND_TCP_PORT), 'ssl', 'proxy_protocol'),
+          ...LOOPBACK_ONLY,
+          ...serverTls(context),
+          d('proxy_pass', deny ? '$mesh_inbound_tcp' : '$mesh_inbound_app'),
+        ],
+      ),
+    );
+  }
+  if (mode !== 'strict' && !deny) {
+    out.push(
+      block(
+        'server',
+        [],
+        [
+          d('listen', String(SIDECAR_INBOUND_TCP_PLAIN_PORT), 'proxy_protocol'),
+          ...LOOPBACK_ONLY,
+          d('proxy_pass', '$mesh_inbound_app'),
+        ],
+      ),
+    );
+  }
+  out.push(block('server', [], [d('listen', DENY_SINK), d('return', '')]));
+  return out;
+}
+
+/** The stream block's children. */
+export function buildStreamDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+  return [
+    d('map_hash_max_size', '262144'),
+    d('map_hash_bucket_size', '128'),
+    d('variables_hash_max_size', '2048'),
+    map('$server_port', '$mesh_svid', context.svidFile, []),
+    ...outboundDirectives(model, context),
+    ...inboundDirectives(model, context),
+  ];
+}

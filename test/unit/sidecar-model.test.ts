@@ -1,0 +1,195 @@
+// Decisions of the sidecar configuration's first stage: what applies to which pod, split
+// percentages, zone names, mTLS choices.
+import { buildSidecarModel } from '../../src/render/sidecar';
+import { rateLimitZoneName, splitPercentages } from '../../src/render/sidecar/model';
+import { fnv1a32, loopbackAddress } from '../../src/render/sidecar/names';
+import type { SnapshotRateLimit } from '../../src/manifests/snapshot/types';
+import {
+  endpoint,
+  service,
+  shopContext,
+  shopSnapshot,
+  tcpPort,
+} from '../support/sidecar-snapshots';
+
+const limit = (name: string, destinationPods: string[]): Record<string, SnapshotRateLimit> => ({
+  [`shop/${name}`]: {
+    namespace: 'shop',
+    name,
+    destinationPods,
+    sourceIps: [],
+    rate: 5,
+    per: 's',
+    burst: 1,
+    delay: 'nodelay',
+    matches: [],
+  },
+});
+
+describe('splitPercentages', () => {
+  it.each([
+    [
+      [1, 1, 1],
+      ['33.34', '33.33', '33.33'],
+    ],
+    [
+      [2, 1],
+      ['66.67', '33.33'],
+    ],
+    [
+      [10, 90],
+      ['10', '90'],
+    ],
+    [
+      [1, 0],
+      ['100', '0'],
+    ],
+  ])('splits %j into %j', (weights, expected) => {
+    expect(splitPercentages(weights)).toEqual(expected);
+  });
+
+  it('always sums to exactly 100', () => {
+    for (const weights of [
+      [3, 3, 3, 3, 3, 3, 3],
+      [1, 2, 3, 4, 5, 6, 7],
+      [999, 1, 1],
+    ]) {
+      const hundredths = splitPercentages(weights).reduce(
+        (sum, percent) => sum + Math.round(Number(percent) * 100),
+        0,
+      );
+      expect(hundredths).toBe(10000);
+    }
+  });
+});
+
+describe('rateLimitZoneName', () => {
+  it('is stable for the same policy, key and rate', () => {
+    expect(rateLimitZoneName('shop', 'a', 'k', '1r/s')).toBe(
+      rateLimitZoneName('shop', 'a', 'k', '1r/s'),
+    );
+  });
+
+  it('changes when the key or the rate changes, so a reload never rebinds a zone', () => {
+    const base = rateLimitZoneName('shop', 'a', 'k', '1r/s');
+    expect(rateLimitZoneName('shop', 'a', 'other', '1r/s')).not.toBe(base);
+    expect(rateLimitZoneName('shop', 'a', 'k', '2r/s')).not.toBe(base);
+    expect(base).toMatch(/^mesh_rl_shop_a_[0-9a-f]{8}$/);
+  });
+});
+
+it('fnv1a32 matches the reference value of the empty string and "a"', () => {
+  expect(fnv1a32('')).toBe('811c9dc5');
+  expect(fnv1a32('a')).toBe('e40c292c');
+});
+
+it('encodes an inbound port in a loopback address', () => {
+  expect(loopbackAddress('inbound', 8080)).toBe('127.1.31.144');
+  expect(loopbackAddress('http', 1)).toBe('127.2.0.1');
+});
+
+it('applies a rate limit only to the pods it names', () => {
+  const { model } = buildSidecarModel(
+    shopSnapshot({
+      rateLimits: { ...limit('mine', ['shop/web-1']), ...limit('theirs', ['shop/api-1']) },
+    }),
+    shopContext(),
+  );
+  expect(model.rateLimits.map((rate) => rate.zone)).toEqual([
+    expect.stringMatching(/^mesh_rl_shop_mine_/),
+  ]);
+});
+
+it("admits only sources of targets whose destination is this pod's service account", () => {
+  const snapshot = shopSnapshot({
+    mesh: { ...shopSnapshot().mesh, accessControlMode: 'deny' },
+    trafficTargets: {
+      'shop/to-web': {
+        namespace: 'shop',
+        name: 'to-web',
+        destination: 'shop/web',
+        sources: ['shop/api'],
+        httpMatches: [],
+        tcp: true,
+      },
+      'shop/to-db': {
+        namespace: 'shop',
+        name: 'to-db',
+        destination: 'shop/db',
+        sources: ['shop/web'],
+        httpMatches: [],
+        tcp: true,
+      },
+    },
+  });
+  const { model } = buildSidecarModel(snapshot, shopContext());
+  expect(model.accessRules.map((rule) => rule.identity)).toEqual([
+    'spiffe://example.org/ns/shop/sa/api',
+  ]);
+});
+
+it('under allow, has no access rules whatever the targets', () => {
+  const snapshot = shopSnapshot({
+    trafficTargets: {
+      'shop/to-web': {
+        namespace: 'shop',
+        name: 'to-web',
+        destination: 'shop/web',
+        sources: ['shop/api'],
+        httpMatches: [],
+        tcp: true,
+      },
+    },
+  });
+  expect(buildSidecarModel(snapshot, shopContext()).model.accessRules).toEqual([]);
+});
+
+it('speaks mTLS only to services whose endpoints are all meshed', () => {
+  const { model } = buildSidecarModel(shopSnapshot(), shopContext());
+  const tls = Object.fromEntries(
+    model.tcpUpstreams.map((upstream) => [upstream.name, upstream.tlsName]),
+  );
+  expect(tls).toEqual({ mesh_legacy__cache_6379: undefined, mesh_shop__db_5432: 'db.shop.svc' });
+});
+
+it('speaks plaintext everywhere when the pod turns mTLS off', () => {
+  const { model } = buildSidecarModel(shopSnapshot(), shopContext({ mtlsMode: 'off' }));
+  expect(model.mtlsMode).toBe('off');
+  expect(
+    [...model.httpUpstreams, ...model.tcpUpstreams].every((u) => u.tlsName === undefined),
+  ).toBe(true);
+});
+
+it('warns and uses plaintext when only some endpoints are meshed', () => {
+  const snapshot = shopSnapshot({
+    services: service(
+      'shop/mixed',
+      '10.96.0.50',
+      [tcpPort(9000, 'tcp')],
+      [
+        endpoint('10.1.5.1', { tcp: 9000 }, 'shop/m-1', 'shop/m'),
+        endpoint('10.1.5.2', { tcp: 9000 }),
+      ],
+    ),
+  });
+  const { model, warnings } = buildSidecarModel(snapshot, shopContext());
+  expect(model.tcpUpstreams[0]?.tlsName).toBeUndefined();
+  expect(warnings).toEqual([
+    'service shop/mixed port 9000: some endpoints are not meshed; using plaintext',
+  ]);
+});
+
+it('serves the ports Services target on this pod by their kind, and other container ports as TCP', () => {
+  const { model } = buildSidecarModel(shopSnapshot(), shopContext());
+  expect(model.inboundPorts.map((port) => [port.port, port.kind])).toEqual([
+    [8080, 'http'],
+    [9090, 'tcp'],
+  ]);
+});
+
+it('omits the upstream when the service has no endpoints', () => {
+  const snapshot = shopSnapshot({
+    services: service('shop/empty', '10.96.0.60', [tcpPort(1, 'x')], []),
+  });
+  expect(buildSidecarModel(snapshot, shopContext()).model.tcpUpstreams).toEqual([]);
+});
