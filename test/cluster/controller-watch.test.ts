@@ -1,7 +1,16 @@
-// The controller's Kubernetes side on a real API server: its caches follow creates, updates and
-// deletes of Services, EndpointSlices and TrafficSplits; two candidates share one Lease with
-// exactly one leader, and the other takes over promptly when the leader stops; a problem found
-// in a TrafficSplit becomes one Warning Event and an Accepted=False condition.
+// The controller's Kubernetes side on a real API server, as the controller's ServiceAccount with
+// exactly the RBAC the deploy manifests grant it: its caches follow creates, updates and deletes
+// of Services, EndpointSlices and TrafficSplits; two candidates share one Lease with exactly one
+// leader, and the other takes over promptly when the leader stops; a problem found in a
+// TrafficSplit becomes one Warning Event and an Accepted=False condition.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { CONTROLLER_NAME } from '../../src/manifests/constants';
+import type { Manifest } from '../../src/manifests/install/objects';
+import { CONTROLLER_RBAC_NAME, buildRbac } from '../../src/manifests/install/rbac';
+import { objectPath } from '../../src/manifests/install/resources';
 import { buildMeshCrds } from '../../src/manifests/crds';
 import type { SnapshotProblem } from '../../src/manifests/snapshot/types';
 import { systemClock } from '../../src/runtime/clock';
@@ -20,27 +29,73 @@ const namespace = 'ctrl-watch';
 /** How long a change may take to reach the cache. */
 const CACHE_BOUND_MS = 5_000;
 useTestNamespace(namespace);
+/** Every log line of the code under test, also passed on to stderr. */
+const logLines: string[] = [];
 const logger = createJsonLogger({
   level: 'warn',
-  out: { write: (text) => void process.stderr.write(text) },
+  out: {
+    write: (text) => {
+      logLines.push(text);
+      process.stderr.write(text);
+    },
+  },
   now: () => new Date(),
 });
+/** The controller's own connection, with its ServiceAccount's token. */
 let connection: KubeConnection;
+/** The controller's client; the test sets the cluster up with `admin`. */
 let client: KubeClient;
+let admin: KubeClient;
+let scratch: string;
 
 const SPLITS = `/apis/split.smi-spec.io/v1alpha3/namespaces/${namespace}/trafficsplits`;
 
+/** The controller's ServiceAccount, roles and bindings, exactly as deploy creates them. */
+function controllerRbac(): Manifest[] {
+  return buildRbac(namespace, () => ({})).filter((object) =>
+    object.kind === 'ServiceAccount'
+      ? object.metadata.name === CONTROLLER_NAME
+      : object.metadata.name === CONTROLLER_RBAC_NAME,
+  );
+}
+
+/** A kubeconfig for the admin's cluster with the controller's token. */
+async function controllerKubeconfig(): Promise<string> {
+  const request = await admin.create<{ status: { token: string } }>(
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${CONTROLLER_NAME}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    },
+  );
+  const adminConfig = parseYaml(readFileSync(testKubeconfig(), 'utf8')) as {
+    clusters: { cluster: Record<string, string> }[];
+  };
+  const path = join(scratch, 'controller.kubeconfig');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: adminConfig.clusters[0]?.cluster }],
+      users: [{ name: CONTROLLER_NAME, user: { token: request.status.token } }],
+      contexts: [{ name: 'controller', context: { cluster: 'test', user: CONTROLLER_NAME } }],
+      'current-context': 'controller',
+    }),
+  );
+  return path;
+}
+
 beforeAll(async () => {
-  connection = await createKubeAccess({}).connect({
-    kubeconfig: testKubeconfig(),
-    timeoutMs: 15_000,
-  });
-  client = new KubeClient(connection);
+  scratch = mkdtempSync(join(tmpdir(), 'controller-watch-'));
+  const access = createKubeAccess({});
+  admin = new KubeClient(await access.connect({ kubeconfig: testKubeconfig(), timeoutMs: 15_000 }));
   for (const crd of buildMeshCrds() as { metadata: { name: string } }[]) {
     const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
-    await client.apply(path, crd, 'controller-watch-test');
+    await admin.apply(path, crd, 'controller-watch-test');
     await waitFor(`${crd.metadata.name} to be Established`, async () => {
-      const current = await client.get<{
+      const current = await admin.get<{
         status?: { conditions?: { type: string; status: string }[] };
       }>(path);
       return current?.status?.conditions?.some(
@@ -50,6 +105,32 @@ beforeAll(async () => {
         : undefined;
     });
   }
+  for (const object of controllerRbac()) {
+    await admin.apply(
+      objectPath({
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        name: object.metadata.name,
+        ...(object.metadata.namespace === undefined
+          ? {}
+          : { namespace: object.metadata.namespace }),
+      }),
+      object,
+      'controller-watch-test',
+    );
+  }
+  connection = await access.connect({
+    kubeconfig: await controllerKubeconfig(),
+    timeoutMs: 15_000,
+  });
+  client = new KubeClient(connection);
+});
+
+afterAll(async () => {
+  for (const kind of ['clusterrolebindings', 'clusterroles']) {
+    await admin.delete(`/apis/rbac.authorization.k8s.io/v1/${kind}/${CONTROLLER_RBAC_NAME}`);
+  }
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 const nameOf = (object: KubeJson): string =>
@@ -100,7 +181,7 @@ describe('cluster cache', () => {
 
   it('follows a Service through create, update and delete', async () => {
     const path = `/api/v1/namespaces/${namespace}/services`;
-    await client.create(path, {
+    await admin.create(path, {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'web' },
@@ -109,13 +190,13 @@ describe('cluster cache', () => {
     latencies.push(
       await seen(cache, 'Service web', (s) => s.services.some((o) => nameOf(o) === 'web')),
     );
-    await client.mergePatch(`${path}/web`, { metadata: { labels: { tier: 'front' } } });
+    await admin.mergePatch(`${path}/web`, { metadata: { labels: { tier: 'front' } } });
     latencies.push(
       await seen(cache, 'Service web labelled', (s) =>
         s.services.some((o) => nameOf(o) === 'web' && labelsOf(o).tier === 'front'),
       ),
     );
-    await client.delete(`${path}/web`);
+    await admin.delete(`${path}/web`);
     latencies.push(
       await seen(cache, 'Service web gone', (s) => !s.services.some((o) => nameOf(o) === 'web')),
     );
@@ -123,7 +204,7 @@ describe('cluster cache', () => {
 
   it('follows an EndpointSlice through create, update and delete', async () => {
     const path = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
-    await client.create(path, {
+    await admin.create(path, {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
       metadata: { name: 'web-abc', labels: { 'kubernetes.io/service-name': 'web' } },
@@ -138,7 +219,7 @@ describe('cluster cache', () => {
         s.endpointSlices.some((o) => nameOf(o) === 'web-abc'),
       ),
     );
-    await client.mergePatch(`${path}/web-abc`, {
+    await admin.mergePatch(`${path}/web-abc`, {
       endpoints: [{ addresses: ['198.18.7.1'] }, { addresses: ['198.18.7.2'] }],
     });
     latencies.push(
@@ -146,7 +227,7 @@ describe('cluster cache', () => {
         s.endpointSlices.some((o) => nameOf(o) === 'web-abc' && addresses(o).length === 2),
       ),
     );
-    await client.delete(`${path}/web-abc`);
+    await admin.delete(`${path}/web-abc`);
     latencies.push(
       await seen(
         cache,
@@ -157,7 +238,7 @@ describe('cluster cache', () => {
   });
 
   it('follows a TrafficSplit through create, update and delete', async () => {
-    await client.create(SPLITS, {
+    await admin.create(SPLITS, {
       apiVersion: 'split.smi-spec.io/v1alpha3',
       kind: 'TrafficSplit',
       metadata: { name: 'canary' },
@@ -168,7 +249,7 @@ describe('cluster cache', () => {
     latencies.push(
       await seen(cache, 'TrafficSplit', (s) => s.trafficSplits.some((o) => nameOf(o) === 'canary')),
     );
-    await client.mergePatch(`${SPLITS}/canary`, {
+    await admin.mergePatch(`${SPLITS}/canary`, {
       spec: {
         backends: [
           { service: 'web-v1', weight: 90 },
@@ -181,7 +262,7 @@ describe('cluster cache', () => {
         s.trafficSplits.some((o) => nameOf(o) === 'canary' && weights(o).join('/') === '90/10'),
       ),
     );
-    await client.delete(`${SPLITS}/canary`);
+    await admin.delete(`${SPLITS}/canary`);
     latencies.push(
       await seen(
         cache,
@@ -189,6 +270,14 @@ describe('cluster cache', () => {
         (s) => !s.trafficSplits.some((o) => nameOf(o) === 'canary'),
       ),
     );
+  });
+});
+
+describe('controller RBAC', () => {
+  it('lets the caches list and watch every kind, with no request forbidden', () => {
+    expect(
+      logLines.filter((line) => line.includes('forbidden') || line.includes('"status":403')),
+    ).toEqual([]);
   });
 });
 
@@ -221,7 +310,7 @@ describe('leader election', () => {
     expect(leaders()).toHaveLength(1);
     const [leaderName, leader] = first ?? ['', undefined];
     const [otherName, other] = [...candidates].find(([name]) => name !== leaderName) ?? [];
-    const lease = await client.get<{ spec: { holderIdentity: string } }>(
+    const lease = await admin.get<{ spec: { holderIdentity: string } }>(
       `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/nginx-mesh-controller`,
     );
     expect(lease?.spec.holderIdentity).toBe(leaderName);
@@ -244,7 +333,7 @@ describe('leader election', () => {
 
 describe('policy status', () => {
   it('records one Warning Event and sets Accepted=False on a TrafficSplit', async () => {
-    await client.create(SPLITS, {
+    await admin.create(SPLITS, {
       apiVersion: 'split.smi-spec.io/v1alpha3',
       kind: 'TrafficSplit',
       metadata: { name: 'broken' },
@@ -270,7 +359,7 @@ describe('policy status', () => {
     expect(await writer.report([problem], [split])).toEqual({ eventsCreated: 1, statusPatched: 1 });
     expect(await writer.report([problem], [split])).toEqual({ eventsCreated: 0, statusPatched: 0 });
 
-    const events = await client.list<{
+    const events = await admin.list<{
       type: string;
       reason: string;
       message: string;
@@ -287,7 +376,7 @@ describe('policy status', () => {
       source: { component: 'nginx-mesh-controller' },
     });
 
-    const stored = await client.get<{
+    const stored = await admin.get<{
       status?: { conditions?: { type: string; status: string; reason: string }[] };
     }>(`${SPLITS}/broken`);
     expect(stored?.status?.conditions).toEqual([
@@ -295,12 +384,12 @@ describe('policy status', () => {
     ]);
 
     // Fixed: the condition turns True, and no further Event is recorded.
-    const fresh = await client.get<KubeJson>(`${SPLITS}/broken`);
+    const fresh = await admin.get<KubeJson>(`${SPLITS}/broken`);
     expect(await writer.report([], fresh === undefined ? [] : [fresh])).toEqual({
       eventsCreated: 0,
       statusPatched: 1,
     });
-    const after = await client.get<{
+    const after = await admin.get<{
       status?: { conditions?: { type: string; status: string; reason: string }[] };
     }>(`${SPLITS}/broken`);
     expect(after?.status?.conditions).toEqual([
