@@ -2,7 +2,7 @@ import type { Clock } from '../../src/runtime/clock';
 import type { RawResponse } from '../../src/runtime/kube/access';
 import { KubeClient } from '../../src/runtime/kube/client';
 import type { LeaderElector } from '../../src/runtime/controller/leader';
-import { microTime, startLeaderElection } from '../../src/runtime/controller/leader';
+import { microTime, podIdentity, startLeaderElection } from '../../src/runtime/controller/leader';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import type { SeenRequest } from '../support/fake-kube';
 import { kubeScripted, okJson, statusAnswer } from '../support/fake-kube';
@@ -126,6 +126,18 @@ function candidate(fake: ReturnType<typeof kubeScripted>, clock: Clock, identity
 describe('microTime', () => {
   it('writes microseconds, as the Lease API stores them', () => {
     expect(microTime(new Date('2026-01-02T03:04:05.123Z'))).toBe('2026-01-02T03:04:05.123000Z');
+  });
+});
+
+describe('podIdentity', () => {
+  it('is POD_NAME when set, else the host name', () => {
+    expect(podIdentity({ POD_NAME: 'nginx-mesh-controller-7c9d-x2' }, 'host')).toBe(
+      'nginx-mesh-controller-7c9d-x2',
+    );
+    expect(podIdentity({ POD_NAME: ' ' }, 'nginx-mesh-controller-7c9d-x3')).toBe(
+      'nginx-mesh-controller-7c9d-x3',
+    );
+    expect(podIdentity({}, 'h')).toBe('h');
   });
 });
 

@@ -67,6 +67,21 @@ const DEFAULT_RENEW_DEADLINE_MS = 10_000;
 /** Writes that meet 409 Conflict are retried this many times after a fresh read. */
 const CONFLICT_RETRIES = 2;
 
+/** Environment variable the Deployment fills with the pod's name (downward API). */
+export const POD_NAME_ENV = 'POD_NAME';
+
+/**
+ * This candidate's holderIdentity: the pod name from the environment, else the host name (which
+ * Kubernetes sets to the pod name).
+ */
+export function podIdentity(
+  env: Readonly<Record<string, string | undefined>>,
+  hostname: string,
+): string {
+  const fromEnv = env[POD_NAME_ENV]?.trim() ?? '';
+  return fromEnv === '' ? hostname : fromEnv;
+}
+
 /** A Lease's MicroTime: RFC 3339 with microseconds. */
 export function microTime(date: Date): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
