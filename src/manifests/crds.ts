@@ -57,6 +57,12 @@ const subject = (kinds?: readonly string[]): Schema =>
     ['kind', 'name'],
   );
 
+/**
+ * Every policy kind has a status subresource: the controller writes an Accepted condition there
+ * (and users may not, with write access to the object alone).
+ */
+const POLICY_STATUS: Schema = obj({}, [], { 'x-kubernetes-preserve-unknown-fields': true });
+
 const trafficSplit: CrdDefinition = {
   group: 'split.smi-spec.io',
   kind: 'TrafficSplit',
@@ -93,7 +99,7 @@ const trafficSplit: CrdDefinition = {
         },
         ['service', 'backends'],
       ),
-      status: obj({}, [], { 'x-kubernetes-preserve-unknown-fields': true }),
+      status: POLICY_STATUS,
       columns: [{ name: 'Service', type: 'string', jsonPath: '.spec.service' }],
     },
   ],
@@ -110,6 +116,7 @@ const trafficTarget: CrdDefinition = {
     {
       name: 'v1alpha2',
       storage: true,
+      status: POLICY_STATUS,
       spec: obj(
         {
           destination: obj(
@@ -177,6 +184,7 @@ const httpRouteGroup: CrdDefinition = {
     {
       name: 'v1alpha3',
       storage: true,
+      status: POLICY_STATUS,
       spec: obj(
         {
           matches: arr(
@@ -204,7 +212,7 @@ const tcpRoute: CrdDefinition = {
   singular: 'tcproute',
   shortNames: ['tr'],
   scope: 'Namespaced',
-  versions: [{ name: 'v1alpha3', storage: true, spec: obj({}) }],
+  versions: [{ name: 'v1alpha3', storage: true, spec: obj({}), status: POLICY_STATUS }],
 };
 
 const rateLimitSpec = (withRules: boolean): Schema =>
@@ -248,8 +256,8 @@ const rateLimit: CrdDefinition = {
   shortNames: ['rl'],
   scope: 'Namespaced',
   versions: [
-    { name: 'v1alpha1', storage: false, spec: rateLimitSpec(false) },
-    { name: 'v1alpha2', storage: true, spec: rateLimitSpec(true) },
+    { name: 'v1alpha1', storage: false, spec: rateLimitSpec(false), status: POLICY_STATUS },
+    { name: 'v1alpha2', storage: true, spec: rateLimitSpec(true), status: POLICY_STATUS },
   ],
 };
 
@@ -264,6 +272,7 @@ const circuitBreaker: CrdDefinition = {
     {
       name: 'v1alpha1',
       storage: true,
+      status: POLICY_STATUS,
       spec: obj(
         {
           destination: subject(['Service']),

@@ -53,7 +53,10 @@ export function fixedClock(iso = '2026-01-02T03:04:05.000Z'): Clock {
   };
 }
 
-/** A read-only KubeAccess answering every GET from one function; writes are refused. */
+/**
+ * A read-only KubeAccess answering every GET from one function; writes are refused. A stream
+ * gets the whole answer at once, its body split into lines, as if the server then closed it.
+ */
 export function readOnlyKube(
   getRaw: (target: KubeTarget, path: string) => Promise<RawResponse>,
 ): KubeAccess {
@@ -66,6 +69,18 @@ export function readOnlyKube(
           request.method === 'GET'
             ? getRaw(target, request.path)
             : Promise.reject(new Error(`${request.method} ${request.path}: this fake only reads`)),
+        stream: (request) => streamFromAnswer(getRaw(target, request.path), request.onLine),
       }),
   };
+}
+
+/** Hands a 2xx answer's lines to onLine and resolves with an empty body, as a stream does. */
+export async function streamFromAnswer(
+  answer: Promise<RawResponse>,
+  onLine: (line: string) => void,
+): Promise<RawResponse> {
+  const response = await answer;
+  if (response.status < 200 || response.status > 299) return response;
+  for (const line of response.body.split('\n')) if (line.trim() !== '') onLine(line);
+  return { status: response.status, body: '' };
 }

@@ -126,6 +126,105 @@ describe('least privilege', () => {
   });
 });
 
+describe('controller RBAC', () => {
+  interface RbacRule {
+    apiGroups: string[];
+    resources: string[];
+    verbs: string[];
+    resourceNames?: string[];
+  }
+  const objects = planObjects(plan());
+  const rulesOf = (kind: string): RbacRule[] =>
+    byKind(objects, kind)
+      .filter((role) => role.metadata.name === 'nginx-mesh-controller.internal.builtin.nsm.nginx')
+      .flatMap((role) => role.rules as RbacRule[]);
+  const clusterRules = rulesOf('ClusterRole');
+  const namespaceRules = rulesOf('Role');
+  const allows = (
+    rules: RbacRule[],
+    group: string,
+    resource: string,
+    verb: string,
+    name?: string,
+  ): boolean =>
+    rules.some(
+      (rule) =>
+        rule.apiGroups.includes(group) &&
+        rule.resources.includes(resource) &&
+        rule.verbs.includes(verb) &&
+        (rule.resourceNames === undefined ||
+          (name !== undefined && rule.resourceNames.includes(name))),
+    );
+
+  it.each([
+    ['', 'services'],
+    ['', 'pods'],
+    ['', 'namespaces'],
+    ['discovery.k8s.io', 'endpointslices'],
+    ['split.smi-spec.io', 'trafficsplits'],
+    ['access.smi-spec.io', 'traffictargets'],
+    ['specs.smi-spec.io', 'httproutegroups'],
+    ['specs.smi-spec.io', 'tcproutes'],
+    ['specs.smi.nginx.com', 'ratelimits'],
+    ['specs.smi.nginx.com', 'circuitbreakers'],
+  ])('lets the controller list and watch %s %s in every namespace', (group, resource) => {
+    expect(allows(clusterRules, group, resource, 'list')).toBe(true);
+    expect(allows(clusterRules, group, resource, 'watch')).toBe(true);
+  });
+
+  it.each([
+    ['split.smi-spec.io', 'trafficsplits/status'],
+    ['access.smi-spec.io', 'traffictargets/status'],
+    ['specs.smi-spec.io', 'httproutegroups/status'],
+    ['specs.smi-spec.io', 'tcproutes/status'],
+    ['specs.smi.nginx.com', 'ratelimits/status'],
+    ['specs.smi.nginx.com', 'circuitbreakers/status'],
+  ])('lets the controller read and patch %s %s, not the objects', (group, resource) => {
+    for (const verb of ['get', 'patch', 'update']) {
+      expect(allows(clusterRules, group, resource, verb)).toBe(true);
+    }
+    const object = resource.replace('/status', '');
+    expect(allows(clusterRules, group, object, 'patch')).toBe(false);
+    expect(allows(clusterRules, group, object, 'update')).toBe(false);
+  });
+
+  it('lets the controller record Events', () => {
+    expect(allows(clusterRules, '', 'events', 'create')).toBe(true);
+    expect(allows(clusterRules, '', 'events', 'patch')).toBe(true);
+  });
+
+  it('confines the Lease, MeshConfig and the meshconfig ConfigMap to the mesh namespace', () => {
+    for (const [group, resource] of [
+      ['coordination.k8s.io', 'leases'],
+      ['', 'configmaps'],
+      ['nsm.nginx.com', 'meshconfigs'],
+      ['nsm.nginx.com', 'meshconfigs/status'],
+    ] as const) {
+      expect(
+        clusterRules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource)),
+      ).toBe(false);
+    }
+    expect(allows(namespaceRules, 'coordination.k8s.io', 'leases', 'create')).toBe(true);
+    for (const verb of ['get', 'update']) {
+      expect(
+        allows(namespaceRules, 'coordination.k8s.io', 'leases', verb, 'nginx-mesh-controller'),
+      ).toBe(true);
+      expect(allows(namespaceRules, 'coordination.k8s.io', 'leases', verb, 'other')).toBe(false);
+    }
+    for (const verb of ['get', 'list', 'watch']) {
+      expect(allows(namespaceRules, '', 'configmaps', verb, 'meshconfig')).toBe(true);
+      expect(allows(namespaceRules, '', 'configmaps', verb, 'other')).toBe(false);
+      expect(
+        allows(namespaceRules, 'nsm.nginx.com', 'meshconfigs', verb, 'nginx-mesh-config'),
+      ).toBe(true);
+    }
+    expect(allows(namespaceRules, '', 'configmaps', 'update', 'meshconfig')).toBe(false);
+    expect(
+      allows(namespaceRules, 'nsm.nginx.com', 'meshconfigs/status', 'patch', 'nginx-mesh-config'),
+    ).toBe(true);
+  });
+});
+
 describe('control-plane pods', () => {
   const deployments = byKind(planObjects(plan()), 'Deployment');
 

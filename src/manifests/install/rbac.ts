@@ -47,15 +47,22 @@ const ownSecret = (name: string): readonly Rule[] => [
   rule('', ['secrets'], ['get', 'update'], [name]),
 ];
 
-/** The SMI and NSM policy kinds the controller turns into sidecar configuration. */
+/** Reading a status before patching it, and writing it (never the object itself). */
+const STATUS_WRITE = ['get', 'update', 'patch'] as const;
+
+/**
+ * The SMI and NSM policy kinds the controller turns into sidecar configuration, and their status
+ * subresources, where it writes the Accepted condition.
+ */
 const POLICY_RULES: readonly Rule[] = [
   rule('split.smi-spec.io', ['trafficsplits'], READ),
   rule('access.smi-spec.io', ['traffictargets'], READ),
   rule('specs.smi-spec.io', ['httproutegroups', 'tcproutes'], READ),
   rule('specs.smi.nginx.com', ['ratelimits', 'circuitbreakers'], READ),
-  rule('split.smi-spec.io', ['trafficsplits/status'], ['update', 'patch']),
-  rule('access.smi-spec.io', ['traffictargets/status'], ['update', 'patch']),
-  rule('specs.smi.nginx.com', ['ratelimits/status', 'circuitbreakers/status'], ['update', 'patch']),
+  rule('split.smi-spec.io', ['trafficsplits/status'], STATUS_WRITE),
+  rule('access.smi-spec.io', ['traffictargets/status'], STATUS_WRITE),
+  rule('specs.smi-spec.io', ['httproutegroups/status', 'tcproutes/status'], STATUS_WRITE),
+  rule('specs.smi.nginx.com', ['ratelimits/status', 'circuitbreakers/status'], STATUS_WRITE),
 ];
 
 export interface RbacNames {
@@ -87,7 +94,7 @@ function accounts(): readonly Account[] {
         rule('', ['events'], ['create', 'patch']),
         rule('events.k8s.io', ['events'], ['create', 'patch']),
         ...POLICY_RULES,
-        rule('nsm.nginx.com', ['meshconfigclasses', 'meshconfigs'], READ),
+        rule('nsm.nginx.com', ['meshconfigclasses'], READ),
         rule(
           'admissionregistration.k8s.io',
           ['mutatingwebhookconfigurations'],
@@ -95,17 +102,15 @@ function accounts(): readonly Account[] {
           [WEBHOOK_CONFIGURATION_NAME],
         ),
       ],
+      // The runtime MeshConfig, the meshconfig ConfigMap and the leader Lease exist only in
+      // the mesh namespace, each by one name: list and watch select it with metadata.name.
       namespaceRules: [
         ...ownSecret(WEBHOOK_TLS_SECRET_NAME),
-        rule('', ['configmaps'], ['get', 'watch', 'update', 'patch'], [MESH_CONFIG_MAP_NAME]),
+        rule('', ['configmaps'], READ, [MESH_CONFIG_MAP_NAME]),
         rule('coordination.k8s.io', ['leases'], ['create']),
         rule('coordination.k8s.io', ['leases'], ['get', 'update'], [CONTROLLER_NAME]),
-        rule(
-          'nsm.nginx.com',
-          ['meshconfigs/status'],
-          ['update', 'patch'],
-          [MESH_CONFIG_RESOURCE_NAME],
-        ),
+        rule('nsm.nginx.com', ['meshconfigs'], READ, [MESH_CONFIG_RESOURCE_NAME]),
+        rule('nsm.nginx.com', ['meshconfigs/status'], STATUS_WRITE, [MESH_CONFIG_RESOURCE_NAME]),
       ],
     },
     {

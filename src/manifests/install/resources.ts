@@ -51,6 +51,16 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   typed('apiregistration.k8s.io/v1', 'APIService', 'apiservices', false),
   typed('nsm.nginx.com/v1alpha2', 'MeshConfigClass', 'meshconfigclasses', false),
   typed('nsm.nginx.com/v1alpha2', 'MeshConfig', 'meshconfigs', true),
+  typed('discovery.k8s.io/v1', 'EndpointSlice', 'endpointslices', true),
+  typed('coordination.k8s.io/v1', 'Lease', 'leases', true),
+  typed('split.smi-spec.io/v1alpha3', 'TrafficSplit', 'trafficsplits', true),
+  typed('access.smi-spec.io/v1alpha2', 'TrafficTarget', 'traffictargets', true),
+  typed('specs.smi-spec.io/v1alpha3', 'HTTPRouteGroup', 'httproutegroups', true),
+  typed('specs.smi-spec.io/v1alpha3', 'TCPRoute', 'tcproutes', true),
+  // v1alpha2 is RateLimit's storage version, and first so that lookups by kind find it.
+  typed('specs.smi.nginx.com/v1alpha2', 'RateLimit', 'ratelimits', true),
+  typed('specs.smi.nginx.com/v1alpha1', 'RateLimit', 'ratelimits', true),
+  typed('specs.smi.nginx.com/v1alpha1', 'CircuitBreaker', 'circuitbreakers', true),
 ];
 
 /** An object as far as the API paths need it. */

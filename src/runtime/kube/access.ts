@@ -27,11 +27,28 @@ export interface KubeRequest {
   readonly timeoutMs?: number;
 }
 
+/** A long-lived GET whose body is read line by line as it arrives (a watch: one event a line). */
+export interface KubeStreamRequest {
+  /** API path with its query. */
+  readonly path: string;
+  /** Called with every complete, non-empty line of a 2xx body, in order. */
+  readonly onLine: (line: string) => void;
+  /** Aborting ends the request; stream() then rejects with the signal's reason. */
+  readonly signal: AbortSignal;
+  /** The longest silence allowed between two chunks before the request fails. */
+  readonly idleTimeoutMs: number;
+}
+
 /** An authenticated connection to one API server. */
 export interface KubeConnection {
   /** Server URL of the current context. */
   readonly server: string;
   request(request: KubeRequest): Promise<RawResponse>;
+  /**
+   * Resolves when the server ends the response: for a 2xx answer with an empty body (its lines
+   * went to onLine), otherwise with the whole body (the Status explaining the failure).
+   */
+  stream(request: KubeStreamRequest): Promise<RawResponse>;
 }
 
 export interface KubeAccess {
@@ -94,6 +111,14 @@ export function createKubeAccess(env: Readonly<Record<string, string | undefined
           request.timeoutMs ?? target.timeoutMs,
         );
       },
+      async stream(request) {
+        const options: https.RequestOptions = {
+          method: 'GET',
+          headers: { Accept: 'application/json' },
+        };
+        await config.applyToHTTPSOptions(options);
+        return sendStreaming(new URL(request.path, cluster.server), options, request);
+      },
     };
   };
   return {
@@ -133,6 +158,76 @@ async function send(
       ),
     );
     if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/** Splits chunks into lines, keeping a partial last line until its end arrives. */
+function lineSplitter(onLine: (line: string) => void): { push(text: string): void; end(): void } {
+  let pending = '';
+  const emit = (line: string): void => {
+    if (line.trim() !== '') onLine(line);
+  };
+  return {
+    push(text) {
+      const lines = (pending + text).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) emit(line);
+    },
+    end: () => emit(pending),
+  };
+}
+
+async function sendStreaming(
+  url: URL,
+  options: https.RequestOptions,
+  request: KubeStreamRequest,
+): Promise<RawResponse> {
+  const transport =
+    url.protocol === 'http:' ? await import('node:http') : await import('node:https');
+  const { signal } = request;
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error): void =>
+      reject(
+        signal.aborted
+          ? (signal.reason as Error)
+          : error instanceof MeshctlError
+            ? error
+            : new KubeConnectError(`${CONNECT_PREFIX}: ${error.message}`, { cause: error }),
+      );
+    if (signal.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const req = transport.request(
+      url,
+      { ...options, timeout: request.idleTimeoutMs, signal },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        const ok = status >= 200 && status <= 299;
+        const chunks: Buffer[] = [];
+        const lines = lineSplitter(request.onLine);
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (ok) lines.push(chunk);
+          else chunks.push(Buffer.from(chunk));
+        });
+        res.on('end', () => {
+          if (ok) lines.end();
+          resolve({ status, body: ok ? '' : Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', fail);
+        res.on('close', () => {
+          if (!res.complete) fail(new Error(`stream from ${url.origin} closed before its end`));
+        });
+      },
+    );
+    req.on('timeout', () => {
+      req.destroy(
+        new MeshctlError(`stream from ${url.origin} was idle for ${request.idleTimeoutMs}ms`),
+      );
+    });
+    req.on('error', fail);
     req.end();
   });
 }

@@ -114,17 +114,33 @@ export class KubeClient {
 
   /** Every object of a collection, page by page; undefined when the collection does not exist. */
   async list<T>(path: string, labelSelector?: string): Promise<T[] | undefined> {
+    const query = new URLSearchParams();
+    if (labelSelector !== undefined) query.set('labelSelector', labelSelector);
+    return (await this.listVersioned<T>(path, query))?.items;
+  }
+
+  /**
+   * Every object of a collection with the resourceVersion the list was read at (where a watch
+   * of the same collection starts); undefined when the collection does not exist.
+   */
+  async listVersioned<T>(
+    path: string,
+    selectors: URLSearchParams = new URLSearchParams(),
+  ): Promise<{ items: T[]; resourceVersion: string } | undefined> {
     const items: T[] = [];
     let next = '';
+    let resourceVersion = '';
     for (let page = 0; page < LIST_PAGES_MAX; page += 1) {
       const query = new URLSearchParams({ limit: String(LIST_PAGE_SIZE) });
-      if (labelSelector !== undefined) query.set('labelSelector', labelSelector);
+      for (const [name, value] of selectors) query.set(name, value);
       if (next !== '') query.set('continue', next);
       const list = await this.get<KubeList<T>>(`${path}?${query.toString()}`);
       if (list === undefined) return undefined;
       items.push(...list.items);
+      // Every page of a continued list is read at the first page's version.
+      if (page === 0) resourceVersion = list.metadata?.resourceVersion ?? '';
       next = list.metadata?.continue ?? '';
-      if (next === '') return items;
+      if (next === '') return { items, resourceVersion };
     }
     throw new MeshctlError(`listing ${path} returned more than ${LIST_PAGES_MAX} pages`);
   }
@@ -137,6 +153,11 @@ export class KubeClient {
 
   mergePatch<T>(path: string, patch: unknown): Promise<T> {
     return this.call<T>('PATCH', path, patch, MERGE_PATCH);
+  }
+
+  /** PUT: replaces the object; a metadata.resourceVersion in it makes this fail with 409 if stale. */
+  replace<T>(path: string, object: unknown): Promise<T> {
+    return this.call<T>('PUT', path, object);
   }
 
   create<T>(path: string, object: unknown): Promise<T> {

@@ -1,0 +1,249 @@
+// Leader election over a coordination.k8s.io/v1 Lease, so that of several controller replicas
+// exactly one publishes snapshots and writes status. The leader renews the Lease every few
+// seconds; a candidate takes it when it is free or when its record has not changed for a whole
+// lease duration by the candidate's own clock (so clock skew between nodes does not matter).
+// Every write carries the resourceVersion it read, so two candidates cannot both win: the loser
+// gets 409 Conflict and reads again. Stopping clears the holder, so a successor takes over at
+// its next attempt instead of waiting for the lease to expire.
+import { CONTROLLER_NAME } from '../../manifests/constants';
+import { objectPath } from '../../manifests/install/resources';
+import type { Clock } from '../clock';
+import { KubeApiError } from '../kube/client';
+import type { KubeClient } from '../kube/client';
+import type { Logger } from '../role/log';
+
+export interface LeaderElectionOptions {
+  /** Namespace of the Lease: the mesh namespace. */
+  readonly namespace: string;
+  /** This candidate's name in holderIdentity: the pod name. */
+  readonly identity: string;
+  readonly clock: Clock;
+  /** A number in [0, 1), to spread candidates' attempts. */
+  readonly random: () => number;
+  readonly logger: Logger;
+  /** Called when this candidate becomes the leader. */
+  readonly onStartedLeading: () => void;
+  /** Called when it stops being the leader (lost, expired, or stopped). */
+  readonly onStoppedLeading: () => void;
+  /** Default nginx-mesh-controller. */
+  readonly leaseName?: string;
+  /** Default 15. */
+  readonly leaseDurationSeconds?: number;
+  /** How often the leader renews. Default 5000. */
+  readonly renewIntervalMs?: number;
+  /** How often a candidate tries to acquire (plus up to 20% jitter). Default 5000. */
+  readonly retryIntervalMs?: number;
+  /** A leader that could not renew for this long steps down (before its lease expires). Default 10000. */
+  readonly renewDeadlineMs?: number;
+}
+
+export interface LeaderElector {
+  isLeader(): boolean;
+  /** spec.leaseTransitions of the term this candidate leads, or undefined when it does not. */
+  leaseTransitions(): number | undefined;
+  /** Stops trying; a leader releases the Lease first. */
+  stop(): Promise<void>;
+}
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: LeaseSpec;
+}
+
+const DEFAULT_LEASE_SECONDS = 15;
+const DEFAULT_RENEW_MS = 5000;
+const DEFAULT_RETRY_MS = 5000;
+const DEFAULT_RENEW_DEADLINE_MS = 10_000;
+/** Writes that meet 409 Conflict are retried this many times after a fresh read. */
+const CONFLICT_RETRIES = 2;
+
+/** Environment variable the Deployment fills with the pod's name (downward API). */
+export const POD_NAME_ENV = 'POD_NAME';
+
+/**
+ * This candidate's holderIdentity: the pod name from the environment, else the host name (which
+ * Kubernetes sets to the pod name).
+ */
+export function podIdentity(
+  env: Readonly<Record<string, string | undefined>>,
+  hostname: string,
+): string {
+  const fromEnv = env[POD_NAME_ENV]?.trim() ?? '';
+  return fromEnv === '' ? hostname : fromEnv;
+}
+
+/** A Lease's MicroTime: RFC 3339 with microseconds. */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+function isConflict(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409;
+}
+
+/** Starts campaigning for the Lease at once. */
+export function startLeaderElection(
+  client: KubeClient,
+  options: LeaderElectionOptions,
+): LeaderElector {
+  const name = options.leaseName ?? CONTROLLER_NAME;
+  const path = objectPath({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    namespace: options.namespace,
+    name,
+  });
+  const collection = path.slice(0, path.lastIndexOf('/'));
+  const durationSeconds = options.leaseDurationSeconds ?? DEFAULT_LEASE_SECONDS;
+  const renewDeadlineMs = options.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS;
+  const logger = options.logger.with({ lease: `${options.namespace}/${name}` });
+  const abort = new AbortController();
+  const now = (): number => options.clock.now().getTime();
+  let transitions: number | undefined;
+  let lastRenewAt = 0;
+  let observedVersion = '';
+  let observedAt = 0;
+
+  const startLeading = (term: number): void => {
+    lastRenewAt = now();
+    if (transitions !== undefined) {
+      transitions = term;
+      return;
+    }
+    transitions = term;
+    logger.info('started leading', { leaseTransitions: term });
+    options.onStartedLeading();
+  };
+
+  const stopLeading = (why: string): void => {
+    if (transitions === undefined) return;
+    transitions = undefined;
+    logger.info('stopped leading', { reason: why });
+    options.onStoppedLeading();
+  };
+
+  const observe = (lease: Lease): void => {
+    const version = lease.metadata?.resourceVersion ?? '';
+    if (version !== observedVersion) {
+      observedVersion = version;
+      observedAt = now();
+    }
+  };
+
+  const spec = (previous: LeaseSpec | undefined): LeaseSpec => {
+    const stamp = microTime(options.clock.now());
+    const renewing = previous?.holderIdentity === options.identity;
+    const before = previous?.leaseTransitions ?? 0;
+    return {
+      holderIdentity: options.identity,
+      leaseDurationSeconds: durationSeconds,
+      acquireTime: renewing ? (previous.acquireTime ?? stamp) : stamp,
+      renewTime: stamp,
+      leaseTransitions: previous === undefined ? 0 : renewing ? before : before + 1,
+    };
+  };
+
+  const create = async (): Promise<void> => {
+    const wanted = spec(undefined);
+    try {
+      const created = await client.create<Lease>(collection, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name, namespace: options.namespace },
+        spec: wanted,
+      });
+      observe(created);
+      startLeading(wanted.leaseTransitions ?? 0);
+    } catch (error) {
+      // Another candidate created it first; the next attempt reads it.
+      if (!isConflict(error)) throw error;
+    }
+  };
+
+  /** One read-and-write; true when it should be retried at once after a conflict. */
+  const attempt = async (): Promise<boolean> => {
+    const lease = await client.get<Lease>(path);
+    if (lease === undefined) {
+      await create();
+      return false;
+    }
+    observe(lease);
+    const holder = lease.spec?.holderIdentity ?? '';
+    const heldFor = (lease.spec?.leaseDurationSeconds ?? durationSeconds) * 1000;
+    if (holder !== '' && holder !== options.identity && now() - observedAt < heldFor) {
+      stopLeading(`held by ${holder}`);
+      return false;
+    }
+    const wanted = spec(lease.spec);
+    try {
+      const updated = await client.replace<Lease>(path, { ...lease, spec: wanted });
+      observe(updated);
+      startLeading(wanted.leaseTransitions ?? 0);
+      return false;
+    } catch (error) {
+      if (isConflict(error)) return true;
+      throw error;
+    }
+  };
+
+  const tryAcquireOrRenew = async (): Promise<void> => {
+    for (let round = 0; round <= CONFLICT_RETRIES; round += 1) {
+      if (!(await attempt())) return;
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    while (!abort.signal.aborted) {
+      try {
+        await tryAcquireOrRenew();
+      } catch (error) {
+        logger.warn('lease request failed', { error });
+      }
+      if (transitions !== undefined && now() - lastRenewAt > renewDeadlineMs) {
+        stopLeading(`not renewed for ${renewDeadlineMs}ms`);
+      }
+      const wait =
+        transitions !== undefined
+          ? (options.renewIntervalMs ?? DEFAULT_RENEW_MS)
+          : (options.retryIntervalMs ?? DEFAULT_RETRY_MS) * (1 + 0.2 * options.random());
+      await options.clock.sleep(Math.round(wait), abort.signal).catch(() => undefined);
+    }
+  };
+
+  const release = async (): Promise<void> => {
+    const lease = await client.get<Lease>(path);
+    if (lease?.spec?.holderIdentity !== options.identity) return;
+    const stamp = microTime(options.clock.now());
+    await client.replace<Lease>(path, {
+      ...lease,
+      spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp },
+    });
+  };
+
+  const running = run();
+  return {
+    isLeader: () => transitions !== undefined,
+    leaseTransitions: () => transitions,
+    async stop() {
+      abort.abort(new Error('leader election stopped'));
+      await running;
+      if (transitions === undefined) return;
+      try {
+        await release();
+      } catch (error) {
+        logger.warn('could not release the lease; it expires on its own', { error });
+      }
+      stopLeading('stopped');
+    },
+  };
+}
