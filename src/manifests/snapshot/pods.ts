@@ -1,0 +1,122 @@
+// Injected pods of the snapshot: who each one is (service account, addresses, owning workload),
+// with indexes the policies resolve their Pod, Deployment, StatefulSet and DaemonSet references
+// through. Pods that are not injected have no sidecar to configure and are left out. Pure.
+import { podOwner } from '../admission';
+import {
+  INJECTION_STATUS_ANNOTATION,
+  INJECTION_STATUS_INJECTED,
+  OWNER_LABEL_PREFIX,
+} from '../constants';
+import {
+  annotationsOf,
+  arrayOf,
+  compareText,
+  indexByKey,
+  keyOf,
+  labelsOf,
+  objectOf,
+  refOf,
+  sortedUnique,
+  stringOf,
+} from './kube-objects';
+import type { KubeObject } from './kube-objects';
+import type { SnapshotPod } from './types';
+
+/** Owner kinds the injector writes as nsm.nginx.com/<kind>, in the order they are preferred. */
+const OWNER_LABEL_KINDS = [
+  'deployment',
+  'statefulset',
+  'daemonset',
+  'replicaset',
+  'job',
+  'cronjob',
+  'pod',
+] as const;
+
+/** Pods that finished; their addresses may already belong to other pods. */
+const FINISHED_PHASES = new Set(['Succeeded', 'Failed']);
+
+/** The injected pods and the ways policies look them up. */
+export interface PodIndex {
+  /** By "<namespace>/<name>", in key order. */
+  readonly byKey: ReadonlyMap<string, SnapshotPod>;
+  /** By "<namespace>/<owner kind>/<owner name>", each list in key order. */
+  readonly byOwner: ReadonlyMap<string, readonly SnapshotPod[]>;
+}
+
+/** Whether the injector marked this pod as carrying the sidecar. */
+export function isInjected(pod: KubeObject): boolean {
+  return annotationsOf(pod)[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
+}
+
+/** Indexes every injected, unfinished pod outside the ignored namespaces. */
+export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
+  const byKey = new Map<string, SnapshotPod>();
+  for (const [key, object] of indexByKey(pods)) {
+    const pod = toSnapshotPod(object, ignored);
+    if (pod !== undefined) byKey.set(key, pod);
+  }
+  const sortedKeys = [...byKey.keys()].sort(compareText);
+  const sorted = new Map<string, SnapshotPod>();
+  const byOwner = new Map<string, SnapshotPod[]>();
+  for (const key of sortedKeys) {
+    const pod = byKey.get(key) as SnapshotPod;
+    sorted.set(key, pod);
+    const ownerKey = workloadKey(pod.namespace, pod.ownerKind, pod.ownerName);
+    const list = byOwner.get(ownerKey);
+    if (list === undefined) byOwner.set(ownerKey, [pod]);
+    else list.push(pod);
+  }
+  return { byKey: sorted, byOwner };
+}
+
+/** The byOwner key of a workload; kind in any case. */
+export function workloadKey(namespace: string, kind: string, name: string): string {
+  return `${namespace}/${kind.toLowerCase()}/${name}`;
+}
+
+function toSnapshotPod(object: KubeObject, ignored: ReadonlySet<string>): SnapshotPod | undefined {
+  const ref = refOf(object);
+  if (ref === undefined || ignored.has(ref.namespace) || !isInjected(object)) return undefined;
+  const status = objectOf(object.status);
+  if (FINISHED_PHASES.has(stringOf(status.phase) ?? '')) return undefined;
+  const spec = objectOf(object.spec);
+  const owner = ownerOf(object, ref.name);
+  return {
+    namespace: ref.namespace,
+    name: ref.name,
+    serviceAccount: stringOf(spec.serviceAccountName) ?? stringOf(spec.serviceAccount) ?? 'default',
+    ips: podIps(status),
+    ownerKind: owner.kind,
+    ownerName: owner.name,
+  };
+}
+
+/** status.podIPs (dual stack), else status.podIP; sorted. */
+function podIps(status: Readonly<Record<string, unknown>>): string[] {
+  const listed = arrayOf(status.podIPs)
+    .map((entry) => stringOf(objectOf(entry).ip))
+    .filter((ip): ip is string => ip !== undefined);
+  if (listed.length > 0) return sortedUnique(listed);
+  const single = stringOf(status.podIP);
+  return single === undefined ? [] : [single];
+}
+
+/**
+ * The owner the injector labelled the pod with; else its controller reference (a Deployment's
+ * ReplicaSet names the Deployment); else the pod itself.
+ */
+function ownerOf(pod: KubeObject, podName: string): { kind: string; name: string } {
+  const labels = labelsOf(pod);
+  for (const kind of OWNER_LABEL_KINDS) {
+    const name = stringOf(labels[`${OWNER_LABEL_PREFIX}${kind}`]);
+    if (name !== undefined) return { kind, name };
+  }
+  const owner = podOwner(pod);
+  return owner.kind === '' || owner.name === '' ? { kind: 'pod', name: podName } : owner;
+}
+
+/** The key of a pod, for endpoints and policies. */
+export function podKey(pod: SnapshotPod): string {
+  return keyOf(pod.namespace, pod.name);
+}
