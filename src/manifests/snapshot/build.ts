@@ -19,7 +19,7 @@ import { buildRouteGroups } from './http-matches';
 import { compareText, indexByKey, ProblemLog, refOf, sortedRecord } from './kube-objects';
 import type { ClusterState, KubeObject } from './kube-objects';
 import { buildMeshSettings } from './mesh-settings';
-import { buildPodIndex, podKey } from './pods';
+import { buildPodIndex } from './pods';
 import { buildPolicies } from './policy-problem';
 import { RATE_LIMIT, toRateLimit, withoutConflicts } from './rate-limits';
 import { buildServiceIndex } from './services';
@@ -85,7 +85,7 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
   const snapshot: MeshSnapshot = {
     mesh,
     services: sortedRecord(services.byKey),
-    pods: sortedRecord([...pods.byKey.values()].map((pod) => [podKey(pod), pod] as const)),
+    pods: sortedRecord(pods.byKey),
     trafficTargets: sortedRecord(trafficTargets),
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),

@@ -105,11 +105,17 @@ export function sortedUnique(values: Iterable<string>): string[] {
   return [...new Set(values)].sort(compareText);
 }
 
-/** A record whose keys were inserted in sorted order, so that printing it is deterministic. */
-export function sortedRecord<T>(entries: Iterable<readonly [string, T]>): Record<string, T> {
-  const list = [...entries].sort((a, b) => compareText(a[0], b[0]));
+/**
+ * A record whose keys were inserted in sorted order, so that printing it is deterministic. A
+ * later entry with an existing key replaces the earlier one.
+ */
+export function sortedRecord<T>(
+  entries: ReadonlyMap<string, T> | Iterable<readonly [string, T]>,
+): Record<string, T> {
+  const byKey = entries instanceof Map ? (entries as ReadonlyMap<string, T>) : new Map(entries);
   const record: Record<string, T> = {};
-  for (const [key, value] of list) record[key] = value;
+  // The default sort orders strings by UTF-16 code units, as compareText does, only faster.
+  for (const key of [...byKey.keys()].sort()) record[key] = byKey.get(key) as T;
   return record;
 }
 

@@ -10,8 +10,6 @@ import {
 import {
   annotationsOf,
   arrayOf,
-  compareText,
-  indexByKey,
   keyOf,
   labelsOf,
   objectOf,
@@ -32,16 +30,20 @@ const OWNER_LABEL_KINDS = [
   'cronjob',
   'pod',
 ] as const;
+/** [kind, label key] of OWNER_LABEL_KINDS, computed once rather than per pod. */
+const OWNER_LABELS: readonly (readonly [string, string])[] = OWNER_LABEL_KINDS.map(
+  (kind) => [kind, `${OWNER_LABEL_PREFIX}${kind}`] as const,
+);
 
 /** Pods that finished; their addresses may already belong to other pods. */
 const FINISHED_PHASES = new Set(['Succeeded', 'Failed']);
 
 /** The injected pods and the ways policies look them up. */
 export interface PodIndex {
-  /** By "<namespace>/<name>", in key order. */
+  /** By "<namespace>/<name>", in no particular order. */
   readonly byKey: ReadonlyMap<string, SnapshotPod>;
-  /** By "<namespace>/<owner kind>/<owner name>", each list in key order. */
-  readonly byOwner: ReadonlyMap<string, readonly SnapshotPod[]>;
+  /** The pods of a workload, by workloadKey(); in no particular order. */
+  readonly ofWorkload: (key: string) => readonly SnapshotPod[];
 }
 
 /** Whether the injector marked this pod as carrying the sidecar. */
@@ -49,25 +51,39 @@ export function isInjected(pod: KubeObject): boolean {
   return annotationsOf(pod)[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
 }
 
-/** Indexes every injected, unfinished pod outside the ignored namespaces. */
+/**
+ * Indexes every injected, unfinished pod outside the ignored namespaces, in one pass. Of two pods
+ * with one key (which the API server never returns) the one that prints first as JSON wins, so
+ * the result does not depend on their order. The workload index is built on first use.
+ */
 export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
   const byKey = new Map<string, SnapshotPod>();
-  for (const [key, object] of indexByKey(pods)) {
+  for (const object of pods) {
     const pod = toSnapshotPod(object, ignored);
-    if (pod !== undefined) byKey.set(key, pod);
+    if (pod === undefined) continue;
+    const key = keyOf(pod.namespace, pod.name);
+    const existing = byKey.get(key);
+    if (existing === undefined || JSON.stringify(pod) < JSON.stringify(existing)) {
+      byKey.set(key, pod);
+    }
   }
-  const sortedKeys = [...byKey.keys()].sort(compareText);
-  const sorted = new Map<string, SnapshotPod>();
+  let byOwner: Map<string, SnapshotPod[]> | undefined;
+  const ofWorkload = (key: string): readonly SnapshotPod[] => {
+    byOwner ??= indexByOwner(byKey);
+    return byOwner.get(key) ?? [];
+  };
+  return { byKey, ofWorkload };
+}
+
+function indexByOwner(pods: ReadonlyMap<string, SnapshotPod>): Map<string, SnapshotPod[]> {
   const byOwner = new Map<string, SnapshotPod[]>();
-  for (const key of sortedKeys) {
-    const pod = byKey.get(key) as SnapshotPod;
-    sorted.set(key, pod);
-    const ownerKey = workloadKey(pod.namespace, pod.ownerKind, pod.ownerName);
-    const list = byOwner.get(ownerKey);
-    if (list === undefined) byOwner.set(ownerKey, [pod]);
+  for (const pod of pods.values()) {
+    const key = workloadKey(pod.namespace, pod.ownerKind, pod.ownerName);
+    const list = byOwner.get(key);
+    if (list === undefined) byOwner.set(key, [pod]);
     else list.push(pod);
   }
-  return { byKey: sorted, byOwner };
+  return byOwner;
 }
 
 /** The byOwner key of a workload; kind in any case. */
@@ -76,8 +92,9 @@ export function workloadKey(namespace: string, kind: string, name: string): stri
 }
 
 function toSnapshotPod(object: KubeObject, ignored: ReadonlySet<string>): SnapshotPod | undefined {
+  if (!isInjected(object)) return undefined;
   const ref = refOf(object);
-  if (ref === undefined || ignored.has(ref.namespace) || !isInjected(object)) return undefined;
+  if (ref === undefined || ignored.has(ref.namespace)) return undefined;
   const status = objectOf(object.status);
   if (FINISHED_PHASES.has(stringOf(status.phase) ?? '')) return undefined;
   const spec = objectOf(object.spec);
@@ -94,10 +111,12 @@ function toSnapshotPod(object: KubeObject, ignored: ReadonlySet<string>): Snapsh
 
 /** status.podIPs (dual stack), else status.podIP; sorted. */
 function podIps(status: Readonly<Record<string, unknown>>): string[] {
-  const listed = arrayOf(status.podIPs)
-    .map((entry) => stringOf(objectOf(entry).ip))
-    .filter((ip): ip is string => ip !== undefined);
-  if (listed.length > 0) return sortedUnique(listed);
+  const listed: string[] = [];
+  for (const entry of arrayOf(status.podIPs)) {
+    const ip = stringOf(objectOf(entry).ip);
+    if (ip !== undefined) listed.push(ip);
+  }
+  if (listed.length > 0) return listed.length === 1 ? listed : sortedUnique(listed);
   const single = stringOf(status.podIP);
   return single === undefined ? [] : [single];
 }
@@ -108,8 +127,8 @@ function podIps(status: Readonly<Record<string, unknown>>): string[] {
  */
 function ownerOf(pod: KubeObject, podName: string): { kind: string; name: string } {
   const labels = labelsOf(pod);
-  for (const kind of OWNER_LABEL_KINDS) {
-    const name = stringOf(labels[`${OWNER_LABEL_PREFIX}${kind}`]);
+  for (const [kind, label] of OWNER_LABELS) {
+    const name = stringOf(labels[label]);
     if (name !== undefined) return { kind, name };
   }
   const owner = podOwner(pod);

@@ -154,12 +154,12 @@ function resolvePods(
     return pod === undefined ? [] : [pod];
   }
   if (kind === 'Service') {
-    const keys = context.services.podKeys.get(keyOf(ns, name)) ?? [];
+    const keys = context.services.podKeysOf(keyOf(ns, name));
     return keys
       .map((key) => context.pods.byKey.get(key))
       .filter((pod): pod is SnapshotPod => pod !== undefined);
   }
-  return context.pods.byOwner.get(workloadKey(ns, kind, name)) ?? [];
+  return context.pods.ofWorkload(workloadKey(ns, kind, name));
 }
 
 function ruleMatches(

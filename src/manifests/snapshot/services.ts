@@ -15,16 +15,16 @@ import {
   annotationsOf,
   arrayOf,
   compareText,
-  indexByKey,
   keyOf,
   labelsOf,
   objectOf,
   portOf,
   refOf,
   sortedRecord,
+  sortedUnique,
   stringOf,
 } from './kube-objects';
-import type { Json, KubeObject } from './kube-objects';
+import type { Json, KubeObject, ObjectRef } from './kube-objects';
 import type { PodIndex } from './pods';
 import type { SnapshotEndpoint, SnapshotService, SnapshotServicePort } from './types';
 
@@ -33,15 +33,18 @@ const HTTP_PORT_NAMES = new Set(['http', 'http2', 'grpc']);
 const HTTP_PORT_NAME_PREFIXES = ['http-', 'grpc-'];
 const IP_ADDRESS_TYPES = new Set(['IPv4', 'IPv6']);
 
-/** The Services and, per Service, every pod its EndpointSlices name (ready or not). */
+/** The Services, and the pods their EndpointSlices name. */
 export interface ServiceIndex {
-  /** By "<namespace>/<name>", in key order. */
+  /** By "<namespace>/<name>", in no particular order. */
   readonly byKey: ReadonlyMap<string, SnapshotService>;
-  /** Service key → pod keys ("<namespace>/<name>") of its endpoints, sorted. */
-  readonly podKeys: ReadonlyMap<string, readonly string[]>;
+  /** Pod keys ("<namespace>/<name>") of every endpoint of a Service, ready or not, sorted. */
+  readonly podKeysOf: (serviceKey: string) => readonly string[];
 }
 
-/** Builds every Service outside the ignored namespaces; warnings name the Service. */
+/**
+ * Builds every Service outside the ignored namespaces; warnings name the Service. Of two Services
+ * with one key (which the API server never returns) the one that prints first as JSON wins.
+ */
 export function buildServiceIndex(
   services: readonly KubeObject[],
   endpointSlices: readonly KubeObject[],
@@ -50,24 +53,31 @@ export function buildServiceIndex(
   warnings: string[],
 ): ServiceIndex {
   const slices = slicesByService(endpointSlices, ignored);
-  const entries: [string, SnapshotService][] = [];
-  const podKeys = new Map<string, readonly string[]>();
-  for (const [key, object] of indexByKey(services)) {
+  const byKey = new Map<string, SnapshotService>();
+  for (const object of services) {
     const ref = refOf(object);
     if (ref === undefined || ignored.has(ref.namespace)) continue;
-    const ownSlices = slices.get(key) ?? [];
-    const built = endpointsOf(ownSlices, ref.namespace, pods);
-    entries.push([key, toService(object, ref.namespace, ref.name, built.endpoints, warnings)]);
-    podKeys.set(key, built.podKeys);
+    const key = keyOf(ref.namespace, ref.name);
+    const endpoints = endpointsOf(slices.get(key) ?? [], ref.namespace, pods);
+    const service = toService(object, ref, endpoints, warnings);
+    const existing = byKey.get(key);
+    if (existing === undefined || JSON.stringify(service) < JSON.stringify(existing)) {
+      byKey.set(key, service);
+    }
   }
-  entries.sort((a, b) => compareText(a[0], b[0]));
-  return { byKey: new Map(entries), podKeys };
+  const podKeysOf = (serviceKey: string): string[] => {
+    const namespace = serviceKey.slice(0, serviceKey.indexOf('/'));
+    const keys = (slices.get(serviceKey) ?? []).flatMap((slice) =>
+      arrayOf(slice.endpoints).map((endpoint) => targetPod(objectOf(endpoint), namespace)),
+    );
+    return sortedUnique(keys.filter((key): key is string => key !== undefined));
+  };
+  return { byKey, podKeysOf };
 }
 
 function toService(
   object: KubeObject,
-  namespace: string,
-  name: string,
+  { namespace, name }: ObjectRef,
   endpoints: readonly SnapshotEndpoint[],
   warnings: string[],
 ): SnapshotService {
@@ -134,63 +144,72 @@ function serviceLbMethod(
   return openSourceLbMethod(method);
 }
 
-/** EndpointSlices by the key of their Service, each list sorted by slice name. */
+/** EndpointSlices by the key of their Service, each list sorted by slice name, then uid. */
 function slicesByService(
   endpointSlices: readonly KubeObject[],
   ignored: ReadonlySet<string>,
 ): Map<string, KubeObject[]> {
   const byService = new Map<string, KubeObject[]>();
-  for (const [key, slice] of indexByKey(endpointSlices)) {
-    const namespace = key.slice(0, key.indexOf('/'));
+  for (const slice of endpointSlices) {
+    const namespace = stringOf(objectOf(slice.metadata).namespace);
     const service = stringOf(labelsOf(slice)[ENDPOINT_SLICE_SERVICE_LABEL]);
-    if (service === undefined || ignored.has(namespace)) continue;
+    if (namespace === undefined || service === undefined || ignored.has(namespace)) continue;
     const serviceKey = keyOf(namespace, service);
     const list = byService.get(serviceKey);
     if (list === undefined) byService.set(serviceKey, [slice]);
     else list.push(slice);
   }
   for (const list of byService.values()) {
-    if (list.length > 1) list.sort((a, b) => compareText(sliceName(a), sliceName(b)));
+    if (list.length > 1) list.sort((a, b) => compareText(sliceOrder(a), sliceOrder(b)));
   }
   return byService;
 }
 
-function sliceName(slice: KubeObject): string {
-  return stringOf(objectOf(slice.metadata).name) ?? '';
+function sliceOrder(slice: KubeObject): string {
+  const metadata = objectOf(slice.metadata);
+  return `${stringOf(metadata.name) ?? ''}/${stringOf(metadata.uid) ?? ''}`;
 }
 
-/** Ready endpoints, deduplicated and sorted by address, and every pod the slices name. */
+/**
+ * Ready endpoints, sorted by address; of one address named twice the first (by slice order) is
+ * kept. A stable sort then a scan is cheaper than a map for the few endpoints a Service has.
+ */
 function endpointsOf(
   slices: readonly KubeObject[],
   namespace: string,
   pods: PodIndex,
-): { endpoints: SnapshotEndpoint[]; podKeys: string[] } {
-  const byAddress = new Map<string, SnapshotEndpoint>();
-  const podKeys = new Set<string>();
+): SnapshotEndpoint[] {
+  const all: SnapshotEndpoint[] = [];
   for (const slice of slices) {
     const addressType = stringOf(slice.addressType);
     if (addressType !== undefined && !IP_ADDRESS_TYPES.has(addressType)) continue;
     const ports = slicePorts(slice);
     for (const entry of arrayOf(slice.endpoints)) {
       const endpoint = objectOf(entry);
-      const pod = targetPod(endpoint, namespace);
-      if (pod !== undefined) podKeys.add(pod);
       if (objectOf(endpoint.conditions).ready === false) continue;
-      const identity = podIdentity(pod, pods);
+      const pod = targetPod(endpoint, namespace);
       for (const address of arrayOf(endpoint.addresses)) {
         const text = stringOf(address);
-        if (text === undefined || byAddress.has(text)) continue;
-        byAddress.set(text, {
-          address: text,
-          ports,
-          ...(pod === undefined ? {} : { pod }),
-          ...(identity === undefined ? {} : { identity }),
-        });
+        if (text !== undefined) all.push(toEndpoint(text, ports, pod, pods));
       }
     }
   }
-  const endpoints = [...byAddress.values()].sort((a, b) => compareText(a.address, b.address));
-  return { endpoints, podKeys: [...podKeys].sort(compareText) };
+  all.sort((a, b) => compareText(a.address, b.address));
+  return all.filter(
+    (endpoint, index) => index === 0 || all[index - 1]?.address !== endpoint.address,
+  );
+}
+
+function toEndpoint(
+  address: string,
+  ports: Readonly<Record<string, number>>,
+  pod: string | undefined,
+  pods: PodIndex,
+): SnapshotEndpoint {
+  if (pod === undefined) return { address, ports };
+  const injected = pods.byKey.get(pod);
+  if (injected === undefined) return { address, ports, pod };
+  return { address, ports, pod, identity: keyOf(injected.namespace, injected.serviceAccount) };
 }
 
 /** Slice port name → number; ports without a number ("all ports") are left out. */
@@ -201,6 +220,10 @@ function slicePorts(slice: KubeObject): Record<string, number> {
     const number = portOf(port.port);
     if (number !== undefined) entries.push([stringOf(port.name) ?? '', number]);
   }
+  if (entries.length === 1) {
+    const [name, number] = entries[0] as [string, number];
+    return { [name]: number };
+  }
   return sortedRecord(entries);
 }
 
@@ -209,10 +232,4 @@ function targetPod(endpoint: Json, namespace: string): string | undefined {
   const name = stringOf(target.name);
   if (target.kind !== 'Pod' || name === undefined) return undefined;
   return keyOf(stringOf(target.namespace) ?? namespace, name);
-}
-
-function podIdentity(pod: string | undefined, pods: PodIndex): string | undefined {
-  if (pod === undefined) return undefined;
-  const injected = pods.byKey.get(pod);
-  return injected === undefined ? undefined : keyOf(injected.namespace, injected.serviceAccount);
 }
