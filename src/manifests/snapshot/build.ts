@@ -10,8 +10,8 @@
 // - The output does not depend on the order of the input: collections are records whose keys
 //   were inserted in sorted order, lists are sorted, problems are sorted by kind, namespace and
 //   name, warnings alphabetically.
-// - Work is linear in the size of the cluster (indexes, no nested scans): 10,000 Services and
-//   30,000 pods build in tens of milliseconds.
+// - Work is linear in the size of the cluster (indexes by key, one pass per list, no nested
+//   scans); bench/snapshot.ts measures it against merely copying the same state.
 // Pure.
 import { DEFAULT_MESH_NAMESPACE, KUBE_SYSTEM_NAMESPACE } from '../constants';
 import { CIRCUIT_BREAKER, toCircuitBreaker } from './circuit-breakers';

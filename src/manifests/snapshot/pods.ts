@@ -38,10 +38,21 @@ const OWNER_LABELS: readonly (readonly [string, string])[] = OWNER_LABEL_KINDS.m
 /** Pods that finished; their addresses may already belong to other pods. */
 const FINISHED_PHASES = new Set(['Succeeded', 'Failed']);
 
+/** An injected pod with the strings endpoints share, computed once per pod. */
+export interface InjectedPod {
+  readonly pod: SnapshotPod;
+  /** "<namespace>/<name>". */
+  readonly key: string;
+  /** "<namespace>/<service account>". */
+  readonly identity: string;
+}
+
 /** The injected pods and the ways policies look them up. */
 export interface PodIndex {
   /** By "<namespace>/<name>", in no particular order. */
   readonly byKey: ReadonlyMap<string, SnapshotPod>;
+  /** The pod of that namespace and name; looks up by the strings as given, building none. */
+  readonly find: (namespace: string, name: string) => InjectedPod | undefined;
   /** The pods of a workload, by workloadKey(); in no particular order. */
   readonly ofWorkload: (key: string) => readonly SnapshotPod[];
 }
@@ -58,21 +69,28 @@ export function isInjected(pod: KubeObject): boolean {
  */
 export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
   const byKey = new Map<string, SnapshotPod>();
+  const byNamespace = new Map<string, Map<string, InjectedPod>>();
   for (const object of pods) {
     const pod = toSnapshotPod(object, ignored);
     if (pod === undefined) continue;
+    let names = byNamespace.get(pod.namespace);
+    if (names === undefined)
+      byNamespace.set(pod.namespace, (names = new Map<string, InjectedPod>()));
+    const existing = names.get(pod.name);
+    if (existing !== undefined && JSON.stringify(pod) >= JSON.stringify(existing.pod)) continue;
     const key = keyOf(pod.namespace, pod.name);
-    const existing = byKey.get(key);
-    if (existing === undefined || JSON.stringify(pod) < JSON.stringify(existing)) {
-      byKey.set(key, pod);
-    }
+    names.set(pod.name, { pod, key, identity: keyOf(pod.namespace, pod.serviceAccount) });
+    byKey.set(key, pod);
   }
   let byOwner: Map<string, SnapshotPod[]> | undefined;
-  const ofWorkload = (key: string): readonly SnapshotPod[] => {
-    byOwner ??= indexByOwner(byKey);
-    return byOwner.get(key) ?? [];
+  return {
+    byKey,
+    find: (namespace, name) => byNamespace.get(namespace)?.get(name),
+    ofWorkload: (key) => {
+      byOwner ??= indexByOwner(byKey);
+      return byOwner.get(key) ?? [];
+    },
   };
-  return { byKey, ofWorkload };
 }
 
 function indexByOwner(pods: ReadonlyMap<string, SnapshotPod>): Map<string, SnapshotPod[]> {

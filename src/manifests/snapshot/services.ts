@@ -187,10 +187,15 @@ function endpointsOf(
     for (const entry of arrayOf(slice.endpoints)) {
       const endpoint = objectOf(entry);
       if (objectOf(endpoint.conditions).ready === false) continue;
-      const pod = targetPod(endpoint, namespace);
+      const target = objectOf(endpoint.targetRef);
+      const podName = target.kind === 'Pod' ? stringOf(target.name) : undefined;
+      const podNamespace = stringOf(target.namespace) ?? namespace;
+      const injected = podName === undefined ? undefined : pods.find(podNamespace, podName);
+      const pod =
+        injected?.key ?? (podName === undefined ? undefined : keyOf(podNamespace, podName));
       for (const address of arrayOf(endpoint.addresses)) {
         const text = stringOf(address);
-        if (text !== undefined) all.push(toEndpoint(text, ports, pod, pods));
+        if (text !== undefined) all.push(toEndpoint(text, ports, pod, injected?.identity));
       }
     }
   }
@@ -204,12 +209,10 @@ function toEndpoint(
   address: string,
   ports: Readonly<Record<string, number>>,
   pod: string | undefined,
-  pods: PodIndex,
+  identity: string | undefined,
 ): SnapshotEndpoint {
   if (pod === undefined) return { address, ports };
-  const injected = pods.byKey.get(pod);
-  if (injected === undefined) return { address, ports, pod };
-  return { address, ports, pod, identity: keyOf(injected.namespace, injected.serviceAccount) };
+  return identity === undefined ? { address, ports, pod } : { address, ports, pod, identity };
 }
 
 /** Slice port name → number; ports without a number ("all ports") are left out. */
