@@ -792,6 +792,27 @@ describe('buildSnapshot: determinism and odd input', () => {
     ]);
   });
 
+  it('picks the same one of two objects with one key, whichever comes first', () => {
+    const twins: Partial<ClusterState> = {
+      services: [
+        service('shop', 'web', { clusterIP: '198.19.0.7' }),
+        service('shop', 'web', { clusterIP: '198.19.0.8' }),
+      ],
+      pods: [
+        pod('shop', 'web-1', { ip: '198.18.0.7' }),
+        pod('shop', 'web-1', { ip: '198.18.0.8' }),
+      ],
+    };
+    const forward = build(twins);
+    const backward = build({
+      services: [...(twins.services ?? [])].reverse(),
+      pods: [...(twins.pods ?? [])].reverse(),
+    });
+    expect(JSON.stringify(backward)).toBe(JSON.stringify(forward));
+    expect(forward.snapshot.services['shop/web']?.clusterIPs).toEqual(['198.19.0.7']);
+    expect(forward.snapshot.pods['shop/web-1']?.ips).toEqual(['198.18.0.7']);
+  });
+
   it('never throws on objects of the wrong shape', () => {
     const odd = [
       {},
