@@ -45,6 +45,14 @@ export const INJECTION_STATUS_ANNOTATION = 'injector.nsm.nginx.com/status';
 export const INJECTION_STATUS_INJECTED = 'injected';
 /** Prefix of the pod label naming its owner: nsm.nginx.com/<ownerkind>: <ownerName>. */
 export const OWNER_LABEL_PREFIX = 'nsm.nginx.com/';
+/** Service annotation choosing the load-balancing method of that Service's upstream. */
+export const LB_METHOD_ANNOTATION = 'config.nsm.nginx.com/lb-method';
+/** Label on an EndpointSlice naming the Service it belongs to. */
+export const ENDPOINT_SLICE_SERVICE_LABEL = 'kubernetes.io/service-name';
+/** Label the Deployment controller puts on pods and on the ReplicaSet "<deployment>-<hash>". */
+export const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash';
+/** Namespace of the cluster's own components; the mesh never acts on it. */
+export const KUBE_SYSTEM_NAMESPACE = 'kube-system';
 /** Per-pod mTLS mode override (off, permissive, strict). */
 export const MTLS_MODE_ANNOTATION = 'config.nsm.nginx.com/mtls-mode';
 /** Inbound ports the redirect leaves alone, as a comma list. */

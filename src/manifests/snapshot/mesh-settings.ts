@@ -1,0 +1,74 @@
+// The mesh-wide settings of a snapshot: the ConfigMap's (install-time and transparent), with the
+// runtime fields of MeshConfig nginx-mesh-config laid over them. A MeshConfig field of the wrong
+// value is ignored with a warning and the ConfigMap's value stays, so a bad edit never takes the
+// mesh's configuration away. Pure.
+import {
+  ACCESS_CONTROL_MODES,
+  MTLS_MODES,
+  NGINX_ERROR_LOG_LEVELS,
+  NGINX_LB_METHODS,
+  NGINX_LOG_FORMATS,
+} from '../mesh-config/deploy-flags';
+import { lbMethodFallbackWarning, openSourceLbMethod } from '../mesh-config/lb-method';
+import { MESH_CONFIG_RESOURCE_NAME } from '../constants';
+import { objectOf } from './kube-objects';
+import type { KubeObject } from './kube-objects';
+import type { SnapshotMesh } from './types';
+
+/** clientMaxBodySize as the MeshConfig CRD validates it. */
+const BODY_SIZE_PATTERN = /^\d+[kKmMgG]?$/;
+const WHERE = `MeshConfig ${MESH_CONFIG_RESOURCE_NAME}`;
+
+/** `base` with the MeshConfig's valid runtime fields; a warning per invalid one. */
+export function buildMeshSettings(
+  base: SnapshotMesh,
+  meshConfig: KubeObject | undefined,
+  warnings: string[],
+): SnapshotMesh {
+  if (meshConfig === undefined) return base;
+  const spec = objectOf(meshConfig.spec);
+  const mtls = objectOf(spec.mtls);
+  const pick = <T extends string>(
+    field: string,
+    value: unknown,
+    valid: readonly T[],
+  ): T | undefined => {
+    if (value === undefined) return undefined;
+    const found = valid.find((candidate) => candidate === value);
+    if (found === undefined) {
+      warnings.push(
+        `${WHERE} ${field} ${JSON.stringify(value)}: expected one of ${valid.join(', ')}; keeping the current value`,
+      );
+    }
+    return found;
+  };
+  const lbMethod = pick('spec.nginxLBMethod', spec.nginxLBMethod, NGINX_LB_METHODS);
+  if (lbMethod !== undefined) {
+    const fallback = lbMethodFallbackWarning(lbMethod, `${WHERE} spec.nginxLBMethod`);
+    if (fallback !== undefined) warnings.push(fallback);
+  }
+  return {
+    mtlsMode: pick('spec.mtls.mode', mtls.mode, MTLS_MODES) ?? base.mtlsMode,
+    accessControlMode:
+      pick('spec.accessControlMode', spec.accessControlMode, ACCESS_CONTROL_MODES) ??
+      base.accessControlMode,
+    lbMethod: lbMethod === undefined ? base.lbMethod : openSourceLbMethod(lbMethod),
+    clientMaxBodySize: bodySize(spec.clientMaxBodySize, warnings) ?? base.clientMaxBodySize,
+    errorLogLevel:
+      pick('spec.nginxErrorLogLevel', spec.nginxErrorLogLevel, NGINX_ERROR_LOG_LEVELS) ??
+      base.errorLogLevel,
+    logFormat:
+      pick('spec.nginxLogFormat', spec.nginxLogFormat, NGINX_LOG_FORMATS) ?? base.logFormat,
+    trustDomain: base.trustDomain,
+    transparent: base.transparent,
+  };
+}
+
+function bodySize(value: unknown, warnings: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && BODY_SIZE_PATTERN.test(value)) return value;
+  warnings.push(
+    `${WHERE} spec.clientMaxBodySize ${JSON.stringify(value)}: expected a size such as 1m, 64k or 0; keeping the current value`,
+  );
+  return undefined;
+}

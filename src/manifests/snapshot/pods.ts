@@ -1,0 +1,159 @@
+// Injected pods of the snapshot: who each one is (service account, addresses, owning workload),
+// with indexes the policies resolve their Pod, Deployment, StatefulSet and DaemonSet references
+// through. Pods that are not injected have no sidecar to configure and are left out. Pure.
+import { podOwner } from '../admission';
+import {
+  INJECTION_STATUS_ANNOTATION,
+  INJECTION_STATUS_INJECTED,
+  OWNER_LABEL_PREFIX,
+} from '../constants';
+import {
+  annotationsOf,
+  arrayOf,
+  keyOf,
+  labelsOf,
+  objectOf,
+  refOf,
+  sortedUnique,
+  stringOf,
+} from './kube-objects';
+import type { KubeObject } from './kube-objects';
+import type { SnapshotPod } from './types';
+
+/** Owner kinds the injector writes as nsm.nginx.com/<kind>, in the order they are preferred. */
+const OWNER_LABEL_KINDS = [
+  'deployment',
+  'statefulset',
+  'daemonset',
+  'replicaset',
+  'job',
+  'cronjob',
+  'pod',
+] as const;
+/** [kind, label key] of OWNER_LABEL_KINDS, computed once rather than per pod. */
+const OWNER_LABELS: readonly (readonly [string, string])[] = OWNER_LABEL_KINDS.map(
+  (kind) => [kind, `${OWNER_LABEL_PREFIX}${kind}`] as const,
+);
+
+/** Pods that finished; their addresses may already belong to other pods. */
+const FINISHED_PHASES = new Set(['Succeeded', 'Failed']);
+
+/** An injected pod with the strings endpoints share, computed once per pod. */
+export interface InjectedPod {
+  readonly pod: SnapshotPod;
+  /** "<namespace>/<name>". */
+  readonly key: string;
+  /** "<namespace>/<service account>". */
+  readonly identity: string;
+}
+
+/** The injected pods and the ways policies look them up. */
+export interface PodIndex {
+  /** By "<namespace>/<name>", in no particular order. */
+  readonly byKey: ReadonlyMap<string, SnapshotPod>;
+  /** The pod of that namespace and name; looks up by the strings as given, building none. */
+  readonly find: (namespace: string, name: string) => InjectedPod | undefined;
+  /** The pods of a workload, by workloadKey(); in no particular order. */
+  readonly ofWorkload: (key: string) => readonly SnapshotPod[];
+}
+
+/** Whether the injector marked this pod as carrying the sidecar. */
+export function isInjected(pod: KubeObject): boolean {
+  return annotationsOf(pod)[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
+}
+
+/**
+ * Indexes every injected, unfinished pod outside the ignored namespaces, in one pass. Of two pods
+ * with one key (which the API server never returns) the one that prints first as JSON wins, so
+ * the result does not depend on their order. The workload index is built on first use.
+ */
+export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
+  const byKey = new Map<string, SnapshotPod>();
+  const byNamespace = new Map<string, Map<string, InjectedPod>>();
+  for (const object of pods) {
+    const pod = toSnapshotPod(object, ignored);
+    if (pod === undefined) continue;
+    let names = byNamespace.get(pod.namespace);
+    if (names === undefined)
+      byNamespace.set(pod.namespace, (names = new Map<string, InjectedPod>()));
+    const existing = names.get(pod.name);
+    if (existing !== undefined && JSON.stringify(pod) >= JSON.stringify(existing.pod)) continue;
+    const key = keyOf(pod.namespace, pod.name);
+    names.set(pod.name, { pod, key, identity: keyOf(pod.namespace, pod.serviceAccount) });
+    byKey.set(key, pod);
+  }
+  let byOwner: Map<string, SnapshotPod[]> | undefined;
+  return {
+    byKey,
+    find: (namespace, name) => byNamespace.get(namespace)?.get(name),
+    ofWorkload: (key) => {
+      byOwner ??= indexByOwner(byKey);
+      return byOwner.get(key) ?? [];
+    },
+  };
+}
+
+function indexByOwner(pods: ReadonlyMap<string, SnapshotPod>): Map<string, SnapshotPod[]> {
+  const byOwner = new Map<string, SnapshotPod[]>();
+  for (const pod of pods.values()) {
+    const key = workloadKey(pod.namespace, pod.ownerKind, pod.ownerName);
+    const list = byOwner.get(key);
+    if (list === undefined) byOwner.set(key, [pod]);
+    else list.push(pod);
+  }
+  return byOwner;
+}
+
+/** The byOwner key of a workload; kind in any case. */
+export function workloadKey(namespace: string, kind: string, name: string): string {
+  return `${namespace}/${kind.toLowerCase()}/${name}`;
+}
+
+function toSnapshotPod(object: KubeObject, ignored: ReadonlySet<string>): SnapshotPod | undefined {
+  if (!isInjected(object)) return undefined;
+  const ref = refOf(object);
+  if (ref === undefined || ignored.has(ref.namespace)) return undefined;
+  const status = objectOf(object.status);
+  if (FINISHED_PHASES.has(stringOf(status.phase) ?? '')) return undefined;
+  const spec = objectOf(object.spec);
+  const owner = ownerOf(object, ref.name);
+  return {
+    namespace: ref.namespace,
+    name: ref.name,
+    serviceAccount: stringOf(spec.serviceAccountName) ?? stringOf(spec.serviceAccount) ?? 'default',
+    ips: podIps(status),
+    ownerKind: owner.kind,
+    ownerName: owner.name,
+  };
+}
+
+/** status.podIPs (dual stack), else status.podIP; sorted. */
+function podIps(status: Readonly<Record<string, unknown>>): string[] {
+  const listed: string[] = [];
+  for (const entry of arrayOf(status.podIPs)) {
+    const ip = stringOf(objectOf(entry).ip);
+    if (ip !== undefined) listed.push(ip);
+  }
+  if (listed.length > 0) return listed.length === 1 ? listed : sortedUnique(listed);
+  const single = stringOf(status.podIP);
+  return single === undefined ? [] : [single];
+}
+
+/**
+ * The owner the injector labelled the pod with; else its controller reference (a Deployment's
+ * ReplicaSet names the Deployment); else the pod itself.
+ */
+function ownerOf(pod: KubeObject, podName: string): { kind: string; name: string } {
+  const labels = labelsOf(pod);
+  for (const [kind, label] of OWNER_LABELS) {
+    const name = stringOf(labels[label]);
+    if (name !== undefined) return { kind, name };
+  }
+  const owner = podOwner(pod);
+  return owner.kind === '' || owner.name === '' ? { kind: 'pod', name: podName } : owner;
+}
+
+/** The key of a pod, for endpoints and policies. */
+export function podKey(pod: SnapshotPod): string {
+  return keyOf(pod.namespace, pod.name);
+}
