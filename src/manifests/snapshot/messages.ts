@@ -26,7 +26,11 @@ export interface SubscribeMessage {
   readonly generation?: number;
 }
 
-/** Controller → agent, the reply to a subscribe request: the whole current snapshot. */
+/**
+ * Controller → agent, the reply to a subscribe request: the whole current snapshot, as
+ * gzip-compressed JSON with the NATS header Content-Encoding: gzip. A controller that has no
+ * snapshot yet replies with a PingMessage of generation 0 instead, and pings when it has one.
+ */
 export interface FullMessage {
   readonly kind: 'full';
   readonly generation: number;
