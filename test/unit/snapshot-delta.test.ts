@@ -131,6 +131,44 @@ describe('diffSnapshots and applyDelta', () => {
     expect(JSON.stringify(applyDelta(withPod, down))).toBe(JSON.stringify(empty));
   });
 
+  it('sorts the keys of a collection that arrived unsorted', () => {
+    const unsorted = snapshot({
+      'shop/web': service('web', '198.18.1.2'),
+      'shop/cart': service('cart', '198.18.1.1'),
+    });
+    const after = snapshot({
+      'shop/web': service('web', '198.18.1.2'),
+      'shop/api': service('api', '198.18.1.3'),
+      'shop/cart': service('cart', '198.18.1.1'),
+    });
+    const applied = applyDelta(unsorted, diffSnapshots(unsorted, after, 1, 2));
+    expect(Object.keys(applied.services)).toEqual(['shop/api', 'shop/cart', 'shop/web']);
+  });
+
+  it('merges added keys into a large sorted collection in order', () => {
+    const names = Array.from(
+      { length: 200 },
+      (_, index) => `svc-${String(index).padStart(3, '0')}`,
+    );
+    const before = snapshot(
+      Object.fromEntries(
+        names
+          .filter((_, index) => index % 2 === 0)
+          .map((name) => [`shop/${name}`, service(name, '198.18.1.1')]),
+      ),
+    );
+    const after = snapshot(
+      Object.fromEntries(
+        names
+          .filter((_, index) => index % 3 !== 1)
+          .map((name) => [`shop/${name}`, service(name, '198.18.1.1')]),
+      ),
+    );
+    expect(JSON.stringify(applyDelta(before, diffSnapshots(before, after, 1, 2)))).toBe(
+      JSON.stringify(after),
+    );
+  });
+
   it('leaves the snapshot it applies to untouched', () => {
     const copy = JSON.stringify(BEFORE);
     applyDelta(BEFORE, diffSnapshots(BEFORE, emptySnapshot(MESH), 1, 2));

@@ -24,6 +24,16 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeysDeep(value));
 }
 
+/**
+ * Equal by canonical JSON. Snapshots are built with sorted keys, so plain JSON text usually
+ * decides at native speed; only entries whose text differs pay for sorting their keys.
+ */
+function sameEntry(a: unknown, b: unknown): boolean {
+  return (
+    a === b || JSON.stringify(a) === JSON.stringify(b) || canonicalJson(a) === canonicalJson(b)
+  );
+}
+
 /** A snapshot with the given mesh settings and no entries: what an agent holds before any. */
 export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
   return {
@@ -55,7 +65,7 @@ export function diffSnapshots(
     const changed: Record<string, unknown> = {};
     for (const key of Object.keys(after).sort(compareCodePoints)) {
       const entry = after[key];
-      if (!(key in before) || canonicalJson(before[key]) !== canonicalJson(entry)) {
+      if (!(key in before) || !sameEntry(before[key], entry)) {
         changed[key] = entry;
       }
     }
@@ -65,7 +75,7 @@ export function diffSnapshots(
     if (Object.keys(changed).length > 0) upserts[collection] = changed;
     if (removed.length > 0) deletes[collection] = removed;
   }
-  const meshChanged = canonicalJson(previous.mesh) !== canonicalJson(next.mesh);
+  const meshChanged = !sameEntry(previous.mesh, next.mesh);
   return { generation, base, ...(meshChanged ? { mesh: next.mesh } : {}), upserts, deletes };
 }
 
@@ -96,11 +106,50 @@ export function applyDelta(snapshot: MeshSnapshot, delta: SnapshotDelta): MeshSn
       result[collection] = current;
       continue;
     }
-    const merged: Record<string, unknown> = { ...current, ...upserts };
-    for (const key of deletes) delete merged[key];
-    const sorted: Record<string, unknown> = {};
-    for (const key of Object.keys(merged).sort(compareCodePoints)) sorted[key] = merged[key];
-    result[collection] = sorted;
+    result[collection] = mergeEntries(current, upserts, deletes);
   }
   return result as unknown as MeshSnapshot;
+}
+
+/**
+ * current with upserts written over it and deletes removed, keys in code-point order. A
+ * snapshot's keys are sorted, so the few new keys are merged into them in one pass (a delta to
+ * a big collection costs no sort of it); keys that arrived unsorted are sorted.
+ */
+function mergeEntries(
+  current: Readonly<Record<string, unknown>>,
+  upserts: Readonly<Record<string, unknown>>,
+  deletes: readonly string[],
+): Record<string, unknown> {
+  const removed = new Set(deletes);
+  const kept = Object.keys(current);
+  const added = Object.keys(upserts)
+    .filter((key) => !Object.hasOwn(current, key))
+    .sort(compareCodePoints);
+  if (!isSorted(kept)) {
+    kept.push(...added);
+    kept.sort(compareCodePoints);
+    added.length = 0;
+  }
+  const merged: Record<string, unknown> = {};
+  const put = (key: string): void => {
+    if (!removed.has(key)) merged[key] = Object.hasOwn(upserts, key) ? upserts[key] : current[key];
+  };
+  let next = 0;
+  for (const key of kept) {
+    while (next < added.length && compareCodePoints(added[next] as string, key) < 0) {
+      put(added[next] as string);
+      next += 1;
+    }
+    put(key);
+  }
+  for (; next < added.length; next += 1) put(added[next] as string);
+  return merged;
+}
+
+function isSorted(keys: readonly string[]): boolean {
+  for (let index = 1; index < keys.length; index += 1) {
+    if ((keys[index - 1] as string) >= (keys[index] as string)) return false;
+  }
+  return true;
 }

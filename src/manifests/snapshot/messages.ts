@@ -29,7 +29,8 @@ export interface SubscribeMessage {
 /**
  * Controller → agent, the reply to a subscribe request: the whole current snapshot, as
  * gzip-compressed JSON with the NATS header Content-Encoding: gzip. A controller that has no
- * snapshot yet replies with a PingMessage of generation 0 instead, and pings when it has one.
+ * snapshot yet replies with a PingMessage of generation 0 instead, and pings when it has one;
+ * to an agent that already holds the current generation it replies with a PingMessage of it.
  */
 export interface FullMessage {
   readonly kind: 'full';

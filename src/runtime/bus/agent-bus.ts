@@ -122,6 +122,7 @@ export async function startAgentBus(
   };
 
   const hold = (next: Held): void => {
+    if (closed) return;
     held = next;
     schedule(next);
   };
@@ -189,7 +190,12 @@ export async function startAgentBus(
     const message = await readReply(reply);
     if (message === undefined) return false;
     if (message.kind === 'ping') {
-      logger.debug('the controller has no snapshot yet');
+      // A ping of the generation held: the agent is current. Of generation 0: the controller
+      // has no snapshot yet and will ping when it has one.
+      if (held !== undefined && message.generation === held.generation) return true;
+      logger.debug('the controller has no snapshot for this agent yet', {
+        generation: message.generation,
+      });
       return false;
     }
     if (message.kind !== 'full') {

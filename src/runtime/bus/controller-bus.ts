@@ -154,6 +154,13 @@ export async function startControllerBus(
       msg.respond(encoder.encode(JSON.stringify(notYet)));
       return;
     }
+    if (request.generation === state.generation) {
+      // The agent is current (typically after a NATS restart): a ping of that generation says
+      // so in a few bytes instead of the whole snapshot.
+      const upToDate: PingMessage = { kind: 'ping', generation: state.generation };
+      msg.respond(encoder.encode(JSON.stringify(upToDate)));
+      return;
+    }
     const body = await fullReply(state);
     const replyHeaders = headers();
     replyHeaders.set(CONTENT_ENCODING_HEADER, GZIP);
