@@ -241,6 +241,10 @@ export const NATS_IMAGE = 'nats:2.9-alpine';
 export const NATS_CONFIG_SUBJECT = 'nginx.nsm.agent.config';
 /** Subject agents publish their subscriptions and acknowledgements on (NSM's). */
 export const NATS_SUBSCRIPTION_SUBJECT = 'nginx.nsm.agent.subscription';
+/** Subject a (re)started controller publishes on to have every agent subscribe again (NSM's). */
+export const NATS_PING_SUBJECT = 'nginx.nsm.ctlr.ping';
+/** Subjects of NATS request replies (nats.js's default inbox prefix), where agents get answers. */
+export const NATS_INBOX_SUBJECTS = '_INBOX.>';
 /** NATS user of the controller, the only one allowed to publish configuration. */
 export const NATS_CONTROLLER_USER = 'nginx-mesh-controller';
 /** NATS user every other client (an agent) is, without credentials: NATS's no_auth_user. */

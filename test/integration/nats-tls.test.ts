@@ -26,6 +26,7 @@ import { waitForOutput } from '../support/processes';
 
 const CONFIG = 'nginx.nsm.agent.config';
 const ACKS = 'nginx.nsm.agent.subscription';
+const PING = 'nginx.nsm.ctlr.ping';
 const PASSWORD = 'nIntegrationPassword0123';
 const NATS_ID = 'spiffe://example.org/ns/nginx-mesh/sa/nats';
 const codec = StringCodec();
@@ -188,6 +189,33 @@ describe('permissions', () => {
       'Publish Violation - User "nginx-mesh-agent", Subject "nginx.nsm.agent.config"',
     );
     expect(agent.nc.isClosed()).toBe(false);
+  });
+
+  it('lets the controller ping agents and answer their subscribe requests', async () => {
+    const { controller, agent } = await controllerAndAgent();
+    const ping = nextMessage(agent.nc, PING);
+    const requests = controller.nc.subscribe(ACKS, { max: 1 });
+    void (async () => {
+      for await (const request of requests) request.respond(codec.encode('snapshot 1'));
+    })();
+    await agent.nc.flush();
+    await controller.nc.flush();
+
+    controller.nc.publish(PING, codec.encode('ping'));
+    await expect(ping).resolves.toBe('ping');
+    const reply = await agent.nc.request(ACKS, codec.encode('subscribe'), { timeout: 3_000 });
+    expect(codec.decode(reply.data)).toBe('snapshot 1');
+    expect(controller.statuses.map((status) => status.type)).not.toContain(Events.Error);
+  });
+
+  it('lets no agent ping the others', async () => {
+    const agent = await client(await issueTestSvid(mesh, 'app', 'pinger'));
+    agent.nc.publish(PING, codec.encode('forged'));
+    await agent.nc.flush();
+    await settle(200);
+    expect(serverLog).toContain(
+      'Publish Violation - User "nginx-mesh-agent", Subject "nginx.nsm.ctlr.ping"',
+    );
   });
 
   it('lets no agent listen to the acknowledgements of others', async () => {

@@ -15,12 +15,13 @@ export interface TestSvid {
   readonly csrPem: string;
 }
 
-/** An SVID for spiffe://example.org/ns/<namespace>/sa/<account>, valid for an hour from now. */
+/** An SVID for spiffe://example.org/ns/<namespace>/sa/<account>, valid for ttlMs from now. */
 export async function issueTestSvid(
   authority: Authority,
   namespace: string,
   account: string,
   keyType: MtlsCaKeyType = 'ec-p256',
+  ttlMs = 3_600_000,
 ): Promise<TestSvid> {
   const request = await createKeyAndRequest(keyType);
   const csr = checkCsr(request.csrPem);
@@ -33,7 +34,7 @@ export async function issueTestSvid(
     signatureAlgorithm: authority.signatureAlgorithm,
     serial: randomSerial(),
     now: new Date(),
-    ttlMs: 3_600_000,
+    ttlMs,
   });
   return { chain: signLeaf(authority, template), keyPem: request.keyPem, csrPem: request.csrPem };
 }

@@ -19,8 +19,10 @@ import {
   NATS_CONTROLLER_USER,
   NATS_CREDENTIALS_SECRET_NAME,
   NATS_IMAGE,
+  NATS_INBOX_SUBJECTS,
   NATS_MONITOR_PORT,
   NATS_NAME,
+  NATS_PING_SUBJECT,
   NATS_SERVICE_ACCOUNT_NAME,
   NATS_SUBSCRIPTION_SUBJECT,
   REGISTRAR_API_PORT,
@@ -376,8 +378,27 @@ export const NATS_POD_LAYOUT: NatsLayout = {
 };
 
 export function renderNatsConfig(layout: NatsLayout = NATS_POD_LAYOUT): string {
-  const permissions = (publish: string, subscribe: string): string =>
-    `permissions: { publish: ["${publish}"], subscribe: ["${subscribe}"] }`;
+  const list = (subjects: readonly string[]): string =>
+    `[${subjects.map((subject) => `"${subject}"`).join(', ')}]`;
+  const permissions = (
+    publish: readonly string[],
+    subscribe: readonly string[],
+    answers: boolean,
+  ): string =>
+    `permissions: { publish: ${list(publish)}, subscribe: ${list(subscribe)}${answers ? ', allow_responses: true' : ''} }`;
+  // The controller publishes configuration and pings and answers subscribe requests; an agent
+  // publishes subscriptions and acks and reads configuration, pings and the replies to its own
+  // requests, never another agent's acks.
+  const controller = permissions(
+    [NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT],
+    [NATS_SUBSCRIPTION_SUBJECT],
+    true,
+  );
+  const agent = permissions(
+    [NATS_SUBSCRIPTION_SUBJECT],
+    [NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT, NATS_INBOX_SUBJECTS],
+    false,
+  );
   return [
     '# NATS for the mesh: configuration down to the sidecars, acknowledgements back up.',
     ...(layout.host === undefined ? [] : [`host: "${layout.host}"`]),
@@ -396,8 +417,8 @@ export function renderNatsConfig(layout: NatsLayout = NATS_POD_LAYOUT): string {
     '}',
     'authorization {',
     '  users: [',
-    `    { user: "${NATS_CONTROLLER_USER}", password: $${NATS_CONTROLLER_PASSWORD_ENV}, ${permissions(NATS_CONFIG_SUBJECT, NATS_SUBSCRIPTION_SUBJECT)} }`,
-    `    { user: "${NATS_AGENT_USER}", ${permissions(NATS_SUBSCRIPTION_SUBJECT, NATS_CONFIG_SUBJECT)} }`,
+    `    { user: "${NATS_CONTROLLER_USER}", password: $${NATS_CONTROLLER_PASSWORD_ENV}, ${controller} }`,
+    `    { user: "${NATS_AGENT_USER}", ${agent} }`,
     '  ]',
     '}',
     `no_auth_user: "${NATS_AGENT_USER}"`,

@@ -1,0 +1,90 @@
+// A mesh snapshot of a given size for benchmarks: services in ten namespaces, each with three
+// endpoints on injected pods, an access rule per service, and a way to change one service per
+// round, as an endpoint replaced during a rollout would.
+import { emptySnapshot } from '../../src/manifests/snapshot/delta';
+import type {
+  MeshSnapshot,
+  SnapshotPod,
+  SnapshotService,
+  SnapshotTrafficTarget,
+} from '../../src/manifests/snapshot/types';
+
+const ENDPOINTS_PER_SERVICE = 3;
+
+function address(service: number, endpoint: number, round: number): string {
+  const n = service * ENDPOINTS_PER_SERVICE + endpoint + round * 7;
+  return `198.18.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
+}
+
+function serviceOf(index: number, round: number): SnapshotService {
+  const namespace = `ns-${index % 10}`;
+  const name = `svc-${index}`;
+  return {
+    namespace,
+    name,
+    clusterIPs: [`198.19.${Math.floor(index / 250)}.${(index % 250) + 1}`],
+    ports: [
+      { name: 'http', port: 80, protocol: 'TCP', kind: 'http' },
+      { name: 'grpc', port: 9090, protocol: 'TCP', kind: 'tcp' },
+    ],
+    endpoints: Array.from({ length: ENDPOINTS_PER_SERVICE }, (_, endpoint) => ({
+      address: address(index, endpoint, round),
+      ports: { http: 8080, grpc: 9090 },
+      pod: `${namespace}/${name}-${endpoint}-r${round}`,
+      identity: `${namespace}/${name}`,
+    })),
+  };
+}
+
+/**
+ * A snapshot of count services; the service at index round % count has the endpoints of that
+ * round (round 0 is the initial state), so snapshots of consecutive rounds differ by one service
+ * and its pods.
+ */
+export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
+  const changed = round === 0 ? -1 : round % count;
+  const services: Record<string, SnapshotService> = {};
+  const pods: Record<string, SnapshotPod> = {};
+  const trafficTargets: Record<string, SnapshotTrafficTarget> = {};
+  for (let index = 0; index < count; index += 1) {
+    const service = serviceOf(index, index === changed ? round : 0);
+    const key = `${service.namespace}/${service.name}`;
+    services[key] = service;
+    for (const endpoint of service.endpoints) {
+      const [namespace = '', name = ''] = (endpoint.pod ?? '').split('/');
+      pods[endpoint.pod ?? ''] = {
+        namespace,
+        name,
+        serviceAccount: service.name,
+        ips: [endpoint.address],
+        ownerKind: 'deployment',
+        ownerName: service.name,
+      };
+    }
+    trafficTargets[key] = {
+      namespace: service.namespace,
+      name: service.name,
+      destination: key,
+      sources: [`${service.namespace}/svc-${(index + 1) % count}`],
+      httpMatches: [{ name: 'all', methods: ['*'], pathRegex: '/.*', headers: {} }],
+      tcp: false,
+    };
+  }
+  const sorted = <T>(record: Record<string, T>): Record<string, T> =>
+    Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return {
+    ...emptySnapshot({
+      mtlsMode: 'strict',
+      accessControlMode: 'deny',
+      lbMethod: 'least_conn',
+      clientMaxBodySize: '1m',
+      errorLogLevel: 'warn',
+      logFormat: 'default',
+      trustDomain: 'example.org',
+      transparent: false,
+    }),
+    services: sorted(services),
+    pods: sorted(pods),
+    trafficTargets: sorted(trafficTargets),
+  };
+}

@@ -1,0 +1,378 @@
+// The configuration bus end to end over a real nats-server with deploy's TLS and permissions:
+// the controller's generations reach every agent as deltas, late agents and agents that lost
+// their connection catch up with the whole snapshot, a restarted controller never sends an
+// agent backwards, failures come back in acks, and malformed messages are ignored.
+import type { NatsConnection } from 'nats';
+import { Events } from 'nats';
+import { emptySnapshot } from '../../src/manifests/snapshot/delta';
+import type {
+  MeshSnapshot,
+  SnapshotMesh,
+  SnapshotService,
+} from '../../src/manifests/snapshot/types';
+import type { AgentBus } from '../../src/runtime/bus/agent-bus';
+import { startAgentBus } from '../../src/runtime/bus/agent-bus';
+import { connectBus } from '../../src/runtime/bus/connect';
+import type { ControllerBus } from '../../src/runtime/bus/controller-bus';
+import { startControllerBus } from '../../src/runtime/bus/controller-bus';
+import type { Logger } from '../../src/runtime/role/log';
+import { createJsonLogger } from '../../src/runtime/role/log';
+import type { MeshNats } from '../support/mesh-nats';
+import { NATS_CONTROLLER_PASSWORD, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
+
+const MESH: SnapshotMesh = {
+  mtlsMode: 'permissive',
+  accessControlMode: 'allow',
+  lbMethod: 'least_conn',
+  clientMaxBodySize: '1m',
+  errorLogLevel: 'warn',
+  logFormat: 'default',
+  trustDomain: 'example.org',
+  transparent: false,
+};
+
+/** A snapshot of count services whose endpoints carry round, so each round changes them. */
+function snapshotOf(round: number, names = ['api', 'cart', 'web']): MeshSnapshot {
+  const services: Record<string, SnapshotService> = {};
+  for (const name of names) {
+    services[`shop/${name}`] = {
+      namespace: 'shop',
+      name,
+      clusterIPs: ['198.18.0.10'],
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', kind: 'http' }],
+      endpoints: [{ address: `198.18.1.${round % 250}`, ports: { http: 8080 } }],
+    };
+  }
+  return { ...emptySnapshot(MESH), services };
+}
+
+let nats: MeshNats;
+const logLines: string[] = [];
+const logger: Logger = createJsonLogger({
+  level: 'debug',
+  out: {
+    write: (line: string) => {
+      logLines.push(line);
+      return true;
+    },
+  },
+  now: () => new Date(),
+});
+const cleanups: (() => Promise<unknown>)[] = [];
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function controllerConnection(): Promise<NatsConnection> {
+  const nc = await connectBus({
+    servers: [nats.server],
+    name: 'controller',
+    svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
+    bundleFile: nats.bundleFile,
+    expectedServerId: NATS_SERVER_ID,
+    user: 'nginx-mesh-controller',
+    pass: NATS_CONTROLLER_PASSWORD,
+    logger,
+  });
+  cleanups.push(() => nc.close());
+  return nc;
+}
+
+async function startController(
+  now: () => number = Date.now,
+): Promise<{ nc: NatsConnection; bus: ControllerBus }> {
+  const nc = await controllerConnection();
+  const bus = await startControllerBus(nc, { logger, now, version: '2.0.0' });
+  cleanups.push(() => bus.close());
+  return { nc, bus };
+}
+
+interface TestAgent {
+  readonly pod: string;
+  readonly nc: NatsConnection;
+  readonly bus: AgentBus;
+  /** Every generation handed to apply, in order. */
+  readonly applied: number[];
+  /** JSON of the last snapshot handed to apply. */
+  last(): string | undefined;
+}
+
+async function startAgent(
+  pod: string,
+  fail: (snapshot: MeshSnapshot) => string | undefined = () => undefined,
+): Promise<TestAgent> {
+  const nc = await connectBus({
+    servers: [nats.server],
+    name: pod,
+    svidFile: await nats.issueSvidFile(pod.replace('/', '-'), 'shop', pod.split('/')[1] ?? pod),
+    bundleFile: nats.bundleFile,
+    expectedServerId: NATS_SERVER_ID,
+    logger,
+  });
+  cleanups.push(() => nc.close());
+  const applied: number[] = [];
+  let last: string | undefined;
+  const bus = await startAgentBus(nc, {
+    pod,
+    version: '2.0.0',
+    logger,
+    apply: (snapshot, generation) => {
+      applied.push(generation);
+      last = JSON.stringify(snapshot);
+      return Promise.resolve(fail(snapshot));
+    },
+  });
+  cleanups.push(() => bus.close());
+  return { pod, nc, bus, applied, last: () => last };
+}
+
+function current(agents: readonly TestAgent[], controller: ControllerBus): () => boolean {
+  return () => agents.every((agent) => agent.bus.generation() === controller.generation());
+}
+
+function strictlyIncreasing(values: readonly number[]): boolean {
+  return values.every((value, index) => index === 0 || value > (values[index - 1] ?? Infinity));
+}
+
+beforeAll(async () => {
+  nats = await startMeshNats();
+});
+
+afterEach(async () => {
+  const pending = cleanups.splice(0).reverse();
+  for (const cleanup of pending) await cleanup().catch(() => undefined);
+});
+
+afterAll(async () => {
+  await nats?.dispose();
+});
+
+describe('the configuration bus', () => {
+  it('brings every generation to three agents, and a late agent to the current one', async () => {
+    const agents = await Promise.all(
+      ['shop/a-1', 'shop/b-1', 'shop/c-1'].map((pod) => startAgent(pod)),
+    );
+    const { bus } = await startController();
+    const generations = [bus.publish(snapshotOf(1))];
+    await waitFor('the first snapshot', current(agents, bus));
+    for (const round of [2, 3, 4]) {
+      generations.push(bus.publish(snapshotOf(round)));
+      await waitFor(
+        `generation ${round}`,
+        () => bus.behind().length === 0 && current(agents, bus)(),
+      );
+    }
+    expect(strictlyIncreasing(generations)).toBe(true);
+    for (const agent of agents) {
+      expect(agent.applied).toEqual(generations);
+      expect(agent.last()).toBe(JSON.stringify(snapshotOf(4)));
+    }
+    expect(bus.agents().map((agent) => [agent.pod, agent.generation])).toEqual(
+      agents.map((agent) => [agent.pod, generations[3]]),
+    );
+
+    expect(bus.publish(snapshotOf(4))).toBe(generations[3]);
+
+    const late = await startAgent('shop/late-1');
+    await waitFor('the late agent', current([late], bus));
+    expect(late.applied).toEqual([generations[3]]);
+    expect(late.last()).toBe(JSON.stringify(snapshotOf(4)));
+  });
+
+  it('resynchronises every agent across a NATS restart without losing a generation', async () => {
+    const { bus } = await startController();
+    const agents = await Promise.all(['shop/a-1', 'shop/b-1'].map((pod) => startAgent(pod)));
+    bus.publish(snapshotOf(10));
+    await waitFor('the first snapshot', current(agents, bus));
+
+    await nats.kill();
+    const reconnected = agents.map((agent) => waitForStatus(agent.nc, Events.Reconnect));
+    bus.publish(snapshotOf(11));
+    await nats.start();
+    await Promise.all(reconnected);
+    bus.publish(snapshotOf(12, ['api', 'web']));
+    await waitFor(
+      'every agent after the restart',
+      () => bus.behind().length === 0 && current(agents, bus)(),
+      15_000,
+    );
+
+    for (const agent of agents) {
+      expect(agent.last()).toBe(JSON.stringify(snapshotOf(12, ['api', 'web'])));
+      expect(strictlyIncreasing(agent.applied)).toBe(true);
+      expect(agent.applied.at(-1)).toBe(bus.generation());
+    }
+  });
+
+  it('moves agents to a restarted controller, never backwards', async () => {
+    const first = await startController();
+    const agents = await Promise.all(['shop/a-1', 'shop/b-1'].map((pod) => startAgent(pod)));
+    first.bus.publish(snapshotOf(20));
+    first.bus.publish(snapshotOf(21));
+    await waitFor('the first controller', current(agents, first.bus));
+    const before = first.bus.generation();
+    await first.bus.close();
+    await first.nc.close();
+
+    const second = await startController();
+    await waitFor('subscriptions to the new controller', () => second.bus.agents().length === 2);
+    second.bus.publish(snapshotOf(22));
+    await waitFor(
+      'the new controller',
+      () => second.bus.behind().length === 0 && current(agents, second.bus)(),
+    );
+    second.bus.publish(snapshotOf(23));
+    await waitFor('a delta from the new controller', current(agents, second.bus));
+
+    expect(second.bus.generation()).toBeGreaterThan(before);
+    for (const agent of agents) {
+      expect(strictlyIncreasing(agent.applied)).toBe(true);
+      expect(agent.last()).toBe(JSON.stringify(snapshotOf(23)));
+    }
+  });
+
+  it('moves past what agents hold when the new controller’s clock went back', async () => {
+    const first = await startController();
+    const agent = await startAgent('shop/a-1');
+    first.bus.publish(snapshotOf(30));
+    await waitFor('the first controller', current([agent], first.bus));
+    const before = first.bus.generation();
+    await first.bus.close();
+    await first.nc.close();
+
+    const second = await startController(() => 1_000);
+    second.bus.publish(snapshotOf(31));
+    await waitFor(
+      'the agent on the new controller',
+      () => second.bus.behind().length === 0 && current([agent], second.bus)(),
+    );
+    expect(second.bus.generation()).toBeGreaterThan(before);
+    expect(strictlyIncreasing(agent.applied)).toBe(true);
+    expect(agent.last()).toBe(JSON.stringify(snapshotOf(31)));
+  });
+
+  it('reports a failed apply in the ack, until a later generation applies', async () => {
+    const { bus } = await startController();
+    const good = await startAgent('shop/good-1');
+    const bad = await startAgent('shop/bad-1', (snapshot) =>
+      'shop/broken' in snapshot.services ? 'nginx -t: unknown directive "brokn"' : undefined,
+    );
+    bus.publish(snapshotOf(40));
+    await waitFor('the first snapshot', current([good, bad], bus));
+
+    const failed = bus.publish(snapshotOf(41, ['api', 'broken']));
+    await waitFor('the failure', () => bus.agents().some((agent) => agent.error !== undefined));
+    expect(bus.behind()).toEqual([
+      expect.objectContaining({
+        pod: 'shop/bad-1',
+        generation: failed,
+        error: 'nginx -t: unknown directive "brokn"',
+      }),
+    ]);
+    await waitFor(
+      'the good agent',
+      () => bus.agents().find((agent) => agent.pod === 'shop/good-1')?.generation === failed,
+    );
+
+    bus.publish(snapshotOf(42));
+    await waitFor('the repair', () => bus.behind().length === 0 && current([good, bad], bus)());
+    expect(bus.agents().every((agent) => agent.error === undefined)).toBe(true);
+  });
+
+  it('ignores malformed messages on both sides and keeps working', async () => {
+    const { nc, bus } = await startController();
+    const agent = await startAgent('shop/a-1');
+    bus.publish(snapshotOf(50));
+    await waitFor('the first snapshot', current([agent], bus));
+    const seen = logLines.length;
+
+    nc.publish(
+      'nginx.nsm.agent.config',
+      new TextEncoder().encode('{"kind":"delta","generation":"soon"}'),
+    );
+    agent.nc.publish('nginx.nsm.agent.subscription', new TextEncoder().encode('not json'));
+    await nc.flush();
+    await agent.nc.flush();
+    const next = bus.publish(snapshotOf(51));
+    await waitFor('the next generation', current([agent], bus));
+    expect(agent.applied.at(-1)).toBe(next);
+
+    const warnings = logLines
+      .slice(seen)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        msg: 'ignored a malformed bus message',
+        component: 'agent-bus',
+        reason: 'field "generation" is "soon": expected an integer >= 0',
+      }),
+    );
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        msg: 'ignored a malformed bus message',
+        component: 'controller-bus',
+        reason: 'not JSON: not json',
+      }),
+    );
+  });
+});
+
+describe('connectBus', () => {
+  it('refuses a server that presents another SPIFFE ID', async () => {
+    await expect(
+      connectBus({
+        servers: [nats.server],
+        name: 'suspicious',
+        svidFile: await nats.issueSvidFile('suspicious', 'shop', 'web'),
+        bundleFile: nats.bundleFile,
+        expectedServerId: 'spiffe://example.org/ns/nginx-mesh/sa/impostor',
+        logger,
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('presents the renewed SVID when it reconnects', async () => {
+    const svidFile = await nats.issueSvidFile('renewed', 'shop', 'web', 2_500);
+    const nc = await connectBus({
+      servers: [nats.server],
+      name: 'renewed',
+      svidFile,
+      bundleFile: nats.bundleFile,
+      expectedServerId: NATS_SERVER_ID,
+      logger,
+    });
+    cleanups.push(() => nc.close());
+    await nats.issueSvidFile('renewed', 'shop', 'web');
+    // The first SVID expires: only the renewed one can get back in.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await nats.kill();
+    const reconnected = waitForStatus(nc, Events.Reconnect);
+    await nats.start();
+    await reconnected;
+    await expect(nc.flush()).resolves.toBeUndefined();
+  });
+});
+
+/** Resolves on the first status of type; rejects after a bound. */
+function waitForStatus(nc: NatsConnection, type: Events, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no ${type} within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type !== type) continue;
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+    })();
+  });
+}
