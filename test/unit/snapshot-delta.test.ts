@@ -1,7 +1,10 @@
 // Deltas between snapshots: applying the diff of two snapshots to the first gives the second,
 // byte for byte, and a received message of the wrong shape is refused with its reason.
+import type { MutableSnapshot } from '../../src/manifests/snapshot/delta';
 import {
   applyDelta,
+  applyDeltaInPlace,
+  canonicalJson,
   diffSnapshots,
   emptySnapshot,
   isEmptyDelta,
@@ -243,5 +246,24 @@ describe('parsing bus messages', () => {
     ['{"kind":"delta","pod":"shop/web-1"}', 'kind "delta": expected "subscribe" or "ack"'],
   ])('refuses the up message %s', (text, reason) => {
     expect(parseUpMessage(text)).toEqual({ refused: reason });
+  });
+});
+
+describe('applyDeltaInPlace', () => {
+  it('changes the held snapshot itself to what applyDelta returns, up to key order', () => {
+    const previous = BEFORE;
+    const next = snapshot(
+      {
+        'shop/cart': service('cart', '198.18.1.9'),
+        'shop/api': service('api', '198.18.1.3'),
+      },
+      { ...MESH, mtlsMode: 'strict' },
+    );
+    const delta = diffSnapshots(previous, next, 1, 2);
+    const held = JSON.parse(JSON.stringify(previous)) as MutableSnapshot;
+    const result = applyDeltaInPlace(held, delta);
+    expect(result).toBe(held);
+    expect(canonicalJson(held)).toBe(canonicalJson(applyDelta(previous, delta)));
+    expect(canonicalJson(held)).toBe(canonicalJson(next));
   });
 });

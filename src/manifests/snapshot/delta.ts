@@ -153,3 +153,28 @@ function isSorted(keys: readonly string[]): boolean {
   }
   return true;
 }
+
+/** A snapshot its holder may change in place (an agent's own copy, parsed from the wire). */
+export type MutableSnapshot = {
+  mesh: SnapshotMesh;
+} & { [C in SnapshotCollection]: Record<string, MeshSnapshot[C][string]> };
+
+/**
+ * Applies the delta to snapshot itself and returns it: the cost is the size of the delta, not of
+ * the mesh, where applyDelta copies every collection the delta touches. New keys go last, so key
+ * order is no longer sorted; the sidecar's renderer sorts what it reads, so its output does not
+ * depend on that order. Only for a snapshot nobody else holds.
+ */
+export function applyDeltaInPlace(
+  snapshot: MutableSnapshot,
+  delta: SnapshotDelta,
+): MutableSnapshot {
+  if (delta.mesh !== undefined) snapshot.mesh = delta.mesh;
+  for (const collection of SNAPSHOT_COLLECTIONS) {
+    const entries = snapshot[collection] as Record<string, unknown>;
+    for (const key of delta.deletes[collection] ?? []) delete entries[key];
+    const upserts = delta.upserts[collection];
+    if (upserts !== undefined) Object.assign(entries, upserts);
+  }
+  return snapshot;
+}

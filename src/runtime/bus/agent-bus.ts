@@ -18,7 +18,7 @@ import {
   NATS_PING_SUBJECT,
   NATS_SUBSCRIPTION_SUBJECT,
 } from '../../manifests/constants';
-import { applyDelta } from '../../manifests/snapshot/delta';
+import { applyDeltaInPlace } from '../../manifests/snapshot/delta';
 import type {
   AckMessage,
   DeltaMessage,
@@ -155,7 +155,12 @@ export async function startAgentBus(
       );
       return;
     }
-    hold({ snapshot: applyDelta(held.snapshot, delta), generation: delta.generation });
+    // The held copy is the agent's own (parsed from the wire): changed in place, a delta costs
+    // its own size, not the mesh's. A render reads it synchronously at the start of an apply.
+    hold({
+      snapshot: applyDeltaInPlace(held.snapshot, delta),
+      generation: delta.generation,
+    });
   };
 
   /** Asks for the whole snapshot once; deltas arriving meanwhile wait for the answer. */
