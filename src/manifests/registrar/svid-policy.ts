@@ -64,6 +64,11 @@ export interface WorkloadIdentity {
 
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([a-z0-9.-]+):([a-z0-9.-]+)$/;
 
+/** The trust domain of a SPIFFE ID (spiffe://<trust domain>/…), or "" when it is none. */
+export function trustDomainOf(spiffeId: string): string {
+  return /^spiffe:\/\/([^/]+)\//.exec(spiffeId)?.[1] ?? '';
+}
+
 export function spiffeIdOf(trustDomain: string, namespace: string, serviceAccount: string): string {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }

@@ -1,8 +1,16 @@
 // The controller's work, loaded only when the controller role starts.
-import { UsageError } from '../../errors';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { describeError, UsageError } from '../../errors';
 import { reviewPodAdmission } from '../../manifests/admission';
 import {
   CONTROLLER_NAME,
+  NATS_CONTROLLER_USER,
+  NATS_SERVICE_ACCOUNT_NAME,
+  SIDECAR_CONTAINER_NAME,
+  SVID_BUNDLE_FILE_NAME,
+  SVID_FILE_NAME,
   WEBHOOK_CONFIGURATION_NAME,
   WEBHOOK_PATH,
   WEBHOOK_SERVICE_NAME,
@@ -10,17 +18,27 @@ import {
 } from '../../manifests/constants';
 import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
+import { NATS_CONTROLLER_PASSWORD_ENV } from '../../manifests/install/workloads';
+import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
+import { connectBus } from '../bus/connect';
+import { systemClock } from '../clock';
+import { createKubeAccess } from '../kube/access';
 import { parseBindAddress } from '../role/bind-address';
+import type { Logger } from '../role/log';
 import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
 import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
 import { ensureServingCertificate, keepCaBundle } from '../pki/managed-certificate';
 import { startVersionServer } from './version-server';
 import { startWebhookServer } from './webhook-server';
-import { natsUrlOf, registrarUrlOf } from '../svid/identity';
+import { natsUrlOf, registrarUrlOf, startIdentity } from '../svid/identity';
+import type { MeshPublisher } from './mesh-publisher';
+import { startMeshPublisher } from './mesh-publisher';
 
 /** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
 const NATIVE_SIDECAR_MINOR = 29;
+/** Requests of the controller's Kubernetes client; watches have their own, longer bounds. */
+const KUBE_TIMEOUT_MS = 30_000;
 /** How often the webhook configuration's CA bundle is checked (it may be created or edited later). */
 const CA_BUNDLE_SYNC_MS = 30_000;
 
@@ -61,6 +79,70 @@ function bindAddress(options: RoleOptions, flag: string): { host: string; port: 
   return bind;
 }
 
+/**
+ * In the background: the SVID, NATS, then the cache, leader election and publishing. The webhook
+ * does not wait for any of it; failures before publishing starts are logged and retried.
+ */
+function startMeshConfiguration(
+  options: RoleOptions,
+  settings: { readonly logger: Logger; readonly version: string },
+): { publisher(): MeshPublisher | undefined; stop(): Promise<void> } {
+  const { logger } = settings;
+  const meshNamespace = options.string('mesh-namespace');
+  const svidDir = options.string('svid-dir');
+  const identity = startIdentity(options, { meshNamespace, outputDir: svidDir, logger });
+  let stopped = false;
+  let nats: NatsConnection | undefined;
+  let publisher: MeshPublisher | undefined;
+  const started = (async () => {
+    const svid = await identity.ready;
+    const kube = await createKubeAccess(process.env).connect({
+      kubeconfig: process.env.KUBECONFIG ?? '',
+      timeoutMs: KUBE_TIMEOUT_MS,
+    });
+    if (stopped) return;
+    const connection = await connectBus({
+      servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
+      name: CONTROLLER_NAME,
+      svidFile: join(svidDir, SVID_FILE_NAME),
+      bundleFile: join(svidDir, SVID_BUNDLE_FILE_NAME),
+      expectedServerId: spiffeIdOf(
+        trustDomainOf(svid.spiffeId),
+        meshNamespace,
+        NATS_SERVICE_ACCOUNT_NAME,
+      ),
+      user: NATS_CONTROLLER_USER,
+      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? '',
+      logger,
+    });
+    nats = connection;
+    if (stopped) return;
+    publisher = startMeshPublisher({
+      connection: kube,
+      nats: connection,
+      meshNamespace,
+      identity: options.string('pod-name') || process.env.MY_POD_NAME || hostname(),
+      version: settings.version,
+      clock: systemClock,
+      random: Math.random,
+      logger,
+    });
+  })().catch((error: unknown) => {
+    if (!stopped)
+      logger.error('cannot publish the mesh configuration', { error: describeError(error) });
+  });
+  return {
+    publisher: () => publisher,
+    async stop() {
+      stopped = true;
+      await identity.stop();
+      await started;
+      await publisher?.stop();
+      await nats?.close();
+    },
+  };
+}
+
 export async function startController({
   logger,
   options,
@@ -99,13 +181,22 @@ export async function startController({
   });
   logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
   const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
+  const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
   const versions = await startVersionServer({
     host: versionBind.host,
     port: versionBind.port,
-    versions: () => ({ [CONTROLLER_NAME]: [ownVersion] }),
+    versions: () => {
+      const sidecars = mesh.publisher()?.sidecarVersions() ?? [];
+      return {
+        [CONTROLLER_NAME]: [ownVersion],
+        ...(sidecars.length === 0 ? {} : { [SIDECAR_CONTAINER_NAME]: sidecars }),
+      };
+    },
+    sidecars: () => mesh.publisher()?.report(),
   });
   return runningUntilStopped(async () => {
     stopCaSync();
     await Promise.all([server.close(), versions.close()]);
+    await mesh.stop();
   });
 }
