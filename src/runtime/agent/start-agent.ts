@@ -1,24 +1,43 @@
 // The agent's work, loaded only when the agent role starts: the transparent configuration goes
 // through the same applier later configurations will, then the supervisor runs nginx on it.
+// Meanwhile the agent fetches its SVID, connects to NATS with it and from then on renders every
+// snapshot the controller publishes into nginx's configuration, acknowledging each generation.
+// The proxy is ready (and transparent) before any of that: a pod never waits for the controller.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import { MeshctlError, UsageError, describeError } from '../../errors';
+import type { NatsConnection } from 'nats';
 import {
+  NATS_SERVICE_ACCOUNT_NAME,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
+  SVID_BUNDLE_FILE_NAME,
+  SVID_FILE_NAME,
 } from '../../manifests/constants';
+import type { MeshMtlsMode } from '../../manifests/mesh-config/deploy-flags';
+import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
+import type { MeshSnapshot } from '../../manifests/snapshot/types';
+import type { HealthRedirect } from '../../render/agent-nginx';
 import {
   buildTransparentModel,
   parseHealthRedirects,
   printNginxConfig,
 } from '../../render/agent-nginx';
+import type { SidecarContext } from '../../render/sidecar';
+import { renderSidecarConfig } from '../../render/sidecar';
+import type { AgentBus } from '../bus/agent-bus';
+import { startAgentBus } from '../bus/agent-bus';
+import { connectBus } from '../bus/connect';
 import { closeServer, listen } from '../listen';
 import { parseBindAddress } from '../role/bind-address';
+import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
+import { natsUrlOf, startIdentity } from '../svid/identity';
+import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
@@ -35,7 +54,13 @@ function ipv6Available(): boolean {
   }
 }
 
-function renderConfig(options: RoleOptions, runDir: string): string {
+interface ProxyInputs {
+  readonly modules: readonly string[];
+  readonly healthRedirects: Readonly<Record<string, HealthRedirect>>;
+  readonly ipv6: boolean;
+}
+
+function proxyInputs(options: RoleOptions): ProxyInputs {
   const modules = (
     options.string('nginx-modules') ||
     process.env.NGINX_MESH_MODULES ||
@@ -54,19 +79,38 @@ function renderConfig(options: RoleOptions, runDir: string): string {
   } catch (error) {
     throw new UsageError(describeError(error), 'nginx-meshctl run');
   }
+  return { modules, healthRedirects, ipv6: ipv6Available() };
+}
+
+function renderTransparent(inputs: ProxyInputs, runDir: string): string {
   return printNginxConfig(
     buildTransparentModel({
       runDir,
-      modules,
+      modules: inputs.modules,
       errorLogLevel: 'warn',
-      ipv6: ipv6Available(),
+      ipv6: inputs.ipv6,
       outboundPort: SIDECAR_OUTBOUND_REDIRECT_PORT,
       inboundPort: SIDECAR_INBOUND_REDIRECT_PORT,
       healthHttpPort: SIDECAR_HEALTH_HTTP_PORT,
       healthHttpsPort: SIDECAR_HEALTH_HTTPS_PORT,
-      healthRedirects,
+      healthRedirects: inputs.healthRedirects,
     }),
   );
+}
+
+/** This pod as the downward API describes it in the sidecar's environment. */
+function podOf(env: Readonly<Record<string, string | undefined>>): {
+  readonly namespace: string;
+  readonly name: string;
+  readonly ip: string;
+  readonly serviceAccount: string;
+} {
+  return {
+    namespace: env.MY_NAMESPACE ?? '',
+    name: env.MY_POD_NAME ?? '',
+    ip: env.MY_POD_IP ?? '',
+    serviceAccount: env.MY_SERVICE_ACCOUNT ?? '',
+  };
 }
 
 async function startStatusServer(
@@ -98,7 +142,7 @@ async function startStatusServer(
   return server;
 }
 
-export async function startAgent({ logger, options }: RoleContext): Promise<RunningRole> {
+export async function startAgent({ logger, options, version }: RoleContext): Promise<RunningRole> {
   const runDir = options.string('run-dir');
   for (const dir of TEMP_DIRS) mkdirSync(join(runDir, dir), { recursive: true });
   const paths: NginxPaths = {
@@ -113,7 +157,8 @@ export async function startAgent({ logger, options }: RoleContext): Promise<Runn
   });
   // Before nginx starts, applying only writes and checks the file; the first start reads it.
   const applier = createConfigApplier({ paths, supervisor, logger });
-  const outcome = await applier.apply(renderConfig(options, runDir), 'transparent');
+  const inputs = proxyInputs(options);
+  const outcome = await applier.apply(renderTransparent(inputs, runDir), 'transparent');
   if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
   const status = await startStatusServer(options, () => supervisor.readiness());
@@ -125,11 +170,108 @@ export async function startAgent({ logger, options }: RoleContext): Promise<Runn
     throw error;
   }
   logger.info('proxy is transparent until the controller sends its configuration');
+  const mesh = startMeshConfiguration(options, {
+    logger,
+    version,
+    runDir,
+    inputs,
+    apply: (text, label) => applier.apply(text, label),
+  });
   return runningUntilStopped(
     async () => {
+      await mesh.stop();
       await supervisor.stop();
       await closeServer(status);
     },
     () => supervisor.readiness(),
   );
+}
+
+/**
+ * In the background: the SVID, then NATS, then every snapshot rendered and applied. Failures
+ * retry (the SVID client and NATS reconnect on their own) and never stop the proxy.
+ */
+function startMeshConfiguration(
+  options: RoleOptions,
+  settings: {
+    readonly logger: Logger;
+    readonly version: string;
+    readonly runDir: string;
+    readonly inputs: ProxyInputs;
+    readonly apply: ConfigApplier['apply'];
+  },
+): { stop(): Promise<void> } {
+  const { logger, runDir, inputs } = settings;
+  const meshNamespace = options.string('mesh-namespace');
+  const pod = podOf(process.env);
+  const tlsDir = join(runDir, 'tls');
+  mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+  const identity = startIdentity(options, { meshNamespace, outputDir: tlsDir, logger });
+  const context: SidecarContext = {
+    pod: `${pod.namespace}/${pod.name}`,
+    serviceAccount: pod.serviceAccount,
+    podIPs: pod.ip === '' ? [] : [pod.ip],
+    containerPorts: options.ints('container-port'),
+    ...(options.changed('mtls-mode')
+      ? { mtlsMode: options.string('mtls-mode') as MeshMtlsMode }
+      : {}),
+    ...(options.string('client-max-body-size') === ''
+      ? {}
+      : { clientMaxBodySize: options.string('client-max-body-size') }),
+    healthRedirects: inputs.healthRedirects,
+    ipv6: inputs.ipv6,
+    modules: inputs.modules,
+    runDir,
+    svidFile: join(tlsDir, SVID_FILE_NAME),
+    bundleFile: join(tlsDir, SVID_BUNDLE_FILE_NAME),
+  };
+  let stopped = false;
+  let connection: NatsConnection | undefined;
+  let bus: AgentBus | undefined;
+  const warned = new Set<string>();
+  const apply = async (snapshot: MeshSnapshot, generation: number): Promise<string | undefined> => {
+    const rendered = renderSidecarConfig(snapshot, context);
+    for (const warning of rendered.warnings) {
+      if (warned.has(warning)) continue;
+      warned.add(warning);
+      logger.warn(warning, { generation });
+    }
+    const outcome = await settings.apply(rendered.text, `generation ${generation}`);
+    return outcome.applied ? undefined : (outcome.error ?? 'not applied');
+  };
+  const started = (async () => {
+    const svid = await identity.ready;
+    if (stopped) return;
+    connection = await connectBus({
+      servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
+      name: `agent ${context.pod}`,
+      svidFile: context.svidFile,
+      bundleFile: context.bundleFile,
+      expectedServerId: spiffeIdOf(
+        trustDomainOf(svid.spiffeId),
+        meshNamespace,
+        NATS_SERVICE_ACCOUNT_NAME,
+      ),
+      logger,
+    });
+    if (stopped) return;
+    bus = await startAgentBus(connection, {
+      pod: context.pod,
+      version: settings.version,
+      logger,
+      apply,
+    });
+  })().catch((error: unknown) => {
+    if (!stopped)
+      logger.error('cannot receive the mesh configuration', { error: describeError(error) });
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await identity.stop();
+      await started;
+      await bus?.close();
+      await connection?.close();
+    },
+  };
 }
