@@ -390,6 +390,25 @@ export function sidecarScenarios(): SidecarScenario[] {
       }),
     ),
     plain(
+      // What a RateLimit without burst and delay builds: nginx refuses both as explicit zeros.
+      'ratelimit-defaults',
+      shopSnapshot({
+        rateLimits: {
+          'shop/plain': {
+            namespace: 'shop',
+            name: 'plain',
+            destinationPods: ['shop/web-1'],
+            sourceIps: [],
+            rate: 10,
+            per: 's',
+            burst: 0,
+            delay: 0,
+            matches: [],
+          },
+        },
+      }),
+    ),
+    plain(
       'ratelimit-matches-delay',
       shopSnapshot({
         rateLimits: {

@@ -222,10 +222,11 @@ function rateLimitDirectives(limit: RateLimitModel): { zone: Directive[]; locati
     key = `${prefix}_key`;
   }
   zone.push(d('limit_req_zone', key, `zone=${limit.zone}:1m`, `rate=${limit.rate}r/${limit.per}`));
-  const pace = limit.delay === 'nodelay' ? 'nodelay' : `delay=${limit.delay}`;
-  // nginx refuses burst=0, which is its default.
+  // nginx refuses burst=0 and delay=0, which are its defaults: both are left out then.
+  const pace =
+    limit.delay === 'nodelay' ? ['nodelay'] : limit.delay > 0 ? [`delay=${limit.delay}`] : [];
   const burst = limit.burst > 0 ? [`burst=${limit.burst}`] : [];
-  return { zone, location: d('limit_req', `zone=${limit.zone}`, ...burst, pace) };
+  return { zone, location: d('limit_req', `zone=${limit.zone}`, ...burst, ...pace) };
 }
 
 function inboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
