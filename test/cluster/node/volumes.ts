@@ -76,6 +76,38 @@ async function fetchData(
   }
 }
 
+/**
+ * How often ConfigMap contents are brought up to date in running pods. The kubelet does this on
+ * its sync period (about a minute); the node does it sooner to keep tests short.
+ */
+const CONFIG_MAP_SYNC_MS = 2_000;
+
+/** Writes a ConfigMap's items now and keeps them current, as the kubelet does for running pods. */
+async function keepConfigMap(
+  context: VolumeContext,
+  dir: string,
+  source: { name?: string; optional?: boolean; items?: V1KeyToPath[] },
+  mode: number,
+): Promise<void> {
+  const write = async (): Promise<void> => {
+    const data = await fetchData(
+      context,
+      'configmaps',
+      source.name ?? '',
+      source.optional === true,
+    );
+    writeItems(dir, data, source.items, mode);
+  };
+  await write();
+  context.timers.push(
+    setInterval(() => {
+      write().catch((error: unknown) =>
+        context.log('config map refresh failed', { error: String(error) }),
+      );
+    }, CONFIG_MAP_SYNC_MS).unref(),
+  );
+}
+
 async function writeToken(
   context: VolumeContext,
   source: NonNullable<V1VolumeProjection['serviceAccountToken']>,
@@ -127,15 +159,7 @@ async function writeProjection(
     };
     context.timers.push(setInterval(refresh, expirationSeconds * 800).unref());
   }
-  if (source.configMap !== undefined) {
-    const data = await fetchData(
-      context,
-      'configmaps',
-      source.configMap.name ?? '',
-      source.configMap.optional === true,
-    );
-    writeItems(dir, data, source.configMap.items, mode);
-  }
+  if (source.configMap !== undefined) await keepConfigMap(context, dir, source.configMap, mode);
   if (source.secret !== undefined) {
     const data = await fetchData(
       context,
@@ -169,13 +193,7 @@ async function writeConfigSources(
 ): Promise<void> {
   if (volume.configMap !== undefined) {
     const { configMap } = volume;
-    const data = await fetchData(
-      context,
-      'configmaps',
-      configMap.name ?? '',
-      configMap.optional === true,
-    );
-    writeItems(dir, data, configMap.items, configMap.defaultMode ?? DEFAULT_MODE);
+    await keepConfigMap(context, dir, configMap, configMap.defaultMode ?? DEFAULT_MODE);
   }
   if (volume.secret !== undefined) {
     const { secret } = volume;
