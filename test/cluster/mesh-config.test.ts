@@ -1,0 +1,328 @@
+// The mesh configuration end to end on the test cluster: nginx-meshctl deploys the control
+// plane, the webhook injects two workloads, and the controller's snapshot reaches their agents
+// over NATS (TLS with SVIDs from the registrar). Policies applied with kubectl show up in the
+// sidecars' nginx configuration; a policy that cannot work gets a Warning Event and
+// Accepted=False while the rest of the configuration still applies; remove finds every sidecar
+// transparent without waiting out its bound.
+import { execa } from 'execa';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KubeRest } from './harness/kube-rest';
+import { KubeRestError } from './harness/kube-rest';
+import {
+  createNamespace,
+  deleteNamespace,
+  isReady,
+  listPods,
+  testKubeconfig,
+  testKubectl,
+  testRest,
+  waitFor,
+} from './support/kube';
+
+const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
+const meshNamespace = 'mesh-policies';
+const apps = 'policy-apps';
+const WEBHOOK = 'sidecar-injector-webhook-cfg.internal.builtin.nsm.nginx';
+let rest: KubeRest;
+
+function meshctl(args: readonly string[]) {
+  return execa(binary, [...args, '-n', meshNamespace], {
+    env: { KUBECONFIG: testKubeconfig() },
+    reject: false,
+    timeout: 240_000,
+  });
+}
+
+function kubectl(args: readonly string[], input?: string) {
+  return execa(testKubectl(), ['--kubeconfig', testKubeconfig(), ...args], {
+    reject: false,
+    ...(input === undefined ? {} : { input }),
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await rest.request('GET', path);
+    return true;
+  } catch (error) {
+    if (error instanceof KubeRestError && error.status === 404) return false;
+    throw error;
+  }
+}
+
+/** Every file named `name` under dir, depth-first, skipping what vanishes while walking. */
+function findFiles(dir: string, name: string, found: string[] = []): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry);
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(path).isDirectory();
+    } catch {
+      continue;
+    }
+    if (isDirectory) findFiles(path, name, found);
+    else if (entry === name) found.push(path);
+  }
+  return found;
+}
+
+/** The nginx configuration the sidecar of the pod with this uid runs (from the node's volumes). */
+function sidecarConfig(uid: string): string | undefined {
+  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
+  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
+  for (const dir of podDirs) {
+    for (const file of findFiles(join(stateDir, 'pods', dir), 'nginx.conf')) {
+      return readFileSync(file, 'utf8');
+    }
+  }
+  return undefined;
+}
+
+function deployment(name: string, app: string, version: string): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: apps },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app, version } },
+      template: {
+        metadata: { labels: { app, version } },
+        spec: {
+          terminationGracePeriodSeconds: 2,
+          containers: [
+            {
+              name: 'echo',
+              image: 'example.test/echo-server:1',
+              ports: [{ name: 'http', containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function service(name: string, selector: Record<string, string>): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: apps },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+  };
+}
+
+/** The controller's view of the sidecars, through the API server's service proxy. */
+async function sidecarReport(): Promise<{
+  generation?: number;
+  sidecars: { pod: string; generation?: number; error?: string }[];
+  behind: string[];
+}> {
+  return rest.request(
+    'GET',
+    `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
+  );
+}
+
+async function podsOf(app: string): Promise<{ name: string; uid: string }[]> {
+  const pods = await listPods(rest, apps, `app=${app}`);
+  return pods.filter(isReady).map((pod) => ({ name: pod.metadata.name, uid: pod.metadata.uid }));
+}
+
+beforeAll(async () => {
+  rest = await testRest();
+  // One mesh at a time on the cluster: an earlier file's must be gone.
+  await waitFor(
+    'no other mesh on the cluster',
+    async () =>
+      (await exists(
+        `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK}`,
+      ))
+        ? undefined
+        : true,
+    120_000,
+    1_000,
+  );
+  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+  await createNamespace(rest, apps);
+  const labelled = await kubectl([
+    'label',
+    'namespace',
+    apps,
+    'injector.nsm.nginx.com/auto-inject=enabled',
+  ]);
+  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  for (const object of [
+    deployment('web', 'web', 'v1'),
+    deployment('web-v2', 'web', 'v2'),
+    service('web', { app: 'web' }),
+    service('web-v1', { app: 'web', version: 'v1' }),
+    service('web-v2', { app: 'web', version: 'v2' }),
+  ]) {
+    const applied = await kubectl(['apply', '-f', '-'], JSON.stringify(object));
+    if (applied.exitCode !== 0) throw new Error(applied.stderr);
+  }
+  await waitFor('two Ready injected web pods', async () =>
+    (await podsOf('web')).length === 2 ? true : undefined,
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await deleteNamespace(rest, apps);
+  const removed = await meshctl(['remove', '-y', '-t', '120s']);
+  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
+    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
+  }
+  rest.close();
+}, 200_000);
+
+describe('the mesh configuration', () => {
+  it('reaches every injected sidecar, which acknowledges the generation in force', async () => {
+    const started = Date.now();
+    const pods = await podsOf('web');
+    const report = await waitFor(
+      'both sidecars acknowledging the current generation',
+      async () => {
+        const current = await sidecarReport();
+        const acked = pods.every((pod) =>
+          current.sidecars.some(
+            (sidecar) =>
+              sidecar.pod === `${apps}/${pod.name}` &&
+              sidecar.generation === current.generation &&
+              sidecar.error === undefined,
+          ),
+        );
+        return acked && current.behind.length === 0 ? current : undefined;
+      },
+      60_000,
+      500,
+    );
+    process.stderr.write(`sidecars current ${Date.now() - started}ms after pods were Ready\n`);
+    expect(report.generation).toBeGreaterThan(0);
+    for (const pod of pods) {
+      const config = sidecarConfig(pod.uid) ?? '';
+      // The mesh configuration, no longer the transparent one: the Services are upstreams.
+      expect(config).toContain(`upstream mesh_policy_apps__web_80`);
+      expect(config).toContain(`upstream mesh_policy_apps__web_v2_80`);
+    }
+  });
+
+  it('applies a TrafficSplit and a RateLimit made with kubectl, and flags a broken one', async () => {
+    const policies = [
+      {
+        apiVersion: 'split.smi-spec.io/v1alpha3',
+        kind: 'TrafficSplit',
+        metadata: { name: 'web-canary', namespace: apps },
+        spec: {
+          service: 'web',
+          backends: [
+            { service: 'web-v1', weight: 90 },
+            { service: 'web-v2', weight: 10 },
+          ],
+        },
+      },
+      {
+        apiVersion: 'split.smi-spec.io/v1alpha3',
+        kind: 'TrafficSplit',
+        metadata: { name: 'to-nowhere', namespace: apps },
+        spec: { service: 'web', backends: [{ service: 'missing', weight: 100 }] },
+      },
+      {
+        apiVersion: 'specs.smi.nginx.com/v1alpha2',
+        kind: 'RateLimit',
+        metadata: { name: 'web-limit', namespace: apps },
+        spec: {
+          destination: { kind: 'Deployment', name: 'web', namespace: apps },
+          name: 'web-limit',
+          rate: '10r/s',
+          burst: 5,
+        },
+      },
+    ];
+    const started = Date.now();
+    const applied = await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: policies }),
+    );
+    expect(applied.stderr).toBe('');
+    expect(applied.exitCode).toBe(0);
+    const [web] = (await podsOf('web')).filter(
+      (pod) => pod.name.startsWith('web-') && !pod.name.startsWith('web-v2'),
+    );
+    expect(web).toBeDefined();
+    const config = await waitFor(
+      'the split and the rate limit in the web sidecar',
+      () => {
+        const text = sidecarConfig(web?.uid ?? '') ?? '';
+        return Promise.resolve(
+          text.includes('split_clients') && text.includes('limit_req_zone') ? text : undefined,
+        );
+      },
+      60_000,
+      250,
+    );
+    process.stderr.write(`policies in nginx ${Date.now() - started}ms after kubectl apply\n`);
+    expect(config).toMatch(/90(\.0+)?%\s+mesh_policy_apps__web_v1_80;/);
+    expect(config).toMatch(/\*\s+mesh_policy_apps__web_v2_80;/);
+    expect(config).toMatch(/rate=10r\/s/);
+
+    const events = await waitFor(
+      'a Warning Event on the broken TrafficSplit',
+      async () => {
+        const list = await rest.request<{
+          items: {
+            type: string;
+            reason: string;
+            message: string;
+            involvedObject: { name: string };
+          }[];
+        }>('GET', `/api/v1/namespaces/${apps}/events`);
+        const found = list.items.filter((event) => event.involvedObject.name === 'to-nowhere');
+        return found.length > 0 ? found : undefined;
+      },
+      30_000,
+      500,
+    );
+    expect(events[0]?.type).toBe('Warning');
+    expect(events[0]?.reason).toBe('UnknownService');
+    expect(events[0]?.message).toContain('missing');
+    const conditionOf = async (name: string) => {
+      const object = await rest.request<{
+        status?: { conditions?: { type: string; status: string; reason: string }[] };
+      }>('GET', `/apis/split.smi-spec.io/v1alpha3/namespaces/${apps}/trafficsplits/${name}`);
+      return object.status?.conditions?.find((condition) => condition.type === 'Accepted');
+    };
+    expect(
+      await waitFor('Accepted=False', async () =>
+        (await conditionOf('to-nowhere'))?.status === 'False' ? true : undefined,
+      ),
+    ).toBe(true);
+    expect((await conditionOf('web-canary'))?.status).toBe('True');
+    // The broken split broke nothing else: every sidecar applies the generation in force.
+    const report = await waitFor(
+      'every sidecar current',
+      async () => {
+        const current = await sidecarReport();
+        return current.behind.length === 0 ? current : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(report.sidecars.every((sidecar) => sidecar.error === undefined)).toBe(true);
+  });
+
+  it('has every sidecar confirm pass-through, so remove does not wait out its bound', async () => {
+    const removed = await meshctl(['remove', '-y', '-t', '120s']);
+    expect(removed.stderr).not.toContain('did not confirm pass-through');
+    expect(removed.exitCode).toBe(0);
+  });
+});
