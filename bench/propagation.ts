@@ -158,7 +158,6 @@ async function measureFull(
     mesh: whole.mesh,
     upserts: {
       services: { ...whole.services },
-      pods: { ...whole.pods },
       trafficTargets: { ...whole.trafficTargets },
     },
     deletes: {},

@@ -48,8 +48,12 @@ function measure(services: number): Measurement {
     buildMs.push(time(build));
   }
   const outcome = build();
-  const pods = Object.keys(outcome.snapshot.pods).length;
-  if (pods !== services * ENDPOINTS_PER_SERVICE) throw new Error(`expected every pod, got ${pods}`);
+  const meshed = Object.values(outcome.snapshot.services).reduce(
+    (sum, service) => sum + service.endpoints.filter((each) => each.identity !== undefined).length,
+    0,
+  );
+  if (meshed !== services * ENDPOINTS_PER_SERVICE)
+    throw new Error(`expected every endpoint meshed, got ${meshed}`);
   const text = JSON.stringify(outcome.snapshot);
   return {
     services,

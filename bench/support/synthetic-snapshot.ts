@@ -4,7 +4,6 @@
 import { emptySnapshot } from '../../src/manifests/snapshot/delta';
 import type {
   MeshSnapshot,
-  SnapshotPod,
   SnapshotService,
   SnapshotTrafficTarget,
 } from '../../src/manifests/snapshot/types';
@@ -38,29 +37,16 @@ function serviceOf(index: number, round: number): SnapshotService {
 
 /**
  * A snapshot of count services; the service at index round % count has the endpoints of that
- * round (round 0 is the initial state), so snapshots of consecutive rounds differ by one service
- * and its pods.
+ * round (round 0 is the initial state), so snapshots of consecutive rounds differ by one service.
  */
 export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
   const changed = round === 0 ? -1 : round % count;
   const services: Record<string, SnapshotService> = {};
-  const pods: Record<string, SnapshotPod> = {};
   const trafficTargets: Record<string, SnapshotTrafficTarget> = {};
   for (let index = 0; index < count; index += 1) {
     const service = serviceOf(index, index === changed ? round : 0);
     const key = `${service.namespace}/${service.name}`;
     services[key] = service;
-    for (const endpoint of service.endpoints) {
-      const [namespace = '', name = ''] = (endpoint.pod ?? '').split('/');
-      pods[endpoint.pod ?? ''] = {
-        namespace,
-        name,
-        serviceAccount: service.name,
-        ips: [endpoint.address],
-        ownerKind: 'deployment',
-        ownerName: service.name,
-      };
-    }
     trafficTargets[key] = {
       namespace: service.namespace,
       name: service.name,
@@ -84,7 +70,6 @@ export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
       transparent: false,
     }),
     services: sorted(services),
-    pods: sorted(pods),
     trafficTargets: sorted(trafficTargets),
   };
 }

@@ -101,16 +101,6 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
         [endpoint('10.2.0.4', { redis: 6379 })],
       ),
     },
-    pods: {
-      'shop/web-1': {
-        namespace: 'shop',
-        name: 'web-1',
-        serviceAccount: 'web',
-        ips: ['10.1.0.5'],
-        ownerKind: 'deployment',
-        ownerName: 'web',
-      },
-    },
     trafficTargets: {},
     trafficSplits: {},
     rateLimits: {},

@@ -1,5 +1,7 @@
 import { buildSnapshot } from '../../src/manifests/snapshot/build';
 import type { ClusterState, KubeObject } from '../../src/manifests/snapshot/build';
+import { buildPodIndex } from '../../src/manifests/snapshot/pods';
+import type { SnapshotPod } from '../../src/manifests/snapshot/types';
 import {
   circuitBreaker,
   endpointSlice,
@@ -15,6 +17,12 @@ import {
   trafficSplit,
   trafficTarget,
 } from '../support/kube-objects';
+
+/** The injected pods policies resolve to, by key in order (the mesh namespace is nginx-mesh). */
+function podsOf(pods: readonly KubeObject[]): Record<string, SnapshotPod> {
+  const index = buildPodIndex(pods, new Set(['kube-system', 'nginx-mesh']));
+  return Object.fromEntries([...index.all()].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
 
 function build(parts: Partial<ClusterState>) {
   return buildSnapshot(state(parts), SETTINGS);
@@ -215,30 +223,29 @@ describe('buildSnapshot: services', () => {
       rateLimits: [rateLimit('nginx-mesh', 'rl', { destination: { kind: 'Pod', name: 'nats-0' } })],
     });
     expect(Object.keys(snapshot.services)).toEqual(['shop/web']);
-    expect(snapshot.pods).toEqual({});
+    expect(
+      podsOf([pod('kube-system', 'coredns', { ip: '198.18.9.1' }), pod('nginx-mesh', 'nats-0')]),
+    ).toEqual({});
     expect(snapshot.rateLimits).toEqual({});
     expect(problems).toEqual([]);
   });
 });
 
-describe('buildSnapshot: pods', () => {
+describe('buildPodIndex: the pods policies resolve to', () => {
   it('keeps injected, unfinished pods with their addresses, account and owner', () => {
-    const { snapshot } = build({
-      ...shop(),
-      pods: [
-        ...(shop().pods ?? []),
-        pod('shop', 'dual', {
-          status: { podIP: '198.18.0.41', podIPs: [{ ip: 'fd00::41' }, { ip: '198.18.0.41' }] },
-        }),
-        pod('shop', 'pending', { status: { phase: 'Pending' } }),
-        pod('shop', 'done', { ip: '198.18.0.42', status: { phase: 'Succeeded' } }),
-        pod('shop', 'rs-only', {
-          ownerReferences: [{ kind: 'ReplicaSet', name: 'rs-only-set', controller: true }],
-        }),
-        pod('shop', 'job-x', { ownerReferences: [{ kind: 'Job', name: 'job', controller: true }] }),
-      ],
-    });
-    expect(Object.keys(snapshot.pods)).toEqual([
+    const pods = podsOf([
+      ...(shop().pods ?? []),
+      pod('shop', 'dual', {
+        status: { podIP: '198.18.0.41', podIPs: [{ ip: 'fd00::41' }, { ip: '198.18.0.41' }] },
+      }),
+      pod('shop', 'pending', { status: { phase: 'Pending' } }),
+      pod('shop', 'done', { ip: '198.18.0.42', status: { phase: 'Succeeded' } }),
+      pod('shop', 'rs-only', {
+        ownerReferences: [{ kind: 'ReplicaSet', name: 'rs-only-set', controller: true }],
+      }),
+      pod('shop', 'job-x', { ownerReferences: [{ kind: 'Job', name: 'job', controller: true }] }),
+    ]);
+    expect(Object.keys(pods)).toEqual([
       'shop/client-7d9f-abc12',
       'shop/db-0',
       'shop/dual',
@@ -248,7 +255,7 @@ describe('buildSnapshot: pods', () => {
       'shop/web-1',
       'shop/web-2',
     ]);
-    expect(snapshot.pods['shop/client-7d9f-abc12']).toEqual({
+    expect(pods['shop/client-7d9f-abc12']).toEqual({
       namespace: 'shop',
       name: 'client-7d9f-abc12',
       serviceAccount: 'client',
@@ -256,15 +263,14 @@ describe('buildSnapshot: pods', () => {
       ownerKind: 'deployment',
       ownerName: 'client',
     });
-    const owner = (key: string) =>
-      `${snapshot.pods[key]?.ownerKind ?? '?'}/${snapshot.pods[key]?.ownerName ?? '?'}`;
+    const owner = (key: string) => `${pods[key]?.ownerKind ?? '?'}/${pods[key]?.ownerName ?? '?'}`;
     expect(owner('shop/db-0')).toBe('statefulset/db');
     expect(owner('shop/rs-only')).toBe('replicaset/rs-only-set');
     expect(owner('shop/job-x')).toBe('job/job');
     expect(owner('shop/pending')).toBe('pod/pending');
-    expect(snapshot.pods['shop/dual']?.ips).toEqual(['198.18.0.41', 'fd00::41']);
-    expect(snapshot.pods['shop/pending']?.ips).toEqual([]);
-    expect(snapshot.pods['shop/pending']?.serviceAccount).toBe('default');
+    expect(pods['shop/dual']?.ips).toEqual(['198.18.0.41', 'fd00::41']);
+    expect(pods['shop/pending']?.ips).toEqual([]);
+    expect(pods['shop/pending']?.serviceAccount).toBe('default');
   });
 });
 
@@ -810,7 +816,8 @@ describe('buildSnapshot: determinism and odd input', () => {
     });
     expect(JSON.stringify(backward)).toBe(JSON.stringify(forward));
     expect(forward.snapshot.services['shop/web']?.clusterIPs).toEqual(['198.19.0.7']);
-    expect(forward.snapshot.pods['shop/web-1']?.ips).toEqual(['198.18.0.7']);
+    expect(podsOf(twins.pods ?? [])['shop/web-1']?.ips).toEqual(['198.18.0.7']);
+    expect(podsOf([...(twins.pods ?? [])].reverse())).toEqual(podsOf(twins.pods ?? []));
   });
 
   it('never throws on objects of the wrong shape', () => {
@@ -842,7 +849,7 @@ describe('buildSnapshot: determinism and odd input', () => {
     });
     expect(Object.keys(outcome.snapshot.services)).toEqual(['shop/x', 'shop/y', 'shop/z']);
     expect(outcome.snapshot.services['shop/y']?.ports).toEqual([]);
-    expect(outcome.snapshot.pods).toEqual({});
+    expect(podsOf(odd)).toEqual({});
     expect(outcome.snapshot.mesh).toEqual(MESH_BASE);
     expect(Object.keys(outcome.snapshot.trafficTargets)).toEqual([]);
     const reasons = new Set(outcome.problems.map((p) => p.reason));

@@ -115,14 +115,13 @@ describe('diffSnapshots and applyDelta', () => {
   it('builds a whole snapshot from the empty one and empties it again', () => {
     const withPod: MeshSnapshot = {
       ...BEFORE,
-      pods: {
+      trafficSplits: {
         'shop/web-1': {
           namespace: 'shop',
           name: 'web-1',
-          serviceAccount: 'web',
-          ips: ['198.18.1.2'],
-          ownerKind: 'deployment',
-          ownerName: 'web',
+          service: 'shop/web',
+          backends: [{ service: 'shop/cart', weight: 1 }],
+          matches: [],
         },
       },
     };
@@ -130,7 +129,10 @@ describe('diffSnapshots and applyDelta', () => {
     const up = diffSnapshots(empty, withPod, 0, 5);
     expect(JSON.stringify(applyDelta(empty, up))).toBe(JSON.stringify(withPod));
     const down = diffSnapshots(withPod, empty, 5, 6);
-    expect(down.deletes).toEqual({ pods: ['shop/web-1'], services: ['shop/cart', 'shop/web'] });
+    expect(down.deletes).toEqual({
+      services: ['shop/cart', 'shop/web'],
+      trafficSplits: ['shop/web-1'],
+    });
     expect(JSON.stringify(applyDelta(withPod, down))).toBe(JSON.stringify(empty));
   });
 
@@ -210,15 +212,15 @@ describe('parsing bus messages', () => {
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"secrets":{}}}',
-      'collection "secrets": expected one of services, pods, trafficTargets, trafficSplits, rateLimits, circuitBreakers',
+      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers',
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"services":{"a/b":1}}}',
       'field "upserts.services"["a/b"] is not an object',
     ],
     [
-      '{"kind":"delta","generation":3,"base":2,"deletes":{"pods":[1]}}',
-      'field "deletes.pods" is not a list of strings',
+      '{"kind":"delta","generation":3,"base":2,"deletes":{"services":[1]}}',
+      'field "deletes.services" is not a list of strings',
     ],
     [
       '{"kind":"full","generation":3,"snapshot":{"mesh":{}}}',

@@ -85,7 +85,6 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
   const snapshot: MeshSnapshot = {
     mesh,
     services: sortedRecord(services.byKey),
-    pods: sortedRecord(pods.byKey),
     trafficTargets: sortedRecord(trafficTargets),
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),

@@ -39,7 +39,6 @@ export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
   return {
     mesh,
     services: {},
-    pods: {},
     trafficTargets: {},
     trafficSplits: {},
     rateLimits: {},

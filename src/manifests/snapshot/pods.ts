@@ -40,7 +40,6 @@ const FINISHED_PHASES = new Set(['Succeeded', 'Failed']);
 
 /** An injected pod with the strings endpoints share, computed once per pod. */
 export interface InjectedPod {
-  readonly pod: SnapshotPod;
   /** "<namespace>/<name>". */
   readonly key: string;
   /** "<namespace>/<service account>". */
@@ -49,12 +48,14 @@ export interface InjectedPod {
 
 /** The injected pods and the ways policies look them up. */
 export interface PodIndex {
-  /** By "<namespace>/<name>", in no particular order. */
-  readonly byKey: ReadonlyMap<string, SnapshotPod>;
   /** The pod of that namespace and name; looks up by the strings as given, building none. */
   readonly find: (namespace: string, name: string) => InjectedPod | undefined;
+  /** The pod with key "<namespace>/<name>", resolved in full. */
+  readonly get: (key: string) => SnapshotPod | undefined;
   /** The pods of a workload, by workloadKey(); in no particular order. */
   readonly ofWorkload: (key: string) => readonly SnapshotPod[];
+  /** Every pod resolved in full, by key, in no particular order. */
+  readonly all: () => ReadonlyMap<string, SnapshotPod>;
 }
 
 /** Whether the injector marked this pod as carrying the sidecar. */
@@ -62,34 +63,60 @@ export function isInjected(pod: KubeObject): boolean {
   return annotationsOf(pod)[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
 }
 
+interface Entry extends InjectedPod {
+  readonly object: KubeObject;
+  readonly namespace: string;
+  readonly name: string;
+  readonly serviceAccount: string;
+  /** The full pod, resolved on first use: only policies naming pods or workloads need it. */
+  pod?: SnapshotPod;
+}
+
 /**
- * Indexes every injected, unfinished pod outside the ignored namespaces, in one pass. Of two pods
- * with one key (which the API server never returns) the one that prints first as JSON wins, so
- * the result does not depend on their order. The workload index is built on first use.
+ * Indexes every injected, unfinished pod outside the ignored namespaces, in one pass that only
+ * reads what endpoints need (name and service account); addresses and owners are resolved for
+ * the pods policies name, when they name them. Of two pods with one key (which the API server
+ * never returns) the one that prints first as JSON wins, so the result does not depend on their
+ * order. The workload index is built on first use.
  */
 export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
-  const byKey = new Map<string, SnapshotPod>();
-  const byNamespace = new Map<string, Map<string, InjectedPod>>();
+  const byNamespace = new Map<string, Map<string, Entry>>();
   for (const object of pods) {
-    const pod = toSnapshotPod(object, ignored);
-    if (pod === undefined) continue;
-    let names = byNamespace.get(pod.namespace);
-    if (names === undefined)
-      byNamespace.set(pod.namespace, (names = new Map<string, InjectedPod>()));
-    const existing = names.get(pod.name);
-    if (existing !== undefined && JSON.stringify(pod) >= JSON.stringify(existing.pod)) continue;
-    const key = keyOf(pod.namespace, pod.name);
-    names.set(pod.name, { pod, key, identity: keyOf(pod.namespace, pod.serviceAccount) });
-    byKey.set(key, pod);
+    const entry = toEntry(object, ignored);
+    if (entry === undefined) continue;
+    let names = byNamespace.get(entry.namespace);
+    if (names === undefined) byNamespace.set(entry.namespace, (names = new Map<string, Entry>()));
+    const existing = names.get(entry.name);
+    if (existing !== undefined && JSON.stringify(object) >= JSON.stringify(existing.object))
+      continue;
+    names.set(entry.name, entry);
   }
+  const resolve = (entry: Entry): SnapshotPod => (entry.pod ??= toSnapshotPod(entry));
+  const entryOf = (key: string): Entry | undefined => {
+    const slash = key.indexOf('/');
+    return slash < 0 ? undefined : byNamespace.get(key.slice(0, slash))?.get(key.slice(slash + 1));
+  };
+  let all: Map<string, SnapshotPod> | undefined;
   let byOwner: Map<string, SnapshotPod[]> | undefined;
+  const everyPod = (): Map<string, SnapshotPod> => {
+    if (all !== undefined) return all;
+    all = new Map<string, SnapshotPod>();
+    for (const names of byNamespace.values()) {
+      for (const entry of names.values()) all.set(entry.key, resolve(entry));
+    }
+    return all;
+  };
   return {
-    byKey,
     find: (namespace, name) => byNamespace.get(namespace)?.get(name),
+    get: (key) => {
+      const entry = entryOf(key);
+      return entry === undefined ? undefined : resolve(entry);
+    },
     ofWorkload: (key) => {
-      byOwner ??= indexByOwner(byKey);
+      byOwner ??= indexByOwner(everyPod());
       return byOwner.get(key) ?? [];
     },
+    all: everyPod,
   };
 }
 
@@ -109,19 +136,31 @@ export function workloadKey(namespace: string, kind: string, name: string): stri
   return `${namespace}/${kind.toLowerCase()}/${name}`;
 }
 
-function toSnapshotPod(object: KubeObject, ignored: ReadonlySet<string>): SnapshotPod | undefined {
+function toEntry(object: KubeObject, ignored: ReadonlySet<string>): Entry | undefined {
   if (!isInjected(object)) return undefined;
   const ref = refOf(object);
   if (ref === undefined || ignored.has(ref.namespace)) return undefined;
-  const status = objectOf(object.status);
-  if (FINISHED_PHASES.has(stringOf(status.phase) ?? '')) return undefined;
+  if (FINISHED_PHASES.has(stringOf(objectOf(object.status).phase) ?? '')) return undefined;
   const spec = objectOf(object.spec);
-  const owner = ownerOf(object, ref.name);
+  const serviceAccount =
+    stringOf(spec.serviceAccountName) ?? stringOf(spec.serviceAccount) ?? 'default';
   return {
+    object,
     namespace: ref.namespace,
     name: ref.name,
-    serviceAccount: stringOf(spec.serviceAccountName) ?? stringOf(spec.serviceAccount) ?? 'default',
-    ips: podIps(status),
+    serviceAccount,
+    key: keyOf(ref.namespace, ref.name),
+    identity: keyOf(ref.namespace, serviceAccount),
+  };
+}
+
+function toSnapshotPod(entry: Entry): SnapshotPod {
+  const owner = ownerOf(entry.object, entry.name);
+  return {
+    namespace: entry.namespace,
+    name: entry.name,
+    serviceAccount: entry.serviceAccount,
+    ips: podIps(objectOf(entry.object.status)),
     ownerKind: owner.kind,
     ownerName: owner.name,
   };

@@ -150,13 +150,13 @@ function resolvePods(
   const name = stringOf(reference.name) ?? '';
   const ns = stringOf(reference.namespace) ?? namespace;
   if (kind === 'Pod') {
-    const pod = context.pods.byKey.get(keyOf(ns, name));
+    const pod = context.pods.get(keyOf(ns, name));
     return pod === undefined ? [] : [pod];
   }
   if (kind === 'Service') {
     const keys = context.services.podKeysOf(keyOf(ns, name));
     return keys
-      .map((key) => context.pods.byKey.get(key))
+      .map((key) => context.pods.get(key))
       .filter((pod): pod is SnapshotPod => pod !== undefined);
   }
   return context.pods.ofWorkload(workloadKey(ns, kind, name));

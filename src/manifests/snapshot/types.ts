@@ -69,7 +69,11 @@ export interface SnapshotHttpMatch {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** An injected pod: who it is, so policies naming workloads can be resolved by the agent. */
+/**
+ * An injected pod, as the builder resolves policies that name workloads. Not sent to agents:
+ * what they need of pods is already on the endpoints (identity) and in the resolved policies, and
+ * a collection of every pod would make each pod's start and stop a change for every sidecar.
+ */
 export interface SnapshotPod {
   readonly namespace: string;
   readonly name: string;
@@ -152,7 +156,6 @@ export interface SnapshotProblem {
 export interface MeshSnapshot {
   readonly mesh: SnapshotMesh;
   readonly services: Readonly<Record<string, SnapshotService>>;
-  readonly pods: Readonly<Record<string, SnapshotPod>>;
   readonly trafficTargets: Readonly<Record<string, SnapshotTrafficTarget>>;
   readonly trafficSplits: Readonly<Record<string, SnapshotTrafficSplit>>;
   readonly rateLimits: Readonly<Record<string, SnapshotRateLimit>>;
@@ -162,7 +165,6 @@ export interface MeshSnapshot {
 /** The keyed collections of a snapshot, the units of a delta. */
 export const SNAPSHOT_COLLECTIONS = [
   'services',
-  'pods',
   'trafficTargets',
   'trafficSplits',
   'rateLimits',
