@@ -130,6 +130,12 @@ afterAll(async () => {
   for (const kind of ['clusterrolebindings', 'clusterroles']) {
     await admin.delete(`/apis/rbac.authorization.k8s.io/v1/${kind}/${CONTROLLER_RBAC_NAME}`);
   }
+  // Files that deploy a mesh refuse to while its CRDs exist.
+  for (const crd of buildMeshCrds() as { metadata: { name: string } }[]) {
+    await admin.delete(
+      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+    );
+  }
   rmSync(scratch, { recursive: true, force: true });
 });
 

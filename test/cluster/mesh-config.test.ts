@@ -8,7 +8,6 @@ import { execa } from 'execa';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeRest } from './harness/kube-rest';
-import { KubeRestError } from './harness/kube-rest';
 import {
   createNamespace,
   deleteNamespace,
@@ -18,12 +17,12 @@ import {
   testKubectl,
   testRest,
   waitFor,
+  waitForNoMesh,
 } from './support/kube';
 
 const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
 const meshNamespace = 'mesh-policies';
 const apps = 'policy-apps';
-const WEBHOOK = 'sidecar-injector-webhook-cfg.internal.builtin.nsm.nginx';
 let rest: KubeRest;
 
 function meshctl(args: readonly string[]) {
@@ -39,16 +38,6 @@ function kubectl(args: readonly string[], input?: string) {
     reject: false,
     ...(input === undefined ? {} : { input }),
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await rest.request('GET', path);
-    return true;
-  } catch (error) {
-    if (error instanceof KubeRestError && error.status === 404) return false;
-    throw error;
-  }
 }
 
 /** Every file named `name` under dir, depth-first, skipping what vanishes while walking. */
@@ -140,17 +129,7 @@ async function podsOf(app: string): Promise<{ name: string; uid: string }[]> {
 beforeAll(async () => {
   rest = await testRest();
   // One mesh at a time on the cluster: an earlier file's must be gone.
-  await waitFor(
-    'no other mesh on the cluster',
-    async () =>
-      (await exists(
-        `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK}`,
-      ))
-        ? undefined
-        : true,
-    120_000,
-    1_000,
-  );
+  await waitForNoMesh(rest);
   const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
   await createNamespace(rest, apps);

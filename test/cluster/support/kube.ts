@@ -114,3 +114,27 @@ export function useTestNamespace(namespace: string): () => KubeRest {
     return rest;
   };
 }
+
+/**
+ * Waits until no mesh is left on the cluster from an earlier test file: no CRD and no webhook
+ * configuration labelled part of the mesh (cluster-scoped, so one mesh at a time).
+ */
+export async function waitForNoMesh(rest: KubeRest, timeoutMs = 120_000): Promise<void> {
+  const selector = encodeURIComponent('app.kubernetes.io/part-of=nginx-service-mesh');
+  await waitFor(
+    'no mesh CRD or webhook configuration left on the cluster',
+    async () => {
+      const crds = await rest.request<{ items: unknown[] }>(
+        'GET',
+        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions?labelSelector=${selector}`,
+      );
+      const webhooks = await rest.request<{ items: unknown[] }>(
+        'GET',
+        `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?labelSelector=${selector}`,
+      );
+      return crds.items.length === 0 && webhooks.items.length === 0 ? true : undefined;
+    },
+    timeoutMs,
+    1_000,
+  );
+}
