@@ -285,6 +285,21 @@ describe('the configuration bus', () => {
     expect(bus.agents().every((agent) => agent.error === undefined)).toBe(true);
   });
 
+  it('forgets the sidecars of pods that are gone, which would stay behind for good', async () => {
+    const { bus } = await startController();
+    const kept = await startAgent('shop/kept-1');
+    const gone = await startAgent('shop/gone-1');
+    bus.publish(snapshotOf(50));
+    await waitFor('both agents', current([kept, gone], bus));
+    await gone.bus.close();
+    bus.publish(snapshotOf(51));
+    await waitFor('the kept agent', current([kept], bus));
+    expect(bus.behind().map((agent) => agent.pod)).toEqual(['shop/gone-1']);
+    bus.retain(new Set(['shop/kept-1']));
+    expect(bus.agents().map((agent) => agent.pod)).toEqual(['shop/kept-1']);
+    expect(bus.behind()).toEqual([]);
+  });
+
   it('ignores malformed messages on both sides and keeps working', async () => {
     const { nc, bus } = await startController();
     const agent = await startAgent('shop/a-1');

@@ -59,6 +59,11 @@ export interface ControllerBus {
   agents(): readonly AgentState[];
   /** Agents not on the current generation, or whose last apply failed. */
   behind(): readonly AgentState[];
+  /**
+   * Forgets every agent whose pod is not in pods ("<namespace>/<name>"): a deleted pod never
+   * acknowledges again and would otherwise stay behind for good.
+   */
+  retain(pods: ReadonlySet<string>): void;
   /** Stops answering and listening; the connection stays open (its owner closes it). */
   close(): Promise<void>;
 }
@@ -234,6 +239,9 @@ export async function startControllerBus(
           agent.generation === undefined ||
           agent.generation < (current?.generation ?? 0),
       ),
+    retain: (pods) => {
+      for (const pod of [...agents.keys()]) if (!pods.has(pod)) agents.delete(pod);
+    },
     close: async () => {
       subscription.unsubscribe();
       if (!nc.isClosed()) await nc.flush().catch(() => undefined);

@@ -4,6 +4,7 @@
 // through. A replica that does not lead keeps its cache warm so that it can take over at once.
 import type { NatsConnection } from 'nats';
 import { describeError } from '../../errors';
+import { INJECTION_STATUS_ANNOTATION, INJECTION_STATUS_INJECTED } from '../../manifests/constants';
 import { buildSnapshot } from '../../manifests/snapshot/build';
 import { meshBaseFromConfigMap } from '../../manifests/snapshot/mesh-base';
 import type { MeshSnapshot } from '../../manifests/snapshot/types';
@@ -59,6 +60,19 @@ function policiesOf(state: CachedClusterState): readonly Readonly<Record<string,
   ];
 }
 
+/** "<namespace>/<name>" of every pod that carries a sidecar. */
+function injectedPods(state: CachedClusterState): ReadonlySet<string> {
+  const pods = new Set<string>();
+  for (const pod of state.pods) {
+    const metadata = pod.metadata as
+      { name?: string; namespace?: string; annotations?: Record<string, string> } | undefined;
+    if (metadata?.annotations?.[INJECTION_STATUS_ANNOTATION] !== INJECTION_STATUS_INJECTED)
+      continue;
+    pods.add(`${metadata.namespace ?? ''}/${metadata.name ?? ''}`);
+  }
+  return pods;
+}
+
 export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher {
   const { logger, meshNamespace } = options;
   const client = new KubeClient(options.connection);
@@ -94,6 +108,8 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     const seen = new Set([...base.problems, ...outcome.warnings]);
     for (const warning of seen) if (!warnings.has(warning)) logger.warn(warning);
     warnings = seen;
+    // Sidecars of pods that are gone never acknowledge again: they are not behind, they are gone.
+    current.retain(injectedPods(state));
     const before = current.generation();
     const generation = current.publish(outcome.snapshot);
     published = outcome.snapshot;
