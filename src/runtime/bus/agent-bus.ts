@@ -181,7 +181,9 @@ export async function startAgentBus(
       kind: 'subscribe',
       pod: options.pod,
       version: options.version,
-      ...(held === undefined ? {} : { generation: held.generation }),
+      // What runs, not what was received: the controller counts this agent current on it, and a
+      // generation still being applied is not running yet.
+      ...(applied === undefined ? {} : { generation: applied }),
     };
     let reply: Msg;
     try {
