@@ -8,6 +8,7 @@ import type {
   KubeObject,
   SnapshotSettings,
 } from '../../src/manifests/snapshot/build';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
 const NAMESPACES = 20;
 const SERVICES_PER_POLICY = 100;
@@ -240,15 +241,6 @@ export function syntheticClusterState(services: number, endpointsPerService: num
 export function syntheticSnapshotSettings(): SnapshotSettings {
   return {
     meshNamespace: 'nginx-mesh',
-    base: {
-      mtlsMode: 'permissive',
-      accessControlMode: 'allow',
-      lbMethod: 'least_conn',
-      clientMaxBodySize: '1m',
-      errorLogLevel: 'warn',
-      logFormat: 'default',
-      trustDomain: 'example.org',
-      transparent: false,
-    },
+    base: DEFAULT_SNAPSHOT_MESH,
   };
 }

@@ -7,6 +7,7 @@ import type {
   SnapshotService,
   SnapshotTrafficTarget,
 } from '../../src/manifests/snapshot/types';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
 const ENDPOINTS_PER_SERVICE = 3;
 
@@ -59,16 +60,7 @@ export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
   const sorted = <T>(record: Record<string, T>): Record<string, T> =>
     Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return {
-    ...emptySnapshot({
-      mtlsMode: 'strict',
-      accessControlMode: 'deny',
-      lbMethod: 'least_conn',
-      clientMaxBodySize: '1m',
-      errorLogLevel: 'warn',
-      logFormat: 'default',
-      trustDomain: 'example.org',
-      transparent: false,
-    }),
+    ...emptySnapshot({ ...DEFAULT_SNAPSHOT_MESH, mtlsMode: 'strict', accessControlMode: 'deny' }),
     services: sorted(services),
     trafficTargets: sorted(trafficTargets),
   };

@@ -18,18 +18,10 @@ import { startControllerBus } from '../../src/runtime/bus/controller-bus';
 import type { Logger } from '../../src/runtime/role/log';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import type { MeshNats } from '../support/mesh-nats';
-import { NATS_CONTROLLER_PASSWORD, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
+import { connectController, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
-const MESH: SnapshotMesh = {
-  mtlsMode: 'permissive',
-  accessControlMode: 'allow',
-  lbMethod: 'least_conn',
-  clientMaxBodySize: '1m',
-  errorLogLevel: 'warn',
-  logFormat: 'default',
-  trustDomain: 'example.org',
-  transparent: false,
-};
+const MESH: SnapshotMesh = DEFAULT_SNAPSHOT_MESH;
 
 /** A snapshot of count services whose endpoints carry round, so each round changes them. */
 function snapshotOf(round: number, names = ['api', 'cart', 'web']): MeshSnapshot {
@@ -70,16 +62,7 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_00
 }
 
 async function controllerConnection(): Promise<NatsConnection> {
-  const nc = await connectBus({
-    servers: [nats.server],
-    name: 'controller',
-    svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
-    bundleFile: nats.bundleFile,
-    expectedServerId: NATS_SERVER_ID,
-    user: 'nginx-mesh-controller',
-    pass: NATS_CONTROLLER_PASSWORD,
-    logger,
-  });
+  const nc = await connectController(nats, logger);
   cleanups.push(() => nc.close());
   return nc;
 }

@@ -17,7 +17,7 @@ import type { ControllerBus } from '../../src/runtime/bus/controller-bus';
 import { startControllerBus } from '../../src/runtime/bus/controller-bus';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import type { MeshNats } from '../support/mesh-nats';
-import { NATS_CONTROLLER_PASSWORD, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
+import { connectController, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
 import {
   endpoint,
   httpPort,
@@ -71,16 +71,7 @@ let active: (() => Promise<void>) | undefined;
 
 async function controller(): Promise<ControllerBus> {
   await active?.();
-  const nc = await connectBus({
-    servers: [nats.server],
-    name: 'controller',
-    svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
-    bundleFile: nats.bundleFile,
-    expectedServerId: NATS_SERVER_ID,
-    user: 'nginx-mesh-controller',
-    pass: NATS_CONTROLLER_PASSWORD,
-    logger,
-  });
+  const nc = await connectController(nats, logger);
   const bus = await startControllerBus(nc, { logger, now: Date.now, version: '1.0.0' });
   active = async () => {
     await bus.close();

@@ -4,17 +4,9 @@ import type {
   KubeObject,
   SnapshotSettings,
 } from '../../src/manifests/snapshot/build';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
-export const MESH_BASE: SnapshotSettings['base'] = {
-  mtlsMode: 'permissive',
-  accessControlMode: 'allow',
-  lbMethod: 'least_conn',
-  clientMaxBodySize: '1m',
-  errorLogLevel: 'warn',
-  logFormat: 'default',
-  trustDomain: 'example.org',
-  transparent: false,
-};
+export const MESH_BASE: SnapshotSettings['base'] = DEFAULT_SNAPSHOT_MESH;
 
 export const SETTINGS: SnapshotSettings = { meshNamespace: 'nginx-mesh', base: MESH_BASE };
 

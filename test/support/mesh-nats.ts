@@ -7,7 +7,10 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
 import { renderNatsConfig } from '../../src/manifests/install/workloads';
+import { connectBus } from '../../src/runtime/bus/connect';
+import type { Logger } from '../../src/runtime/role/log';
 import type { Authority } from '../../src/runtime/registrar/authority';
 import { createAuthority } from '../../src/runtime/registrar/authority';
 import { writeFileAtomic } from '../../src/runtime/svid/files';
@@ -107,4 +110,18 @@ export async function startMeshNats(): Promise<MeshNats> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A connection as the controller makes it: its own SVID, the controller user and password. */
+export async function connectController(nats: MeshNats, logger: Logger): Promise<NatsConnection> {
+  return connectBus({
+    servers: [nats.server],
+    name: 'controller',
+    svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
+    bundleFile: nats.bundleFile,
+    expectedServerId: NATS_SERVER_ID,
+    user: 'nginx-mesh-controller',
+    pass: NATS_CONTROLLER_PASSWORD,
+    logger,
+  });
 }

@@ -12,6 +12,7 @@ import type {
   SnapshotTrafficSplit,
   SnapshotTrafficTarget,
 } from '../../src/manifests/snapshot/types';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
 export function httpPort(port: number, name = 'http'): SnapshotServicePort {
   return { name, port, protocol: 'TCP', kind: 'http' };
@@ -62,16 +63,7 @@ export function match(name: string, extra: Partial<SnapshotHttpMatch> = {}): Sna
 /** The shop: this pod is shop/web-1 (service account web) behind shop/web. */
 export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
   const base: MeshSnapshot = {
-    mesh: {
-      mtlsMode: 'permissive',
-      accessControlMode: 'allow',
-      lbMethod: 'least_conn',
-      clientMaxBodySize: '1m',
-      errorLogLevel: 'warn',
-      logFormat: 'default',
-      trustDomain: 'example.org',
-      transparent: false,
-    },
+    mesh: DEFAULT_SNAPSHOT_MESH,
     services: {
       ...service(
         'shop/web',

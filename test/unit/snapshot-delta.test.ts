@@ -15,17 +15,9 @@ import type {
   SnapshotMesh,
   SnapshotService,
 } from '../../src/manifests/snapshot/types';
+import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
-const MESH: SnapshotMesh = {
-  mtlsMode: 'permissive',
-  accessControlMode: 'allow',
-  lbMethod: 'least_conn',
-  clientMaxBodySize: '1m',
-  errorLogLevel: 'warn',
-  logFormat: 'default',
-  trustDomain: 'example.org',
-  transparent: false,
-};
+const MESH: SnapshotMesh = DEFAULT_SNAPSHOT_MESH;
 
 function service(name: string, address: string): SnapshotService {
   return {
