@@ -208,6 +208,24 @@ describe('buildSnapshot: services', () => {
     ]);
   });
 
+  it('follows a pod object that changed since the last build, and the objects that did not', () => {
+    const state = shop();
+    const first = build(state);
+    const changed = {
+      ...state,
+      pods: (state.pods ?? []).map((each) =>
+        each.metadata?.name === 'web-1' ? pod('shop', 'web-1', { serviceAccount: 'web-v2' }) : each,
+      ),
+    };
+    const second = build(changed);
+    const identities = (outcome: typeof first) =>
+      (outcome.snapshot.services['shop/web']?.endpoints ?? []).map((each) => each.identity);
+    expect(identities(first)).not.toContain('shop/web-v2');
+    expect(identities(second)).toContain('shop/web-v2');
+    // The same objects again give the same snapshot, byte for byte.
+    expect(JSON.stringify(build(state))).toBe(JSON.stringify(first));
+  });
+
   it('leaves out kube-system and the mesh namespace, and objects without a name', () => {
     const { snapshot, problems } = build({
       services: [

@@ -63,6 +63,12 @@ export function isInjected(pod: KubeObject): boolean {
   return annotationsOf(pod)[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
 }
 
+/**
+ * What one pod object says, whatever the build: facts read once per object and kept while the
+ * object lives. The controller's cache hands the builder the same object until the pod changes,
+ * so a rebuild after a change reads only the pods that changed. The fields resolved on first use
+ * (pod, ownerKey) depend on the object alone, so keeping them is safe.
+ */
 interface Entry extends InjectedPod {
   readonly object: KubeObject;
   readonly namespace: string;
@@ -70,7 +76,31 @@ interface Entry extends InjectedPod {
   readonly serviceAccount: string;
   /** The full pod, resolved on first use: only policies naming pods or workloads need it. */
   pod?: SnapshotPod;
+  /** workloadKey() of its owner, resolved on first use. */
+  ownerKey?: string;
 }
+
+/** Per pod object: its entry, or null when it is not an injected, unfinished pod. */
+const entries = new WeakMap<KubeObject, Entry | null>();
+
+function entryOf(object: KubeObject): Entry | undefined {
+  let entry = entries.get(object);
+  if (entry === undefined) {
+    entry = toEntry(object) ?? null;
+    entries.set(object, entry);
+  }
+  return entry ?? undefined;
+}
+
+const resolve = (entry: Entry): SnapshotPod => (entry.pod ??= toSnapshotPod(entry));
+
+const ownerKeyOf = (entry: Entry): string => {
+  if (entry.ownerKey === undefined) {
+    const owner = ownerOf(entry.object, entry.name);
+    entry.ownerKey = workloadKey(entry.namespace, owner.kind, owner.name);
+  }
+  return entry.ownerKey;
+};
 
 /**
  * Indexes every injected, unfinished pod outside the ignored namespaces, in one pass that only
@@ -82,8 +112,8 @@ interface Entry extends InjectedPod {
 export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<string>): PodIndex {
   const byNamespace = new Map<string, Map<string, Entry>>();
   for (const object of pods) {
-    const entry = toEntry(object, ignored);
-    if (entry === undefined) continue;
+    const entry = entryOf(object);
+    if (entry === undefined || ignored.has(entry.namespace)) continue;
     let names = byNamespace.get(entry.namespace);
     if (names === undefined) byNamespace.set(entry.namespace, (names = new Map<string, Entry>()));
     const existing = names.get(entry.name);
@@ -91,44 +121,39 @@ export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<
       continue;
     names.set(entry.name, entry);
   }
-  const resolve = (entry: Entry): SnapshotPod => (entry.pod ??= toSnapshotPod(entry));
-  const entryOf = (key: string): Entry | undefined => {
+  const byKey = (key: string): Entry | undefined => {
     const slash = key.indexOf('/');
     return slash < 0 ? undefined : byNamespace.get(key.slice(0, slash))?.get(key.slice(slash + 1));
   };
-  let all: Map<string, SnapshotPod> | undefined;
-  let byOwner: Map<string, SnapshotPod[]> | undefined;
-  const everyPod = (): Map<string, SnapshotPod> => {
-    if (all !== undefined) return all;
-    all = new Map<string, SnapshotPod>();
+  let byOwner: Map<string, Entry[]> | undefined;
+  const ownersIndex = (): Map<string, Entry[]> => {
+    if (byOwner !== undefined) return byOwner;
+    byOwner = new Map<string, Entry[]>();
     for (const names of byNamespace.values()) {
-      for (const entry of names.values()) all.set(entry.key, resolve(entry));
+      for (const entry of names.values()) {
+        const key = ownerKeyOf(entry);
+        const list = byOwner.get(key);
+        if (list === undefined) byOwner.set(key, [entry]);
+        else list.push(entry);
+      }
     }
-    return all;
+    return byOwner;
   };
   return {
     find: (namespace, name) => byNamespace.get(namespace)?.get(name),
     get: (key) => {
-      const entry = entryOf(key);
+      const entry = byKey(key);
       return entry === undefined ? undefined : resolve(entry);
     },
-    ofWorkload: (key) => {
-      byOwner ??= indexByOwner(everyPod());
-      return byOwner.get(key) ?? [];
+    ofWorkload: (key) => (ownersIndex().get(key) ?? []).map(resolve),
+    all: () => {
+      const all = new Map<string, SnapshotPod>();
+      for (const names of byNamespace.values()) {
+        for (const entry of names.values()) all.set(entry.key, resolve(entry));
+      }
+      return all;
     },
-    all: everyPod,
   };
-}
-
-function indexByOwner(pods: ReadonlyMap<string, SnapshotPod>): Map<string, SnapshotPod[]> {
-  const byOwner = new Map<string, SnapshotPod[]>();
-  for (const pod of pods.values()) {
-    const key = workloadKey(pod.namespace, pod.ownerKind, pod.ownerName);
-    const list = byOwner.get(key);
-    if (list === undefined) byOwner.set(key, [pod]);
-    else list.push(pod);
-  }
-  return byOwner;
 }
 
 /** The byOwner key of a workload; kind in any case. */
@@ -136,10 +161,10 @@ export function workloadKey(namespace: string, kind: string, name: string): stri
   return `${namespace}/${kind.toLowerCase()}/${name}`;
 }
 
-function toEntry(object: KubeObject, ignored: ReadonlySet<string>): Entry | undefined {
+function toEntry(object: KubeObject): Entry | undefined {
   if (!isInjected(object)) return undefined;
   const ref = refOf(object);
-  if (ref === undefined || ignored.has(ref.namespace)) return undefined;
+  if (ref === undefined) return undefined;
   if (FINISHED_PHASES.has(stringOf(objectOf(object.status).phase) ?? '')) return undefined;
   const spec = objectOf(object.spec);
   const serviceAccount =
