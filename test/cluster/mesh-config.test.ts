@@ -2,8 +2,9 @@
 // plane, the webhook injects two workloads, and the controller's snapshot reaches their agents
 // over NATS (TLS with SVIDs from the registrar). Policies applied with kubectl show up in the
 // sidecars' nginx configuration; a policy that cannot work gets a Warning Event and
-// Accepted=False while the rest of the configuration still applies; remove finds every sidecar
-// transparent without waiting out its bound.
+// Accepted=False while the rest of the configuration still applies; requests between the
+// sidecars carry the client's SPIFFE identity, so deny mode admits exactly what a TrafficTarget
+// allows; remove finds every sidecar transparent without waiting out its bound.
 import { execa } from 'execa';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -100,6 +101,57 @@ function deployment(name: string, app: string, version: string): object {
   };
 }
 
+/** A shell pod whose network namespace the tests send requests from, through its sidecar. */
+function client(): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'client', namespace: apps },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'client' } },
+      template: {
+        metadata: { labels: { app: 'client' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            { name: 'sh', image: 'debian:12', command: ['/bin/sh', '-c', 'sleep 3600'] },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** The network namespace on the node that holds this pod address. */
+async function netnsOf(ip: string): Promise<string> {
+  // Pods of this test cluster only (another instance may use the same addresses).
+  const prefix = `${(process.env.NMK_TEST_NODE ?? '').replace(/-node$/, '')}-pod-`;
+  const listed = await execa('ip', ['netns', 'list']);
+  for (const line of listed.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    if (!name.startsWith(prefix)) continue;
+    const addresses = await execa('ip', ['netns', 'exec', name, 'ip', '-o', 'addr', 'show'], {
+      reject: false,
+    });
+    if (addresses.stdout.includes(` ${ip}/`)) return name;
+  }
+  throw new Error(`no network namespace holds ${ip}`);
+}
+
+/**
+ * The status of one request sent from inside the pod's network namespace as an app would send it
+ * (its traffic is redirected to the sidecar), or the error code when it fails.
+ */
+async function requestFrom(netns: string, url: string, method = 'GET'): Promise<string> {
+  const script = `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)}, signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), (e) => console.log('error ' + (e.cause?.code ?? e.name)))`;
+  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+    reject: false,
+    timeout: 15_000,
+  });
+  return result.stdout.trim();
+}
+
 function service(name: string, selector: Record<string, string>): object {
   return {
     apiVersion: 'v1',
@@ -143,6 +195,7 @@ beforeAll(async () => {
   for (const object of [
     deployment('web', 'web', 'v1'),
     deployment('web-v2', 'web', 'v2'),
+    client(),
     service('web', { app: 'web' }),
     service('web-v1', { app: 'web', version: 'v1' }),
     service('web-v2', { app: 'web', version: 'v2' }),
@@ -150,8 +203,8 @@ beforeAll(async () => {
     const applied = await kubectl(['apply', '-f', '-'], JSON.stringify(object));
     if (applied.exitCode !== 0) throw new Error(applied.stderr);
   }
-  await waitFor('two Ready injected web pods', async () =>
-    (await podsOf('web')).length === 2 ? true : undefined,
+  await waitFor('two Ready injected web pods and the client', async () =>
+    (await podsOf('web')).length === 2 && (await podsOf('client')).length === 1 ? true : undefined,
   );
 }, 300_000);
 
@@ -297,6 +350,62 @@ describe('the mesh configuration', () => {
       250,
     );
     expect(report.sidecars.every((sidecar) => sidecar.error === undefined)).toBe(true);
+  });
+
+  it('admits under deny mode exactly what a TrafficTarget allows the client identity', async () => {
+    const [pod] = await listPods(rest, apps, 'app=client');
+    const netns = await netnsOf(pod?.status?.podIP ?? '');
+    const web = await rest.request<{ spec: { clusterIP: string } }>(
+      'GET',
+      `/api/v1/namespaces/${apps}/services/web-v1`,
+    );
+    const url = `http://${web.spec.clusterIP}/hello`;
+    expect(await requestFrom(netns, url)).toBe('200');
+
+    const denied = await kubectl([
+      'patch',
+      'meshconfig',
+      'nginx-mesh-config',
+      '-n',
+      meshNamespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"accessControlMode":"deny"}}',
+    ]);
+    expect(denied.exitCode).toBe(0);
+    await waitFor('403 without a TrafficTarget', async () =>
+      (await requestFrom(netns, url)) === '403' ? true : undefined,
+    );
+
+    // Both Deployments run as ServiceAccount default: the rule admits that identity's GETs only.
+    const target = [
+      {
+        apiVersion: 'specs.smi-spec.io/v1alpha3',
+        kind: 'HTTPRouteGroup',
+        metadata: { name: 'reads', namespace: apps },
+        spec: { matches: [{ name: 'get', pathRegex: '/.*', methods: ['GET'] }] },
+      },
+      {
+        apiVersion: 'access.smi-spec.io/v1alpha2',
+        kind: 'TrafficTarget',
+        metadata: { name: 'client-reads', namespace: apps },
+        spec: {
+          destination: { kind: 'ServiceAccount', name: 'default', namespace: apps },
+          sources: [{ kind: 'ServiceAccount', name: 'default', namespace: apps }],
+          rules: [{ kind: 'HTTPRouteGroup', name: 'reads', matches: ['get'] }],
+        },
+      },
+    ];
+    const applied = await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: target }),
+    );
+    expect(applied.exitCode).toBe(0);
+    await waitFor('200 for a GET the TrafficTarget allows', async () =>
+      (await requestFrom(netns, url)) === '200' ? true : undefined,
+    );
+    expect(await requestFrom(netns, url, 'POST')).toBe('403');
   });
 
   it('has every sidecar confirm pass-through, so remove does not wait out its bound', async () => {
