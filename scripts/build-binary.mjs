@@ -77,7 +77,9 @@ function isStale() {
   return inputs.some((time) => time > built);
 }
 
+/** The commit `version` reports: NGINX_MESHCTL_COMMIT when set (image builds have no .git). */
 function gitCommit() {
+  if (process.env.NGINX_MESHCTL_COMMIT) return process.env.NGINX_MESHCTL_COMMIT;
   try {
     return execFileSync('git', ['rev-parse', '--short=7', 'HEAD'], {
       cwd: root,
