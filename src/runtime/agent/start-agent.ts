@@ -42,7 +42,8 @@ import { createConfigApplier } from './config-applier';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
 
-const DEFAULT_MODULES =
+/** The modules the sidecar's nginx loads unless told otherwise: where the sidecar image puts them. */
+export const DEFAULT_MODULES =
   '/usr/lib/nginx/modules/ngx_stream_module.so,/usr/lib/nginx/modules/ngx_mesh_module.so';
 const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
 
