@@ -139,6 +139,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             d('proxy_pass', '$mesh_outbound_url'),
             ...clientTls(context, '$mesh_outbound_ssl_name'),
             ...proxyHeaders,
+            outboundFailures,
           ],
         ),
       ],
@@ -151,6 +152,21 @@ const proxyHeaders: readonly Directive[] = [
   d('proxy_set_header', 'Host', '$http_host'),
   d('proxy_set_header', 'Connection', ''),
 ];
+
+/**
+ * What counts as a failed attempt at an upstream server (for max_fails, so for circuit breakers)
+ * and moves the request to the next server or the fallback. A meshed endpoint is reached through
+ * its sidecar, which turns the app's refused or timed-out connection into 502 or 504: those are
+ * the failures that `error timeout` catches on a direct connection. 503 stays a plain answer, so a
+ * rate-limited endpoint is never marked down.
+ */
+const outboundFailures: Directive = d(
+  'proxy_next_upstream',
+  'error',
+  'timeout',
+  'http_502',
+  'http_504',
+);
 
 /** "<port> <peer id>" → 1 (admitted), a rule set's variable, or 0 (default). */
 function accessDirectives(model: SidecarModel): Directive[] {
