@@ -36,6 +36,9 @@ module.exports = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      // The whole mesh runs on the cluster tier's test cluster.
+      globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
     },
   ],

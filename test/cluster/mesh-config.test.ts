@@ -5,160 +5,33 @@
 // Accepted=False while the rest of the configuration still applies; requests between the
 // sidecars carry the client's SPIFFE identity, so deny mode admits exactly what a TrafficTarget
 // allows; remove finds every sidecar transparent without waiting out its bound.
-import { execa } from 'execa';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { KubeRest } from './harness/kube-rest';
 import {
   createNamespace,
   deleteNamespace,
   isReady,
   listPods,
-  testKubeconfig,
-  testKubectl,
   testRest,
   waitFor,
   waitForNoMesh,
 } from './support/kube';
+import {
+  echoDeployment,
+  httpService,
+  kubectl,
+  meshctl as meshctlIn,
+  netnsOf,
+  requestFrom,
+  shellDeployment,
+  sidecarConfig,
+} from './support/mesh-apps';
 
-const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
 const meshNamespace = 'mesh-policies';
 const apps = 'policy-apps';
 let rest: KubeRest;
 
 function meshctl(args: readonly string[]) {
-  return execa(binary, [...args, '-n', meshNamespace], {
-    env: { KUBECONFIG: testKubeconfig() },
-    reject: false,
-    timeout: 240_000,
-  });
-}
-
-function kubectl(args: readonly string[], input?: string) {
-  return execa(testKubectl(), ['--kubeconfig', testKubeconfig(), ...args], {
-    reject: false,
-    ...(input === undefined ? {} : { input }),
-  });
-}
-
-/** Every file named `name` under dir, depth-first, skipping what vanishes while walking. */
-function findFiles(dir: string, name: string, found: string[] = []): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return found;
-  }
-  for (const entry of entries) {
-    const path = join(dir, entry);
-    let isDirectory = false;
-    try {
-      isDirectory = statSync(path).isDirectory();
-    } catch {
-      continue;
-    }
-    if (isDirectory) findFiles(path, name, found);
-    else if (entry === name) found.push(path);
-  }
-  return found;
-}
-
-/** The nginx configuration the sidecar of the pod with this uid runs (from the node's volumes). */
-function sidecarConfig(uid: string): string | undefined {
-  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
-  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
-  for (const dir of podDirs) {
-    for (const file of findFiles(join(stateDir, 'pods', dir), 'nginx.conf')) {
-      return readFileSync(file, 'utf8');
-    }
-  }
-  return undefined;
-}
-
-function deployment(name: string, app: string, version: string): object {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: apps },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app, version } },
-      template: {
-        metadata: { labels: { app, version } },
-        spec: {
-          terminationGracePeriodSeconds: 2,
-          containers: [
-            {
-              name: 'echo',
-              image: 'example.test/echo-server:1',
-              ports: [{ name: 'http', containerPort: 8080 }],
-              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
-    },
-  };
-}
-
-/** A shell pod whose network namespace the tests send requests from, through its sidecar. */
-function client(): object {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'client', namespace: apps },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: 'client' } },
-      template: {
-        metadata: { labels: { app: 'client' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            { name: 'sh', image: 'debian:12', command: ['/bin/sh', '-c', 'sleep 3600'] },
-          ],
-        },
-      },
-    },
-  };
-}
-
-/** The network namespace on the node that holds this pod address. */
-async function netnsOf(ip: string): Promise<string> {
-  // Pods of this test cluster only (another instance may use the same addresses).
-  const prefix = `${(process.env.NMK_TEST_NODE ?? '').replace(/-node$/, '')}-pod-`;
-  const listed = await execa('ip', ['netns', 'list']);
-  for (const line of listed.stdout.split('\n')) {
-    const name = line.split(' ')[0] ?? '';
-    if (!name.startsWith(prefix)) continue;
-    const addresses = await execa('ip', ['netns', 'exec', name, 'ip', '-o', 'addr', 'show'], {
-      reject: false,
-    });
-    if (addresses.stdout.includes(` ${ip}/`)) return name;
-  }
-  throw new Error(`no network namespace holds ${ip}`);
-}
-
-/**
- * The status of one request sent from inside the pod's network namespace as an app would send it
- * (its traffic is redirected to the sidecar), or the error code when it fails.
- */
-async function requestFrom(netns: string, url: string, method = 'GET'): Promise<string> {
-  const script = `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)}, signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), (e) => console.log('error ' + (e.cause?.code ?? e.name)))`;
-  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
-    reject: false,
-    timeout: 15_000,
-  });
-  return result.stdout.trim();
-}
-
-function service(name: string, selector: Record<string, string>): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: apps },
-    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
-  };
+  return meshctlIn(meshNamespace, args);
 }
 
 /** The controller's view of the sidecars, through the API server's service proxy. */
@@ -193,12 +66,12 @@ beforeAll(async () => {
   ]);
   if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
   for (const object of [
-    deployment('web', 'web', 'v1'),
-    deployment('web-v2', 'web', 'v2'),
-    client(),
-    service('web', { app: 'web' }),
-    service('web-v1', { app: 'web', version: 'v1' }),
-    service('web-v2', { app: 'web', version: 'v2' }),
+    echoDeployment(apps, 'web', { labels: { app: 'web', version: 'v1' } }),
+    echoDeployment(apps, 'web-v2', { labels: { app: 'web', version: 'v2' } }),
+    shellDeployment(apps, 'client'),
+    httpService(apps, 'web', { app: 'web' }),
+    httpService(apps, 'web-v1', { app: 'web', version: 'v1' }),
+    httpService(apps, 'web-v2', { app: 'web', version: 'v2' }),
   ]) {
     const applied = await kubectl(['apply', '-f', '-'], JSON.stringify(object));
     if (applied.exitCode !== 0) throw new Error(applied.stderr);

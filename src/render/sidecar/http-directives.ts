@@ -125,6 +125,9 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         upstream.tlsName === undefined ? [] : [[upstream.name, upstream.tlsName] as const],
       ),
     ),
+    // A request without a Host header (HTTP/1.0) would reach the next nginx with an empty one,
+    // which it refuses with 400: such a request names the upstream instead.
+    map('$http_host', '$mesh_outbound_host', '$http_host', [['', '$proxy_host']]),
     block(
       'server',
       [],
@@ -138,7 +141,9 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
             d('proxy_pass', '$mesh_outbound_url'),
             ...clientTls(context, '$mesh_outbound_ssl_name'),
+            d('proxy_set_header', 'Host', '$mesh_outbound_host'),
             ...proxyHeaders,
+            outboundFailures,
           ],
         ),
       ],
@@ -148,9 +153,23 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
 
 const proxyHeaders: readonly Directive[] = [
   d('proxy_http_version', '1.1'),
-  d('proxy_set_header', 'Host', '$http_host'),
   d('proxy_set_header', 'Connection', ''),
 ];
+
+/**
+ * What counts as a failed attempt at an upstream server (for max_fails, so for circuit breakers)
+ * and moves the request to the next server or the fallback. A meshed endpoint is reached through
+ * its sidecar, which turns the app's refused or timed-out connection into 502 or 504: those are
+ * the failures that `error timeout` catches on a direct connection. 503 stays a plain answer, so a
+ * rate-limited endpoint is never marked down.
+ */
+const outboundFailures: Directive = d(
+  'proxy_next_upstream',
+  'error',
+  'timeout',
+  'http_502',
+  'http_504',
+);
 
 /** "<port> <peer id>" → 1 (admitted), a rule set's variable, or 0 (default). */
 function accessDirectives(model: SidecarModel): Directive[] {
@@ -263,6 +282,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
             ...limits.map((limit) => limit.location),
             ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
             d('proxy_pass', 'http://127.0.0.1:$mesh_inbound_port'),
+            d('proxy_set_header', 'Host', '$http_host'),
             ...proxyHeaders,
           ],
         ),

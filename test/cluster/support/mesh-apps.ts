@@ -1,0 +1,232 @@
+// Helpers for tests that run meshed workloads on the test cluster: manifests for the sample
+// apps (echo-server Deployments, shell clients, Services), the rendered sidecar configuration
+// read from the node's volumes, and requests sent from inside a pod's network namespace, so
+// they leave through the pod's iptables redirect and its sidecar as an app's would.
+import { execa } from 'execa';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { testKubeconfig, testKubectl } from './kube';
+
+/** The built executable the tests deploy and remove the mesh with. */
+export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
+
+/** The echo server's HTTP container port. */
+export const ECHO_PORT = 8080;
+
+/** Runs nginx-meshctl against the test cluster for the mesh in meshNamespace; never rejects. */
+export function meshctl(meshNamespace: string, args: readonly string[]) {
+  return execa(MESHCTL_BINARY, [...args, '-n', meshNamespace], {
+    env: { KUBECONFIG: testKubeconfig() },
+    reject: false,
+    timeout: 240_000,
+  });
+}
+
+/** Runs the test cluster's kubectl, with input on stdin when given; never rejects. */
+export function kubectl(args: readonly string[], input?: string) {
+  return execa(testKubectl(), ['--kubeconfig', testKubeconfig(), ...args], {
+    reject: false,
+    ...(input === undefined ? {} : { input }),
+  });
+}
+
+/** Options for an echo-server Deployment. */
+export interface EchoDeploymentOptions {
+  /** Pod labels, also the Deployment's selector. */
+  readonly labels: Record<string, string>;
+  /** Extra environment for the echo server (FAIL_PERCENT, for example). */
+  readonly env?: Record<string, string>;
+}
+
+/** An echo-server Deployment of one replica; its answers name the pod (POD_NAME). */
+export function echoDeployment(
+  namespace: string,
+  name: string,
+  options: EchoDeploymentOptions,
+): object {
+  const env = Object.entries(options.env ?? {}).map(([key, value]) => ({ name: key, value }));
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: options.labels },
+      template: {
+        metadata: { labels: options.labels },
+        spec: {
+          terminationGracePeriodSeconds: 2,
+          containers: [
+            {
+              name: 'echo',
+              image: 'example.test/echo-server:1',
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ...env,
+              ],
+              ports: [{ name: 'http', containerPort: ECHO_PORT }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * A shell Deployment that only sleeps: a client whose network namespace tests send requests
+ * from, or (with a port) a Ready backend that declares a port nothing listens on.
+ */
+export function shellDeployment(namespace: string, name: string, port?: number): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'sh',
+              image: 'debian:12',
+              command: ['/bin/sh', '-c', 'sleep 3600'],
+              ...(port === undefined ? {} : { ports: [{ name: 'http', containerPort: port }] }),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** A Service on port 80 to the selected pods' port named http. */
+export function httpService(
+  namespace: string,
+  name: string,
+  selector: Record<string, string>,
+): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+  };
+}
+
+/** Every file named `name` under dir, depth-first, skipping what vanishes while walking. */
+function findFiles(dir: string, name: string, found: string[] = []): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry);
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(path).isDirectory();
+    } catch {
+      continue;
+    }
+    if (isDirectory) findFiles(path, name, found);
+    else if (entry === name) found.push(path);
+  }
+  return found;
+}
+
+/** The nginx configuration the sidecar of the pod with this uid runs (from the node's volumes). */
+export function sidecarConfig(uid: string): string | undefined {
+  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
+  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
+  for (const dir of podDirs) {
+    for (const file of findFiles(join(stateDir, 'pods', dir), 'nginx.conf')) {
+      return readFileSync(file, 'utf8');
+    }
+  }
+  return undefined;
+}
+
+/** The network namespace on the node that holds this pod address. */
+export async function netnsOf(ip: string): Promise<string> {
+  // Pods of this test cluster only (another instance may use the same addresses).
+  const prefix = `${(process.env.NMK_TEST_NODE ?? '').replace(/-node$/, '')}-pod-`;
+  const listed = await execa('ip', ['netns', 'list']);
+  for (const line of listed.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    if (!name.startsWith(prefix)) continue;
+    const addresses = await execa('ip', ['netns', 'exec', name, 'ip', '-o', 'addr', 'show'], {
+      reject: false,
+    });
+    if (addresses.stdout.includes(` ${ip}/`)) return name;
+  }
+  throw new Error(`no network namespace holds ${ip}`);
+}
+
+/**
+ * The status of one request sent from inside the pod's network namespace as an app would send it
+ * (its traffic is redirected to the sidecar), or the error code when it fails.
+ */
+export async function requestFrom(netns: string, url: string, method = 'GET'): Promise<string> {
+  const script = `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)}, signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), (e) => console.log('error ' + (e.cause?.code ?? e.name)))`;
+  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+    reject: false,
+    timeout: 15_000,
+  });
+  return result.stdout.trim();
+}
+
+/** What a batch of requests got: a count per outcome ("200", "503", "error ECONNRESET", …). */
+export interface BatchOutcome {
+  /** Requests per status (or error code). */
+  readonly statuses: Record<string, number>;
+  /** Successful answers per serving pod (the echo server's X-Served-By header). */
+  readonly pods: Record<string, number>;
+}
+
+/**
+ * Sends `count` GETs to url from one Node process inside the pod's network namespace, at most
+ * `concurrency` at a time, and counts the outcomes; bounded by timeoutMs overall.
+ */
+export async function requestBatchFrom(
+  netns: string,
+  url: string,
+  count: number,
+  concurrency: number,
+  timeoutMs = 60_000,
+): Promise<BatchOutcome> {
+  const script = `
+const url = ${JSON.stringify(url)};
+let next = 0;
+const statuses = {};
+const pods = {};
+const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
+async function worker() {
+  while (next < ${count}) {
+    next += 1;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      await response.arrayBuffer();
+      bump(statuses, String(response.status));
+      if (response.status === 200) bump(pods, response.headers.get('x-served-by') ?? '');
+    } catch (error) {
+      bump(statuses, 'error ' + (error.cause?.code ?? error.name));
+    }
+  }
+}
+Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
+  console.log(JSON.stringify({ statuses, pods })),
+);`;
+  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+    reject: false,
+    timeout: timeoutMs,
+  });
+  if (result.exitCode !== 0)
+    throw new Error(`batch of ${count} requests to ${url} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as BatchOutcome;
+}

@@ -1,0 +1,46 @@
+# Counts what crosses a pod's network interface to and from one peer address, for a bounded time:
+# TCP segments with payload, those that start like plaintext HTTP, and those that start like TLS
+# records. Runs inside the pod's network namespace (ip netns exec) with an AF_PACKET socket, so
+# no capture tool is needed. Usage: capture.py <interface> <peer IPv4> <seconds>; prints JSON.
+import json
+import socket
+import struct
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+HTTP_STARTS = (b'GET ', b'POST ', b'PUT ', b'HEAD ', b'DELETE ', b'HTTP/1.')
+
+
+def main():
+    interface, peer, seconds = sys.argv[1], socket.inet_aton(sys.argv[2]), float(sys.argv[3])
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((interface, 0))
+    sock.settimeout(0.2)
+    counts = {'segments': 0, 'plaintextHttp': 0, 'tlsRecords': 0, 'bytes': 0}
+    print('ready', file=sys.stderr, flush=True)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            frame = sock.recv(65535)
+        except socket.timeout:
+            continue
+        if len(frame) < 34 or struct.unpack('!H', frame[12:14])[0] != 0x0800:
+            continue
+        ip = frame[14:]
+        if ip[9] != 6 or peer not in (ip[12:16], ip[16:20]):
+            continue
+        tcp = ip[(ip[0] & 0x0F) * 4:]
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        if len(payload) == 0:
+            continue
+        counts['segments'] += 1
+        counts['bytes'] += len(payload)
+        if payload.startswith(HTTP_STARTS) or b'"pod":' in payload:
+            counts['plaintextHttp'] += 1
+        if payload[0] in (0x14, 0x15, 0x16, 0x17) and payload[1] == 0x03:
+            counts['tlsRecords'] += 1
+    print(json.dumps(counts))
+
+
+main()

@@ -1,0 +1,383 @@
+// The mesh's traffic policies under real requests on the test cluster: nginx-meshctl deploys the
+// mesh once, the webhook injects the sample apps, and requests leave a client pod's network
+// namespace through its sidecar to the servers' sidecars. A TrafficSplit divides requests by
+// weight, a RateLimit turns the excess into 503, a CircuitBreaker sends a failing Service's
+// traffic to its fallback, strict mTLS refuses plaintext clients while meshed traffic crosses the
+// wire as TLS records only, an injected Job completes, and remove leaves the apps serving.
+import { execa } from 'execa';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KubeRest } from '../cluster/harness/kube-rest';
+import type { PodSummary } from '../cluster/support/kube';
+import {
+  createNamespace,
+  deleteNamespace,
+  isReady,
+  listPods,
+  testRest,
+  waitFor,
+  waitForNoMesh,
+} from '../cluster/support/kube';
+import {
+  ECHO_PORT,
+  echoDeployment,
+  httpService,
+  kubectl,
+  meshctl as meshctlIn,
+  netnsOf,
+  requestBatchFrom,
+  requestFrom,
+  shellDeployment,
+  sidecarConfig,
+} from '../cluster/support/mesh-apps';
+
+const meshNamespace = 'mesh-e2e';
+const apps = 'e2e-apps';
+/** A namespace without injection: its pods talk to the mesh in plaintext. */
+const plain = 'e2e-plain';
+let rest: KubeRest;
+
+function meshctl(args: readonly string[]) {
+  return meshctlIn(meshNamespace, args);
+}
+
+async function apply(objects: readonly object[]): Promise<void> {
+  const applied = await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  );
+  if (applied.exitCode !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+}
+
+async function readyPod(namespace: string, app: string): Promise<PodSummary> {
+  const pods = (await listPods(rest, namespace, `app=${app}`)).filter(isReady);
+  const [pod] = pods;
+  if (pod === undefined || pods.length !== 1)
+    throw new Error(`expected one Ready pod app=${app} in ${namespace}, found ${pods.length}`);
+  return pod;
+}
+
+async function clusterIP(name: string): Promise<string> {
+  const service = await rest.request<{ spec: { clusterIP: string } }>(
+    'GET',
+    `/api/v1/namespaces/${apps}/services/${name}`,
+  );
+  return service.spec.clusterIP;
+}
+
+/** Waits until the sidecar of the pod app=<app> runs a configuration that satisfies check. */
+async function waitForSidecarConfig(
+  app: string,
+  what: string,
+  check: (config: string) => boolean,
+): Promise<string> {
+  const pod = await readyPod(apps, app);
+  return waitFor(
+    `${what} in the ${app} sidecar`,
+    () => {
+      const config = sidecarConfig(pod.metadata.uid) ?? '';
+      return Promise.resolve(check(config) ? config : undefined);
+    },
+    60_000,
+    250,
+  );
+}
+
+async function patchMtlsMode(mode: string): Promise<void> {
+  const patched = await kubectl([
+    'patch',
+    'meshconfig',
+    'nginx-mesh-config',
+    '-n',
+    meshNamespace,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { mtls: { mode } } }),
+  ]);
+  if (patched.exitCode !== 0) throw new Error(`patching mtls.mode failed: ${patched.stderr}`);
+}
+
+/** Requests per serving pod whose name starts with prefix. */
+function servedBy(pods: Record<string, number>, prefix: string): number {
+  return Object.entries(pods)
+    .filter(([pod]) => pod.startsWith(prefix))
+    .reduce((sum, [, count]) => sum + count, 0);
+}
+
+let clientNetns: string;
+
+/** What the containers of the pod with this uid wrote (from the node's log files). */
+function jobLog(uid: string): string {
+  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
+  const texts: string[] = [];
+  for (const dir of readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid))) {
+    const logs = join(stateDir, 'pods', dir, 'logs');
+    for (const file of readdirSync(logs))
+      texts.push(`${file}: ${readFileSync(join(logs, file), 'utf8').slice(-2000)}`);
+  }
+  return texts.join('\n');
+}
+
+beforeAll(async () => {
+  rest = await testRest();
+  // One mesh at a time on the cluster: an earlier file's must be gone.
+  await waitForNoMesh(rest);
+  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+  await createNamespace(rest, apps);
+  await createNamespace(rest, plain);
+  const labelled = await kubectl([
+    'label',
+    'namespace',
+    apps,
+    'injector.nsm.nginx.com/auto-inject=enabled',
+  ]);
+  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  await apply([
+    echoDeployment(apps, 'web-v1', { labels: { app: 'web-v1', service: 'web' } }),
+    echoDeployment(apps, 'web-v2', { labels: { app: 'web-v2', service: 'web' } }),
+    // Ready (no probe) but nothing listens on its port: its sidecar answers 502.
+    shellDeployment(apps, 'broken', ECHO_PORT),
+    shellDeployment(apps, 'client'),
+    shellDeployment(plain, 'outsider'),
+    httpService(apps, 'web', { service: 'web' }),
+    httpService(apps, 'web-v1', { app: 'web-v1' }),
+    httpService(apps, 'web-v2', { app: 'web-v2' }),
+    httpService(apps, 'broken', { app: 'broken' }),
+  ]);
+  await waitFor(
+    'the injected apps and the outsider Ready',
+    async () => {
+      for (const app of ['web-v1', 'web-v2', 'broken', 'client']) await readyPod(apps, app);
+      await readyPod(plain, 'outsider');
+      return true;
+    },
+    120_000,
+    500,
+  );
+  const client = await readyPod(apps, 'client');
+  clientNetns = await netnsOf(client.status?.podIP ?? '');
+  // The client's sidecar knows every Service before the tests send traffic.
+  await waitForSidecarConfig('client', 'the upstreams of web-v1, web-v2 and broken', (config) =>
+    ['web_v1_80', 'web_v2_80', 'broken_80'].every((name) => config.includes(name)),
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await deleteNamespace(rest, apps);
+  await deleteNamespace(rest, plain);
+  const removed = await meshctl(['remove', '-y', '-t', '120s']);
+  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
+    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
+  }
+  rest.close();
+}, 200_000);
+
+describe('traffic through the mesh', () => {
+  it('divides requests 90/10 between the backends of a TrafficSplit', async () => {
+    await apply([
+      {
+        apiVersion: 'split.smi-spec.io/v1alpha3',
+        kind: 'TrafficSplit',
+        metadata: { name: 'web-canary', namespace: apps },
+        spec: {
+          service: 'web',
+          backends: [
+            { service: 'web-v1', weight: 90 },
+            { service: 'web-v2', weight: 10 },
+          ],
+        },
+      },
+    ]);
+    await waitForSidecarConfig('client', 'the split', (config) => config.includes('split_clients'));
+    const started = Date.now();
+    const outcome = await requestBatchFrom(
+      clientNetns,
+      `http://${await clusterIP('web')}/`,
+      2000,
+      20,
+    );
+    const v1 = servedBy(outcome.pods, 'web-v1-');
+    const v2 = servedBy(outcome.pods, 'web-v2-');
+    process.stderr.write(
+      `split: web-v1 ${(v1 / 20).toFixed(2)}%, web-v2 ${(v2 / 20).toFixed(2)}% of 2000 in ${Date.now() - started}ms\n`,
+    );
+    expect(outcome.statuses).toEqual({ '200': 2000 });
+    expect(v1 + v2).toBe(2000);
+    expect(v1 / 2000).toBeGreaterThanOrEqual(0.85);
+    expect(v1 / 2000).toBeLessThanOrEqual(0.95);
+  });
+
+  it('answers 503 to requests over a RateLimit, and 200 again after a pause', async () => {
+    const limit = {
+      apiVersion: 'specs.smi.nginx.com/v1alpha2',
+      kind: 'RateLimit',
+      metadata: { name: 'web-v2-limit', namespace: apps },
+      spec: {
+        destination: { kind: 'Deployment', name: 'web-v2', namespace: apps },
+        name: 'web-v2-limit',
+        rate: '5r/s',
+        burst: 0,
+      },
+    };
+    await apply([limit]);
+    await waitForSidecarConfig('web-v2', 'the rate limit', (config) =>
+      config.includes('rate=5r/s'),
+    );
+    const url = `http://${await clusterIP('web-v2')}/`;
+    const outcome = await requestBatchFrom(clientNetns, url, 50, 50);
+    process.stderr.write(`rate limit: ${JSON.stringify(outcome.statuses)} of 50 at once\n`);
+    const ok = outcome.statuses['200'] ?? 0;
+    const limited = outcome.statuses['503'] ?? 0;
+    expect(ok + limited).toBe(50);
+    expect(ok).toBeGreaterThanOrEqual(1);
+    expect(ok).toBeLessThanOrEqual(5);
+    expect(limited).toBeGreaterThanOrEqual(45);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await requestFrom(clientNetns, url)).toBe('200');
+    const deleted = await kubectl(['delete', 'ratelimit', 'web-v2-limit', '-n', apps]);
+    expect(deleted.exitCode).toBe(0);
+  });
+
+  it('sends the traffic of a failing Service to the fallback of its CircuitBreaker', async () => {
+    const url = `http://${await clusterIP('broken')}/`;
+    // Without the breaker the failure reaches the client.
+    expect(await requestFrom(clientNetns, url)).toBe('502');
+    await apply([
+      {
+        apiVersion: 'specs.smi.nginx.com/v1alpha1',
+        kind: 'CircuitBreaker',
+        metadata: { name: 'broken-breaker', namespace: apps },
+        spec: {
+          destination: { kind: 'Service', name: 'broken', namespace: apps },
+          errors: 2,
+          timeoutSeconds: 30,
+          fallback: { service: `${apps}/web-v1`, port: 80 },
+        },
+      },
+    ]);
+    await waitForSidecarConfig('client', 'the fallback server', (config) =>
+      config.includes(' backup;'),
+    );
+    const outcome = await requestBatchFrom(clientNetns, url, 20, 5);
+    process.stderr.write(`circuit breaker: ${JSON.stringify(outcome)}\n`);
+    expect(outcome.statuses).toEqual({ '200': 20 });
+    expect(servedBy(outcome.pods, 'web-v1-')).toBe(20);
+  });
+
+  it('runs an injected Job that talks to the web Service to completion', async () => {
+    const script = [
+      'set -ex',
+      'exec 3<>/dev/tcp/$WEB_SERVICE_HOST/$WEB_SERVICE_PORT',
+      'printf "GET /from-a-job HTTP/1.0\\r\\n\\r\\n" >&3',
+      'answer=$(cat <&3)',
+      'echo "$answer"',
+      'echo "$answer" | grep -q "^HTTP/1.[01] 200"',
+      'echo "$answer" | grep -q "\\"path\\":\\"/from-a-job\\""',
+    ].join('\n');
+    await apply([
+      {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'caller', namespace: apps },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              terminationGracePeriodSeconds: 2,
+              containers: [{ name: 'caller', image: 'debian:12', command: ['bash', '-c', script] }],
+            },
+          },
+        },
+      },
+    ]);
+    const outcome = await waitFor(
+      'the injected Job to finish',
+      async () => {
+        const job = await rest.request<{
+          status?: { conditions?: { type: string; status: string }[] };
+        }>('GET', `/apis/batch/v1/namespaces/${apps}/jobs/caller`);
+        return job.status?.conditions?.find(
+          (c) => c.status === 'True' && ['Complete', 'Failed'].includes(c.type),
+        )?.type;
+      },
+      90_000,
+      500,
+    );
+    const [pod] = await listPods(rest, apps, 'job-name=caller');
+    if (outcome !== 'Complete') process.stderr.write(`job: ${jobLog(pod?.metadata.uid ?? '')}\n`);
+    expect(outcome).toBe('Complete');
+    expect(
+      (pod as { metadata: { annotations?: Record<string, string> } } | undefined)?.metadata
+        .annotations?.['injector.nsm.nginx.com/status'],
+    ).toBe('injected');
+  });
+
+  it('refuses plaintext clients under strict mTLS and carries only TLS between sidecars', async () => {
+    const server = await readyPod(apps, 'web-v1');
+    const serverIp = server.status?.podIP ?? '';
+    const outsider = await netnsOf((await readyPod(plain, 'outsider')).status?.podIP ?? '');
+    const direct = `http://${serverIp}:${ECHO_PORT}/`;
+    const meshed = `http://${await clusterIP('web-v1')}/`;
+    // Permissive (the default) admits the plaintext client.
+    expect(await requestFrom(outsider, direct)).toBe('200');
+
+    await patchMtlsMode('strict');
+    const refused = await waitFor(
+      'the outsider refused',
+      async () => {
+        const status = await requestFrom(outsider, direct);
+        return status === '200' ? undefined : status;
+      },
+      60_000,
+      500,
+    );
+    process.stderr.write(`strict mTLS: the plaintext client got "${refused}"\n`);
+    expect(await requestFrom(clientNetns, meshed)).toBe('200');
+
+    // The wire between the sidecars, seen on the client pod's interface.
+    const capture = execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        clientNetns,
+        'python3',
+        join(__dirname, 'capture.py'),
+        'eth0',
+        serverIp,
+        '4',
+      ],
+      { reject: false, timeout: 20_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const outcome = await requestBatchFrom(clientNetns, meshed, 40, 4);
+    const captured = await capture;
+    process.stderr.write(
+      `wire: ${captured.stdout}; requests ${JSON.stringify(outcome.statuses)}\n`,
+    );
+    expect(captured.exitCode).toBe(0);
+    expect(outcome.statuses).toEqual({ '200': 40 });
+    const wire = JSON.parse(captured.stdout) as {
+      segments: number;
+      plaintextHttp: number;
+      tlsRecords: number;
+    };
+    expect(wire.segments).toBeGreaterThan(0);
+    expect(wire.tlsRecords).toBeGreaterThan(0);
+    expect(wire.plaintextHttp).toBe(0);
+
+    await patchMtlsMode('permissive');
+    await waitFor('the outsider admitted again', async () =>
+      (await requestFrom(outsider, direct)) === '200' ? true : undefined,
+    );
+  });
+
+  it('leaves the apps serving after remove', async () => {
+    const removed = await meshctl(['remove', '-y', '-t', '120s']);
+    expect(removed.exitCode).toBe(0);
+    expect(await requestFrom(clientNetns, `http://${await clusterIP('web')}/`)).toBe('200');
+  });
+});
