@@ -88,7 +88,7 @@ describe('trimPod', () => {
         ownerReferences: [{ kind: 'ReplicaSet', name: 'web-6d4f', controller: true }],
       },
       spec: { serviceAccountName: 'web' },
-      status: { podIP: '198.18.0.10', podIPs: [{ ip: '198.18.0.10' }] },
+      status: { phase: 'Running', podIP: '198.18.0.10', podIPs: [{ ip: '198.18.0.10' }] },
     });
   });
 });

@@ -141,7 +141,8 @@ export function trimPod(pod: KubeJson): KubeJson {
       'deletionTimestamp',
     ]),
     spec: pick(spec, ['serviceAccountName']),
-    status: pick(status, ['podIP', 'podIPs']),
+    // The phase tells a finished pod (its address may be reused, its sidecar is gone).
+    status: pick(status, ['phase', 'podIP', 'podIPs']),
   };
 }
 

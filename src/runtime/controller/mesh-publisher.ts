@@ -60,7 +60,7 @@ function policiesOf(state: CachedClusterState): readonly Readonly<Record<string,
   ];
 }
 
-/** "<namespace>/<name>" of every pod that carries a sidecar. */
+/** "<namespace>/<name>" of every pod that carries a running sidecar (not a finished pod's). */
 function injectedPods(state: CachedClusterState): ReadonlySet<string> {
   const pods = new Set<string>();
   for (const pod of state.pods) {
@@ -68,6 +68,8 @@ function injectedPods(state: CachedClusterState): ReadonlySet<string> {
       { name?: string; namespace?: string; annotations?: Record<string, string> } | undefined;
     if (metadata?.annotations?.[INJECTION_STATUS_ANNOTATION] !== INJECTION_STATUS_INJECTED)
       continue;
+    const phase = (pod.status as { phase?: string } | undefined)?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') continue;
     pods.add(`${metadata.namespace ?? ''}/${metadata.name ?? ''}`);
   }
   return pods;
