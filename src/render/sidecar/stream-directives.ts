@@ -80,12 +80,18 @@ export function clientTls(context: SidecarContext, nameVariable: string): Direct
   ];
 }
 
+/**
+ * An upstream block. Only a CircuitBreaker takes servers out after failures: every other server
+ * has max_fails=0, since nginx's default (one failure takes a server out for 10 s) turned one
+ * failed request into ten seconds of 502 "no live upstreams" for every caller of that endpoint.
+ * A failed request still moves on to the next server (proxy_next_upstream).
+ */
 export function upstreamBlock(upstream: UpstreamModel): Directive {
   const servers = upstream.servers.map((server) =>
     d(
       'server',
       server.address,
-      ...(server.maxFails === undefined ? [] : [`max_fails=${server.maxFails}`]),
+      `max_fails=${server.maxFails ?? 0}`,
       ...(server.failTimeoutSeconds === undefined
         ? []
         : [`fail_timeout=${server.failTimeoutSeconds}s`]),
