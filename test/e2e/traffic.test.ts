@@ -72,11 +72,33 @@ async function waitForSidecarConfig(
   check: (config: string) => boolean,
 ): Promise<string> {
   const pod = await readyPod(apps, app);
-  return waitFor(
+  const config = await waitFor(
     `${what} in the ${app} sidecar`,
     () => {
-      const config = sidecarConfig(pod.metadata.uid) ?? '';
-      return Promise.resolve(check(config) ? config : undefined);
+      const text = sidecarConfig(pod.metadata.uid) ?? '';
+      return Promise.resolve(check(text) ? text : undefined);
+    },
+    60_000,
+    250,
+  );
+  await waitForSidecarsCurrent();
+  return config;
+}
+
+/**
+ * Until every sidecar runs the generation in force (each has reloaded nginx for it), as the
+ * controller reports on GET /sidecars. A sidecar reloading nginx while a request reaches it may
+ * reset that connection, so measurements start on a settled mesh.
+ */
+async function waitForSidecarsCurrent(): Promise<void> {
+  await waitFor(
+    'every sidecar on the generation in force',
+    async () => {
+      const report = await rest.request<{ generation?: number; behind: string[] }>(
+        'GET',
+        `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
+      );
+      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
     },
     60_000,
     250,
