@@ -21,10 +21,13 @@ import {
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
+  removeMesh,
   requestFrom,
   shellDeployment,
   sidecarConfig,
+  sidecarReport,
 } from './support/mesh-apps';
+import type { SidecarReport } from './support/mesh-apps';
 
 const meshNamespace = 'mesh-policies';
 const apps = 'policy-apps';
@@ -35,15 +38,8 @@ function meshctl(args: readonly string[]) {
 }
 
 /** The controller's view of the sidecars, through the API server's service proxy. */
-async function sidecarReport(): Promise<{
-  generation?: number;
-  sidecars: { pod: string; generation?: number; error?: string }[];
-  behind: string[];
-}> {
-  return rest.request(
-    'GET',
-    `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
-  );
+function currentReport(): Promise<SidecarReport> {
+  return sidecarReport(rest, meshNamespace);
 }
 
 async function podsOf(app: string): Promise<{ name: string; uid: string }[]> {
@@ -83,10 +79,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await deleteNamespace(rest, apps);
-  const removed = await meshctl(['remove', '-y', '-t', '120s']);
-  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
-    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
-  }
+  await removeMesh(meshNamespace);
   rest.close();
 }, 200_000);
 
@@ -97,7 +90,7 @@ describe('the mesh configuration', () => {
     const report = await waitFor(
       'both sidecars acknowledging the current generation',
       async () => {
-        const current = await sidecarReport();
+        const current = await currentReport();
         const acked = pods.every((pod) =>
           current.sidecars.some(
             (sidecar) =>
@@ -216,7 +209,7 @@ describe('the mesh configuration', () => {
     const report = await waitFor(
       'every sidecar current',
       async () => {
-        const current = await sidecarReport();
+        const current = await currentReport();
         return current.behind.length === 0 ? current : undefined;
       },
       30_000,

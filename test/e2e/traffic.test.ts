@@ -26,9 +26,11 @@ import {
   meshctl as meshctlIn,
   netnsOf,
   requestBatchFrom,
+  removeMesh,
   requestFrom,
   shellDeployment,
   sidecarConfig,
+  sidecarReport,
 } from '../cluster/support/mesh-apps';
 
 const meshNamespace = 'mesh-e2e';
@@ -94,10 +96,7 @@ async function waitForSidecarsCurrent(): Promise<void> {
   await waitFor(
     'every sidecar on the generation in force',
     async () => {
-      const report = await rest.request<{ generation?: number; behind: string[] }>(
-        'GET',
-        `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
-      );
+      const report = await sidecarReport(rest, meshNamespace);
       return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
     },
     60_000,
@@ -189,10 +188,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await deleteNamespace(rest, apps);
   await deleteNamespace(rest, plain);
-  const removed = await meshctl(['remove', '-y', '-t', '120s']);
-  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
-    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
-  }
+  await removeMesh(meshNamespace);
   rest.close();
 }, 200_000);
 

@@ -5,6 +5,7 @@
 import { execa } from 'execa';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { KubeRest } from '../harness/kube-rest';
 import { testKubeconfig, testKubectl } from './kube';
 
 /** The built executable the tests deploy and remove the mesh with. */
@@ -229,4 +230,26 @@ Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
   if (result.exitCode !== 0)
     throw new Error(`batch of ${count} requests to ${url} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as BatchOutcome;
+}
+
+/** What the controller's GET /sidecars answers, read through the API server's service proxy. */
+export interface SidecarReport {
+  readonly generation?: number;
+  readonly sidecars: readonly { pod: string; generation?: number; error?: string }[];
+  readonly behind: readonly string[];
+}
+
+export function sidecarReport(rest: KubeRest, meshNamespace: string): Promise<SidecarReport> {
+  return rest.request(
+    'GET',
+    `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
+  );
+}
+
+/** Removes the mesh after a file's tests; a failure is printed, not thrown (cleanup goes on). */
+export async function removeMesh(meshNamespace: string): Promise<void> {
+  const removed = await meshctl(meshNamespace, ['remove', '-y', '-t', '120s']);
+  if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
+    process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
+  }
 }
