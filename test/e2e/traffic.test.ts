@@ -354,6 +354,10 @@ describe('traffic through the mesh', () => {
     );
     process.stderr.write(`strict mTLS: the plaintext client got "${refused}"\n`);
     expect(await requestFrom(clientNetns, meshed)).toBe('200');
+    // Rewritten HTTP probes reach the apps through the sidecar's probe port, not over mTLS: with
+    // a 1 s period and three failures allowed, 4 s of strict would have made a pod NotReady.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    for (const app of ['web-v1', 'web-v2', 'client']) await readyPod(apps, app);
 
     // The wire between the sidecars, seen on the client pod's interface.
     const capture = execa(
