@@ -4,6 +4,7 @@
 // MeshConfig and MeshConfigClass v1alpha2. Pure; the same objects for deploy, dry runs and tests.
 import { PART_OF_LABEL, PART_OF_VALUE } from './constants';
 import {
+  CLIENT_MAX_BODY_SIZE_PATTERN,
   ACCESS_CONTROL_MODES,
   MTLS_CA_KEY_TYPES,
   MTLS_MODES,
@@ -310,7 +311,7 @@ const meshConfig: CrdDefinition = {
         {
           meshConfigClassName: str({ minLength: 1 }),
           accessControlMode: str({ enum: [...ACCESS_CONTROL_MODES] }),
-          clientMaxBodySize: str({ pattern: '^\\d+[kKmMgG]?$' }),
+          clientMaxBodySize: str({ pattern: CLIENT_MAX_BODY_SIZE_PATTERN.source }),
           mtls: obj({
             mode: str({ enum: [...MTLS_MODES] }),
             caKeyType: str({ enum: [...MTLS_CA_KEY_TYPES] }),

@@ -8,6 +8,7 @@ import {
   IGNORE_OUTGOING_PORTS_ANNOTATION,
   MTLS_MODE_ANNOTATION,
 } from '../constants';
+import { CLIENT_MAX_BODY_SIZE_PATTERN, MTLS_MODES } from '../mesh-config/deploy-flags';
 import { injectionError } from './errors';
 import type { InjectionError, MtlsMode } from './types';
 
@@ -23,8 +24,6 @@ export interface PodAnnotations {
   readonly warnings: readonly string[];
 }
 
-const MTLS_MODES: readonly MtlsMode[] = ['off', 'permissive', 'strict'];
-const BODY_SIZE = /^\d+[kKmMgG]?$/;
 const MAX_PORT = 65_535;
 
 /**
@@ -70,7 +69,7 @@ function parseMtlsMode(value: string | undefined, ignoring: Ignoring): MtlsMode 
 
 function parseBodySize(value: string | undefined, ignoring: Ignoring): string | undefined {
   if (value === undefined) return undefined;
-  if (BODY_SIZE.test(value)) return value;
+  if (CLIENT_MAX_BODY_SIZE_PATTERN.test(value)) return value;
   ignoring(CLIENT_MAX_BODY_SIZE_ANNOTATION, value, 'a size such as 0, 64k or 10m');
   return undefined;
 }

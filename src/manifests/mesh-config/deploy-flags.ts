@@ -39,6 +39,11 @@ export const NGINX_LB_METHODS = [
   'round_robin',
 ] as const;
 export const NGINX_LOG_FORMATS = ['default', 'json'] as const;
+/**
+ * A client_max_body_size value as the flag, the pod annotation and the MeshConfig CRD accept it:
+ * bytes with an optional k, m or g suffix (0 = unlimited).
+ */
+export const CLIENT_MAX_BODY_SIZE_PATTERN = /^\d+[kKmMgG]?$/;
 export const PERSISTENT_STORAGE_OPTIONS = ['auto', 'off', 'on'] as const;
 export const SPIRE_SERVER_KEY_MANAGERS = ['disk', 'memory'] as const;
 

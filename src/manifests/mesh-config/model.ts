@@ -10,6 +10,7 @@ import {
 } from '../constants';
 import {
   ACCESS_CONTROL_MODES,
+  CLIENT_MAX_BODY_SIZE_PATTERN,
   ENVIRONMENTS,
   MTLS_CA_KEY_TYPES,
   MTLS_MODES,
@@ -100,7 +101,7 @@ function isPrometheusAddress(value: string): boolean {
 const FORMAT_RULES: readonly FormatRule[] = [
   {
     flag: 'client-max-body-size',
-    valid: (value) => /^\d+[kKmMgG]?$/.test(value),
+    valid: (value) => CLIENT_MAX_BODY_SIZE_PATTERN.test(value),
     expected: 'a size in bytes with an optional k, m or g suffix, e.g. 1m (0 = unlimited)',
   },
   {

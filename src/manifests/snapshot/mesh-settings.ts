@@ -4,6 +4,7 @@
 // mesh's configuration away. Pure.
 import {
   ACCESS_CONTROL_MODES,
+  CLIENT_MAX_BODY_SIZE_PATTERN,
   MTLS_MODES,
   NGINX_ERROR_LOG_LEVELS,
   NGINX_LB_METHODS,
@@ -15,8 +16,6 @@ import { objectOf } from './kube-objects';
 import type { KubeObject } from './kube-objects';
 import type { SnapshotMesh } from './types';
 
-/** clientMaxBodySize as the MeshConfig CRD validates it. */
-const BODY_SIZE_PATTERN = /^\d+[kKmMgG]?$/;
 const WHERE = `MeshConfig ${MESH_CONFIG_RESOURCE_NAME}`;
 
 /** `base` with the MeshConfig's valid runtime fields; a warning per invalid one. */
@@ -66,7 +65,7 @@ export function buildMeshSettings(
 
 function bodySize(value: unknown, warnings: string[]): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value === 'string' && BODY_SIZE_PATTERN.test(value)) return value;
+  if (typeof value === 'string' && CLIENT_MAX_BODY_SIZE_PATTERN.test(value)) return value;
   warnings.push(
     `${WHERE} spec.clientMaxBodySize ${JSON.stringify(value)}: expected a size such as 1m, 64k or 0; keeping the current value`,
   );
