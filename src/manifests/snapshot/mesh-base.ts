@@ -8,6 +8,7 @@ import {
 } from '../constants';
 import {
   ACCESS_CONTROL_MODES,
+  CLIENT_MAX_BODY_SIZE_PATTERN,
   LB_METHOD_DEFAULT,
   MTLS_MODES,
   NGINX_ERROR_LOG_LEVELS,
@@ -15,6 +16,8 @@ import {
   NGINX_LOG_FORMATS,
 } from '../mesh-config/deploy-flags';
 import { openSourceLbMethod } from '../mesh-config/lb-method';
+import { objectOf } from './kube-objects';
+import type { Json } from './kube-objects';
 import type { SnapshotMesh } from './types';
 
 /** NGINX Service Mesh's defaults, used for whatever the ConfigMap lacks. */
@@ -35,12 +38,6 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback
     : fallback;
 }
 
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-}
-
 export interface MeshBaseOutcome {
   readonly mesh: SnapshotMesh;
   /** What could not be read, one line each; the defaults stand in for it. */
@@ -49,20 +46,20 @@ export interface MeshBaseOutcome {
 
 /** The settings in ConfigMap meshconfig (the object as the API server returns it, or undefined). */
 export function meshBaseFromConfigMap(configMap: unknown): MeshBaseOutcome {
-  const data = record(record(configMap).data);
+  const data = objectOf(objectOf(configMap).data);
   const problems: string[] = [];
-  let stored: Record<string, unknown> = {};
+  let stored: Json = {};
   const text = data[MESH_CONFIG_MAP_KEY];
   if (typeof text !== 'string') {
     problems.push(`ConfigMap meshconfig has no ${MESH_CONFIG_MAP_KEY}; using the defaults`);
   } else {
     try {
-      stored = record(JSON.parse(text));
+      stored = objectOf(JSON.parse(text));
     } catch {
       problems.push(`ConfigMap meshconfig: ${MESH_CONFIG_MAP_KEY} is not JSON; using the defaults`);
     }
   }
-  const mtls = record(stored.mtls);
+  const mtls = objectOf(stored.mtls);
   const d = DEFAULT_SNAPSHOT_MESH;
   const trustDomain = typeof mtls.trustDomain === 'string' ? mtls.trustDomain : '';
   return {
@@ -72,7 +69,7 @@ export function meshBaseFromConfigMap(configMap: unknown): MeshBaseOutcome {
       lbMethod: openSourceLbMethod(oneOf(stored.nginxLBMethod, NGINX_LB_METHODS, d.lbMethod)),
       clientMaxBodySize:
         typeof stored.clientMaxBodySize === 'string' &&
-        /^\d+[kKmMgG]?$/.test(stored.clientMaxBodySize)
+        CLIENT_MAX_BODY_SIZE_PATTERN.test(stored.clientMaxBodySize)
           ? stored.clientMaxBodySize
           : d.clientMaxBodySize,
       errorLogLevel: oneOf(stored.nginxErrorLogLevel, NGINX_ERROR_LOG_LEVELS, d.errorLogLevel),

@@ -3,6 +3,7 @@
 // MeshConfig and the meshconfig ConfigMap). It hands out plain JSON in a stable order, so the
 // pure snapshot builder gets the same input for the same cluster. Pods, the largest set, are
 // kept trimmed to the fields a snapshot reads, and no object keeps its managedFields.
+import { objectOf } from '../../manifests/snapshot/kube-objects';
 import {
   MESH_CONFIG_API_VERSION,
   MESH_CONFIG_MAP_NAME,
@@ -112,17 +113,11 @@ export interface ClusterCache {
   stop(): Promise<void>;
 }
 
-function record(value: unknown): Readonly<Record<string, unknown>> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Readonly<Record<string, unknown>>)
-    : undefined;
-}
-
 /** A pod reduced to what the snapshot reads; the rest (spec, most of status) is dropped. */
 export function trimPod(pod: KubeJson): KubeJson {
-  const metadata = record(pod.metadata) ?? {};
-  const spec = record(pod.spec) ?? {};
-  const status = record(pod.status) ?? {};
+  const metadata = objectOf(pod.metadata);
+  const spec = objectOf(pod.spec);
+  const status = objectOf(pod.status);
   const pick = (from: Readonly<Record<string, unknown>>, keys: readonly string[]) =>
     Object.fromEntries(
       keys.filter((key) => from[key] !== undefined).map((key) => [key, from[key]]),
@@ -148,8 +143,8 @@ export function trimPod(pod: KubeJson): KubeJson {
 
 /** The object without metadata.managedFields, which no reader needs and which is large. */
 function withoutManagedFields(object: KubeJson): KubeJson {
-  const metadata = record(object.metadata);
-  if (metadata?.managedFields === undefined) return object;
+  const metadata = objectOf(object.metadata);
+  if (metadata.managedFields === undefined) return object;
   const rest = Object.fromEntries(
     Object.entries(metadata).filter(([key]) => key !== 'managedFields'),
   );
@@ -157,7 +152,7 @@ function withoutManagedFields(object: KubeJson): KubeJson {
 }
 
 function keyOf(object: KubeJson): string {
-  const metadata = record(object.metadata) ?? {};
+  const metadata = objectOf(object.metadata);
   const namespace = typeof metadata.namespace === 'string' ? metadata.namespace : '';
   const name = typeof metadata.name === 'string' ? metadata.name : '';
   return `${namespace}/${name}`;

@@ -3,6 +3,7 @@
 // status (kubectl get -o yaml, and tools that wait for conditions). A snapshot is rebuilt on
 // every cluster change, so both are written only when they would say something new: one Event
 // per (object generation, reason), and a status patch only when the condition changed.
+import { objectOf } from '../../manifests/snapshot/kube-objects';
 import {
   CONTROLLER_NAME,
   MESH_CONFIG_API_VERSION,
@@ -72,19 +73,13 @@ interface PolicyRef {
 
 const MAX_NAME_LENGTH = 253;
 
-function record(value: unknown): Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Readonly<Record<string, unknown>>)
-    : {};
-}
-
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
 function refOf(object: PolicyObject): PolicyRef {
-  const metadata = record(object.metadata);
-  const conditions = record(object.status).conditions;
+  const metadata = objectOf(object.metadata);
+  const conditions = objectOf(object.status).conditions;
   return {
     apiVersion: text(object.apiVersion),
     kind: text(object.kind),
@@ -92,7 +87,7 @@ function refOf(object: PolicyObject): PolicyRef {
     name: text(metadata.name),
     uid: text(metadata.uid),
     generation: typeof metadata.generation === 'number' ? metadata.generation : 0,
-    conditions: Array.isArray(conditions) ? conditions.map(record) : [],
+    conditions: Array.isArray(conditions) ? conditions.map((condition) => objectOf(condition)) : [],
   };
 }
 
