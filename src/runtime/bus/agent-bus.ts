@@ -27,6 +27,7 @@ import type {
 } from '../../manifests/snapshot/messages';
 import { parseDownMessage } from '../../manifests/snapshot/messages';
 import type { MeshSnapshot } from '../../manifests/snapshot/types';
+import { jitteredBackoffMs } from '../backoff';
 import type { Logger } from '../role/log';
 import { CONTENT_ENCODING_HEADER, GZIP } from './controller-bus';
 
@@ -246,18 +247,18 @@ export async function startAgentBus(
     });
 
   async function resyncLoop(): Promise<void> {
-    let retryMs = FIRST_RETRY_MS;
+    let failures = 0;
     while (resyncWanted && !closed) {
       resyncWanted = false;
       if (await requestFull()) {
-        retryMs = FIRST_RETRY_MS;
+        failures = 0;
         continue;
       }
       if (closed) break;
       resyncWanted = true;
       // A new reason to ask (a ping, a reconnect) cuts the wait short.
-      await sleep(retryMs / 2 + Math.random() * (retryMs / 2));
-      retryMs = Math.min(retryMs * 2, LAST_RETRY_MS);
+      await sleep(jitteredBackoffMs(failures, Math.random(), FIRST_RETRY_MS, LAST_RETRY_MS));
+      failures += 1;
     }
   }
 

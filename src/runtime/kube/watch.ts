@@ -4,6 +4,7 @@
 // renewed. An expired version (410 Gone, as an HTTP status or as an ERROR event) means a fresh
 // list; a failed connection or a collection that is not served yet (a CRD not installed) is
 // retried with bounded, jittered backoff, so a broken API server never sees a tight loop.
+import { jitteredBackoffMs } from '../backoff';
 import type { Clock } from '../clock';
 import type { Logger } from '../role/log';
 import type { KubeConnection, RawResponse } from './access';
@@ -57,8 +58,7 @@ export function backoffDelayMs(
   initialMs = DEFAULT_BACKOFF_INITIAL_MS,
   maxMs = DEFAULT_BACKOFF_MAX_MS,
 ): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random());
+  return jitteredBackoffMs(failures, random(), initialMs, maxMs);
 }
 
 interface WatchEventLine<T> {

@@ -2,6 +2,8 @@
 // tenth of it at random so that a fleet started together does not renew together; and bounded
 // exponential backoff while the registrar cannot be reached. random is a number in [0, 1).
 
+import { jitteredBackoffMs } from '../backoff';
+
 /** Share of the lifetime by which renewal may come before the half-life. */
 const JITTER_SHARE = 0.1;
 export const BACKOFF_FIRST_MS = 500;
@@ -15,9 +17,7 @@ export function renewalTime(notBefore: number, notAfter: number, random: number)
 
 /** Wait before retry number attempt (1, 2, …): doubling from BACKOFF_FIRST_MS, capped, jittered. */
 export function backoffMs(attempt: number, random: number): number {
-  const exponent = Math.min(attempt - 1, 16);
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** exponent);
-  return Math.round(base * (0.5 + random / 2));
+  return jitteredBackoffMs(attempt - 1, random, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
 }
 
 /** How loudly to talk about a certificate: warn past three quarters of its life, error once expired. */
