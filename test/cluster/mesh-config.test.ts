@@ -114,6 +114,46 @@ describe('the mesh configuration', () => {
     }
   });
 
+  it('counts an injected pod whose sidecar has not reported yet as behind', async () => {
+    // A pod that carries the injected annotation but whose sidecar never connects: Ready or not,
+    // the controller must not call the mesh settled while it is unconfigured.
+    const quiet = 'mesh-config-quiet';
+    await createNamespace(rest, quiet);
+    try {
+      const created = await kubectl(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: 'silent',
+            namespace: quiet,
+            annotations: { 'injector.nsm.nginx.com/status': 'injected' },
+          },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name: 'sh', image: 'debian:12', command: ['sleep', '3600'] }],
+          },
+        }),
+      );
+      expect(created.exitCode).toBe(0);
+      const listed = await waitFor('the silent pod listed as behind', async () =>
+        (await currentReport()).behind.includes(`${quiet}/silent`) ? true : undefined,
+      );
+      expect(listed).toBe(true);
+      expect((await currentReport()).sidecars.map((sidecar) => sidecar.pod)).not.toContain(
+        `${quiet}/silent`,
+      );
+    } finally {
+      await deleteNamespace(rest, quiet);
+    }
+    const report = await waitFor('the deleted pod forgotten', async () => {
+      const current = await currentReport();
+      return current.behind.includes(`${quiet}/silent`) ? undefined : current;
+    });
+    expect(report.behind).not.toContain(`${quiet}/silent`);
+  });
+
   it('applies a TrafficSplit and a RateLimit made with kubectl, and flags a broken one', async () => {
     const policies = [
       {

@@ -40,7 +40,10 @@ export interface SidecarReport {
   readonly leader: boolean;
   readonly generation: number | undefined;
   readonly sidecars: readonly AgentState[];
-  /** Pods whose last acknowledgement is older than the generation, or an error. */
+  /**
+   * Pods whose last acknowledgement is older than the generation, or an error, then injected pods
+   * whose sidecar has not reported at all yet (it still passes traffic through unchanged).
+   */
   readonly behind: readonly string[];
 }
 
@@ -179,11 +182,15 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
   return {
     report() {
       const agents = bus?.agents() ?? [];
+      const heard = new Set(agents.map((agent) => agent.pod));
+      const unheard = cache.synced()
+        ? [...injectedPods(cache.state())].filter((pod) => !heard.has(pod)).sort()
+        : [];
       return {
         leader: leader.isLeader(),
         generation: bus?.generation(),
         sidecars: agents,
-        behind: (bus?.behind() ?? []).map((agent) => agent.pod),
+        behind: [...(bus?.behind() ?? []).map((agent) => agent.pod), ...unheard],
       };
     },
     sidecarVersions() {
