@@ -100,8 +100,13 @@ export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;
 /** Path prefix of rewritten probes: /health-redirects/<container>/<liveness|readiness|startup>. */
 export const HEALTH_REDIRECTS_PATH_PREFIX = '/health-redirects';
-/** Path on SIDECAR_METRICS_PORT that answers 200 once the proxy is ready. */
+/**
+ * Path on SIDECAR_METRICS_PORT that answers 200 once the proxy is ready for the mesh's traffic:
+ * it listens and runs the controller's configuration (or waited --config-wait for it in vain).
+ */
 export const SIDECAR_READY_PATH = '/readyz';
+/** Path on SIDECAR_METRICS_PORT that answers 200 as soon as the proxy listens (startup probe). */
+export const SIDECAR_PROXY_READY_PATH = '/readyz/proxy';
 
 /** Projected ServiceAccount token volume with which the sidecar proves its identity. */
 export const IDENTITY_VOLUME_NAME = 'nginx-mesh-identity';

@@ -85,3 +85,82 @@ it('refuses a malformed redirect table, naming it', async () => {
   expect(result.exitCode).toBe(1);
   expect(result.stderr).toContain('--health-redirects: invalid entry for \\"/x\\"');
 });
+
+it('reports the proxy ready at once, and the pod ready only after --config-wait without a controller', async () => {
+  // Its own network namespace: the proxy's fixed ports cannot collide with anything else.
+  const netns = `nmk-agent-ready-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  const runDir = join(dir, 'run3');
+  const agent = execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      binary.path,
+      'run',
+      '--role',
+      'agent',
+      '--run-dir',
+      runDir,
+      '--status-bind-address',
+      '127.0.0.1:8887',
+      '--config-wait',
+      '3s',
+      // Nothing answers here: the agent never gets a configuration.
+      '--registrar-url',
+      'https://127.0.0.1:1',
+      '--token-path',
+      join(dir, 'no-token'),
+      '--nginx-modules',
+      `/usr/lib/nginx/modules/ngx_stream_module.so,${meshModule}`,
+    ],
+    { reject: false, timeout: 30_000 },
+  );
+  const probe = async (path: string): Promise<string> => {
+    const result = await execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        process.execPath,
+        '-e',
+        `fetch('http://127.0.0.1:8887${path}').then(async (r) => console.log(r.status, (await r.text()).trim()), () => console.log('down'))`,
+      ],
+      { reject: false },
+    );
+    return result.stdout.trim();
+  };
+  try {
+    const started = Date.now();
+    let proxy = 'down';
+    while (proxy !== '200 ok' && Date.now() - started < 15_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      proxy = await probe('/readyz/proxy');
+    }
+    expect(proxy).toBe('200 ok');
+    const early = await probe('/readyz');
+    const earlyMs = Date.now() - started;
+    let late = early;
+    while (late !== '200 ok' && Date.now() - started < 15_000) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      late = await probe('/readyz');
+    }
+    const lateMs = Date.now() - started;
+    process.stderr.write(`proxy ready, then pod ready ${lateMs} ms after start\n`);
+    // Still inside the wait when the proxy came up: not ready for the mesh's traffic yet.
+    expect(earlyMs).toBeLessThan(3_000);
+    expect(early).toBe('503 not ready: waiting for the mesh configuration');
+    expect(late).toBe('200 ok');
+    expect(lateMs).toBeGreaterThanOrEqual(2_500);
+  } finally {
+    agent.kill('SIGTERM');
+    const ended = await agent;
+    execFileSync('ip', ['netns', 'delete', netns]);
+    expect(ended.stderr).toContain(
+      'no mesh configuration yet; reporting the transparent proxy ready',
+    );
+  }
+});

@@ -1,7 +1,8 @@
 // `run --role agent`: the sidecar's agent. It renders the proxy's nginx configuration, checks it
-// with `nginx -t`, runs and supervises nginx, and answers /readyz on the metrics port once the
-// proxy accepts connections. Until the controller's configuration reaches it, the proxy is
-// transparent: every connection goes on to its original destination. Only the flags live here.
+// with `nginx -t`, runs and supervises nginx, and answers on the metrics port /readyz/proxy once
+// the proxy accepts connections and /readyz once it also runs the controller's configuration.
+// Until that configuration reaches it, the proxy is transparent: every connection goes on to its
+// original destination. Only the flags live here.
 import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
@@ -66,6 +67,13 @@ export const agentRole: RoleDefinition = {
       type: 'string',
       usage: 'writable directory for the configuration, pid and temporary files',
       defaultValue: '/etc/nginx-mesh',
+    },
+    {
+      long: 'config-wait',
+      type: 'duration',
+      usage:
+        'how long /readyz waits for the mesh configuration before it reports a transparent proxy ready',
+      defaultValue: 30_000,
     },
     {
       long: 'status-bind-address',

@@ -2,7 +2,9 @@
 // through the same applier later configurations will, then the supervisor runs nginx on it.
 // Meanwhile the agent fetches its SVID, connects to NATS with it and from then on renders every
 // snapshot the controller publishes into nginx's configuration, acknowledging each generation.
-// The proxy is ready (and transparent) before any of that: a pod never waits for the controller.
+// The proxy listens (transparent) before any of that, so the app starts at once; the pod is Ready
+// for traffic once the first configuration runs, or after --config-wait without one, so that a
+// lost controller delays a pod's traffic but never keeps it out for good.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -14,6 +16,8 @@ import {
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
+  SIDECAR_PROXY_READY_PATH,
+  SIDECAR_READY_PATH,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
 } from '../../manifests/constants';
@@ -116,7 +120,7 @@ function podOf(env: Readonly<Record<string, string | undefined>>): {
 
 async function startStatusServer(
   options: RoleOptions,
-  readiness: () => Readiness,
+  readiness: { readonly proxy: () => Readiness; readonly mesh: () => Readiness },
 ): Promise<http.Server> {
   const bind = parseBindAddress(options.string('status-bind-address'));
   if (bind === undefined) {
@@ -131,8 +135,8 @@ async function startStatusServer(
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
     }
-    if (path === '/readyz') {
-      const state = readiness();
+    if (path === SIDECAR_READY_PATH || path === SIDECAR_PROXY_READY_PATH) {
+      const state = path === SIDECAR_READY_PATH ? readiness.mesh() : readiness.proxy();
       res.writeHead(state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
       res.end(state.ready ? 'ok\n' : `not ready: ${state.reason}\n`);
       return;
@@ -162,10 +166,30 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   const outcome = await applier.apply(renderTransparent(inputs, runDir), 'transparent');
   if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
-  const status = await startStatusServer(options, () => supervisor.readiness());
+  const configWaitMs = options.duration('config-wait');
+  let configured = false;
+  let waitedInVain = false;
+  const configTimer = setTimeout(() => {
+    if (configured) return;
+    waitedInVain = true;
+    logger.warn('no mesh configuration yet; reporting the transparent proxy ready', {
+      waitedMs: configWaitMs,
+    });
+  }, configWaitMs);
+  configTimer.unref();
+  const meshReadiness = (): Readiness => {
+    const proxy = supervisor.readiness();
+    if (!proxy.ready || configured || waitedInVain) return proxy;
+    return { ready: false, reason: 'waiting for the mesh configuration' };
+  };
+  const status = await startStatusServer(options, {
+    proxy: () => supervisor.readiness(),
+    mesh: meshReadiness,
+  });
   try {
     await supervisor.start();
   } catch (error) {
+    clearTimeout(configTimer);
     await supervisor.stop();
     await closeServer(status);
     throw error;
@@ -177,15 +201,18 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     runDir,
     inputs,
     apply: (text, label) => applier.apply(text, label),
-  });
-  return runningUntilStopped(
-    async () => {
-      await mesh.stop();
-      await supervisor.stop();
-      await closeServer(status);
+    onConfigured: () => {
+      if (!configured) logger.info('the mesh configuration runs; ready for traffic');
+      configured = true;
+      clearTimeout(configTimer);
     },
-    () => supervisor.readiness(),
-  );
+  });
+  return runningUntilStopped(async () => {
+    clearTimeout(configTimer);
+    await mesh.stop();
+    await supervisor.stop();
+    await closeServer(status);
+  }, meshReadiness);
 }
 
 /**
@@ -200,6 +227,8 @@ function startMeshConfiguration(
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     readonly apply: ConfigApplier['apply'];
+    /** Called after every generation applied. */
+    readonly onConfigured: () => void;
   },
 ): { stop(): Promise<void> } {
   const { logger, runDir, inputs } = settings;
@@ -238,6 +267,7 @@ function startMeshConfiguration(
       logger.warn(warning, { generation });
     }
     const outcome = await settings.apply(rendered.text, `generation ${generation}`);
+    if (outcome.applied) settings.onConfigured();
     return outcome.applied ? undefined : (outcome.error ?? 'not applied');
   };
   const started = (async () => {
