@@ -1,6 +1,6 @@
 // `top`: traffic statistics of the mesh's workloads, read from the SMI Traffic Metrics API
 // (APIService v1alpha1.metrics.smi-spec.io) through the API server, as NGINX Service Mesh.
-import { MeshctlError, describeError } from '../../errors';
+import { MeshctlError, UsageError, describeError } from '../../errors';
 import { METRICS_API_SERVICE_NAME, METRICS_NAME } from '../../manifests/constants';
 import { TRAFFIC_METRICS_BASE_PATH } from '../../manifests/traffic-metrics/build';
 import {
@@ -11,8 +11,10 @@ import {
 import type { TrafficKind } from '../../manifests/traffic-metrics/kinds';
 import type { TrafficMetricsList } from '../../manifests/traffic-metrics/types';
 import { renderTopEdges, renderTopSummary } from '../../render/top';
+import type { Clock } from '../../runtime/clock';
 import type { Io } from '../../runtime/io';
 import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
+import type { SignalSource } from '../../runtime/signals';
 import { getJson, KubeApiError } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
 import { outputFlag, printDocument } from '../output';
@@ -21,7 +23,13 @@ import type { CommandSpec } from '../spec';
 export interface TopDeps {
   readonly io: Io;
   readonly kube: KubeAccess;
+  readonly clock: Clock;
+  /** Ends --watch. */
+  readonly signals: SignalSource;
 }
+
+/** The shortest --interval: each refresh costs the metrics role a round of Prometheus queries. */
+const MIN_WATCH_INTERVAL_MS = 500;
 
 /** Namespace of the resources when -n is not given (NSM's top: "default"). */
 const TOP_DEFAULT_NAMESPACE = 'default';
@@ -75,7 +83,10 @@ interface TopRequest {
   readonly output: string;
 }
 
-async function topOne(deps: TopDeps, request: TopRequest, selection: Selection): Promise<void> {
+/** One look at the metrics: a table's text, or the document for -o json|yaml. */
+type TopView = { readonly table: string } | { readonly document: unknown };
+
+async function topOne(deps: TopDeps, request: TopRequest, selection: Selection): Promise<TopView> {
   const { kind, name } = selection;
   let list: TrafficMetricsList;
   try {
@@ -87,14 +98,14 @@ async function topOne(deps: TopDeps, request: TopRequest, selection: Selection):
   if (list.items.length === 0) {
     throw noTraffic(name === undefined ? kind.plural : `${kind.plural}/${name}`, namespace);
   }
-  if (request.output !== 'table') return printDocument(deps.io, request.output, list);
-  deps.io.out.write(
-    name === undefined ? renderTopSummary(kind, list) : renderTopEdges(kind, name, list),
-  );
+  if (request.output !== 'table') return { document: list };
+  return {
+    table: name === undefined ? renderTopSummary(kind, list) : renderTopEdges(kind, name, list),
+  };
 }
 
 /** Deployments, StatefulSets and DaemonSets: a table for each kind with traffic. */
-async function topWorkloads(deps: TopDeps, request: TopRequest): Promise<void> {
+async function topWorkloads(deps: TopDeps, request: TopRequest): Promise<TopView> {
   const kinds = DEFAULT_KINDS.map((plural) => trafficKind(plural)).filter(
     (kind): kind is TrafficKind => kind !== undefined,
   );
@@ -122,9 +133,49 @@ async function topWorkloads(deps: TopDeps, request: TopRequest): Promise<void> {
     throw noTraffic('deployments, statefulsets or daemonsets', request.namespace);
   if (request.output !== 'table') {
     const items = withTraffic.map(({ list }) => list);
-    return printDocument(deps.io, request.output, { apiVersion: 'v1', kind: 'List', items });
+    return { document: { apiVersion: 'v1', kind: 'List', items } };
   }
-  for (const { kind, list } of withTraffic) deps.io.out.write(renderTopSummary(kind, list));
+  return { table: withTraffic.map(({ kind, list }) => renderTopSummary(kind, list)).join('') };
+}
+
+/** Clears a terminal and puts the cursor top left, so each refresh replaces the last. */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
+/**
+ * --watch: the table again every interval until a signal, like watch(1). On a terminal each
+ * refresh replaces the last; otherwise refreshes follow one another. A failed refresh (no
+ * traffic yet, the metrics API away for a moment) is shown in place of the table and the watch
+ * goes on; the signal ends it with exit code 0.
+ */
+async function watchTop(
+  deps: TopDeps,
+  view: () => Promise<TopView>,
+  settings: { readonly intervalMs: number; readonly title: string },
+): Promise<void> {
+  const stopped = new AbortController();
+  const unsubscribe = deps.signals.onSignal(() => stopped.abort());
+  try {
+    while (!stopped.signal.aborted) {
+      let body: string;
+      try {
+        const shown = await view();
+        body = 'table' in shown ? shown.table : '';
+      } catch (error) {
+        const hint = error instanceof MeshctlError ? error.hint : undefined;
+        body = `${describeError(error)}\n${hint === undefined ? '' : `${hint}\n`}`;
+      }
+      if (stopped.signal.aborted) break;
+      const header = `Every ${formatInterval(settings.intervalMs)}: ${settings.title}    ${deps.clock.now().toISOString()}\n\n`;
+      deps.io.out.write(`${deps.io.stdoutIsTTY ? CLEAR_SCREEN : ''}${header}${body}`);
+      await deps.clock.sleep(settings.intervalMs, stopped.signal).catch(() => undefined);
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+function formatInterval(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 export function topCommand(globals: GlobalOptionsReader, deps: TopDeps): CommandSpec {
@@ -138,12 +189,27 @@ resource type (pods, deployments, statefulsets, daemonsets, namespaces or their 
 resource of that type; with type/name, the resource's traffic to and from each peer.
 -n names the namespace of the resources ("default" unless given). A "-" means no traffic in that
 direction. The numbers come from the metrics API (APIService ${METRICS_API_SERVICE_NAME}),
-which reads them from Prometheus.`,
+which reads them from Prometheus. --watch refreshes the table in place until interrupted.`,
     example: `  nginx-meshctl top
   nginx-meshctl top pods -n shop
-  nginx-meshctl top deployments/web -n shop -o json`,
+  nginx-meshctl top deployments/web -n shop -o json
+  nginx-meshctl top deployments -n shop --watch`,
     args: { usage: '[resource-type/resource]', max: 1 },
-    flags: [outputFlag(['table', 'json', 'yaml'])],
+    flags: [
+      outputFlag(['table', 'json', 'yaml']),
+      {
+        long: 'watch',
+        short: 'w',
+        type: 'bool',
+        usage: 'refresh the table every --interval until interrupted',
+      },
+      {
+        long: 'interval',
+        type: 'duration',
+        usage: 'time between refreshes with --watch',
+        defaultValue: 2_000,
+      },
+    ],
     action: async (context) => {
       const { kubeconfig, timeoutMs } = globals(context);
       const namespace = context.changed('namespace')
@@ -155,8 +221,29 @@ which reads them from Prometheus.`,
         output: context.string('output'),
       };
       const [arg] = context.args;
-      if (arg === undefined) return topWorkloads(deps, request);
-      return topOne(deps, request, parseSelection(arg));
+      const selection = arg === undefined ? undefined : parseSelection(arg);
+      const view = () =>
+        selection === undefined ? topWorkloads(deps, request) : topOne(deps, request, selection);
+      if (context.bool('watch')) {
+        if (request.output !== 'table')
+          throw new UsageError('--watch prints tables only: leave out -o', 'nginx-meshctl top');
+        const intervalMs = context.duration('interval');
+        if (intervalMs < MIN_WATCH_INTERVAL_MS)
+          throw new UsageError(
+            `invalid --interval "${formatInterval(intervalMs)}": must be at least ${formatInterval(MIN_WATCH_INTERVAL_MS)}`,
+            'nginx-meshctl top',
+          );
+        const title = [
+          'nginx-meshctl top',
+          ...(arg === undefined ? [] : [arg]),
+          '-n',
+          namespace,
+        ].join(' ');
+        return watchTop(deps, view, { intervalMs, title });
+      }
+      const shown = await view();
+      if ('table' in shown) deps.io.out.write(shown.table);
+      else await printDocument(deps.io, request.output, shown.document);
     },
   };
 }
