@@ -268,6 +268,15 @@ describe('buildMeshConfig values', () => {
     expect(config.prometheusAddress).toBe('prometheus.monitoring:9090');
   });
 
+  it('takes an http(s) URL for --prometheus-address too, for a Prometheus outside the cluster', () => {
+    expect(configOf({ prometheusAddress: 'http://198.18.0.1:9090' }).prometheusAddress).toBe(
+      'http://198.18.0.1:9090',
+    );
+    expect(
+      configOf({ prometheusAddress: 'https://prometheus.example:443/prom' }).prometheusAddress,
+    ).toBe('https://prometheus.example:443/prom');
+  });
+
   it('sets telemetry only when an exporter is given, with the sampler ratio', () => {
     expect(
       configOf({
@@ -397,9 +406,14 @@ describe('buildMeshConfig problems', () => {
       'invalid value "prometheus.monitoring" for --prometheus-address: must be <service-name>.<namespace>:<service-port>',
     ],
     [
-      'prometheus-address with a URL',
-      { prometheusAddress: 'http://prometheus:9090' },
-      'invalid value "http://prometheus:9090" for --prometheus-address: must be <service-name>.<namespace>:<service-port>',
+      'prometheus-address with a URL that has a query',
+      { prometheusAddress: 'http://prometheus:9090/?x=1' },
+      'invalid value "http://prometheus:9090/?x=1" for --prometheus-address: must be <service-name>.<namespace>:<service-port>',
+    ],
+    [
+      'prometheus-address with another scheme',
+      { prometheusAddress: 'ftp://prometheus:9090' },
+      'invalid value "ftp://prometheus:9090" for --prometheus-address: must be <service-name>.<namespace>:<service-port>',
     ],
     [
       'prometheus-address port 0',

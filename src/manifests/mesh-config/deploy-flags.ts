@@ -189,7 +189,7 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       type: 'string',
       usage: usage(
         'the address of a Prometheus server deployed in your Kubernetes cluster',
-        'Address should be in the format <service-name>.<namespace>:<service-port>',
+        'Address should be in the format <service-name>.<namespace>:<service-port>, or an http(s) URL for a Prometheus outside the cluster',
       ),
     },
     {

@@ -47,6 +47,7 @@ import type {
 } from './types';
 import { CA_TTL_MIN_SVID_MULTIPLE } from '../registrar/svid-policy';
 import { parseUpstreamAuthority } from './upstream-ca';
+import { parsePrometheusAddress } from '../traffic-metrics/prometheus-address';
 
 export interface MeshConfigContext {
   /** Namespace of the control plane (-n/--namespace). */
@@ -90,7 +91,12 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const SERVICE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const IMAGE_REFERENCE = /^[^\s]+$/;
 
+/**
+ * NSM's <service-name>.<namespace>:<port>, or (beyond NSM) an http(s) URL for a Prometheus outside
+ * the cluster or behind TLS, which the metrics role takes as it is.
+ */
 function isPrometheusAddress(value: string): boolean {
+  if (/^https?:\/\//i.test(value)) return parsePrometheusAddress(value).kind === 'url';
   const match = /^([^.:]+)\.([^.:]+):(\d{1,5})$/.exec(value);
   if (match === null) return false;
   const [, service = '', namespace = '', port = ''] = match;

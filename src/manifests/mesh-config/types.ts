@@ -68,7 +68,7 @@ export interface FullMeshConfig {
   /** The method the sidecars use: a least_time choice is stored as its open-source fallback. */
   readonly nginxLBMethod: NginxLbMethod;
   readonly nginxLogFormat: NginxLogFormat;
-  /** <service-name>.<namespace>:<service-port>, or "". */
+  /** <service-name>.<namespace>:<service-port>, an http(s) URL, or "". */
   readonly prometheusAddress: string;
   readonly registry: MeshConfigRegistry;
   readonly telemetry: MeshConfigTelemetry;
