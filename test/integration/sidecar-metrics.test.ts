@@ -3,6 +3,7 @@
 // exposition counts exactly the requests sent, by direction, status class and peer.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { Server } from 'node:http';
@@ -261,4 +262,30 @@ it('keeps its counts across an nginx reload', async () => {
   while (count(labels) < before + 1 && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   expect(count(labels)).toBe(before + 1);
+}, 30_000);
+
+it('reads a burst of records in batches without losing one, and counts unreadable lines', async () => {
+  const socket = createSocket('udp4');
+  const record = Buffer.from(
+    `<190>Nov 26 07:37:02 ${SIDECAR_ACCESS_LOG_TAG}: {"dir":"out","status":204,"time":0.002,"upstream":"127.0.0.2:${appPort}","service":"shop/api"}`,
+  );
+  const labels = `direction="outbound",code="2xx",dst_namespace="shop",dst_pod="api-2",dst_deployment="api",dst_service="api"`;
+  const before = count(labels);
+  const dropped = (): number =>
+    Number(/^nginx_mesh_access_log_dropped_total (\d+)$/m.exec(metrics.exposition())?.[1] ?? -1);
+  const droppedBefore = dropped();
+  const send = (message: Buffer): Promise<void> =>
+    new Promise((resolve, reject) =>
+      socket.send(message, metrics.port, '127.0.0.1', (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  for (let index = 0; index < 2_000; index += 1) await send(record);
+  await send(Buffer.from('<190>Nov 26 07:37:02 nginx_mesh: not json'));
+  socket.close();
+  const deadline = Date.now() + 5_000;
+  while (count(labels) < before + 2_000 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(count(labels)).toBe(before + 2_000);
+  expect(dropped()).toBe(droppedBefore + 1);
 }, 30_000);
