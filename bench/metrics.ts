@@ -21,7 +21,7 @@ import { httpPort, service, shopContext, shopSnapshot } from '../test/support/si
 const REQUESTS = 20_000;
 const MAX_MS_PER_RUN = 20_000;
 const CONNECTIONS = 8;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const APP_PORT = 18_080;
 
 /** The receiver process: counts datagrams and answers GET / with its port, counts and CPU time. */
