@@ -95,6 +95,13 @@ export const SIDECAR_INBOUND_TCP_DENY_PORT = 8905;
 export const SIDECAR_OUTBOUND_TCP_PORT = 8906;
 /** Sidecar's inbound TCP server for plaintext connections (NSM's incomingTcpPermissive). */
 export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
+/**
+ * UDP port on 127.0.0.1 where the agent receives nginx's access log as syslog, one JSON record per
+ * request. The redirect only captures TCP, and loopback is the pod's own.
+ */
+export const SIDECAR_ACCESS_LOG_PORT = 8886;
+/** Syslog tag of the access-log records the agent counts. */
+export const SIDECAR_ACCESS_LOG_TAG = 'nginx_mesh';
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

@@ -155,6 +155,10 @@ it('reports the proxy ready at once, and the pod ready only after --config-wait 
     expect(early).toBe('503 not ready: waiting for the mesh configuration');
     expect(late).toBe('200 ok');
     expect(lateMs).toBeGreaterThanOrEqual(2_500);
+    // The same server answers /metrics; the transparent proxy has counted nothing yet.
+    const metrics = await probe('/metrics');
+    expect(metrics).toMatch(/^200 # HELP nginx_mesh_requests_total /);
+    expect(metrics).toContain('\nnginx_mesh_access_log_dropped_total 0');
   } finally {
     agent.kill('SIGTERM');
     const ended = await agent;

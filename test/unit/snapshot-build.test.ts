@@ -165,7 +165,7 @@ describe('buildSnapshot: services', () => {
     ]);
   });
 
-  it('keeps ready endpoints once per address, sorted, with pod and identity of injected pods', () => {
+  it('keeps ready endpoints once per address, sorted, with pod, identity and owner of injected pods', () => {
     const { snapshot } = build({
       ...shop(),
       endpointSlices: [
@@ -201,11 +201,40 @@ describe('buildSnapshot: services', () => {
         ports: { '': 7000, http: 9090 },
         pod: 'shop/web-1',
         identity: 'shop/web',
+        owner: 'deployment/web',
       },
-      { address: '198.18.0.12', ports: { http: 8080 }, pod: 'shop/web-2', identity: 'shop/web' },
+      {
+        address: '198.18.0.12',
+        ports: { http: 8080 },
+        pod: 'shop/web-2',
+        identity: 'shop/web',
+        owner: 'deployment/web',
+      },
       { address: '198.18.0.13', ports: { http: 8080 }, pod: 'shop/web-legacy' },
       { address: '198.18.0.50', ports: { '': 7000, http: 9090 } },
     ]);
+  });
+
+  it('names the owner of an endpoint pod from its controller when injection left no label', () => {
+    const { snapshot } = build({
+      ...shop(),
+      services: [service('shop', 'client'), service('shop', 'batch')],
+      endpointSlices: [
+        endpointSlice('shop', 'client', [{ address: '198.18.0.31', pod: 'client-7d9f-abc12' }]),
+        endpointSlice('shop', 'batch', [{ address: '198.18.0.41', pod: 'batch-x' }]),
+      ],
+      pods: [
+        ...(shop().pods ?? []),
+        pod('shop', 'batch-x', {
+          ip: '198.18.0.41',
+          ownerReferences: [{ kind: 'Job', name: 'batch', controller: true }],
+        }),
+      ],
+    });
+    const owners = (key: string) =>
+      (snapshot.services[key]?.endpoints ?? []).map((endpoint) => endpoint.owner);
+    expect(owners('shop/client')).toEqual(['deployment/client']);
+    expect(owners('shop/batch')).toEqual(['job/batch']);
   });
 
   it('follows a pod object that changed since the last build, and the objects that did not', () => {

@@ -44,6 +44,8 @@ export interface InjectedPod {
   readonly key: string;
   /** "<namespace>/<service account>". */
   readonly identity: string;
+  /** "<kind>/<name>" of the owning workload (kind lower case). */
+  readonly owner: string;
 }
 
 /** The injected pods and the ways policies look them up. */
@@ -95,10 +97,7 @@ function entryOf(object: KubeObject): Entry | undefined {
 const resolve = (entry: Entry): SnapshotPod => (entry.pod ??= toSnapshotPod(entry));
 
 const ownerKeyOf = (entry: Entry): string => {
-  if (entry.ownerKey === undefined) {
-    const owner = ownerOf(entry.object, entry.name);
-    entry.ownerKey = workloadKey(entry.namespace, owner.kind, owner.name);
-  }
+  entry.ownerKey ??= `${entry.namespace}/${entry.owner}`;
   return entry.ownerKey;
 };
 
@@ -169,8 +168,10 @@ function toEntry(object: KubeObject): Entry | undefined {
   const spec = objectOf(object.spec);
   const serviceAccount =
     stringOf(spec.serviceAccountName) ?? stringOf(spec.serviceAccount) ?? 'default';
+  const owner = ownerOf(object, ref.name);
   return {
     object,
+    owner: `${owner.kind}/${owner.name}`,
     namespace: ref.namespace,
     name: ref.name,
     serviceAccount,

@@ -25,7 +25,7 @@ import {
   stringOf,
 } from './kube-objects';
 import type { Json, KubeObject, ObjectRef } from './kube-objects';
-import type { PodIndex } from './pods';
+import type { InjectedPod, PodIndex } from './pods';
 import type { SnapshotEndpoint, SnapshotService, SnapshotServicePort } from './types';
 
 const HTTP_APP_PROTOCOLS = new Set(['http', 'http2', 'h2c', 'kubernetes.io/h2c']);
@@ -195,7 +195,7 @@ function endpointsOf(
         injected?.key ?? (podName === undefined ? undefined : keyOf(podNamespace, podName));
       for (const address of arrayOf(endpoint.addresses)) {
         const text = stringOf(address);
-        if (text !== undefined) all.push(toEndpoint(text, ports, pod, injected?.identity));
+        if (text !== undefined) all.push(toEndpoint(text, ports, pod, injected));
       }
     }
   }
@@ -209,10 +209,12 @@ function toEndpoint(
   address: string,
   ports: Readonly<Record<string, number>>,
   pod: string | undefined,
-  identity: string | undefined,
+  injected: InjectedPod | undefined,
 ): SnapshotEndpoint {
   if (pod === undefined) return { address, ports };
-  return identity === undefined ? { address, ports, pod } : { address, ports, pod, identity };
+  return injected === undefined
+    ? { address, ports, pod }
+    : { address, ports, pod, identity: injected.identity, owner: injected.owner };
 }
 
 /** Slice port name → number; ports without a number ("all ports") are left out. */

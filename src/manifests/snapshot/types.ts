@@ -45,6 +45,11 @@ export interface SnapshotEndpoint {
   readonly pod?: string;
   /** "<namespace>/<service account>" when that pod is injected (its sidecar speaks mTLS). */
   readonly identity?: string;
+  /**
+   * "<kind>/<name>" of the workload owning that pod when it is injected (kind lower case, as
+   * SnapshotPod.ownerKind): what a sidecar's metrics name their peers by.
+   */
+  readonly owner?: string;
 }
 
 export interface SnapshotService {

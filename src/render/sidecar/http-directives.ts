@@ -5,6 +5,8 @@
 // matches become one 0/1 variable each, combined by maps. Mechanical: every decision is in the
 // model. Pure.
 import {
+  SIDECAR_ACCESS_LOG_PORT,
+  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
@@ -37,6 +39,34 @@ const JSON_LOG_FORMAT =
   '"peer":"$mesh_peer_spiffe_id","server_port":"$server_port","method":"$request_method",' +
   '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,' +
   '"duration":$request_time,"upstream":"$upstream_addr","upstream_status":"$upstream_status"}';
+
+/**
+ * The records the agent counts (src/runtime/agent/metrics): one per request, JSON, sent to it as
+ * syslog over loopback UDP. Inbound names the peer by the PROXY protocol address the redirect
+ * passed on and by the SPIFFE ID of its client certificate (empty in plaintext); outbound names
+ * the Service addressed and the endpoint that answered last ($upstream_addr lists every try).
+ * $request_time has millisecond precision.
+ */
+const METRICS_LOG_FORMATS = {
+  inbound:
+    '{"dir":"in","status":$status,"time":$request_time,' +
+    '"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
+  outbound:
+    '{"dir":"out","status":$status,"time":$request_time,' +
+    '"upstream":"$upstream_addr","service":"$mesh_outbound_service"}',
+} as const;
+
+const metricsLogFormatName = (direction: keyof typeof METRICS_LOG_FORMATS): string =>
+  `mesh_metrics_${direction}`;
+
+/** The access log of a traffic server: to the agent, never to a file. */
+function metricsAccessLog(direction: keyof typeof METRICS_LOG_FORMATS): Directive {
+  return d(
+    'access_log',
+    `syslog:server=127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},nohostname,tag=${SIDECAR_ACCESS_LOG_TAG}`,
+    metricsLogFormatName(direction),
+  );
+}
 
 const matchVariable = (id: number): string => `$mesh_match_${id}`;
 
@@ -109,6 +139,12 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       model.outboundHttp.map((http) => [http.loopback, targetValue(http.target)]),
     ),
     map(
+      '$server_addr',
+      '$mesh_outbound_service',
+      '',
+      model.outboundHttp.map((http) => [http.loopback, http.service]),
+    ),
+    map(
       '$mesh_outbound_upstream',
       '$mesh_outbound_url',
       '',
@@ -134,6 +170,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
         ...LOOPBACK_ONLY,
+        metricsAccessLog('outbound'),
         block(
           'location',
           ['/'],
@@ -272,6 +309,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       [
         ...listen,
         ...LOOPBACK_ONLY,
+        metricsAccessLog('inbound'),
         ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
         block(
           'location',
@@ -294,13 +332,16 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
 /** The http block's children. */
 export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
-  // The access log stays off: /dev/stderr cannot be opened when stderr is a socket (as when
-  // the agent spawns nginx), and error_log already goes to stderr. The format named mesh is the
-  // one the access log uses once it has a destination.
+  // The access log is off but on the traffic servers, which send it to the agent for metrics:
+  // /dev/stderr cannot be opened when stderr is a socket (as when the agent spawns nginx), and
+  // error_log already goes to stderr. The format named mesh is the one a human-readable access
+  // log uses once it has a destination.
   const log = [
     model.logFormat === 'json'
       ? d('log_format', 'mesh', 'escape=json', JSON_LOG_FORMAT)
       : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
+    d('log_format', metricsLogFormatName('inbound'), 'escape=json', METRICS_LOG_FORMATS.inbound),
+    d('log_format', metricsLogFormatName('outbound'), 'escape=json', METRICS_LOG_FORMATS.outbound),
     d('access_log', 'off'),
   ];
   return [

@@ -61,6 +61,8 @@ export interface OutboundDestination {
 
 export interface OutboundHttp extends OutboundDestination {
   readonly target: HttpTarget;
+  /** "<namespace>/<name>" of the Service addressed, as the access log names it. */
+  readonly service: string;
 }
 
 export interface OutboundTcp extends OutboundDestination {
@@ -449,6 +451,7 @@ function buildOutbound(b: Builder): Outbound {
           loopback: loopbackAddress('http', outboundHttp.length + 1),
           destinations,
           target,
+          service: key,
         });
         continue;
       }

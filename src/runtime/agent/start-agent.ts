@@ -4,7 +4,8 @@
 // snapshot the controller publishes into nginx's configuration, acknowledging each generation.
 // The proxy listens (transparent) before any of that, so the app starts at once; the pod is Ready
 // for traffic once the first configuration runs, or after --config-wait without one, so that a
-// lost controller delays a pod's traffic but never keeps it out for good.
+// lost controller delays a pod's traffic but never keeps it out for good. nginx's access log
+// comes back to the agent over loopback UDP and is served as Prometheus metrics on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -12,9 +13,12 @@ import { MeshctlError, UsageError, describeError } from '../../errors';
 import type { NatsConnection } from 'nats';
 import {
   NATS_SERVICE_ACCOUNT_NAME,
+  SIDECAR_ACCESS_LOG_PORT,
+  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
+  SIDECAR_METRICS_PATH,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_PROXY_READY_PATH,
   SIDECAR_READY_PATH,
@@ -43,6 +47,8 @@ import { runningUntilStopped } from '../role/role';
 import { natsUrlOf, startIdentity } from '../svid/identity';
 import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
+import type { SidecarMetrics } from './metrics/sidecar-metrics';
+import { startSidecarMetrics } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
 
@@ -121,6 +127,7 @@ function podOf(env: Readonly<Record<string, string | undefined>>): {
 async function startStatusServer(
   options: RoleOptions,
   readiness: { readonly proxy: () => Readiness; readonly mesh: () => Readiness },
+  metrics: SidecarMetrics,
 ): Promise<http.Server> {
   const bind = parseBindAddress(options.string('status-bind-address'));
   if (bind === undefined) {
@@ -135,6 +142,11 @@ async function startStatusServer(
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
     }
+    if (path === SIDECAR_METRICS_PATH) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(metrics.exposition());
+      return;
+    }
     if (path === SIDECAR_READY_PATH || path === SIDECAR_PROXY_READY_PATH) {
       const state = path === SIDECAR_READY_PATH ? readiness.mesh() : readiness.proxy();
       res.writeHead(state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
@@ -145,6 +157,23 @@ async function startStatusServer(
   });
   await listen(server, bind.port, bind.host);
   return server;
+}
+
+/**
+ * The metrics pipeline on SIDECAR_ACCESS_LOG_PORT. Metrics are advisory: when the port is taken
+ * the proxy still runs, with a warning, and /metrics shows nothing counted.
+ */
+async function startMetrics(logger: Logger): Promise<SidecarMetrics> {
+  const options = { host: '127.0.0.1', tag: SIDECAR_ACCESS_LOG_TAG };
+  try {
+    return await startSidecarMetrics({ ...options, port: SIDECAR_ACCESS_LOG_PORT });
+  } catch (error) {
+    logger.warn('cannot receive the access log; requests are not counted', {
+      port: SIDECAR_ACCESS_LOG_PORT,
+      error: describeError(error),
+    });
+    return startSidecarMetrics({ ...options, port: 0 });
+  }
 }
 
 export async function startAgent({ logger, options, version }: RoleContext): Promise<RunningRole> {
@@ -182,16 +211,20 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     if (!proxy.ready || configured || waitedInVain) return proxy;
     return { ready: false, reason: 'waiting for the mesh configuration' };
   };
-  const status = await startStatusServer(options, {
-    proxy: () => supervisor.readiness(),
-    mesh: meshReadiness,
-  });
+  // Counting starts before nginx does, so that no request of the first configuration is missed.
+  const metrics = await startMetrics(logger);
+  const status = await startStatusServer(
+    options,
+    { proxy: () => supervisor.readiness(), mesh: meshReadiness },
+    metrics,
+  );
   try {
     await supervisor.start();
   } catch (error) {
     clearTimeout(configTimer);
     await supervisor.stop();
     await closeServer(status);
+    await metrics.close();
     throw error;
   }
   logger.info('proxy is transparent until the controller sends its configuration');
@@ -201,6 +234,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     runDir,
     inputs,
     apply: (text, label) => applier.apply(text, label),
+    onApplied: (snapshot) => metrics.applySnapshot(snapshot),
     onConfigured: () => {
       if (!configured) logger.info('the mesh configuration runs; ready for traffic');
       configured = true;
@@ -212,6 +246,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     await mesh.stop();
     await supervisor.stop();
     await closeServer(status);
+    await metrics.close();
   }, meshReadiness);
 }
 
@@ -227,6 +262,8 @@ function startMeshConfiguration(
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     readonly apply: ConfigApplier['apply'];
+    /** Called with every snapshot whose configuration runs, before onConfigured. */
+    readonly onApplied: (snapshot: MeshSnapshot) => void;
     /** Called after every generation applied. */
     readonly onConfigured: () => void;
   },
@@ -267,7 +304,10 @@ function startMeshConfiguration(
       logger.warn(warning, { generation });
     }
     const outcome = await settings.apply(rendered.text, `generation ${generation}`);
-    if (outcome.applied) settings.onConfigured();
+    if (outcome.applied) {
+      settings.onApplied(snapshot);
+      settings.onConfigured();
+    }
     return outcome.applied ? undefined : (outcome.error ?? 'not applied');
   };
   const started = (async () => {

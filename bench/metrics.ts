@@ -1,0 +1,221 @@
+// Cost of the sidecar's request metrics: requests per second through a real sidecar nginx on
+// loopback (outbound HTTP server → an upstream nginx serves itself), with the access log sent to
+// the agent's receiver (ON) against the same configuration with the log off (OFF, the baseline),
+// alternated over rounds in the same run. The receiver runs in a process of its own, as the agent
+// does; its CPU time per 1,000 requests is what counting costs the pod.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../src/manifests/constants';
+import type { MeshSnapshot } from '../src/manifests/snapshot/types';
+import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
+import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
+import { startChildServer } from './support/child-server';
+import { httpPort, service, shopContext, shopSnapshot } from '../test/support/sidecar-snapshots';
+
+const REQUESTS = 20_000;
+const MAX_MS_PER_RUN = 20_000;
+const CONNECTIONS = 8;
+const ROUNDS = 5;
+const APP_PORT = 18_080;
+
+/** The receiver process: counts datagrams and answers GET / with its port, counts and CPU time. */
+async function serveReceiver(): Promise<void> {
+  const metrics = await startSidecarMetrics({
+    host: '127.0.0.1',
+    port: 0,
+    tag: SIDECAR_ACCESS_LOG_TAG,
+  });
+  const server = createServer((_req, res) => {
+    const cpu = process.cpuUsage();
+    const counted = [
+      ...metrics.exposition().matchAll(/^nginx_mesh_requests_total\{.*\} (\d+)$/gm),
+    ].reduce((sum, match) => sum + Number(match[1]), 0);
+    res.end(JSON.stringify({ udpPort: metrics.port, cpuMicros: cpu.user + cpu.system, counted }));
+  });
+  server.listen(0, '127.0.0.1', () => console.log((server.address() as AddressInfo).port));
+}
+
+function snapshot(): MeshSnapshot {
+  const base = shopSnapshot();
+  return {
+    ...base,
+    mesh: { ...base.mesh, mtlsMode: 'off' },
+    services: service(
+      'shop/api',
+      '10.96.0.11',
+      [httpPort(8080)],
+      [
+        {
+          address: '127.0.0.1',
+          ports: { http: APP_PORT },
+          pod: 'shop/api-1',
+          owner: 'deployment/api',
+        },
+      ],
+    ),
+  };
+}
+
+async function getJson(
+  port: number,
+): Promise<{ udpPort: number; cpuMicros: number; counted: number }> {
+  const response = await fetch(`http://127.0.0.1:${port}/`);
+  return (await response.json()) as { udpPort: number; cpuMicros: number; counted: number };
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = connect({ host: '127.0.0.1', port }, () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`nginx did not listen on ${port}`);
+}
+
+async function startNginx(dir: string, text: string): Promise<ChildProcess> {
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(config, text);
+  const child = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(8889);
+  await waitForPort(APP_PORT);
+  return child;
+}
+
+async function stopNginx(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGQUIT');
+  await exited;
+}
+
+/** Sends up to REQUESTS over CONNECTIONS keep-alive connections; requests per second. */
+async function load(loopback: string): Promise<{ rps: number; sent: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const started = performance.now();
+  let sent = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { host: loopback, port: 8889, path: '/', agent, headers: { Host: 'api' } },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode ?? 0}`));
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const worker = async (): Promise<void> => {
+    while (sent < REQUESTS && performance.now() - started < MAX_MS_PER_RUN) {
+      sent += 1;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  return { rps: sent / seconds, sent };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+async function main(): Promise<void> {
+  const root = join(__dirname, '..', '..', '..');
+  const meshModule =
+    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1) ?? '';
+  const dir = mkdtempSync(join(tmpdir(), 'bench-metrics-'));
+  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, temp));
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
+      .concat(['-days', '1', '-subj', '/CN=bench']),
+    { stdio: 'pipe' },
+  );
+  writeFileSync(
+    join(dir, 'svid.pem'),
+    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
+  );
+  const context = shopContext({ containerPorts: [] });
+  const rendered = renderSidecarConfig(snapshot(), context).text;
+  const loopback = buildSidecarModel(snapshot(), context).model.outboundHttp[0]?.loopback ?? '';
+  // The upstream is a server of the same nginx, so the app costs the same in both runs.
+  const base = rendered
+    .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
+    .replaceAll('/etc/nginx-mesh', dir)
+    .replace(
+      /\n}\n$/,
+      `\n    server {\n        listen 127.0.0.1:${APP_PORT};\n        return 200 "ok\\n";\n    }\n}\n`,
+    );
+  const off = base.replace(/access_log syslog:[^;]*;/g, 'access_log off;');
+  const receiver = await startChildServer('receiver', 10_000);
+  const { udpPort } = await getJson(receiver.port);
+  const on = base.replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `127.0.0.1:${udpPort},`);
+  const offRps: number[] = [];
+  const onRps: number[] = [];
+  const cpuPerThousand: number[] = [];
+  let lost = 0;
+  try {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      let nginx = await startNginx(dir, off);
+      offRps.push((await load(loopback)).rps);
+      await stopNginx(nginx);
+      nginx = await startNginx(dir, on);
+      const before = await getJson(receiver.port);
+      const { rps, sent } = await load(loopback);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const after = await getJson(receiver.port);
+      await stopNginx(nginx);
+      onRps.push(rps);
+      cpuPerThousand.push((after.cpuMicros - before.cpuMicros) / 1000 / (sent / 1000));
+      lost += sent - (after.counted - before.counted);
+    }
+  } finally {
+    receiver.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const ratio = median(onRps) / median(offRps);
+  console.log(
+    `sidecar metrics: up to ${REQUESTS} requests per run over ${CONNECTIONS} keep-alive connections, median of ${ROUNDS} rounds, Node ${process.versions.node}`,
+  );
+  console.log(`  access log off  ${median(offRps).toFixed(0)} req/s`);
+  console.log(`  access log on   ${median(onRps).toFixed(0)} req/s  ${ratio.toFixed(3)}x`);
+  console.log(
+    `  receiver CPU    ${median(cpuPerThousand).toFixed(1)} ms per 1,000 requests; ${lost} not counted`,
+  );
+  console.log(`metrics_rps_off ${median(offRps).toFixed(0)} req/s`);
+  console.log(`metrics_rps_on ${median(onRps).toFixed(0)} req/s`);
+  console.log(`metrics_rps_ratio ${ratio.toFixed(3)} x`);
+  console.log(`metrics_agent_cpu_ms_per_1000_requests ${median(cpuPerThousand).toFixed(1)} ms`);
+  console.log(`metrics_requests_not_counted ${lost} requests`);
+}
+
+if (process.argv.includes('--serve')) {
+  void serveReceiver();
+} else {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

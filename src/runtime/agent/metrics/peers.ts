@@ -1,0 +1,126 @@
+// Who a request's peer is, in the words of the metrics' labels: the pods and workloads of the
+// latest snapshot the agent applied, found by address (an endpoint's pod) or, for a peer that is
+// no endpoint of any Service, by the namespace in its SPIFFE ID. Pure.
+import {
+  METRIC_DESTINATION_PREFIX,
+  METRIC_DIRECTION_INBOUND,
+  METRIC_DIRECTION_OUTBOUND,
+  METRIC_LABEL_CODE,
+  METRIC_LABEL_DIRECTION,
+  METRIC_LABEL_NAMESPACE,
+  METRIC_LABEL_POD,
+  METRIC_OWNER_LABELS,
+  METRIC_SOURCE_PREFIX,
+} from '../../../manifests/constants';
+import type { MeshSnapshot } from '../../../manifests/snapshot/types';
+import type { AccessRecord } from './access-log';
+import { lastUpstreamHost } from './access-log';
+
+/** Label name → value, in the order they are printed. */
+export type Labels = readonly (readonly [string, string])[];
+
+/** A pod of the mesh as its address names it. */
+interface PeerPod {
+  readonly namespace: string;
+  readonly name: string;
+  /** Owner kind (lower case) and name, when the snapshot knows them. */
+  readonly ownerKind?: string;
+  readonly ownerName?: string;
+}
+
+/** Addresses of the snapshot's endpoints → their pods. */
+export type PeerIndex = ReadonlyMap<string, PeerPod>;
+
+const OWNER_KINDS: ReadonlySet<string> = new Set(METRIC_OWNER_LABELS);
+
+/** Every endpoint address that belongs to a pod; of one address named twice the first wins. */
+export function buildPeerIndex(snapshot: MeshSnapshot): PeerIndex {
+  const index = new Map<string, PeerPod>();
+  for (const key of Object.keys(snapshot.services).sort()) {
+    for (const endpoint of snapshot.services[key]?.endpoints ?? []) {
+      if (endpoint.pod === undefined || index.has(endpoint.address)) continue;
+      const slash = endpoint.pod.indexOf('/');
+      const owner = endpoint.owner ?? '';
+      const ownerSlash = owner.indexOf('/');
+      index.set(endpoint.address, {
+        namespace: endpoint.pod.slice(0, slash),
+        name: endpoint.pod.slice(slash + 1),
+        ...(ownerSlash < 0
+          ? {}
+          : { ownerKind: owner.slice(0, ownerSlash), ownerName: owner.slice(ownerSlash + 1) }),
+      });
+    }
+  }
+  return index;
+}
+
+/** The namespace of a SPIFFE ID spiffe://<trust domain>/ns/<namespace>/sa/<account>, or ''. */
+function namespaceOfSpiffeId(id: string): string {
+  const match = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/[^/]+$/.exec(id);
+  return match?.[1] ?? '';
+}
+
+/** "2xx" for 200 to 299. */
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+function peerLabels(
+  prefix: string,
+  namespace: string,
+  pod: PeerPod | undefined,
+): [string, string][] {
+  const labels: [string, string][] = [
+    [`${prefix}${METRIC_LABEL_NAMESPACE}`, pod?.namespace ?? namespace],
+    [`${prefix}${METRIC_LABEL_POD}`, pod?.name ?? ''],
+  ];
+  if (pod?.ownerKind !== undefined && OWNER_KINDS.has(pod.ownerKind))
+    labels.push([`${prefix}${pod.ownerKind}`, pod.ownerName ?? '']);
+  return labels;
+}
+
+/**
+ * The labels of a record's series: direction, status class, then the peer's (src_* inbound,
+ * dst_* and dst_service outbound). A peer the snapshot does not know keeps empty labels.
+ */
+export function labelsOf(record: AccessRecord, peers: PeerIndex): Labels {
+  const common: [string, string][] = [[METRIC_LABEL_CODE, statusClass(record.status)]];
+  if (record.direction === 'inbound') {
+    return [
+      [METRIC_LABEL_DIRECTION, METRIC_DIRECTION_INBOUND],
+      ...common,
+      ...peerLabels(
+        METRIC_SOURCE_PREFIX,
+        namespaceOfSpiffeId(record.peerId),
+        peers.get(record.peer),
+      ),
+    ];
+  }
+  const slash = record.service.indexOf('/');
+  const serviceNamespace = slash < 0 ? '' : record.service.slice(0, slash);
+  const host = record.upstream === '' ? '' : lastUpstreamHost(record.upstream);
+  return [
+    [METRIC_LABEL_DIRECTION, METRIC_DIRECTION_OUTBOUND],
+    ...common,
+    ...peerLabels(METRIC_DESTINATION_PREFIX, serviceNamespace, peers.get(host)),
+    [`${METRIC_DESTINATION_PREFIX}service`, record.service.slice(slash + 1)],
+  ];
+}
+
+/** The value of every peer label in the overflow series. */
+export const OVERFLOW_LABEL_VALUE = '_other';
+
+/**
+ * The series a record joins once the registry holds as many as it may: direction and status
+ * class kept, every peer label `_other`, owner labels dropped, so that one series per direction
+ * and class takes the rest.
+ */
+export function overflowLabels(labels: Labels): Labels {
+  return labels.flatMap(([name, value]): (readonly [string, string])[] => {
+    if (name === METRIC_LABEL_DIRECTION || name === METRIC_LABEL_CODE) return [[name, value]];
+    const bare = name.startsWith(METRIC_SOURCE_PREFIX)
+      ? name.slice(METRIC_SOURCE_PREFIX.length)
+      : name.slice(METRIC_DESTINATION_PREFIX.length);
+    return OWNER_KINDS.has(bare) ? [] : [[name, OVERFLOW_LABEL_VALUE]];
+  });
+}

@@ -1,0 +1,291 @@
+// The sidecar's request metrics end to end on loopback: a real nginx runs the rendered sidecar
+// configuration with our module, sends its access log to the agent's receiver, and the
+// exposition counts exactly the requests sent, by direction, status class and peer.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
+import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
+import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
+import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import { httpPort, service, shopContext, shopSnapshot } from '../support/sidecar-snapshots';
+
+const root = join(__dirname, '..', '..');
+let dir: string;
+let meshModule: string;
+const apps: Server[] = [];
+let appPort: number;
+let nginx: ChildProcess | undefined;
+let metrics: SidecarMetrics;
+
+/** This pod is shop/web-1 serving on appPort; it calls shop/api (two pods) and shop/gone (none). */
+function snapshot(): MeshSnapshot {
+  const base = shopSnapshot();
+  return {
+    ...base,
+    mesh: { ...base.mesh, mtlsMode: 'off' },
+    services: {
+      ...service(
+        'shop/web',
+        '10.96.0.10',
+        [httpPort(80)],
+        [{ address: '10.1.0.5', ports: { http: appPort }, pod: 'shop/web-1' }],
+      ),
+      ...service(
+        'shop/api',
+        '10.96.0.11',
+        [httpPort(8080)],
+        [
+          {
+            address: '127.0.0.1',
+            ports: { http: appPort },
+            pod: 'shop/api-1',
+            owner: 'deployment/api',
+          },
+          {
+            address: '127.0.0.2',
+            ports: { http: appPort },
+            pod: 'shop/api-2',
+            owner: 'deployment/api',
+          },
+        ],
+      ),
+      ...service('shop/gone', '10.96.0.14', [httpPort(80)], []),
+      ...service(
+        'front/gateway',
+        '10.96.0.20',
+        [httpPort(80)],
+        [
+          {
+            address: '10.3.0.2',
+            ports: { http: 8080 },
+            pod: 'front/gateway-0',
+            owner: 'statefulset/gateway',
+          },
+        ],
+      ),
+    },
+  };
+}
+
+async function outbound(service: string, path: string): Promise<number> {
+  const { model } = buildSidecarModel(snapshot(), shopContext());
+  const loopback = model.outboundHttp.find((http) => http.service === service)?.loopback ?? '';
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: loopback, port: 8889, path, headers: { Host: service.split('/')[1] ?? '' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** What the inbound redirect would send: a PROXY header naming the peer, then the request. */
+async function inbound(peer: string, path: string): Promise<number> {
+  const loopback = `127.1.${appPort >> 8}.${appPort & 255}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: loopback, port: 8890 }, () => {
+      socket.write(
+        `PROXY TCP4 ${peer} 10.1.0.5 40000 ${appPort}\r\nGET ${path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    let data = '';
+    socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+    socket.on('end', () => resolve(Number(/^HTTP\/1.1 (\d+)/.exec(data)?.[1] ?? 0)));
+    socket.on('error', reject);
+  });
+}
+
+async function listenApp(host: string, port: number): Promise<number> {
+  const app = createServer((req, res) => {
+    res.statusCode = req.url === '/fail' ? 500 : 200;
+    res.end('app\n');
+  });
+  apps.push(app);
+  await new Promise<void>((resolve) => app.listen(port, host, resolve));
+  return (app.address() as AddressInfo).port;
+}
+
+async function startNginx(text: string): Promise<void> {
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    text
+      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
+      .replaceAll('/etc/nginx-mesh', dir)
+      .replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `127.0.0.1:${metrics.port},`),
+  );
+  const child = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  nginx = child;
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = connect({ host: '127.0.0.1', port: 8889 }, () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`nginx did not listen on 8889: ${stderr}`);
+}
+
+const line = (name: string, labels: string): RegExp =>
+  new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)$`, 'm');
+
+function count(labels: string): number {
+  return Number(line('nginx_mesh_requests_total', labels).exec(metrics.exposition())?.[1] ?? -1);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sidecar-metrics-'));
+  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, temp));
+  meshModule =
+    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1) ?? '';
+  // The outbound server names its client certificate even without mTLS: a throwaway one will do.
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
+      .concat(['-days', '1', '-subj', '/CN=test']),
+    { stdio: 'pipe' },
+  );
+  writeFileSync(
+    join(dir, 'svid.pem'),
+    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
+  );
+  appPort = await listenApp('127.0.0.1', 0);
+  await listenApp('127.0.0.2', appPort);
+  metrics = await startSidecarMetrics({ host: '127.0.0.1', port: 0, tag: SIDECAR_ACCESS_LOG_TAG });
+  metrics.applySnapshot(snapshot());
+  const { text } = renderSidecarConfig(snapshot(), shopContext({ containerPorts: [] }));
+  await startNginx(text);
+}, 120_000);
+
+afterAll(async () => {
+  if (nginx !== undefined && nginx.exitCode === null) {
+    const exited = new Promise((resolve) => nginx?.once('exit', resolve));
+    nginx.kill('SIGTERM');
+    await exited;
+  }
+  await metrics.close();
+  for (const app of apps) await new Promise((resolve) => app.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('counts every proxied request once, by direction, status class and peer', async () => {
+  const statuses: number[] = [];
+  for (let index = 0; index < 6; index += 1) statuses.push(await outbound('shop/api', '/ok'));
+  for (let index = 0; index < 2; index += 1) statuses.push(await outbound('shop/api', '/fail'));
+  for (let index = 0; index < 4; index += 1) statuses.push(await outbound('shop/gone', '/'));
+  for (let index = 0; index < 7; index += 1) statuses.push(await inbound('10.3.0.2', '/ok'));
+  for (let index = 0; index < 3; index += 1) statuses.push(await inbound('10.9.9.9', '/fail'));
+  expect(statuses).toEqual([
+    ...Array<number>(6).fill(200),
+    500,
+    500,
+    ...Array<number>(4).fill(503),
+    ...Array<number>(7).fill(200),
+    ...Array<number>(3).fill(500),
+  ]);
+  const total = (): number =>
+    [...metrics.exposition().matchAll(/^nginx_mesh_requests_total\{.*\} (\d+)$/gm)].reduce(
+      (sum, match) => sum + Number(match[1]),
+      0,
+    );
+  const deadline = Date.now() + 5_000;
+  while (total() < statuses.length && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  // Nothing arrives late and counts twice.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(total()).toBe(statuses.length);
+  const api = (pod: string, code: string) =>
+    `direction="outbound",code="${code}",dst_namespace="shop",dst_pod="${pod}",dst_deployment="api",dst_service="api"`;
+  // Round robin: the six successes and two failures alternate between the two pods.
+  expect(count(api('api-1', '2xx'))).toBe(3);
+  expect(count(api('api-2', '2xx'))).toBe(3);
+  expect(count(api('api-1', '5xx'))).toBe(1);
+  expect(count(api('api-2', '5xx'))).toBe(1);
+  expect(
+    count('direction="outbound",code="5xx",dst_namespace="shop",dst_pod="",dst_service="gone"'),
+  ).toBe(4);
+  expect(
+    count(
+      'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"',
+    ),
+  ).toBe(7);
+  expect(count('direction="inbound",code="5xx",src_namespace="",src_pod=""')).toBe(3);
+  const text = metrics.exposition();
+  expect(text).toMatch(
+    line(
+      'nginx_mesh_request_duration_milliseconds_count',
+      'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"',
+    ),
+  );
+  expect(text).toContain(
+    'nginx_mesh_request_duration_milliseconds_bucket{direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway",le="+Inf"} 7\n',
+  );
+  expect(text).toContain('\nnginx_mesh_access_log_dropped_total 0\n');
+}, 60_000);
+
+it('keeps its counts across an nginx reload', async () => {
+  const before = count(
+    'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"',
+  );
+  nginx?.kill('SIGHUP');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await inbound('10.3.0.2', '/ok')).toBe(200);
+  const labels =
+    'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"';
+  const deadline = Date.now() + 5_000;
+  while (count(labels) < before + 1 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(count(labels)).toBe(before + 1);
+}, 30_000);
+
+it('reads a burst of records in batches without losing one, and counts unreadable lines', async () => {
+  const socket = createSocket('udp4');
+  const record = Buffer.from(
+    `<190>Nov 26 07:37:02 ${SIDECAR_ACCESS_LOG_TAG}: {"dir":"out","status":204,"time":0.002,"upstream":"127.0.0.2:${appPort}","service":"shop/api"}`,
+  );
+  const labels = `direction="outbound",code="2xx",dst_namespace="shop",dst_pod="api-2",dst_deployment="api",dst_service="api"`;
+  const before = count(labels);
+  const dropped = (): number =>
+    Number(/^nginx_mesh_access_log_dropped_total (\d+)$/m.exec(metrics.exposition())?.[1] ?? -1);
+  const droppedBefore = dropped();
+  const send = (message: Buffer): Promise<void> =>
+    new Promise((resolve, reject) =>
+      socket.send(message, metrics.port, '127.0.0.1', (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  for (let index = 0; index < 2_000; index += 1) await send(record);
+  await send(Buffer.from('<190>Nov 26 07:37:02 nginx_mesh: not json'));
+  socket.close();
+  const deadline = Date.now() + 5_000;
+  while (count(labels) < before + 2_000 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(count(labels)).toBe(before + 2_000);
+  expect(dropped()).toBe(droppedBefore + 1);
+}, 30_000);

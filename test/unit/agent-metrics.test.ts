@@ -1,0 +1,256 @@
+// The agent's request metrics: syslog lines from nginx's access log become records, records
+// become label sets resolved from the snapshot, and the registry keeps a bounded number of
+// series and prints them in the Prometheus text format.
+import { lastUpstreamHost, parseAccessLogLine } from '../../src/runtime/agent/metrics/access-log';
+import { buildPeerIndex, labelsOf, overflowLabels } from '../../src/runtime/agent/metrics/peers';
+import type { Labels } from '../../src/runtime/agent/metrics/peers';
+import {
+  MAX_SERIES,
+  RequestRegistry,
+  createRequestRegistry,
+  escapeLabelValue,
+} from '../../src/runtime/agent/metrics/registry';
+import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
+import { expectGolden } from '../support/golden';
+import { endpoint, httpPort, service, shopSnapshot } from '../support/sidecar-snapshots';
+
+const TAG = 'nginx_mesh';
+const line = (json: string): string => `<190>Nov 26 07:37:02 ${TAG}: ${json}`;
+
+function snapshot(): MeshSnapshot {
+  const base = shopSnapshot();
+  return {
+    ...base,
+    services: {
+      ...base.services,
+      ...service(
+        'shop/api',
+        '10.96.0.11',
+        [httpPort(8080)],
+        [
+          {
+            ...endpoint('10.1.0.7', { http: 8080 }, 'shop/api-1', 'shop/api'),
+            owner: 'deployment/api',
+          },
+          {
+            ...endpoint('10.1.0.8', { http: 8080 }, 'shop/api-2', 'shop/api'),
+            owner: 'job/api-once',
+          },
+        ],
+      ),
+      ...service(
+        'front/gateway',
+        '10.96.0.20',
+        [httpPort(80)],
+        [
+          {
+            ...endpoint('10.3.0.2', { http: 8080 }, 'front/gateway-0', 'front/gateway'),
+            owner: 'statefulset/gateway',
+          },
+        ],
+      ),
+    },
+  };
+}
+
+describe('parseAccessLogLine', () => {
+  it('reads an inbound record with milliseconds from seconds', () => {
+    expect(
+      parseAccessLogLine(
+        line(
+          '{"dir":"in","status":200,"time":0.013,"peer":"10.3.0.2","peer_id":"spiffe://example.org/ns/front/sa/gateway"}',
+        ),
+        TAG,
+      ),
+    ).toEqual({
+      direction: 'inbound',
+      status: 200,
+      durationMs: 13,
+      peer: '10.3.0.2',
+      peerId: 'spiffe://example.org/ns/front/sa/gateway',
+    });
+  });
+
+  it('reads an outbound record; empty and "-" fields are empty', () => {
+    expect(
+      parseAccessLogLine(
+        line('{"dir":"out","status":503,"time":0.000,"upstream":"-","service":"shop/api"}'),
+        TAG,
+      ),
+    ).toEqual({
+      direction: 'outbound',
+      status: 503,
+      durationMs: 0,
+      upstream: '',
+      service: 'shop/api',
+    });
+  });
+
+  it.each([
+    ['no syslog priority', '{"dir":"in","status":200,"time":0,"peer":"","peer_id":""}'],
+    [
+      'another tag',
+      '<190>Nov 26 07:37:02 other: {"dir":"in","status":200,"time":0,"peer":"","peer_id":""}',
+    ],
+    ['truncated JSON', line('{"dir":"in","status":200,"time":0,"pe')],
+    ['a JSON array', line('[1,2]')],
+    ['an unknown direction', line('{"dir":"up","status":200,"time":0}')],
+    ['a status out of range', line('{"dir":"in","status":42,"time":0,"peer":"","peer_id":""}')],
+    ['a status as text', line('{"dir":"in","status":"200","time":0,"peer":"","peer_id":""}')],
+    ['a negative time', line('{"dir":"in","status":200,"time":-1,"peer":"","peer_id":""}')],
+    ['a missing peer', line('{"dir":"in","status":200,"time":0,"peer_id":""}')],
+    ['a missing service', line('{"dir":"out","status":200,"time":0,"upstream":""}')],
+  ])('ignores a line with %s', (_what, text) => {
+    expect(parseAccessLogLine(text, TAG)).toBeUndefined();
+  });
+});
+
+describe('lastUpstreamHost', () => {
+  it.each([
+    ['10.1.0.7:8080', '10.1.0.7'],
+    ['10.1.0.7:8080, 10.1.0.8:8080', '10.1.0.8'],
+    ['10.1.0.7:8080 : 10.1.0.8:8080', '10.1.0.8'],
+    ['[fd00::7]:8080', 'fd00::7'],
+    ['10.1.0.7:8080, [fd00::8]:8080', 'fd00::8'],
+  ])('%s answered by %s', (addr, host) => {
+    expect(lastUpstreamHost(addr)).toBe(host);
+  });
+});
+
+describe('labelsOf', () => {
+  const peers = buildPeerIndex(snapshot());
+
+  it('names an inbound peer by its endpoint pod and workload', () => {
+    const record = parseAccessLogLine(
+      line('{"dir":"in","status":201,"time":0.001,"peer":"10.3.0.2","peer_id":""}'),
+      TAG,
+    );
+    expect(record && labelsOf(record, peers)).toEqual([
+      ['direction', 'inbound'],
+      ['code', '2xx'],
+      ['src_namespace', 'front'],
+      ['src_pod', 'gateway-0'],
+      ['src_statefulset', 'gateway'],
+    ]);
+  });
+
+  it('names an inbound peer that is no endpoint by the namespace of its SPIFFE ID', () => {
+    const record = parseAccessLogLine(
+      line(
+        '{"dir":"in","status":403,"time":0,"peer":"10.9.9.9","peer_id":"spiffe://example.org/ns/ops/sa/cron"}',
+      ),
+      TAG,
+    );
+    expect(record && labelsOf(record, peers)).toEqual([
+      ['direction', 'inbound'],
+      ['code', '4xx'],
+      ['src_namespace', 'ops'],
+      ['src_pod', ''],
+    ]);
+  });
+
+  it('names an outbound destination by the endpoint that answered last and the Service', () => {
+    const record = parseAccessLogLine(
+      line(
+        '{"dir":"out","status":502,"time":0.2,"upstream":"10.1.0.8:8080, 10.1.0.7:8080","service":"shop/api"}',
+      ),
+      TAG,
+    );
+    expect(record && labelsOf(record, peers)).toEqual([
+      ['direction', 'outbound'],
+      ['code', '5xx'],
+      ['dst_namespace', 'shop'],
+      ['dst_pod', 'api-1'],
+      ['dst_deployment', 'api'],
+      ['dst_service', 'api'],
+    ]);
+  });
+
+  it('leaves out owner kinds that are no metric label, and the pod when nothing answered', () => {
+    const job = parseAccessLogLine(
+      line('{"dir":"out","status":200,"time":0,"upstream":"10.1.0.8:8080","service":"shop/api"}'),
+      TAG,
+    );
+    const none = parseAccessLogLine(
+      line('{"dir":"out","status":503,"time":0,"upstream":"","service":"shop/api"}'),
+      TAG,
+    );
+    expect(job && labelsOf(job, peers)).toEqual([
+      ['direction', 'outbound'],
+      ['code', '2xx'],
+      ['dst_namespace', 'shop'],
+      ['dst_pod', 'api-2'],
+      ['dst_service', 'api'],
+    ]);
+    expect(none && labelsOf(none, peers)).toEqual([
+      ['direction', 'outbound'],
+      ['code', '5xx'],
+      ['dst_namespace', 'shop'],
+      ['dst_pod', ''],
+      ['dst_service', 'api'],
+    ]);
+  });
+});
+
+describe('RequestRegistry', () => {
+  const inbound = (pod: string, code = '2xx'): Labels => [
+    ['direction', 'inbound'],
+    ['code', code],
+    ['src_namespace', 'shop'],
+    ['src_pod', pod],
+    ['src_deployment', 'web'],
+  ];
+
+  it('prints counters and cumulative histograms in the text format', () => {
+    const registry = createRequestRegistry(overflowLabels);
+    registry.observe(inbound('web-1'), 0);
+    registry.observe(inbound('web-1'), 3);
+    registry.observe(inbound('web-1'), 45000);
+    registry.observe(inbound('web-2', '5xx'), 12);
+    registry.observe(
+      [
+        ['direction', 'outbound'],
+        ['code', '2xx'],
+        ['dst_namespace', 'shop'],
+        ['dst_pod', 'we"ird\\pod\n'],
+        ['dst_service', 'api'],
+      ],
+      1,
+    );
+    registry.drop();
+    expectGolden('agent-metrics/exposition.txt', registry.render());
+  });
+
+  it('escapes backslash, double quote and line feed in label values', () => {
+    expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
+  });
+
+  it('folds new label sets into one overflow series per direction and class past the bound', () => {
+    const registry = new RequestRegistry({
+      maxSeries: 3,
+      bucketsMs: [10],
+      overflow: overflowLabels,
+    });
+    for (let index = 0; index < 10; index += 1) registry.observe(inbound(`web-${index}`), 1);
+    registry.observe(inbound('web-0'), 1);
+    registry.observe(inbound('web-99', '5xx'), 1);
+    expect(registry.size()).toBe(5);
+    const text = registry.render();
+    expect(text).toContain(
+      'nginx_mesh_requests_total{direction="inbound",code="2xx",src_namespace="_other",src_pod="_other"} 7\n',
+    );
+    expect(text).toContain(
+      'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="_other",src_pod="_other"} 1\n',
+    );
+    expect(text).toContain(
+      'nginx_mesh_requests_total{direction="inbound",code="2xx",src_namespace="shop",src_pod="web-0",src_deployment="web"} 2\n',
+    );
+  });
+
+  it('never keeps more than MAX_SERIES peer series', () => {
+    const registry = createRequestRegistry(overflowLabels);
+    for (let index = 0; index < MAX_SERIES * 3; index += 1)
+      registry.observe(inbound(`web-${index}`), 1);
+    expect(registry.size()).toBe(MAX_SERIES + 1);
+  });
+});
