@@ -201,6 +201,8 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
   const { clock, logger } = deps;
   const stop = new AbortController();
   let current: SvidStatus | undefined;
+  /** When current arrived (ms since the epoch): its life counts from then. */
+  let receivedAt = 0;
   let received = '';
   let resolveReady: (status: SvidStatus) => void = () => undefined;
   let rejectReady: (error: Error) => void = () => undefined;
@@ -249,7 +251,12 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
   const warnExpiry = (): void => {
     if (current === undefined) return;
     const now = clock.now().getTime();
-    const concern = expiryConcern(current.notBefore.getTime(), current.notAfter.getTime(), now);
+    const concern = expiryConcern(
+      current.notBefore.getTime(),
+      current.notAfter.getTime(),
+      receivedAt,
+      now,
+    );
     if (concern === 'expired') {
       logger.error('SVID expired: mTLS with this workload fails until the registrar answers', {
         spiffeId: current.spiffeId,
@@ -279,6 +286,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
       let wait: number;
       try {
         current = await obtain();
+        receivedAt = clock.now().getTime();
         attempt = 0;
         resolveReady(current);
         try {
@@ -293,6 +301,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         const at = renewalTime(
           current.notBefore.getTime(),
           current.notAfter.getTime(),
+          receivedAt,
           deps.random(),
         );
         wait = Math.max(0, at - clock.now().getTime());
