@@ -113,7 +113,16 @@ export function buildTransparentModel(options: TransparentOptions): Directive[] 
     d('pid', `${options.runDir}/nginx.pid`),
     d('error_log', 'stderr', options.errorLogLevel),
     block('events', [], [d('worker_connections', '1024')]),
-    block('stream', [], [passThrough(options.outboundPort), passThrough(options.inboundPort)]),
+    // A half-closed connection stays open for the answer, as it would without a proxy.
+    block(
+      'stream',
+      [],
+      [
+        d('proxy_half_close', 'on'),
+        passThrough(options.outboundPort),
+        passThrough(options.inboundPort),
+      ],
+    ),
     block(
       'http',
       [],

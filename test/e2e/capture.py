@@ -1,7 +1,8 @@
 # Counts what crosses a pod's network interface to and from one peer address, for a bounded time:
 # TCP segments with payload, those that start like plaintext HTTP, and those that start like TLS
 # records. Runs inside the pod's network namespace (ip netns exec) with an AF_PACKET socket, so
-# no capture tool is needed. Usage: capture.py <interface> <peer IPv4> <seconds>; prints JSON.
+# no capture tool is needed. Usage: capture.py <interface> <peer IPv4> <seconds> [needle]; prints
+# JSON. With a needle, 'needle' counts the segments whose payload contains it in plaintext.
 import json
 import socket
 import struct
@@ -17,7 +18,10 @@ def main():
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.bind((interface, 0))
     sock.settimeout(0.2)
+    needle = sys.argv[4].encode() if len(sys.argv) > 4 else None
     counts = {'segments': 0, 'plaintextHttp': 0, 'tlsRecords': 0, 'bytes': 0}
+    if needle is not None:
+        counts['needle'] = 0
     print('ready', file=sys.stderr, flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -40,6 +44,8 @@ def main():
             counts['plaintextHttp'] += 1
         if payload[0] in (0x14, 0x15, 0x16, 0x17) and payload[1] == 0x03:
             counts['tlsRecords'] += 1
+        if needle is not None and needle in payload:
+            counts['needle'] += 1
     print(json.dumps(counts))
 
 

@@ -1,7 +1,7 @@
 // Certificates the registrar signs, read back with an independent parser (@peculiar/x509) and
 // node:crypto, from fixed keys and requests (test/fixtures/registrar).
 import 'reflect-metadata';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
@@ -11,6 +11,7 @@ import { loadAuthority } from '../../src/runtime/registrar/authority';
 import type { WorkloadDirectory } from '../../src/runtime/registrar/issuer';
 import { checkCsr, createIssuer } from '../../src/runtime/registrar/issuer';
 import { createJsonLogger } from '../../src/runtime/role/log';
+import { createRequest } from '../../src/runtime/svid/csr';
 
 const fixture = (name: string): string =>
   readFileSync(join(__dirname, '..', 'fixtures', 'registrar', name), 'utf8');
@@ -133,6 +134,22 @@ describe('issued SVID', () => {
     const key = new x509.Pkcs10CertificateRequest(fixture('csr-p256.pem')).publicKey;
     expect(Buffer.from(leaf.publicKey.export({ type: 'spki', format: 'der' }))).toEqual(
       Buffer.from(key.rawData),
+    );
+  });
+
+  it('certifies the same key again for a renewal that keeps it', () => {
+    const key = createPrivateKey(fixture('key-p256.pem'));
+    const first = createRequest(key);
+    const renewal = createRequest(key);
+    const spki = (pem: string): Buffer => {
+      const csr = checkCsr(pem);
+      if ('refused' in csr) throw new Error(csr.reason);
+      return Buffer.from(csr.subjectPublicKeyInfo);
+    };
+    expect(renewal.keyPem).toBe(first.keyPem);
+    expect(spki(renewal.csrPem)).toEqual(spki(first.csrPem));
+    expect(spki(first.csrPem)).toEqual(
+      createPublicKey(key).export({ type: 'spki', format: 'der' }),
     );
   });
 

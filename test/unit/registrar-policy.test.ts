@@ -232,8 +232,16 @@ describe('rate limit', () => {
 
 describe('SVID client schedule', () => {
   it('renews between 40% and 50% of the lifetime', () => {
-    expect(renewalTime(0, 1000, 0)).toBe(500);
-    expect(renewalTime(0, 1000, 0.999)).toBeCloseTo(400.1);
+    expect(renewalTime(0, 1000, 0, 0)).toBe(500);
+    expect(renewalTime(0, 1000, 0, 0.999)).toBeCloseTo(400.1);
+  });
+
+  it('counts the lifetime of a backdated certificate from its arrival', () => {
+    // Dated back 60 s, valid 8 s from arrival at 60 000: renew 4 s after arrival, not at once.
+    expect(renewalTime(0, 68_000, 60_000, 0)).toBe(64_000);
+    expect(renewalTime(0, 68_000, 60_000, 0.999)).toBeCloseTo(63_200.8);
+    // A notBefore later than arrival (a clock behind the registrar's) still starts the life.
+    expect(renewalTime(2_000, 4_000, 1_000, 0)).toBe(3_000);
   });
 
   it('backs off exponentially, bounded', () => {
@@ -243,8 +251,11 @@ describe('SVID client schedule', () => {
   });
 
   it('grows louder as expiry nears', () => {
-    expect(expiryConcern(0, 100, 10)).toBe('none');
-    expect(expiryConcern(0, 100, 80)).toBe('expiring');
-    expect(expiryConcern(0, 100, 100)).toBe('expired');
+    expect(expiryConcern(0, 100, 0, 10)).toBe('none');
+    expect(expiryConcern(0, 100, 0, 80)).toBe('expiring');
+    expect(expiryConcern(0, 100, 0, 100)).toBe('expired');
+    // Dated back 60 s, valid 8 s from arrival: not expiring at once.
+    expect(expiryConcern(0, 68_000, 60_000, 61_000)).toBe('none');
+    expect(expiryConcern(0, 68_000, 60_000, 66_000)).toBe('expiring');
   });
 });

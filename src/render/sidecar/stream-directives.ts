@@ -267,9 +267,14 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
   return out;
 }
 
-/** The stream block's children. */
+/**
+ * The stream block's children. proxy_half_close keeps a connection open after one side shuts
+ * down its writing half (a client that sends its request and then FIN still gets the answer);
+ * without it nginx ends the whole session at the first FIN, on every internal hop.
+ */
 export function buildStreamDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   return [
+    d('proxy_half_close', 'on'),
     d('map_hash_max_size', '262144'),
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '2048'),

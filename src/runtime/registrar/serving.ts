@@ -13,6 +13,8 @@ export interface ServingCertificate {
   readonly keyPem: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** When it was issued: notBefore is dated back, so its renewal counts from here. */
+  readonly issuedAt: Date;
 }
 
 /** DNS names of the registrar's Service in a namespace. */
@@ -44,5 +46,6 @@ export async function issueServingCertificate(
     keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
     notBefore: template.notBefore,
     notAfter: template.notAfter,
+    issuedAt: now,
   };
 }

@@ -6,6 +6,7 @@ import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { checkTtls } from '../../manifests/registrar/svid-policy';
 import { systemClock } from '../clock';
 import { parseBindAddress } from '../role/bind-address';
+import { renewalTime } from '../svid/schedule';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
@@ -69,6 +70,12 @@ async function settingsOf(options: RoleContext['options']): Promise<Settings> {
   };
 }
 
+/** When the serving certificate is half used, counted from its issue (notBefore is dated back). */
+function servingHalfLife(serving: ServingCertificate): number {
+  const { notBefore, notAfter, issuedAt } = serving;
+  return renewalTime(notBefore.getTime(), notAfter.getTime(), issuedAt.getTime(), 0);
+}
+
 /** The state that changes while the registrar runs, and how to bring it up to date. */
 class Keeper {
   state: CaState;
@@ -87,7 +94,7 @@ class Keeper {
 
   /** Milliseconds until something is due. */
   wait(nowMs: number): number {
-    const servingRenewal = (this.serving.notBefore.getTime() + this.serving.notAfter.getTime()) / 2;
+    const servingRenewal = servingHalfLife(this.serving);
     const due = Math.min(
       this.state.nextChangeMs,
       servingRenewal,
@@ -104,7 +111,7 @@ class Keeper {
     if (this.state.bundlePem !== previous.bundlePem) {
       deps.logger.info('trust bundle changed', { authorities: this.state.authorities.length });
     }
-    const halfLife = (this.serving.notBefore.getTime() + this.serving.notAfter.getTime()) / 2;
+    const halfLife = servingHalfLife(this.serving);
     const rotated = this.state.active.stored.certificate !== previous.active.stored.certificate;
     if (!rotated && now.getTime() < halfLife) return undefined;
     this.serving = await issueServingCertificate(

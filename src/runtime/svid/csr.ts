@@ -1,5 +1,6 @@
-// A fresh key and a PKCS #10 request for it. The request names no identity: the registrar
-// decides it from the token, and refuses requests that ask for anything else.
+// A PKCS #10 request for a fresh key, or for the key a workload already holds (renewals keep it,
+// see svid-client.ts). The request names no identity: the registrar decides it from the token,
+// and refuses requests that ask for anything else.
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
@@ -18,7 +19,11 @@ export interface KeyAndRequest {
 }
 
 export async function createKeyAndRequest(keyType: MtlsCaKeyType): Promise<KeyAndRequest> {
-  const key = await generateKey(keyType);
+  return createRequest(await generateKey(keyType));
+}
+
+/** A request for key, signed with it. */
+export function createRequest(key: KeyObject): KeyAndRequest {
   const info = buildCertificationRequestInfo(buildName({}), spkiOf(createPublicKey(key)), [], []);
   const algorithm = signatureAlgorithmOf(key);
   const der = assembleSigned(info, algorithm, signDer(info, algorithm, key));

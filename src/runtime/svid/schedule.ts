@@ -1,6 +1,9 @@
 // When the SVID client acts: renewal at half the certificate's life, brought forward by up to a
 // tenth of it at random so that a fleet started together does not renew together; and bounded
 // exponential backoff while the registrar cannot be reached. random is a number in [0, 1).
+// The life counts from when the certificate arrived, not from its notBefore: the registrar dates
+// leaves back a minute for lagging clocks, and with second-scale TTLs a life counted from
+// notBefore would be half over on arrival, so the client would renew without pause.
 
 import { jitteredBackoffMs } from '../backoff';
 
@@ -9,10 +12,23 @@ const JITTER_SHARE = 0.1;
 export const BACKOFF_FIRST_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
 
-/** When to renew a certificate valid from notBefore to notAfter (ms since the epoch). */
-export function renewalTime(notBefore: number, notAfter: number, random: number): number {
-  const life = notAfter - notBefore;
-  return notBefore + life * (0.5 - JITTER_SHARE * random);
+/** When a certificate's life starts for this client: on arrival, unless notBefore is later. */
+function lifeStart(notBefore: number, receivedAt: number): number {
+  return Math.max(notBefore, receivedAt);
+}
+
+/**
+ * When to renew a certificate valid from notBefore to notAfter and received at receivedAt (ms
+ * since the epoch).
+ */
+export function renewalTime(
+  notBefore: number,
+  notAfter: number,
+  receivedAt: number,
+  random: number,
+): number {
+  const start = lifeStart(notBefore, receivedAt);
+  return start + (notAfter - start) * (0.5 - JITTER_SHARE * random);
 }
 
 /** Wait before retry number attempt (1, 2, …): doubling from BACKOFF_FIRST_MS, capped, jittered. */
@@ -24,8 +40,10 @@ export function backoffMs(attempt: number, random: number): number {
 export function expiryConcern(
   notBefore: number,
   notAfter: number,
+  receivedAt: number,
   now: number,
 ): 'none' | 'expiring' | 'expired' {
   if (now >= notAfter) return 'expired';
-  return now >= notBefore + (notAfter - notBefore) * 0.75 ? 'expiring' : 'none';
+  const start = lifeStart(notBefore, receivedAt);
+  return now >= start + (notAfter - start) * 0.75 ? 'expiring' : 'none';
 }

@@ -4,6 +4,11 @@
 // the certificate's life; retries with bounded backoff while the registrar is unreachable; and
 // logs loudly as expiry approaches.
 //
+// Renewals keep the key of the first SVID for the life of the process: nginx loads a connection's
+// certificate and its key from the file in two reads, so a renewal with a new key that lands
+// between them pairs the old certificate with the new key and the handshake fails (500 for HTTP,
+// a reset for TCP). The certificate still changes at every renewal, and a new pod gets a new key.
+//
 // Bootstrap trust: the registrar's certificate is verified with the trust bundle the registrar
 // publishes as ConfigMap nginx-mesh-bundle in every namespace, mounted into the pod by the
 // kubelet from the pod's own namespace. That ConfigMap is written only by the registrar (and by
@@ -26,7 +31,8 @@ import {
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import type { Clock } from '../clock';
 import type { Logger } from '../role/log';
-import { createKeyAndRequest } from './csr';
+import { generateKey } from '../registrar/keys';
+import { createRequest } from './csr';
 import { writeFileAtomic } from './files';
 import { backoffMs, expiryConcern, renewalTime } from './schedule';
 
@@ -201,6 +207,10 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
   const { clock, logger } = deps;
   const stop = new AbortController();
   let current: SvidStatus | undefined;
+  /** The key of every SVID after the first (see the header). */
+  let heldKey: KeyObject | undefined;
+  /** When current arrived (ms since the epoch): its life counts from then. */
+  let receivedAt = 0;
   let received = '';
   let resolveReady: (status: SvidStatus) => void = () => undefined;
   let rejectReady: (error: Error) => void = () => undefined;
@@ -222,7 +232,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         0,
       );
     }
-    const keys = await createKeyAndRequest(options.keyType ?? 'ec-p256');
+    const keys = createRequest(heldKey ?? (await generateKey(options.keyType ?? 'ec-p256')));
     const issued = await requestSvid({
       url: options.registrarUrl,
       ...(options.serverName === undefined ? {} : { serverName: options.serverName }),
@@ -243,13 +253,19 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
       0o600,
     );
     received = issued.trustBundle;
+    heldKey = keys.key;
     return status;
   };
 
   const warnExpiry = (): void => {
     if (current === undefined) return;
     const now = clock.now().getTime();
-    const concern = expiryConcern(current.notBefore.getTime(), current.notAfter.getTime(), now);
+    const concern = expiryConcern(
+      current.notBefore.getTime(),
+      current.notAfter.getTime(),
+      receivedAt,
+      now,
+    );
     if (concern === 'expired') {
       logger.error('SVID expired: mTLS with this workload fails until the registrar answers', {
         spiffeId: current.spiffeId,
@@ -279,6 +295,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
       let wait: number;
       try {
         current = await obtain();
+        receivedAt = clock.now().getTime();
         attempt = 0;
         resolveReady(current);
         try {
@@ -293,6 +310,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         const at = renewalTime(
           current.notBefore.getTime(),
           current.notAfter.getTime(),
+          receivedAt,
           deps.random(),
         );
         wait = Math.max(0, at - clock.now().getTime());

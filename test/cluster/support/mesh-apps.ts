@@ -153,6 +153,13 @@ export function sidecarConfig(uid: string): string | undefined {
   return undefined;
 }
 
+/** Every file named `name` in the volumes of the pod with this uid (the node keeps them). */
+export function podFiles(uid: string, name: string): string[] {
+  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
+  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
+  return podDirs.flatMap((dir) => findFiles(join(stateDir, 'pods', dir), name));
+}
+
 /** The network namespace on the node that holds this pod address. */
 export async function netnsOf(ip: string): Promise<string> {
   // Pods of this test cluster only (another instance may use the same addresses).

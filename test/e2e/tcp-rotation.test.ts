@@ -1,0 +1,536 @@
+// Raw TCP through the mesh and certificate rotation under load, on the test cluster: the mesh is
+// deployed once with a registrar that issues SVIDs living a few seconds, and the sample apps are
+// injected after it. A TCP echo crosses both sidecars; under deny mode a TrafficTarget with a
+// TCPRoute admits one client identity and the other's connections are closed unanswered; and a
+// minute of HTTP load between two meshed pods loses no request while every sidecar's SVID is
+// replaced many times.
+import { execa } from 'execa';
+import { X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REGISTRAR_NAME, SVID_FILE_NAME } from '../../src/manifests/constants';
+import type { KubeRest } from '../cluster/harness/kube-rest';
+import type { PodSummary } from '../cluster/support/kube';
+import {
+  createNamespace,
+  deleteNamespace,
+  isReady,
+  listPods,
+  testRest,
+  waitFor,
+  waitForNoMesh,
+} from '../cluster/support/kube';
+import {
+  echoDeployment,
+  kubectl,
+  meshctl as meshctlIn,
+  netnsOf,
+  podFiles,
+  removeMesh,
+  requestFrom,
+  shellDeployment,
+  sidecarConfig,
+  sidecarReport,
+} from '../cluster/support/mesh-apps';
+
+const meshNamespace = 'mesh-tcp';
+const apps = 'tcp-apps';
+/** The echo server's TCP port (its TCP_PORT default). */
+const TCP_ECHO_PORT = 9000;
+/** The Service port in front of it; its name makes it a 'tcp' port of the snapshot. */
+const TCP_SERVICE_PORT = 7000;
+/** Lifetime of every SVID issued after the registrar is patched. */
+const SVID_TTL_SECONDS = 8;
+/** Bytes one TCP echo exchange sends: this text, repeated. */
+const ECHO_BYTES = 16_384;
+const ECHO_TEXT = 'mesh tcp echo ';
+const LOAD_MS = 60_000;
+const LOAD_CONCURRENCY = 10;
+let rest: KubeRest;
+
+function meshctl(args: readonly string[]) {
+  return meshctlIn(meshNamespace, args);
+}
+
+async function apply(objects: readonly object[]): Promise<void> {
+  const applied = await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  );
+  if (applied.exitCode !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+}
+
+async function readyPod(app: string): Promise<PodSummary> {
+  const pods = (await listPods(rest, apps, `app=${app}`)).filter(isReady);
+  const [pod] = pods;
+  if (pod === undefined || pods.length !== 1)
+    throw new Error(`expected one Ready pod app=${app} in ${apps}, found ${pods.length}`);
+  return pod;
+}
+
+async function clusterIP(name: string): Promise<string> {
+  const service = await rest.request<{ spec: { clusterIP: string } }>(
+    'GET',
+    `/api/v1/namespaces/${apps}/services/${name}`,
+  );
+  return service.spec.clusterIP;
+}
+
+/** Until every sidecar runs the generation in force, as the controller reports on GET /sidecars. */
+async function waitForSidecarsCurrent(): Promise<void> {
+  await waitFor(
+    'every sidecar on the generation in force',
+    async () => {
+      const report = await sidecarReport(rest, meshNamespace);
+      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
+    },
+    60_000,
+    250,
+  );
+}
+
+/** Waits until the sidecar of the pod app=<app> runs a configuration that satisfies check. */
+async function waitForSidecarConfig(
+  app: string,
+  what: string,
+  check: (config: string) => boolean,
+): Promise<string> {
+  const pod = await readyPod(app);
+  const config = await waitFor(
+    `${what} in the ${app} sidecar`,
+    () => {
+      const text = sidecarConfig(pod.metadata.uid) ?? '';
+      return Promise.resolve(check(text) ? text : undefined);
+    },
+    60_000,
+    250,
+  );
+  await waitForSidecarsCurrent();
+  return config;
+}
+
+/**
+ * Has the registrar issue SVIDs that live SVID_TTL_SECONDS, by replacing its --svid-ttl argument,
+ * and waits for the rollout. deploy's --mtls-svid-ttl takes hours or minutes only.
+ */
+async function shortenSvidTtl(): Promise<void> {
+  const deployment = await rest.request<{
+    spec: { template: { spec: { containers: { args?: string[] }[] } } };
+  }>('GET', `/apis/apps/v1/namespaces/${meshNamespace}/deployments/${REGISTRAR_NAME}`);
+  const containers = deployment.spec.template.spec.containers;
+  const container = containers.findIndex((c) => c.args?.includes('--role=registrar') === true);
+  const arg = containers[container]?.args?.findIndex((a) => a.startsWith('--svid-ttl=')) ?? -1;
+  if (container < 0 || arg < 0) throw new Error(`no --svid-ttl argument in ${REGISTRAR_NAME}`);
+  const patched = await kubectl([
+    'patch',
+    'deployment',
+    REGISTRAR_NAME,
+    '-n',
+    meshNamespace,
+    '--type',
+    'json',
+    '-p',
+    JSON.stringify([
+      {
+        op: 'replace',
+        path: `/spec/template/spec/containers/${container}/args/${arg}`,
+        value: `--svid-ttl=${SVID_TTL_SECONDS}s`,
+      },
+    ]),
+  ]);
+  if (patched.exitCode !== 0) throw new Error(`patching the registrar failed: ${patched.stderr}`);
+  const rolled = await kubectl([
+    'rollout',
+    'status',
+    `deployment/${REGISTRAR_NAME}`,
+    '-n',
+    meshNamespace,
+    '--timeout=120s',
+  ]);
+  if (rolled.exitCode !== 0) throw new Error(`registrar rollout failed: ${rolled.stderr}`);
+}
+
+/** An echo server that also declares its TCP echo port, running as serviceAccount. */
+function echoServer(name: string, serviceAccount: string): object {
+  const deployment = echoDeployment(apps, name, { labels: { app: name } }) as {
+    spec: {
+      template: {
+        spec: { serviceAccountName?: string; containers: { ports: object[] }[] };
+      };
+    };
+  };
+  deployment.spec.template.spec.serviceAccountName = serviceAccount;
+  for (const container of deployment.spec.template.spec.containers)
+    container.ports.push({ name: 'tcp-echo', containerPort: TCP_ECHO_PORT });
+  return deployment;
+}
+
+/** A shell client Deployment running as serviceAccount. */
+function client(name: string, serviceAccount: string): object {
+  const deployment = shellDeployment(apps, name) as {
+    spec: { template: { spec: { serviceAccountName?: string } } };
+  };
+  deployment.spec.template.spec.serviceAccountName = serviceAccount;
+  return deployment;
+}
+
+function serviceAccount(name: string): object {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: apps } };
+}
+
+/** What one TCP echo exchange from a pod got. */
+interface EchoOutcome {
+  /** The connection was established (to the client's own sidecar, when redirected). */
+  readonly connected: boolean;
+  /** Bytes that came back. */
+  readonly echoed: number;
+  /** They were exactly the bytes sent. */
+  readonly intact: boolean;
+  /** How the connection ended: "eof", "timeout" or "error <code>". */
+  readonly ended: string;
+  readonly ms: number;
+}
+
+/** How a client ends its side: at once after sending (half-close), or once all came back. */
+type Closing = 'half-close' | 'after-echo';
+
+/**
+ * Opens a TCP connection from inside the pod's network namespace, sends ECHO_BYTES bytes, and reads
+ * until the peer closes or timeoutMs passes.
+ */
+async function tcpEchoFrom(
+  netns: string,
+  host: string,
+  port: number,
+  closing: Closing = 'half-close',
+  timeoutMs = 5_000,
+): Promise<EchoOutcome> {
+  const script = `
+const net = require('node:net');
+const payload = Buffer.alloc(${ECHO_BYTES}, ${JSON.stringify(ECHO_TEXT)});
+const started = Date.now();
+const chunks = [];
+let connected = false;
+let done = false;
+const finish = (ended) => {
+  if (done) return;
+  done = true;
+  const echoed = Buffer.concat(chunks);
+  console.log(JSON.stringify({ connected, echoed: echoed.length, intact: echoed.equals(payload), ended, ms: Date.now() - started }));
+  socket.destroy();
+};
+const halfClose = ${JSON.stringify(closing === 'half-close')};
+let received = 0;
+const socket = net.connect({ host: ${JSON.stringify(host)}, port: ${port} }, () => {
+  connected = true;
+  if (halfClose) socket.end(payload);
+  else socket.write(payload);
+});
+socket.on('data', (chunk) => {
+  chunks.push(chunk);
+  received += chunk.length;
+  if (!halfClose && received >= payload.length) socket.end();
+});
+socket.on('end', () => finish('eof'));
+socket.on('close', () => finish('eof'));
+socket.on('error', (error) => finish('error ' + (error.code ?? error.name)));
+setTimeout(() => finish('timeout'), ${timeoutMs}).unref();`;
+  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+    reject: false,
+    timeout: timeoutMs + 10_000,
+  });
+  if (result.exitCode !== 0) throw new Error(`tcp echo from ${netns} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as EchoOutcome;
+}
+
+/** What a timed HTTP load got: a count per status (or error code), and how long it ran. */
+interface LoadOutcome {
+  readonly statuses: Record<string, number>;
+  readonly requests: number;
+  readonly ms: number;
+}
+
+/** GETs url from inside the pod's network namespace for durationMs, concurrency at a time. */
+async function loadFrom(
+  netns: string,
+  url: string,
+  durationMs: number,
+  concurrency: number,
+): Promise<LoadOutcome> {
+  const script = `
+const url = ${JSON.stringify(url)};
+const started = Date.now();
+const statuses = {};
+let requests = 0;
+const bump = (key) => { statuses[key] = (statuses[key] ?? 0) + 1; };
+async function worker() {
+  while (Date.now() - started < ${durationMs}) {
+    requests += 1;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      await response.arrayBuffer();
+      bump(String(response.status));
+    } catch (error) {
+      bump('error ' + (error.cause?.code ?? error.name));
+    }
+  }
+}
+Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
+  console.log(JSON.stringify({ statuses, requests, ms: Date.now() - started })),
+);`;
+  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+    reject: false,
+    timeout: durationMs + 30_000,
+  });
+  if (result.exitCode !== 0) throw new Error(`load on ${url} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as LoadOutcome;
+}
+
+/** Serial numbers of the SVIDs in the volumes of the pod with this uid right now. */
+function svidSerials(uid: string): string[] {
+  const serials: string[] = [];
+  for (const file of podFiles(uid, SVID_FILE_NAME)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(text)?.[0];
+    if (pem !== undefined) serials.push(new X509Certificate(pem).serialNumber);
+  }
+  return serials;
+}
+
+/** How many times the sidecar of the pod with this uid logged a new SVID so far. */
+function svidRenewals(uid: string): number {
+  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
+  let count = 0;
+  for (const dir of readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid))) {
+    const logs = join(stateDir, 'pods', dir, 'logs');
+    for (const file of readdirSync(logs).filter((name) => name.includes('sidecar'))) {
+      count += readFileSync(join(logs, file), 'utf8').split('SVID renewed').length - 1;
+    }
+  }
+  return count;
+}
+
+let admittedNetns: string;
+let otherNetns: string;
+
+beforeAll(async () => {
+  rest = await testRest();
+  // One mesh at a time on the cluster: an earlier file's must be gone.
+  await waitForNoMesh(rest);
+  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+  // Before any app exists, so every sidecar gets short-lived SVIDs from its first one.
+  await shortenSvidTtl();
+  await createNamespace(rest, apps);
+  const labelled = await kubectl([
+    'label',
+    'namespace',
+    apps,
+    'injector.nsm.nginx.com/auto-inject=enabled',
+  ]);
+  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  await apply([
+    serviceAccount('echo'),
+    serviceAccount('admitted'),
+    serviceAccount('other'),
+    echoServer('echo', 'echo'),
+    client('admitted', 'admitted'),
+    client('other', 'other'),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'echo', namespace: apps },
+      spec: {
+        selector: { app: 'echo' },
+        ports: [
+          { name: 'http', port: 80, targetPort: 'http' },
+          { name: 'tcp-echo', port: TCP_SERVICE_PORT, targetPort: 'tcp-echo' },
+        ],
+      },
+    },
+  ]);
+  await waitFor(
+    'the injected apps Ready',
+    async () => {
+      for (const app of ['echo', 'admitted', 'other']) await readyPod(app);
+      return true;
+    },
+    120_000,
+    500,
+  );
+  admittedNetns = await netnsOf((await readyPod('admitted')).status?.podIP ?? '');
+  otherNetns = await netnsOf((await readyPod('other')).status?.podIP ?? '');
+  await waitForSidecarConfig('admitted', 'the upstreams of echo', (config) =>
+    [`echo_80`, `echo_${TCP_SERVICE_PORT}`].every((name) => config.includes(name)),
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await deleteNamespace(rest, apps);
+  await removeMesh(meshNamespace);
+  rest.close();
+}, 200_000);
+
+describe('raw TCP and certificate rotation through the mesh', () => {
+  it('echoes raw TCP from a meshed client through both sidecars, half-closed or not', async () => {
+    const server = await readyPod('echo');
+    const serverIp = server.status?.podIP ?? '';
+    const host = await clusterIP('echo');
+    // The client sidecar sends the Service port to its mTLS client server (8906); the server
+    // sidecar terminates it (8904) and hands it to the app's TCP port.
+    const clientConfig = sidecarConfig((await readyPod('admitted')).metadata.uid) ?? '';
+    expect(clientConfig).toMatch(
+      new RegExp(`${host}:${TCP_SERVICE_PORT} 127\\.3\\.\\d+\\.\\d+:8906;`),
+    );
+    const serverConfig = sidecarConfig(server.metadata.uid) ?? '';
+    expect(serverConfig).toMatch(new RegExp(`\\n\\s+${TCP_ECHO_PORT} 127\\.1\\.\\d+\\.\\d+:8904;`));
+
+    // The wire between the sidecars, seen on the client pod's interface.
+    const capture = execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        admittedNetns,
+        'python3',
+        join(__dirname, 'capture.py'),
+        'eth0',
+        serverIp,
+        '3',
+        ECHO_TEXT,
+      ],
+      { reject: false, timeout: 20_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const echoes: EchoOutcome[] = [];
+    for (const closing of ['after-echo', 'half-close'] as const)
+      for (let index = 0; index < 3; index += 1)
+        echoes.push(await tcpEchoFrom(admittedNetns, host, TCP_SERVICE_PORT, closing));
+    const captured = await capture;
+    process.stderr.write(`tcp echo: ${JSON.stringify(echoes)}; wire: ${captured.stdout}\n`);
+    for (const echo of echoes) expect(echo).toMatchObject({ echoed: ECHO_BYTES, intact: true });
+    expect(captured.exitCode).toBe(0);
+    const wire = JSON.parse(captured.stdout) as {
+      tlsRecords: number;
+      bytes: number;
+      needle: number;
+    };
+    // Every byte went there and back, as TLS records, never as the plaintext sent.
+    expect(wire.bytes).toBeGreaterThan(echoes.length * 2 * ECHO_BYTES);
+    expect(wire.tlsRecords).toBeGreaterThan(0);
+    expect(wire.needle).toBe(0);
+  });
+
+  it('closes TCP connections under deny mode unless a TrafficTarget with a TCPRoute admits the client', async () => {
+    const host = await clusterIP('echo');
+    const patched = await kubectl([
+      'patch',
+      'meshconfig',
+      'nginx-mesh-config',
+      '-n',
+      meshNamespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"accessControlMode":"deny"}}',
+    ]);
+    expect(patched.exitCode).toBe(0);
+    await apply([
+      {
+        apiVersion: 'specs.smi-spec.io/v1alpha3',
+        kind: 'TCPRoute',
+        metadata: { name: 'echo-tcp', namespace: apps },
+        spec: {},
+      },
+      {
+        apiVersion: 'access.smi-spec.io/v1alpha2',
+        kind: 'TrafficTarget',
+        metadata: { name: 'admitted-echo', namespace: apps },
+        spec: {
+          destination: { kind: 'ServiceAccount', name: 'echo', namespace: apps },
+          sources: [{ kind: 'ServiceAccount', name: 'admitted', namespace: apps }],
+          rules: [{ kind: 'TCPRoute', name: 'echo-tcp' }],
+        },
+      },
+    ]);
+    // The ServiceAccount's name appears only in the admitted SPIFFE ID (escaped in a regex).
+    await waitForSidecarConfig('echo', 'deny mode with the admitted identity', (config) =>
+      config.includes('admitted'),
+    );
+    const admitted = await tcpEchoFrom(admittedNetns, host, TCP_SERVICE_PORT);
+    const denied: EchoOutcome[] = [];
+    for (let index = 0; index < 3; index += 1)
+      denied.push(await tcpEchoFrom(otherNetns, host, TCP_SERVICE_PORT));
+    const deniedHttp = await requestFrom(otherNetns, `http://${host}/`);
+    process.stderr.write(
+      `deny mode: admitted ${JSON.stringify(admitted)}; other ${JSON.stringify(denied)}; other's HTTP ${deniedHttp}\n`,
+    );
+    expect(admitted).toMatchObject({ echoed: ECHO_BYTES, intact: true });
+    for (const outcome of denied) {
+      expect(outcome.echoed).toBe(0);
+      expect(outcome.ended).not.toBe('timeout');
+      expect(outcome.ms).toBeLessThan(5_000);
+    }
+    // A TCPRoute admits the whole destination, HTTP included; the other identity gets 403.
+    expect(await requestFrom(admittedNetns, `http://${host}/`)).toBe('200');
+    expect(deniedHttp).toBe('403');
+
+    const restored = await kubectl([
+      'patch',
+      'meshconfig',
+      'nginx-mesh-config',
+      '-n',
+      meshNamespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"accessControlMode":"allow"}}',
+    ]);
+    expect(restored.exitCode).toBe(0);
+    await waitFor('the other client admitted again', async () =>
+      (await requestFrom(otherNetns, `http://${host}/`)) === '200' ? true : undefined,
+    );
+    await waitForSidecarsCurrent();
+  });
+
+  it('loses no request in a minute of load while SVIDs are rotated every few seconds', async () => {
+    const server = await readyPod('echo');
+    const clientPod = await readyPod('admitted');
+    const url = `http://${await clusterIP('echo')}/`;
+    const renewalsBefore = svidRenewals(server.metadata.uid);
+    const clientRenewalsBefore = svidRenewals(clientPod.metadata.uid);
+    const load = loadFrom(admittedNetns, url, LOAD_MS, LOAD_CONCURRENCY);
+    const serverSerials = new Set<string>();
+    const clientSerials = new Set<string>();
+    const deadline = Date.now() + LOAD_MS;
+    for (let sample = 0; sample < 120 && Date.now() < deadline; sample += 1) {
+      for (const serial of svidSerials(server.metadata.uid)) serverSerials.add(serial);
+      for (const serial of svidSerials(clientPod.metadata.uid)) clientSerials.add(serial);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    const outcome = await load;
+    const renewals = svidRenewals(server.metadata.uid) - renewalsBefore;
+    const clientRenewals = svidRenewals(clientPod.metadata.uid) - clientRenewalsBefore;
+    const rps = (outcome.requests / outcome.ms) * 1_000;
+    process.stderr.write(
+      `rotation under load: ${outcome.requests} requests in ${outcome.ms}ms (${rps.toFixed(0)} rps), ` +
+        `${JSON.stringify(outcome.statuses)}; server SVIDs seen ${serverSerials.size}, renewals ${renewals}; ` +
+        `client SVIDs seen ${clientSerials.size}, renewals ${clientRenewals}\n`,
+    );
+    expect(outcome.statuses).toEqual({ '200': outcome.requests });
+    expect(outcome.requests).toBeGreaterThan(LOAD_CONCURRENCY * 60);
+    expect(serverSerials.size).toBeGreaterThanOrEqual(5);
+    expect(clientSerials.size).toBeGreaterThanOrEqual(5);
+    // Renewal at about half of an 8 s life: neither stalled nor spinning.
+    const expected = LOAD_MS / ((SVID_TTL_SECONDS * 1_000) / 2);
+    for (const count of [renewals, clientRenewals]) {
+      expect(count).toBeGreaterThanOrEqual(expected / 2);
+      expect(count).toBeLessThanOrEqual(expected * 2);
+    }
+  });
+});
