@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # nats-server (what the nats image runs on the test node); the data plane needs nginx with its
 # stream module, and nginx-dev, gcc, make, libc6-dev and binutils to build our nginx module;
 # the metrics tests query a real prometheus; the end-to-end tests read a pod's interface with a
-# python3 raw socket to check that only TLS passes between sidecars.
+# python3 raw socket to check that only TLS passes between sidecars; the demo's traffic generator
+# runs curl.
 APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux nats-server
-  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils prometheus python3)
+  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils prometheus python3 curl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

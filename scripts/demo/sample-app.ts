@@ -1,0 +1,102 @@
+// The demo's sample application: two HTTP services of the echo server, one of which fails a small
+// share of its requests, and a traffic generator that calls both through its sidecar. The local
+// cluster has no DNS, so the generator is given the Services' ClusterIPs once they exist.
+
+export const DEMO_NAMESPACE = 'demo';
+/** The share of the api service's requests that answer 500. */
+export const API_FAIL_PERCENT = 10;
+const ECHO_PORT = 8080;
+/** The generator stops after this many rounds (about 3 hours at 5 rounds a second). */
+const GENERATOR_ROUNDS = 50_000;
+
+type Labels = Record<string, string>;
+
+function echoDeployment(name: string, env: Record<string, string>): object {
+  const labels: Labels = { app: name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: DEMO_NAMESPACE },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          terminationGracePeriodSeconds: 2,
+          containers: [
+            {
+              name: 'echo',
+              image: 'example.test/echo-server:1',
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ...Object.entries(env).map(([key, value]) => ({ name: key, value })),
+              ],
+              ports: [{ name: 'http', containerPort: ECHO_PORT }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function service(name: string): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: DEMO_NAMESPACE },
+    spec: { selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+  };
+}
+
+/** The namespace, labelled for injection, the two services and their Deployments. */
+export function sampleServices(): object[] {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: DEMO_NAMESPACE,
+        labels: { 'injector.nsm.nginx.com/auto-inject': 'enabled' },
+      },
+    },
+    echoDeployment('web', {}),
+    echoDeployment('api', { FAIL_PERCENT: String(API_FAIL_PERCENT) }),
+    service('web'),
+    service('api'),
+  ];
+}
+
+/** The traffic generator: about 5 requests a second to each service, for a bounded time. */
+export function trafficGenerator(clusterIPs: { web: string; api: string }): object {
+  const labels: Labels = { app: 'traffic' };
+  const script = [
+    'i=0',
+    `while [ "$i" -lt ${GENERATOR_ROUNDS} ]; do`,
+    `  curl -s -o /dev/null --max-time 2 http://${clusterIPs.web}/`,
+    `  curl -s -o /dev/null --max-time 2 http://${clusterIPs.api}/`,
+    '  i=$((i + 1))',
+    '  sleep 0.2',
+    'done',
+  ].join('\n');
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'traffic', namespace: DEMO_NAMESPACE },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            { name: 'generator', image: 'debian:12', command: ['/bin/sh', '-c', script] },
+          ],
+        },
+      },
+    },
+  };
+}
