@@ -158,13 +158,13 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 /** Starts Prometheus scraping the targets every intervalS seconds; resolves once it is ready. */
 export async function startPrometheus(
   targets: readonly PrometheusTarget[],
-  options: { host?: string; intervalS?: number } = {},
+  options: { host?: string; port?: number; intervalS?: number } = {},
 ): Promise<TestPrometheus> {
   const host = options.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'nmk-prometheus-'));
   const config = join(dir, 'prometheus.yml');
   await writeFile(config, configText(targets, options.intervalS ?? 1));
-  const port = await freePort(host);
+  const port = options.port ?? (await freePort(host));
   const child = spawn(
     'timeout',
     [

@@ -1,0 +1,217 @@
+// The mesh's metrics end to end: requests between two injected pods are counted by their sidecars,
+// scraped by a real Prometheus, and read back by `nginx-meshctl top` through the Traffic Metrics
+// API behind the real API server. After N requests top reports N (within what one scrape interval
+// of a 30 s window allows), and the success rate is the share the app does not fail on purpose.
+import { execa } from 'execa';
+import type { KubeRest } from '../cluster/harness/kube-rest';
+import type { PodSummary } from '../cluster/support/kube';
+import {
+  createNamespace,
+  deleteNamespace,
+  isReady,
+  listPods,
+  testKubeconfig,
+  testRest,
+  waitFor,
+  waitForNoMesh,
+} from '../cluster/support/kube';
+import {
+  echoDeployment,
+  httpService,
+  kubectl,
+  meshctl as meshctlIn,
+  netnsOf,
+  removeMesh,
+  requestBatchFrom,
+  shellDeployment,
+  sidecarReport,
+} from '../cluster/support/mesh-apps';
+import { freePort, startPrometheus } from '../support/prometheus';
+import type { TestPrometheus } from '../support/prometheus';
+import type { TrafficMetricsList } from '../../src/manifests/traffic-metrics/types';
+import { SIDECAR_METRICS_PORT } from '../../src/manifests/constants';
+
+const meshNamespace = 'mesh-e2e-metrics';
+const apps = 'e2e-metrics';
+const FAIL_PERCENT = 10;
+/** Requests in the measured batch. */
+const N = 600;
+/** Prometheus scrapes every second; top's window is 30 s. */
+const SCRAPE_INTERVAL_S = 1;
+const WINDOW_S = 30;
+let rest: KubeRest;
+let prometheus: TestPrometheus | undefined;
+let clientNetns: string;
+let webUrl: string;
+
+async function readyPod(app: string): Promise<PodSummary> {
+  const pods = (await listPods(rest, apps, `app=${app}`)).filter(isReady);
+  const [pod] = pods;
+  if (pod === undefined || pods.length !== 1)
+    throw new Error(`expected one Ready pod app=${app}, found ${pods.length}`);
+  return pod;
+}
+
+/** The TrafficMetrics of deployments in the apps namespace, as `top -o json` prints them. */
+async function topDeployments(): Promise<TrafficMetricsList> {
+  const result = await execa(
+    'dist/nginx-meshctl',
+    ['--kubeconfig', testKubeconfig(), 'top', 'deployments', '-n', apps, '-o', 'json'],
+    { reject: false, timeout: 60_000 },
+  );
+  if (result.exitCode !== 0) throw new Error(`top failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as TrafficMetricsList;
+}
+
+function countsOf(
+  list: TrafficMetricsList,
+  name: string,
+  direction: 'from' | 'to',
+): { success: number; failure: number } | undefined {
+  const item = list.items.find(
+    (entry) => entry.resource.name === name && entry.edge.direction === direction,
+  );
+  if (item === undefined) return undefined;
+  const value = (metric: string) =>
+    Number(item.metrics.find((entry) => entry.name === metric)?.value ?? NaN);
+  return { success: value('success_count'), failure: value('failure_count') };
+}
+
+/** Prometheus's current value of the web pod's inbound request counter, summed over codes. */
+async function scrapedInbound(): Promise<number | undefined> {
+  if (prometheus === undefined) return undefined;
+  const query = encodeURIComponent(
+    `sum(nginx_mesh_requests_total{direction="inbound",namespace="${apps}",deployment="web"})`,
+  );
+  const response = await fetch(`${prometheus.url}/api/v1/query?query=${query}`);
+  const body = (await response.json()) as { data: { result: { value: [number, string] }[] } };
+  const [first] = body.data.result;
+  return first === undefined ? undefined : Number(first.value[1]);
+}
+
+beforeAll(async () => {
+  rest = await testRest();
+  await waitForNoMesh(rest);
+  const host = new URL(rest.server).hostname;
+  const port = await freePort(host);
+  const deployed = await meshctlIn(meshNamespace, [
+    'deploy',
+    '--registry-server',
+    'registry.test/nsm',
+    '--prometheus-address',
+    `http://${host}:${port}`,
+  ]);
+  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+  await createNamespace(rest, apps);
+  const labelled = await kubectl([
+    'label',
+    'namespace',
+    apps,
+    'injector.nsm.nginx.com/auto-inject=enabled',
+  ]);
+  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  const applied = await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        echoDeployment(apps, 'web', {
+          labels: { app: 'web' },
+          env: { FAIL_PERCENT: String(FAIL_PERCENT) },
+        }),
+        shellDeployment(apps, 'client'),
+        httpService(apps, 'web', { app: 'web' }),
+      ],
+    }),
+  );
+  if (applied.exitCode !== 0) throw new Error(applied.stderr);
+  const [web, client] = await waitFor(
+    'web and client Ready',
+    async () => [await readyPod('web'), await readyPod('client')] as const,
+    120_000,
+    500,
+  );
+  await waitFor(
+    'every sidecar on the generation in force',
+    async () => {
+      const report = await sidecarReport(rest, meshNamespace);
+      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
+    },
+    60_000,
+    250,
+  );
+  clientNetns = await netnsOf(client.status?.podIP ?? '');
+  const service = await rest.request<{ spec: { clusterIP: string } }>(
+    'GET',
+    `/api/v1/namespaces/${apps}/services/web`,
+  );
+  webUrl = `http://${service.spec.clusterIP}/`;
+  prometheus = await startPrometheus(
+    [web, client].map((pod) => ({
+      address: `${pod.status?.podIP ?? ''}:${SIDECAR_METRICS_PORT}`,
+      metricsPath: '/metrics',
+      labels: {
+        namespace: apps,
+        pod: pod.metadata.name,
+        deployment: pod.metadata.labels?.app ?? '',
+      },
+    })),
+    { host, port, intervalS: SCRAPE_INTERVAL_S },
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await prometheus?.stop();
+  await deleteNamespace(rest, apps);
+  await removeMesh(meshNamespace);
+  rest.close();
+}, 200_000);
+
+it('reports N requests after N requests, with the injected failure share', async () => {
+  // The series exist (and are scraped) before the measured batch, so that the whole window sees
+  // them: increase() counts from a series' first sample, not from zero. Twenty requests include
+  // failures too, so both status classes have their series.
+  const warm = await requestBatchFrom(clientNetns, webUrl, 20, 1);
+  expect(Object.keys(warm.statuses).sort()).toEqual(['200', '500']);
+  const before = await waitFor(
+    'the first requests scraped',
+    async () => {
+      const value = await scrapedInbound();
+      return value !== undefined && value >= 20 ? value : undefined;
+    },
+    30_000,
+    500,
+  );
+  await new Promise((resolve) => setTimeout(resolve, (WINDOW_S + 2) * 1000));
+
+  const outcome = await requestBatchFrom(clientNetns, webUrl, N, 20);
+  const sent = (outcome.statuses['200'] ?? 0) + (outcome.statuses['500'] ?? 0);
+  expect(sent).toBe(N);
+  await waitFor(
+    'the batch scraped',
+    async () => (((await scrapedInbound()) ?? 0) >= before + N ? true : undefined),
+    30_000,
+    500,
+  );
+  const list = await topDeployments();
+  const inbound = countsOf(list, 'web', 'from');
+  const outbound = countsOf(list, 'client', 'to');
+  process.stderr.write(
+    `sent ${N} (${JSON.stringify(outcome.statuses)}); top: web inbound ${JSON.stringify(inbound)}, client outbound ${JSON.stringify(outbound)}\n`,
+  );
+  // increase() scales what the samples show to the whole window: at most one scrape interval's
+  // share of the window over, and the samples never miss a request once scraped.
+  const tolerance = N * ((2 * SCRAPE_INTERVAL_S) / WINDOW_S);
+  for (const counts of [inbound, outbound]) {
+    expect(counts).toBeDefined();
+    const total = (counts?.success ?? 0) + (counts?.failure ?? 0);
+    expect(total).toBeGreaterThanOrEqual(N);
+    expect(total).toBeLessThanOrEqual(N + tolerance);
+    // The app fails every tenth request it sees (its probes count too): 10% within a point.
+    const failed = outcome.statuses['500'] ?? 0;
+    expect(Math.abs((counts?.failure ?? 0) / total - failed / N)).toBeLessThan(0.01);
+    expect(failed / N).toBeGreaterThan(FAIL_PERCENT / 100 - 0.02);
+    expect(failed / N).toBeLessThan(FAIL_PERCENT / 100 + 0.02);
+  }
+}, 150_000);
