@@ -105,7 +105,10 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   let nginx: ChildProcess;
   let appPort: number;
 
-  async function request(headers: Record<string, string>): Promise<string> {
+  async function request(
+    headers: Record<string, string>,
+    head = 'GET /items/7 HTTP/1.1\r\nHost: web\r\n',
+  ): Promise<string> {
     // The inbound redirect hands connections over with a PROXY header and the port in the
     // loopback address; send what it would send.
     const loopback = `127.1.${appPort >> 8}.${appPort & 255}`;
@@ -115,7 +118,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
           .map(([k, v]) => `${k}: ${v}\r\n`)
           .join('');
         socket.write(
-          `PROXY TCP4 10.1.0.7 10.1.0.5 40000 ${appPort}\r\nGET /items/7 HTTP/1.1\r\nHost: web\r\n${extra}Connection: close\r\n\r\n`,
+          `PROXY TCP4 10.1.0.7 10.1.0.5 40000 ${appPort}\r\n${head}${extra}Connection: close\r\n\r\n`,
         );
       });
       let data = '';
@@ -183,6 +186,22 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 200/);
     expect(response).toContain('app saw GET /items/7 host=web');
+  }, 30_000);
+
+  it('gives an HTTP/1.0 request without Host one naming the app, which HTTP/1.1 apps require', async () => {
+    const { text } = renderSidecarConfig(
+      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'permissive' } },
+      shopContext({ containerPorts: [] }),
+    );
+    await startNginx(
+      text
+        .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
+        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
+    );
+    // Node's HTTP server answers 400 to an HTTP/1.1 request without Host, as nginx does.
+    const response = await request({}, 'GET /from-a-job HTTP/1.0\r\n');
+    expect(response).toMatch(/^HTTP\/1.1 200/);
+    expect(response).toContain(`app saw GET /from-a-job host=127.0.0.1:${appPort}`);
   }, 30_000);
 
   it('answers 403 under deny to a plaintext peer, which has no identity', async () => {

@@ -301,6 +301,9 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       '',
       http.map((port) => [port.loopback, String(port.port)]),
     ),
+    // As outbound: an HTTP/1.0 request without Host reached the app as HTTP/1.1 without one,
+    // which apps refuse with 400 (a plaintext client, or a pod whose proxy is still transparent).
+    map('$http_host', '$mesh_inbound_host', '$http_host', [['', '$proxy_host']]),
     ...(deny ? accessDirectives(model) : []),
     ...limits.flatMap((limit) => limit.zone),
     block(
@@ -320,7 +323,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
             ...limits.map((limit) => limit.location),
             ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
             d('proxy_pass', 'http://127.0.0.1:$mesh_inbound_port'),
-            d('proxy_set_header', 'Host', '$http_host'),
+            d('proxy_set_header', 'Host', '$mesh_inbound_host'),
             ...proxyHeaders,
           ],
         ),
