@@ -112,7 +112,7 @@ export const HEALTH_REDIRECTS_PATH_PREFIX = '/health-redirects';
  * it listens and runs the controller's configuration (or waited --config-wait for it in vain).
  */
 export const SIDECAR_READY_PATH = '/readyz';
-/** Path on SIDECAR_METRICS_PORT that answers 200 as soon as the proxy listens (startup probe). */
+/** Path on SIDECAR_METRICS_PORT that answers 200 as soon as the proxy listens, configured or not. */
 export const SIDECAR_PROXY_READY_PATH = '/readyz/proxy';
 
 /** Projected ServiceAccount token volume with which the sidecar proves its identity. */

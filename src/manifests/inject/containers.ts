@@ -10,7 +10,6 @@ import {
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_METRICS_PORT,
-  SIDECAR_PROXY_READY_PATH,
   SIDECAR_READY_PATH,
   SIDECAR_UID,
 } from '../constants';
@@ -84,8 +83,8 @@ export interface SidecarInput {
 export function buildSidecarContainer(input: SidecarInput): JsonObject {
   const { settings } = input;
   // A fresh object per probe: a YAML printer would turn a shared one into an anchor and alias.
-  const readyCheck = (path: string): JsonObject => ({
-    httpGet: { path, port: SIDECAR_METRICS_PORT },
+  const readyCheck = (): JsonObject => ({
+    httpGet: { path: SIDECAR_READY_PATH, port: SIDECAR_METRICS_PORT },
   });
   return {
     name: SIDECAR_CONTAINER_NAME,
@@ -99,13 +98,14 @@ export function buildSidecarContainer(input: SidecarInput): JsonObject {
       { name: IDENTITY_VOLUME_NAME, mountPath: IDENTITY_MOUNT_PATH, readOnly: true },
       { name: SIDECAR_CONFIG_VOLUME_NAME, mountPath: SIDECAR_CONFIG_MOUNT_PATH },
     ],
-    // Ready for traffic once configured: a transparent proxy would hand meshed clients' TLS to
-    // the app. The app itself starts as soon as the proxy listens.
-    readinessProbe: { ...readyCheck(SIDECAR_READY_PATH), periodSeconds: READINESS_PERIOD_SECONDS },
+    // Ready once configured (or after the agent's --config-wait): a transparent proxy would hand
+    // meshed clients' TLS to the app, and would send the app's first requests in plaintext, which
+    // strict peers refuse. A native sidecar's startup probe therefore holds the app back as long.
+    readinessProbe: { ...readyCheck(), periodSeconds: READINESS_PERIOD_SECONDS },
     ...(settings.nativeSidecar
       ? {
           startupProbe: {
-            ...readyCheck(SIDECAR_PROXY_READY_PATH),
+            ...readyCheck(),
             periodSeconds: STARTUP_PERIOD_SECONDS,
             failureThreshold: STARTUP_FAILURE_THRESHOLD,
           },

@@ -2,9 +2,9 @@
 // through the same applier later configurations will, then the supervisor runs nginx on it.
 // Meanwhile the agent fetches its SVID, connects to NATS with it and from then on renders every
 // snapshot the controller publishes into nginx's configuration, acknowledging each generation.
-// The proxy listens (transparent) before any of that, so the app starts at once; the pod is Ready
-// for traffic once the first configuration runs, or after --config-wait without one, so that a
-// lost controller delays a pod's traffic but never keeps it out for good. nginx's access log
+// The proxy listens (transparent) before any of that; /readyz, which holds a native sidecar's app
+// back and keeps the pod out of its Services, waits for the first configuration to run, or for
+// --config-wait without one, so that a lost controller delays a pod but never stops it for good. nginx's access log
 // comes back to the agent over loopback UDP and is served as Prometheus metrics on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
