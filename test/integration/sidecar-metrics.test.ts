@@ -5,8 +5,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer as createTcpServer } from 'node:net';
@@ -18,7 +19,14 @@ import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
-import { httpPort, service, shopContext, shopSnapshot } from '../support/sidecar-snapshots';
+import {
+  endpoint,
+  httpPort,
+  service,
+  shopContext,
+  shopSnapshot,
+  tcpPort,
+} from '../support/sidecar-snapshots';
 
 const root = join(__dirname, '..', '..');
 let dir: string;
@@ -137,14 +145,18 @@ function writeConfig(text: string): string {
   return config;
 }
 
+const tcpContext = () => shopContext({ containerPorts: [echoPort, closedPort] });
+
 /** The sidecar's configuration for this pod, whose TCP ports are the echo and the closed one. */
-function renderConfig(accessControlMode: 'allow' | 'deny' = 'allow'): string {
-  const base = snapshot();
-  const { text } = renderSidecarConfig(
-    { ...base, mesh: { ...base.mesh, accessControlMode } },
-    shopContext({ containerPorts: [echoPort, closedPort] }),
-  );
-  return text;
+function renderConfig(mesh: MeshSnapshot = snapshot()): string {
+  return renderSidecarConfig(mesh, tcpContext()).text;
+}
+
+/** Rewrites the configuration and reloads nginx with it. */
+async function reload(text: string): Promise<void> {
+  writeConfig(text);
+  nginx?.kill('SIGHUP');
+  await new Promise((resolve) => setTimeout(resolve, 500));
 }
 
 async function startNginx(text: string): Promise<void> {
@@ -402,9 +414,8 @@ it('counts a TCP connection to a port where nothing listens as an upstream failu
 }, 30_000);
 
 it('counts a TCP connection access control refuses as 4xx, with its peer', async () => {
-  writeConfig(renderConfig('deny'));
-  nginx?.kill('SIGHUP');
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  const base = snapshot();
+  await reload(renderConfig({ ...base, mesh: { ...base.mesh, accessControlMode: 'deny' } }));
   const before = tcpTotal();
   const refused = 3;
   for (let index = 0; index < refused; index += 1)
@@ -413,4 +424,91 @@ it('counts a TCP connection access control refuses as 4xx, with its peer', async
   expect(tcpTotal()).toBe(before + refused);
   expect(tcpLine('nginx_mesh_tcp_connections_total', gateway('4xx'))).toBe(refused);
   expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('4xx'))).toBe(0);
+}, 30_000);
+
+it('counts outbound TCP connections over mTLS under the destination pod and Service', async () => {
+  // shop/db-0 on 127.0.0.3 stands for a meshed pod's sidecar: TLS with the DNS name of its
+  // identity, requiring this pod's certificate; it echoes.
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'db-key.pem'), '-out', join(dir, 'db.crt')])
+      .concat(['-days', '1', '-subj', '/CN=db', '-addext', 'subjectAltName=DNS:db.shop.svc']),
+    { stdio: 'pipe' },
+  );
+  const ownCertificate = readFileSync(join(dir, 'bundle.crt'), 'utf8');
+  const db = createTlsServer(
+    {
+      key: readFileSync(join(dir, 'db-key.pem')),
+      cert: readFileSync(join(dir, 'db.crt')),
+      ca: ownCertificate,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (socket) => socket.pipe(socket),
+  );
+  await new Promise<void>((resolve) => db.listen(0, '127.0.0.3', resolve));
+  // nginx's workers (not root) load the certificate per connection.
+  chmodSync(dir, 0o755);
+  try {
+    writeFileSync(
+      join(dir, 'bundle.crt'),
+      ownCertificate + readFileSync(join(dir, 'db.crt'), 'utf8'),
+    );
+    const base = snapshot();
+    const mesh: MeshSnapshot = {
+      ...base,
+      mesh: { ...base.mesh, mtlsMode: 'permissive' },
+      services: {
+        ...base.services,
+        ...service(
+          'shop/db',
+          '10.96.0.12',
+          [tcpPort(5432, 'db')],
+          [
+            {
+              ...endpoint(
+                '127.0.0.3',
+                { db: (db.address() as AddressInfo).port },
+                'shop/db-0',
+                'shop/db',
+              ),
+              owner: 'statefulset/db',
+            },
+          ],
+        ),
+      },
+    };
+    metrics.applySnapshot(mesh);
+    await reload(renderConfig(mesh));
+    const loopback =
+      buildSidecarModel(mesh, tcpContext()).model.outboundTcp.find(
+        (tcp) => tcp.service === 'shop/db',
+      )?.loopback ?? '';
+    const before = tcpTotal();
+    const payloads = ['SELECT 1;', 'q'.repeat(5000), 'bye'];
+    for (const payload of payloads) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: loopback, port: 8906 }, () => socket.write(payload));
+        let data = '';
+        socket.on('data', (chunk: Buffer) => {
+          data += chunk.toString();
+          if (data.length >= payload.length) socket.end();
+        });
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+      });
+      expect(answer).toBe(payload);
+    }
+    await settleTcp(before + payloads.length);
+    expect(tcpTotal()).toBe(before + payloads.length);
+    const labels =
+      'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
+    const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
+    expect(tcpLine('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
+    expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
+    expect(tcpLine('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+  } finally {
+    await new Promise((resolve) => db.close(resolve));
+  }
 }, 30_000);
