@@ -5,8 +5,8 @@
 // mode, by whether they speak TLS, then hands them with a PROXY protocol header (carrying the
 // client's address) to the TLS terminators (8888 HTTP, 8904 TCP), the plaintext servers (8890,
 // 8907) or the deny sink (8905). The destination crosses each internal hop as a loopback
-// address (names.ts). The traffic servers (8904, 8907, 8906) log one JSON record per connection
-// to the agent, which counts them apart from HTTP requests. Mechanical: every decision is in the
+// address (names.ts). The TCP traffic servers (8904, 8907, 8906, and 8900 for plaintext mesh TCP)
+// log one JSON record per connection to the agent, which counts them apart from HTTP requests. Mechanical: every decision is in the
 // model. Pure.
 import {
   SIDECAR_ACCESS_LOG_PORT,
@@ -82,12 +82,19 @@ const TCP_METRICS_LOG_FORMATS = {
 const tcpMetricsLogFormatName = (direction: keyof typeof TCP_METRICS_LOG_FORMATS): string =>
   `mesh_tcp_metrics_${direction}`;
 
-/** The access log of a TCP traffic server: to the agent, never to a file. */
-function tcpMetricsAccessLog(direction: keyof typeof TCP_METRICS_LOG_FORMATS): Directive {
+/**
+ * The access log of a TCP traffic server: to the agent, never to a file; with a condition, only
+ * the connections for which that variable is neither empty nor "0".
+ */
+function tcpMetricsAccessLog(
+  direction: keyof typeof TCP_METRICS_LOG_FORMATS,
+  condition?: string,
+): Directive {
   return d(
     'access_log',
     `syslog:server=127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},nohostname,tag=${SIDECAR_ACCESS_LOG_TAG}`,
     tcpMetricsLogFormatName(direction),
+    ...(condition === undefined ? [] : [`if=${condition}`]),
   );
 }
 
@@ -184,18 +191,18 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   );
   const out: Directive[] = [
     ...model.tcpUpstreams.map(upstreamBlock),
-    // Always defined: the outbound log format names it.
-    map(
-      '$server_addr',
-      '$mesh_outbound_tcp_service',
-      '',
-      tls.map((tcp) => [tcp.loopback, tcp.service]),
-    ),
+    ...outboundServiceMaps(model),
     map('$mesh_original_dst', '$mesh_outbound', '$mesh_original_dst', entries),
     block(
       'server',
       [],
-      [...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6), d('proxy_pass', '$mesh_outbound')],
+      [
+        ...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6),
+        // Only plaintext mesh TCP is proxied here: HTTP is counted by the http servers, mTLS by
+        // the outbound TCP server, and what passes through belongs to no Service.
+        tcpMetricsAccessLog('outbound', '$mesh_outbound_plain_service'),
+        d('proxy_pass', '$mesh_outbound'),
+      ],
     ),
   ];
   if (tls.length === 0) return out;
@@ -225,6 +232,29 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         ...clientTls(context, '$mesh_outbound_tcp_name'),
       ],
     ),
+  ];
+}
+
+/**
+ * $mesh_outbound_tcp_service, the Service an outbound TCP connection addressed, for the access
+ * log: on the outbound TCP server (mTLS) by the loopback address the redirect server chose, on
+ * the redirect server itself (plaintext) by the original destination; empty for anything else.
+ */
+function outboundServiceMaps(model: SidecarModel): Directive[] {
+  const plain: [string, string][] = [];
+  for (const tcp of model.outboundTcp.filter((candidate) => !candidate.tls))
+    for (const destination of tcp.destinations) plain.push([destination, tcp.service]);
+  return [
+    map(
+      '$server_addr',
+      '$mesh_outbound_tls_service',
+      '',
+      model.outboundTcp.filter((tcp) => tcp.tls).map((tcp) => [tcp.loopback, tcp.service]),
+    ),
+    map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
+    map('$server_port', '$mesh_outbound_tcp_service', '$mesh_outbound_plain_service', [
+      [String(SIDECAR_OUTBOUND_TCP_PORT), '$mesh_outbound_tls_service'],
+    ]),
   ];
 }
 
