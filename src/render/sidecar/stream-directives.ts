@@ -5,9 +5,9 @@
 // mode, by whether they speak TLS, then hands them with a PROXY protocol header (carrying the
 // client's address) to the TLS terminators (8888 HTTP, 8904 TCP), the plaintext servers (8890,
 // 8907) or the deny sink (8905). The destination crosses each internal hop as a loopback
-// address (names.ts). The TCP traffic servers (8904, 8907, 8906, and 8900 for plaintext mesh TCP)
-// log one JSON record per connection to the agent, which counts them apart from HTTP requests. Mechanical: every decision is in the
-// model. Pure.
+// address (names.ts). The TCP traffic servers (8904, 8907, 8906, and 8900 for plaintext mesh
+// TCP) log one JSON record per connection to the agent, which counts them apart from HTTP
+// requests. Mechanical: every decision is in the model. Pure.
 import {
   SIDECAR_ACCESS_LOG_PORT,
   SIDECAR_ACCESS_LOG_TAG,
