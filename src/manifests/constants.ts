@@ -185,6 +185,14 @@ export const SIDECAR_DURATION_METRIC = 'nginx_mesh_request_duration_milliseconds
 export const SIDECAR_DURATION_BUCKETS_MS: readonly number[] = [
   1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000,
 ];
+/** Counter of TCP connections a sidecar proxied, counted when they close; labels as the requests'. */
+export const SIDECAR_TCP_CONNECTIONS_METRIC = 'nginx_mesh_tcp_connections_total';
+/** Histogram of how long TCP connections lasted, in milliseconds (SIDECAR_DURATION_BUCKETS_MS). */
+export const SIDECAR_TCP_DURATION_METRIC = 'nginx_mesh_tcp_connection_duration_milliseconds';
+/** Counter of the bytes the sidecar sent to the client of TCP connections. */
+export const SIDECAR_TCP_SENT_BYTES_METRIC = 'nginx_mesh_tcp_sent_bytes_total';
+/** Counter of the bytes the sidecar received from the client of TCP connections. */
+export const SIDECAR_TCP_RECEIVED_BYTES_METRIC = 'nginx_mesh_tcp_received_bytes_total';
 /** Label: "inbound" (the pod served the request) or "outbound" (the pod sent it). */
 export const METRIC_LABEL_DIRECTION = 'direction';
 export const METRIC_DIRECTION_INBOUND = 'inbound';

@@ -1,14 +1,17 @@
-// The sidecar's request metrics end to end on loopback: a real nginx runs the rendered sidecar
-// configuration with our module, sends its access log to the agent's receiver, and the
-// exposition counts exactly the requests sent, by direction, status class and peer.
+// The sidecar's request and TCP connection metrics end to end on loopback: a real nginx runs the
+// rendered sidecar configuration with our module, sends its access log to the agent's receiver,
+// and the exposition counts exactly the requests and connections sent, by direction, status
+// class and peer, and the connections' bytes.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
+import type { Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
@@ -16,13 +19,24 @@ import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
-import { httpPort, service, shopContext, shopSnapshot } from '../support/sidecar-snapshots';
+import {
+  endpoint,
+  httpPort,
+  service,
+  shopContext,
+  shopSnapshot,
+  tcpPort,
+} from '../support/sidecar-snapshots';
 
 const root = join(__dirname, '..', '..');
 let dir: string;
 let meshModule: string;
 const apps: Server[] = [];
 let appPort: number;
+/** A TCP app that echoes what it reads, and a port where nothing listens. */
+let echo: TcpServer;
+let echoPort: number;
+let closedPort: number;
 let nginx: ChildProcess | undefined;
 let metrics: SidecarMetrics;
 
@@ -118,7 +132,8 @@ async function listenApp(host: string, port: number): Promise<number> {
   return (app.address() as AddressInfo).port;
 }
 
-async function startNginx(text: string): Promise<void> {
+/** This pod's configuration, its paths and the agent's port made the test's; returns its path. */
+function writeConfig(text: string): string {
   const config = join(dir, 'nginx.conf');
   writeFileSync(
     config,
@@ -127,6 +142,25 @@ async function startNginx(text: string): Promise<void> {
       .replaceAll('/etc/nginx-mesh', dir)
       .replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `127.0.0.1:${metrics.port},`),
   );
+  return config;
+}
+
+const tcpContext = () => shopContext({ containerPorts: [echoPort, closedPort] });
+
+/** The sidecar's configuration for this pod, whose TCP ports are the echo and the closed one. */
+function renderConfig(mesh: MeshSnapshot = snapshot()): string {
+  return renderSidecarConfig(mesh, tcpContext()).text;
+}
+
+/** Rewrites the configuration and reloads nginx with it. */
+async function reload(text: string): Promise<void> {
+  writeConfig(text);
+  nginx?.kill('SIGHUP');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+
+async function startNginx(text: string): Promise<void> {
+  const config = writeConfig(text);
   const child = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -178,9 +212,15 @@ beforeAll(async () => {
   appPort = await listenApp('127.0.0.1', 0);
   await listenApp('127.0.0.2', appPort);
   metrics = await startSidecarMetrics({ host: '127.0.0.1', port: 0, tag: SIDECAR_ACCESS_LOG_TAG });
+  echo = createTcpServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+  echoPort = (echo.address() as AddressInfo).port;
+  const closed = createTcpServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  closedPort = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
   metrics.applySnapshot(snapshot());
-  const { text } = renderSidecarConfig(snapshot(), shopContext({ containerPorts: [] }));
-  await startNginx(text);
+  await startNginx(renderConfig());
 }, 120_000);
 
 afterAll(async () => {
@@ -191,6 +231,7 @@ afterAll(async () => {
   }
   await metrics.close();
   for (const app of apps) await new Promise((resolve) => app.close(resolve));
+  await new Promise((resolve) => echo.close(resolve));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -288,4 +329,186 @@ it('reads a burst of records in batches without losing one, and counts unreadabl
     await new Promise((resolve) => setTimeout(resolve, 20));
   expect(count(labels)).toBe(before + 2_000);
   expect(dropped()).toBe(droppedBefore + 1);
+}, 30_000);
+
+/**
+ * A TCP connection as the inbound redirect would hand it to the plaintext TCP server: a PROXY
+ * header naming the peer, then the payload; ends its half once the echo is complete (or at
+ * once when nothing comes back) and resolves with what it read when the sidecar closes.
+ */
+async function tcpInbound(peer: string, port: number, payload: string): Promise<string> {
+  const loopback = `127.1.${port >> 8}.${port & 255}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: loopback, port: 8907 }, () => {
+      socket.write(`PROXY TCP4 ${peer} 10.1.0.5 40000 ${port}\r\n${payload}`);
+    });
+    let data = '';
+    socket.on('data', (chunk: Buffer) => {
+      data += chunk.toString();
+      if (data.length >= payload.length) socket.end();
+    });
+    socket.on('end', () => socket.end());
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
+
+const tcpLine = (name: string, labels: string): number =>
+  Number(line(name, labels).exec(metrics.exposition())?.[1] ?? -1);
+
+function tcpTotal(): number {
+  return [
+    ...metrics.exposition().matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
+  ].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+/** Waits until the TCP series hold `expected` connections, then a little more for strays. */
+async function settleTcp(expected: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (tcpTotal() < expected && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+const gateway = (code: string): string =>
+  `direction="inbound",code="${code}",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"`;
+
+it('counts each TCP connection once, with its bytes each way, apart from HTTP requests', async () => {
+  const requestsBefore = metrics.exposition().match(/^nginx_mesh_requests_total\{.*$/gm) ?? [];
+  const before = tcpTotal();
+  const payloads = ['a', 'hello mesh\n', 'x'.repeat(1000), 'tcp', 'z'.repeat(70_000)];
+  for (const payload of payloads)
+    expect(await tcpInbound('10.3.0.2', echoPort, payload)).toBe(payload);
+  await settleTcp(before + payloads.length);
+  expect(tcpTotal()).toBe(before + payloads.length);
+  const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
+  expect(tcpLine('nginx_mesh_tcp_connections_total', gateway('2xx'))).toBe(payloads.length);
+  expect(tcpLine('nginx_mesh_tcp_received_bytes_total', gateway('2xx'))).toBe(bytes);
+  expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('2xx'))).toBe(bytes);
+  expect(tcpLine('nginx_mesh_tcp_connection_duration_milliseconds_count', gateway('2xx'))).toBe(
+    payloads.length,
+  );
+  expect(metrics.exposition().match(/^nginx_mesh_requests_total\{.*$/gm) ?? []).toEqual(
+    requestsBefore,
+  );
+}, 30_000);
+
+it('counts a TCP connection to a port where nothing listens as an upstream failure', async () => {
+  const before = tcpTotal();
+  expect(await tcpInbound('10.9.9.9', closedPort, 'lost')).toBe('');
+  await settleTcp(before + 1);
+  expect(tcpTotal()).toBe(before + 1);
+  expect(
+    tcpLine(
+      'nginx_mesh_tcp_connections_total',
+      'direction="inbound",code="5xx",src_namespace="",src_pod=""',
+    ),
+  ).toBe(1);
+  // What nginx read before the upstream refused may count as received; nothing was sent.
+  expect(
+    tcpLine(
+      'nginx_mesh_tcp_sent_bytes_total',
+      'direction="inbound",code="5xx",src_namespace="",src_pod=""',
+    ),
+  ).toBe(0);
+}, 30_000);
+
+it('counts a TCP connection access control refuses as 4xx, with its peer', async () => {
+  const base = snapshot();
+  await reload(renderConfig({ ...base, mesh: { ...base.mesh, accessControlMode: 'deny' } }));
+  const before = tcpTotal();
+  const refused = 3;
+  for (let index = 0; index < refused; index += 1)
+    expect(await tcpInbound('10.3.0.2', echoPort, 'let me in')).toBe('');
+  await settleTcp(before + refused);
+  expect(tcpTotal()).toBe(before + refused);
+  expect(tcpLine('nginx_mesh_tcp_connections_total', gateway('4xx'))).toBe(refused);
+  expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('4xx'))).toBe(0);
+}, 30_000);
+
+it('counts outbound TCP connections over mTLS under the destination pod and Service', async () => {
+  // shop/db-0 on 127.0.0.3 stands for a meshed pod's sidecar: TLS with the DNS name of its
+  // identity, requiring this pod's certificate; it echoes.
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'db-key.pem'), '-out', join(dir, 'db.crt')])
+      .concat(['-days', '1', '-subj', '/CN=db', '-addext', 'subjectAltName=DNS:db.shop.svc']),
+    { stdio: 'pipe' },
+  );
+  const ownCertificate = readFileSync(join(dir, 'bundle.crt'), 'utf8');
+  const db = createTlsServer(
+    {
+      key: readFileSync(join(dir, 'db-key.pem')),
+      cert: readFileSync(join(dir, 'db.crt')),
+      ca: ownCertificate,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (socket) => socket.pipe(socket),
+  );
+  await new Promise<void>((resolve) => db.listen(0, '127.0.0.3', resolve));
+  // nginx's workers (not root) load the certificate per connection.
+  chmodSync(dir, 0o755);
+  try {
+    writeFileSync(
+      join(dir, 'bundle.crt'),
+      ownCertificate + readFileSync(join(dir, 'db.crt'), 'utf8'),
+    );
+    const base = snapshot();
+    const mesh: MeshSnapshot = {
+      ...base,
+      mesh: { ...base.mesh, mtlsMode: 'permissive' },
+      services: {
+        ...base.services,
+        ...service(
+          'shop/db',
+          '10.96.0.12',
+          [tcpPort(5432, 'db')],
+          [
+            {
+              ...endpoint(
+                '127.0.0.3',
+                { db: (db.address() as AddressInfo).port },
+                'shop/db-0',
+                'shop/db',
+              ),
+              owner: 'statefulset/db',
+            },
+          ],
+        ),
+      },
+    };
+    metrics.applySnapshot(mesh);
+    await reload(renderConfig(mesh));
+    const loopback =
+      buildSidecarModel(mesh, tcpContext()).model.outboundTcp.find(
+        (tcp) => tcp.service === 'shop/db',
+      )?.loopback ?? '';
+    const before = tcpTotal();
+    const payloads = ['SELECT 1;', 'q'.repeat(5000), 'bye'];
+    for (const payload of payloads) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: loopback, port: 8906 }, () => socket.write(payload));
+        let data = '';
+        socket.on('data', (chunk: Buffer) => {
+          data += chunk.toString();
+          if (data.length >= payload.length) socket.end();
+        });
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+      });
+      expect(answer).toBe(payload);
+    }
+    await settleTcp(before + payloads.length);
+    expect(tcpTotal()).toBe(before + payloads.length);
+    const labels =
+      'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
+    const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
+    expect(tcpLine('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
+    expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
+    expect(tcpLine('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+  } finally {
+    await new Promise((resolve) => db.close(resolve));
+  }
 }, 30_000);

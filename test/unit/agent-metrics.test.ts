@@ -5,9 +5,12 @@ import { lastUpstreamHost, parseAccessLogLine } from '../../src/runtime/agent/me
 import { buildPeerIndex, labelsOf, overflowLabels } from '../../src/runtime/agent/metrics/peers';
 import type { Labels } from '../../src/runtime/agent/metrics/peers';
 import {
+  HTTP_FAMILY,
   MAX_SERIES,
   RequestRegistry,
+  TCP_FAMILY,
   createRequestRegistry,
+  createTcpRegistry,
   escapeLabelValue,
 } from '../../src/runtime/agent/metrics/registry';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
@@ -86,7 +89,71 @@ describe('parseAccessLogLine', () => {
     });
   });
 
+  it('reads an inbound TCP record with its bytes each way', () => {
+    expect(
+      parseAccessLogLine(
+        line(
+          '{"proto":"tcp","dir":"in","status":403,"time":0.004,"sent":0,"received":17,"peer":"10.3.0.2","peer_id":""}',
+        ),
+        TAG,
+      ),
+    ).toEqual({
+      direction: 'inbound',
+      tcp: { sent: 0, received: 17 },
+      status: 403,
+      durationMs: 4,
+      peer: '10.3.0.2',
+      peerId: '',
+    });
+  });
+
+  it('reads an outbound TCP record', () => {
+    expect(
+      parseAccessLogLine(
+        line(
+          '{"proto":"tcp","dir":"out","status":200,"time":12.500,"sent":4096,"received":12,"upstream":"10.1.0.7:6379","service":"shop/db"}',
+        ),
+        TAG,
+      ),
+    ).toEqual({
+      direction: 'outbound',
+      tcp: { sent: 4096, received: 12 },
+      status: 200,
+      durationMs: 12500,
+      upstream: '10.1.0.7:6379',
+      service: 'shop/db',
+    });
+  });
+
   it.each([
+    [
+      'an unknown protocol',
+      line(
+        '{"proto":"udp","dir":"in","status":200,"time":0,"sent":0,"received":0,"peer":"","peer_id":""}',
+      ),
+    ],
+    [
+      'TCP without bytes sent',
+      line('{"proto":"tcp","dir":"in","status":200,"time":0,"received":0,"peer":"","peer_id":""}'),
+    ],
+    [
+      'TCP with bytes as text',
+      line(
+        '{"proto":"tcp","dir":"out","status":200,"time":0,"sent":"1","received":0,"upstream":"","service":""}',
+      ),
+    ],
+    [
+      'TCP with negative bytes',
+      line(
+        '{"proto":"tcp","dir":"out","status":200,"time":0,"sent":1,"received":-1,"upstream":"","service":""}',
+      ),
+    ],
+    [
+      'TCP with fractional bytes',
+      line(
+        '{"proto":"tcp","dir":"in","status":200,"time":0,"sent":1.5,"received":0,"peer":"","peer_id":""}',
+      ),
+    ],
     ['no syslog priority', '{"dir":"in","status":200,"time":0,"peer":"","peer_id":""}'],
     [
       'another tag',
@@ -221,12 +288,44 @@ describe('RequestRegistry', () => {
     expectGolden('agent-metrics/exposition.txt', registry.render());
   });
 
+  it('prints TCP connections under their own names, with byte counters and no drop counter', () => {
+    const registry = createTcpRegistry(overflowLabels);
+    registry.observe(inbound('web-1'), 40, { sent: 100, received: 7 });
+    registry.observe(inbound('web-1'), 2500, { sent: 1, received: 0 });
+    registry.observe(inbound('web-2', '4xx'), 0, { sent: 0, received: 12 });
+    expectGolden('agent-metrics/tcp-exposition.txt', registry.render());
+  });
+
+  it('folds TCP connections into the overflow series past the bound, bytes included', () => {
+    const registry = new RequestRegistry({
+      family: TCP_FAMILY,
+      maxSeries: 1,
+      bucketsMs: [10],
+      overflow: overflowLabels,
+    });
+    registry.observe(inbound('web-1'), 1, { sent: 5, received: 6 });
+    registry.observe(inbound('web-2'), 1, { sent: 10, received: 20 });
+    registry.observe(inbound('web-3'), 1, { sent: 1, received: 2 });
+    const text = registry.render();
+    expect(text).toContain(
+      'nginx_mesh_tcp_connections_total{direction="inbound",code="2xx",src_namespace="_other",src_pod="_other"} 2\n',
+    );
+    expect(text).toContain(
+      'nginx_mesh_tcp_sent_bytes_total{direction="inbound",code="2xx",src_namespace="_other",src_pod="_other"} 11\n',
+    );
+    expect(text).toContain(
+      'nginx_mesh_tcp_received_bytes_total{direction="inbound",code="2xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 6\n',
+    );
+    expect(text).not.toContain('nginx_mesh_requests_total');
+  });
+
   it('escapes backslash, double quote and line feed in label values', () => {
     expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
   });
 
   it('folds new label sets into one overflow series per direction and class past the bound', () => {
     const registry = new RequestRegistry({
+      family: HTTP_FAMILY,
       maxSeries: 3,
       bucketsMs: [10],
       overflow: overflowLabels,

@@ -67,6 +67,8 @@ export interface OutboundHttp extends OutboundDestination {
 
 export interface OutboundTcp extends OutboundDestination {
   readonly upstream: string;
+  /** "<namespace>/<name>" of the Service addressed, as the access log names it. */
+  readonly service: string;
   /** Through the outbound TCP server with mTLS; plaintext straight from the redirect otherwise. */
   readonly tls: boolean;
 }
@@ -461,6 +463,7 @@ function buildOutbound(b: Builder): Outbound {
         loopback: loopbackAddress('tcp', outboundTcp.length + 1),
         destinations,
         upstream: name,
+        service: key,
         tls: upstream.tlsName !== undefined,
       });
     }

@@ -5,8 +5,12 @@
 // mode, by whether they speak TLS, then hands them with a PROXY protocol header (carrying the
 // client's address) to the TLS terminators (8888 HTTP, 8904 TCP), the plaintext servers (8890,
 // 8907) or the deny sink (8905). The destination crosses each internal hop as a loopback
-// address (names.ts). Mechanical: every decision is in the model. Pure.
+// address (names.ts). The TCP traffic servers (8904, 8907, 8906, and 8900 for plaintext mesh
+// TCP) log one JSON record per connection to the agent, which counts them apart from HTTP
+// requests. Mechanical: every decision is in the model. Pure.
 import {
+  SIDECAR_ACCESS_LOG_PORT,
+  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
@@ -55,6 +59,66 @@ export function listens(port: number, ipv6: boolean): Directive[] {
   return ipv6
     ? [d('listen', String(port)), d('listen', `[::]:${port}`, 'ipv6only=on')]
     : [d('listen', String(port))];
+}
+
+/**
+ * The records the agent counts as TCP connections (src/runtime/agent/metrics): one per
+ * connection when it closes, JSON, to the same loopback syslog receiver as the HTTP records and
+ * told apart from them by "proto". "sent" and "received" are the bytes to and from the client of
+ * the server (the peer inbound, the app outbound); $session_time has millisecond precision. The
+ * status is nginx's, except that a connection handed to the deny sink is 403.
+ */
+const TCP_METRICS_LOG_FORMATS = {
+  inbound:
+    '{"proto":"tcp","dir":"in","status":$mesh_tcp_status,"time":$session_time,' +
+    '"sent":$bytes_sent,"received":$bytes_received,' +
+    '"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
+  outbound:
+    '{"proto":"tcp","dir":"out","status":$mesh_tcp_status,"time":$session_time,' +
+    '"sent":$bytes_sent,"received":$bytes_received,' +
+    '"upstream":"$upstream_addr","service":"$mesh_outbound_tcp_service"}',
+} as const;
+
+const tcpMetricsLogFormatName = (direction: keyof typeof TCP_METRICS_LOG_FORMATS): string =>
+  `mesh_tcp_metrics_${direction}`;
+
+/**
+ * The access log of a TCP traffic server: to the agent, never to a file; with a condition, only
+ * the connections for which that variable is neither empty nor "0".
+ */
+function tcpMetricsAccessLog(
+  direction: keyof typeof TCP_METRICS_LOG_FORMATS,
+  condition?: string,
+): Directive {
+  return d(
+    'access_log',
+    `syslog:server=127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},nohostname,tag=${SIDECAR_ACCESS_LOG_TAG}`,
+    tcpMetricsLogFormatName(direction),
+    ...(condition === undefined ? [] : [`if=${condition}`]),
+  );
+}
+
+/**
+ * The formats, and the status they report: nginx's $status, but 403 for a connection the server
+ * handed to the deny sink (access control refused it, or it named no known port), which nginx
+ * itself reports as a successful session.
+ */
+function tcpMetricsLogDirectives(): Directive[] {
+  return [
+    map('$upstream_addr', '$mesh_tcp_status', '$status', [[DENY_SINK, '403']]),
+    d(
+      'log_format',
+      tcpMetricsLogFormatName('inbound'),
+      'escape=json',
+      TCP_METRICS_LOG_FORMATS.inbound,
+    ),
+    d(
+      'log_format',
+      tcpMetricsLogFormatName('outbound'),
+      'escape=json',
+      TCP_METRICS_LOG_FORMATS.outbound,
+    ),
+  ];
 }
 
 /** Certificate directives of a TLS server; the SVID path is a variable so rotation needs no reload. */
@@ -127,11 +191,18 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   );
   const out: Directive[] = [
     ...model.tcpUpstreams.map(upstreamBlock),
+    ...outboundServiceMaps(model),
     map('$mesh_original_dst', '$mesh_outbound', '$mesh_original_dst', entries),
     block(
       'server',
       [],
-      [...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6), d('proxy_pass', '$mesh_outbound')],
+      [
+        ...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6),
+        // Only plaintext mesh TCP is proxied here: HTTP is counted by the http servers, mTLS by
+        // the outbound TCP server, and what passes through belongs to no Service.
+        tcpMetricsAccessLog('outbound', '$mesh_outbound_plain_service'),
+        d('proxy_pass', '$mesh_outbound'),
+      ],
     ),
   ];
   if (tls.length === 0) return out;
@@ -155,11 +226,35 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_TCP_PORT)),
         ...LOOPBACK_ONLY,
+        tcpMetricsAccessLog('outbound'),
         d('proxy_pass', '$mesh_outbound_tcp'),
         d('proxy_ssl', 'on'),
         ...clientTls(context, '$mesh_outbound_tcp_name'),
       ],
     ),
+  ];
+}
+
+/**
+ * $mesh_outbound_tcp_service, the Service an outbound TCP connection addressed, for the access
+ * log: on the outbound TCP server (mTLS) by the loopback address the redirect server chose, on
+ * the redirect server itself (plaintext) by the original destination; empty for anything else.
+ */
+function outboundServiceMaps(model: SidecarModel): Directive[] {
+  const plain: [string, string][] = [];
+  for (const tcp of model.outboundTcp.filter((candidate) => !candidate.tls))
+    for (const destination of tcp.destinations) plain.push([destination, tcp.service]);
+  return [
+    map(
+      '$server_addr',
+      '$mesh_outbound_tls_service',
+      '',
+      model.outboundTcp.filter((tcp) => tcp.tls).map((tcp) => [tcp.loopback, tcp.service]),
+    ),
+    map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
+    map('$server_port', '$mesh_outbound_tcp_service', '$mesh_outbound_plain_service', [
+      [String(SIDECAR_OUTBOUND_TCP_PORT), '$mesh_outbound_tls_service'],
+    ]),
   ];
 }
 
@@ -192,11 +287,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
   ]);
   const plainEntries = model.inboundPorts.map((port): [string, string] => [
     String(port.port),
-    port.kind === 'http'
-      ? `${port.loopback}:${SIDECAR_INBOUND_HTTP_PLAIN_PORT}`
-      : deny
-        ? DENY_SINK
-        : `${port.loopback}:${SIDECAR_INBOUND_TCP_PLAIN_PORT}`,
+    `${port.loopback}:${port.kind === 'http' ? SIDECAR_INBOUND_HTTP_PLAIN_PORT : SIDECAR_INBOUND_TCP_PLAIN_PORT}`,
   ]);
   const tcpPorts = model.inboundPorts.filter((port) => port.kind === 'tcp');
   const out: Directive[] = [];
@@ -244,13 +335,16 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
         [
           d('listen', String(SIDECAR_INBOUND_TCP_PORT), 'ssl', 'proxy_protocol'),
           ...LOOPBACK_ONLY,
+          tcpMetricsAccessLog('inbound'),
           ...serverTls(context),
           d('proxy_pass', deny ? '$mesh_inbound_tcp' : '$mesh_inbound_app'),
         ],
       ),
     );
   }
-  if (mode !== 'strict' && !deny) {
+  // Under deny a plaintext connection has no identity to admit: it still passes the plaintext
+  // server, on its way to the sink, so that its refusal is counted with its peer.
+  if (mode !== 'strict') {
     out.push(
       block(
         'server',
@@ -258,7 +352,8 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
         [
           d('listen', String(SIDECAR_INBOUND_TCP_PLAIN_PORT), 'proxy_protocol'),
           ...LOOPBACK_ONLY,
-          d('proxy_pass', '$mesh_inbound_app'),
+          tcpMetricsAccessLog('inbound'),
+          d('proxy_pass', deny ? DENY_SINK : '$mesh_inbound_app'),
         ],
       ),
     );
@@ -279,6 +374,7 @@ export function buildStreamDirectives(model: SidecarModel, context: SidecarConte
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '2048'),
     map('$server_port', '$mesh_svid', context.svidFile, []),
+    ...tcpMetricsLogDirectives(),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
   ];

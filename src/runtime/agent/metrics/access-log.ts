@@ -1,10 +1,22 @@
 // The access-log records nginx sends the agent (src/render/sidecar/http-directives.ts prints their
-// format): one syslog line per request, "<pri>Mmm dd hh:mm:ss <tag>: {json}" (RFC 3164 without
-// the host name). Pure: a line in, a record or undefined out; the caller counts what it drops.
+// format, and stream-directives.ts the TCP one): one syslog line per request or TCP connection,
+// "<pri>Mmm dd hh:mm:ss <tag>: {json}" (RFC 3164 without the host name); a TCP record carries
+// "proto":"tcp" and its bytes. Pure: a line in, a record or undefined out; the caller counts what
+// it drops.
 
-/** A request the pod served. */
+/** The bytes of one TCP connection, each way, as nginx counted them. */
+export interface ConnectionBytes {
+  /** To the client of the sidecar's server ($bytes_sent). */
+  readonly sent: number;
+  /** From that client ($bytes_received). */
+  readonly received: number;
+}
+
+/** A request (or TCP connection) the pod served. */
 export interface InboundRecord {
   readonly direction: 'inbound';
+  /** Set for a TCP connection, absent for an HTTP request. */
+  readonly tcp?: ConnectionBytes;
   readonly status: number;
   readonly durationMs: number;
   /** The peer's address from the PROXY protocol header, or '' when nginx had none. */
@@ -13,9 +25,11 @@ export interface InboundRecord {
   readonly peerId: string;
 }
 
-/** A request the pod's app sent. */
+/** A request (or TCP connection) the pod's app sent. */
 export interface OutboundRecord {
   readonly direction: 'outbound';
+  /** Set for a TCP connection, absent for an HTTP request. */
+  readonly tcp?: ConnectionBytes;
   readonly status: number;
   readonly durationMs: number;
   /** The address of the endpoint that answered last, or '' when no endpoint was tried. */
@@ -60,22 +74,42 @@ function payloadOf(line: string, tag: string): Record<string, unknown> | undefin
   }
 }
 
+const byteCount = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+
+/**
+ * The protocol part of a record: {} for HTTP, { tcp } for a TCP connection with both byte counts;
+ * undefined for an unknown protocol or missing counts.
+ */
+function protocolOf(
+  fields: Record<string, unknown>,
+): { readonly tcp?: ConnectionBytes } | undefined {
+  if (fields.proto === undefined) return {};
+  if (fields.proto !== 'tcp') return undefined;
+  const sent = byteCount(fields.sent);
+  const received = byteCount(fields.received);
+  if (sent === undefined || received === undefined) return undefined;
+  return { tcp: { sent, received } };
+}
+
 function directionOf(
   fields: Record<string, unknown>,
   status: number,
   durationMs: number,
 ): AccessRecord | undefined {
+  const protocol = protocolOf(fields);
+  if (protocol === undefined) return undefined;
   if (fields.dir === 'in') {
     const peer = text(fields.peer);
     const peerId = text(fields.peer_id);
     if (peer === undefined || peerId === undefined) return undefined;
-    return { direction: 'inbound', status, durationMs, peer, peerId };
+    return { direction: 'inbound', ...protocol, status, durationMs, peer, peerId };
   }
   if (fields.dir === 'out') {
     const upstream = text(fields.upstream);
     const service = text(fields.service);
     if (upstream === undefined || service === undefined) return undefined;
-    return { direction: 'outbound', status, durationMs, upstream, service };
+    return { direction: 'outbound', ...protocol, status, durationMs, upstream, service };
   }
   return undefined;
 }

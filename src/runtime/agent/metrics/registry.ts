@@ -1,11 +1,17 @@
-// The sidecar's request metrics as the agent keeps them between scrapes: one series per label
-// set, each a request counter and a duration histogram, bounded in number, printed in the
-// Prometheus text exposition format (version 0.0.4). Pure: observations in, text out.
+// The sidecar's metrics as the agent keeps them between scrapes: one series per label set, each
+// a counter and a duration histogram (and, for TCP connections, byte counters), bounded in
+// number, printed in the Prometheus text exposition format (version 0.0.4). One registry per
+// family: HTTP requests and TCP connections never share a series. Pure: observations in, text out.
 import {
   SIDECAR_DURATION_BUCKETS_MS,
   SIDECAR_DURATION_METRIC,
   SIDECAR_REQUESTS_METRIC,
+  SIDECAR_TCP_CONNECTIONS_METRIC,
+  SIDECAR_TCP_DURATION_METRIC,
+  SIDECAR_TCP_RECEIVED_BYTES_METRIC,
+  SIDECAR_TCP_SENT_BYTES_METRIC,
 } from '../../../manifests/constants';
+import type { ConnectionBytes } from './access-log';
 import type { Labels } from './peers';
 
 /** Most series a registry keeps before new label sets go to their overflow series. */
@@ -14,8 +20,63 @@ export const MAX_SERIES = 2_000;
 /** Counter of access-log lines the agent could not read. */
 export const ACCESS_LOG_DROPPED_METRIC = 'nginx_mesh_access_log_dropped_total';
 
-/** How a registry bounds and buckets its series. */
+/** A metric's name and the help text printed before it. */
+export interface MetricName {
+  readonly name: string;
+  readonly help: string;
+}
+
+/** The names a registry prints its series under. */
+export interface MetricFamily {
+  /** Counter of observations. */
+  readonly total: MetricName;
+  /** Histogram of their durations, in milliseconds. */
+  readonly duration: MetricName;
+  /** Byte counters (TCP connections): to the client, and from it. */
+  readonly bytes?: { readonly sent: MetricName; readonly received: MetricName };
+  /** Whether it prints the counter of unreadable access-log lines (one family does). */
+  readonly reportsDropped: boolean;
+}
+
+/** HTTP requests (docs/metrics.md). */
+export const HTTP_FAMILY: MetricFamily = {
+  total: {
+    name: SIDECAR_REQUESTS_METRIC,
+    help: 'HTTP requests the sidecar proxied, counted when the response completes.',
+  },
+  duration: {
+    name: SIDECAR_DURATION_METRIC,
+    help: 'Time from the request to the last byte of the response, in milliseconds.',
+  },
+  reportsDropped: true,
+};
+
+/** TCP connections (docs/metrics.md). */
+export const TCP_FAMILY: MetricFamily = {
+  total: {
+    name: SIDECAR_TCP_CONNECTIONS_METRIC,
+    help: 'TCP connections the sidecar proxied, counted when they close.',
+  },
+  duration: {
+    name: SIDECAR_TCP_DURATION_METRIC,
+    help: 'How long TCP connections lasted, in milliseconds.',
+  },
+  bytes: {
+    sent: {
+      name: SIDECAR_TCP_SENT_BYTES_METRIC,
+      help: 'Bytes the sidecar sent to the client of TCP connections.',
+    },
+    received: {
+      name: SIDECAR_TCP_RECEIVED_BYTES_METRIC,
+      help: 'Bytes the sidecar received from the client of TCP connections.',
+    },
+  },
+  reportsDropped: false,
+};
+
+/** How a registry names, bounds and buckets its series. */
 export interface RegistryOptions {
+  readonly family: MetricFamily;
   /** Series kept before new label sets are folded into overflow series (MAX_SERIES). */
   readonly maxSeries: number;
   /** Upper bounds (ms) of the histogram buckets, ascending; +Inf is implied. */
@@ -29,6 +90,8 @@ interface Series {
   readonly text: string;
   count: number;
   sumMs: number;
+  sentBytes: number;
+  receivedBytes: number;
   /** Observations per bucket (not cumulative), the last one +Inf. */
   readonly buckets: number[];
 }
@@ -48,7 +111,7 @@ function number(value: number): string {
   return String(Math.round(value * 1000) / 1000);
 }
 
-/** Request counters and duration histograms by label set, bounded; survives nginx reloads. */
+/** Counters and duration histograms of one family by label set, bounded; survives nginx reloads. */
 export class RequestRegistry {
   private readonly series = new Map<string, Series>();
   private kept = 0;
@@ -56,8 +119,8 @@ export class RequestRegistry {
 
   constructor(private readonly options: RegistryOptions) {}
 
-  /** Counts one request of this label set and duration (ms). */
-  observe(labels: Labels, durationMs: number): void {
+  /** Counts one observation of this label set, duration (ms) and, for TCP, bytes. */
+  observe(labels: Labels, durationMs: number, bytes?: ConnectionBytes): void {
     let text = labelText(labels);
     let series = this.series.get(text);
     if (series === undefined) {
@@ -72,6 +135,8 @@ export class RequestRegistry {
           text,
           count: 0,
           sumMs: 0,
+          sentBytes: 0,
+          receivedBytes: 0,
           buckets: new Array<number>(this.options.bucketsMs.length + 1).fill(0),
         };
         this.series.set(text, series);
@@ -79,6 +144,8 @@ export class RequestRegistry {
     }
     series.count += 1;
     series.sumMs += durationMs;
+    series.sentBytes += bytes?.sent ?? 0;
+    series.receivedBytes += bytes?.received ?? 0;
     const bounds = this.options.bucketsMs;
     let index = 0;
     while (index < bounds.length && durationMs > (bounds[index] ?? Infinity)) index += 1;
@@ -100,35 +167,67 @@ export class RequestRegistry {
     const all = [...this.series.values()].sort((a, b) =>
       a.text < b.text ? -1 : a.text > b.text ? 1 : 0,
     );
-    const bounds = [...this.options.bucketsMs.map(number), '+Inf'];
+    const { family } = this.options;
     const lines: string[] = [
-      `# HELP ${SIDECAR_REQUESTS_METRIC} HTTP requests the sidecar proxied, counted when the response completes.`,
-      `# TYPE ${SIDECAR_REQUESTS_METRIC} counter`,
-      ...all.map((series) => `${SIDECAR_REQUESTS_METRIC}{${series.text}} ${series.count}`),
-      `# HELP ${SIDECAR_DURATION_METRIC} Time from the request to the last byte of the response, in milliseconds.`,
-      `# TYPE ${SIDECAR_DURATION_METRIC} histogram`,
+      ...counterLines(family.total, all, (series) => series.count),
+      ...this.histogramLines(family.duration, all),
     ];
+    if (family.bytes !== undefined)
+      lines.push(
+        ...counterLines(family.bytes.sent, all, (series) => series.sentBytes),
+        ...counterLines(family.bytes.received, all, (series) => series.receivedBytes),
+      );
+    if (family.reportsDropped)
+      lines.push(
+        `# HELP ${ACCESS_LOG_DROPPED_METRIC} Access-log lines the agent received but could not read.`,
+        `# TYPE ${ACCESS_LOG_DROPPED_METRIC} counter`,
+        `${ACCESS_LOG_DROPPED_METRIC} ${this.droppedLines}`,
+      );
+    return `${lines.join('\n')}\n`;
+  }
+
+  private histogramLines(metric: MetricName, all: readonly Series[]): string[] {
+    const bounds = [...this.options.bucketsMs.map(number), '+Inf'];
+    const lines = [`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} histogram`];
     for (const series of all) {
       let cumulative = 0;
       bounds.forEach((bound, index) => {
         cumulative += series.buckets[index] ?? 0;
-        lines.push(`${SIDECAR_DURATION_METRIC}_bucket{${series.text},le="${bound}"} ${cumulative}`);
+        lines.push(`${metric.name}_bucket{${series.text},le="${bound}"} ${cumulative}`);
       });
-      lines.push(`${SIDECAR_DURATION_METRIC}_sum{${series.text}} ${number(series.sumMs)}`);
-      lines.push(`${SIDECAR_DURATION_METRIC}_count{${series.text}} ${series.count}`);
+      lines.push(`${metric.name}_sum{${series.text}} ${number(series.sumMs)}`);
+      lines.push(`${metric.name}_count{${series.text}} ${series.count}`);
     }
-    lines.push(
-      `# HELP ${ACCESS_LOG_DROPPED_METRIC} Access-log lines the agent received but could not read.`,
-      `# TYPE ${ACCESS_LOG_DROPPED_METRIC} counter`,
-      `${ACCESS_LOG_DROPPED_METRIC} ${this.droppedLines}`,
-    );
-    return `${lines.join('\n')}\n`;
+    return lines;
   }
 }
 
-/** A registry with the documented buckets and bound (docs/metrics.md). */
+function counterLines(
+  metric: MetricName,
+  all: readonly Series[],
+  value: (series: Series) => number,
+): string[] {
+  return [
+    `# HELP ${metric.name} ${metric.help}`,
+    `# TYPE ${metric.name} counter`,
+    ...all.map((series) => `${metric.name}{${series.text}} ${value(series)}`),
+  ];
+}
+
+/** A registry of HTTP requests with the documented buckets and bound (docs/metrics.md). */
 export function createRequestRegistry(overflow: (labels: Labels) => Labels): RequestRegistry {
   return new RequestRegistry({
+    family: HTTP_FAMILY,
+    maxSeries: MAX_SERIES,
+    bucketsMs: SIDECAR_DURATION_BUCKETS_MS,
+    overflow,
+  });
+}
+
+/** A registry of TCP connections with the same buckets and bound as the HTTP one. */
+export function createTcpRegistry(overflow: (labels: Labels) => Labels): RequestRegistry {
+  return new RequestRegistry({
+    family: TCP_FAMILY,
     maxSeries: MAX_SERIES,
     bucketsMs: SIDECAR_DURATION_BUCKETS_MS,
     overflow,

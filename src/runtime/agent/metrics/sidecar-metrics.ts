@@ -1,6 +1,7 @@
 // The agent's metrics pipeline: a UDP socket on loopback receives nginx's access log as syslog,
-// each record is resolved to its peer with the latest snapshot applied and counted; the status
-// server prints the result on /metrics. Counts live here, in the agent, so nginx reloads keep them.
+// each record is resolved to its peer with the latest snapshot applied and counted, HTTP requests
+// and TCP connections in registries of their own; the status server prints both on /metrics.
+// Counts live here, in the agent, so nginx reloads keep them.
 // Datagrams are best effort: the socket's receive buffer is raised so bursts are not lost.
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
@@ -8,7 +9,7 @@ import type { MeshSnapshot } from '../../../manifests/snapshot/types';
 import { parseAccessLogLine } from './access-log';
 import type { PeerIndex } from './peers';
 import { buildPeerIndex, labelsOf, overflowLabels } from './peers';
-import { createRequestRegistry } from './registry';
+import { createRequestRegistry, createTcpRegistry } from './registry';
 import type { RequestRegistry } from './registry';
 
 /** Receive buffer asked for; the kernel caps it at net.core.rmem_max. */
@@ -64,7 +65,10 @@ export interface SidecarMetricsOptions {
 export interface SidecarMetrics {
   /** The bound UDP port. */
   readonly port: number;
+  /** HTTP requests, and the count of unreadable lines. */
   readonly registry: RequestRegistry;
+  /** TCP connections. */
+  readonly tcpRegistry: RequestRegistry;
   /** Resolves peers with this snapshot from now on. */
   applySnapshot(snapshot: MeshSnapshot): void;
   /** The Prometheus text exposition of every series. */
@@ -75,6 +79,7 @@ export interface SidecarMetrics {
 /** Binds the receiver; rejects when the port is taken. */
 export async function startSidecarMetrics(options: SidecarMetricsOptions): Promise<SidecarMetrics> {
   const registry = createRequestRegistry(overflowLabels);
+  const tcpRegistry = createTcpRegistry(overflowLabels);
   let peers: PeerIndex = new Map();
   const socket = createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
   let closed = false;
@@ -86,7 +91,8 @@ export async function startSidecarMetrics(options: SidecarMetricsOptions): Promi
       registry.drop();
       return;
     }
-    registry.observe(labelsOf(record, peers), record.durationMs);
+    if (record.tcp === undefined) registry.observe(labelsOf(record, peers), record.durationMs);
+    else tcpRegistry.observe(labelsOf(record, peers), record.durationMs, record.tcp);
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -100,10 +106,11 @@ export async function startSidecarMetrics(options: SidecarMetricsOptions): Promi
   return {
     port: socket.address().port,
     registry,
+    tcpRegistry,
     applySnapshot(snapshot) {
       peers = buildPeerIndex(snapshot);
     },
-    exposition: () => registry.render(),
+    exposition: () => registry.render() + tcpRegistry.render(),
     close: () =>
       new Promise<void>((resolve) => {
         closed = true;

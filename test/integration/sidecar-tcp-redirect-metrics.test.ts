@@ -1,0 +1,219 @@
+// Outbound TCP that the redirect server (8900) proxies in plaintext is counted, and traffic it
+// passes through is not: the rendered sidecar configuration (mTLS off) runs in a network
+// namespace whose outbound TCP is redirected to 8900 as nginx-mesh-init would, and the agent's
+// receiver, in this process, counts what nginx logs.
+//
+//   netns nmt-<id>: lo, and a veth pair: 198.18.252.2/24 inside, 198.18.252.1/24 here
+//   nat OUTPUT in the netns: TCP not to 127.0.0.0/8 → 8900, except nginx's workers (uid 65534)
+//   shop/db: ClusterIP 198.18.252.10:5432, one endpoint shop/db-0 = an echo server here; a second
+//   echo server here belongs to no Service
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
+import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
+import { renderSidecarConfig } from '../../src/render/sidecar';
+import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import { service, shopContext, shopSnapshot, tcpPort } from '../support/sidecar-snapshots';
+
+const root = join(__dirname, '..', '..');
+const id = randomBytes(3).toString('hex');
+const NETNS = `nmt-${id}`;
+const LINK = `nmt${id}a`;
+const LINK_PEER = `nmt${id}b`;
+const HOST = '198.18.252.1';
+const POD = '198.18.252.2';
+const CLUSTER_IP = '198.18.252.10';
+const NGINX_WORKER_UID = 65534;
+
+/** Connects from the pod, sends the payload, ends once it is echoed; prints what came back. */
+const CLIENT = `
+const net = require('node:net');
+const [host, port, payload] = JSON.parse(process.argv[1]);
+let data = '';
+const socket = net.connect({ host, port }, () => socket.write(payload));
+socket.on('data', (chunk) => { data += chunk; if (data.length >= payload.length) socket.end(); });
+socket.on('close', () => console.log(JSON.stringify(data)));
+socket.on('error', (error) => console.log(JSON.stringify('error ' + error.code)));
+setTimeout(() => { console.log(JSON.stringify('timeout ' + data)); process.exit(0); }, 5000).unref();`;
+
+let dir = '';
+let nginx: ChildProcess | undefined;
+let echo: Server;
+let echoPort: number;
+let outside: Server;
+let outsidePort: number;
+let metrics: SidecarMetrics;
+
+function ip(args: readonly string[]): void {
+  execFileSync('ip', args, { stdio: 'pipe' });
+}
+
+function inNetns(file: string, args: readonly string[]): string {
+  return execFileSync('ip', ['netns', 'exec', NETNS, file, ...args], { encoding: 'utf8' });
+}
+
+function removeNamespace(): void {
+  const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  if (!listed.split('\n').some((line) => line.split(' ')[0] === NETNS)) return;
+  const pids = execFileSync('ip', ['netns', 'pids', NETNS], { encoding: 'utf8' });
+  for (const pid of pids.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  ip(['netns', 'delete', NETNS]);
+}
+
+function snapshot(): MeshSnapshot {
+  const base = shopSnapshot();
+  return {
+    ...base,
+    mesh: { ...base.mesh, mtlsMode: 'off' },
+    services: service(
+      'shop/db',
+      CLUSTER_IP,
+      [tcpPort(5432, 'db')],
+      [{ address: HOST, ports: { db: echoPort }, pod: 'shop/db-0', owner: 'statefulset/db' }],
+    ),
+  };
+}
+
+async function fromPod(host: string, port: number, payload: string): Promise<string> {
+  const { stdout } = await execa('ip', [
+    ...['netns', 'exec', NETNS, process.execPath, '-e', CLIENT],
+    JSON.stringify([host, port, payload]),
+  ]);
+  return JSON.parse(stdout) as string;
+}
+
+function tcpTotal(): number {
+  return [
+    ...metrics.exposition().matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
+  ].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+function series(name: string, labels: string): number {
+  const line = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm');
+  return Number(line.exec(metrics.exposition())?.[1] ?? -1);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sidecar-tcp-redirect-'));
+  chmodSync(dir, 0o755);
+  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, temp));
+  const meshModule =
+    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1) ?? '';
+  // The outbound HTTP server names a client certificate even without mTLS: a throwaway one.
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
+      .concat(['-days', '1', '-subj', '/CN=test']),
+    { stdio: 'pipe' },
+  );
+  writeFileSync(
+    join(dir, 'svid.pem'),
+    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
+  );
+
+  removeNamespace();
+  ip(['netns', 'add', NETNS]);
+  ip(['link', 'add', LINK, 'type', 'veth', 'peer', 'name', LINK_PEER, 'netns', NETNS]);
+  ip(['address', 'add', `${HOST}/24`, 'dev', LINK]);
+  ip(['link', 'set', LINK, 'up']);
+  ip(['-n', NETNS, 'link', 'set', 'lo', 'up']);
+  ip(['-n', NETNS, 'address', 'add', `${POD}/24`, 'dev', LINK_PEER]);
+  ip(['-n', NETNS, 'link', 'set', LINK_PEER, 'up']);
+  inNetns('iptables', [
+    ...['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'owner'],
+    ...['--uid-owner', String(NGINX_WORKER_UID), '-j', 'RETURN'],
+  ]);
+  inNetns('iptables', [
+    ...['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '!', '-d', '127.0.0.0/8'],
+    ...['-j', 'REDIRECT', '--to-ports', '8900'],
+  ]);
+
+  echo = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => echo.listen(0, HOST, resolve));
+  echoPort = (echo.address() as AddressInfo).port;
+  outside = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => outside.listen(0, HOST, resolve));
+  outsidePort = (outside.address() as AddressInfo).port;
+  metrics = await startSidecarMetrics({ host: HOST, port: 0, tag: SIDECAR_ACCESS_LOG_TAG });
+  metrics.applySnapshot(snapshot());
+
+  const { text } = renderSidecarConfig(
+    snapshot(),
+    shopContext({ podIPs: [POD], containerPorts: [] }),
+  );
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    text
+      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
+      .replaceAll('/etc/nginx-mesh', dir)
+      .replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `${HOST}:${metrics.port},`),
+  );
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', NETNS, 'nginx', '-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  nginx = child;
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (inNetns('ss', ['-ltnH', 'sport = :8900']).trim() !== '') return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`nginx did not listen on 8900: ${stderr}`);
+}, 120_000);
+
+afterAll(async () => {
+  if (nginx !== undefined && nginx.exitCode === null) {
+    const exited = new Promise((resolve) => nginx?.once('exit', resolve));
+    nginx.kill('SIGTERM');
+    await exited;
+  }
+  removeNamespace();
+  await metrics.close();
+  await new Promise((resolve) => echo.close(resolve));
+  await new Promise((resolve) => outside.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('counts plaintext connections to a mesh Service under its endpoint, not passthrough', async () => {
+  // By ClusterIP and by endpoint address: both are the Service.
+  const payloads = ['ping', 'y'.repeat(3000), 'bye\n'];
+  expect(await fromPod(CLUSTER_IP, 5432, payloads[0] ?? '')).toBe(payloads[0]);
+  expect(await fromPod(CLUSTER_IP, 5432, payloads[1] ?? '')).toBe(payloads[1]);
+  expect(await fromPod(HOST, echoPort, payloads[2] ?? '')).toBe(payloads[2]);
+  // No Service's: passed through, not counted.
+  expect(await fromPod(HOST, outsidePort, 'outside')).toBe('outside');
+  const deadline = Date.now() + 5_000;
+  while (tcpTotal() < payloads.length && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(tcpTotal()).toBe(payloads.length);
+  const labels =
+    'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
+  const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
+  expect(series('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
+  expect(series('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
+  expect(series('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+  expect(metrics.exposition()).not.toMatch(/^nginx_mesh_requests_total\{/m);
+}, 30_000);
