@@ -13,6 +13,7 @@ import {
   SIDECAR_DURATION_METRIC,
   SIDECAR_REQUESTS_METRIC,
 } from '../../src/manifests/constants';
+import { ACCESS_LOG_DROPPED_METRIC } from '../../src/runtime/agent/metrics/registry';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 /** Prometheus is killed after this long whatever happens to the test process. */
@@ -41,8 +42,15 @@ function labelText(labels: Readonly<Record<string, string>>): string {
     .join(',');
 }
 
-/** The exposition of one simulated sidecar after `seconds` of steady traffic. */
-export function renderFixtureExposition(series: readonly FixtureSeries[], seconds: number): string {
+/**
+ * The exposition of one simulated sidecar after `seconds` of steady traffic; like the agent's, it
+ * always ends with the dropped access-log lines counter (growing at droppedPerSecond).
+ */
+export function renderFixtureExposition(
+  series: readonly FixtureSeries[],
+  seconds: number,
+  droppedPerSecond = 0,
+): string {
   const lines = [
     `# TYPE ${SIDECAR_REQUESTS_METRIC} counter`,
     ...series.map(
@@ -62,6 +70,10 @@ export function renderFixtureExposition(series: readonly FixtureSeries[], second
     lines.push(`${SIDECAR_DURATION_METRIC}_sum{${labelText(s.labels)}} ${count * 8}`);
     lines.push(`${SIDECAR_DURATION_METRIC}_count{${labelText(s.labels)}} ${count}`);
   }
+  lines.push(
+    `# TYPE ${ACCESS_LOG_DROPPED_METRIC} counter`,
+    `${ACCESS_LOG_DROPPED_METRIC} ${droppedPerSecond * seconds}`,
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -70,10 +82,14 @@ export interface FixtureServer {
   close(): Promise<void>;
 }
 
-/** Serves /pods/<name>/metrics for each simulated pod; counters grow with the time since start. */
+/**
+ * Serves /pods/<name>/metrics for each simulated pod; counters grow with the time since start.
+ * droppedPerSecond gives a pod's rate of access-log lines its agent could not read (default 0).
+ */
 export async function startFixtureServer(
   pods: Readonly<Record<string, readonly FixtureSeries[]>>,
   host = '127.0.0.1',
+  droppedPerSecond: Readonly<Record<string, number>> = {},
 ): Promise<FixtureServer> {
   const started = Date.now();
   const server = http.createServer((req, res) => {
@@ -83,7 +99,8 @@ export async function startFixtureServer(
       res.writeHead(404).end();
       return;
     }
-    const body = renderFixtureExposition(series, (Date.now() - started) / 1000);
+    const seconds = (Date.now() - started) / 1000;
+    const body = renderFixtureExposition(series, seconds, droppedPerSecond[pod ?? ''] ?? 0);
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(body);
   });
   server.keepAliveTimeout = 500;
