@@ -371,9 +371,12 @@ describe('signals', () => {
     const run = execa(binary, ['deploy', ...imageFlags, '-n', namespace], {
       env: { KUBECONFIG: testKubeconfig() },
       reject: false,
+      // Within the test's own bound, so that a cleanup that hangs shows where it stopped.
+      timeout: 160_000,
     });
     await signalAt(run, 'Starting NATS... done', 'SIGINT');
     const result = await run;
+    if (result.timedOut) throw new Error(`deploy did not end after SIGINT:\n${result.stderr}`);
     expect(result.stderr).toContain(
       'Received signal while deploying, waiting for a predictable state before aborting',
     );
