@@ -1,6 +1,6 @@
 // The mesh's metrics end to end: requests between two injected pods are counted by their sidecars,
 // scraped by a real Prometheus, and read back by `nginx-meshctl top` through the Traffic Metrics
-// API behind the real API server. After N requests top reports N (within what one scrape interval
+// API behind the real API server. After N requests `top deploy/<name>` reports N (within what one scrape interval
 // of a 30 s window allows), and the success rate is the share the app does not fail on purpose.
 import { execa } from 'execa';
 import type { KubeRest } from '../cluster/harness/kube-rest';
@@ -52,24 +52,25 @@ async function readyPod(app: string): Promise<PodSummary> {
   return pod;
 }
 
-/** The TrafficMetrics of deployments in the apps namespace, as `top -o json` prints them. */
-async function topDeployments(): Promise<TrafficMetricsList> {
+/** What `top deploy/<name> -o json` prints: the deployment's edges as TrafficMetrics. */
+async function topEdges(name: string): Promise<TrafficMetricsList> {
   const result = await execa(
     'dist/nginx-meshctl',
-    ['--kubeconfig', testKubeconfig(), 'top', 'deployments', '-n', apps, '-o', 'json'],
+    ['--kubeconfig', testKubeconfig(), 'top', `deploy/${name}`, '-n', apps, '-o', 'json'],
     { reject: false, timeout: 60_000 },
   );
-  if (result.exitCode !== 0) throw new Error(`top failed: ${result.stderr}`);
+  if (result.exitCode !== 0) throw new Error(`top deploy/${name} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as TrafficMetricsList;
 }
 
-function countsOf(
+/** Success and failure counts of the edge to or from the deployment named peer. */
+function edgeCounts(
   list: TrafficMetricsList,
-  name: string,
   direction: 'from' | 'to',
+  peer: string,
 ): { success: number; failure: number } | undefined {
   const item = list.items.find(
-    (entry) => entry.resource.name === name && entry.edge.direction === direction,
+    (entry) => entry.edge.direction === direction && entry.edge.resource.name === peer,
   );
   if (item === undefined) return undefined;
   const value = (metric: string) =>
@@ -194,9 +195,9 @@ it('reports N requests after N requests, with the injected failure share', async
     30_000,
     500,
   );
-  const list = await topDeployments();
-  const inbound = countsOf(list, 'web', 'from');
-  const outbound = countsOf(list, 'client', 'to');
+  // The server's edge from the client, and the client's edge to the server: both sidecars count.
+  const inbound = edgeCounts(await topEdges('web'), 'from', 'client');
+  const outbound = edgeCounts(await topEdges('client'), 'to', 'web');
   process.stderr.write(
     `sent ${N} (${JSON.stringify(outcome.statuses)}); top: web inbound ${JSON.stringify(inbound)}, client outbound ${JSON.stringify(outbound)}\n`,
   );
