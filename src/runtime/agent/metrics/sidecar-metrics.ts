@@ -34,7 +34,16 @@ interface ReadSwitch {
  * every datagram is read as it comes).
  */
 function readPacer(socket: Socket, closed: () => boolean): (() => void) | undefined {
-  const handle = (socket as unknown as { _handle?: Partial<ReadSwitch> })._handle;
+  // The handle sits in the socket's internal state (Socket.prototype._handle would reach it too,
+  // but that accessor is deprecated and prints a warning into every sidecar's log).
+  const state = Object.getOwnPropertySymbols(socket).find(
+    (symbol) => symbol.description === 'state symbol',
+  );
+  const handle =
+    state === undefined
+      ? undefined
+      : (socket as unknown as Record<symbol, { handle?: Partial<ReadSwitch> } | undefined>)[state]
+          ?.handle;
   if (typeof handle?.recvStop !== 'function' || typeof handle.recvStart !== 'function')
     return undefined;
   const reads = handle as ReadSwitch;
