@@ -86,6 +86,8 @@ async function child(mode: string, arg: string): Promise<void> {
       tag: 'nginx_mesh',
     });
     process.stdout.write('ready\n');
+    // The receiver's socket does not hold the process open; the run ends it by pid.
+    setInterval(() => undefined, 60_000);
     return;
   }
   throw new Error(`unknown child mode "${mode}": expected --load or --receiver`);
