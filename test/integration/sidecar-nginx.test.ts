@@ -178,7 +178,9 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     await startNginx(
       text
         .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
-        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
+        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`)
+        .replace('mesh_inbound_8080', `mesh_inbound_${appPort}`)
+        .replace('127.0.0.1:8080 max_fails', `127.0.0.1:${appPort} max_fails`),
     );
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 200/);
@@ -197,7 +199,9 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     await startNginx(
       text
         .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
-        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
+        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`)
+        .replace('mesh_inbound_8080', `mesh_inbound_${appPort}`)
+        .replace('127.0.0.1:8080 max_fails', `127.0.0.1:${appPort} max_fails`),
     );
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 403/);
