@@ -227,6 +227,14 @@ function usePath(path: Path): void {
   }
 }
 
+/** Packets the REDIRECT rules of ns matched: the first packet of each redirected connection. */
+function redirectedConnections(ns: string): number {
+  return inNs(ns, 'iptables-save', ['-c', '-t', 'nat'])
+    .split('\n')
+    .filter((line) => line.includes('-j REDIRECT'))
+    .reduce((sum, line) => sum + Number(/^\[(\d+):/.exec(line)?.[1] ?? 0), 0);
+}
+
 function cleanup(dir: string | undefined): void {
   for (const ns of namespaces) {
     try {
@@ -417,6 +425,8 @@ interface RoundResult {
   readonly c1: LoadResult;
   readonly paced: LoadResult;
   readonly saturation: LoadResult;
+  /** Connections the rules redirected in the client and the server pod during the round. */
+  readonly redirected: { readonly client: number; readonly server: number };
 }
 
 interface MeshSidecars {
@@ -475,7 +485,13 @@ async function measurePath(
       memoryOf(processTree(mesh.serverMaster)).rssMib;
     sink.rssLoad.push(both / 2);
   }
-  return { c1, paced, saturation: await saturationRun };
+  const saturation = await saturationRun;
+  // Rules are rewritten for each path, so the counters cover this path's three phases.
+  const redirected = {
+    client: redirectedConnections(CLIENT_NS),
+    server: redirectedConnections(SERVER_NS),
+  };
+  return { c1, paced, saturation, redirected };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,6 +620,12 @@ function describe(path: Path, rounds: readonly RoundResult[]): string {
     `c=${SATURATION_CONNECTIONS} ${pick((r) => r.saturation.rps).toFixed(0)} req/s`,
     `(spread ${rounds.map((r) => r.saturation.rps.toFixed(0)).join('/')})`,
     `errors ${errors}`,
+    ...(path === 'direct'
+      ? []
+      : [
+          `connections redirected per round: client pod ${pick((r) => r.redirected.client)}, server pod ${pick((r) => r.redirected.server)}`,
+          `for ${pick((r) => r.c1.completed + r.paced.completed + r.saturation.completed)} requests`,
+        ]),
   ].join('  ');
 }
 
@@ -802,7 +824,7 @@ function report(
       (side.agentPss === undefined
         ? '; agent not measured (dist/nginx-meshctl missing: npm run build:binary)'
         : `; agent process (Node SEA, no controller) PSS ${side.agentPss.toFixed(1)} MiB (RSS ${side.agentRss?.toFixed(1) ?? '?'}), its own transparent nginx PSS ${side.agentNginxPss?.toFixed(1) ?? '?'}; the figure is nginx + agent`),
-    `reloads: ${reload.reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${reload.result.errors} requests failed (first: ${reload.result.firstError || 'none'}), ${reload.result.failedAfterRetry} still failed after one retry; ${reload.result.connectionsOpened} connections opened`,
+    `reloads: ${reload.reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${reload.result.errors} requests failed (first: ${reload.result.firstError || 'none'}), ${reload.result.failedAfterRetry} still failed after one retry; ${reload.result.connectionsOpened} connections opened; p99 ${ms(reload.result.p99Us)} ms, max ${ms(reload.result.maxUs)} ms`,
     `load now: ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
     '',
     ...figures
