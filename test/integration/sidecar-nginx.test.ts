@@ -128,6 +128,15 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     });
   }
 
+  /** The shop's web (port 8080 in the fixture) on the test app's random port instead. */
+  function withAppPort(text: string): string {
+    return text
+      .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
+      .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`)
+      .replaceAll('mesh_inbound_8080', `mesh_inbound_${appPort}`)
+      .replace('127.0.0.1:8080 max_fails', `127.0.0.1:${appPort} max_fails`);
+  }
+
   async function startNginx(text: string): Promise<void> {
     const config = place('running', text);
     nginx = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
@@ -177,12 +186,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
       { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
       shopContext({ containerPorts: [] }),
     );
-    // The app is the shop's web on its random port instead of 8080.
-    await startNginx(
-      text
-        .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
-        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
-    );
+    await startNginx(withAppPort(text));
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 200/);
     expect(response).toContain('app saw GET /items/7 host=web');
@@ -193,11 +197,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
       { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'permissive' } },
       shopContext({ containerPorts: [] }),
     );
-    await startNginx(
-      text
-        .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
-        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
-    );
+    await startNginx(withAppPort(text));
     // Node's HTTP server answers 400 to an HTTP/1.1 request without Host, as nginx does.
     const response = await request({}, 'GET /from-a-job HTTP/1.0\r\n');
     expect(response).toMatch(/^HTTP\/1.1 200/);
@@ -213,11 +213,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
       },
       shopContext({ containerPorts: [] }),
     );
-    await startNginx(
-      text
-        .replaceAll('127.1.31.144', `127.1.${appPort >> 8}.${appPort & 255}`)
-        .replace(/ 8080;\n(\s+\})/, ` ${appPort};\n$1`),
-    );
+    await startNginx(withAppPort(text));
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 403/);
   }, 30_000);

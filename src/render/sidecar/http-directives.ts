@@ -17,7 +17,7 @@ import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
 import type { AccessRule, HttpTarget, MatchModel, RateLimitModel, SidecarModel } from './model';
-import { regexLiteral } from './names';
+import { INBOUND_UPSTREAM_PREFIX, regexLiteral } from './names';
 import {
   LOOPBACK_ONLY,
   block,
@@ -295,6 +295,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
   if (model.mtlsMode !== 'strict')
     listen.push(d('listen', String(SIDECAR_INBOUND_HTTP_PLAIN_PORT), 'proxy_protocol'));
   return [
+    ...model.inboundHttpUpstreams.map(upstreamBlock),
     map(
       '$server_addr',
       '$mesh_inbound_port',
@@ -302,8 +303,9 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       http.map((port) => [port.loopback, String(port.port)]),
     ),
     // As outbound: an HTTP/1.0 request without Host reached the app as HTTP/1.1 without one,
-    // which apps refuse with 400 (a plaintext client, or a pod whose proxy is still transparent).
-    map('$http_host', '$mesh_inbound_host', '$http_host', [['', '$proxy_host']]),
+    // which apps refuse with 400 (a plaintext client, or a pod whose proxy is still transparent);
+    // such a request names the app's address instead.
+    map('$http_host', '$mesh_inbound_host', '$http_host', [['', '127.0.0.1:$mesh_inbound_port']]),
     ...(deny ? accessDirectives(model) : []),
     ...limits.flatMap((limit) => limit.zone),
     block(
@@ -322,7 +324,8 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
             ...(deny ? [block('if', ['($mesh_access', '!=', '1)'], [d('return', '403')])] : []),
             ...limits.map((limit) => limit.location),
             ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
-            d('proxy_pass', 'http://127.0.0.1:$mesh_inbound_port'),
+            // Names one of the inbound upstreams, so connections to the app are kept alive.
+            d('proxy_pass', `http://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
             d('proxy_set_header', 'Host', '$mesh_inbound_host'),
             ...proxyHeaders,
           ],

@@ -20,6 +20,7 @@ import {
   fnv1a32,
   hostPort,
   identityDnsName,
+  inboundUpstreamName,
   loopbackAddress,
   nameSafe,
   spiffeId,
@@ -43,7 +44,16 @@ export interface UpstreamModel {
   readonly servers: readonly UpstreamServer[];
   /** proxy_ssl_name when every endpoint is meshed and mTLS is on; plaintext otherwise. */
   readonly tlsName?: string;
+  /** Idle connections each worker keeps open for reuse (http upstreams only). */
+  readonly keepalive?: number;
 }
+
+/**
+ * Idle keep-alive connections per worker and upstream on the HTTP paths: to a peer sidecar (a
+ * new connection there costs an mTLS handshake, about ten times a request) and to the app. A cap,
+ * not a reservation: nginx opens them as load needs.
+ */
+export const HTTP_UPSTREAM_KEEPALIVE = 32;
 
 /** Where an outbound HTTP destination goes: an upstream, a split, or nowhere (503). */
 export type HttpTarget =
@@ -135,6 +145,8 @@ export interface SidecarModel {
   readonly splits: readonly SplitModel[];
   readonly matches: readonly MatchModel[];
   readonly inboundPorts: readonly InboundPort[];
+  /** One upstream per inbound HTTP port: the app on loopback, over kept-alive connections. */
+  readonly inboundHttpUpstreams: readonly UpstreamModel[];
   readonly accessRules: readonly AccessRule[];
   readonly rateLimits: readonly RateLimitModel[];
 }
@@ -422,7 +434,9 @@ function buildOutbound(b: Builder): Outbound {
     for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
       const upstream = buildUpstream(b, service, port);
       if (upstream !== undefined)
-        (port.kind === 'http' ? httpUpstreams : tcpUpstreams).push(upstream);
+        if (port.kind === 'http')
+          httpUpstreams.push({ ...upstream, keepalive: HTTP_UPSTREAM_KEEPALIVE });
+        else tcpUpstreams.push(upstream);
     }
   }
   const httpNames = new Set(httpUpstreams.map((upstream) => upstream.name));
@@ -600,6 +614,14 @@ export function buildSidecarModel(
       ...outbound,
       matches: b.matches.all(),
       inboundPorts,
+      inboundHttpUpstreams: inboundPorts
+        .filter((port) => port.kind === 'http')
+        .map((port) => ({
+          name: inboundUpstreamName(port.port),
+          method: [],
+          servers: [{ address: `127.0.0.1:${port.port}`, backup: false }],
+          keepalive: HTTP_UPSTREAM_KEEPALIVE,
+        })),
       accessRules,
       rateLimits,
     },

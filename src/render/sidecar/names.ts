@@ -23,6 +23,14 @@ export function upstreamName(service: string, port: number): string {
   return `mesh_${nameSafe(service.replace('/', '__'))}_${port}`;
 }
 
+/** Prefix of the inbound upstreams; no Service's upstream has this shape (those have "__"). */
+export const INBOUND_UPSTREAM_PREFIX = 'mesh_inbound_';
+
+/** The upstream of the app's inbound HTTP port. */
+export function inboundUpstreamName(port: number): string {
+  return `${INBOUND_UPSTREAM_PREFIX}${port}`;
+}
+
 /** SPIFFE ID of a "<namespace>/<service account>" identity. */
 export function spiffeId(trustDomain: string, identity: string): string {
   const [namespace = '', account = ''] = identity.split('/');

@@ -170,6 +170,8 @@ export function upstreamBlock(upstream: UpstreamModel): Directive {
         ? []
         : [d(upstream.method[0] ?? '', ...upstream.method.slice(1))]),
       ...servers,
+      // After the method and servers: nginx requires the balancing method before keepalive.
+      ...(upstream.keepalive === undefined ? [] : [d('keepalive', String(upstream.keepalive))]),
     ],
   );
 }
