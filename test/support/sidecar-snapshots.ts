@@ -97,6 +97,7 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    peers: {},
   };
   return { ...base, ...change };
 }

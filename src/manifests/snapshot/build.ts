@@ -89,6 +89,7 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
+    peers: {},
   };
   return { snapshot, problems: log.sorted(), warnings: [...warnings].sort(compareText) };
 }
