@@ -91,7 +91,7 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
-    peers: sortedRecord(pods.peers()),
+    peers: pods.peers(),
   };
   return { snapshot, problems: log.sorted(), warnings: [...warnings].sort(compareText) };
 }

@@ -60,10 +60,10 @@ export interface PodIndex {
   /** Every pod resolved in full, by key, in no particular order. */
   readonly all: () => ReadonlyMap<string, SnapshotPod>;
   /**
-   * Every address of a pod → that pod, in no particular order. Of two pods holding one address
-   * (a stale status) the one first by key wins, so the result does not depend on input order.
+   * Every address of a pod → that pod, keys sorted. Of two pods holding one address (a stale
+   * status) the one first by key wins, so the result does not depend on input order.
    */
-  readonly peers: () => ReadonlyMap<string, SnapshotPeer>;
+  readonly peers: () => Record<string, SnapshotPeer>;
 }
 
 /** Whether the injector marked this pod as carrying the sidecar. */
@@ -164,19 +164,33 @@ export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<
       return all;
     },
     peers: () => {
-      const peers = new Map<string, SnapshotPeer>();
+      const pairs: (readonly [string, SnapshotPeer])[] = [];
       for (const names of byNamespace.values()) {
         for (const entry of names.values()) {
           const peer = peerOf(entry);
-          for (const ip of resolve(entry).ips) {
-            const held = peers.get(ip);
-            if (held === undefined || peer.pod < held.pod) peers.set(ip, peer);
-          }
+          for (const ip of resolve(entry).ips) pairs.push([ip, peer]);
         }
       }
-      return peers;
+      return sortedPeers(pairs);
     },
   };
+}
+
+/**
+ * The pairs as a record in address order, the first pod by key for an address named twice. One
+ * sort of a list, then one pass: a cluster's pods are tens of thousands, and every build pays it.
+ */
+function sortedPeers(pairs: (readonly [string, SnapshotPeer])[]): Record<string, SnapshotPeer> {
+  pairs.sort(([a, peerA], [b, peerB]) =>
+    a < b ? -1 : a > b ? 1 : peerA.pod < peerB.pod ? -1 : peerA.pod > peerB.pod ? 1 : 0,
+  );
+  const record: Record<string, SnapshotPeer> = {};
+  let last: string | undefined;
+  for (const [ip, peer] of pairs) {
+    if (ip !== last) record[ip] = peer;
+    last = ip;
+  }
+  return record;
 }
 
 /** The byOwner key of a workload; kind in any case. */
