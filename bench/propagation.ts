@@ -21,6 +21,7 @@ import type { NatsConnection } from 'nats';
 import { NATS_CONFIG_SUBJECT } from '../src/manifests/constants';
 import type { DeltaMessage } from '../src/manifests/snapshot/messages';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
+import { SNAPSHOT_COLLECTIONS } from '../src/manifests/snapshot/types';
 import type { AgentBus } from '../src/runtime/bus/agent-bus';
 import { startAgentBus } from '../src/runtime/bus/agent-bus';
 import { connectBus } from '../src/runtime/bus/connect';
@@ -156,10 +157,9 @@ async function measureFull(
     generation: base + 1,
     base,
     mesh: whole.mesh,
-    upserts: {
-      services: { ...whole.services },
-      trafficTargets: { ...whole.trafficTargets },
-    },
+    upserts: Object.fromEntries(
+      SNAPSHOT_COLLECTIONS.map((collection) => [collection, { ...whole[collection] }]),
+    ),
     deletes: {},
   };
   const before = await server.outBytes();

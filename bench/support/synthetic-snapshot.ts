@@ -1,9 +1,11 @@
 // A mesh snapshot of a given size for benchmarks: services in ten namespaces, each with three
-// endpoints on injected pods, an access rule per service, and a way to change one service per
-// round, as an endpoint replaced during a rollout would.
+// endpoints on injected pods (also in peers, as the controller names them), an access rule per
+// service, and a way to change one service per round, as an endpoint replaced during a rollout
+// would: its pods and their peers change with it.
 import { emptySnapshot } from '../../src/manifests/snapshot/delta';
 import type {
   MeshSnapshot,
+  SnapshotPeer,
   SnapshotService,
   SnapshotTrafficTarget,
 } from '../../src/manifests/snapshot/types';
@@ -44,10 +46,17 @@ export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
   const changed = round === 0 ? -1 : round % count;
   const services: Record<string, SnapshotService> = {};
   const trafficTargets: Record<string, SnapshotTrafficTarget> = {};
+  const peers: Record<string, SnapshotPeer> = {};
   for (let index = 0; index < count; index += 1) {
     const service = serviceOf(index, index === changed ? round : 0);
     const key = `${service.namespace}/${service.name}`;
     services[key] = service;
+    for (const endpoint of service.endpoints) {
+      peers[endpoint.address] = {
+        pod: endpoint.pod ?? '',
+        owner: `deployment/${service.name}`,
+      };
+    }
     trafficTargets[key] = {
       namespace: service.namespace,
       name: service.name,
@@ -63,5 +72,6 @@ export function syntheticSnapshot(count: number, round = 0): MeshSnapshot {
     ...emptySnapshot({ ...DEFAULT_SNAPSHOT_MESH, mtlsMode: 'strict', accessControlMode: 'deny' }),
     services: sorted(services),
     trafficTargets: sorted(trafficTargets),
+    peers: sorted(peers),
   };
 }

@@ -1,15 +1,18 @@
 // The mesh configuration from the controller's bus into a running nginx: an agent built from the
 // same pieces as the agent role (bus, sidecar renderer, safe applier, supervisor) follows every
 // generation across a NATS restart and a controller restart, never applies a stale one, and
-// keeps the last good configuration when nginx refuses one, reporting why in its ack.
+// keeps the last good configuration when nginx refuses one, reporting why in its ack. A pod that
+// starts without backing a Service reaches the agent's peers and does not reload nginx.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIDECAR_OUTBOUND_REDIRECT_PORT } from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import { createConfigApplier } from '../../src/runtime/agent/config-applier';
+import { buildPeerIndex } from '../../src/runtime/agent/metrics/peers';
+import { listNginxChildren } from '../../src/runtime/agent/nginx-process';
 import { Supervisor } from '../../src/runtime/agent/supervisor';
 import { startAgentBus } from '../../src/runtime/bus/agent-bus';
 import { connectBus } from '../../src/runtime/bus/connect';
@@ -38,6 +41,8 @@ let supervisor: Supervisor;
 const cleanups: (() => Promise<unknown>)[] = [];
 /** Generations the agent applied or failed, in order, with nginx's answer. */
 const applied: { generation: number; error: string | undefined }[] = [];
+/** The last snapshot the agent applied, as its metrics receive it. */
+let lastApplied: MeshSnapshot | undefined;
 
 /** The shop snapshot plus one Service named after the round, so every round changes nginx. */
 function round(n: number, extra: Partial<MeshSnapshot> = {}): MeshSnapshot {
@@ -130,6 +135,7 @@ beforeAll(async () => {
         String(generation),
       );
       applied.push({ generation, error: outcome.error });
+      if (outcome.applied) lastApplied = snapshot;
       return outcome.error;
     },
   });
@@ -193,4 +199,33 @@ it('keeps the last good configuration when nginx refuses one, and says why in th
   await waitFor('the repair', acked(bus, repaired));
   expect(bus.behind()).toEqual([]);
   expect(live()).toContain('upstream mesh_shop__round_6_80');
+});
+
+it('applies a snapshot that differs only in peers without touching nginx', async () => {
+  const bus = await controller();
+  const before = bus.publish(round(7));
+  await waitFor('generation 7 in nginx', acked(bus, before));
+  const file = statSync(join(dir, 'nginx.conf'));
+  const text = live();
+  const master = supervisor.masterPid() ?? 0;
+  const workers = listNginxChildren(master).map((child) => child.pid);
+  expect(workers.length).toBeGreaterThan(0);
+
+  const loadgen = { pod: 'shop/loadgen-2', owner: 'deployment/loadgen' };
+  const after = bus.publish(round(7, { peers: { ...round(7).peers, '10.1.0.40': loadgen } }));
+  await waitFor('the generation with one more peer', acked(bus, after));
+
+  expect(applied.at(-1)).toEqual({ generation: after, error: undefined });
+  expect(buildPeerIndex(lastApplied ?? round(0)).get('10.1.0.40')).toEqual({
+    namespace: 'shop',
+    name: 'loadgen-2',
+    ownerKind: 'deployment',
+    ownerName: 'loadgen',
+  });
+  // The same text: the file was not rewritten and nginx was not reloaded.
+  expect(live()).toBe(text);
+  expect(statSync(join(dir, 'nginx.conf')).mtimeMs).toBe(file.mtimeMs);
+  expect(statSync(join(dir, 'nginx.conf')).ino).toBe(file.ino);
+  expect(supervisor.masterPid()).toBe(master);
+  expect(listNginxChildren(master).map((child) => child.pid)).toEqual(workers);
 });

@@ -60,6 +60,18 @@ export function match(name: string, extra: Partial<SnapshotHttpMatch> = {}): Sna
   return { name, methods: [], headers: {}, ...extra };
 }
 
+/**
+ * The shop's meshed pods by address: those behind its Services and shop/loadgen-1, a client that
+ * backs none. No renderer reads them: the sidecar goldens are the same with them as without.
+ */
+export const SHOP_PEERS: MeshSnapshot['peers'] = {
+  '10.1.0.5': { pod: 'shop/web-1', owner: 'deployment/web' },
+  '10.1.0.7': { pod: 'shop/api-1', owner: 'deployment/api' },
+  '10.1.0.8': { pod: 'shop/api-2', owner: 'deployment/api' },
+  '10.1.0.9': { pod: 'shop/db-0', owner: 'statefulset/db' },
+  '10.1.0.30': { pod: 'shop/loadgen-1', owner: 'deployment/loadgen' },
+};
+
 /** The shop: this pod is shop/web-1 (service account web) behind shop/web. */
 export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
   const base: MeshSnapshot = {
@@ -97,6 +109,7 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    peers: SHOP_PEERS,
   };
   return { ...base, ...change };
 }

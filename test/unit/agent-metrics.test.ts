@@ -20,10 +20,16 @@ import { endpoint, httpPort, service, shopSnapshot } from '../support/sidecar-sn
 const TAG = 'nginx_mesh';
 const line = (json: string): string => `<190>Nov 26 07:37:02 ${TAG}: ${json}`;
 
+/** The shop with front/gateway; peers agree with the endpoints, as the controller builds them. */
 function snapshot(): MeshSnapshot {
   const base = shopSnapshot();
   return {
     ...base,
+    peers: {
+      ...base.peers,
+      '10.1.0.8': { pod: 'shop/api-2', owner: 'job/api-once' },
+      '10.3.0.2': { pod: 'front/gateway-0', owner: 'statefulset/gateway' },
+    },
     services: {
       ...base.services,
       ...service(
@@ -201,7 +207,49 @@ describe('labelsOf', () => {
     ]);
   });
 
-  it('names an inbound peer that is no endpoint by the namespace of its SPIFFE ID', () => {
+  it('names an inbound client that backs no Service by its pod and workload', () => {
+    const record = parseAccessLogLine(
+      line(
+        '{"dir":"in","status":200,"time":0.002,"peer":"10.1.0.30","peer_id":"spiffe://example.org/ns/shop/sa/loadgen"}',
+      ),
+      TAG,
+    );
+    expect(record && labelsOf(record, peers)).toEqual([
+      ['direction', 'inbound'],
+      ['code', '2xx'],
+      ['src_namespace', 'shop'],
+      ['src_pod', 'loadgen-1'],
+      ['src_deployment', 'loadgen'],
+    ]);
+  });
+
+  it('names endpoint pods from a controller that sends no peers, and no client', () => {
+    const earlier = buildPeerIndex({ ...snapshot(), peers: {} });
+    const inbound = (peer: string) =>
+      parseAccessLogLine(
+        line(
+          `{"dir":"in","status":200,"time":0,"peer":"${peer}","peer_id":"spiffe://example.org/ns/shop/sa/x"}`,
+        ),
+        TAG,
+      );
+    const gateway = inbound('10.3.0.2');
+    const loadgen = inbound('10.1.0.30');
+    expect(gateway && labelsOf(gateway, earlier)).toEqual([
+      ['direction', 'inbound'],
+      ['code', '2xx'],
+      ['src_namespace', 'front'],
+      ['src_pod', 'gateway-0'],
+      ['src_statefulset', 'gateway'],
+    ]);
+    expect(loadgen && labelsOf(loadgen, earlier)).toEqual([
+      ['direction', 'inbound'],
+      ['code', '2xx'],
+      ['src_namespace', 'shop'],
+      ['src_pod', ''],
+    ]);
+  });
+
+  it('names an inbound peer the snapshot does not know by the namespace of its SPIFFE ID', () => {
     const record = parseAccessLogLine(
       line(
         '{"dir":"in","status":403,"time":0,"peer":"10.9.9.9","peer_id":"spiffe://example.org/ns/ops/sa/cron"}',

@@ -321,6 +321,70 @@ describe('buildPodIndex: the pods policies resolve to', () => {
   });
 });
 
+describe('buildSnapshot: peers', () => {
+  it('names every injected pod by address, with its owner, whether or not it backs a Service', () => {
+    const { snapshot } = build(
+      withShop({
+        pods: [
+          ...(shop().pods ?? []),
+          pod('shop', 'report-28391', {
+            ip: '198.18.0.51',
+            labels: { 'nsm.nginx.com/job': 'report' },
+            status: { phase: 'Succeeded', podIP: '198.18.0.51' },
+          }),
+          pod('shop', 'migrate-x1', {
+            ip: '198.18.0.52',
+            ownerReferences: [{ kind: 'Job', name: 'migrate', controller: true }],
+          }),
+          pod('shop', 'pending'),
+          pod('shop', 'dual', {
+            status: { podIP: '198.18.0.41', podIPs: [{ ip: '198.18.0.41' }, { ip: 'fd00::41' }] },
+          }),
+          pod('nginx-mesh', 'nginx-mesh-controller-1', { ip: '198.18.0.61' }),
+          pod('tools', 'curl', { ip: '198.18.0.71', injected: false }),
+        ],
+      }),
+    );
+    expect(snapshot.peers).toEqual({
+      '198.18.0.11': { pod: 'shop/web-1', owner: 'deployment/web' },
+      '198.18.0.12': { pod: 'shop/web-2', owner: 'deployment/web' },
+      '198.18.0.21': { pod: 'shop/db-0', owner: 'statefulset/db' },
+      '198.18.0.31': { pod: 'shop/client-7d9f-abc12', owner: 'deployment/client' },
+      '198.18.0.41': { pod: 'shop/dual', owner: 'pod/dual' },
+      '198.18.0.52': { pod: 'shop/migrate-x1', owner: 'job/migrate' },
+      'fd00::41': { pod: 'shop/dual', owner: 'pod/dual' },
+    });
+    expect(Object.keys(snapshot.peers)).toEqual(Object.keys(snapshot.peers).sort());
+  });
+
+  it('gives an address two pods claim to the first by key, whatever their order', () => {
+    const pods = [
+      pod('shop', 'old-0', { ip: '198.18.0.81' }),
+      pod('shop', 'new-0', { ip: '198.18.0.81' }),
+    ];
+    expect(build({ pods }).snapshot.peers).toEqual({
+      '198.18.0.81': { pod: 'shop/new-0', owner: 'pod/new-0' },
+    });
+    expect(build({ pods: [...pods].reverse() }).snapshot.peers).toEqual(
+      build({ pods }).snapshot.peers,
+    );
+  });
+
+  it('leaves the rest of the snapshot as it is when only a client pod starts', () => {
+    const before = build(shop()).snapshot;
+    const after = build(
+      withShop({
+        pods: [...(shop().pods ?? []), pod('shop', 'loadgen-5c8d-q2w3e', { ip: '198.18.0.91' })],
+      }),
+    ).snapshot;
+    expect({ ...after, peers: {} }).toEqual({ ...before, peers: {} });
+    expect(after.peers['198.18.0.91']).toEqual({
+      pod: 'shop/loadgen-5c8d-q2w3e',
+      owner: 'pod/loadgen-5c8d-q2w3e',
+    });
+  });
+});
+
 describe('buildSnapshot: HTTPRouteGroups', () => {
   it('upper-cases methods, lower-cases header names and reports unusable matches', () => {
     const outcome = build({

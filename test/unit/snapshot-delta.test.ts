@@ -39,6 +39,22 @@ const BEFORE = snapshot({
 });
 
 describe('diffSnapshots and applyDelta', () => {
+  it('carries a pod that started or stopped as a change to peers alone', () => {
+    const started = {
+      ...BEFORE,
+      peers: { '198.18.2.1': { pod: 'shop/loadgen-7f9c', owner: 'deployment/loadgen' } },
+    };
+    const delta = diffSnapshots(BEFORE, started, 1, 2);
+    expect(delta).toEqual({
+      generation: 2,
+      base: 1,
+      upserts: { peers: { '198.18.2.1': started.peers['198.18.2.1'] } },
+      deletes: {},
+    });
+    expect(applyDelta(BEFORE, delta)).toEqual(started);
+    expect(diffSnapshots(started, BEFORE, 2, 3).deletes).toEqual({ peers: ['198.18.2.1'] });
+  });
+
   it('round-trips a changed, an added and a removed entry to byte-identical JSON', () => {
     const after = snapshot({
       'shop/cart': service('cart', '198.18.1.9'),
@@ -180,6 +196,17 @@ describe('parsing bus messages', () => {
     expect(parsed).toEqual({ message: { kind: 'delta', ...delta } });
   });
 
+  it('reads a full snapshot from a controller that sends no peers as one with none', () => {
+    const { peers, ...earlier } = BEFORE;
+    expect(peers).toBeDefined();
+    const parsed = parseDownMessage(
+      JSON.stringify({ kind: 'full', generation: 4, snapshot: earlier }),
+    );
+    expect(parsed).toEqual({
+      message: { kind: 'full', generation: 4, snapshot: { ...earlier, peers: {} } },
+    });
+  });
+
   it('reads subscribe requests and acks with and without their optional fields', () => {
     expect(parseUpMessage('{"kind":"subscribe","pod":"shop/web-1","version":"2.0.0"}')).toEqual({
       message: { kind: 'subscribe', pod: 'shop/web-1', version: '2.0.0' },
@@ -204,7 +231,7 @@ describe('parsing bus messages', () => {
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"secrets":{}}}',
-      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers',
+      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, peers',
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"services":{"a/b":1}}}',
@@ -217,6 +244,10 @@ describe('parsing bus messages', () => {
     [
       '{"kind":"full","generation":3,"snapshot":{"mesh":{}}}',
       'field "snapshot.services" is not an object',
+    ],
+    [
+      '{"kind":"full","generation":3,"snapshot":{"mesh":{},"services":{},"trafficTargets":{},"trafficSplits":{},"rateLimits":{},"circuitBreakers":{},"peers":[]}}',
+      'field "snapshot.peers" is not an object',
     ],
     ['{"kind":"hello","generation":3}', 'kind "hello": expected "delta", "full" or "ping"'],
   ])('refuses the down message %s', (text, reason) => {

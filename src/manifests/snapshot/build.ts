@@ -10,6 +10,8 @@
 // - The output does not depend on the order of the input: collections are records whose keys
 //   were inserted in sorted order, lists are sorted, problems are sorted by kind, namespace and
 //   name, warnings alphabetically.
+// - peers names every injected, unfinished pod by address, whether or not it backs a Service, for
+//   the agents' metrics; no sidecar's nginx configuration depends on it.
 // - Work is linear in the size of the cluster (indexes by key, one pass per list, no nested
 //   scans); bench/snapshot.ts measures it against merely copying the same state.
 // Pure.
@@ -89,6 +91,7 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
+    peers: pods.peers(),
   };
   return { snapshot, problems: log.sorted(), warnings: [...warnings].sort(compareText) };
 }

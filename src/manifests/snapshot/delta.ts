@@ -43,6 +43,7 @@ export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    peers: {},
   };
 }
 

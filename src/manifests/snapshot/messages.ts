@@ -161,14 +161,21 @@ function entriesOf(value: unknown, where: string): Record<string, unknown> {
   return { ...value };
 }
 
+/** Collections a controller of an earlier version does not send; absent reads as empty. */
+const LATER_COLLECTIONS: ReadonlySet<SnapshotCollection> = new Set(['peers']);
+
 /** The structure of a snapshot: an object "mesh" and every collection a record of objects. */
 function snapshotOf(value: unknown): MeshSnapshot {
   if (!isObject(value)) throw new Refusal('field "snapshot" is not an object');
   if (!isObject(value.mesh)) throw new Refusal('field "snapshot.mesh" is not an object');
+  const snapshot: Record<string, unknown> = { ...value };
   for (const collection of SNAPSHOT_COLLECTIONS) {
-    entriesOf(value[collection], `field "snapshot.${collection}"`);
+    if (snapshot[collection] === undefined && LATER_COLLECTIONS.has(collection)) {
+      snapshot[collection] = {};
+    }
+    entriesOf(snapshot[collection], `field "snapshot.${collection}"`);
   }
-  return value as unknown as MeshSnapshot;
+  return snapshot as unknown as MeshSnapshot;
 }
 
 function deltaOf(value: Readonly<Record<string, unknown>>, generation: number): DeltaMessage {

@@ -1,6 +1,7 @@
 // Injected pods of the snapshot: who each one is (service account, addresses, owning workload),
 // with indexes the policies resolve their Pod, Deployment, StatefulSet and DaemonSet references
-// through. Pods that are not injected have no sidecar to configure and are left out. Pure.
+// through, and the peers agents name their metrics' peers by. Pods that are not injected have no
+// sidecar to configure and are left out. Pure.
 import { podOwner } from '../admission';
 import {
   INJECTION_STATUS_ANNOTATION,
@@ -18,7 +19,7 @@ import {
   stringOf,
 } from './kube-objects';
 import type { KubeObject } from './kube-objects';
-import type { SnapshotPod } from './types';
+import type { SnapshotPeer, SnapshotPod } from './types';
 
 /** Owner kinds the injector writes as nsm.nginx.com/<kind>, in the order they are preferred. */
 const OWNER_LABEL_KINDS = [
@@ -58,6 +59,11 @@ export interface PodIndex {
   readonly ofWorkload: (key: string) => readonly SnapshotPod[];
   /** Every pod resolved in full, by key, in no particular order. */
   readonly all: () => ReadonlyMap<string, SnapshotPod>;
+  /**
+   * Every address of a pod → that pod, keys sorted. Of two pods holding one address (a stale
+   * status) the one first by key wins, so the result does not depend on input order.
+   */
+  readonly peers: () => Record<string, SnapshotPeer>;
 }
 
 /** Whether the injector marked this pod as carrying the sidecar. */
@@ -80,6 +86,8 @@ interface Entry extends InjectedPod {
   pod?: SnapshotPod;
   /** workloadKey() of its owner, resolved on first use. */
   ownerKey?: string;
+  /** What agents receive of this pod, built on first use. */
+  peer?: SnapshotPeer;
 }
 
 /** Per pod object: its entry, or null when it is not an injected, unfinished pod. */
@@ -95,6 +103,9 @@ function entryOf(object: KubeObject): Entry | undefined {
 }
 
 const resolve = (entry: Entry): SnapshotPod => (entry.pod ??= toSnapshotPod(entry));
+
+const peerOf = (entry: Entry): SnapshotPeer =>
+  (entry.peer ??= { pod: entry.key, owner: entry.owner });
 
 const ownerKeyOf = (entry: Entry): string => {
   entry.ownerKey ??= `${entry.namespace}/${entry.owner}`;
@@ -152,7 +163,34 @@ export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<
       }
       return all;
     },
+    peers: () => {
+      const pairs: (readonly [string, SnapshotPeer])[] = [];
+      for (const names of byNamespace.values()) {
+        for (const entry of names.values()) {
+          const peer = peerOf(entry);
+          for (const ip of resolve(entry).ips) pairs.push([ip, peer]);
+        }
+      }
+      return sortedPeers(pairs);
+    },
   };
+}
+
+/**
+ * The pairs as a record in address order, the first pod by key for an address named twice. One
+ * sort of a list, then one pass: a cluster's pods are tens of thousands, and every build pays it.
+ */
+function sortedPeers(pairs: (readonly [string, SnapshotPeer])[]): Record<string, SnapshotPeer> {
+  pairs.sort(([a, peerA], [b, peerB]) =>
+    a < b ? -1 : a > b ? 1 : peerA.pod < peerB.pod ? -1 : peerA.pod > peerB.pod ? 1 : 0,
+  );
+  const record: Record<string, SnapshotPeer> = {};
+  let last: string | undefined;
+  for (const [ip, peer] of pairs) {
+    if (ip !== last) record[ip] = peer;
+    last = ip;
+  }
+  return record;
 }
 
 /** The byOwner key of a workload; kind in any case. */

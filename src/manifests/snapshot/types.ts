@@ -75,9 +75,11 @@ export interface SnapshotHttpMatch {
 }
 
 /**
- * An injected pod, as the builder resolves policies that name workloads. Not sent to agents:
- * what they need of pods is already on the endpoints (identity) and in the resolved policies, and
- * a collection of every pod would make each pod's start and stop a change for every sidecar.
+ * An injected pod, as the builder resolves policies that name workloads. Not sent to agents in
+ * full: what their nginx configuration needs of pods is already on the endpoints (identity) and
+ * in the resolved policies. Agents receive only SnapshotPeer, the little their metrics need to
+ * name a peer; a pod's start or stop changes that collection and no sidecar's nginx
+ * configuration, so the applier renders the same text and does not reload.
  */
 export interface SnapshotPod {
   readonly namespace: string;
@@ -87,6 +89,18 @@ export interface SnapshotPod {
   /** Owner kind (lower case: deployment, statefulset, daemonset, replicaset, job, pod) and name. */
   readonly ownerKind: string;
   readonly ownerName: string;
+}
+
+/**
+ * A meshed pod as its address names it, for the metrics' peer labels: every injected pod with an
+ * address that has not finished, whether or not it backs a Service (a client, a Job, a CLI pod).
+ * Keyed by pod IP in MeshSnapshot.peers. The renderer does not read it.
+ */
+export interface SnapshotPeer {
+  /** "<namespace>/<pod name>". */
+  readonly pod: string;
+  /** "<kind>/<name>" of the owning workload, as SnapshotEndpoint.owner. */
+  readonly owner?: string;
 }
 
 /** TrafficTarget access.smi-spec.io/v1alpha2, resolved. */
@@ -165,6 +179,8 @@ export interface MeshSnapshot {
   readonly trafficSplits: Readonly<Record<string, SnapshotTrafficSplit>>;
   readonly rateLimits: Readonly<Record<string, SnapshotRateLimit>>;
   readonly circuitBreakers: Readonly<Record<string, SnapshotCircuitBreaker>>;
+  /** Pod IP → the injected pod holding it; read by the agents' metrics, not by the renderer. */
+  readonly peers: Readonly<Record<string, SnapshotPeer>>;
 }
 
 /** The keyed collections of a snapshot, the units of a delta. */
@@ -174,5 +190,6 @@ export const SNAPSHOT_COLLECTIONS = [
   'trafficSplits',
   'rateLimits',
   'circuitBreakers',
+  'peers',
 ] as const;
 export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];

@@ -1,6 +1,7 @@
 // Who a request's peer is, in the words of the metrics' labels: the pods and workloads of the
-// latest snapshot the agent applied, found by address (an endpoint's pod) or, for a peer that is
-// no endpoint of any Service, by the namespace in its SPIFFE ID. Pure.
+// latest snapshot the agent applied, found by address (the snapshot's peers: every meshed pod,
+// whether or not it backs a Service; then, for a controller that sends no peers, the endpoints'
+// pods) or, for a peer the snapshot does not know, by the namespace in its SPIFFE ID. Pure.
 import {
   METRIC_DESTINATION_PREFIX,
   METRIC_DIRECTION_INBOUND,
@@ -28,30 +29,42 @@ interface PeerPod {
   readonly ownerName?: string;
 }
 
-/** Addresses of the snapshot's endpoints → their pods. */
+/** Addresses of the snapshot's meshed pods → those pods. */
 export type PeerIndex = ReadonlyMap<string, PeerPod>;
 
 const OWNER_KINDS: ReadonlySet<string> = new Set(METRIC_OWNER_LABELS);
 
-/** Every endpoint address that belongs to a pod; of one address named twice the first wins. */
+/**
+ * Every address of the snapshot's peers, then every endpoint address that belongs to a pod and
+ * is no peer (all of them, from a controller that sends no peers); of an endpoint address named
+ * twice the first by Service key wins.
+ */
 export function buildPeerIndex(snapshot: MeshSnapshot): PeerIndex {
   const index = new Map<string, PeerPod>();
+  for (const address of Object.keys(snapshot.peers)) {
+    const peer = snapshot.peers[address];
+    if (peer !== undefined) index.set(address, toPeerPod(peer.pod, peer.owner));
+  }
   for (const key of Object.keys(snapshot.services).sort()) {
     for (const endpoint of snapshot.services[key]?.endpoints ?? []) {
       if (endpoint.pod === undefined || index.has(endpoint.address)) continue;
-      const slash = endpoint.pod.indexOf('/');
-      const owner = endpoint.owner ?? '';
-      const ownerSlash = owner.indexOf('/');
-      index.set(endpoint.address, {
-        namespace: endpoint.pod.slice(0, slash),
-        name: endpoint.pod.slice(slash + 1),
-        ...(ownerSlash < 0
-          ? {}
-          : { ownerKind: owner.slice(0, ownerSlash), ownerName: owner.slice(ownerSlash + 1) }),
-      });
+      index.set(endpoint.address, toPeerPod(endpoint.pod, endpoint.owner));
     }
   }
   return index;
+}
+
+/** A pod from "<namespace>/<name>" and an optional owner "<kind>/<name>". */
+function toPeerPod(pod: string, owner = ''): PeerPod {
+  const slash = pod.indexOf('/');
+  const ownerSlash = owner.indexOf('/');
+  return {
+    namespace: pod.slice(0, slash),
+    name: pod.slice(slash + 1),
+    ...(ownerSlash < 0
+      ? {}
+      : { ownerKind: owner.slice(0, ownerSlash), ownerName: owner.slice(ownerSlash + 1) }),
+  };
 }
 
 /** The namespace of a SPIFFE ID spiffe://<trust domain>/ns/<namespace>/sa/<account>, or ''. */
