@@ -356,6 +356,7 @@ function benchSnapshot(): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    peers: {},
   };
 }
 
