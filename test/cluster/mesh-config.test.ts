@@ -87,8 +87,11 @@ describe('the mesh configuration', () => {
   it('reaches every injected sidecar, which acknowledges the generation in force', async () => {
     const started = Date.now();
     const pods = await podsOf('web');
+    // Both web pods are Ready, so configured; the generation that adds the second one's
+    // endpoints follows its readiness by the controller's debounce.
+    const upstreams = ['upstream mesh_policy_apps__web_80', 'upstream mesh_policy_apps__web_v2_80'];
     const report = await waitFor(
-      'both sidecars acknowledging the current generation',
+      'both sidecars acknowledging the current generation, with both Services',
       async () => {
         const current = await currentReport();
         const acked = pods.every((pod) =>
@@ -99,19 +102,20 @@ describe('the mesh configuration', () => {
               sidecar.error === undefined,
           ),
         );
-        return acked && current.behind.length === 0 ? current : undefined;
+        const rendered = pods.every((pod) => {
+          const config = sidecarConfig(pod.uid) ?? '';
+          return upstreams.every((upstream) => config.includes(upstream));
+        });
+        return acked && rendered && current.behind.length === 0 ? current : undefined;
       },
       60_000,
       500,
     );
     process.stderr.write(`sidecars current ${Date.now() - started}ms after pods were Ready\n`);
     expect(report.generation).toBeGreaterThan(0);
-    for (const pod of pods) {
-      const config = sidecarConfig(pod.uid) ?? '';
-      // The mesh configuration, no longer the transparent one: the Services are upstreams.
-      expect(config).toContain(`upstream mesh_policy_apps__web_80`);
-      expect(config).toContain(`upstream mesh_policy_apps__web_v2_80`);
-    }
+    expect(report.sidecars.filter((sidecar) => sidecar.pod.startsWith(`${apps}/web`))).toHaveLength(
+      2,
+    );
   });
 
   it('counts an injected pod whose sidecar has not reported yet as behind', async () => {
