@@ -329,6 +329,8 @@ it('reads a burst of records in batches without losing one, and counts unreadabl
     await new Promise((resolve) => setTimeout(resolve, 20));
   expect(count(labels)).toBe(before + 2_000);
   expect(dropped()).toBe(droppedBefore + 1);
+  // The kernel's own count for the receiver's socket, found in /proc/net/udp: none lost.
+  expect(metrics.exposition()).toMatch(/^nginx_mesh_access_log_lost_total 0$/m);
 }, 30_000);
 
 /**

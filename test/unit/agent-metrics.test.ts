@@ -15,6 +15,7 @@ import {
 } from '../../src/runtime/agent/metrics/registry';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { expectGolden } from '../support/golden';
+import { renderLostDatagrams, udpSocketDrops } from '../../src/runtime/agent/metrics/socket-drops';
 import { endpoint, httpPort, service, shopSnapshot } from '../support/sidecar-snapshots';
 
 const TAG = 'nginx_mesh';
@@ -399,5 +400,32 @@ describe('RequestRegistry', () => {
     for (let index = 0; index < MAX_SERIES * 3; index += 1)
       registry.observe(inbound(`web-${index}`), 1);
     expect(registry.size()).toBe(MAX_SERIES + 1);
+  });
+});
+
+describe('datagrams the kernel dropped', () => {
+  const table = [
+    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops            ',
+    '11740: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5758921 2 00000000ed811d54 3       ',
+    '11741: 0100007F:22B6 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5758922 2 00000000ed811d55 517     ',
+    '',
+  ].join('\n');
+
+  it("reads the drops of the receiver's own socket, by address and port", () => {
+    expect(udpSocketDrops(table, '127.0.0.1', 8886)).toBe(517);
+    expect(udpSocketDrops(table, '127.0.0.1', 8080)).toBe(3);
+  });
+
+  it('has no value for a socket that is not listed, or a table it does not know', () => {
+    expect(udpSocketDrops(table, '127.0.0.2', 8886)).toBeUndefined();
+    expect(udpSocketDrops('sl address drops\n1: x 4\n', '127.0.0.1', 8886)).toBeUndefined();
+    expect(udpSocketDrops('', '127.0.0.1', 8886)).toBeUndefined();
+  });
+
+  it('prints a counter, or nothing without a value', () => {
+    expect(renderLostDatagrams(517)).toBe(
+      '# HELP nginx_mesh_access_log_lost_total Access-log datagrams the kernel dropped because the agent fell behind.\n# TYPE nginx_mesh_access_log_lost_total counter\nnginx_mesh_access_log_lost_total 517\n',
+    );
+    expect(renderLostDatagrams(undefined)).toBe('');
   });
 });

@@ -4,9 +4,11 @@
 // Counts live here, in the agent, so nginx reloads keep them.
 // Datagrams are best effort: the socket's receive buffer is raised so bursts are not lost.
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import type { MeshSnapshot } from '../../../manifests/snapshot/types';
 import { parseAccessLogLine } from './access-log';
+import { renderLostDatagrams, udpSocketDrops } from './socket-drops';
 import type { PeerIndex } from './peers';
 import { buildPeerIndex, labelsOf, overflowLabels } from './peers';
 import { createRequestRegistry, createTcpRegistry } from './registry';
@@ -60,6 +62,15 @@ function readPacer(socket: Socket, closed: () => boolean): (() => void) | undefi
       }, READ_PAUSE_MS).unref();
     });
   };
+}
+
+/** The kernel's drops for the receiver's socket, read from this network namespace's table. */
+function kernelDrops(host: string, port: number): number | undefined {
+  try {
+    return udpSocketDrops(readFileSync('/proc/net/udp', 'utf8'), host, port);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where the receiver listens and which syslog tag it counts. */
@@ -119,7 +130,10 @@ export async function startSidecarMetrics(options: SidecarMetricsOptions): Promi
     applySnapshot(snapshot) {
       peers = buildPeerIndex(snapshot);
     },
-    exposition: () => registry.render() + tcpRegistry.render(),
+    exposition: () =>
+      registry.render() +
+      tcpRegistry.render() +
+      renderLostDatagrams(kernelDrops(options.host, socket.address().port)),
     close: () =>
       new Promise<void>((resolve) => {
         closed = true;
