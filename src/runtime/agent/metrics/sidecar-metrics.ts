@@ -23,6 +23,8 @@ const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
  * 50 datagrams waiting, far below what the buffer holds.
  */
 const READ_PAUSE_MS = 5;
+/** The most datagrams libuv reads from a UDP socket for one readiness event. */
+const READ_BATCH = 32;
 
 /** The methods of Node's UDP handle that stop and restart reading (libuv uv_udp_recv_stop/start). */
 interface ReadSwitch {
@@ -50,11 +52,21 @@ function readPacer(socket: Socket, closed: () => boolean): (() => void) | undefi
     return undefined;
   const reads = handle as ReadSwitch;
   let pausing = false;
+  let batch = 0;
   return () => {
+    batch += 1;
     if (pausing) return;
     pausing = true;
     setImmediate(() => {
+      // A full batch means more may be waiting: keep reading until a batch comes up short, or
+      // the pauses would cap the agent at one batch per pause whatever nginx sends.
+      const full = batch >= READ_BATCH;
+      batch = 0;
       if (closed()) return;
+      if (full) {
+        pausing = false;
+        return;
+      }
       reads.recvStop();
       setTimeout(() => {
         pausing = false;
