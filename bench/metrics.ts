@@ -3,13 +3,12 @@
 // the agent's receiver (ON) against the same configuration with the log off (OFF, the baseline),
 // alternated over rounds in the same run. The receiver runs in a process of its own, as the agent
 // does; its CPU time per 1,000 requests is what counting costs the pod.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../src/manifests/constants';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
@@ -17,6 +16,7 @@ import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
 import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
 import { startChildServer } from './support/child-server';
 import { httpPort, service, shopContext, shopSnapshot } from '../test/support/sidecar-snapshots';
+import { buildMeshModule, prepareSidecarDir } from '../test/support/sidecar-dir';
 
 const REQUESTS = 20_000;
 const MAX_MS_PER_RUN = 20_000;
@@ -137,26 +137,8 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const root = join(__dirname, '..', '..', '..');
-  const meshModule =
-    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
-  const dir = mkdtempSync(join(tmpdir(), 'bench-metrics-'));
-  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(dir, temp));
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
-      .concat(['-days', '1', '-subj', '/CN=bench']),
-    { stdio: 'pipe' },
-  );
-  writeFileSync(
-    join(dir, 'svid.pem'),
-    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
-  );
+  const meshModule = buildMeshModule();
+  const dir = prepareSidecarDir('bench-metrics-');
   const context = shopContext({ containerPorts: [] });
   const rendered = renderSidecarConfig(snapshot(), context).text;
   const loopback = buildSidecarModel(snapshot(), context).model.outboundHttp[0]?.loopback ?? '';

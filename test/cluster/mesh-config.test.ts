@@ -21,6 +21,7 @@ import {
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
+  patchMeshConfig,
   removeMesh,
   requestFrom,
   shellDeployment,
@@ -272,18 +273,7 @@ describe('the mesh configuration', () => {
     const url = `http://${web.spec.clusterIP}/hello`;
     expect(await requestFrom(netns, url)).toBe('200');
 
-    const denied = await kubectl([
-      'patch',
-      'meshconfig',
-      'nginx-mesh-config',
-      '-n',
-      meshNamespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"accessControlMode":"deny"}}',
-    ]);
-    expect(denied.exitCode).toBe(0);
+    await patchMeshConfig(meshNamespace, { accessControlMode: 'deny' });
     await waitFor('403 without a TrafficTarget', async () =>
       (await requestFrom(netns, url)) === '403' ? true : undefined,
     );

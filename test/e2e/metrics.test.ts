@@ -8,23 +8,24 @@ import type { PodSummary } from '../cluster/support/kube';
 import {
   createNamespace,
   deleteNamespace,
-  isReady,
-  listPods,
   testKubeconfig,
   testRest,
   waitFor,
   waitForNoMesh,
 } from '../cluster/support/kube';
 import {
+  applyObjects,
+  clusterIPOf,
   echoDeployment,
   httpService,
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
+  readyPodOf,
   removeMesh,
   requestBatchFrom,
   shellDeployment,
-  sidecarReport,
+  waitForSidecarsCurrent,
 } from '../cluster/support/mesh-apps';
 import { freePort, startPrometheus } from '../support/prometheus';
 import type { TestPrometheus } from '../support/prometheus';
@@ -44,13 +45,7 @@ let prometheus: TestPrometheus | undefined;
 let clientNetns: string;
 let webUrl: string;
 
-async function readyPod(app: string): Promise<PodSummary> {
-  const pods = (await listPods(rest, apps, `app=${app}`)).filter(isReady);
-  const [pod] = pods;
-  if (pod === undefined || pods.length !== 1)
-    throw new Error(`expected one Ready pod app=${app}, found ${pods.length}`);
-  return pod;
-}
+const readyPod = (app: string): Promise<PodSummary> => readyPodOf(rest, apps, app);
 
 /** What `top deploy/<name> -o json` prints: the deployment's edges as TrafficMetrics. */
 async function topEdges(name: string): Promise<TrafficMetricsList> {
@@ -111,43 +106,23 @@ beforeAll(async () => {
     'injector.nsm.nginx.com/auto-inject=enabled',
   ]);
   if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
-  const applied = await kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'List',
-      items: [
-        echoDeployment(apps, 'web', {
-          labels: { app: 'web' },
-          env: { FAIL_PERCENT: String(FAIL_PERCENT) },
-        }),
-        shellDeployment(apps, 'client'),
-        httpService(apps, 'web', { app: 'web' }),
-      ],
+  await applyObjects([
+    echoDeployment(apps, 'web', {
+      labels: { app: 'web' },
+      env: { FAIL_PERCENT: String(FAIL_PERCENT) },
     }),
-  );
-  if (applied.exitCode !== 0) throw new Error(applied.stderr);
+    shellDeployment(apps, 'client'),
+    httpService(apps, 'web', { app: 'web' }),
+  ]);
   const [web, client] = await waitFor(
     'web and client Ready',
     async () => [await readyPod('web'), await readyPod('client')] as const,
     120_000,
     500,
   );
-  await waitFor(
-    'every sidecar on the generation in force',
-    async () => {
-      const report = await sidecarReport(rest, meshNamespace);
-      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
-    },
-    60_000,
-    250,
-  );
+  await waitForSidecarsCurrent(rest, meshNamespace);
   clientNetns = await netnsOf(client.status?.podIP ?? '');
-  const service = await rest.request<{ spec: { clusterIP: string } }>(
-    'GET',
-    `/api/v1/namespaces/${apps}/services/web`,
-  );
-  webUrl = `http://${service.spec.clusterIP}/`;
+  webUrl = `http://${await clusterIPOf(rest, apps, 'web')}/`;
   prometheus = await startPrometheus(
     [web, client].map((pod) => ({
       address: `${pod.status?.podIP ?? ''}:${SIDECAR_METRICS_PORT}`,

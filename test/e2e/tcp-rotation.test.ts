@@ -14,23 +14,26 @@ import type { PodSummary } from '../cluster/support/kube';
 import {
   createNamespace,
   deleteNamespace,
-  isReady,
-  listPods,
   testRest,
   waitFor,
   waitForNoMesh,
 } from '../cluster/support/kube';
 import {
+  applyObjects,
+  clusterIPOf,
   echoDeployment,
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
+  patchMeshConfig,
   podFiles,
+  readyPodOf,
   removeMesh,
   requestFrom,
   shellDeployment,
   sidecarConfig,
-  sidecarReport,
+  waitForSidecarConfig as waitForSidecarConfigIn,
+  waitForSidecarsCurrent as waitForSidecarsCurrentIn,
 } from '../cluster/support/mesh-apps';
 
 const meshNamespace = 'mesh-tcp';
@@ -52,62 +55,16 @@ function meshctl(args: readonly string[]) {
   return meshctlIn(meshNamespace, args);
 }
 
-async function apply(objects: readonly object[]): Promise<void> {
-  const applied = await kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
-  );
-  if (applied.exitCode !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
-}
-
-async function readyPod(app: string): Promise<PodSummary> {
-  const pods = (await listPods(rest, apps, `app=${app}`)).filter(isReady);
-  const [pod] = pods;
-  if (pod === undefined || pods.length !== 1)
-    throw new Error(`expected one Ready pod app=${app} in ${apps}, found ${pods.length}`);
-  return pod;
-}
-
-async function clusterIP(name: string): Promise<string> {
-  const service = await rest.request<{ spec: { clusterIP: string } }>(
-    'GET',
-    `/api/v1/namespaces/${apps}/services/${name}`,
-  );
-  return service.spec.clusterIP;
-}
-
-/** Until every sidecar runs the generation in force, as the controller reports on GET /sidecars. */
-async function waitForSidecarsCurrent(): Promise<void> {
-  await waitFor(
-    'every sidecar on the generation in force',
-    async () => {
-      const report = await sidecarReport(rest, meshNamespace);
-      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
-    },
-    60_000,
-    250,
-  );
-}
-
-/** Waits until the sidecar of the pod app=<app> runs a configuration that satisfies check. */
-async function waitForSidecarConfig(
+const apply = applyObjects;
+const readyPod = (app: string): Promise<PodSummary> => readyPodOf(rest, apps, app);
+const clusterIP = (name: string): Promise<string> => clusterIPOf(rest, apps, name);
+const waitForSidecarsCurrent = (): Promise<void> => waitForSidecarsCurrentIn(rest, meshNamespace);
+const waitForSidecarConfig = (
   app: string,
   what: string,
   check: (config: string) => boolean,
-): Promise<string> {
-  const pod = await readyPod(app);
-  const config = await waitFor(
-    `${what} in the ${app} sidecar`,
-    () => {
-      const text = sidecarConfig(pod.metadata.uid) ?? '';
-      return Promise.resolve(check(text) ? text : undefined);
-    },
-    60_000,
-    250,
-  );
-  await waitForSidecarsCurrent();
-  return config;
-}
+): Promise<string> =>
+  waitForSidecarConfigIn(rest, { meshNamespace, namespace: apps, app }, what, check);
 
 /**
  * Has the registrar issue SVIDs that live SVID_TTL_SECONDS, by replacing its --svid-ttl argument,
@@ -428,18 +385,7 @@ describe('raw TCP and certificate rotation through the mesh', () => {
 
   it('closes TCP connections under deny mode unless a TrafficTarget with a TCPRoute admits the client', async () => {
     const host = await clusterIP('echo');
-    const patched = await kubectl([
-      'patch',
-      'meshconfig',
-      'nginx-mesh-config',
-      '-n',
-      meshNamespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"accessControlMode":"deny"}}',
-    ]);
-    expect(patched.exitCode).toBe(0);
+    await patchMeshConfig(meshNamespace, { accessControlMode: 'deny' });
     await apply([
       {
         apiVersion: 'specs.smi-spec.io/v1alpha3',
@@ -480,18 +426,7 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     expect(await requestFrom(admittedNetns, `http://${host}/`)).toBe('200');
     expect(deniedHttp).toBe('403');
 
-    const restored = await kubectl([
-      'patch',
-      'meshconfig',
-      'nginx-mesh-config',
-      '-n',
-      meshNamespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"accessControlMode":"allow"}}',
-    ]);
-    expect(restored.exitCode).toBe(0);
+    await patchMeshConfig(meshNamespace, { accessControlMode: 'allow' });
     await waitFor('the other client admitted again', async () =>
       (await requestFrom(otherNetns, `http://${host}/`)) === '200' ? true : undefined,
     );

@@ -12,25 +12,27 @@ import type { PodSummary } from '../cluster/support/kube';
 import {
   createNamespace,
   deleteNamespace,
-  isReady,
   listPods,
   testRest,
   waitFor,
   waitForNoMesh,
 } from '../cluster/support/kube';
 import {
+  applyObjects,
+  clusterIPOf,
   ECHO_PORT,
   echoDeployment,
   httpService,
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
+  patchMeshConfig,
+  readyPodOf,
   requestBatchFrom,
   removeMesh,
   requestFrom,
   shellDeployment,
-  sidecarConfig,
-  sidecarReport,
+  waitForSidecarConfig as waitForSidecarConfigIn,
 } from '../cluster/support/mesh-apps';
 
 const meshNamespace = 'mesh-e2e';
@@ -43,81 +45,18 @@ function meshctl(args: readonly string[]) {
   return meshctlIn(meshNamespace, args);
 }
 
-async function apply(objects: readonly object[]): Promise<void> {
-  const applied = await kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
-  );
-  if (applied.exitCode !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
-}
-
-async function readyPod(namespace: string, app: string): Promise<PodSummary> {
-  const pods = (await listPods(rest, namespace, `app=${app}`)).filter(isReady);
-  const [pod] = pods;
-  if (pod === undefined || pods.length !== 1)
-    throw new Error(`expected one Ready pod app=${app} in ${namespace}, found ${pods.length}`);
-  return pod;
-}
-
-async function clusterIP(name: string): Promise<string> {
-  const service = await rest.request<{ spec: { clusterIP: string } }>(
-    'GET',
-    `/api/v1/namespaces/${apps}/services/${name}`,
-  );
-  return service.spec.clusterIP;
-}
-
-/** Waits until the sidecar of the pod app=<app> runs a configuration that satisfies check. */
-async function waitForSidecarConfig(
+const apply = applyObjects;
+const readyPod = (namespace: string, app: string): Promise<PodSummary> =>
+  readyPodOf(rest, namespace, app);
+const clusterIP = (name: string): Promise<string> => clusterIPOf(rest, apps, name);
+const waitForSidecarConfig = (
   app: string,
   what: string,
   check: (config: string) => boolean,
-): Promise<string> {
-  const pod = await readyPod(apps, app);
-  const config = await waitFor(
-    `${what} in the ${app} sidecar`,
-    () => {
-      const text = sidecarConfig(pod.metadata.uid) ?? '';
-      return Promise.resolve(check(text) ? text : undefined);
-    },
-    60_000,
-    250,
-  );
-  await waitForSidecarsCurrent();
-  return config;
-}
-
-/**
- * Until every sidecar runs the generation in force (each has reloaded nginx for it), as the
- * controller reports on GET /sidecars. A sidecar reloading nginx while a request reaches it may
- * reset that connection, so measurements start on a settled mesh.
- */
-async function waitForSidecarsCurrent(): Promise<void> {
-  await waitFor(
-    'every sidecar on the generation in force',
-    async () => {
-      const report = await sidecarReport(rest, meshNamespace);
-      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
-    },
-    60_000,
-    250,
-  );
-}
-
-async function patchMtlsMode(mode: string): Promise<void> {
-  const patched = await kubectl([
-    'patch',
-    'meshconfig',
-    'nginx-mesh-config',
-    '-n',
-    meshNamespace,
-    '--type',
-    'merge',
-    '-p',
-    JSON.stringify({ spec: { mtls: { mode } } }),
-  ]);
-  if (patched.exitCode !== 0) throw new Error(`patching mtls.mode failed: ${patched.stderr}`);
-}
+): Promise<string> =>
+  waitForSidecarConfigIn(rest, { meshNamespace, namespace: apps, app }, what, check);
+const patchMtlsMode = (mode: string): Promise<void> =>
+  patchMeshConfig(meshNamespace, { mtls: { mode } });
 
 /** Requests per serving pod whose name starts with prefix. */
 function servedBy(pods: Record<string, number>, prefix: string): number {

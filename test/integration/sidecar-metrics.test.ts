@@ -5,14 +5,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer as createTcpServer } from 'node:net';
 import type { Server as TcpServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
@@ -27,8 +26,8 @@ import {
   shopSnapshot,
   tcpPort,
 } from '../support/sidecar-snapshots';
+import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
 
-const root = join(__dirname, '..', '..');
 let dir: string;
 let meshModule: string;
 const apps: Server[] = [];
@@ -189,26 +188,9 @@ function count(labels: string): number {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sidecar-metrics-'));
-  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(dir, temp));
-  meshModule =
-    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
   // The outbound server names its client certificate even without mTLS: a throwaway one will do.
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
-      .concat(['-days', '1', '-subj', '/CN=test']),
-    { stdio: 'pipe' },
-  );
-  writeFileSync(
-    join(dir, 'svid.pem'),
-    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
-  );
+  dir = prepareSidecarDir('sidecar-metrics-');
+  meshModule = buildMeshModule();
   appPort = await listenApp('127.0.0.1', 0);
   await listenApp('127.0.0.2', appPort);
   metrics = await startSidecarMetrics({ host: '127.0.0.1', port: 0, tag: SIDECAR_ACCESS_LOG_TAG });

@@ -10,10 +10,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
@@ -22,8 +21,8 @@ import { renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { service, shopContext, shopSnapshot, tcpPort } from '../support/sidecar-snapshots';
+import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
 
-const root = join(__dirname, '..', '..');
 const id = randomBytes(3).toString('hex');
 const NETNS = `nmt-${id}`;
 const LINK = `nmt${id}a`;
@@ -108,27 +107,10 @@ function series(name: string, labels: string): number {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sidecar-tcp-redirect-'));
-  chmodSync(dir, 0o755);
-  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(dir, temp));
-  const meshModule =
-    execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
   // The outbound HTTP server names a client certificate even without mTLS: a throwaway one.
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
-      .concat(['-days', '1', '-subj', '/CN=test']),
-    { stdio: 'pipe' },
-  );
-  writeFileSync(
-    join(dir, 'svid.pem'),
-    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
-  );
+  dir = prepareSidecarDir('sidecar-tcp-redirect-');
+  chmodSync(dir, 0o755);
+  const meshModule = buildMeshModule();
 
   removeNamespace();
   ip(['netns', 'add', NETNS]);

@@ -6,7 +6,8 @@ import { execa } from 'execa';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeRest } from '../harness/kube-rest';
-import { testKubeconfig, testKubectl } from './kube';
+import type { PodSummary } from './kube';
+import { isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
 
 /** The built executable the tests deploy and remove the mesh with. */
 export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
@@ -259,4 +260,96 @@ export async function removeMesh(meshNamespace: string): Promise<void> {
   if (removed.exitCode !== 0 && !removed.stderr.includes('not found')) {
     process.stderr.write(`remove after the tests failed:\n${removed.stderr}\n`);
   }
+}
+
+/** Applies the objects as one List with kubectl; throws with kubectl's error. */
+export async function applyObjects(objects: readonly object[]): Promise<void> {
+  const applied = await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  );
+  if (applied.exitCode !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+}
+
+/** Merges spec into MeshConfig nginx-mesh-config of the mesh, as an operator would. */
+export async function patchMeshConfig(meshNamespace: string, spec: object): Promise<void> {
+  const patched = await kubectl([
+    'patch',
+    'meshconfig',
+    'nginx-mesh-config',
+    '-n',
+    meshNamespace,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec }),
+  ]);
+  if (patched.exitCode !== 0) throw new Error(`patching MeshConfig failed: ${patched.stderr}`);
+}
+
+/** The one Ready pod labelled app=<app> in namespace; throws unless there is exactly one. */
+export async function readyPodOf(
+  rest: KubeRest,
+  namespace: string,
+  app: string,
+): Promise<PodSummary> {
+  const pods = (await listPods(rest, namespace, `app=${app}`)).filter(isReady);
+  const [pod] = pods;
+  if (pod === undefined || pods.length !== 1)
+    throw new Error(`expected one Ready pod app=${app} in ${namespace}, found ${pods.length}`);
+  return pod;
+}
+
+/** The ClusterIP of Service namespace/name. */
+export async function clusterIPOf(
+  rest: KubeRest,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const service = await rest.request<{ spec: { clusterIP: string } }>(
+    'GET',
+    `/api/v1/namespaces/${namespace}/services/${name}`,
+  );
+  return service.spec.clusterIP;
+}
+
+/**
+ * Until every sidecar runs the generation in force (each has reloaded nginx for it), as the
+ * controller reports on GET /sidecars. A sidecar reloading nginx while a request reaches it may
+ * reset that connection, so measurements start on a settled mesh.
+ */
+export async function waitForSidecarsCurrent(rest: KubeRest, meshNamespace: string): Promise<void> {
+  await waitFor(
+    'every sidecar on the generation in force',
+    async () => {
+      const report = await sidecarReport(rest, meshNamespace);
+      return report.generation !== undefined && report.behind.length === 0 ? true : undefined;
+    },
+    60_000,
+    250,
+  );
+}
+
+/**
+ * Waits until the sidecar of the pod app=<app> in namespace runs a configuration that satisfies
+ * check, then until the whole mesh is settled; resolves with that configuration.
+ */
+export async function waitForSidecarConfig(
+  rest: KubeRest,
+  where: { readonly meshNamespace: string; readonly namespace: string; readonly app: string },
+  what: string,
+  check: (config: string) => boolean,
+): Promise<string> {
+  const pod = await readyPodOf(rest, where.namespace, where.app);
+  const config = await waitFor(
+    `${what} in the ${where.app} sidecar`,
+    () => {
+      const text = sidecarConfig(pod.metadata.uid) ?? '';
+      return Promise.resolve(check(text) ? text : undefined);
+    },
+    60_000,
+    250,
+  );
+  await waitForSidecarsCurrent(rest, where.meshNamespace);
+  return config;
 }

@@ -1,0 +1,49 @@
+// What running the sidecar's rendered nginx outside a pod needs: our nginx module (built once by
+// its script, which says where it is), and a run directory with nginx's temp directories and a
+// throwaway certificate as svid.pem and bundle.crt, for configurations that name them without
+// mTLS in play.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/**
+ * The checkout: the first directory up from here with the module's build script. Tests run from
+ * their source; benches from a bundle under node_modules/.cache, so a fixed climb would not do.
+ */
+function checkoutRoot(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir))
+    if (existsSync(join(dir, 'scripts', 'build-ngx-mesh.sh'))) return dir;
+  return process.cwd();
+}
+
+/** Builds the ngx_mesh module if it is stale; its path. */
+export function buildMeshModule(): string {
+  return (
+    execFileSync('bash', [join(checkoutRoot(), 'scripts', 'build-ngx-mesh.sh')], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .at(-1) ?? ''
+  );
+}
+
+/** A new run directory under the system's temp directory, named from prefix. */
+export function prepareSidecarDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, temp));
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+      .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'bundle.crt')])
+      .concat(['-days', '1', '-subj', '/CN=sidecar-test']),
+    { stdio: 'pipe' },
+  );
+  writeFileSync(
+    join(dir, 'svid.pem'),
+    readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
+  );
+  return dir;
+}
