@@ -16,6 +16,7 @@ import {
   waitForNoMesh,
 } from './support/kube';
 import {
+  createInjectedNamespace,
   echoDeployment,
   httpService,
   kubectl,
@@ -54,14 +55,7 @@ beforeAll(async () => {
   await waitForNoMesh(rest);
   const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createNamespace(rest, apps);
-  const labelled = await kubectl([
-    'label',
-    'namespace',
-    apps,
-    'injector.nsm.nginx.com/auto-inject=enabled',
-  ]);
-  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  await createInjectedNamespace(rest, apps);
   for (const object of [
     echoDeployment(apps, 'web', { labels: { app: 'web', version: 'v1' } }),
     echoDeployment(apps, 'web-v2', { labels: { app: 'web', version: 'v2' } }),

@@ -6,7 +6,6 @@ import { execa } from 'execa';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
 import {
-  createNamespace,
   deleteNamespace,
   testKubeconfig,
   testRest,
@@ -14,11 +13,11 @@ import {
   waitForNoMesh,
 } from '../cluster/support/kube';
 import {
+  createInjectedNamespace,
   applyObjects,
   clusterIPOf,
   echoDeployment,
   httpService,
-  kubectl,
   meshctl as meshctlIn,
   netnsOf,
   readyPodOf,
@@ -98,14 +97,7 @@ beforeAll(async () => {
     `http://${host}:${port}`,
   ]);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createNamespace(rest, apps);
-  const labelled = await kubectl([
-    'label',
-    'namespace',
-    apps,
-    'injector.nsm.nginx.com/auto-inject=enabled',
-  ]);
-  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  await createInjectedNamespace(rest, apps);
   await applyObjects([
     echoDeployment(apps, 'web', {
       labels: { app: 'web' },

@@ -11,14 +11,9 @@ import { join } from 'node:path';
 import { REGISTRAR_NAME, SVID_FILE_NAME } from '../../src/manifests/constants';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
+import { deleteNamespace, testRest, waitFor, waitForNoMesh } from '../cluster/support/kube';
 import {
-  createNamespace,
-  deleteNamespace,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
-import {
+  createInjectedNamespace,
   applyObjects,
   clusterIPOf,
   echoDeployment,
@@ -283,14 +278,7 @@ beforeAll(async () => {
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
   // Before any app exists, so every sidecar gets short-lived SVIDs from its first one.
   await shortenSvidTtl();
-  await createNamespace(rest, apps);
-  const labelled = await kubectl([
-    'label',
-    'namespace',
-    apps,
-    'injector.nsm.nginx.com/auto-inject=enabled',
-  ]);
-  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+  await createInjectedNamespace(rest, apps);
   await apply([
     serviceAccount('echo'),
     serviceAccount('admitted'),

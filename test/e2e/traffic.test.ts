@@ -18,6 +18,7 @@ import {
   waitForNoMesh,
 } from '../cluster/support/kube';
 import {
+  createInjectedNamespace,
   applyObjects,
   clusterIPOf,
   ECHO_PORT,
@@ -85,15 +86,8 @@ beforeAll(async () => {
   await waitForNoMesh(rest);
   const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createNamespace(rest, apps);
+  await createInjectedNamespace(rest, apps);
   await createNamespace(rest, plain);
-  const labelled = await kubectl([
-    'label',
-    'namespace',
-    apps,
-    'injector.nsm.nginx.com/auto-inject=enabled',
-  ]);
-  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
   await apply([
     echoDeployment(apps, 'web-v1', { labels: { app: 'web-v1', service: 'web' } }),
     echoDeployment(apps, 'web-v2', { labels: { app: 'web-v2', service: 'web' } }),

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeRest } from '../harness/kube-rest';
 import type { PodSummary } from './kube';
-import { isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
+import { createNamespace, isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
 
 /** The built executable the tests deploy and remove the mesh with. */
 export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
@@ -352,4 +352,16 @@ export async function waitForSidecarConfig(
   );
   await waitForSidecarsCurrent(rest, where.meshNamespace);
   return config;
+}
+
+/** Creates the namespace labelled for automatic injection, as an operator would. */
+export async function createInjectedNamespace(rest: KubeRest, name: string): Promise<void> {
+  await createNamespace(rest, name);
+  const labelled = await kubectl([
+    'label',
+    'namespace',
+    name,
+    'injector.nsm.nginx.com/auto-inject=enabled',
+  ]);
+  if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
 }
