@@ -4,8 +4,8 @@
 // snapshot the controller publishes into nginx's configuration, acknowledging each generation.
 // The proxy listens (transparent) before any of that; /readyz, which holds a native sidecar's app
 // back and keeps the pod out of its Services, waits for the first configuration to run, or for
-// --config-wait without one, so that a lost controller delays a pod but never stops it for good. nginx's access log
-// comes back to the agent over loopback UDP and is served as Prometheus metrics on /metrics.
+// --config-wait without one, so that a lost controller delays a pod but never stops it for good.
+// nginx's access log comes back to the agent over loopback UDP and is served on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -196,11 +196,10 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
   const configWaitMs = options.duration('config-wait');
+  const startedMs = Date.now();
   let configured = false;
-  let waitedInVain = false;
+  // Only says so: readiness itself follows the clock.
   const configTimer = setTimeout(() => {
-    if (configured) return;
-    waitedInVain = true;
     logger.warn('no mesh configuration yet; reporting the transparent proxy ready', {
       waitedMs: configWaitMs,
     });
@@ -208,7 +207,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   configTimer.unref();
   const meshReadiness = (): Readiness => {
     const proxy = supervisor.readiness();
-    if (!proxy.ready || configured || waitedInVain) return proxy;
+    if (!proxy.ready || configured || Date.now() - startedMs >= configWaitMs) return proxy;
     return { ready: false, reason: 'waiting for the mesh configuration' };
   };
   // Counting starts before nginx does, so that no request of the first configuration is missed.
@@ -234,8 +233,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     runDir,
     inputs,
     apply: (text, label) => applier.apply(text, label),
-    onApplied: (snapshot) => metrics.applySnapshot(snapshot),
-    onConfigured: () => {
+    onApplied: (snapshot) => {
+      metrics.applySnapshot(snapshot);
       if (!configured) logger.info('the mesh configuration runs; ready for traffic');
       configured = true;
       clearTimeout(configTimer);
@@ -262,10 +261,8 @@ function startMeshConfiguration(
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     readonly apply: ConfigApplier['apply'];
-    /** Called with every snapshot whose configuration runs, before onConfigured. */
+    /** Called with every snapshot whose configuration runs. */
     readonly onApplied: (snapshot: MeshSnapshot) => void;
-    /** Called after every generation applied. */
-    readonly onConfigured: () => void;
   },
 ): { stop(): Promise<void> } {
   const { logger, runDir, inputs } = settings;
@@ -306,7 +303,6 @@ function startMeshConfiguration(
     const outcome = await settings.apply(rendered.text, `generation ${generation}`);
     if (outcome.applied) {
       settings.onApplied(snapshot);
-      settings.onConfigured();
     }
     return outcome.applied ? undefined : (outcome.error ?? 'not applied');
   };
