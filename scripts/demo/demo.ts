@@ -202,7 +202,22 @@ async function clusterIP(name: string): Promise<string> {
   ).trim();
 }
 
-/** top's table once it shows both services' traffic. */
+/**
+ * Requests each row of the first table shows at least: enough that api's injected failures
+ * (one request in ten) are part of the figures rather than a matter of which scrape came first.
+ */
+const MIN_ROW_REQUESTS = 30;
+
+/** The request count of a top table's row for name, or undefined when it has no row. */
+function rowRequests(table: string, name: string): number | undefined {
+  const columns = table
+    .split('\n')
+    .map((line) => line.trim().split(/\s{2,}/))
+    .find((row) => row[0] === name);
+  return columns === undefined ? undefined : Number(columns[columns.length - 1]);
+}
+
+/** top's table once it shows enough traffic for the generator and both services. */
 async function topWithTraffic(): Promise<string> {
   return waitUntil('traffic figures in nginx-meshctl top', TRAFFIC_WAIT_MS, async () => {
     const result = await execa(
@@ -213,9 +228,8 @@ async function topWithTraffic(): Promise<string> {
         timeout: 60_000,
       },
     );
-    const rows = result.stdout.split('\n');
-    const shown = (name: string) => rows.some((row) => row.startsWith(`${name} `));
-    return result.exitCode === 0 && shown('web') && shown('api') && shown('traffic')
+    const enough = (name: string) => (rowRequests(result.stdout, name) ?? 0) >= MIN_ROW_REQUESTS;
+    return result.exitCode === 0 && enough('web') && enough('api') && enough('traffic')
       ? result.stdout
       : undefined;
   });

@@ -399,7 +399,34 @@ describe('RequestRegistry', () => {
     const registry = createRequestRegistry(overflowLabels);
     for (let index = 0; index < MAX_SERIES * 3; index += 1)
       registry.observe(inbound(`web-${index}`), 1);
-    expect(registry.size()).toBe(MAX_SERIES + 1);
+    // The kept series (2xx and their 5xx siblings), then the overflow series of both classes.
+    expect(registry.size()).toBe(MAX_SERIES + 2);
+  });
+
+  it('keeps a zero failure series beside every new success series, and the reverse', () => {
+    const registry = createRequestRegistry(overflowLabels);
+    registry.observe(inbound('web-1'), 1);
+    registry.observe(inbound('web-2', '5xx'), 1);
+    registry.observe(inbound('web-3', '4xx'), 1);
+    const totals = registry
+      .render()
+      .split('\n')
+      .filter((line) => line.startsWith('nginx_mesh_requests_total{'));
+    expect(totals).toEqual([
+      'nginx_mesh_requests_total{direction="inbound",code="2xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 1',
+      'nginx_mesh_requests_total{direction="inbound",code="2xx",src_namespace="shop",src_pod="web-2",src_deployment="web"} 0',
+      'nginx_mesh_requests_total{direction="inbound",code="2xx",src_namespace="shop",src_pod="web-3",src_deployment="web"} 0',
+      'nginx_mesh_requests_total{direction="inbound",code="4xx",src_namespace="shop",src_pod="web-3",src_deployment="web"} 1',
+      'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 0',
+      'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-2",src_deployment="web"} 1',
+      'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-3",src_deployment="web"} 0',
+    ]);
+    // Seeding never counts: the next observation of a seeded series is its first.
+    registry.observe(inbound('web-1', '5xx'), 1);
+    expect(registry.render()).toContain(
+      'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 1\n',
+    );
+    expect(registry.size()).toBe(7);
   });
 });
 

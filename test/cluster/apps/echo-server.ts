@@ -17,12 +17,13 @@ function shouldFail(index: number): boolean {
 }
 
 const server = http.createServer((req, res) => {
-  const index = requests;
-  requests += 1;
+  // Probes neither fail nor take a place in the sequence the failure share is spread over.
   if (req.url === '/healthz') {
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
     return;
   }
+  const index = requests;
+  requests += 1;
   const status = shouldFail(index) ? 500 : 200;
   const body = JSON.stringify({
     pod: name,

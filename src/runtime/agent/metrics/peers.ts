@@ -6,6 +6,7 @@ import {
   METRIC_DESTINATION_PREFIX,
   METRIC_DIRECTION_INBOUND,
   METRIC_DIRECTION_OUTBOUND,
+  METRIC_FAILURE_CODE,
   METRIC_LABEL_CODE,
   METRIC_LABEL_DIRECTION,
   METRIC_LABEL_NAMESPACE,
@@ -118,6 +119,24 @@ export function labelsOf(record: AccessRecord, peers: PeerIndex): Labels {
     ...peerLabels(METRIC_DESTINATION_PREFIX, serviceNamespace, peers.get(host)),
     [`${METRIC_DESTINATION_PREFIX}service`, record.service.slice(slash + 1)],
   ];
+}
+
+/** The status classes every HTTP edge reports from its first request on: success and failure. */
+export const SEEDED_CLASSES: readonly string[] = ['2xx', METRIC_FAILURE_CODE];
+
+/**
+ * The same label set in the other seeded status classes (SEEDED_CLASSES): the series an HTTP
+ * edge keeps at zero from its first request, so that its first failure (or first success after
+ * failures) counts in Prometheus's increase() and rate().
+ */
+export function classSiblings(labels: Labels): Labels[] {
+  const code = labels.find(([name]) => name === METRIC_LABEL_CODE)?.[1];
+  if (code === undefined) return [];
+  return SEEDED_CLASSES.filter((seeded) => seeded !== code).map((seeded) =>
+    labels.map(([name, value]): readonly [string, string] =>
+      name === METRIC_LABEL_CODE ? [name, seeded] : [name, value],
+    ),
+  );
 }
 
 /** The value of every peer label in the overflow series. */

@@ -12,7 +12,7 @@ import {
   SIDECAR_TCP_SENT_BYTES_METRIC,
 } from '../../../manifests/constants';
 import type { ConnectionBytes } from './access-log';
-import type { Labels } from './peers';
+import { classSiblings, type Labels } from './peers';
 
 /** Most series a registry keeps before new label sets go to their overflow series. */
 export const MAX_SERIES = 2_000;
@@ -83,6 +83,12 @@ export interface RegistryOptions {
   readonly bucketsMs: readonly number[];
   /** The series a label set joins once maxSeries are kept; bounded in number by design. */
   readonly overflow: (labels: Labels) => Labels;
+  /**
+   * The label sets created at zero beside a new one. Prometheus's increase() and rate() take a
+   * series' first sample as its start, so a failure series that appears only with the first
+   * failure hides that failure; created with its success series, it shows it.
+   */
+  readonly zeroSiblings?: (labels: Labels) => readonly Labels[];
 }
 
 interface Series {
@@ -121,27 +127,7 @@ export class RequestRegistry {
 
   /** Counts one observation of this label set, duration (ms) and, for TCP, bytes. */
   observe(labels: Labels, durationMs: number, bytes?: ConnectionBytes): void {
-    let text = labelText(labels);
-    let series = this.series.get(text);
-    if (series === undefined) {
-      if (this.kept >= this.options.maxSeries) {
-        text = labelText(this.options.overflow(labels));
-        series = this.series.get(text);
-      } else {
-        this.kept += 1;
-      }
-      if (series === undefined) {
-        series = {
-          text,
-          count: 0,
-          sumMs: 0,
-          sentBytes: 0,
-          receivedBytes: 0,
-          buckets: new Array<number>(this.options.bucketsMs.length + 1).fill(0),
-        };
-        this.series.set(text, series);
-      }
-    }
+    const series = this.seriesOf(labels, true);
     series.count += 1;
     series.sumMs += durationMs;
     series.sentBytes += bytes?.sent ?? 0;
@@ -150,6 +136,38 @@ export class RequestRegistry {
     let index = 0;
     while (index < bounds.length && durationMs > (bounds[index] ?? Infinity)) index += 1;
     series.buckets[index] = (series.buckets[index] ?? 0) + 1;
+  }
+
+  /**
+   * The series of a label set, created (or its overflow series, past the bound) on first use.
+   * A new series brings its zero siblings (RegistryOptions.zeroSiblings) along, so that a
+   * sibling's first observation is an increase Prometheus sees rather than its starting value.
+   */
+  private seriesOf(labels: Labels, withSiblings: boolean): Series {
+    let text = labelText(labels);
+    const known = this.series.get(text);
+    if (known !== undefined) return known;
+    let kept = labels;
+    if (this.kept >= this.options.maxSeries) {
+      kept = this.options.overflow(labels);
+      text = labelText(kept);
+      const overflow = this.series.get(text);
+      if (overflow !== undefined) return overflow;
+    } else {
+      this.kept += 1;
+    }
+    const series: Series = {
+      text,
+      count: 0,
+      sumMs: 0,
+      sentBytes: 0,
+      receivedBytes: 0,
+      buckets: new Array<number>(this.options.bucketsMs.length + 1).fill(0),
+    };
+    this.series.set(text, series);
+    if (withSiblings)
+      for (const sibling of this.options.zeroSiblings?.(kept) ?? []) this.seriesOf(sibling, false);
+    return series;
   }
 
   /** Counts a line that was not an access-log record. */
@@ -221,6 +239,7 @@ export function createRequestRegistry(overflow: (labels: Labels) => Labels): Req
     maxSeries: MAX_SERIES,
     bucketsMs: SIDECAR_DURATION_BUCKETS_MS,
     overflow,
+    zeroSiblings: classSiblings,
   });
 }
 
