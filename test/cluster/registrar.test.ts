@@ -64,7 +64,7 @@ async function grantRegistrar(): Promise<void> {
     rules: [
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
       { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
       {
         apiGroups: [''],
@@ -443,6 +443,32 @@ describe('the registrar', () => {
     expect(await bundleIn(meshNamespace)).toBe(bundle);
     await expect(waitFor('the bundle in default', () => bundleIn('default'))).resolves.toBe(bundle);
   });
+
+  it('publishes the bundle in a new namespace as soon as the namespace exists', async () => {
+    // Three namespaces 5 s apart, spread over the 15 s periodic sync: each copy must come from
+    // the namespace watch, within 2 s, not from a sync that happened to fall close by.
+    const delays: number[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      if (index > 0) await new Promise((resolve) => setTimeout(resolve, 5_000));
+      const namespace = `late-${randomUUID().slice(0, 8)}`;
+      const created = Date.now();
+      await rest.request('POST', '/api/v1/namespaces', {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: namespace },
+      });
+      try {
+        await expect(
+          waitFor(`the bundle in ${namespace}`, () => bundleIn(namespace), 10_000, 50),
+        ).resolves.toBe(bundle);
+        delays.push(Date.now() - created);
+      } finally {
+        await deleteNamespace(rest, namespace);
+      }
+    }
+    process.stderr.write(`bundle published in new namespaces after ${delays.join(', ')} ms\n`);
+    for (const delay of delays) expect(delay).toBeLessThan(2_000);
+  }, 60_000);
 
   it('gives an injected pod its SVID through its projected token', async () => {
     const state = await waitFor('the client SVID', async () => {

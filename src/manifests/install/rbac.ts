@@ -121,7 +121,7 @@ function accounts(): readonly Account[] {
       clusterRules: [
         rule('authentication.k8s.io', ['tokenreviews'], ['create']),
         rule('', ['pods'], ['get']),
-        rule('', ['namespaces'], ['list']),
+        rule('', ['namespaces'], ['list', 'watch']),
         rule('', ['configmaps'], ['create']),
         rule('', ['configmaps'], ['list', 'update'], [TRUST_BUNDLE_CONFIG_MAP_NAME]),
       ],

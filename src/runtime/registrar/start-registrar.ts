@@ -5,6 +5,9 @@ import { REGISTRAR_CA_SECRET_NAME, TRUST_BUNDLE_CONFIG_MAP_NAME } from '../../ma
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { checkTtls } from '../../manifests/registrar/svid-policy';
 import { systemClock } from '../clock';
+import { createKubeAccess } from '../kube/access';
+import type { KubeObject } from '../kube/client';
+import { startWatch } from '../kube/watch';
 import { parseBindAddress } from '../role/bind-address';
 import { renewalTime } from '../svid/schedule';
 import type { Logger } from '../role/log';
@@ -22,8 +25,13 @@ import { kubeBundleApi, kubeCaStore, kubeWorkloadDirectory } from './kube-regist
 import type { ServingCertificate } from './serving';
 import { issueServingCertificate } from './serving';
 
-/** How often every namespace's bundle ConfigMap is checked (new namespaces get theirs then). */
+/**
+ * How often every namespace's bundle ConfigMap is checked regardless of events: a new namespace
+ * gets its copy as soon as the namespace watch reports it, this catches copies edited or deleted.
+ */
 const BUNDLE_SYNC_MS = 15_000;
+/** Timeout of the API requests the namespace watch makes. */
+const KUBE_TIMEOUT_MS = 30_000;
 /** Wait after a failed reconcile before the next attempt. */
 const RETRY_MS = 5_000;
 /** Shortest wait between two reconciles, so that second-scale test TTLs do not spin. */
@@ -82,6 +90,8 @@ class Keeper {
   serving: ServingCertificate;
   private published = '';
   private publishedAt = 0;
+  /** A namespace appeared since the last publication: publish at once. */
+  private stale = false;
 
   constructor(
     private readonly settings: Settings,
@@ -92,8 +102,14 @@ class Keeper {
     this.serving = initial.serving;
   }
 
+  /** Marks the published copies as incomplete (a namespace was added); the next publish writes. */
+  markStale(): void {
+    this.stale = true;
+  }
+
   /** Milliseconds until something is due. */
   wait(nowMs: number): number {
+    if (this.stale) return MIN_WAIT_MS;
     const servingRenewal = servingHalfLife(this.serving);
     const due = Math.min(
       this.state.nextChangeMs,
@@ -127,8 +143,13 @@ class Keeper {
   }
 
   async publish(nowMs: number): Promise<void> {
-    if (this.published === this.state.bundlePem && nowMs < this.publishedAt + BUNDLE_SYNC_MS)
+    if (
+      !this.stale &&
+      this.published === this.state.bundlePem &&
+      nowMs < this.publishedAt + BUNDLE_SYNC_MS
+    )
       return;
+    this.stale = false;
     const result = await publishBundle(this.deps.bundles, this.state.bundlePem);
     for (const [namespace, reason] of result.failed) {
       this.deps.logger.warn('trust bundle not published', { namespace, reason });
@@ -184,6 +205,24 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
   });
   logger.info('SVID API listening', { port: server.port });
   const stop = new AbortController();
+  let wake = new AbortController();
+  // A new namespace gets its bundle copy now rather than at the next periodic sync: its first
+  // pods mount the copy, and wait for it.
+  const kube = await createKubeAccess(process.env).connect({
+    kubeconfig: process.env.KUBECONFIG ?? '',
+    timeoutMs: KUBE_TIMEOUT_MS,
+  });
+  const namespaces = startWatch<KubeObject>(kube, {
+    path: '/api/v1/namespaces',
+    onUpdate: (update) => {
+      if (update.type !== 'ADDED' && update.type !== 'SYNC') return;
+      keeper.markStale();
+      wake.abort();
+    },
+    clock,
+    random: Math.random,
+    logger,
+  });
   const loop = (async () => {
     await keeper
       .publish(clock.now().getTime())
@@ -193,10 +232,11 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
     while (!stop.signal.aborted) {
       const wait = keeper.wait(clock.now().getTime());
       try {
-        await clock.sleep(wait, stop.signal);
+        await clock.sleep(wait, AbortSignal.any([stop.signal, wake.signal]));
       } catch {
-        break;
+        if (stop.signal.aborted) break;
       }
+      wake = new AbortController();
       try {
         const renewed = await keeper.refresh(clock.now());
         if (renewed !== undefined) server.setCertificate(renewed.chainPem, renewed.keyPem);
@@ -214,6 +254,7 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
   return runningUntilStopped(async () => {
     stop.abort();
     await loop;
+    await namespaces.stop();
     await server.close();
   });
 }
