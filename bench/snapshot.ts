@@ -8,7 +8,9 @@
 // after it starts). "rebuild": one Service, its EndpointSlice and its pods changed since the last
 // build, every other object is the one the builder saw before; this is what the controller does on
 // every change, since its cache hands over the same object until that object changes, and the
-// builder keeps what it read of each pod object. Target: 10,000 Services in < 100 ms.
+// builder keeps what it read of each pod object and patches the indexes it built from the set of
+// pods (the cold builds in between are a sequence of their own, which does not evict them).
+// Target: 10,000 Services in < 100 ms.
 import { gzipSync } from 'node:zlib';
 import { buildSnapshot } from '../src/manifests/snapshot/build';
 import type { ClusterState } from '../src/manifests/snapshot/build';

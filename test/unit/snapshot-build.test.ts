@@ -385,6 +385,167 @@ describe('buildSnapshot: peers', () => {
   });
 });
 
+describe('buildSnapshot: peers across rebuilds', () => {
+  /** A small deterministic generator (mulberry32), so a failure replays. */
+  function random(seed: number): () => number {
+    let state = seed;
+    return () => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /**
+   * Peers as the documented rule gives them, written out plainly: every address of a running
+   * injected pod, the first pod by key for an address two claim, keys in address order.
+   */
+  function expectedPeers(pods: readonly KubeObject[]): Record<string, unknown> {
+    const claims = new Map<string, string[]>();
+    for (const object of pods) {
+      const { metadata, status } = object as {
+        metadata: { namespace: string; name: string; labels: Record<string, string> };
+        status: { phase?: string; podIP?: string };
+      };
+      if (status.phase === 'Succeeded' || status.phase === 'Failed') continue;
+      if (status.podIP === undefined) continue;
+      const key = `${metadata.namespace}/${metadata.name}`;
+      claims.set(status.podIP, [...(claims.get(status.podIP) ?? []), key]);
+    }
+    const owners = new Map(
+      pods.map((object) => {
+        const { metadata } = object as {
+          metadata: { namespace: string; name: string; labels: Record<string, string> };
+        };
+        const deployment = metadata.labels['nsm.nginx.com/deployment'];
+        return [
+          `${metadata.namespace}/${metadata.name}`,
+          deployment === undefined ? `pod/${metadata.name}` : `deployment/${deployment}`,
+        ];
+      }),
+    );
+    return Object.fromEntries(
+      [...claims.keys()].sort().map((ip) => {
+        const winner = [...(claims.get(ip) ?? [])].sort()[0] ?? '';
+        return [ip, { pod: winner, owner: owners.get(winner) }];
+      }),
+    );
+  }
+
+  /** The running injected pods of a Deployment, by key, as its owner label names it. */
+  function expectedWorkload(
+    pods: readonly KubeObject[],
+    namespace: string,
+    deployment: string,
+  ): string[] {
+    return pods
+      .map(
+        (object) =>
+          object as {
+            metadata: { namespace: string; name: string; labels: Record<string, string> };
+            status: { phase?: string };
+          },
+      )
+      .filter(
+        ({ metadata, status }) =>
+          metadata.namespace === namespace &&
+          metadata.labels['nsm.nginx.com/deployment'] === deployment &&
+          status.phase !== 'Succeeded' &&
+          status.phase !== 'Failed',
+      )
+      .map(({ metadata }) => `${metadata.namespace}/${metadata.name}`)
+      .sort();
+  }
+
+  it('patches the last build to what a fresh build gives, through starts, stops and moves', () => {
+    const next = random(7);
+    const pick = (n: number) => Math.floor(next() * n);
+    // Few addresses for many pods, so that two pods often claim one (a stale status).
+    const address = () => `198.18.${pick(2)}.${pick(40)}`;
+    const newPod = (index: number) =>
+      pod(`ns-${pick(3)}`, `p-${index}`, {
+        ip: address(),
+        labels: next() < 0.5 ? { 'nsm.nginx.com/deployment': `d-${pick(4)}` } : {},
+      });
+    let created = 0;
+    let pods: KubeObject[] = Array.from({ length: 60 }, () => newPod((created += 1)));
+    let previous = build({ pods }).snapshot.peers;
+    let previousText = JSON.stringify(previous);
+    for (let round = 0; round < 300; round += 1) {
+      const change = pick(5);
+      const at = pick(pods.length);
+      if (change === 0) pods = [...pods, newPod((created += 1))];
+      else if (change === 1 && pods.length > 1) pods = pods.filter((_, index) => index !== at);
+      else if (change === 2) {
+        // The same pod, updated to another address (or none, while it restarts).
+        const moved = JSON.parse(JSON.stringify(pods[at])) as KubeObject & {
+          status: Record<string, unknown>;
+        };
+        const ip = next() < 0.2 ? undefined : address();
+        moved.status = { phase: 'Running', ...(ip === undefined ? {} : { podIP: ip }) };
+        pods = pods.map((each, index) => (index === at ? moved : each));
+      } else if (change === 3) {
+        // The same pod, updated without a change that peers show (a new object, equal data).
+        pods = pods.map((each, index) =>
+          index === at ? (JSON.parse(JSON.stringify(each)) as KubeObject) : each,
+        );
+      } else if (change === 4) {
+        const finished = JSON.parse(JSON.stringify(pods[at])) as KubeObject & {
+          status: Record<string, unknown>;
+        };
+        finished.status = { ...finished.status, phase: 'Succeeded' };
+        pods = pods.map((each, index) => (index === at ? finished : each));
+      }
+      // One index serves both, patched from the last round's: peers and the workload index.
+      const index = buildPodIndex(pods, new Set());
+      const peers = index.peers();
+      const expected = expectedPeers(pods);
+      for (const deployment of ['d-0', 'd-1', 'd-2', 'd-3']) {
+        for (const namespace of ['ns-0', 'ns-1', 'ns-2']) {
+          const named = index
+            .ofWorkload(`${namespace}/deployment/${deployment}`)
+            .map((each) => `${each.namespace}/${each.name}`)
+            .sort();
+          expect(named).toEqual(expectedWorkload(pods, namespace, deployment));
+        }
+      }
+      expect(peers).toEqual(expected);
+      expect(Object.keys(peers)).toEqual(Object.keys(expected));
+      // A build of the same pods hands out the same record, and snapshots carry it.
+      expect(build({ pods }).snapshot.peers).toBe(peers);
+      // The record of an earlier build is never changed by a later one.
+      expect(JSON.stringify(previous)).toBe(previousText);
+      previous = peers;
+      previousText = JSON.stringify(peers);
+    }
+  });
+
+  it('hands out the same record when no pod changed what peers show, and never alters it', () => {
+    const pods = Array.from({ length: 10 }, (_, index) =>
+      pod('shop', `p-${index}`, { ip: `198.18.0.${10 + index}` }),
+    );
+    const first = build({ pods }).snapshot.peers;
+    const copy = JSON.parse(JSON.stringify(first)) as unknown;
+    // A new, equal object for one pod (a status update that peers do not show): the same record.
+    const renewed = pods.map((each, index) =>
+      index === 3 ? (JSON.parse(JSON.stringify(each)) as KubeObject) : each,
+    );
+    expect(build({ pods: renewed }).snapshot.peers).toBe(first);
+    const moved = build({
+      pods: renewed.map((each, index) =>
+        index === 3 ? pod('shop', 'p-3', { ip: '198.18.0.99' }) : each,
+      ),
+    }).snapshot.peers;
+    expect(moved).not.toBe(first);
+    expect(Object.keys(moved)).toHaveLength(10);
+    expect(Object.keys(moved)).toEqual(Object.keys(moved).sort());
+    expect(moved['198.18.0.99']).toEqual({ pod: 'shop/p-3', owner: 'pod/p-3' });
+    expect(moved['198.18.0.13']).toBeUndefined();
+    expect(first).toEqual(copy);
+  });
+});
+
 describe('buildSnapshot: HTTPRouteGroups', () => {
   it('upper-cases methods, lower-cases header names and reports unusable matches', () => {
     const outcome = build({

@@ -135,19 +135,15 @@ export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<
     const slash = key.indexOf('/');
     return slash < 0 ? undefined : byNamespace.get(key.slice(0, slash))?.get(key.slice(slash + 1));
   };
-  let byOwner: Map<string, Entry[]> | undefined;
-  const ownersIndex = (): Map<string, Entry[]> => {
-    if (byOwner !== undefined) return byOwner;
-    byOwner = new Map<string, Entry[]>();
-    for (const names of byNamespace.values()) {
-      for (const entry of names.values()) {
-        const key = ownerKeyOf(entry);
-        const list = byOwner.get(key);
-        if (list === undefined) byOwner.set(key, [entry]);
-        else list.push(entry);
-      }
-    }
-    return byOwner;
+  let step: BuildStep | undefined;
+  const stepOf = (): BuildStep => (step ??= startStep(byNamespace));
+  const ownersIndex = (): ReadonlyMap<string, readonly Entry[]> => {
+    const { last, next, changes } = stepOf();
+    next.byOwner ??=
+      changes !== undefined && last?.byOwner !== undefined
+        ? patchOwners(last.byOwner, changes)
+        : freshOwners(next.entries);
+    return next.byOwner;
   };
   return {
     find: (namespace, name) => byNamespace.get(namespace)?.get(name),
@@ -164,33 +160,247 @@ export function buildPodIndex(pods: readonly KubeObject[], ignored: ReadonlySet<
       return all;
     },
     peers: () => {
-      const pairs: (readonly [string, SnapshotPeer])[] = [];
-      for (const names of byNamespace.values()) {
-        for (const entry of names.values()) {
-          const peer = peerOf(entry);
-          for (const ip of resolve(entry).ips) pairs.push([ip, peer]);
-        }
-      }
-      return sortedPeers(pairs);
+      const { last, next, changes } = stepOf();
+      next.peers ??=
+        changes !== undefined && last?.peers !== undefined
+          ? patchPeers(last.peers, changes)
+          : freshPeers(next.entries);
+      return next.peers.record;
     },
   };
 }
 
 /**
- * The pairs as a record in address order, the first pod by key for an address named twice. One
- * sort of a list, then one pass: a cluster's pods are tens of thousands, and every build pays it.
+ * What a build derived from its set of entries, kept so that the next build redoes only the pods
+ * that changed: a cluster's pods are tens of thousands, and one Service's rollout changes a
+ * handful. The peers record handed out is never changed afterwards (the controller diffs it
+ * against the next); the indexes are owned by the memo and patched in place by the next build.
  */
-function sortedPeers(pairs: (readonly [string, SnapshotPeer])[]): Record<string, SnapshotPeer> {
-  pairs.sort(([a, peerA], [b, peerB]) =>
-    a < b ? -1 : a > b ? 1 : peerA.pod < peerB.pod ? -1 : peerA.pod > peerB.pod ? 1 : 0,
-  );
-  const record: Record<string, SnapshotPeer> = {};
-  let last: string | undefined;
-  for (const [ip, peer] of pairs) {
-    if (ip !== last) record[ip] = peer;
-    last = ip;
+interface PodSetMemo {
+  readonly entries: ReadonlySet<Entry>;
+  peers?: PeersState;
+  /** ownerKeyOf() → the entries of that workload, in no particular order. */
+  byOwner?: Map<string, Entry[]>;
+}
+
+interface PeersState {
+  /** Every address → the entries holding it (one, unless a status is stale). */
+  readonly holders: Map<string, Entry[]>;
+  /** Every address of the record, in its key order. */
+  readonly ips: string[];
+  readonly record: Record<string, SnapshotPeer>;
+}
+
+/** The entries one build has and the build before it in its sequence did not, and the reverse. */
+interface Changes {
+  readonly added: readonly Entry[];
+  readonly removed: readonly Entry[];
+}
+
+/** One build against the memo of the sequence it continues. */
+interface BuildStep {
+  readonly last: PodSetMemo | undefined;
+  readonly next: PodSetMemo;
+  /** Set when patching last's indexes is cheaper than building them afresh. */
+  readonly changes: Changes | undefined;
+}
+
+/**
+ * The memos of the last builds, newest first. The controller builds one sequence, each build
+ * from the last; another sequence in the same process (a cold build, a test) gets a memo of its
+ * own rather than evicting the controller's.
+ */
+let memos: PodSetMemo[] = [];
+const MEMOS_KEPT = 2;
+/** Beyond the first 16 entries, every so many is sampled to find which sequence a build continues. */
+const SAMPLE_STRIDE = 997;
+/** Share of changed entries beyond which building afresh is cheaper than patching. */
+const PATCH_LIMIT = 0.25;
+
+/** The memo that holds most of the sampled entries: the build sequence this one continues. */
+function memoOf(sample: readonly Entry[]): PodSetMemo | undefined {
+  let best: PodSetMemo | undefined;
+  let bestHits = 0;
+  for (const memo of memos) {
+    const hits = sample.filter((entry) => memo.entries.has(entry)).length;
+    if (hits > bestHits) {
+      best = memo;
+      bestHits = hits;
+    }
   }
-  return record;
+  return best;
+}
+
+/** This build's entries, what changed since the memo it continues, and its own memo (kept). */
+function startStep(byNamespace: ReadonlyMap<string, ReadonlyMap<string, Entry>>): BuildStep {
+  const current = new Set<Entry>();
+  const sample: Entry[] = [];
+  for (const names of byNamespace.values()) {
+    for (const entry of names.values()) {
+      if (current.size < 16 || current.size % SAMPLE_STRIDE === 0) sample.push(entry);
+      current.add(entry);
+    }
+  }
+  const last = memoOf(sample);
+  const changes = last === undefined ? undefined : changedEntries(last, current);
+  const count = changes === undefined ? 0 : changes.added.length + changes.removed.length;
+  // The same entries: the same memo, indexes and all. Otherwise the last memo's indexes belong
+  // to this build from now on, which may patch them.
+  const next: PodSetMemo = last !== undefined && count === 0 ? last : { entries: current };
+  memos = [next, ...memos.filter((memo) => memo !== last && memo !== next)].slice(0, MEMOS_KEPT);
+  const patchable = changes !== undefined && count <= current.size * PATCH_LIMIT;
+  return { last, next, changes: patchable ? changes : undefined };
+}
+
+/** The entries of current the last memo did not have, and those it had that current lacks. */
+function changedEntries(last: PodSetMemo, current: ReadonlySet<Entry>): Changes {
+  const added: Entry[] = [];
+  for (const entry of current) if (!last.entries.has(entry)) added.push(entry);
+  const removed: Entry[] = [];
+  if (current.size - added.length !== last.entries.size) {
+    for (const entry of last.entries) if (!current.has(entry)) removed.push(entry);
+  }
+  return { added, removed };
+}
+
+/** Removes entry from the list under key, dropping the key with its last entry. */
+function removeFrom(index: Map<string, Entry[]>, key: string, entry: Entry): void {
+  const list = index.get(key)?.filter((held) => held !== entry) ?? [];
+  if (list.length === 0) index.delete(key);
+  else index.set(key, list);
+}
+
+function addTo(index: Map<string, Entry[]>, key: string, entry: Entry): void {
+  const list = index.get(key);
+  if (list === undefined) index.set(key, [entry]);
+  else list.push(entry);
+}
+
+function freshOwners(entries: ReadonlySet<Entry>): Map<string, Entry[]> {
+  const byOwner = new Map<string, Entry[]>();
+  for (const entry of entries) addTo(byOwner, ownerKeyOf(entry), entry);
+  return byOwner;
+}
+
+function patchOwners(byOwner: Map<string, Entry[]>, changes: Changes): Map<string, Entry[]> {
+  for (const entry of changes.removed) removeFrom(byOwner, ownerKeyOf(entry), entry);
+  for (const entry of changes.added) addTo(byOwner, ownerKeyOf(entry), entry);
+  return byOwner;
+}
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Of the entries holding one address, the first by key; undefined for none. */
+function winnerOf(list: readonly Entry[] | undefined): Entry | undefined {
+  let winner: Entry | undefined;
+  for (const entry of list ?? [])
+    if (winner === undefined || entry.key < winner.key) winner = entry;
+  return winner;
+}
+
+/** The peer to publish for winner, reusing before (the last record's) when it says the same. */
+function samePeerAs(winner: Entry, before: SnapshotPeer | undefined): SnapshotPeer {
+  const peer = peerOf(winner);
+  if (before !== undefined && before.pod === peer.pod && before.owner === peer.owner) {
+    winner.peer = before;
+    return before;
+  }
+  return peer;
+}
+
+/** Where ip is, or would be inserted, in the sorted ips. */
+function indexOfIp(ips: readonly string[], ip: string): number {
+  let low = 0;
+  let high = ips.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((ips[middle] ?? '') < ip) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/**
+ * The touched addresses whose peer differs from the last record's (undefined: gone), keeping
+ * ips sorted as addresses come and go; keysChanged when any did.
+ */
+function changedPeers(
+  last: PeersState,
+  touched: ReadonlySet<string>,
+): { changed: Map<string, SnapshotPeer | undefined>; keysChanged: boolean } {
+  const changed = new Map<string, SnapshotPeer | undefined>();
+  let keysChanged = false;
+  for (const ip of touched) {
+    const before = Object.hasOwn(last.record, ip) ? last.record[ip] : undefined;
+    const winner = winnerOf(last.holders.get(ip));
+    const peer = winner === undefined ? undefined : samePeerAs(winner, before);
+    if (peer === before) continue;
+    if (peer === undefined) last.ips.splice(indexOfIp(last.ips, ip), 1);
+    else if (before === undefined) last.ips.splice(indexOfIp(last.ips, ip), 0, ip);
+    keysChanged ||= peer === undefined || before === undefined;
+    changed.set(ip, peer);
+  }
+  return { changed, keysChanged };
+}
+
+/**
+ * Every address of the entries → its winner's peer, keys in address order, from the last build's
+ * state: only the addresses of the changed entries are looked at again.
+ */
+function patchPeers(last: PeersState, { added, removed }: Changes): PeersState {
+  const { holders, ips } = last;
+  const touched = new Set<string>();
+  for (const entry of removed) {
+    for (const ip of resolve(entry).ips) {
+      removeFrom(holders, ip, entry);
+      touched.add(ip);
+    }
+  }
+  for (const entry of added) {
+    for (const ip of resolve(entry).ips) {
+      addTo(holders, ip, entry);
+      touched.add(ip);
+    }
+  }
+  const { changed, keysChanged } = changedPeers(last, touched);
+  if (changed.size === 0) return last;
+  const record: Record<string, SnapshotPeer> = {};
+  if (keysChanged) {
+    for (const ip of ips) {
+      const peer = changed.has(ip) ? changed.get(ip) : last.record[ip];
+      if (peer !== undefined) record[ip] = peer;
+    }
+  } else {
+    Object.assign(record, last.record);
+    for (const [ip, peer] of changed) if (peer !== undefined) record[ip] = peer;
+  }
+  return { holders, ips, record };
+}
+
+/**
+ * The record built from nothing, in address order, the first pod by key for an address named
+ * twice: one sort of the pairs, then one pass.
+ */
+function freshPeers(current: ReadonlySet<Entry>): PeersState {
+  const pairs: (readonly [string, Entry])[] = [];
+  for (const entry of current) for (const ip of resolve(entry).ips) pairs.push([ip, entry]);
+  pairs.sort(
+    ([a, entryA], [b, entryB]) => compareText(a, b) || compareText(entryA.key, entryB.key),
+  );
+  const holders = new Map<string, Entry[]>();
+  const ips: string[] = [];
+  const record: Record<string, SnapshotPeer> = {};
+  for (const [ip, entry] of pairs) {
+    const list = holders.get(ip);
+    if (list !== undefined) {
+      list.push(entry);
+      continue;
+    }
+    holders.set(ip, [entry]);
+    ips.push(ip);
+    record[ip] = peerOf(entry);
+  }
+  return { holders, ips, record };
 }
 
 /** The byOwner key of a workload; kind in any case. */
