@@ -11,6 +11,8 @@ import { SIDECAR_OUTBOUND_REDIRECT_PORT } from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import { createConfigApplier } from '../../src/runtime/agent/config-applier';
+import type { SnapshotApplier } from '../../src/runtime/agent/snapshot-applier';
+import { createSnapshotApplier } from '../../src/runtime/agent/snapshot-applier';
 import { buildPeerIndex } from '../../src/runtime/agent/metrics/peers';
 import { listNginxChildren } from '../../src/runtime/agent/nginx-process';
 import { Supervisor } from '../../src/runtime/agent/supervisor';
@@ -43,6 +45,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 const applied: { generation: number; error: string | undefined }[] = [];
 /** The last snapshot the agent applied, as its metrics receive it. */
 let lastApplied: MeshSnapshot | undefined;
+let snapshots: SnapshotApplier;
 
 /** The shop snapshot plus one Service named after the round, so every round changes nginx. */
 function round(n: number, extra: Partial<MeshSnapshot> = {}): MeshSnapshot {
@@ -125,18 +128,21 @@ beforeAll(async () => {
     expectedServerId: NATS_SERVER_ID,
     logger,
   });
+  // The agent role's own step from snapshot to nginx, rendering only what nginx reads.
+  snapshots = createSnapshotApplier({
+    context,
+    logger,
+    apply: (text, label) => applier.apply(text, label),
+    onApplied: (snapshot) => (lastApplied = snapshot),
+  });
   const agent = await startAgentBus(nc, {
     pod: 'shop/web-1',
     version: '1.0.0',
     logger,
-    apply: async (snapshot, generation) => {
-      const outcome = await applier.apply(
-        renderSidecarConfig(snapshot, context).text,
-        String(generation),
-      );
-      applied.push({ generation, error: outcome.error });
-      if (outcome.applied) lastApplied = snapshot;
-      return outcome.error;
+    apply: async (snapshot, generation, unrendered) => {
+      const error = await snapshots.apply(snapshot, generation, unrendered);
+      applied.push({ generation, error });
+      return error;
     },
   });
   cleanups.push(async () => {
@@ -210,6 +216,7 @@ it('applies a snapshot that differs only in peers without touching nginx', async
   const master = supervisor.masterPid() ?? 0;
   const workers = listNginxChildren(master).map((child) => child.pid);
   expect(workers.length).toBeGreaterThan(0);
+  const renders = snapshots.renders();
 
   const loadgen = { pod: 'shop/loadgen-2', owner: 'deployment/loadgen' };
   const after = bus.publish(round(7, { peers: { ...round(7).peers, '10.1.0.40': loadgen } }));
@@ -222,6 +229,8 @@ it('applies a snapshot that differs only in peers without touching nginx', async
     ownerKind: 'deployment',
     ownerName: 'loadgen',
   });
+  // Not even rendered: only peers changed since the configuration in force.
+  expect(snapshots.renders()).toBe(renders);
   // The same text: the file was not rewritten and nginx was not reloaded.
   expect(live()).toBe(text);
   expect(statSync(join(dir, 'nginx.conf')).mtimeMs).toBe(file.mtimeMs);

@@ -5,6 +5,7 @@ import {
   applyDelta,
   applyDeltaInPlace,
   canonicalJson,
+  changesRendering,
   diffSnapshots,
   emptySnapshot,
   isEmptyDelta,
@@ -53,6 +54,20 @@ describe('diffSnapshots and applyDelta', () => {
     });
     expect(applyDelta(BEFORE, delta)).toEqual(started);
     expect(diffSnapshots(started, BEFORE, 2, 3).deletes).toEqual({ peers: ['198.18.2.1'] });
+  });
+
+  it('tells a change the renderer reads from one it does not (peers alone)', () => {
+    const started = {
+      ...BEFORE,
+      peers: { '198.18.2.1': { pod: 'shop/loadgen-7f9c', owner: 'deployment/loadgen' } },
+    };
+    expect(changesRendering(diffSnapshots(BEFORE, started, 1, 2))).toBe(false);
+    expect(changesRendering(diffSnapshots(started, BEFORE, 2, 3))).toBe(false);
+    const moved = { ...started, services: { 'shop/cart': service('cart', '198.18.1.9') } };
+    expect(changesRendering(diffSnapshots(started, moved, 2, 3))).toBe(true);
+    const strict = { ...started, mesh: { ...MESH, mtlsMode: 'strict' as const } };
+    expect(changesRendering(diffSnapshots(started, strict, 2, 3))).toBe(true);
+    expect(changesRendering(diffSnapshots(BEFORE, BEFORE, 1, 2))).toBe(false);
   });
 
   it('round-trips a changed, an added and a removed entry to byte-identical JSON', () => {

@@ -4,7 +4,7 @@
 // sorted at every depth), so two builds of the same state never produce a spurious change.
 import { compareCodePoints, sortKeysDeep } from '../inject/json';
 import type { MeshSnapshot, SnapshotCollection, SnapshotMesh } from './types';
-import { SNAPSHOT_COLLECTIONS } from './types';
+import { SNAPSHOT_COLLECTIONS, UNRENDERED_COLLECTIONS } from './types';
 
 /** What turns the snapshot of generation `base` into the snapshot of generation `generation`. */
 export interface SnapshotDelta {
@@ -31,6 +31,18 @@ export function canonicalJson(value: unknown): string {
 function sameEntry(a: unknown, b: unknown): boolean {
   return (
     a === b || JSON.stringify(a) === JSON.stringify(b) || canonicalJson(a) === canonicalJson(b)
+  );
+}
+
+/**
+ * Whether a delta can change a sidecar's nginx configuration: it changes the mesh settings or a
+ * collection the renderer reads. A pod starting or stopping changes only peers, which it does not.
+ */
+export function changesRendering(delta: SnapshotDelta): boolean {
+  if (delta.mesh !== undefined) return true;
+  const touched = [...Object.keys(delta.upserts), ...Object.keys(delta.deletes)];
+  return touched.some(
+    (collection) => !UNRENDERED_COLLECTIONS.has(collection as SnapshotCollection),
   );
 }
 

@@ -193,3 +193,6 @@ export const SNAPSHOT_COLLECTIONS = [
   'peers',
 ] as const;
 export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];
+
+/** Collections no renderer reads: a change to them alone leaves every nginx configuration as is. */
+export const UNRENDERED_COLLECTIONS: ReadonlySet<SnapshotCollection> = new Set(['peers']);

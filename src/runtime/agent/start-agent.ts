@@ -35,7 +35,6 @@ import {
   printNginxConfig,
 } from '../../render/agent-nginx';
 import type { SidecarContext } from '../../render/sidecar';
-import { renderSidecarConfig } from '../../render/sidecar';
 import type { AgentBus } from '../bus/agent-bus';
 import { startAgentBus } from '../bus/agent-bus';
 import { connectBus } from '../bus/connect';
@@ -47,6 +46,7 @@ import { runningUntilStopped } from '../role/role';
 import { natsUrlOf, startIdentity } from '../svid/identity';
 import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
+import { createSnapshotApplier } from './snapshot-applier';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
 import { startSidecarMetrics } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
@@ -292,20 +292,12 @@ function startMeshConfiguration(
   let stopped = false;
   let connection: NatsConnection | undefined;
   let bus: AgentBus | undefined;
-  const warned = new Set<string>();
-  const apply = async (snapshot: MeshSnapshot, generation: number): Promise<string | undefined> => {
-    const rendered = renderSidecarConfig(snapshot, context);
-    for (const warning of rendered.warnings) {
-      if (warned.has(warning)) continue;
-      warned.add(warning);
-      logger.warn(warning, { generation });
-    }
-    const outcome = await settings.apply(rendered.text, `generation ${generation}`);
-    if (outcome.applied) {
-      settings.onApplied(snapshot);
-    }
-    return outcome.applied ? undefined : (outcome.error ?? 'not applied');
-  };
+  const snapshots = createSnapshotApplier({
+    context,
+    logger,
+    apply: settings.apply,
+    onApplied: settings.onApplied,
+  });
   const started = (async () => {
     const svid = await identity.ready;
     if (stopped) return;
@@ -326,7 +318,8 @@ function startMeshConfiguration(
       pod: context.pod,
       version: settings.version,
       logger,
-      apply,
+      apply: (snapshot, generation, unrendered) =>
+        snapshots.apply(snapshot, generation, unrendered),
     });
   })().catch((error: unknown) => {
     if (!stopped)

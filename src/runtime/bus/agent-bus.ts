@@ -18,7 +18,7 @@ import {
   NATS_PING_SUBJECT,
   NATS_SUBSCRIPTION_SUBJECT,
 } from '../../manifests/constants';
-import { applyDeltaInPlace } from '../../manifests/snapshot/delta';
+import { applyDeltaInPlace, changesRendering } from '../../manifests/snapshot/delta';
 import type {
   AckMessage,
   DeltaMessage,
@@ -47,8 +47,16 @@ export interface AgentBusOptions {
   readonly pod: string;
   readonly version: string;
   readonly logger: Logger;
-  /** Applies a snapshot; resolves to an error message, or undefined when it was applied. */
-  apply(snapshot: MeshSnapshot, generation: number): Promise<string | undefined>;
+  /**
+   * Applies a snapshot; resolves to an error message, or undefined when it was applied.
+   * unrendered: since the snapshot last handed over, only collections the renderer does not
+   * read changed (UNRENDERED_COLLECTIONS), so the nginx configuration stays what it was.
+   */
+  apply(
+    snapshot: MeshSnapshot,
+    generation: number,
+    unrendered: boolean,
+  ): Promise<string | undefined>;
 }
 
 /** How long a subscribe request waits for the controller's answer. */
@@ -60,6 +68,8 @@ const LAST_RETRY_MS = 5_000;
 interface Held {
   readonly snapshot: MeshSnapshot;
   readonly generation: number;
+  /** Whether only unrendered collections changed since the snapshot held before it. */
+  readonly unrendered: boolean;
 }
 
 /** Subscribes to configuration and pings, then asks for the current snapshot. */
@@ -95,7 +105,7 @@ export async function startAgentBus(
   const run = async (next: Held): Promise<void> => {
     let error: string | undefined;
     try {
-      error = await options.apply(next.snapshot, next.generation);
+      error = await options.apply(next.snapshot, next.generation, next.unrendered);
     } catch (thrown) {
       error = thrown instanceof Error ? thrown.message : String(thrown);
     }
@@ -108,7 +118,8 @@ export async function startAgentBus(
 
   const schedule = (next: Held): void => {
     if (running !== undefined) {
-      waiting = next;
+      // Replacing a snapshot that never ran: what it changed is still to be rendered.
+      waiting = { ...next, unrendered: next.unrendered && (waiting?.unrendered ?? true) };
       return;
     }
     running = (async () => {
@@ -161,6 +172,7 @@ export async function startAgentBus(
     hold({
       snapshot: applyDeltaInPlace(held.snapshot, delta),
       generation: delta.generation,
+      unrendered: !changesRendering(delta),
     });
   };
 
@@ -211,7 +223,7 @@ export async function startAgentBus(
       return false;
     }
     if (held === undefined || message.generation > held.generation) {
-      hold({ snapshot: message.snapshot, generation: message.generation });
+      hold({ snapshot: message.snapshot, generation: message.generation, unrendered: false });
     }
     return true;
   };
