@@ -55,7 +55,7 @@ SO_NAME="ngx_mesh_module.so"
 SO="$OUT_DIR/$SO_NAME"
 STAMP="$OUT_DIR/ngx_mesh_module.stamp"
 NGINX_DEV_SRC="${NGINX_DEV_SRC:-/usr/share/nginx/src}"
-MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR/ngx_mesh_module.c")
+MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR/ngx_mesh_module.c" "$MODULE_DIR/ngx_mesh_stats.c")
 
 # Warnings are errors for our module; the rest mirrors Debian's hardening flags (`nginx -V`).
 CC_OPT="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror"
@@ -157,7 +157,8 @@ GOT_SIG="$(signature "$BUILT")"
 [[ -n "$WANT_SIG" && "$GOT_SIG" == "$WANT_SIG" ]] ||
   die "module signature '$GOT_SIG' differs from $STREAM_SO's '$WANT_SIG'"
 
-# Load test: the installed nginx loads the module and knows every variable, in http and stream.
+# Load test: the installed nginx loads the module and knows every variable and directive, in
+# http and stream.
 mkdir -p "$WORK_DIR/check"
 # shellcheck disable=SC2016 # nginx variables, for nginx to expand
 VARS='$mesh_original_dst $mesh_original_dst_addr $mesh_original_dst_port $mesh_peer_spiffe_id'
@@ -174,10 +175,17 @@ http {
     fastcgi_temp_path $WORK_DIR/check/fastcgi;
     uwsgi_temp_path $WORK_DIR/check/uwsgi;
     scgi_temp_path $WORK_DIR/check/scgi;
-    server { listen 127.0.0.1:1; return 200 "$VARS"; }
+    mesh_stats_zone check_http 64k;
+    server {
+        listen 127.0.0.1:1;
+        mesh_stats check_http "\$status" if=\$mesh_original_dst;
+        location / { return 200 "$VARS"; }
+        location = /stats { mesh_stats_dump check_http check_stream; }
+    }
 }
 stream {
-    server { listen 127.0.0.1:1; return "$VARS"; }
+    mesh_stats_zone check_stream 64k;
+    server { listen 127.0.0.1:1; mesh_stats check_stream "\$status"; return "$VARS"; }
 }
 EOF
 if ! CHECK_OUT="$("$NGINX" -t -q -p "$WORK_DIR/check" -c "$WORK_DIR/check/nginx.conf" 2>&1)"; then
