@@ -4,7 +4,8 @@
 //           (keep-alive upstreams, one worker each, iptables REDIRECT as the mesh does);
 //   mesh    the init role's iptables rules in both pods, and nginx running what
 //           renderSidecarConfig renders for each pod (our module, mTLS strict, one worker),
-//           with the agent's access-log receiver listening as it would in the pod.
+//           counting requests in shared memory, with the agent's metrics pipeline taking
+//           the counts as it would in the pod.
 // The pods are two network namespaces joined by a veth pair in 198.19.250.0/30; the paths take
 // turns over rounds (rules swapped between them), and the figures are medians of the rounds.
 // Load comes from bench/support/load.ts inside the client namespace on CPU 1; every server runs
@@ -24,7 +25,13 @@ import {
 } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_UID } from '../src/manifests/constants';
+import {
+  SIDECAR_STATS_HTTP_ZONE,
+  SIDECAR_STATS_PATH,
+  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_TCP_ZONE,
+  SIDECAR_UID,
+} from '../src/manifests/constants';
 import { DEFAULT_SNAPSHOT_MESH } from '../src/manifests/snapshot/mesh-base';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildRedirectModel, printRestoreInput } from '../src/render/iptables-rules';
@@ -71,7 +78,7 @@ const started: ChildProcess[] = [];
 const namespaces: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Child modes: the load generator and the access-log receiver run as this script's children.
+// Child modes: the load generator and the agent's metrics pipeline run as this script's children.
 
 async function child(mode: string, arg: string): Promise<void> {
   if (mode === '--load') {
@@ -80,13 +87,17 @@ async function child(mode: string, arg: string): Promise<void> {
     return;
   }
   if (mode === '--receiver') {
-    await startSidecarMetrics({
+    // Takes every second, more often than the agent (every 5 s and per scrape) does.
+    startSidecarMetrics({
       host: '127.0.0.1',
-      port: SIDECAR_ACCESS_LOG_PORT,
-      tag: 'nginx_mesh',
+      port: SIDECAR_STATS_PORT,
+      path: SIDECAR_STATS_PATH,
+      httpZone: SIDECAR_STATS_HTTP_ZONE,
+      tcpZone: SIDECAR_STATS_TCP_ZONE,
+      takeIntervalMs: 1_000,
     });
     process.stdout.write('ready\n');
-    // The receiver's socket does not hold the process open; the run ends it by pid.
+    // The pipeline's timer does not hold the process open; the run ends it by pid.
     setInterval(() => undefined, 60_000);
     return;
   }
@@ -691,7 +702,7 @@ async function startReceiver(ns: string): Promise<number> {
   const deadline = Date.now() + 10_000;
   while (!output().includes('ready')) {
     if (Date.now() > deadline || proc.exitCode !== null)
-      throw new Error(`access-log receiver did not start: ${output()}`);
+      throw new Error(`metrics pipeline did not start: ${output()}`);
     await sleep(50);
   }
   return proc.pid ?? 0;
@@ -819,7 +830,7 @@ function report(
     '',
     ...PATHS.map((path) => describe(path, results[path])),
     '',
-    `mesh sidecar CPU during paced load: ${median(sink.cpu).toFixed(4)} vCPU per 1,000 rps for both nginx (master + worker), plus ${median(sink.receiverCpu).toFixed(4)} for both access-log receivers`,
+    `mesh sidecar CPU during paced load: ${median(sink.cpu).toFixed(4)} vCPU per 1,000 rps for both nginx (master + worker), plus ${median(sink.receiverCpu).toFixed(4)} for both agents' metrics pipelines`,
     `sidecar RSS (nginx master + worker, mean of the two pods): idle ${rssIdle.toFixed(1)} MiB, under c=${SATURATION_CONNECTIONS} load ${median(sink.rssLoad).toFixed(1)} MiB`,
     `${SIDE_BY_SIDE} sidecars side by side, per pod: nginx with the rendered config PSS ${side.nginxPss.toFixed(1)} MiB (RSS ${side.nginxRss.toFixed(1)})` +
       (side.agentPss === undefined

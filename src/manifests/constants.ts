@@ -96,12 +96,17 @@ export const SIDECAR_OUTBOUND_TCP_PORT = 8906;
 /** Sidecar's inbound TCP server for plaintext connections (NSM's incomingTcpPermissive). */
 export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
 /**
- * UDP port on 127.0.0.1 where the agent receives nginx's access log as syslog, one JSON record per
- * request. The redirect only captures TCP, and loopback is the pod's own.
+ * TCP port on 127.0.0.1 where the sidecar's nginx serves its request counters to the agent
+ * (ngx_mesh's mesh_stats_dump): a POST to SIDECAR_STATS_PATH takes them. Loopback is the pod's
+ * own, and the redirect leaves it alone.
  */
-export const SIDECAR_ACCESS_LOG_PORT = 8886;
-/** Syslog tag of the access-log records the agent counts. */
-export const SIDECAR_ACCESS_LOG_TAG = 'nginx_mesh';
+export const SIDECAR_STATS_PORT = 8886;
+export const SIDECAR_STATS_PATH = '/stats';
+/** nginx's shared-memory zones of request counters: HTTP requests and TCP connections. */
+export const SIDECAR_STATS_HTTP_ZONE = 'mesh_http';
+export const SIDECAR_STATS_TCP_ZONE = 'mesh_tcp';
+/** Size of each zone: about 3,000 series at 300 bytes each, far beyond one take's worth. */
+export const SIDECAR_STATS_ZONE_SIZE = '1m';
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

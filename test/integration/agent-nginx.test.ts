@@ -158,7 +158,7 @@ it('reports the proxy ready at once, and the pod ready only after --config-wait 
     // The same server answers /metrics; the transparent proxy has counted nothing yet.
     const metrics = await probe('/metrics');
     expect(metrics).toMatch(/^200 # HELP nginx_mesh_requests_total /);
-    expect(metrics).toContain('\nnginx_mesh_access_log_dropped_total 0');
+    expect(metrics).toContain('\nnginx_mesh_stats_unreadable_total 0');
   } finally {
     agent.kill('SIGTERM');
     const ended = await agent;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SIDECAR_DURATION_METRIC, SIDECAR_REQUESTS_METRIC } from '../../src/manifests/constants';
-import { ACCESS_LOG_DROPPED_METRIC } from '../../src/runtime/agent/metrics/registry';
+import { STATS_LOST_METRIC } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { startFixtureServer, startPrometheus } from '../support/prometheus';
 import type { FixtureServer, FixtureSeries, TestPrometheus } from '../support/prometheus';
 
@@ -146,7 +146,7 @@ const pods: Record<string, FixtureSeries[]> = {
     { labels: { direction: 'outbound', code: '5xx', ...db }, perSecond: 1 },
     { labels: { direction: 'outbound', code: '4xx', ...api }, perSecond: 2 },
   ],
-  // A StatefulSet's pod: counted by no deployment panel, but its sidecar's dropped lines are.
+  // A StatefulSet's pod: counted by no deployment panel, but its sidecar's uncounted requests are.
   'db-0': [
     {
       labels: {
@@ -350,7 +350,7 @@ describe('the Grafana dashboard', () => {
     const contract = [
       SIDECAR_REQUESTS_METRIC,
       `${SIDECAR_DURATION_METRIC}_bucket`,
-      ACCESS_LOG_DROPPED_METRIC,
+      STATS_LOST_METRIC,
     ];
     const names = allTargets.flatMap(({ expr }) => expr.match(/\bnginx_mesh_\w+/g) ?? []);
     expect([...new Set(names)].sort()).toEqual([...contract].sort());

@@ -1,19 +1,24 @@
 // The sidecar's request and TCP connection metrics end to end on loopback: a real nginx runs the
-// rendered sidecar configuration with our module, sends its access log to the agent's receiver,
-// and the exposition counts exactly the requests and connections sent, by direction, status
-// class and peer, and the connections' bytes.
+// rendered sidecar configuration with our module, counts into its shared memory, the agent's
+// pipeline takes the counts from nginx's loopback stats server, and the exposition counts
+// exactly the requests and connections sent, by direction, status class and peer, and the
+// connections' bytes.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
+import { Agent, createServer, request as httpRequest } from 'node:http';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer as createTcpServer } from 'node:net';
 import type { Server as TcpServer } from 'node:net';
 import { join } from 'node:path';
-import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
+import {
+  SIDECAR_STATS_HTTP_ZONE,
+  SIDECAR_STATS_PATH,
+  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_TCP_ZONE,
+} from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
@@ -131,15 +136,14 @@ async function listenApp(host: string, port: number): Promise<number> {
   return (app.address() as AddressInfo).port;
 }
 
-/** This pod's configuration, its paths and the agent's port made the test's; returns its path. */
+/** This pod's configuration with its paths made the test's; returns its path. */
 function writeConfig(text: string): string {
   const config = join(dir, 'nginx.conf');
   writeFileSync(
     config,
     text
       .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir)
-      .replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `127.0.0.1:${metrics.port},`),
+      .replaceAll('/etc/nginx-mesh', dir),
   );
   return config;
 }
@@ -183,8 +187,10 @@ async function startNginx(text: string): Promise<void> {
 const line = (name: string, labels: string): RegExp =>
   new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)$`, 'm');
 
-function count(labels: string): number {
-  return Number(line('nginx_mesh_requests_total', labels).exec(metrics.exposition())?.[1] ?? -1);
+async function count(labels: string): Promise<number> {
+  return Number(
+    line('nginx_mesh_requests_total', labels).exec(await metrics.exposition())?.[1] ?? -1,
+  );
 }
 
 beforeAll(async () => {
@@ -193,7 +199,15 @@ beforeAll(async () => {
   meshModule = buildMeshModule();
   appPort = await listenApp('127.0.0.1', 0);
   await listenApp('127.0.0.2', appPort);
-  metrics = await startSidecarMetrics({ host: '127.0.0.1', port: 0, tag: SIDECAR_ACCESS_LOG_TAG });
+  // Takes only when asked (every scrape), so each count below is one take.
+  metrics = startSidecarMetrics({
+    host: '127.0.0.1',
+    port: SIDECAR_STATS_PORT,
+    path: SIDECAR_STATS_PATH,
+    httpZone: SIDECAR_STATS_HTTP_ZONE,
+    tcpZone: SIDECAR_STATS_TCP_ZONE,
+    takeIntervalMs: 0,
+  });
   echo = createTcpServer((socket) => socket.pipe(socket));
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
   echoPort = (echo.address() as AddressInfo).port;
@@ -232,34 +246,36 @@ it('counts every proxied request once, by direction, status class and peer', asy
     ...Array<number>(7).fill(200),
     ...Array<number>(3).fill(500),
   ]);
-  const total = (): number =>
-    [...metrics.exposition().matchAll(/^nginx_mesh_requests_total\{.*\} (\d+)$/gm)].reduce(
+  const total = async (): Promise<number> =>
+    [...(await metrics.exposition()).matchAll(/^nginx_mesh_requests_total\{.*\} (\d+)$/gm)].reduce(
       (sum, match) => sum + Number(match[1]),
       0,
     );
   const deadline = Date.now() + 5_000;
-  while (total() < statuses.length && Date.now() < deadline)
+  while ((await total()) < statuses.length && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   // Nothing arrives late and counts twice.
   await new Promise((resolve) => setTimeout(resolve, 200));
-  expect(total()).toBe(statuses.length);
+  expect(await total()).toBe(statuses.length);
   const api = (pod: string, code: string) =>
     `direction="outbound",code="${code}",dst_namespace="shop",dst_pod="${pod}",dst_deployment="api",dst_service="api"`;
   // Round robin: the six successes and two failures alternate between the two pods.
-  expect(count(api('api-1', '2xx'))).toBe(3);
-  expect(count(api('api-2', '2xx'))).toBe(3);
-  expect(count(api('api-1', '5xx'))).toBe(1);
-  expect(count(api('api-2', '5xx'))).toBe(1);
+  expect(await count(api('api-1', '2xx'))).toBe(3);
+  expect(await count(api('api-2', '2xx'))).toBe(3);
+  expect(await count(api('api-1', '5xx'))).toBe(1);
+  expect(await count(api('api-2', '5xx'))).toBe(1);
   expect(
-    count('direction="outbound",code="5xx",dst_namespace="shop",dst_pod="",dst_service="gone"'),
+    await count(
+      'direction="outbound",code="5xx",dst_namespace="shop",dst_pod="",dst_service="gone"',
+    ),
   ).toBe(4);
   expect(
-    count(
+    await count(
       'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"',
     ),
   ).toBe(7);
-  expect(count('direction="inbound",code="5xx",src_namespace="",src_pod=""')).toBe(3);
-  const text = metrics.exposition();
+  expect(await count('direction="inbound",code="5xx",src_namespace="",src_pod=""')).toBe(3);
+  const text = await metrics.exposition();
   expect(text).toMatch(
     line(
       'nginx_mesh_request_duration_milliseconds_count',
@@ -269,51 +285,70 @@ it('counts every proxied request once, by direction, status class and peer', asy
   expect(text).toContain(
     'nginx_mesh_request_duration_milliseconds_bucket{direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway",le="+Inf"} 7\n',
   );
-  expect(text).toContain('\nnginx_mesh_access_log_dropped_total 0\n');
+  expect(text).toContain('\nnginx_mesh_stats_unreadable_total 0\n');
 }, 60_000);
 
-it('keeps its counts across an nginx reload', async () => {
-  const before = count(
-    'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"',
-  );
+it('keeps counts across an nginx reload, taken or not yet taken', async () => {
+  const labels =
+    'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"';
+  const before = await count(labels);
+  // Counted by the old workers and not taken before the reload: the zone outlives them.
+  expect(await inbound('10.3.0.2', '/ok')).toBe(200);
   nginx?.kill('SIGHUP');
   await new Promise((resolve) => setTimeout(resolve, 500));
   expect(await inbound('10.3.0.2', '/ok')).toBe(200);
-  const labels =
-    'direction="inbound",code="2xx",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"';
   const deadline = Date.now() + 5_000;
-  while (count(labels) < before + 1 && Date.now() < deadline)
+  while ((await count(labels)) < before + 2 && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
-  expect(count(labels)).toBe(before + 1);
+  expect(await count(labels)).toBe(before + 2);
 }, 30_000);
 
-it('reads a burst of records in batches without losing one, and counts unreadable lines', async () => {
-  const socket = createSocket('udp4');
-  const record = Buffer.from(
-    `<190>Nov 26 07:37:02 ${SIDECAR_ACCESS_LOG_TAG}: {"dir":"out","status":204,"time":0.002,"upstream":"127.0.0.2:${appPort}","service":"shop/api"}`,
-  );
+it('counts thousands of requests exactly, taken while they run, none lost or unreadable', async () => {
   const labels = `direction="outbound",code="2xx",dst_namespace="shop",dst_pod="api-2",dst_deployment="api",dst_service="api"`;
-  const before = count(labels);
-  const dropped = (): number =>
-    Number(/^nginx_mesh_access_log_dropped_total (\d+)$/m.exec(metrics.exposition())?.[1] ?? -1);
-  const droppedBefore = dropped();
-  const send = (message: Buffer): Promise<void> =>
-    new Promise((resolve, reject) =>
-      socket.send(message, metrics.port, '127.0.0.1', (error) =>
-        error ? reject(error) : resolve(),
-      ),
-    );
-  for (let index = 0; index < 2_000; index += 1) await send(record);
-  await send(Buffer.from('<190>Nov 26 07:37:02 nginx_mesh: not json'));
-  socket.close();
-  const deadline = Date.now() + 5_000;
-  while (count(labels) < before + 2_000 && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  expect(count(labels)).toBe(before + 2_000);
-  expect(dropped()).toBe(droppedBefore + 1);
-  // The kernel's own count for the receiver's socket, found in /proc/net/udp: none lost.
-  expect(metrics.exposition()).toMatch(/^nginx_mesh_access_log_lost_total 0$/m);
-}, 30_000);
+  const all = `direction="outbound",code="2xx",dst_namespace="shop",dst_pod="api-1",dst_deployment="api",dst_service="api"`;
+  const before = (await count(labels)) + (await count(all));
+  const { model } = buildSidecarModel(snapshot(), shopContext());
+  const loopback = model.outboundHttp.find((http) => http.service === 'shop/api')?.loopback ?? '';
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const one = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: loopback, port: 8889, path: '/ok', agent, headers: { Host: 'api' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const requests = 3_000;
+  let sent = 0;
+  let ok = 0;
+  const worker = async (): Promise<void> => {
+    while (sent < requests) {
+      sent += 1;
+      if ((await one()) === 200) ok += 1;
+    }
+  };
+  // Takes run alongside the requests: a take empties the zone while nginx adds to it.
+  let takes = 0;
+  const taking = (async () => {
+    while (sent < requests) {
+      await metrics.take();
+      takes += 1;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  await Promise.all([...Array.from({ length: 8 }, worker), taking]);
+  agent.destroy();
+  expect(ok).toBe(requests);
+  expect(takes).toBeGreaterThan(3);
+  expect((await count(labels)) + (await count(all)) - before).toBe(requests);
+  const text = await metrics.exposition();
+  expect(text).toMatch(/^nginx_mesh_stats_unreadable_total 0$/m);
+  expect(text).toMatch(/^nginx_mesh_stats_lost_total 0$/m);
+}, 60_000);
 
 /**
  * A TCP connection as the inbound redirect would hand it to the plaintext TCP server: a PROXY
@@ -337,19 +372,19 @@ async function tcpInbound(peer: string, port: number, payload: string): Promise<
   });
 }
 
-const tcpLine = (name: string, labels: string): number =>
-  Number(line(name, labels).exec(metrics.exposition())?.[1] ?? -1);
+const tcpLine = async (name: string, labels: string): Promise<number> =>
+  Number(line(name, labels).exec(await metrics.exposition())?.[1] ?? -1);
 
-function tcpTotal(): number {
+async function tcpTotal(): Promise<number> {
   return [
-    ...metrics.exposition().matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
+    ...(await metrics.exposition()).matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
   ].reduce((sum, match) => sum + Number(match[1]), 0);
 }
 
 /** Waits until the TCP series hold `expected` connections, then a little more for strays. */
 async function settleTcp(expected: number): Promise<void> {
   const deadline = Date.now() + 5_000;
-  while (tcpTotal() < expected && Date.now() < deadline)
+  while ((await tcpTotal()) < expected && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
@@ -358,39 +393,40 @@ const gateway = (code: string): string =>
   `direction="inbound",code="${code}",src_namespace="front",src_pod="gateway-0",src_statefulset="gateway"`;
 
 it('counts each TCP connection once, with its bytes each way, apart from HTTP requests', async () => {
-  const requestsBefore = metrics.exposition().match(/^nginx_mesh_requests_total\{.*$/gm) ?? [];
-  const before = tcpTotal();
+  const requestsBefore =
+    (await metrics.exposition()).match(/^nginx_mesh_requests_total\{.*$/gm) ?? [];
+  const before = await tcpTotal();
   const payloads = ['a', 'hello mesh\n', 'x'.repeat(1000), 'tcp', 'z'.repeat(70_000)];
   for (const payload of payloads)
     expect(await tcpInbound('10.3.0.2', echoPort, payload)).toBe(payload);
   await settleTcp(before + payloads.length);
-  expect(tcpTotal()).toBe(before + payloads.length);
+  expect(await tcpTotal()).toBe(before + payloads.length);
   const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
-  expect(tcpLine('nginx_mesh_tcp_connections_total', gateway('2xx'))).toBe(payloads.length);
-  expect(tcpLine('nginx_mesh_tcp_received_bytes_total', gateway('2xx'))).toBe(bytes);
-  expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('2xx'))).toBe(bytes);
-  expect(tcpLine('nginx_mesh_tcp_connection_duration_milliseconds_count', gateway('2xx'))).toBe(
-    payloads.length,
-  );
-  expect(metrics.exposition().match(/^nginx_mesh_requests_total\{.*$/gm) ?? []).toEqual(
+  expect(await tcpLine('nginx_mesh_tcp_connections_total', gateway('2xx'))).toBe(payloads.length);
+  expect(await tcpLine('nginx_mesh_tcp_received_bytes_total', gateway('2xx'))).toBe(bytes);
+  expect(await tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('2xx'))).toBe(bytes);
+  expect(
+    await tcpLine('nginx_mesh_tcp_connection_duration_milliseconds_count', gateway('2xx')),
+  ).toBe(payloads.length);
+  expect((await metrics.exposition()).match(/^nginx_mesh_requests_total\{.*$/gm) ?? []).toEqual(
     requestsBefore,
   );
 }, 30_000);
 
 it('counts a TCP connection to a port where nothing listens as an upstream failure', async () => {
-  const before = tcpTotal();
+  const before = await tcpTotal();
   expect(await tcpInbound('10.9.9.9', closedPort, 'lost')).toBe('');
   await settleTcp(before + 1);
-  expect(tcpTotal()).toBe(before + 1);
+  expect(await tcpTotal()).toBe(before + 1);
   expect(
-    tcpLine(
+    await tcpLine(
       'nginx_mesh_tcp_connections_total',
       'direction="inbound",code="5xx",src_namespace="",src_pod=""',
     ),
   ).toBe(1);
   // What nginx read before the upstream refused may count as received; nothing was sent.
   expect(
-    tcpLine(
+    await tcpLine(
       'nginx_mesh_tcp_sent_bytes_total',
       'direction="inbound",code="5xx",src_namespace="",src_pod=""',
     ),
@@ -400,14 +436,14 @@ it('counts a TCP connection to a port where nothing listens as an upstream failu
 it('counts a TCP connection access control refuses as 4xx, with its peer', async () => {
   const base = snapshot();
   await reload(renderConfig({ ...base, mesh: { ...base.mesh, accessControlMode: 'deny' } }));
-  const before = tcpTotal();
+  const before = await tcpTotal();
   const refused = 3;
   for (let index = 0; index < refused; index += 1)
     expect(await tcpInbound('10.3.0.2', echoPort, 'let me in')).toBe('');
   await settleTcp(before + refused);
-  expect(tcpTotal()).toBe(before + refused);
-  expect(tcpLine('nginx_mesh_tcp_connections_total', gateway('4xx'))).toBe(refused);
-  expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('4xx'))).toBe(0);
+  expect(await tcpTotal()).toBe(before + refused);
+  expect(await tcpLine('nginx_mesh_tcp_connections_total', gateway('4xx'))).toBe(refused);
+  expect(await tcpLine('nginx_mesh_tcp_sent_bytes_total', gateway('4xx'))).toBe(0);
 }, 30_000);
 
 it('counts outbound TCP connections over mTLS under the destination pod and Service', async () => {
@@ -469,7 +505,7 @@ it('counts outbound TCP connections over mTLS under the destination pod and Serv
       buildSidecarModel(mesh, tcpContext()).model.outboundTcp.find(
         (tcp) => tcp.service === 'shop/db',
       )?.loopback ?? '';
-    const before = tcpTotal();
+    const before = await tcpTotal();
     const payloads = ['SELECT 1;', 'q'.repeat(5000), 'bye'];
     for (const payload of payloads) {
       const answer = await new Promise<string>((resolve, reject) => {
@@ -485,13 +521,13 @@ it('counts outbound TCP connections over mTLS under the destination pod and Serv
       expect(answer).toBe(payload);
     }
     await settleTcp(before + payloads.length);
-    expect(tcpTotal()).toBe(before + payloads.length);
+    expect(await tcpTotal()).toBe(before + payloads.length);
     const labels =
       'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
     const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
-    expect(tcpLine('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
-    expect(tcpLine('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
-    expect(tcpLine('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+    expect(await tcpLine('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
+    expect(await tcpLine('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
+    expect(await tcpLine('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
   } finally {
     await new Promise((resolve) => db.close(resolve));
   }

@@ -1,7 +1,8 @@
 // Outbound TCP that the redirect server (8900) proxies in plaintext is counted, and traffic it
 // passes through is not: the rendered sidecar configuration (mTLS off) runs in a network
 // namespace whose outbound TCP is redirected to 8900 as nginx-mesh-init would, and the agent's
-// receiver, in this process, counts what nginx logs.
+// pipeline, in this process, takes what nginx counted (its stats server listens on the
+// namespace's side of the veth here, as this process is outside).
 //
 //   netns nmt-<id>: lo, and a veth pair: 198.18.252.2/24 inside, 198.18.252.1/24 here
 //   nat OUTPUT in the netns: TCP not to 127.0.0.0/8 → 8900, except nginx's workers (uid 65534)
@@ -15,7 +16,12 @@ import type { AddressInfo, Server } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { SIDECAR_ACCESS_LOG_PORT, SIDECAR_ACCESS_LOG_TAG } from '../../src/manifests/constants';
+import {
+  SIDECAR_STATS_HTTP_ZONE,
+  SIDECAR_STATS_PATH,
+  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_TCP_ZONE,
+} from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
@@ -95,15 +101,15 @@ async function fromPod(host: string, port: number, payload: string): Promise<str
   return JSON.parse(stdout) as string;
 }
 
-function tcpTotal(): number {
+async function tcpTotal(): Promise<number> {
   return [
-    ...metrics.exposition().matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
+    ...(await metrics.exposition()).matchAll(/^nginx_mesh_tcp_connections_total\{.*\} (\d+)$/gm),
   ].reduce((sum, match) => sum + Number(match[1]), 0);
 }
 
-function series(name: string, labels: string): number {
+async function series(name: string, labels: string): Promise<number> {
   const line = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm');
-  return Number(line.exec(metrics.exposition())?.[1] ?? -1);
+  return Number(line.exec(await metrics.exposition())?.[1] ?? -1);
 }
 
 beforeAll(async () => {
@@ -135,7 +141,14 @@ beforeAll(async () => {
   outside = createServer((socket) => socket.pipe(socket));
   await new Promise<void>((resolve) => outside.listen(0, HOST, resolve));
   outsidePort = (outside.address() as AddressInfo).port;
-  metrics = await startSidecarMetrics({ host: HOST, port: 0, tag: SIDECAR_ACCESS_LOG_TAG });
+  metrics = startSidecarMetrics({
+    host: POD,
+    port: SIDECAR_STATS_PORT,
+    path: SIDECAR_STATS_PATH,
+    httpZone: SIDECAR_STATS_HTTP_ZONE,
+    tcpZone: SIDECAR_STATS_TCP_ZONE,
+    takeIntervalMs: 0,
+  });
   metrics.applySnapshot(snapshot());
 
   const { text } = renderSidecarConfig(
@@ -148,7 +161,7 @@ beforeAll(async () => {
     text
       .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
       .replaceAll('/etc/nginx-mesh', dir)
-      .replaceAll(`127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},`, `${HOST}:${metrics.port},`),
+      .replace(`listen 127.0.0.1:${SIDECAR_STATS_PORT};`, `listen ${POD}:${SIDECAR_STATS_PORT};`),
   );
   const child = spawn(
     'ip',
@@ -187,15 +200,15 @@ it('counts plaintext connections to a mesh Service under its endpoint, not passt
   // No Service's: passed through, not counted.
   expect(await fromPod(HOST, outsidePort, 'outside')).toBe('outside');
   const deadline = Date.now() + 5_000;
-  while (tcpTotal() < payloads.length && Date.now() < deadline)
+  while ((await tcpTotal()) < payloads.length && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  expect(tcpTotal()).toBe(payloads.length);
+  expect(await tcpTotal()).toBe(payloads.length);
   const labels =
     'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
   const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
-  expect(series('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
-  expect(series('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
-  expect(series('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
-  expect(metrics.exposition()).not.toMatch(/^nginx_mesh_requests_total\{/m);
+  expect(await series('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
+  expect(await series('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
+  expect(await series('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+  expect(await metrics.exposition()).not.toMatch(/^nginx_mesh_requests_total\{/m);
 }, 30_000);

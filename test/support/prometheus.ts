@@ -13,7 +13,7 @@ import {
   SIDECAR_DURATION_METRIC,
   SIDECAR_REQUESTS_METRIC,
 } from '../../src/manifests/constants';
-import { ACCESS_LOG_DROPPED_METRIC } from '../../src/runtime/agent/metrics/registry';
+import { STATS_LOST_METRIC } from '../../src/runtime/agent/metrics/sidecar-metrics';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 /** Prometheus is killed after this long whatever happens to the test process. */
@@ -44,7 +44,7 @@ function labelText(labels: Readonly<Record<string, string>>): string {
 
 /**
  * The exposition of one simulated sidecar after `seconds` of steady traffic; like the agent's, it
- * always ends with the dropped access-log lines counter (growing at droppedPerSecond).
+ * always ends with the counter of requests nginx could not count (growing at droppedPerSecond).
  */
 export function renderFixtureExposition(
   series: readonly FixtureSeries[],
@@ -71,8 +71,8 @@ export function renderFixtureExposition(
     lines.push(`${SIDECAR_DURATION_METRIC}_count{${labelText(s.labels)}} ${count}`);
   }
   lines.push(
-    `# TYPE ${ACCESS_LOG_DROPPED_METRIC} counter`,
-    `${ACCESS_LOG_DROPPED_METRIC} ${droppedPerSecond * seconds}`,
+    `# TYPE ${STATS_LOST_METRIC} counter`,
+    `${STATS_LOST_METRIC} ${droppedPerSecond * seconds}`,
   );
   return `${lines.join('\n')}\n`;
 }
@@ -84,7 +84,7 @@ export interface FixtureServer {
 
 /**
  * Serves /pods/<name>/metrics for each simulated pod; counters grow with the time since start.
- * droppedPerSecond gives a pod's rate of access-log lines its agent could not read (default 0).
+ * droppedPerSecond gives a pod's rate of requests its nginx could not count (default 0).
  */
 export async function startFixtureServer(
   pods: Readonly<Record<string, readonly FixtureSeries[]>>,

@@ -1,7 +1,11 @@
-// The agent's request metrics: syslog lines from nginx's access log become records, records
+// The agent's request metrics: a take of nginx's counters is read into series and keys, keys
 // become label sets resolved from the snapshot, and the registry keeps a bounded number of
 // series and prints them in the Prometheus text format.
-import { lastUpstreamHost, parseAccessLogLine } from '../../src/runtime/agent/metrics/access-log';
+import {
+  lastUpstreamHost,
+  parseStatsKey,
+  parseStatsTake,
+} from '../../src/runtime/agent/metrics/stats';
 import { buildPeerIndex, labelsOf, overflowLabels } from '../../src/runtime/agent/metrics/peers';
 import type { Labels } from '../../src/runtime/agent/metrics/peers';
 import {
@@ -15,11 +19,7 @@ import {
 } from '../../src/runtime/agent/metrics/registry';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { expectGolden } from '../support/golden';
-import { renderLostDatagrams, udpSocketDrops } from '../../src/runtime/agent/metrics/socket-drops';
 import { endpoint, httpPort, service, shopSnapshot } from '../support/sidecar-snapshots';
-
-const TAG = 'nginx_mesh';
-const line = (json: string): string => `<190>Nov 26 07:37:02 ${TAG}: ${json}`;
 
 /** The shop with front/gateway; peers agree with the endpoints, as the controller builds them. */
 function snapshot(): MeshSnapshot {
@@ -63,119 +63,96 @@ function snapshot(): MeshSnapshot {
   };
 }
 
-describe('parseAccessLogLine', () => {
-  it('reads an inbound record with milliseconds from seconds', () => {
+describe('parseStatsKey', () => {
+  it('reads an inbound key', () => {
     expect(
-      parseAccessLogLine(
-        line(
-          '{"dir":"in","status":200,"time":0.013,"peer":"10.3.0.2","peer_id":"spiffe://example.org/ns/front/sa/gateway"}',
-        ),
-        TAG,
+      parseStatsKey(
+        '{"dir":"in","status":200,"peer":"10.3.0.2","peer_id":"spiffe://example.org/ns/front/sa/gateway"}',
       ),
     ).toEqual({
       direction: 'inbound',
+      tcp: false,
       status: 200,
-      durationMs: 13,
       peer: '10.3.0.2',
       peerId: 'spiffe://example.org/ns/front/sa/gateway',
     });
   });
 
-  it('reads an outbound record; empty and "-" fields are empty', () => {
+  it('reads an outbound key; empty and "-" fields are empty', () => {
+    expect(parseStatsKey('{"dir":"out","status":503,"upstream":"-","service":"shop/api"}')).toEqual(
+      { direction: 'outbound', tcp: false, status: 503, upstream: '', service: 'shop/api' },
+    );
+  });
+
+  it('reads TCP keys in both directions', () => {
     expect(
-      parseAccessLogLine(
-        line('{"dir":"out","status":503,"time":0.000,"upstream":"-","service":"shop/api"}'),
-        TAG,
+      parseStatsKey('{"proto":"tcp","dir":"in","status":403,"peer":"10.3.0.2","peer_id":""}'),
+    ).toEqual({ direction: 'inbound', tcp: true, status: 403, peer: '10.3.0.2', peerId: '' });
+    expect(
+      parseStatsKey(
+        '{"proto":"tcp","dir":"out","status":200,"upstream":"10.1.0.7:6379","service":"shop/db"}',
       ),
     ).toEqual({
       direction: 'outbound',
-      status: 503,
-      durationMs: 0,
-      upstream: '',
-      service: 'shop/api',
-    });
-  });
-
-  it('reads an inbound TCP record with its bytes each way', () => {
-    expect(
-      parseAccessLogLine(
-        line(
-          '{"proto":"tcp","dir":"in","status":403,"time":0.004,"sent":0,"received":17,"peer":"10.3.0.2","peer_id":""}',
-        ),
-        TAG,
-      ),
-    ).toEqual({
-      direction: 'inbound',
-      tcp: { sent: 0, received: 17 },
-      status: 403,
-      durationMs: 4,
-      peer: '10.3.0.2',
-      peerId: '',
-    });
-  });
-
-  it('reads an outbound TCP record', () => {
-    expect(
-      parseAccessLogLine(
-        line(
-          '{"proto":"tcp","dir":"out","status":200,"time":12.500,"sent":4096,"received":12,"upstream":"10.1.0.7:6379","service":"shop/db"}',
-        ),
-        TAG,
-      ),
-    ).toEqual({
-      direction: 'outbound',
-      tcp: { sent: 4096, received: 12 },
+      tcp: true,
       status: 200,
-      durationMs: 12500,
       upstream: '10.1.0.7:6379',
       service: 'shop/db',
     });
   });
 
   it.each([
-    [
-      'an unknown protocol',
-      line(
-        '{"proto":"udp","dir":"in","status":200,"time":0,"sent":0,"received":0,"peer":"","peer_id":""}',
-      ),
-    ],
-    [
-      'TCP without bytes sent',
-      line('{"proto":"tcp","dir":"in","status":200,"time":0,"received":0,"peer":"","peer_id":""}'),
-    ],
-    [
-      'TCP with bytes as text',
-      line(
-        '{"proto":"tcp","dir":"out","status":200,"time":0,"sent":"1","received":0,"upstream":"","service":""}',
-      ),
-    ],
-    [
-      'TCP with negative bytes',
-      line(
-        '{"proto":"tcp","dir":"out","status":200,"time":0,"sent":1,"received":-1,"upstream":"","service":""}',
-      ),
-    ],
-    [
-      'TCP with fractional bytes',
-      line(
-        '{"proto":"tcp","dir":"in","status":200,"time":0,"sent":1.5,"received":0,"peer":"","peer_id":""}',
-      ),
-    ],
-    ['no syslog priority', '{"dir":"in","status":200,"time":0,"peer":"","peer_id":""}'],
-    [
-      'another tag',
-      '<190>Nov 26 07:37:02 other: {"dir":"in","status":200,"time":0,"peer":"","peer_id":""}',
-    ],
-    ['truncated JSON', line('{"dir":"in","status":200,"time":0,"pe')],
-    ['a JSON array', line('[1,2]')],
-    ['an unknown direction', line('{"dir":"up","status":200,"time":0}')],
-    ['a status out of range', line('{"dir":"in","status":42,"time":0,"peer":"","peer_id":""}')],
-    ['a status as text', line('{"dir":"in","status":"200","time":0,"peer":"","peer_id":""}')],
-    ['a negative time', line('{"dir":"in","status":200,"time":-1,"peer":"","peer_id":""}')],
-    ['a missing peer', line('{"dir":"in","status":200,"time":0,"peer_id":""}')],
-    ['a missing service', line('{"dir":"out","status":200,"time":0,"upstream":""}')],
-  ])('ignores a line with %s', (_what, text) => {
-    expect(parseAccessLogLine(text, TAG)).toBeUndefined();
+    ['an unknown protocol', '{"proto":"udp","dir":"in","status":200,"peer":"","peer_id":""}'],
+    ['truncated JSON', '{"dir":"in","status":200,"pe'],
+    ['a JSON array', '[1,2]'],
+    ['JSON null', 'null'],
+    ['an unknown direction', '{"dir":"up","status":200}'],
+    ['a status out of range', '{"dir":"in","status":42,"peer":"","peer_id":""}'],
+    ['a status as text', '{"dir":"in","status":"200","peer":"","peer_id":""}'],
+    ['a missing peer', '{"dir":"in","status":200,"peer_id":""}'],
+    ['a missing service', '{"dir":"out","status":200,"upstream":""}'],
+  ])('refuses a key with %s', (_what, key) => {
+    expect(parseStatsKey(key)).toBeUndefined();
+  });
+});
+
+describe('parseStatsTake', () => {
+  const bounds = '1,2,5,10,20,50,100,200,500,1000,2000,5000,10000,30000';
+
+  it('reads zones and their series, keys with spaces included', () => {
+    const text = [
+      `zone mesh_http series 2 lost 3 buckets ${bounds}`,
+      `5 17 0 0 1,1,3,0,0,0,0,0,0,0,0,0,0,0,0 {"dir":"in","status":200,"peer":"10.3.0.2","peer_id":""}`,
+      `1 40000 0 0 0,0,0,0,0,0,0,0,0,0,0,0,0,0,1 {"dir":"out", "status":504}`,
+      `zone mesh_tcp series 0 lost 0 buckets ${bounds}`,
+      '',
+    ].join('\n');
+    const take = parseStatsTake(text);
+    expect(take.unreadable).toBe(0);
+    expect(take.zones.map((zone) => [zone.name, zone.lost, zone.series.length])).toEqual([
+      ['mesh_http', 3, 2],
+      ['mesh_tcp', 0, 0],
+    ]);
+    expect(take.zones[0]?.boundsMs).toHaveLength(14);
+    expect(take.zones[0]?.series[0]).toEqual({
+      count: 5,
+      sumMs: 17,
+      sent: 0,
+      received: 0,
+      buckets: [1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+      key: '{"dir":"in","status":200,"peer":"10.3.0.2","peer_id":""}',
+    });
+    expect(take.zones[0]?.series[1]?.key).toBe('{"dir":"out", "status":504}');
+  });
+
+  it.each([
+    ['a series before any zone', '1 0 0 0 1,0 key'],
+    ['too few buckets', `zone z series 1 lost 0 buckets 1\n1 0 0 0 1 key`],
+    ['a count that is no number', `zone z series 1 lost 0 buckets 1\n1 x 0 0 1,0 key`],
+    ['no key', `zone z series 1 lost 0 buckets 1\n1 0 0 0 1,0`],
+    ['a broken zone header', `zone z series 1 lost buckets 1\n`],
+  ])('counts %s as unreadable', (_what, text) => {
+    expect(parseStatsTake(text).unreadable).toBeGreaterThan(0);
   });
 });
 
@@ -195,9 +172,8 @@ describe('labelsOf', () => {
   const peers = buildPeerIndex(snapshot());
 
   it('names an inbound peer by its endpoint pod and workload', () => {
-    const record = parseAccessLogLine(
-      line('{"dir":"in","status":201,"time":0.001,"peer":"10.3.0.2","peer_id":""}'),
-      TAG,
+    const record = parseStatsKey(
+      '{"dir":"in","status":201,"time":0.001,"peer":"10.3.0.2","peer_id":""}',
     );
     expect(record && labelsOf(record, peers)).toEqual([
       ['direction', 'inbound'],
@@ -209,11 +185,8 @@ describe('labelsOf', () => {
   });
 
   it('names an inbound client that backs no Service by its pod and workload', () => {
-    const record = parseAccessLogLine(
-      line(
-        '{"dir":"in","status":200,"time":0.002,"peer":"10.1.0.30","peer_id":"spiffe://example.org/ns/shop/sa/loadgen"}',
-      ),
-      TAG,
+    const record = parseStatsKey(
+      '{"dir":"in","status":200,"time":0.002,"peer":"10.1.0.30","peer_id":"spiffe://example.org/ns/shop/sa/loadgen"}',
     );
     expect(record && labelsOf(record, peers)).toEqual([
       ['direction', 'inbound'],
@@ -227,11 +200,8 @@ describe('labelsOf', () => {
   it('names endpoint pods from a controller that sends no peers, and no client', () => {
     const earlier = buildPeerIndex({ ...snapshot(), peers: {} });
     const inbound = (peer: string) =>
-      parseAccessLogLine(
-        line(
-          `{"dir":"in","status":200,"time":0,"peer":"${peer}","peer_id":"spiffe://example.org/ns/shop/sa/x"}`,
-        ),
-        TAG,
+      parseStatsKey(
+        `{"dir":"in","status":200,"time":0,"peer":"${peer}","peer_id":"spiffe://example.org/ns/shop/sa/x"}`,
       );
     const gateway = inbound('10.3.0.2');
     const loadgen = inbound('10.1.0.30');
@@ -251,11 +221,8 @@ describe('labelsOf', () => {
   });
 
   it('names an inbound peer the snapshot does not know by the namespace of its SPIFFE ID', () => {
-    const record = parseAccessLogLine(
-      line(
-        '{"dir":"in","status":403,"time":0,"peer":"10.9.9.9","peer_id":"spiffe://example.org/ns/ops/sa/cron"}',
-      ),
-      TAG,
+    const record = parseStatsKey(
+      '{"dir":"in","status":403,"time":0,"peer":"10.9.9.9","peer_id":"spiffe://example.org/ns/ops/sa/cron"}',
     );
     expect(record && labelsOf(record, peers)).toEqual([
       ['direction', 'inbound'],
@@ -266,11 +233,8 @@ describe('labelsOf', () => {
   });
 
   it('names an outbound destination by the endpoint that answered last and the Service', () => {
-    const record = parseAccessLogLine(
-      line(
-        '{"dir":"out","status":502,"time":0.2,"upstream":"10.1.0.8:8080, 10.1.0.7:8080","service":"shop/api"}',
-      ),
-      TAG,
+    const record = parseStatsKey(
+      '{"dir":"out","status":502,"time":0.2,"upstream":"10.1.0.8:8080, 10.1.0.7:8080","service":"shop/api"}',
     );
     expect(record && labelsOf(record, peers)).toEqual([
       ['direction', 'outbound'],
@@ -283,13 +247,11 @@ describe('labelsOf', () => {
   });
 
   it('leaves out owner kinds that are no metric label, and the pod when nothing answered', () => {
-    const job = parseAccessLogLine(
-      line('{"dir":"out","status":200,"time":0,"upstream":"10.1.0.8:8080","service":"shop/api"}'),
-      TAG,
+    const job = parseStatsKey(
+      '{"dir":"out","status":200,"time":0,"upstream":"10.1.0.8:8080","service":"shop/api"}',
     );
-    const none = parseAccessLogLine(
-      line('{"dir":"out","status":503,"time":0,"upstream":"","service":"shop/api"}'),
-      TAG,
+    const none = parseStatsKey(
+      '{"dir":"out","status":503,"time":0,"upstream":"","service":"shop/api"}',
     );
     expect(job && labelsOf(job, peers)).toEqual([
       ['direction', 'outbound'],
@@ -427,32 +389,5 @@ describe('RequestRegistry', () => {
       'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 1\n',
     );
     expect(registry.size()).toBe(7);
-  });
-});
-
-describe('datagrams the kernel dropped', () => {
-  const table = [
-    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops            ',
-    '11740: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5758921 2 00000000ed811d54 3       ',
-    '11741: 0100007F:22B6 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5758922 2 00000000ed811d55 517     ',
-    '',
-  ].join('\n');
-
-  it("reads the drops of the receiver's own socket, by address and port", () => {
-    expect(udpSocketDrops(table, '127.0.0.1', 8886)).toBe(517);
-    expect(udpSocketDrops(table, '127.0.0.1', 8080)).toBe(3);
-  });
-
-  it('has no value for a socket that is not listed, or a table it does not know', () => {
-    expect(udpSocketDrops(table, '127.0.0.2', 8886)).toBeUndefined();
-    expect(udpSocketDrops('sl address drops\n1: x 4\n', '127.0.0.1', 8886)).toBeUndefined();
-    expect(udpSocketDrops('', '127.0.0.1', 8886)).toBeUndefined();
-  });
-
-  it('prints a counter, or nothing without a value', () => {
-    expect(renderLostDatagrams(517)).toBe(
-      '# HELP nginx_mesh_access_log_lost_total Access-log datagrams the kernel dropped because the agent fell behind.\n# TYPE nginx_mesh_access_log_lost_total counter\nnginx_mesh_access_log_lost_total 517\n',
-    );
-    expect(renderLostDatagrams(undefined)).toBe('');
   });
 });

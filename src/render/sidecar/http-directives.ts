@@ -5,13 +5,16 @@
 // matches become one 0/1 variable each, combined by maps. Mechanical: every decision is in the
 // model. Pure.
 import {
-  SIDECAR_ACCESS_LOG_PORT,
-  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
   SIDECAR_OUTBOUND_HTTP_PORT,
+  SIDECAR_STATS_HTTP_ZONE,
+  SIDECAR_STATS_PATH,
+  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_TCP_ZONE,
+  SIDECAR_STATS_ZONE_SIZE,
 } from '../../manifests/constants';
 import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
@@ -41,30 +44,41 @@ const JSON_LOG_FORMAT =
   '"duration":$request_time,"upstream":"$upstream_addr","upstream_status":"$upstream_status"}';
 
 /**
- * The records the agent counts (src/runtime/agent/metrics): one per request, JSON, sent to it as
- * syslog over loopback UDP. Inbound names the peer by the PROXY protocol address the redirect
- * passed on and by the SPIFFE ID of its client certificate (empty in plaintext); outbound names
- * the Service addressed and the endpoint that answered last ($upstream_addr lists every try).
- * $request_time has millisecond precision.
+ * The series the agent counts HTTP requests under (src/runtime/agent/metrics): nginx's ngx_mesh
+ * module adds each request, when it completes, to the series of this key in the
+ * SIDECAR_STATS_HTTP_ZONE zone with its duration; the agent takes the series over loopback.
+ * Inbound names the peer by the PROXY protocol address the redirect passed on and by the SPIFFE
+ * ID of its client certificate (empty in plaintext); outbound names the Service addressed and the
+ * endpoint that answered last ($upstream_addr lists every try).
  */
-const METRICS_LOG_FORMATS = {
+const HTTP_STATS_KEYS = {
   inbound:
-    '{"dir":"in","status":$status,"time":$request_time,' +
-    '"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
+    '{"dir":"in","status":$status,"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
   outbound:
-    '{"dir":"out","status":$status,"time":$request_time,' +
-    '"upstream":"$upstream_addr","service":"$mesh_outbound_service"}',
+    '{"dir":"out","status":$status,"upstream":"$upstream_addr","service":"$mesh_outbound_service"}',
 } as const;
 
-const metricsLogFormatName = (direction: keyof typeof METRICS_LOG_FORMATS): string =>
-  `mesh_metrics_${direction}`;
+/** Counting for a traffic server. */
+function httpStats(direction: keyof typeof HTTP_STATS_KEYS): Directive {
+  return d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[direction]);
+}
 
-/** The access log of a traffic server: to the agent, never to a file. */
-function metricsAccessLog(direction: keyof typeof METRICS_LOG_FORMATS): Directive {
-  return d(
-    'access_log',
-    `syslog:server=127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},nohostname,tag=${SIDECAR_ACCESS_LOG_TAG}`,
-    metricsLogFormatName(direction),
+/**
+ * The loopback server the agent takes the counters from: both zones, HTTP's and TCP's. Only
+ * the pod's own processes reach 127.0.0.1, and the counters are no secret among them.
+ */
+function statsServer(): Directive {
+  return block(
+    'server',
+    [],
+    [
+      d('listen', `127.0.0.1:${SIDECAR_STATS_PORT}`),
+      block(
+        'location',
+        ['=', SIDECAR_STATS_PATH],
+        [d('mesh_stats_dump', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_TCP_ZONE)],
+      ),
+    ],
   );
 }
 
@@ -170,7 +184,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
         ...LOOPBACK_ONLY,
-        metricsAccessLog('outbound'),
+        httpStats('outbound'),
         block(
           'location',
           ['/'],
@@ -314,7 +328,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       [
         ...listen,
         ...LOOPBACK_ONLY,
-        metricsAccessLog('inbound'),
+        httpStats('inbound'),
         ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
         block(
           'location',
@@ -338,17 +352,16 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
 /** The http block's children. */
 export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
-  // The access log is off but on the traffic servers, which send it to the agent for metrics:
-  // /dev/stderr cannot be opened when stderr is a socket (as when the agent spawns nginx), and
-  // error_log already goes to stderr. The format named mesh is the one a human-readable access
-  // log uses once it has a destination.
+  // The access log is off: /dev/stderr cannot be opened when stderr is a socket (as when the agent
+  // spawns nginx), and error_log already goes to stderr. The format named mesh is the one a
+  // human-readable access log uses once it has a destination. Metrics are counted in nginx's
+  // shared memory (mesh_stats), not logged.
   const log = [
     model.logFormat === 'json'
       ? d('log_format', 'mesh', 'escape=json', JSON_LOG_FORMAT)
       : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
-    d('log_format', metricsLogFormatName('inbound'), 'escape=json', METRICS_LOG_FORMATS.inbound),
-    d('log_format', metricsLogFormatName('outbound'), 'escape=json', METRICS_LOG_FORMATS.outbound),
     d('access_log', 'off'),
+    d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
   ];
   return [
     ...log,
@@ -366,6 +379,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     ...model.matches.flatMap(matchDirectives),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
+    statsServer(),
     ...buildHealthServers({
       ipv6: context.ipv6,
       healthHttpPort: SIDECAR_HEALTH_HTTP_PORT,

@@ -71,13 +71,13 @@ export interface OutboundDestination {
 
 export interface OutboundHttp extends OutboundDestination {
   readonly target: HttpTarget;
-  /** "<namespace>/<name>" of the Service addressed, as the access log names it. */
+  /** "<namespace>/<name>" of the Service addressed, as the metrics name it. */
   readonly service: string;
 }
 
 export interface OutboundTcp extends OutboundDestination {
   readonly upstream: string;
-  /** "<namespace>/<name>" of the Service addressed, as the access log names it. */
+  /** "<namespace>/<name>" of the Service addressed, as the metrics name it. */
   readonly service: string;
   /** Through the outbound TCP server with mTLS; plaintext straight from the redirect otherwise. */
   readonly tls: boolean;

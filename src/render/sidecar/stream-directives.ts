@@ -9,8 +9,6 @@
 // TCP) log one JSON record per connection to the agent, which counts them apart from HTTP
 // requests. Mechanical: every decision is in the model. Pure.
 import {
-  SIDECAR_ACCESS_LOG_PORT,
-  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
@@ -20,6 +18,8 @@ import {
   SIDECAR_OUTBOUND_HTTP_PORT,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_OUTBOUND_TCP_PORT,
+  SIDECAR_STATS_TCP_ZONE,
+  SIDECAR_STATS_ZONE_SIZE,
 } from '../../manifests/constants';
 import { printArg } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
@@ -62,62 +62,43 @@ export function listens(port: number, ipv6: boolean): Directive[] {
 }
 
 /**
- * The records the agent counts as TCP connections (src/runtime/agent/metrics): one per
- * connection when it closes, JSON, to the same loopback syslog receiver as the HTTP records and
- * told apart from them by "proto". "sent" and "received" are the bytes to and from the client of
- * the server (the peer inbound, the app outbound); $session_time has millisecond precision. The
+ * The series the agent counts TCP connections under (src/runtime/agent/metrics): nginx's
+ * ngx_mesh module adds each connection, when it closes, to the series of this key in the
+ * SIDECAR_STATS_TCP_ZONE zone, with its duration and the bytes to and from the client of the
+ * server (the peer inbound, the app outbound); the agent takes the series over loopback. The
  * status is nginx's, except that a connection handed to the deny sink is 403.
  */
-const TCP_METRICS_LOG_FORMATS = {
+const TCP_STATS_KEYS = {
   inbound:
-    '{"proto":"tcp","dir":"in","status":$mesh_tcp_status,"time":$session_time,' +
-    '"sent":$bytes_sent,"received":$bytes_received,' +
+    '{"proto":"tcp","dir":"in","status":$mesh_tcp_status,' +
     '"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
   outbound:
-    '{"proto":"tcp","dir":"out","status":$mesh_tcp_status,"time":$session_time,' +
-    '"sent":$bytes_sent,"received":$bytes_received,' +
+    '{"proto":"tcp","dir":"out","status":$mesh_tcp_status,' +
     '"upstream":"$upstream_addr","service":"$mesh_outbound_tcp_service"}',
 } as const;
 
-const tcpMetricsLogFormatName = (direction: keyof typeof TCP_METRICS_LOG_FORMATS): string =>
-  `mesh_tcp_metrics_${direction}`;
-
 /**
- * The access log of a TCP traffic server: to the agent, never to a file; with a condition, only
- * the connections for which that variable is neither empty nor "0".
+ * Counting for a TCP traffic server; with a condition, only the connections for which that
+ * variable is neither empty nor "0".
  */
-function tcpMetricsAccessLog(
-  direction: keyof typeof TCP_METRICS_LOG_FORMATS,
-  condition?: string,
-): Directive {
+function tcpStats(direction: keyof typeof TCP_STATS_KEYS, condition?: string): Directive {
   return d(
-    'access_log',
-    `syslog:server=127.0.0.1:${SIDECAR_ACCESS_LOG_PORT},nohostname,tag=${SIDECAR_ACCESS_LOG_TAG}`,
-    tcpMetricsLogFormatName(direction),
+    'mesh_stats',
+    SIDECAR_STATS_TCP_ZONE,
+    TCP_STATS_KEYS[direction],
     ...(condition === undefined ? [] : [`if=${condition}`]),
   );
 }
 
 /**
- * The formats, and the status they report: nginx's $status, but 403 for a connection the server
+ * The zone, and the status the keys report: nginx's $status, but 403 for a connection the server
  * handed to the deny sink (access control refused it, or it named no known port), which nginx
  * itself reports as a successful session.
  */
-function tcpMetricsLogDirectives(): Directive[] {
+function tcpStatsDirectives(): Directive[] {
   return [
+    d('mesh_stats_zone', SIDECAR_STATS_TCP_ZONE, SIDECAR_STATS_ZONE_SIZE),
     map('$upstream_addr', '$mesh_tcp_status', '$status', [[DENY_SINK, '403']]),
-    d(
-      'log_format',
-      tcpMetricsLogFormatName('inbound'),
-      'escape=json',
-      TCP_METRICS_LOG_FORMATS.inbound,
-    ),
-    d(
-      'log_format',
-      tcpMetricsLogFormatName('outbound'),
-      'escape=json',
-      TCP_METRICS_LOG_FORMATS.outbound,
-    ),
   ];
 }
 
@@ -202,7 +183,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         ...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6),
         // Only plaintext mesh TCP is proxied here: HTTP is counted by the http servers, mTLS by
         // the outbound TCP server, and what passes through belongs to no Service.
-        tcpMetricsAccessLog('outbound', '$mesh_outbound_plain_service'),
+        tcpStats('outbound', '$mesh_outbound_plain_service'),
         d('proxy_pass', '$mesh_outbound'),
       ],
     ),
@@ -228,7 +209,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_TCP_PORT)),
         ...LOOPBACK_ONLY,
-        tcpMetricsAccessLog('outbound'),
+        tcpStats('outbound'),
         d('proxy_pass', '$mesh_outbound_tcp'),
         d('proxy_ssl', 'on'),
         ...clientTls(context, '$mesh_outbound_tcp_name'),
@@ -337,7 +318,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
         [
           d('listen', String(SIDECAR_INBOUND_TCP_PORT), 'ssl', 'proxy_protocol'),
           ...LOOPBACK_ONLY,
-          tcpMetricsAccessLog('inbound'),
+          tcpStats('inbound'),
           ...serverTls(context),
           d('proxy_pass', deny ? '$mesh_inbound_tcp' : '$mesh_inbound_app'),
         ],
@@ -354,7 +335,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
         [
           d('listen', String(SIDECAR_INBOUND_TCP_PLAIN_PORT), 'proxy_protocol'),
           ...LOOPBACK_ONLY,
-          tcpMetricsAccessLog('inbound'),
+          tcpStats('inbound'),
           d('proxy_pass', deny ? DENY_SINK : '$mesh_inbound_app'),
         ],
       ),
@@ -376,7 +357,7 @@ export function buildStreamDirectives(model: SidecarModel, context: SidecarConte
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '2048'),
     map('$server_port', '$mesh_svid', context.svidFile, []),
-    ...tcpMetricsLogDirectives(),
+    ...tcpStatsDirectives(),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
   ];

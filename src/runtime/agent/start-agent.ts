@@ -5,7 +5,8 @@
 // The proxy listens (transparent) before any of that; /readyz, which holds a native sidecar's app
 // back and keeps the pod out of its Services, waits for the first configuration to run, or for
 // --config-wait without one, so that a lost controller delays a pod but never stops it for good.
-// nginx's access log comes back to the agent over loopback UDP and is served on /metrics.
+// nginx counts requests in shared memory; the agent takes the counts over loopback and serves
+// them on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -13,8 +14,6 @@ import { MeshctlError, UsageError, describeError } from '../../errors';
 import type { NatsConnection } from 'nats';
 import {
   NATS_SERVICE_ACCOUNT_NAME,
-  SIDECAR_ACCESS_LOG_PORT,
-  SIDECAR_ACCESS_LOG_TAG,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
@@ -22,6 +21,10 @@ import {
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_PROXY_READY_PATH,
   SIDECAR_READY_PATH,
+  SIDECAR_STATS_HTTP_ZONE,
+  SIDECAR_STATS_PATH,
+  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_TCP_ZONE,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
 } from '../../manifests/constants';
@@ -143,8 +146,10 @@ async function startStatusServer(
       return;
     }
     if (path === SIDECAR_METRICS_PATH) {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(metrics.exposition());
+      void metrics.exposition().then((text) => {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(text);
+      });
       return;
     }
     if (path === SIDECAR_READY_PATH || path === SIDECAR_PROXY_READY_PATH) {
@@ -159,21 +164,15 @@ async function startStatusServer(
   return server;
 }
 
-/**
- * The metrics pipeline on SIDECAR_ACCESS_LOG_PORT. Metrics are advisory: when the port is taken
- * the proxy still runs, with a warning, and /metrics shows nothing counted.
- */
-async function startMetrics(logger: Logger): Promise<SidecarMetrics> {
-  const options = { host: '127.0.0.1', tag: SIDECAR_ACCESS_LOG_TAG };
-  try {
-    return await startSidecarMetrics({ ...options, port: SIDECAR_ACCESS_LOG_PORT });
-  } catch (error) {
-    logger.warn('cannot receive the access log; requests are not counted', {
-      port: SIDECAR_ACCESS_LOG_PORT,
-      error: describeError(error),
-    });
-    return startSidecarMetrics({ ...options, port: 0 });
-  }
+/** The metrics pipeline, taking nginx's counts from its loopback stats server. */
+function startMetrics(): SidecarMetrics {
+  return startSidecarMetrics({
+    host: '127.0.0.1',
+    port: SIDECAR_STATS_PORT,
+    path: SIDECAR_STATS_PATH,
+    httpZone: SIDECAR_STATS_HTTP_ZONE,
+    tcpZone: SIDECAR_STATS_TCP_ZONE,
+  });
 }
 
 export async function startAgent({ logger, options, version }: RoleContext): Promise<RunningRole> {
@@ -211,7 +210,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     return { ready: false, reason: 'waiting for the mesh configuration' };
   };
   // Counting starts before nginx does, so that no request of the first configuration is missed.
-  const metrics = await startMetrics(logger);
+  const metrics = startMetrics();
   const status = await startStatusServer(
     options,
     { proxy: () => supervisor.readiness(), mesh: meshReadiness },

@@ -15,8 +15,8 @@ import {
   METRIC_SOURCE_PREFIX,
 } from '../../../manifests/constants';
 import type { MeshSnapshot } from '../../../manifests/snapshot/types';
-import type { AccessRecord } from './access-log';
-import { lastUpstreamHost } from './access-log';
+import type { StatsKey } from './stats';
+import { lastUpstreamHost } from './stats';
 
 /** Label name → value, in the order they are printed. */
 export type Labels = readonly (readonly [string, string])[];
@@ -97,7 +97,7 @@ function peerLabels(
  * The labels of a record's series: direction, status class, then the peer's (src_* inbound,
  * dst_* and dst_service outbound). A peer the snapshot does not know keeps empty labels.
  */
-export function labelsOf(record: AccessRecord, peers: PeerIndex): Labels {
+export function labelsOf(record: StatsKey, peers: PeerIndex): Labels {
   const common: [string, string][] = [[METRIC_LABEL_CODE, statusClass(record.status)]];
   if (record.direction === 'inbound') {
     return [

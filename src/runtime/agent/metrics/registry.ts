@@ -1,7 +1,9 @@
 // The sidecar's metrics as the agent keeps them between scrapes: one series per label set, each
 // a counter and a duration histogram (and, for TCP connections, byte counters), bounded in
 // number, printed in the Prometheus text exposition format (version 0.0.4). One registry per
-// family: HTTP requests and TCP connections never share a series. Pure: observations in, text out.
+// family: HTTP requests and TCP connections never share a series. nginx counts, the agent takes
+// its counts and adds them here, so the totals survive nginx's reloads and restarts. Pure:
+// counts in, text out.
 import {
   SIDECAR_DURATION_BUCKETS_MS,
   SIDECAR_DURATION_METRIC,
@@ -11,14 +13,24 @@ import {
   SIDECAR_TCP_RECEIVED_BYTES_METRIC,
   SIDECAR_TCP_SENT_BYTES_METRIC,
 } from '../../../manifests/constants';
-import type { ConnectionBytes } from './access-log';
 import { classSiblings, type Labels } from './peers';
+
+/** What nginx counted for one of its series since the agent's last take. */
+export interface Counts {
+  readonly count: number;
+  readonly sumMs: number;
+  /** Observations per bucket of the registry's bounds, not cumulative, the last one +Inf. */
+  readonly buckets: readonly number[];
+  /** TCP: bytes to the client of the server, and from it. */
+  readonly sent?: number;
+  readonly received?: number;
+}
 
 /** Most series a registry keeps before new label sets go to their overflow series. */
 export const MAX_SERIES = 2_000;
 
-/** Counter of access-log lines the agent could not read. */
-export const ACCESS_LOG_DROPPED_METRIC = 'nginx_mesh_access_log_dropped_total';
+/** Counter of series from nginx the agent could not read (keys or lines it does not know). */
+export const STATS_UNREADABLE_METRIC = 'nginx_mesh_stats_unreadable_total';
 
 /** A metric's name and the help text printed before it. */
 export interface MetricName {
@@ -34,7 +46,7 @@ export interface MetricFamily {
   readonly duration: MetricName;
   /** Byte counters (TCP connections): to the client, and from it. */
   readonly bytes?: { readonly sent: MetricName; readonly received: MetricName };
-  /** Whether it prints the counter of unreadable access-log lines (one family does). */
+  /** Whether it prints the counter of unreadable series (one family does). */
   readonly reportsDropped: boolean;
 }
 
@@ -125,17 +137,32 @@ export class RequestRegistry {
 
   constructor(private readonly options: RegistryOptions) {}
 
-  /** Counts one observation of this label set, duration (ms) and, for TCP, bytes. */
-  observe(labels: Labels, durationMs: number, bytes?: ConnectionBytes): void {
+  /** The histogram's upper bounds, ms, ascending; +Inf is implied. */
+  bounds(): readonly number[] {
+    return this.options.bucketsMs;
+  }
+
+  /** Adds counts to this label set's series; their buckets must be this registry's. */
+  add(labels: Labels, counts: Counts): void {
     const series = this.seriesOf(labels, true);
-    series.count += 1;
-    series.sumMs += durationMs;
-    series.sentBytes += bytes?.sent ?? 0;
-    series.receivedBytes += bytes?.received ?? 0;
+    series.count += counts.count;
+    series.sumMs += counts.sumMs;
+    series.sentBytes += counts.sent ?? 0;
+    series.receivedBytes += counts.received ?? 0;
+    counts.buckets.forEach((value, index) => {
+      if (index < series.buckets.length)
+        series.buckets[index] = (series.buckets[index] ?? 0) + value;
+    });
+  }
+
+  /** Adds one observation of durationMs (and, for TCP, its bytes). */
+  observe(labels: Labels, durationMs: number, bytes?: { sent: number; received: number }): void {
+    const buckets = new Array<number>(this.options.bucketsMs.length + 1).fill(0);
     const bounds = this.options.bucketsMs;
     let index = 0;
     while (index < bounds.length && durationMs > (bounds[index] ?? Infinity)) index += 1;
-    series.buckets[index] = (series.buckets[index] ?? 0) + 1;
+    buckets[index] = 1;
+    this.add(labels, { count: 1, sumMs: durationMs, buckets, ...bytes });
   }
 
   /**
@@ -170,9 +197,9 @@ export class RequestRegistry {
     return series;
   }
 
-  /** Counts a line that was not an access-log record. */
-  drop(): void {
-    this.droppedLines += 1;
+  /** Counts series nginx reported that the agent could not read. */
+  drop(count = 1): void {
+    this.droppedLines += count;
   }
 
   /** How many label sets are kept (overflow series included). */
@@ -197,9 +224,9 @@ export class RequestRegistry {
       );
     if (family.reportsDropped)
       lines.push(
-        `# HELP ${ACCESS_LOG_DROPPED_METRIC} Access-log lines the agent received but could not read.`,
-        `# TYPE ${ACCESS_LOG_DROPPED_METRIC} counter`,
-        `${ACCESS_LOG_DROPPED_METRIC} ${this.droppedLines}`,
+        `# HELP ${STATS_UNREADABLE_METRIC} Counter series from nginx the agent could not read.`,
+        `# TYPE ${STATS_UNREADABLE_METRIC} counter`,
+        `${STATS_UNREADABLE_METRIC} ${this.droppedLines}`,
       );
     return `${lines.join('\n')}\n`;
   }

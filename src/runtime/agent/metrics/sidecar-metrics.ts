@@ -1,155 +1,164 @@
-// The agent's metrics pipeline: a UDP socket on loopback receives nginx's access log as syslog,
-// each record is resolved to its peer with the latest snapshot applied and counted, HTTP requests
-// and TCP connections in registries of their own; the status server prints both on /metrics.
-// Counts live here, in the agent, so nginx reloads keep them.
-// Datagrams are best effort: the socket's receive buffer is raised so bursts are not lost.
-import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:dgram';
+// The agent's metrics pipeline: nginx counts every HTTP request and TCP connection in shared
+// memory (ngx_mesh's mesh_stats), by a key naming the direction, status and peer; the agent takes
+// those counts (reads and empties them) over loopback every few seconds and before every scrape,
+// resolves each key's peer with the latest snapshot applied and adds the counts to its own
+// series, HTTP requests and TCP connections in registries of their own; the status server prints
+// both on /metrics. Totals live here, in the agent, so nginx reloads and restarts keep them; a
+// take that fails (nginx not serving yet, or restarting) leaves the counts in nginx for the next.
+import { request } from 'node:http';
 import type { MeshSnapshot } from '../../../manifests/snapshot/types';
-import { parseAccessLogLine } from './access-log';
-import { renderLostDatagrams, udpSocketDrops } from './socket-drops';
 import type { PeerIndex } from './peers';
 import { buildPeerIndex, labelsOf, overflowLabels } from './peers';
 import { createRequestRegistry, createTcpRegistry } from './registry';
 import type { RequestRegistry } from './registry';
+import type { StatsZone } from './stats';
+import { parseStatsKey, parseStatsTake } from './stats';
 
-/** Receive buffer asked for; the kernel caps it at net.core.rmem_max. */
-const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
-/**
- * How long datagrams gather in the socket's buffer between two reads. Waking the agent for every
- * request (thousands per second) would cost the pod more CPU than counting does, and take it from
- * nginx and the app; a few milliseconds batch the reads. At 10,000 requests per second that is
- * 50 datagrams waiting, far below what the buffer holds.
- */
-const READ_PAUSE_MS = 5;
-/** The most datagrams libuv reads from a UDP socket for one readiness event. */
-const READ_BATCH = 32;
+/** Counter of requests nginx could not count (its zone was full), as nginx reported them. */
+export const STATS_LOST_METRIC = 'nginx_mesh_stats_lost_total';
+/** How often the agent takes nginx's counts between scrapes. */
+const TAKE_INTERVAL_MS = 5_000;
+/** The longest a take may take; nginx answers from memory, in microseconds. */
+const TAKE_TIMEOUT_MS = 2_000;
+/** The largest take read: 2 MB is thousands of series, far beyond what the zones hold. */
+const MAX_TAKE_BYTES = 8 * 1024 * 1024;
 
-/** The methods of Node's UDP handle that stop and restart reading (libuv uv_udp_recv_stop/start). */
-interface ReadSwitch {
-  recvStop(): number;
-  recvStart(): number;
-}
-
-/**
- * A function that, called on a datagram, lets the socket read what is already there, then stops
- * reading for READ_PAUSE_MS; undefined when this Node's handle does not offer the switch (then
- * every datagram is read as it comes).
- */
-function readPacer(socket: Socket, closed: () => boolean): (() => void) | undefined {
-  // The handle sits in the socket's internal state (Socket.prototype._handle would reach it too,
-  // but that accessor is deprecated and prints a warning into every sidecar's log).
-  const state = Object.getOwnPropertySymbols(socket).find(
-    (symbol) => symbol.description === 'state symbol',
-  );
-  const handle =
-    state === undefined
-      ? undefined
-      : (socket as unknown as Record<symbol, { handle?: Partial<ReadSwitch> } | undefined>)[state]
-          ?.handle;
-  if (typeof handle?.recvStop !== 'function' || typeof handle.recvStart !== 'function')
-    return undefined;
-  const reads = handle as ReadSwitch;
-  let pausing = false;
-  let batch = 0;
-  return () => {
-    batch += 1;
-    if (pausing) return;
-    pausing = true;
-    setImmediate(() => {
-      // A full batch means more may be waiting: keep reading until a batch comes up short, or
-      // the pauses would cap the agent at one batch per pause whatever nginx sends.
-      const full = batch >= READ_BATCH;
-      batch = 0;
-      if (closed()) return;
-      if (full) {
-        pausing = false;
-        return;
-      }
-      reads.recvStop();
-      setTimeout(() => {
-        pausing = false;
-        if (!closed()) reads.recvStart();
-      }, READ_PAUSE_MS).unref();
-    });
-  };
-}
-
-/** The kernel's drops for the receiver's socket, read from this network namespace's table. */
-function kernelDrops(host: string, port: number): number | undefined {
-  try {
-    return udpSocketDrops(readFileSync('/proc/net/udp', 'utf8'), host, port);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Where the receiver listens and which syslog tag it counts. */
+/** Where nginx serves its counts, and which zone holds which family. */
 export interface SidecarMetricsOptions {
   readonly host: string;
-  /** 0 picks a free port (tests). */
   readonly port: number;
-  readonly tag: string;
+  readonly path: string;
+  readonly httpZone: string;
+  readonly tcpZone: string;
+  /** Between scrapes; TAKE_INTERVAL_MS unless given (0: only before scrapes). */
+  readonly takeIntervalMs?: number;
 }
 
 /** The running pipeline. */
 export interface SidecarMetrics {
-  /** The bound UDP port. */
-  readonly port: number;
-  /** HTTP requests, and the count of unreadable lines. */
+  /** HTTP requests, and the count of unreadable series. */
   readonly registry: RequestRegistry;
   /** TCP connections. */
   readonly tcpRegistry: RequestRegistry;
   /** Resolves peers with this snapshot from now on. */
   applySnapshot(snapshot: MeshSnapshot): void;
-  /** The Prometheus text exposition of every series. */
-  exposition(): string;
+  /** Takes nginx's counts now; resolves false when nginx did not answer. */
+  take(): Promise<boolean>;
+  /** After a take, the Prometheus text exposition of every series. */
+  exposition(): Promise<string>;
   close(): Promise<void>;
 }
 
-/** Binds the receiver; rejects when the port is taken. */
-export async function startSidecarMetrics(options: SidecarMetricsOptions): Promise<SidecarMetrics> {
+/** POSTs to nginx's stats location; the body, or undefined when it did not answer 200. */
+function postTake(options: SidecarMetricsOptions): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: options.host,
+        port: options.port,
+        path: options.path,
+        method: 'POST',
+        agent: false,
+        timeout: TAKE_TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= MAX_TAKE_BYTES) chunks.push(chunk);
+        });
+        res.on('end', () =>
+          resolve(
+            res.statusCode === 200 && size <= MAX_TAKE_BYTES
+              ? Buffer.concat(chunks).toString('utf8')
+              : undefined,
+          ),
+        );
+        res.on('error', () => resolve(undefined));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+function renderLost(lost: number): string {
+  return [
+    `# HELP ${STATS_LOST_METRIC} Requests and connections nginx could not count: its counter zone was full.`,
+    `# TYPE ${STATS_LOST_METRIC} counter`,
+    `${STATS_LOST_METRIC} ${lost}`,
+    '',
+  ].join('\n');
+}
+
+const sameBounds = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((value, index) => value === b[index]);
+
+/** Starts taking nginx's counts; nothing is bound, so it never fails to start. */
+export function startSidecarMetrics(options: SidecarMetricsOptions): SidecarMetrics {
   const registry = createRequestRegistry(overflowLabels);
   const tcpRegistry = createTcpRegistry(overflowLabels);
   let peers: PeerIndex = new Map();
-  const socket = createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
-  let closed = false;
-  const pace = readPacer(socket, () => closed);
-  socket.on('message', (message) => {
-    pace?.();
-    const record = parseAccessLogLine(message.toString('utf8'), options.tag);
-    if (record === undefined) {
-      registry.drop();
+  let lost = 0;
+  let running: Promise<boolean> | undefined;
+
+  /** Adds a zone's series to the registry of its family; unknown zones are unreadable. */
+  const addZone = (zone: StatsZone): void => {
+    lost += zone.lost;
+    const target =
+      zone.name === options.httpZone
+        ? registry
+        : zone.name === options.tcpZone
+          ? tcpRegistry
+          : undefined;
+    if (target === undefined || !sameBounds(zone.boundsMs, target.bounds())) {
+      registry.drop(zone.series.length);
       return;
     }
-    if (record.tcp === undefined) registry.observe(labelsOf(record, peers), record.durationMs);
-    else tcpRegistry.observe(labelsOf(record, peers), record.durationMs, record.tcp);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(options.port, options.host, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  // A later socket error (none is expected on a bound UDP socket) must not crash the agent.
-  socket.on('error', () => undefined);
+    for (const series of zone.series) {
+      const key = parseStatsKey(series.key);
+      if (key === undefined || key.tcp !== (target === tcpRegistry)) {
+        registry.drop();
+        continue;
+      }
+      target.add(labelsOf(key, peers), series);
+    }
+  };
+
+  const takeOnce = async (): Promise<boolean> => {
+    const text = await postTake(options);
+    if (text === undefined) return false;
+    const take = parseStatsTake(text);
+    registry.drop(take.unreadable);
+    for (const zone of take.zones) addZone(zone);
+    return true;
+  };
+  /** One take at a time: a caller during one waits for it. */
+  const take = (): Promise<boolean> =>
+    (running ??= takeOnce().finally(() => {
+      running = undefined;
+    }));
+
+  const interval = options.takeIntervalMs ?? TAKE_INTERVAL_MS;
+  const timer = interval > 0 ? setInterval(() => void take(), interval) : undefined;
+  timer?.unref();
+
   return {
-    port: socket.address().port,
     registry,
     tcpRegistry,
     applySnapshot(snapshot) {
       peers = buildPeerIndex(snapshot);
     },
-    exposition: () =>
-      registry.render() +
-      tcpRegistry.render() +
-      renderLostDatagrams(kernelDrops(options.host, socket.address().port)),
-    close: () =>
-      new Promise<void>((resolve) => {
-        closed = true;
-        socket.close(() => resolve());
-      }),
+    take,
+    async exposition() {
+      await take();
+      return registry.render() + tcpRegistry.render() + renderLost(lost);
+    },
+    async close() {
+      if (timer !== undefined) clearInterval(timer);
+      await running;
+    },
   };
 }
