@@ -13,6 +13,7 @@ import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-met
 import { parseStatsTake } from '../../src/runtime/agent/metrics/stats';
 import type { StatsZone } from '../../src/runtime/agent/metrics/stats';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import { stopChild } from '../support/processes';
 
 const HOST = '127.0.0.1';
 const COUNTED = 15_101;
@@ -26,12 +27,11 @@ let meshModule: string;
 let nginx: ChildProcess | undefined;
 let slowApp: Server;
 
-/** The test's configuration; zoneSize changes the http zone's size (a new zone on reload). */
-function config(zoneSize = '64k'): string {
-  return `
+/** The modules, a pid file named pid, and the start of the http block with its temp paths. */
+const preamble = (pid: string): string => `
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 load_module ${meshModule};
-pid ${dir}/nginx.pid;
+pid ${dir}/${pid};
 worker_processes 1;
 events {}
 http {
@@ -40,7 +40,11 @@ http {
     proxy_temp_path ${dir}/proxy;
     fastcgi_temp_path ${dir}/fastcgi;
     uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+    scgi_temp_path ${dir}/scgi;`;
+
+/** The test's configuration; zoneSize changes the http zone's size (a new zone on reload). */
+function config(zoneSize = '64k'): string {
+  return `${preamble('nginx.pid')}
     mesh_stats_zone t_http ${zoneSize};
     mesh_stats_zone t_small 32k;
     map $arg_count $t_wanted {
@@ -122,6 +126,12 @@ async function zones(method: 'GET' | 'POST', path = '/stats'): Promise<StatsZone
   return [...take.zones];
 }
 
+/** Takes the zones; the http zone's series as [key, count]. */
+async function takeHttp(): Promise<[string, number][]> {
+  const http = (await zones('POST')).find((zone) => zone.name === 't_http');
+  return (http?.series ?? []).map((series) => [series.key, series.count]);
+}
+
 const seriesOf = (all: readonly StatsZone[], zone: string, key: string) =>
   all.find((each) => each.name === zone)?.series.find((series) => series.key === key);
 
@@ -160,11 +170,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (nginx !== undefined && nginx.exitCode === null) {
-    const exited = new Promise((resolve) => nginx?.once('exit', resolve));
-    nginx.kill('SIGTERM');
-    await exited;
-  }
+  await stopChild(nginx);
   await new Promise((resolve) => slowApp.close(resolve));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -219,10 +225,7 @@ it('counts a key with a line feed in it as one series, the line feed a space', a
   // $uri is decoded: %0A is a line feed, which would otherwise end the series' line.
   await call(COUNTED, '/nl%0Aend');
   await call(COUNTED, '/nl%0Aend');
-  const http = (await zones('POST')).find((zone) => zone.name === 't_http');
-  expect(http?.series.map((series) => [series.key, series.count])).toEqual([
-    ['path=/nl end status=200', 2],
-  ]);
+  expect(await takeHttp()).toEqual([['path=/nl end status=200', 2]]);
 });
 
 it('answers HEAD with headers alone and refuses other methods', async () => {
@@ -236,10 +239,7 @@ it('skips requests whose condition is empty or "0", and locations with mesh_stat
   await call(COUNTED, '/c?count=none');
   await call(COUNTED, '/quiet');
   await call(COUNTED, '/c');
-  const http = (await zones('POST')).find((zone) => zone.name === 't_http');
-  expect(http?.series.map((series) => [series.key, series.count])).toEqual([
-    ['path=/c status=200', 1],
-  ]);
+  expect(await takeHttp()).toEqual([['path=/c status=200', 1]]);
 });
 
 it('counts TCP sessions in stream with the bytes each way', async () => {
@@ -302,18 +302,7 @@ it("feeds the agent's pipeline, which counts keys it does not know as unreadable
 });
 
 describe('configuration errors', () => {
-  const base = (http: string, stream = ''): string => `
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-load_module ${meshModule};
-pid ${dir}/check.pid;
-events {}
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+  const base = (http: string, stream = ''): string => `${preamble('check.pid')}
 ${http}
 }
 stream {

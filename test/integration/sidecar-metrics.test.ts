@@ -32,6 +32,7 @@ import {
   tcpPort,
 } from '../support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import { stopChild } from '../support/processes';
 
 let dir: string;
 let meshModule: string;
@@ -220,11 +221,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (nginx !== undefined && nginx.exitCode === null) {
-    const exited = new Promise((resolve) => nginx?.once('exit', resolve));
-    nginx.kill('SIGTERM');
-    await exited;
-  }
+  await stopChild(nginx);
   await metrics.close();
   for (const app of apps) await new Promise((resolve) => app.close(resolve));
   await new Promise((resolve) => echo.close(resolve));

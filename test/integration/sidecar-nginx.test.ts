@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import { largeSnapshot, shopContext, shopSnapshot } from '../support/sidecar-snapshots';
+import { stopChild } from '../support/processes';
 
 const root = join(__dirname, '..', '..');
 const goldenDir = join(root, 'test', 'golden', 'data', 'sidecar-nginx');
@@ -170,11 +171,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   });
 
   afterEach(async () => {
-    if (nginx.exitCode === null) {
-      const exited = new Promise((resolve) => nginx.once('exit', resolve));
-      nginx.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(nginx);
   });
 
   afterAll(async () => {

@@ -28,6 +28,7 @@ import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-met
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { service, shopContext, shopSnapshot, tcpPort } from '../support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import { stopChild } from '../support/processes';
 
 const id = randomBytes(3).toString('hex');
 const NETNS = `nmt-${id}`;
@@ -179,11 +180,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (nginx !== undefined && nginx.exitCode === null) {
-    const exited = new Promise((resolve) => nginx?.once('exit', resolve));
-    nginx.kill('SIGTERM');
-    await exited;
-  }
+  await stopChild(nginx);
   removeNamespace();
   await metrics.close();
   await new Promise((resolve) => echo.close(resolve));

@@ -28,3 +28,11 @@ export function waitForOutput(
     });
   });
 }
+
+/** Sends SIGTERM to a child that still runs and resolves once it exited; at once otherwise. */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}

@@ -164,6 +164,52 @@ ngx_mesh_stats_zone_ref(ngx_conf_t *cf, ngx_str_t *name)
 }
 
 
+/* mesh_stats's arguments, read alike for http and stream. */
+typedef struct {
+    ngx_shm_zone_t  *zone;   /* NULL for "off" */
+    ngx_str_t       *key;
+    ngx_str_t        cond;   /* empty without if= */
+} ngx_mesh_stats_args_t;
+
+
+/* Reads "off", or "<zone> <key> [if=<value>]"; the caller compiles key and cond. */
+static char *
+ngx_mesh_stats_read_args(ngx_conf_t *cf, ngx_mesh_stats_args_t *args)
+{
+    ngx_str_t  *value = cf->args->elts;
+
+    ngx_memzero(args, sizeof(ngx_mesh_stats_args_t));
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts < 3) {
+        return "needs a zone and a key, or \"off\"";
+    }
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strncmp(value[3].data, "if=", 3) != 0 || value[3].len == 3) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": expected if=<value>", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+
+        args->cond.len = value[3].len - 3;
+        args->cond.data = value[3].data + 3;
+    }
+
+    args->zone = ngx_mesh_stats_zone_ref(cf, &value[1]);
+    if (args->zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    args->key = &value[2];
+
+    return NGX_CONF_OK;
+}
+
+
 /* Adds one request (session) of ms milliseconds to the series of key. */
 static void
 ngx_mesh_stats_count(ngx_shm_zone_t *shm_zone, ngx_str_t *key, ngx_msec_int_t ms,
@@ -422,7 +468,8 @@ ngx_http_mesh_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mesh_stats_loc_conf_t  *mlcf = conf;
 
-    ngx_str_t  *value, cond;
+    char                   *rv;
+    ngx_mesh_stats_args_t   args;
 
     (void) cmd;
 
@@ -430,38 +477,24 @@ ngx_http_mesh_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    value = cf->args->elts;
+    rv = ngx_mesh_stats_read_args(cf, &args);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        mlcf->zone = NULL;
+    mlcf->zone = args.zone;
+
+    if (args.zone == NULL) {
         return NGX_CONF_OK;
     }
 
-    if (cf->args->nelts < 3) {
-        return "needs a zone and a key, or \"off\"";
-    }
-
-    mlcf->zone = ngx_mesh_stats_zone_ref(cf, &value[1]);
-    if (mlcf->zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    mlcf->key = ngx_http_mesh_stats_compile(cf, &value[2]);
+    mlcf->key = ngx_http_mesh_stats_compile(cf, args.key);
     if (mlcf->key == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (cf->args->nelts == 4) {
-        if (ngx_strncmp(value[3].data, "if=", 3) != 0 || value[3].len == 3) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\": expected if=<value>", &value[3]);
-            return NGX_CONF_ERROR;
-        }
-
-        cond.len = value[3].len - 3;
-        cond.data = value[3].data + 3;
-
-        mlcf->cond = ngx_http_mesh_stats_compile(cf, &cond);
+    if (args.cond.len > 0) {
+        mlcf->cond = ngx_http_mesh_stats_compile(cf, &args.cond);
         if (mlcf->cond == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -875,7 +908,8 @@ ngx_stream_mesh_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_mesh_stats_srv_conf_t  *mscf = conf;
 
-    ngx_str_t  *value, cond;
+    char                   *rv;
+    ngx_mesh_stats_args_t   args;
 
     (void) cmd;
 
@@ -883,38 +917,24 @@ ngx_stream_mesh_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    value = cf->args->elts;
+    rv = ngx_mesh_stats_read_args(cf, &args);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        mscf->zone = NULL;
+    mscf->zone = args.zone;
+
+    if (args.zone == NULL) {
         return NGX_CONF_OK;
     }
 
-    if (cf->args->nelts < 3) {
-        return "needs a zone and a key, or \"off\"";
-    }
-
-    mscf->zone = ngx_mesh_stats_zone_ref(cf, &value[1]);
-    if (mscf->zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    mscf->key = ngx_stream_mesh_stats_compile(cf, &value[2]);
+    mscf->key = ngx_stream_mesh_stats_compile(cf, args.key);
     if (mscf->key == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (cf->args->nelts == 4) {
-        if (ngx_strncmp(value[3].data, "if=", 3) != 0 || value[3].len == 3) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\": expected if=<value>", &value[3]);
-            return NGX_CONF_ERROR;
-        }
-
-        cond.len = value[3].len - 3;
-        cond.data = value[3].data + 3;
-
-        mscf->cond = ngx_stream_mesh_stats_compile(cf, &cond);
+    if (args.cond.len > 0) {
+        mscf->cond = ngx_stream_mesh_stats_compile(cf, &args.cond);
         if (mscf->cond == NULL) {
             return NGX_CONF_ERROR;
         }
