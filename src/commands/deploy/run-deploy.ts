@@ -1,7 +1,6 @@
 // `deploy`: validate every flag at once, then either print the manifests (--dry-run, no cluster
 // needed) or apply them step by step, waiting for each component, and remove what was applied if
 // anything fails (--cleanup-on-error, on by default).
-import { randomBytes } from 'node:crypto';
 import { InterruptedError, MeshctlError } from '../../errors';
 import { CLI_NAME } from '../../manifests/constants';
 import type { InstallStep } from '../../manifests/install/plan';
@@ -35,7 +34,11 @@ export interface DeployDeps extends LifecycleDeps {
 }
 
 /** Letters and digits only, starting with a letter: nats.conf reads it unquoted from the environment. */
-const newCredential = (): string => `n${randomBytes(32).toString('hex')}`;
+/** A fresh credential; node:crypto loads here, not at every start of the executable. */
+async function newCredential(): Promise<string> {
+  const { randomBytes } = await import('node:crypto');
+  return `n${randomBytes(32).toString('hex')}`;
+}
 
 export interface DeployOptions {
   readonly input: DeployInput;
@@ -163,7 +166,7 @@ export async function runDeploy(
   const { config } = flagged;
   const secrets = {
     ...flagged.secrets,
-    natsControllerPassword: (deps.newCredential ?? newCredential)(),
+    natsControllerPassword: deps.newCredential?.() ?? (await newCredential()),
   };
   const plan = buildInstallPlan(
     { config, version: deps.version, secrets, upstreamCa: secrets.upstreamAuthority !== undefined },

@@ -3,7 +3,7 @@
 // NGINX Service Mesh's schema for all five types. This mesh's registrar chains to a CA on disk
 // only, so the other four are reported as unsupported rather than silently ignored. Pure: the
 // caller reads the files (upstreamCaFilePaths says which) and passes their contents.
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
 import { quoteGo } from '../../render/help';
 import type { DiskUpstreamAuthority } from './types';
 
@@ -82,8 +82,18 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * The yaml library, required where a configuration is parsed rather than imported at the top:
+ * the executable carries it as a separate bundle, and every start that parses no upstream CA
+ * configuration (nearly all of them) would otherwise compile it.
+ */
+function yaml(): typeof Yaml {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+  return require('yaml') as typeof Yaml;
+}
+
 function parseConf(text: string): { value: unknown } | { problem: string } {
-  const document = parseDocument(text, { prettyErrors: false });
+  const document = yaml().parseDocument(text, { prettyErrors: false });
   const error = document.errors[0];
   if (error !== undefined) {
     const line = text.slice(0, error.pos[0]).split('\n').length;

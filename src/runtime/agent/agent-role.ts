@@ -6,7 +6,7 @@
 import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
-import { IDENTITY_FLAGS } from '../svid/identity';
+import { IDENTITY_FLAGS } from '../svid/identity-flags';
 
 export const agentRole: RoleDefinition = {
   name: 'agent',

@@ -3,7 +3,7 @@
 // process (a native sidecar sharing the pod's process namespace) and is ready once the first SVID
 // is written, so the process starts only with its certificate present. Only the flags live here.
 import { DEFAULT_MESH_NAMESPACE } from '../../manifests/constants';
-import { IDENTITY_FLAGS } from '../svid/identity';
+import { IDENTITY_FLAGS } from '../svid/identity-flags';
 import type { RoleDefinition } from '../role/role';
 
 export const certReloaderRole: RoleDefinition = {

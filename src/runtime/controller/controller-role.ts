@@ -11,7 +11,7 @@ import {
 } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
-import { IDENTITY_FLAGS } from '../svid/identity';
+import { IDENTITY_FLAGS } from '../svid/identity-flags';
 
 export const controllerRole: RoleDefinition = {
   name: 'controller',

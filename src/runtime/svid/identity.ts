@@ -2,50 +2,17 @@
 // projected token and the trust bundle are, and one call that keeps the SVID on disk. Shared by
 // every role that needs one (cert-reloader, controller, agent), so their flags read the same.
 import {
-  IDENTITY_MOUNT_PATH,
-  IDENTITY_TOKEN_PATH,
   NATS_CLIENT_PORT,
   NATS_NAME,
   REGISTRAR_API_PORT,
   REGISTRAR_NAME,
-  TRUST_BUNDLE_KEY,
 } from '../../manifests/constants';
-import type { FlagSpec } from '../../manifests/flag-spec';
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
-import { MTLS_CA_KEY_TYPES } from '../../manifests/mesh-config/deploy-flags';
 import { systemClock } from '../clock';
 import type { Logger } from '../role/log';
 import type { RoleOptions } from '../role/role';
 import type { SvidClient, SvidStatus } from './svid-client';
 import { startSvidClient } from './svid-client';
-
-export const IDENTITY_FLAGS: readonly FlagSpec[] = [
-  {
-    long: 'registrar-url',
-    type: 'string',
-    usage:
-      "the registrar's base URL (default: its Service's address from the pod's environment, else its DNS name)",
-  },
-  {
-    long: 'token-path',
-    type: 'string',
-    usage: 'the projected ServiceAccount token for the registrar',
-    defaultValue: `${IDENTITY_MOUNT_PATH}/${IDENTITY_TOKEN_PATH}`,
-  },
-  {
-    long: 'bundle-path',
-    type: 'string',
-    usage: "the mounted trust bundle that verifies the registrar's certificate",
-    defaultValue: `${IDENTITY_MOUNT_PATH}/${TRUST_BUNDLE_KEY}`,
-  },
-  {
-    long: 'key-type',
-    type: 'string',
-    usage: 'key type of the SVID',
-    defaultValue: 'ec-p256',
-    choices: MTLS_CA_KEY_TYPES,
-  },
-];
 
 /**
  * A control-plane Service's URL as a pod sees it: the flag when given, else the Service's
