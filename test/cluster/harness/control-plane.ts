@@ -398,6 +398,9 @@ function apiserverArgs({ options, pki, ports }: StartContext): string[] {
     '--requestheader-username-headers=X-Remote-User',
     `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
     `--proxy-client-key-file=${pki.frontProxyClient.key}`,
+    // The node's log endpoint listens on its ExternalIP, the host end of the link (the node
+    // agent runs on the host); the node name resolves nowhere.
+    '--kubelet-preferred-address-types=ExternalIP,InternalIP',
   ];
   // The lease reconciler publishes the advertise address as the endpoint of default/kubernetes,
   // and Endpoints reject loopback addresses: only a loopback-bound server goes without it.

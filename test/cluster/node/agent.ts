@@ -1,6 +1,7 @@
 // The test cluster's node: registers a Node, binds pending pods to itself (the cluster has no
 // scheduler), runs its pods through PodRunner, reports their status, and keeps the service NAT
 // rules in sync with Services and EndpointSlices.
+import type { Server } from 'node:https';
 import { join } from 'node:path';
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { KubeObject, KubeRest } from '../harness/kube-rest';
@@ -10,7 +11,11 @@ import type { Informer } from '../harness/informer';
 import type { Topology } from '../harness/topology';
 import type { ServiceRule } from '../harness/service-rules';
 import type { ImageRule } from './pod-spec';
+import { startLogServer } from './log-server';
 import { PodRunner } from './pod-runner';
+
+/** The port of the node's kubelet endpoint (container logs), as a kubelet's. */
+const KUBELET_PORT = 10_250;
 
 export interface NodeNetwork {
   addPod(podId: string, podIP: string): Promise<void>;
@@ -59,6 +64,9 @@ class AddressPool {
 
 export class NodeAgent {
   private readonly runners = new Map<string, PodRunner>();
+  /** "<namespace>/<name>" → the pod's directory, for its logs. */
+  private readonly podDirs = new Map<string, string>();
+  private logServer: Server | undefined;
   private readonly finishing = new Set<string>();
   private readonly bound = new Set<string>();
   private readonly addresses: AddressPool;
@@ -79,6 +87,16 @@ export class NodeAgent {
   }
 
   async start(): Promise<void> {
+    this.logServer = await startLogServer(
+      this.options.topology.hostAddress,
+      KUBELET_PORT,
+      this.options.stateDir,
+      (namespace, pod, container, previous) => {
+        const dir = this.podDirs.get(`${namespace}/${pod}`);
+        if (dir === undefined) return undefined;
+        return join(dir, 'logs', `${container}${previous ? '.previous' : ''}.log`);
+      },
+    );
     await this.registerNode();
     const { rest, log } = this.options;
     const onError = (error: unknown): void => log('watch failed', { error: String(error) });
@@ -125,6 +143,8 @@ export class NodeAgent {
       addresses: [
         { type: 'InternalIP', address: this.options.topology.nodeAddress },
         { type: 'Hostname', address: this.options.nodeName },
+        // Where the API server reaches the node's log endpoint: this process runs on the host.
+        { type: 'ExternalIP', address: this.options.topology.hostAddress },
       ],
       capacity: { cpu: '2', memory: '24Gi', pods: '110' },
       allocatable: { cpu: '2', memory: '24Gi', pods: '110' },
@@ -140,7 +160,7 @@ export class NodeAgent {
         systemUUID: '',
         bootID: '',
       },
-      daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+      daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
     };
   }
 
@@ -256,6 +276,7 @@ export class NodeAgent {
       log: (msg, fields) => log(msg, { pod: podName, ...fields }),
     });
     this.runners.set(key, runner);
+    this.podDirs.set(podName, join(this.options.stateDir, 'pods', key));
     log('pod started', { pod: podName, ip: podIP });
   }
 
@@ -271,6 +292,7 @@ export class NodeAgent {
     try {
       await runner?.stop(graceSeconds);
       this.runners.delete(key);
+      this.podDirs.delete(`${pod.metadata.namespace ?? 'default'}/${pod.metadata.name ?? ''}`);
       this.addresses.release(key);
       this.pendingStatus.delete(key);
       if (deleteObject) {
@@ -371,6 +393,7 @@ export class NodeAgent {
     this.slices?.stop();
     await Promise.all([...this.runners.values()].map((runner) => runner.stop(5)));
     clearTimeout(this.statusTimer);
+    this.logServer?.close();
   }
 }
 

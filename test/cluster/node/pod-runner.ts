@@ -1,7 +1,7 @@
 // Runs one pod on the node: its network, volumes, init containers in order (native sidecars kept
 // running), app containers with probes and the restart policy, and a graceful stop on deletion.
 import { constants } from 'node:os';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1Pod, V1Probe, V1Service } from '@kubernetes/client-node';
 import type { KubeRest } from '../harness/kube-rest';
@@ -251,6 +251,14 @@ export class PodRunner {
   }
 
   /** Starts the container's process; false (with a waiting reason) when it cannot be started. */
+  /** The container's log file; a restart keeps the run before as the previous log. */
+  private freshLog(slot: { spec: { name: string }; restartCount: number }): string {
+    const logFile = join(this.deps.podDir, 'logs', `${slot.spec.name}.log`);
+    if (slot.restartCount > 0 && existsSync(logFile))
+      renameSync(logFile, join(this.deps.podDir, 'logs', `${slot.spec.name}.previous.log`));
+    return logFile;
+  }
+
   private async launch(slot: Slot): Promise<boolean> {
     const argv = resolveArgv(slot.spec, this.deps.images);
     if (argv === undefined) {
@@ -289,6 +297,7 @@ export class PodRunner {
     const security = { ...this.pod.spec?.securityContext, ...slot.spec.securityContext };
     const uid = security.runAsUser;
     const gid = security.runAsGroup ?? uid;
+    const logFile = this.freshLog(slot);
     slot.process = new ContainerProcess({
       netns: this.deps.netns,
       argv,
@@ -296,7 +305,7 @@ export class PodRunner {
       mounts: this.mounts(slot.spec),
       user: uid === undefined || uid === 0 ? undefined : { uid, gid: gid ?? uid },
       workingDir: slot.spec.workingDir,
-      logFile: join(this.deps.podDir, 'logs', `${slot.spec.name}.log`),
+      logFile,
     });
     slot.containerID = `nmk://${this.pod.metadata?.uid ?? ''}/${slot.spec.name}/${slot.restartCount}`;
     slot.state = { kind: 'running', startedAt: new Date().toISOString() };
