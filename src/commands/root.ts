@@ -18,6 +18,7 @@ import { runCommand } from './run';
 import { removeCommand } from './remove';
 import { servicesCommand } from './services';
 import { statusCommand } from './status';
+import { supportpkgCommand } from './supportpkg';
 import { topCommand } from './top';
 import type { CommandSpec } from './spec';
 import { toCommandHelp } from './tree';
@@ -63,6 +64,7 @@ export function buildRootCommand(deps: CliDeps): CommandSpec {
       runCommand(deps),
       servicesCommand(readGlobalOptions, deps),
       statusCommand(readGlobalOptions, deps),
+      supportpkgCommand(readGlobalOptions, { ...deps, cwd: () => process.cwd() }),
       topCommand(readGlobalOptions, deps),
       upgradeCommand(readGlobalOptions, { ...deps, version: deps.build.version }),
       versionCommand(readGlobalOptions, deps),

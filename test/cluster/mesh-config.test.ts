@@ -5,6 +5,10 @@
 // Accepted=False while the rest of the configuration still applies; requests between the
 // sidecars carry the client's SPIFFE identity, so deny mode admits exactly what a TrafficTarget
 // allows; remove finds every sidecar transparent without waiting out its bound.
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { execa } from 'execa';
 import type { KubeRest } from './harness/kube-rest';
 import {
   createNamespace,
@@ -300,6 +304,62 @@ describe('the mesh configuration', () => {
       (await requestFrom(netns, url)) === '200' ? true : undefined,
     );
     expect(await requestFrom(netns, url, 'POST')).toBe('403');
+  });
+
+  it('packs a support package with logs, objects and policies, credentials redacted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'supportpkg-'));
+    try {
+      const made = await meshctl(['supportpkg', '-o', dir]);
+      expect(made.stderr).toBe('');
+      expect(made.exitCode).toBe(0);
+      const saved = /^Saving support package to "(.+nsm-supportpkg-\d{14}\.tar\.gz)"\.\.\.$/m.exec(
+        made.stdout,
+      );
+      expect(saved?.[1]).toBeDefined();
+      expect(made.stdout).toMatch(/\nDone\.$/);
+      const archive = saved?.[1] ?? '';
+      expect(statSync(archive).mode & 0o777).toBe(0o600);
+      await execa('tar', ['-xzf', archive, '-C', dir]);
+      const root = join(dir, basename(archive, '.tar.gz'));
+      const read = (path: string): string => readFileSync(join(root, path), 'utf8');
+      expect(read('supportpkg-creation-logs.txt')).toBe('Everything was collected.\n');
+      expect(read('version.txt')).toMatch(/^nginx-meshctl - v/);
+      expect(read(`${meshNamespace}/pods.txt`)).toMatch(/^NAME +READY +STATUS/);
+      expect(read(`${meshNamespace}/pods.txt`)).toContain('nginx-mesh-controller-');
+      const controllerPod = readdirSync(join(root, meshNamespace)).find((name) =>
+        name.startsWith('nginx-mesh-controller-'),
+      );
+      expect(
+        read(`${meshNamespace}/${controllerPod ?? ''}/nginx-mesh-controller-logs.txt`),
+      ).toMatch(/"msg"/);
+      expect(read(`${meshNamespace}/sidecars.json`)).toContain('"behind"');
+      const secrets = read(`${meshNamespace}/secrets.yaml`);
+      expect(secrets).toContain('# Secret ');
+      expect(secrets).toContain('REDACTED');
+      expect(secrets).not.toMatch(/BEGIN|authorities\.json: [A-Za-z0-9+/]{20}/);
+      expect(JSON.parse(read('meshconfig.json'))).toHaveProperty('accessControlMode');
+      expect(read('trafficsplits.yaml')).toContain(`# TrafficSplit ${apps}/web-canary`);
+      expect(read('mutatingwebhookconfigurations.yaml')).toContain('MutatingWebhookConfiguration');
+      // Every injected web pod's sidecar, with its log.
+      const webPods = readdirSync(join(root, apps)).filter((name) => name.startsWith('web-'));
+      expect(webPods.length).toBeGreaterThanOrEqual(2);
+      for (const pod of webPods) {
+        expect(read(`${apps}/${pod}/pod.yaml`)).toContain('nginx-mesh-sidecar');
+        expect(read(`${apps}/${pod}/nginx-mesh-sidecar-logs.txt`).length).toBeGreaterThan(0);
+      }
+
+      // Without sidecar logs: the pods' manifests only.
+      const leanDir = join(dir, 'lean');
+      mkdirSync(leanDir);
+      const lean = await meshctl(['supportpkg', '-o', leanDir, '--disable-sidecar-logs']);
+      expect(lean.exitCode).toBe(0);
+      const leanArchive = /"(.+\.tar\.gz)"/.exec(lean.stdout)?.[1] ?? '';
+      const listing = (await execa('tar', ['-tzf', leanArchive])).stdout;
+      expect(listing).toMatch(new RegExp(`/${apps}/web-[^/]+/pod\\.yaml$`, 'm'));
+      expect(listing).not.toMatch(new RegExp(`/${apps}/.*-logs\\.txt$`, 'm'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('has every sidecar confirm pass-through, so remove does not wait out its bound', async () => {

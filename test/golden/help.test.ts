@@ -14,6 +14,7 @@ describe('help text', () => {
     ['completion', ['completion']],
     ['completion-bash', ['completion', 'bash']],
     ['top', ['top']],
+    ['supportpkg', ['supportpkg']],
   ])('of %s matches its golden file', async (name, path) => {
     const result = await runCli(['help', ...path]);
     expect(result.code).toBe(0);

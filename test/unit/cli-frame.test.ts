@@ -40,6 +40,7 @@ describe('root command', () => {
       'remove',
       'services',
       'status',
+      'supportpkg',
       'top',
       'upgrade',
       'version',
@@ -206,7 +207,7 @@ describe('completion', () => {
   it('offers subcommands, never hidden ones', async () => {
     const result = await runCli(['__complete', '']);
     expect(result.stdout).toBe(
-      'completion\nconfig\ndeploy\nhelp\ninject\nremove\nservices\nstatus\ntop\nupgrade\nversion\n',
+      'completion\nconfig\ndeploy\nhelp\ninject\nremove\nservices\nstatus\nsupportpkg\ntop\nupgrade\nversion\n',
     );
   });
 

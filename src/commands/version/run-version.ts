@@ -37,7 +37,7 @@ export async function runVersion(options: VersionOptions, deps: VersionDeps): Pr
   }
 }
 
-async function fetchComponentVersions(
+export async function fetchComponentVersions(
   options: VersionOptions,
   kube: KubeAccess,
 ): Promise<Record<string, string[]>> {
