@@ -38,9 +38,27 @@ const LAZY_BUNDLES = [
   { specifier: '@peculiar/x509', asset: 'x509.cjs', prelude: ['reflect-metadata'] },
   // Used by inject, config -o yaml and deploy; not by --help or version.
   { specifier: 'yaml', asset: 'yaml.cjs', prelude: [] },
+  // The spinner of deploy, upgrade and remove on a terminal, with its 30 KB of spinner frames.
+  { specifier: 'ora', asset: 'ora.cjs', prelude: [] },
 ];
 
 /** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */
+/**
+ * What only role processes (`run --role …`) run: the frame and each role's start, with all they
+ * import. They go into a lazy bundle of their own, so that every other command starts without
+ * them. One bundle for all of them, so that a role's classes (errors caught by the frame, say)
+ * exist once in a process.
+ */
+const ROLE_BUNDLE = 'roles.cjs';
+const ROLE_MODULES = [
+  ['src/runtime/role/frame.ts', 'runRole'],
+  ['src/runtime/agent/start-agent.ts', 'startAgent'],
+  ['src/runtime/controller/start-controller.ts', 'startController'],
+  ['src/runtime/registrar/start-registrar.ts', 'startRegistrar'],
+  ['src/runtime/metrics/start-metrics.ts', 'startMetrics'],
+  ['src/runtime/cert-reloader/start-cert-reloader.ts', 'startCertReloader'],
+];
+
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 function assertSupportedNode() {
@@ -134,6 +152,22 @@ const lazyBundles = {
 };
 
 /**
+ * esbuild plugin for the main bundle: the dynamic imports of the role modules become the stub
+ * that loads ROLE_BUNDLE (which exports every role module's entry point) on first use.
+ */
+const roleBundle = {
+  name: 'role-bundle',
+  setup(builder) {
+    const paths = new Set(ROLE_MODULES.map(([file]) => join(root, file)));
+    builder.onResolve({ filter: /(start-[a-z-]+|role\/frame)$/ }, (args) => {
+      if (args.kind !== 'dynamic-import') return undefined;
+      const path = `${join(args.resolveDir, args.path)}.ts`;
+      return paths.has(path) ? { path: ROLE_BUNDLE, namespace: 'lazy-bundle' } : undefined;
+    });
+  },
+};
+
+/**
  * commander requires child_process at load time for a feature this CLI does not use
  * (executable subcommands); loading it pulls in net, dgram and streams on every start. The
  * main bundle gets a stand-in that loads the real module on first property access.
@@ -182,7 +216,7 @@ async function main() {
     ...commonOptions,
     entryPoints: [join(root, 'bin', 'nginx-meshctl.ts')],
     outfile: bundle,
-    plugins: [lazyBundles, deferChildProcess],
+    plugins: [roleBundle, lazyBundles, deferChildProcess],
     define: {
       ...commonOptions.define,
       __NGINX_MESHCTL_VERSION__: JSON.stringify(version),
@@ -202,6 +236,20 @@ async function main() {
     });
     assets[asset] = outfile;
   }
+  const roles = join(dist, ROLE_BUNDLE);
+  await build({
+    ...commonOptions,
+    stdin: {
+      contents: ROLE_MODULES.map(
+        ([file, name]) => `exports.${name} = require(${JSON.stringify(`./${file}`)}).${name};`,
+      ).join('\n'),
+      resolveDir: root,
+      loader: 'ts',
+    },
+    outfile: roles,
+    plugins: [lazyBundles, deferChildProcess],
+  });
+  assets[ROLE_BUNDLE] = roles;
   const seaConfig = join(dist, 'sea-config.json');
   writeFileSync(
     seaConfig,
@@ -228,7 +276,10 @@ async function main() {
   const size = statSync(output).size / (1024 * 1024);
   const bundleSize = statSync(bundle).size / (1024 * 1024);
   const lazySize =
-    LAZY_BUNDLES.reduce((sum, { asset }) => sum + statSync(join(dist, asset)).size, 0) /
+    [...LAZY_BUNDLES.map(({ asset }) => asset), ROLE_BUNDLE].reduce(
+      (sum, asset) => sum + statSync(join(dist, asset)).size,
+      0,
+    ) /
     (1024 * 1024);
   console.error(
     `build-binary: ${output} (${size.toFixed(1)} MiB, main bundle ${bundleSize.toFixed(2)} MiB, lazy bundles ${lazySize.toFixed(2)} MiB, Node ${process.versions.node}) in ${((performance.now() - started) / 1000).toFixed(1)}s`,
