@@ -5,7 +5,6 @@ import type { GlobalOptionsReader } from '../global-flags';
 import { budgetOf, TIMEOUT_NOTE } from '../lifecycle';
 import type { CommandSpec } from '../spec';
 import type { DeployDeps } from './run-deploy';
-import { runDeploy } from './run-deploy';
 
 export function deployCommand(globals: GlobalOptionsReader, deps: DeployDeps): CommandSpec {
   return {
@@ -24,6 +23,8 @@ export function deployCommand(globals: GlobalOptionsReader, deps: DeployDeps): C
     flags: buildDeployFlags(deps.version),
     action: async (context) => {
       const options = globals(context);
+      // The install manifests and the configuration model load when a deploy runs.
+      const { runDeploy } = await import('./run-deploy');
       await runDeploy(
         {
           input: deployInputFromFlags(context),

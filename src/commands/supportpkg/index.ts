@@ -17,7 +17,6 @@ import type { LifecycleDeps } from '../lifecycle';
 import { connectClient } from '../lifecycle';
 import type { CommandSpec } from '../spec';
 import { fetchComponentVersions } from '../version/run-version';
-import { collectSupportPackage } from './collect';
 
 export interface SupportDeps extends LifecycleDeps {
   readonly io: Io;
@@ -81,6 +80,7 @@ export function supportpkgCommand(globals: GlobalOptionsReader, deps: SupportDep
       if (existsSync(path)) throw new MeshctlError(`support package "${path}" already exists`);
       deps.io.out.write(`Saving support package to "${path}"...\n`);
       const { stringify } = await import('yaml');
+      const { collectSupportPackage } = await import('./collect');
       const files = await collectSupportPackage(client, {
         namespace,
         sidecarLogs: !context.bool('disable-sidecar-logs'),
