@@ -16,6 +16,8 @@ import type { InstallStep } from '../manifests/install/plan';
 import { planObjects } from '../manifests/install/plan';
 import { renderYamlDocuments } from '../render/yaml-documents';
 import { applyStep } from '../runtime/install/apply';
+import type { Installation } from '../runtime/install/inventory';
+import { findInstallation, isEmpty } from '../runtime/install/inventory';
 import type { WaitContext } from '../runtime/install/waits';
 import type { GlobalOptions } from './global-flags';
 import type { ActionContext } from './spec';
@@ -145,4 +147,24 @@ export async function waitContext(
     deadline: deps.clock.now().getTime() + budgetMs,
     budgetMs,
   };
+}
+
+/**
+ * The mesh installed in namespace, or NGINX Service Mesh's error when nothing of it is there (a
+ * partial installation counts: remove finishes it, supportpkg describes it).
+ */
+export async function requireInstallation(
+  client: KubeClient,
+  namespace: string,
+): Promise<Installation> {
+  const installation = await findInstallation(client, namespace);
+  if (isEmpty(installation)) {
+    throw new MeshctlError(
+      installation.namespaceExists
+        ? `NGINX Service Mesh installation not found in namespace '${namespace}'`
+        : `namespace '${namespace}' not found`,
+      { hint: 'Use -n/--namespace to name the namespace the mesh was deployed into.' },
+    );
+  }
+  return installation;
 }

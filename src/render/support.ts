@@ -1,5 +1,6 @@
 // What a support package prints: kubectl-like tables of pods and events, multi-object YAML with
 // a banner naming each object, and the redactions that keep credentials out of it. Pure.
+import { renderTable } from './table';
 import type { YamlStringify } from './yaml-documents';
 
 /** The value printed in place of a secret. */
@@ -16,26 +17,6 @@ export interface SupportObject {
   readonly kind?: string;
   readonly metadata?: ObjectMeta;
   readonly [key: string]: unknown;
-}
-
-/** A table with columns padded by two spaces, as kubectl and tabwriter print them. */
-export function renderTable(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, index) => {
-      widths[index] = Math.max(widths[index] ?? 0, cell.length);
-    });
-  return rows
-    .map((row) =>
-      row
-        .map((cell, index) =>
-          index === row.length - 1 ? cell : cell.padEnd((widths[index] ?? 0) + 2),
-        )
-        .join('')
-        .trimEnd(),
-    )
-    .map((line) => `${line}\n`)
-    .join('');
 }
 
 /** kubectl's age: 45s, 12m, 5h, 3d. */

@@ -1,7 +1,5 @@
 // `remove`: the mesh off the cluster, sidecars turned transparent first. Idempotent: it finishes
 // an interrupted deploy or remove, and says so when there is nothing to remove.
-import { MeshctlError } from '../../errors';
-import { findInstallation, isEmpty } from '../../runtime/install/inventory';
 import type { ProxiedWorkload } from '../../runtime/install/remove';
 import { findProxiedWorkloads, removalSteps } from '../../runtime/install/remove';
 import type { GlobalOptionsReader } from '../global-flags';
@@ -11,6 +9,7 @@ import {
   budgetOf,
   confirm,
   connectClient,
+  requireInstallation,
   runSteps,
   signalScope,
   waitContext,
@@ -57,15 +56,7 @@ export function removeCommand(globals: GlobalOptionsReader, deps: LifecycleDeps)
       const options = globals(context);
       const { namespace } = options;
       const client = await connectClient(deps, options);
-      const installation = await findInstallation(client, namespace);
-      if (isEmpty(installation)) {
-        throw new MeshctlError(
-          installation.namespaceExists
-            ? `NGINX Service Mesh installation not found in namespace '${namespace}'`
-            : `namespace '${namespace}' not found`,
-          { hint: 'Use -n/--namespace to name the namespace the mesh was deployed into.' },
-        );
-      }
+      const installation = await requireInstallation(client, namespace);
       await confirm(
         deps,
         context.bool('yes'),

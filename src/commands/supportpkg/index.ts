@@ -9,12 +9,11 @@ import { tarArchive } from '../../render/tar';
 import type { BuildInfo } from '../../render/versions';
 import { renderClientVersion, renderComponentVersions } from '../../render/versions';
 import type { Clock } from '../../runtime/clock';
-import { findInstallation, isEmpty } from '../../runtime/install/inventory';
 import type { Io } from '../../runtime/io';
 import type { KubeAccess } from '../../runtime/kube/access';
 import type { GlobalOptionsReader } from '../global-flags';
 import type { LifecycleDeps } from '../lifecycle';
-import { connectClient } from '../lifecycle';
+import { connectClient, requireInstallation } from '../lifecycle';
 import type { CommandSpec } from '../spec';
 import { fetchComponentVersions } from '../version/run-version';
 
@@ -65,15 +64,7 @@ export function supportpkgCommand(globals: GlobalOptionsReader, deps: SupportDep
       if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
         throw new MeshctlError(`output directory "${dir}" does not exist or is not a directory`);
       const client = await connectClient(deps, options);
-      const installation = await findInstallation(client, namespace);
-      if (isEmpty(installation)) {
-        throw new MeshctlError(
-          installation.namespaceExists
-            ? `NGINX Service Mesh installation not found in namespace '${namespace}'`
-            : `namespace '${namespace}' not found`,
-          { hint: 'Use -n/--namespace to name the namespace the mesh was deployed into.' },
-        );
-      }
+      await requireInstallation(client, namespace);
       const now = deps.clock.now();
       const name = packageName(now);
       const path = resolve(dir, `${name}.tar.gz`);
