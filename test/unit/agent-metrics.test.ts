@@ -270,6 +270,21 @@ describe('labelsOf', () => {
   });
 });
 
+/** One request (or connection) of durationMs, as nginx's module adds it to its series. */
+function observe(
+  registry: RequestRegistry,
+  labels: Labels,
+  durationMs: number,
+  bytes?: { sent: number; received: number },
+): void {
+  const bounds = registry.bounds();
+  const buckets = new Array<number>(bounds.length + 1).fill(0);
+  let index = 0;
+  while (index < bounds.length && durationMs > (bounds[index] ?? Infinity)) index += 1;
+  buckets[index] = 1;
+  registry.add(labels, { count: 1, sumMs: durationMs, buckets, ...bytes });
+}
+
 describe('RequestRegistry', () => {
   const inbound = (pod: string, code = '2xx'): Labels => [
     ['direction', 'inbound'],
@@ -281,11 +296,12 @@ describe('RequestRegistry', () => {
 
   it('prints counters and cumulative histograms in the text format', () => {
     const registry = createRequestRegistry(overflowLabels);
-    registry.observe(inbound('web-1'), 0);
-    registry.observe(inbound('web-1'), 3);
-    registry.observe(inbound('web-1'), 45000);
-    registry.observe(inbound('web-2', '5xx'), 12);
-    registry.observe(
+    observe(registry, inbound('web-1'), 0);
+    observe(registry, inbound('web-1'), 3);
+    observe(registry, inbound('web-1'), 45000);
+    observe(registry, inbound('web-2', '5xx'), 12);
+    observe(
+      registry,
       [
         ['direction', 'outbound'],
         ['code', '2xx'],
@@ -301,9 +317,9 @@ describe('RequestRegistry', () => {
 
   it('prints TCP connections under their own names, with byte counters and no drop counter', () => {
     const registry = createTcpRegistry(overflowLabels);
-    registry.observe(inbound('web-1'), 40, { sent: 100, received: 7 });
-    registry.observe(inbound('web-1'), 2500, { sent: 1, received: 0 });
-    registry.observe(inbound('web-2', '4xx'), 0, { sent: 0, received: 12 });
+    observe(registry, inbound('web-1'), 40, { sent: 100, received: 7 });
+    observe(registry, inbound('web-1'), 2500, { sent: 1, received: 0 });
+    observe(registry, inbound('web-2', '4xx'), 0, { sent: 0, received: 12 });
     expectGolden('agent-metrics/tcp-exposition.txt', registry.render());
   });
 
@@ -314,9 +330,9 @@ describe('RequestRegistry', () => {
       bucketsMs: [10],
       overflow: overflowLabels,
     });
-    registry.observe(inbound('web-1'), 1, { sent: 5, received: 6 });
-    registry.observe(inbound('web-2'), 1, { sent: 10, received: 20 });
-    registry.observe(inbound('web-3'), 1, { sent: 1, received: 2 });
+    observe(registry, inbound('web-1'), 1, { sent: 5, received: 6 });
+    observe(registry, inbound('web-2'), 1, { sent: 10, received: 20 });
+    observe(registry, inbound('web-3'), 1, { sent: 1, received: 2 });
     const text = registry.render();
     expect(text).toContain(
       'nginx_mesh_tcp_connections_total{direction="inbound",code="2xx",src_namespace="_other",src_pod="_other"} 2\n',
@@ -341,9 +357,9 @@ describe('RequestRegistry', () => {
       bucketsMs: [10],
       overflow: overflowLabels,
     });
-    for (let index = 0; index < 10; index += 1) registry.observe(inbound(`web-${index}`), 1);
-    registry.observe(inbound('web-0'), 1);
-    registry.observe(inbound('web-99', '5xx'), 1);
+    for (let index = 0; index < 10; index += 1) observe(registry, inbound(`web-${index}`), 1);
+    observe(registry, inbound('web-0'), 1);
+    observe(registry, inbound('web-99', '5xx'), 1);
     expect(registry.size()).toBe(5);
     const text = registry.render();
     expect(text).toContain(
@@ -360,16 +376,16 @@ describe('RequestRegistry', () => {
   it('never keeps more than MAX_SERIES peer series', () => {
     const registry = createRequestRegistry(overflowLabels);
     for (let index = 0; index < MAX_SERIES * 3; index += 1)
-      registry.observe(inbound(`web-${index}`), 1);
+      observe(registry, inbound(`web-${index}`), 1);
     // The kept series (2xx and their 5xx siblings), then the overflow series of both classes.
     expect(registry.size()).toBe(MAX_SERIES + 2);
   });
 
   it('keeps a zero failure series beside every new success series, and the reverse', () => {
     const registry = createRequestRegistry(overflowLabels);
-    registry.observe(inbound('web-1'), 1);
-    registry.observe(inbound('web-2', '5xx'), 1);
-    registry.observe(inbound('web-3', '4xx'), 1);
+    observe(registry, inbound('web-1'), 1);
+    observe(registry, inbound('web-2', '5xx'), 1);
+    observe(registry, inbound('web-3', '4xx'), 1);
     const totals = registry
       .render()
       .split('\n')
@@ -384,7 +400,7 @@ describe('RequestRegistry', () => {
       'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-3",src_deployment="web"} 0',
     ]);
     // Seeding never counts: the next observation of a seeded series is its first.
-    registry.observe(inbound('web-1', '5xx'), 1);
+    observe(registry, inbound('web-1', '5xx'), 1);
     expect(registry.render()).toContain(
       'nginx_mesh_requests_total{direction="inbound",code="5xx",src_namespace="shop",src_pod="web-1",src_deployment="web"} 1\n',
     );

@@ -11,6 +11,7 @@ import {
 import {
   annotationsOf,
   arrayOf,
+  compareText,
   keyOf,
   labelsOf,
   objectOf,
@@ -287,8 +288,6 @@ function patchOwners(byOwner: Map<string, Entry[]>, changes: Changes): Map<strin
   for (const entry of changes.added) addTo(byOwner, ownerKeyOf(entry), entry);
   return byOwner;
 }
-
-const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Of the entries holding one address, the first by key; undefined for none. */
 function winnerOf(list: readonly Entry[] | undefined): Entry | undefined {

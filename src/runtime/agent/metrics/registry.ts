@@ -155,16 +155,6 @@ export class RequestRegistry {
     });
   }
 
-  /** Adds one observation of durationMs (and, for TCP, its bytes). */
-  observe(labels: Labels, durationMs: number, bytes?: { sent: number; received: number }): void {
-    const buckets = new Array<number>(this.options.bucketsMs.length + 1).fill(0);
-    const bounds = this.options.bucketsMs;
-    let index = 0;
-    while (index < bounds.length && durationMs > (bounds[index] ?? Infinity)) index += 1;
-    buckets[index] = 1;
-    this.add(labels, { count: 1, sumMs: durationMs, buckets, ...bytes });
-  }
-
   /**
    * The series of a label set, created (or its overflow series, past the bound) on first use.
    * A new series brings its zero siblings (RegistryOptions.zeroSiblings) along, so that a

@@ -20,7 +20,7 @@ export const STATS_LOST_METRIC = 'nginx_mesh_stats_lost_total';
 const TAKE_INTERVAL_MS = 5_000;
 /** The longest a take may take; nginx answers from memory, in microseconds. */
 const TAKE_TIMEOUT_MS = 2_000;
-/** The largest take read: 2 MB is thousands of series, far beyond what the zones hold. */
+/** The largest take read: two 1 MB zones print well under this, thousands of series each. */
 const MAX_TAKE_BYTES = 8 * 1024 * 1024;
 
 /** Where nginx serves its counts, and which zone holds which family. */

@@ -37,29 +37,37 @@ export interface StatsTake {
 
 const COUNT = /^\d+$/;
 
-function counts(text: string | undefined, separator: string): number[] | undefined {
-  if (text === undefined) return undefined;
-  const values = text.split(separator);
-  return values.every((value) => COUNT.test(value)) ? values.map(Number) : undefined;
+/** The words as numbers, or undefined when one is missing or not a count. */
+function counts(words: readonly (string | undefined)[]): number[] | undefined {
+  const values: number[] = [];
+  for (const word of words) {
+    if (word === undefined || !COUNT.test(word)) return undefined;
+    values.push(Number(word));
+  }
+  return values;
 }
+
+/** A comma-separated list of counts, or undefined. */
+const countList = (word: string | undefined): number[] | undefined =>
+  word === undefined ? undefined : counts(word.split(','));
 
 /** The zone header "zone <name> series <n> lost <n> buckets <b,...>", or undefined. */
 function zoneHeader(line: string): Omit<StatsZone, 'series'> | undefined {
   const words = line.split(' ');
   if (words.length !== 8 || words[0] !== 'zone' || words[2] !== 'series') return undefined;
   if (words[4] !== 'lost' || words[6] !== 'buckets') return undefined;
-  const lost = counts(words[5], ',');
-  const boundsMs = counts(words[7], ',');
-  if (lost?.length !== 1 || boundsMs === undefined) return undefined;
-  return { name: words[1] ?? '', lost: lost[0] ?? 0, boundsMs };
+  const [lost] = counts([words[5]]) ?? [];
+  const boundsMs = countList(words[7]);
+  if (lost === undefined || boundsMs === undefined) return undefined;
+  return { name: words[1] ?? '', lost, boundsMs };
 }
 
 /** A series line of a zone with buckets + 1 counts, or undefined. */
 function seriesLine(line: string, bounds: number): StatsSeries | undefined {
   const words = line.split(' ');
   if (words.length < 6) return undefined;
-  const numbers = counts(words.slice(0, 4).join(' '), ' ');
-  const buckets = counts(words[4], ',');
+  const numbers = counts(words.slice(0, 4));
+  const buckets = countList(words[4]);
   if (numbers === undefined || buckets?.length !== bounds + 1) return undefined;
   const [count = 0, sumMs = 0, sent = 0, received = 0] = numbers;
   return { count, sumMs, sent, received, buckets, key: words.slice(5).join(' ') };
