@@ -21,7 +21,7 @@ import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
 import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
 import { startChildServer } from './support/child-server';
-import { httpPort, service, shopContext, shopSnapshot } from '../test/support/sidecar-snapshots';
+import { httpPort, service, shopContext, withMesh } from '../test/support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../test/support/sidecar-dir';
 
 const REQUESTS = 20_000;
@@ -58,24 +58,24 @@ function serveReceiver(): void {
 }
 
 function snapshot(): MeshSnapshot {
-  const base = shopSnapshot();
-  return {
-    ...base,
-    mesh: { ...base.mesh, mtlsMode: 'off' },
-    services: service(
-      'shop/api',
-      '10.96.0.11',
-      [httpPort(8080)],
-      [
-        {
-          address: '127.0.0.1',
-          ports: { http: APP_PORT },
-          pod: 'shop/api-1',
-          owner: 'deployment/api',
-        },
-      ],
-    ),
-  };
+  return withMesh(
+    { mtlsMode: 'off' },
+    {
+      services: service(
+        'shop/api',
+        '10.96.0.11',
+        [httpPort(8080)],
+        [
+          {
+            address: '127.0.0.1',
+            ports: { http: APP_PORT },
+            pod: 'shop/api-1',
+            owner: 'deployment/api',
+          },
+        ],
+      ),
+    },
+  );
 }
 
 async function getJson(port: number): Promise<{ cpuMicros: number; counted: number }> {

@@ -28,8 +28,8 @@ import {
   httpPort,
   service,
   shopContext,
-  shopSnapshot,
   tcpPort,
+  withMesh,
 } from '../support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
@@ -47,52 +47,52 @@ let metrics: SidecarMetrics;
 
 /** This pod is shop/web-1 serving on appPort; it calls shop/api (two pods) and shop/gone (none). */
 function snapshot(): MeshSnapshot {
-  const base = shopSnapshot();
-  return {
-    ...base,
-    mesh: { ...base.mesh, mtlsMode: 'off' },
-    services: {
-      ...service(
-        'shop/web',
-        '10.96.0.10',
-        [httpPort(80)],
-        [{ address: '10.1.0.5', ports: { http: appPort }, pod: 'shop/web-1' }],
-      ),
-      ...service(
-        'shop/api',
-        '10.96.0.11',
-        [httpPort(8080)],
-        [
-          {
-            address: '127.0.0.1',
-            ports: { http: appPort },
-            pod: 'shop/api-1',
-            owner: 'deployment/api',
-          },
-          {
-            address: '127.0.0.2',
-            ports: { http: appPort },
-            pod: 'shop/api-2',
-            owner: 'deployment/api',
-          },
-        ],
-      ),
-      ...service('shop/gone', '10.96.0.14', [httpPort(80)], []),
-      ...service(
-        'front/gateway',
-        '10.96.0.20',
-        [httpPort(80)],
-        [
-          {
-            address: '10.3.0.2',
-            ports: { http: 8080 },
-            pod: 'front/gateway-0',
-            owner: 'statefulset/gateway',
-          },
-        ],
-      ),
+  return withMesh(
+    { mtlsMode: 'off' },
+    {
+      services: {
+        ...service(
+          'shop/web',
+          '10.96.0.10',
+          [httpPort(80)],
+          [{ address: '10.1.0.5', ports: { http: appPort }, pod: 'shop/web-1' }],
+        ),
+        ...service(
+          'shop/api',
+          '10.96.0.11',
+          [httpPort(8080)],
+          [
+            {
+              address: '127.0.0.1',
+              ports: { http: appPort },
+              pod: 'shop/api-1',
+              owner: 'deployment/api',
+            },
+            {
+              address: '127.0.0.2',
+              ports: { http: appPort },
+              pod: 'shop/api-2',
+              owner: 'deployment/api',
+            },
+          ],
+        ),
+        ...service('shop/gone', '10.96.0.14', [httpPort(80)], []),
+        ...service(
+          'front/gateway',
+          '10.96.0.20',
+          [httpPort(80)],
+          [
+            {
+              address: '10.3.0.2',
+              ports: { http: 8080 },
+              pod: 'front/gateway-0',
+              owner: 'statefulset/gateway',
+            },
+          ],
+        ),
+      },
     },
-  };
+  );
 }
 
 async function outbound(service: string, path: string): Promise<number> {

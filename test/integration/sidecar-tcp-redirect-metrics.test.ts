@@ -26,7 +26,7 @@ import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
-import { service, shopContext, shopSnapshot, tcpPort } from '../support/sidecar-snapshots';
+import { service, shopContext, tcpPort, withMesh } from '../support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
 
@@ -81,17 +81,17 @@ function removeNamespace(): void {
 }
 
 function snapshot(): MeshSnapshot {
-  const base = shopSnapshot();
-  return {
-    ...base,
-    mesh: { ...base.mesh, mtlsMode: 'off' },
-    services: service(
-      'shop/db',
-      CLUSTER_IP,
-      [tcpPort(5432, 'db')],
-      [{ address: HOST, ports: { db: echoPort }, pod: 'shop/db-0', owner: 'statefulset/db' }],
-    ),
-  };
+  return withMesh(
+    { mtlsMode: 'off' },
+    {
+      services: service(
+        'shop/db',
+        CLUSTER_IP,
+        [tcpPort(5432, 'db')],
+        [{ address: HOST, ports: { db: echoPort }, pod: 'shop/db-0', owner: 'statefulset/db' }],
+      ),
+    },
+  );
 }
 
 async function fromPod(host: string, port: number, payload: string): Promise<string> {

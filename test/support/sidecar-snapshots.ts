@@ -211,7 +211,8 @@ export interface SidecarScenario {
   readonly warnings: readonly string[];
 }
 
-function withMesh(
+/** The shop with these mesh settings changed (and these parts of the snapshot replaced). */
+export function withMesh(
   change: Partial<MeshSnapshot['mesh']>,
   rest: Partial<MeshSnapshot> = {},
 ): MeshSnapshot {
