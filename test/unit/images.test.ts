@@ -1,23 +1,22 @@
-// The Dockerfiles under images/ agree with the code that depends on them: the entrypoint the
-// test node's image table runs, the module paths the agent loads, the uid the pod specs run as,
-// the image names the manifests reference and the build scripts the READMEs name. Nothing here
+// The Dockerfiles under images/ agree with the code that depends on them and with each other:
+// the executable's path and entrypoint, the common base the mesh images share, the module paths
+// the agent loads, the uid the pod specs run as, the image names the manifests reference, the
+// image list of scripts/build-images.sh and the build scripts the READMEs name. Nothing here
 // builds an image; the Dockerfiles are read as text, so a drift fails before anyone builds.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import {
   CONTROLLER_IMAGE_NAME,
-  DEFAULT_REGISTRY_SERVER,
   INIT_IMAGE_NAME,
   SIDECAR_IMAGE_NAME,
   SIDECAR_UID,
 } from '../../src/manifests/constants';
 import { agentRole } from '../../src/runtime/agent/agent-role';
 import { DEFAULT_MODULES } from '../../src/runtime/agent/start-agent';
-import { imageTable } from '../cluster/node/images';
 
 const root = join(__dirname, '..', '..');
 const IMAGE_PREFIX = 'nginx-mesh-';
-const IMAGE_NAMES = [CONTROLLER_IMAGE_NAME, INIT_IMAGE_NAME, SIDECAR_IMAGE_NAME];
+const MESH_IMAGES = [CONTROLLER_IMAGE_NAME, INIT_IMAGE_NAME, SIDECAR_IMAGE_NAME];
 
 /** One Dockerfile instruction: the keyword upper-cased, and its arguments on one line. */
 interface Instruction {
@@ -30,6 +29,12 @@ interface Stage {
   readonly from: string;
   readonly name: string | undefined;
   readonly instructions: readonly Instruction[];
+}
+
+interface Dockerfile {
+  /** The instructions before the first FROM (the global ARGs). */
+  readonly global: readonly Instruction[];
+  readonly stages: readonly Stage[];
 }
 
 /**
@@ -70,26 +75,29 @@ function splitStages(instructions: readonly Instruction[]): Stage[] {
   return stages;
 }
 
-/** The Dockerfile of one image: images/<name without nginx-mesh->/Dockerfile. */
-function dockerfilePath(imageName: string): string {
-  return join(root, 'images', imageName.slice(IMAGE_PREFIX.length), 'Dockerfile');
-}
-
-function readImage(imageName: string): { stages: Stage[]; global: Instruction[] } {
-  const instructions = parseDockerfile(readFileSync(dockerfilePath(imageName), 'utf8'));
+/** images/<directory>/Dockerfile, read and split into stages. */
+function readDockerfile(directory: string): Dockerfile {
+  const instructions = parseDockerfile(
+    readFileSync(join(root, 'images', directory, 'Dockerfile'), 'utf8'),
+  );
   const firstFrom = instructions.findIndex((each) => each.keyword === 'FROM');
   return { stages: splitStages(instructions), global: instructions.slice(0, firstFrom) };
 }
 
-function finalStage(imageName: string): Stage {
-  const stage = readImage(imageName).stages.at(-1);
-  if (stage === undefined) throw new Error(`${dockerfilePath(imageName)} has no FROM`);
+/** The directory of a mesh image: images/<name without nginx-mesh->. */
+function meshDirectory(imageName: string): string {
+  return imageName.slice(IMAGE_PREFIX.length);
+}
+
+function finalStage(directory: string): Stage {
+  const stage = readDockerfile(directory).stages.at(-1);
+  if (stage === undefined) throw new Error(`images/${directory}/Dockerfile has no FROM`);
   return stage;
 }
 
-function stageNamed(imageName: string, name: string): Stage {
-  const stage = readImage(imageName).stages.find((each) => each.name === name);
-  if (stage === undefined) throw new Error(`${dockerfilePath(imageName)} has no stage ${name}`);
+function stageNamed(directory: string, name: string): Stage {
+  const stage = readDockerfile(directory).stages.find((each) => each.name === name);
+  if (stage === undefined) throw new Error(`images/${directory}/Dockerfile has no stage ${name}`);
   return stage;
 }
 
@@ -101,6 +109,10 @@ function only(stage: Stage, keyword: string): string {
   const found = all(stage, keyword);
   if (found.length !== 1) throw new Error(`expected one ${keyword}, found ${found.length}`);
   return found[0] ?? '';
+}
+
+function globalArgs(directory: string): string[] {
+  return readDockerfile(directory).global.map((each) => each.args);
 }
 
 /** `COPY --from=<stage> <source> <destination>` instructions of a stage. */
@@ -118,21 +130,46 @@ function label(stage: Stage, key: string): string | undefined {
   return new RegExp(`(?:^|\\s)${key.replace(/\./g, '\\.')}="([^"]*)"`).exec(text)?.[1];
 }
 
-/** What the test node runs for an image reference, from its image table. */
-function nodeEntrypoint(imageName: string): readonly string[] | undefined {
-  const reference = `${DEFAULT_REGISTRY_SERVER}/${imageName}:0.1.0`;
-  const table = imageTable({
-    meshctl: '/build/nginx-meshctl',
-    node: '/build/node',
-    echoServer: '/build/echo-server.js',
-    natsServer: '/usr/bin/nats-server',
-    nginxModules: DEFAULT_MODULES,
-  });
-  return table.find((rule) => rule.pattern.test(reference))?.program.entrypoint;
+function entrypoint(stage: Stage): unknown {
+  return JSON.parse(only(stage, 'ENTRYPOINT')) as unknown;
+}
+
+/** Every directory under images/ that holds a Dockerfile, relative to images/. */
+function dockerfileDirectories(directory = ''): string[] {
+  const here = join(root, 'images', directory);
+  return readdirSync(here, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .flatMap((entry) => {
+      const child = directory === '' ? entry.name : `${directory}/${entry.name}`;
+      const nested = dockerfileDirectories(child);
+      return existsSync(join(here, entry.name, 'Dockerfile')) ? [child, ...nested] : nested;
+    });
+}
+
+/** A shell array assignment of scripts/build-images.sh, e.g. ALL_NAMES=(a b c). */
+function scriptArray(name: string): string[] {
+  const script = readFileSync(join(root, 'scripts/build-images.sh'), 'utf8');
+  const body = new RegExp(`^${name}=\\(([^)]*)\\)$`, 'm').exec(script)?.[1];
+  if (body === undefined) throw new Error(`scripts/build-images.sh has no ${name}=(…)`);
+  return body.split(/\s+/).filter((each) => each !== '');
+}
+
+function scriptValue(name: string): string {
+  const script = readFileSync(join(root, 'scripts/build-images.sh'), 'utf8');
+  const value = new RegExp(`^${name}="([^"]*)"$`, 'm').exec(script)?.[1];
+  if (value === undefined) throw new Error(`scripts/build-images.sh has no ${name}="…"`);
+  return value;
 }
 
 const MODULES = DEFAULT_MODULES.split(',');
 const BINARY_SOURCE = `/src/${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['nginx-meshctl']}`;
+const BASE = finalStage('base');
+/** Where the common base puts the executable: every mesh image's entrypoint. */
+const EXECUTABLE = copiesFrom(BASE, 'binary')[0]?.destination;
+/** Images built on debian:12-slim with the shared dependency stage "deps". */
+const DEPS_USERS = ['base', 'test/echo-server', 'test/client'];
+/** What a runtime stage must not install: compilers and the build's Node and npm. */
+const BUILD_TOOLS = /\b(gcc|g\+\+|make|libc6-dev|nginx-dev|nodejs|npm|binutils)\b/;
 
 describe('the Dockerfile reader', () => {
   it('joins continued lines, drops comments inside them and splits stages', () => {
@@ -169,12 +206,18 @@ describe('the Dockerfile reader', () => {
 });
 
 describe('images/', () => {
-  it('has a Dockerfile for every image the manifests and the injector name, and no other', () => {
-    const directories = readdirSync(join(root, 'images'), { withFileTypes: true })
-      .filter((entry) => existsSync(join(root, 'images', entry.name, 'Dockerfile')))
-      .map((entry) => `${IMAGE_PREFIX}${entry.name}`)
-      .sort();
-    expect(directories).toEqual([...IMAGE_NAMES].sort());
+  it('has a Dockerfile for each image scripts/build-images.sh builds, the common base, and no other', () => {
+    const built = scriptArray('ALL_NAMES').map((name) =>
+      ['echo-server', 'client'].includes(name) ? `test/${name}` : name,
+    );
+    expect(dockerfileDirectories().sort()).toEqual(['base', ...built].sort());
+  });
+
+  it('builds every image the manifests and the injector name', () => {
+    expect(scriptArray('MESH_NAMES')).toEqual(MESH_IMAGES.map(meshDirectory));
+    for (const imageName of MESH_IMAGES) {
+      expect(existsSync(join(root, 'images', meshDirectory(imageName), 'Dockerfile'))).toBe(true);
+    }
   });
 
   it('keeps everything git ignores, and the git history, out of the build context', () => {
@@ -186,68 +229,107 @@ describe('images/', () => {
     const ignored = patterns('.dockerignore');
     for (const pattern of [...patterns('.gitignore'), '.git']) expect(ignored).toContain(pattern);
   });
+
+  it.each(dockerfileDirectories())(
+    '%s installs no build tools in its runtime stage and keeps no apt lists',
+    (directory) => {
+      const runs = all(finalStage(directory), 'RUN');
+      for (const run of runs.filter((each) => each.includes('apt-get install'))) {
+        expect(run).not.toMatch(BUILD_TOOLS);
+        expect(run).toContain('rm -rf /var/lib/apt/lists/*');
+      }
+    },
+  );
 });
 
-describe.each(IMAGE_NAMES)('image %s', (imageName) => {
-  it('is titled with its name', () => {
-    expect(label(finalStage(imageName), 'org.opencontainers.image.title')).toBe(imageName);
-  });
+describe('the dependency stage "deps"', () => {
+  const text = (directory: string): string => JSON.stringify(stageNamed(directory, 'deps'));
 
-  it('has the entrypoint the test node runs for it', () => {
-    const entrypoint = JSON.parse(only(finalStage(imageName), 'ENTRYPOINT')) as unknown;
-    expect(nodeEntrypoint(imageName)).toEqual(entrypoint);
-    expect(all(finalStage(imageName), 'CMD')).toEqual([]);
-  });
+  it.each(DEPS_USERS)(
+    'is the same in %s, so a layer cache runs npm ci once per lock file',
+    (directory) => {
+      expect(text(directory)).toBe(text('base'));
+      expect(globalArgs(directory)).toEqual([
+        'BUILD_IMAGE=debian:12',
+        'RUNTIME_IMAGE=debian:12-slim',
+      ]);
+      expect(stageNamed(directory, 'deps').from).toBe('${BUILD_IMAGE}');
+      expect(finalStage(directory).from).toBe('${RUNTIME_IMAGE}');
+    },
+  );
 
-  it('copies the built executable to the entrypoint path, and nothing else from that stage', () => {
-    const entrypoint = JSON.parse(only(finalStage(imageName), 'ENTRYPOINT')) as string[];
-    expect(copiesFrom(finalStage(imageName), 'binary')).toEqual([
-      { source: BINARY_SOURCE, destination: entrypoint[0] },
-    ]);
+  it('installs the locked dependencies trusting the CA bundle passed as the secret "ca"', () => {
+    const deps = stageNamed('base', 'deps');
+    expect(all(deps, 'COPY')).toEqual(['package.json package-lock.json ./']);
+    expect(all(deps, 'RUN').at(-1)).toMatch(
+      /^--mount=type=secret,id=ca NODE_EXTRA_CA_CERTS=\/run\/secrets\/ca npm ci\b/,
+    );
+    expect(all(deps, 'WORKDIR')).toEqual([dirname(dirname(BINARY_SOURCE))]);
   });
+});
 
+describe('the common base of the mesh images', () => {
   it('builds the executable with the project build script on the pinned Node', () => {
-    const binary = stageNamed(imageName, 'binary');
-    expect(all(binary, 'RUN').some((args) => /\bnpm ci\b/.test(args))).toBe(true);
+    const binary = stageNamed('base', 'binary');
+    expect(binary.from).toBe('deps');
     expect(all(binary, 'RUN').at(-1)).toMatch(/\bnode scripts\/build-binary\.mjs$/);
-    expect(all(binary, 'WORKDIR')).toEqual([dirname(dirname(BINARY_SOURCE))]);
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('`scripts/build-binary.mjs`');
   });
 
-  it('builds on Debian 12 and runs on Debian 12 slim', () => {
-    const { global, stages } = readImage(imageName);
-    expect(global.map((each) => each.args)).toEqual([
-      'BUILD_IMAGE=debian:12',
-      'RUNTIME_IMAGE=debian:12-slim',
+  it('copies the built executable to /usr/bin, its entrypoint, and nothing else from that stage', () => {
+    expect(copiesFrom(BASE, 'binary')).toEqual([
+      { source: BINARY_SOURCE, destination: '/usr/bin/nginx-meshctl' },
     ]);
-    expect(stages.at(-1)?.from).toBe('${RUNTIME_IMAGE}');
-    for (const stage of stages.slice(0, -1)) expect(stage.from).toBe('${BUILD_IMAGE}');
+    expect(entrypoint(BASE)).toEqual([EXECUTABLE]);
+  });
+
+  it('creates user and group SIDECAR_UID, and stays root for the images built on it', () => {
+    const runs = all(BASE, 'RUN').join('\n');
+    expect(runs).toMatch(new RegExp(`groupadd .*--gid ${SIDECAR_UID}\\b`));
+    expect(runs).toMatch(new RegExp(`useradd .*--uid ${SIDECAR_UID} --gid ${SIDECAR_UID}\\b`));
+    expect(all(BASE, 'USER')).toEqual([]);
+  });
+});
+
+describe.each(MESH_IMAGES)('image %s', (imageName) => {
+  const directory = meshDirectory(imageName);
+  const stage = finalStage(directory);
+
+  it('is titled with its name', () => {
+    expect(label(stage, 'org.opencontainers.image.title')).toBe(imageName);
+  });
+
+  it('builds on the common base, so the executable is one layer for all three', () => {
+    expect(globalArgs(directory)).toContain('BASE_IMAGE=localhost/nginx-mesh-base:latest');
+    expect(stage.from).toBe('${BASE_IMAGE}');
+    expect(all(stage, 'COPY').filter((args) => args.includes(BINARY_SOURCE))).toEqual([]);
+  });
+
+  it("runs the base's executable, with no default arguments", () => {
+    expect(entrypoint(stage)).toEqual([EXECUTABLE]);
+    expect(all(stage, 'CMD')).toEqual([]);
   });
 });
 
 describe('the uid the pods run as', () => {
-  it.each([CONTROLLER_IMAGE_NAME, SIDECAR_IMAGE_NAME])(
-    '%s creates user and group SIDECAR_UID and runs as them',
-    (imageName) => {
-      const stage = finalStage(imageName);
-      const runs = all(stage, 'RUN').join('\n');
-      expect(runs).toMatch(new RegExp(`groupadd .*--gid ${SIDECAR_UID}\\b`));
-      expect(runs).toMatch(new RegExp(`useradd .*--uid ${SIDECAR_UID} --gid ${SIDECAR_UID}\\b`));
-      expect(all(stage, 'USER')).toEqual([`${SIDECAR_UID}:${SIDECAR_UID}`]);
-    },
-  );
+  it.each([CONTROLLER_IMAGE_NAME, SIDECAR_IMAGE_NAME])('%s runs as SIDECAR_UID', (imageName) => {
+    expect(all(finalStage(meshDirectory(imageName)), 'USER')).toEqual([
+      `${SIDECAR_UID}:${SIDECAR_UID}`,
+    ]);
+  });
 
   it('leaves the init image as root, which iptables needs', () => {
-    expect(all(finalStage(INIT_IMAGE_NAME), 'USER')).toEqual([]);
-    expect(all(finalStage(INIT_IMAGE_NAME), 'RUN').join('\n')).toMatch(
-      /apt-get install .*\biptables\b/,
-    );
+    const stage = finalStage(meshDirectory(INIT_IMAGE_NAME));
+    expect(all(stage, 'USER')).toEqual([]);
+    expect(all(stage, 'RUN').join('\n')).toMatch(/apt-get install .*\biptables\b/);
   });
 });
 
 describe('the sidecar image', () => {
-  const stage = finalStage(SIDECAR_IMAGE_NAME);
+  const directory = meshDirectory(SIDECAR_IMAGE_NAME);
+  const stage = finalStage(directory);
   const nginxDefault = agentRole.flags?.find((flag) => flag.long === 'nginx')?.defaultValue;
+  const runDir = agentRole.flags?.find((flag) => flag.long === 'run-dir')?.defaultValue;
 
   it("puts ngx_mesh where the agent loads it by default, next to Debian's stream module", () => {
     expect(MODULES).toHaveLength(2);
@@ -261,19 +343,32 @@ describe('the sidecar image', () => {
     );
   });
 
-  it("checks at build time that the agent's nginx loads the agent's modules in order", () => {
-    const check = all(stage, 'RUN').find((args) => args.includes('nginx -t'));
+  it("checks at build time, as the pods' uid, that the agent's nginx loads the agent's modules in order", () => {
+    const runs = all(stage, 'RUN');
+    const check = runs.find((args) => args.includes('nginx -t'));
     expect(check).toBeDefined();
     expect(check).toContain(`printf 'load_module %s;\\n' ${MODULES.join(' ')} `);
-    expect(check).toContain(`${String(nginxDefault)} -t`);
+    expect(check).toContain(`${String(nginxDefault)} -t -q -e stderr `);
     expect(nginxDefault).toBe('/usr/sbin/nginx');
+    const afterUser = stage.instructions.slice(
+      stage.instructions.findIndex((each) => each.keyword === 'USER'),
+    );
+    expect(afterUser.map((each) => each.args)).toContain(check);
+  });
+
+  it("gives the agent's default run dir to the pods' uid", () => {
+    expect(runDir).toBe('/etc/nginx-mesh');
+    expect(all(stage, 'RUN').join('\n')).toContain(
+      `install -d -o ${SIDECAR_UID} -g ${SIDECAR_UID} -m 0700 ${String(runDir)}`,
+    );
   });
 
   it('builds the module with the script its README names, from the module sources', () => {
     const readme = readFileSync(join(root, 'images/sidecar/ngx_mesh/README.md'), 'utf8');
     const script = /## Build\s+`(scripts\/[\w.-]+\.sh)`/.exec(readme)?.[1];
     expect(script).toBe('scripts/build-ngx-mesh.sh');
-    const module = stageNamed(SIDECAR_IMAGE_NAME, 'module');
+    const module = stageNamed(directory, 'module');
+    expect(module.from).toBe('${BUILD_IMAGE}');
     expect(all(module, 'COPY')).toEqual([
       `${String(script)} scripts/`,
       'images/sidecar/ngx_mesh images/sidecar/ngx_mesh',
@@ -284,5 +379,64 @@ describe('the sidecar image', () => {
     expect(all(module, 'RUN').join('\n')).toMatch(
       /apt-get install .*\bnginx libnginx-mod-stream nginx-dev\b/,
     );
+  });
+});
+
+describe('the images the tests and the node need', () => {
+  it("nats runs Debian's nats-server 2.9 as the upstream image does, under the tag the script gives it", () => {
+    const stage = finalStage('nats');
+    expect(entrypoint(stage)).toEqual(['/nats-server']);
+    const runs = all(stage, 'RUN').join('\n');
+    expect(runs).toContain("apt-get install -y --no-install-recommends 'nats-server=2.9.*'");
+    expect(runs).toContain('ln -s /usr/sbin/nats-server /nats-server');
+    expect(runs).toContain('ln -s /usr/sbin/nats-server /usr/bin/nats-server');
+    expect(scriptValue('NATS_TAG')).toMatch(/^2\.9-/);
+  });
+
+  it('echo-server runs the bundle of the test app on the pinned Node, exposing its default ports', () => {
+    const source = readFileSync(join(root, 'test/cluster/apps/echo-server.ts'), 'utf8');
+    const port = (name: string): string | undefined =>
+      new RegExp(`process\\.env\\.${name} \\?\\? (\\d+)`).exec(source)?.[1];
+    const stage = finalStage('test/echo-server');
+    const bundle = stageNamed('test/echo-server', 'bundle');
+    const out = /--bundle-only (\S+) (\S+)$/.exec(all(bundle, 'RUN').at(-1) ?? '');
+    expect(out?.[1]).toBe(relative(root, join(root, 'test/cluster/apps/echo-server.ts')));
+    const [copied] = copiesFrom(stage, 'bundle');
+    expect(copied?.source).toBe(out?.[2]);
+    expect(entrypoint(stage)).toEqual([
+      '/usr/bin/node',
+      '--enable-source-maps',
+      copied?.destination,
+    ]);
+    expect(all(stage, 'EXPOSE')).toEqual([
+      `${String(port('HTTP_PORT'))} ${String(port('TCP_PORT'))}`,
+    ]);
+    expect(all(stage, 'USER')).not.toContain(`${SIDECAR_UID}:${SIDECAR_UID}`);
+  });
+
+  it.each(['test/echo-server', 'test/client'])(
+    '%s takes Node from the locked dependencies',
+    (directory) => {
+      expect(copiesFrom(finalStage(directory), 'deps')).toEqual([
+        { source: '/src/node_modules/node/bin/node', destination: '/usr/bin/node' },
+      ]);
+    },
+  );
+
+  it('client has curl and iproute2 and idles until SIGTERM', () => {
+    const stage = finalStage('test/client');
+    expect(all(stage, 'RUN').join('\n')).toMatch(/apt-get install .*\bcurl iproute2\b/);
+    expect(all(stage, 'ENTRYPOINT')).toEqual([]);
+    expect(only(stage, 'CMD')).toContain('sleep infinity');
+    expect(only(stage, 'CMD')).toContain("trap 'exit 0' TERM");
+  });
+
+  it('pause is a static program alone in an empty image, tagged as containerd asks for it', () => {
+    const stage = finalStage('pause');
+    expect(stage.from).toBe('scratch');
+    expect(all(stageNamed('pause', 'build'), 'RUN').join('\n')).toMatch(/\bgcc -static\b/);
+    expect(copiesFrom(stage, 'build')).toEqual([{ source: '/out/pause', destination: '/pause' }]);
+    expect(entrypoint(stage)).toEqual(['/pause']);
+    expect(scriptValue('PAUSE_IMAGE')).toBe('registry.k8s.io/pause:3.10.1');
   });
 });
