@@ -280,7 +280,9 @@ inputs_key() {
   local name="$1" paths
   read -r -a paths <<<"$(inputs_of "$name") $(dockerfile_of "$name")"
   {
-    echo "recipe=$RECIPE_REVISION ref=$(image_ref "$name") version=$VERSION commit=$COMMIT"
+    echo "recipe=$RECIPE_REVISION ref=$(image_ref "$name")"
+    # The mesh images carry the version and the commit (labels, and what `version` prints).
+    if [[ " ${MESH_NAMES[*]} " == *" $name "* ]]; then echo "version=$VERSION commit=$COMMIT"; fi
     find "${paths[@]}" -type f -not -path '*/ngx_mesh/build/*' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16
 }
