@@ -2,9 +2,12 @@
 # Build the project's container images from the repository root, with nothing pulled:
 #   controller, init, sidecar   the mesh: <registry>/nginx-mesh-<name>:<tag>, the references
 #                               `deploy --registry-server R --image-tag T` writes
-#   nats                        <registry>/nats:2.9-bookworm, Debian's nats-server 2.9
+#   nats                        <registry>/nats:2.9, Debian's nats-server 2.9
 #   echo-server, client         the tests' apps: <registry>/nginx-mesh-test-<name>:<tag>
 #   pause                       registry.k8s.io/pause:3.10.1, a node's sandbox image
+#   coredns                     <registry>/coredns:<its version>, the test cluster's DNS, from
+#                               the binary --coredns-binary names (built with Go by
+#                               scripts/build-k8s-binaries.sh); left out unless that is given
 # Each comes from images/<name>/Dockerfile (test apps: images/test/<name>/Dockerfile).
 # controller, init and sidecar build on one common image (images/base): they share its layers,
 # the executable's among them. Before anything else the Debian bases are made locally when the
@@ -20,7 +23,9 @@
 #                     stdout, one per image and nothing else. An archive is reused, without a
 #                     build, while the inputs it was built from are unchanged.
 #   --push            push each image to the registry (no TLS for localhost:<port>, 127.0.0.1:<port>)
-#   name...           controller init sidecar nats echo-server client pause (default: all)
+#   --coredns-binary B  the CoreDNS binary the coredns image carries
+#   name...           controller init sidecar nats echo-server client pause coredns (default:
+#                     all; coredns only with --coredns-binary)
 # Progress goes to stderr and ends with each image's size.
 # Environment:
 #   CONTAINER_ENGINE  docker, podman or buildah (default: docker if `docker info` works, else
@@ -37,10 +42,12 @@ set -euo pipefail
 
 # Bump when the way images are built changes in a way that should invalidate old archives.
 RECIPE_REVISION=1
-ALL_NAMES=(controller init sidecar nats echo-server client pause)
+ALL_NAMES=(controller init sidecar nats echo-server client pause coredns)
 MESH_NAMES=(controller init sidecar)
 PAUSE_IMAGE="registry.k8s.io/pause:3.10.1"
-NATS_TAG="2.9-bookworm"
+# The tag the mesh names NATS by (NATS_IMAGE in src/manifests/constants.ts), which
+# `deploy --disable-public-images` looks up in the given registry.
+NATS_TAG="2.9"
 DEBIAN_IMAGE="docker.io/library/debian:12"
 DEBIAN_SLIM_IMAGE="docker.io/library/debian:12-slim"
 DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
@@ -56,6 +63,7 @@ REGISTRY="localhost"
 TAG=""
 ARCHIVE_DIR=""
 PUSH=0
+COREDNS_BINARY=""
 NAMES=()
 while (($# > 0)); do
   case "$1" in
@@ -63,6 +71,7 @@ while (($# > 0)); do
     --tag) TAG="${2:?--tag needs a value}" && shift 2 ;;
     --archive-dir) ARCHIVE_DIR="${2:?--archive-dir needs a value}" && shift 2 ;;
     --push) PUSH=1 && shift ;;
+    --coredns-binary) COREDNS_BINARY="${2:?--coredns-binary needs a value}" && shift 2 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
       exit 0
@@ -71,7 +80,20 @@ while (($# > 0)); do
     *) NAMES+=("$1") && shift ;;
   esac
 done
-((${#NAMES[@]} > 0)) || NAMES=("${ALL_NAMES[@]}")
+if ((${#NAMES[@]} == 0)); then
+  for name in "${ALL_NAMES[@]}"; do
+    [[ "$name" == coredns && -z "$COREDNS_BINARY" ]] || NAMES+=("$name")
+  done
+fi
+if [[ " ${NAMES[*]} " == *" coredns "* ]]; then
+  [[ -x "$COREDNS_BINARY" ]] || {
+    echo "build-images: the coredns image needs --coredns-binary <path to an executable coredns>" >&2
+    exit 2
+  }
+  COREDNS_BINARY="$(cd "$(dirname "$COREDNS_BINARY")" && pwd)/$(basename "$COREDNS_BINARY")"
+  COREDNS_VERSION="$("$COREDNS_BINARY" -version | sed -n 's/^CoreDNS-\([0-9.]*\)$/\1/p' | head -1)"
+  [[ -n "$COREDNS_VERSION" ]] || die "$COREDNS_BINARY -version printed no CoreDNS version"
+fi
 for name in "${NAMES[@]}"; do
   [[ " ${ALL_NAMES[*]} " == *" $name "* ]] || {
     echo "build-images: unknown image $name: expected one of ${ALL_NAMES[*]}" >&2
@@ -130,15 +152,15 @@ has_image() {
   esac
 }
 
-# engine_build <dockerfile> <image> [build args...]
+# engine_build <dockerfile> <image> [build args...]; the context is $BUILD_CONTEXT (default .)
 engine_build() {
-  local dockerfile="$1" image="$2"
+  local dockerfile="$1" image="$2" context="${BUILD_CONTEXT:-.}"
   shift 2
   local args=(--network host -f "$dockerfile" -t "$image" --secret "id=ca,src=$CA_BUNDLE" "$@")
   case "$KIND" in
-    buildah) engine bud --layers --pull=never "${args[@]}" . >&2 ;;
-    podman) engine build --layers --pull=never "${args[@]}" . >&2 ;;
-    docker) DOCKER_BUILDKIT=1 engine build --pull=false "${args[@]}" . >&2 ;;
+    buildah) engine bud --layers --pull=never "${args[@]}" "$context" >&2 ;;
+    podman) engine build --layers --pull=never "${args[@]}" "$context" >&2 ;;
+    docker) DOCKER_BUILDKIT=1 engine build --pull=false "${args[@]}" "$context" >&2 ;;
   esac
 }
 
@@ -251,6 +273,7 @@ image_ref() {
     nats) echo "$REGISTRY/nats:$NATS_TAG" ;;
     echo-server | client) echo "$REGISTRY/nginx-mesh-test-$1:$TAG" ;;
     pause) echo "$PAUSE_IMAGE" ;;
+    coredns) echo "$REGISTRY/coredns:$COREDNS_VERSION" ;;
   esac
 }
 
@@ -271,6 +294,7 @@ inputs_of() {
     client) echo "${deps[@]}" ;;
     nats) ;;
     pause) echo images/pause ;;
+    coredns) echo "$COREDNS_BINARY" ;;
   esac
 }
 
@@ -299,6 +323,17 @@ build_image() {
       ensure_mesh_base
       engine_build "$dockerfile" "$image" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
         --build-arg "VERSION=$VERSION" || die "building $image failed (output above)"
+      ;;
+    coredns)
+      # A context of its own: the binary alone, from outside the repository.
+      local context
+      context="$(mktemp -d "${TMPDIR:-/tmp}/nginx-mesh-coredns.XXXXXX")"
+      cp "$COREDNS_BINARY" "$context/coredns"
+      BUILD_CONTEXT="$context" engine_build "$REPO/$dockerfile" "$image" || {
+        rm -rf "$context"
+        die "building $image failed (output above)"
+      }
+      rm -rf "$context"
       ;;
     *) engine_build "$dockerfile" "$image" || die "building $image failed (output above)" ;;
   esac

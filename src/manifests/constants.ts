@@ -26,8 +26,12 @@ export const DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ':8081';
 /** How long a role may take to stop after SIGTERM before it is abandoned. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** Registry of the mesh images unless --registry-server says otherwise (NSM's default). */
-export const DEFAULT_REGISTRY_SERVER = 'docker-registry.nginx.com/nsm';
+/**
+ * Registry of the mesh images unless --registry-server says otherwise: `localhost`, the name
+ * the images built on a machine carry (scripts/build-images.sh). The project publishes no
+ * images, and NGINX Service Mesh's registry holds NGINX's closed ones, not these.
+ */
+export const DEFAULT_REGISTRY_SERVER = 'localhost';
 
 /** Image names of the data plane. */
 export const SIDECAR_IMAGE_NAME = 'nginx-mesh-sidecar';
@@ -261,7 +265,12 @@ export const NATS_SERVICE_ACCOUNT_NAME = 'nats';
 export const NATS_CONFIG_MAP_NAME = 'nats-config';
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
-export const NATS_IMAGE = 'nats:2.9-alpine';
+/**
+ * NATS's image: upstream's `nats:2.9` (its scratch variant; the pod needs no shell), or with
+ * --disable-public-images the same name in the mesh's registry, where scripts/build-images.sh
+ * puts Debian's build of NATS 2.9.
+ */
+export const NATS_IMAGE = 'nats:2.9';
 /** Subject the controller publishes mesh configuration on and agents subscribe to (NSM's). */
 export const NATS_CONFIG_SUBJECT = 'nginx.nsm.agent.config';
 /** Subject agents publish their subscriptions and acknowledgements on (NSM's). */

@@ -125,7 +125,7 @@ describeImages('the container images', () => {
   it('prints one archive per image, the pause image under the name containerd asks for', () => {
     expect([...archives.keys()].sort()).toEqual(
       [
-        'localhost/nats:2.9-bookworm',
+        'localhost/nats:2.9',
         'localhost/nginx-mesh-controller:0.1.0',
         'localhost/nginx-mesh-init:0.1.0',
         'localhost/nginx-mesh-sidecar:0.1.0',

@@ -99,7 +99,7 @@ describe('inject with a reachable mesh', () => {
       },
     });
     expect(result.stderr.split('\n')[0]).toBe(
-      'no mesh configuration (no ConfigMap meshconfig in namespace "nginx-mesh"): using docker-registry.nginx.com/nsm/nginx-mesh-sidecar:1.2.3 and docker-registry.nginx.com/nsm/nginx-mesh-init:1.2.3',
+      'no mesh configuration (no ConfigMap meshconfig in namespace "nginx-mesh"): using localhost/nginx-mesh-sidecar:1.2.3 and localhost/nginx-mesh-init:1.2.3',
     );
   });
 });

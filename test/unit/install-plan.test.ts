@@ -263,7 +263,7 @@ describe('control-plane pods', () => {
     );
     expect(images).toEqual([
       'registry.test/nsm/nginx-mesh-controller:9.9.9',
-      'registry.test/nsm/nats:2.9-alpine',
+      'registry.test/nsm/nats:2.9',
       'registry.test/nsm/nginx-mesh-controller:9.9.9',
       'registry.test/nsm/nginx-mesh-controller:9.9.9',
     ]);

@@ -18,7 +18,6 @@ import {
 } from '../../src/render/support';
 import { tarArchive } from '../../src/render/tar';
 import { runCli } from '../support/cli';
-import { tailOf } from '../cluster/node/log-server';
 
 const NOW = new Date('2026-11-26T10:00:00Z');
 
@@ -223,20 +222,5 @@ describe('nginx-meshctl supportpkg', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe("the test cluster node's log tail", () => {
-  const text = Buffer.from('one\ntwo\nthree\nfour\n');
-
-  it.each([
-    [undefined, undefined, 'one\ntwo\nthree\nfour\n'],
-    [undefined, 2, 'three\nfour\n'],
-    [10, undefined, 'hree\nfour\n'],
-    [10, 1, 'four\n'],
-    [undefined, 0, ''],
-    [undefined, 10, 'one\ntwo\nthree\nfour\n'],
-  ])('limitBytes %s, tailLines %s', (limitBytes, tailLines, expected) => {
-    expect(tailOf(text, limitBytes, tailLines).toString()).toBe(expected);
   });
 });

@@ -51,7 +51,7 @@ function validatePorts(ports: readonly number[], flag: string): void {
   }
 }
 
-/** Settings used when no mesh configuration is read: NSM's registry, this client's version. */
+/** Settings used when no mesh configuration is read: the default registry, this client's version. */
 export function defaultInjectionSettings(options: InjectOptions): InjectionSettings {
   const image = (name: string): string => `${DEFAULT_REGISTRY_SERVER}/${name}:${options.imageTag}`;
   return {
