@@ -21,6 +21,7 @@ import { stringify as toYaml } from 'yaml';
 import { SIDECAR_METRICS_PORT } from '../../src/manifests/constants';
 import { startCluster, stopCluster } from '../../test/cluster/harness/cluster';
 import { buildTopology } from '../../test/cluster/harness/topology';
+import { LOCAL_IMAGE_FLAGS } from '../../test/support/images';
 import { API_FAIL_PERCENT, DEMO_NAMESPACE, sampleServices, trafficGenerator } from './sample-app';
 
 const root = process.cwd();
@@ -188,20 +189,6 @@ async function waitUntil<T>(
   }
 }
 
-async function clusterIP(name: string): Promise<string> {
-  return (
-    await kubectl([
-      'get',
-      'service',
-      name,
-      '-n',
-      DEMO_NAMESPACE,
-      '-o',
-      'jsonpath={.spec.clusterIP}',
-    ])
-  ).trim();
-}
-
 /**
  * Requests each row of the first table shows at least: enough that api's injected failures
  * (one request in ten) are part of the figures rather than a matter of which scrape came first.
@@ -255,13 +242,7 @@ async function up(): Promise<void> {
   );
   const prometheusUrl = await step(total, 'starting Prometheus', startPrometheus);
   await step(total, 'deploying the mesh', () =>
-    meshctl([
-      'deploy',
-      '--registry-server',
-      'registry.demo/nsm',
-      '--prometheus-address',
-      prometheusUrl,
-    ]),
+    meshctl(['deploy', ...LOCAL_IMAGE_FLAGS, '--prometheus-address', prometheusUrl]),
   );
   await step(total, 'deploying the sample app (web, api) in namespace demo', async () => {
     await kubectl(
@@ -282,10 +263,7 @@ async function up(): Promise<void> {
     total,
     'starting the traffic generator; Prometheus scrapes every sidecar',
     async () => {
-      const generator = trafficGenerator({
-        web: await clusterIP('web'),
-        api: await clusterIP('api'),
-      });
+      const generator = trafficGenerator();
       await kubectl(['apply', '-f', '-'], JSON.stringify(generator));
       await kubectl([
         'rollout',

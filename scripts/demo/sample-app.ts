@@ -1,4 +1,5 @@
 // The demo's sample application: two HTTP services of the echo server, one of which fails a small
+import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../../test/support/images';
 // share of its requests, and a traffic generator that calls both through its sidecar. The local
 // cluster has no DNS, so the generator is given the Services' ClusterIPs once they exist.
 
@@ -27,7 +28,7 @@ function echoDeployment(name: string, env: Record<string, string>): object {
           containers: [
             {
               name: 'echo',
-              image: 'example.test/echo-server:1',
+              image: ECHO_SERVER_IMAGE,
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 ...Object.entries(env).map(([key, value]) => ({ name: key, value })),
@@ -69,14 +70,17 @@ export function sampleServices(): object[] {
   ];
 }
 
-/** The traffic generator: about 5 requests a second to each service, for a bounded time. */
-export function trafficGenerator(clusterIPs: { web: string; api: string }): object {
+/**
+ * The traffic generator: about 5 requests a second to each service, for a bounded time. It
+ * names the services as apps do, through cluster DNS: one by its full name, one by its short one.
+ */
+export function trafficGenerator(): object {
   const labels: Labels = { app: 'traffic' };
   const script = [
     'i=0',
     `while [ "$i" -lt ${GENERATOR_ROUNDS} ]; do`,
-    `  curl -s -o /dev/null --max-time 2 http://${clusterIPs.web}/`,
-    `  curl -s -o /dev/null --max-time 2 http://${clusterIPs.api}/`,
+    `  curl -s -o /dev/null --max-time 2 http://web.${DEMO_NAMESPACE}.svc.cluster.local/`,
+    '  curl -s -o /dev/null --max-time 2 http://api/',
     '  i=$((i + 1))',
     '  sleep 0.2',
     'done',
@@ -93,7 +97,7 @@ export function trafficGenerator(clusterIPs: { web: string; api: string }): obje
         spec: {
           terminationGracePeriodSeconds: 1,
           containers: [
-            { name: 'generator', image: 'debian:12', command: ['/bin/sh', '-c', script] },
+            { name: 'generator', image: CLIENT_IMAGE, command: ['/bin/sh', '-c', script] },
           ],
         },
       },

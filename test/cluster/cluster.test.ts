@@ -1,9 +1,12 @@
-// The test cluster behaves like Kubernetes where the mesh depends on it: workloads become
-// running pods with addresses, Services route to ready endpoints, Jobs finish, native sidecars
-// run beside the app, and deleting a namespace removes its pods and their network namespaces.
-import { execFileSync } from 'node:child_process';
+// The test cluster is a real node where the mesh depends on it: a kubelet on containerd runs
+// the images built here, Services route to ready endpoints through kube-proxy, names resolve
+// through CoreDNS, Jobs finish, native sidecars run beside the app, security contexts hold,
+// `kubectl exec`, `logs` and `port-forward` work, and deleting a namespace removes its pods and
+// their network namespaces.
+import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { KubeRest } from './harness/kube-rest';
+import { netnsOf } from './support/node-access';
 import { buildTopology } from './harness/topology';
 import { TEST_CLUSTER_INSTANCE } from './support/global-setup';
 import {
@@ -16,6 +19,7 @@ import {
   useTestNamespace,
   waitFor,
 } from './support/kube';
+import { CLIENT_IMAGE, ECHO_SERVER_IMAGE, NATS_IMAGE_REF } from '../support/images';
 
 const topology = buildTopology(TEST_CLUSTER_INSTANCE);
 const namespace = 'cluster-tier';
@@ -36,7 +40,7 @@ function echoDeployment(name: string, replicas: number, env: Record<string, stri
           containers: [
             {
               name: 'echo',
-              image: 'nginx-meshctl/echo-server:test',
+              image: ECHO_SERVER_IMAGE,
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 ...Object.entries(env).map(([key, value]) => ({ name: key, value })),
@@ -62,7 +66,7 @@ function bashJob(name: string, script: string, extra: Record<string, unknown> = 
       template: {
         spec: {
           restartPolicy: 'Never',
-          containers: [{ name: 'main', image: 'debian:12', command: ['bash', '-c', script] }],
+          containers: [{ name: 'main', image: CLIENT_IMAGE, command: ['bash', '-c', script] }],
           ...extra,
         },
       },
@@ -80,11 +84,8 @@ async function jobCondition(name: string): Promise<string | undefined> {
   )?.type;
 }
 
-function podNetnsNames(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((line) => line.split(' ')[0] ?? '')
-    .filter((name) => name.startsWith(`${topology.prefix}-pod-`));
+function kubectl(args: readonly string[]) {
+  return execa(testKubectl(), ['--kubeconfig', testKubeconfig(), ...args], { reject: false });
 }
 
 const client = useTestNamespace(namespace);
@@ -94,15 +95,14 @@ beforeAll(() => {
 });
 
 describe('the test cluster', () => {
-  it('has a Ready node that the real kubectl sees', async () => {
-    const { stdout } = await execa(testKubectl(), [
-      '--kubeconfig',
-      testKubeconfig(),
-      'get',
-      'nodes',
-      '--no-headers',
-    ]);
-    expect(stdout).toMatch(new RegExp(`^${topology.prefix}-node\\s+Ready\\s`));
+  it('has a Ready node with a containerd runtime and a v1.35 kubelet', async () => {
+    const { stdout } = await kubectl(['get', 'nodes', '-o', 'wide', '--no-headers']);
+    const columns = stdout.trim().split(/\s+/);
+    expect(columns[0]).toBe(`${topology.prefix}-node`);
+    expect(columns[1]).toBe('Ready');
+    expect(columns[4]).toMatch(/^v1\.35\./);
+    expect(columns[5]).toBe(topology.nodeAddress);
+    expect(columns.at(-1)).toMatch(/^containerd:\/\/1\./);
   });
 
   it('runs a Deployment as Running, Ready pods with addresses from the pod range', async () => {
@@ -203,7 +203,7 @@ describe('the test cluster', () => {
       initContainers: [
         {
           name: 'sidecar',
-          image: 'debian:12',
+          image: CLIENT_IMAGE,
           restartPolicy: 'Always',
           command: ['sleep', 'infinity'],
         },
@@ -232,7 +232,7 @@ describe('the test cluster', () => {
       spec: {
         terminationGracePeriodSeconds: 1,
         containers: [
-          { name: 'main', image: 'debian:12', command: ['sh', '-c', 'sleep 0.2; exit 4'] },
+          { name: 'main', image: CLIENT_IMAGE, command: ['sh', '-c', 'sleep 0.2; exit 4'] },
         ],
       },
     });
@@ -258,7 +258,7 @@ describe('the test cluster', () => {
         containers: [
           {
             name: 'nats',
-            image: 'nats:2.10-alpine',
+            image: NATS_IMAGE_REF,
             ports: [{ name: 'client', containerPort: 4222 }],
             readinessProbe: { tcpSocket: { port: 'client' }, periodSeconds: 1 },
           },
@@ -274,6 +274,106 @@ describe('the test cluster', () => {
     expect(pod.status?.podIP).toBeDefined();
   });
 
+  it('resolves Services by name through CoreDNS, from a pod', async () => {
+    const script = [
+      'set -e',
+      'grep -q "nameserver ${DNS}" /etc/resolv.conf',
+      'grep -q "search cluster-tier.svc.cluster.local svc.cluster.local cluster.local" /etc/resolv.conf',
+      'test "$(getent hosts echo.cluster-tier.svc.cluster.local | cut -d" " -f1)" = "$ECHO_SERVICE_HOST"',
+      'test "$(getent hosts echo | cut -d" " -f1)" = "$ECHO_SERVICE_HOST"',
+      'test "$(getent hosts kubernetes.default | cut -d" " -f1)" = "$KUBERNETES_SERVICE_HOST"',
+      'curl -sf -o /dev/null http://echo.cluster-tier.svc.cluster.local/hello',
+    ].join('\n');
+    const job = bashJob('dns', script) as {
+      spec: { template: { spec: { containers: Record<string, unknown>[] } } };
+    };
+    const container = job.spec.template.spec.containers[0];
+    if (container !== undefined) container.env = [{ name: 'DNS', value: topology.dnsServiceIP }];
+    await rest.request('POST', `/apis/batch/v1/namespaces/${namespace}/jobs`, job);
+    expect(await waitFor('the dns Job to finish', () => jobCondition('dns'))).toBe('Complete');
+  });
+
+  it('enforces security contexts: user, read-only root, dropped capabilities', async () => {
+    await rest.request('POST', `/api/v1/namespaces/${namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'confined', namespace },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          {
+            name: 'main',
+            image: CLIENT_IMAGE,
+            command: ['sleep', 'infinity'],
+            securityContext: {
+              runAsUser: 2102,
+              runAsGroup: 2102,
+              readOnlyRootFilesystem: true,
+              allowPrivilegeEscalation: false,
+              capabilities: { drop: ['ALL'] },
+            },
+          },
+        ],
+      },
+    });
+    await waitFor('the confined pod to run', async () => {
+      const [pod] = (await listPods(rest, namespace)).filter((p) => p.metadata.name === 'confined');
+      return pod?.status?.phase === 'Running' ? true : undefined;
+    });
+    const exec = (command: string) =>
+      kubectl(['exec', '-n', namespace, 'confined', '--', 'sh', '-c', command]);
+    expect((await exec('id -u')).stdout).toBe('2102');
+    const write = await exec('touch /usr/x');
+    expect(write.exitCode).not.toBe(0);
+    expect(write.stderr).toContain('Read-only file system');
+    expect((await exec('grep CapEff /proc/self/status')).stdout).toMatch(/0000000000000000$/);
+  });
+
+  it('serves kubectl logs (also of the previous container), exec and port-forward', async () => {
+    const [pod] = (await listPods(rest, namespace, 'app=echo')).filter(isReady);
+    const name = pod?.metadata.name ?? '';
+    const exec = await kubectl([
+      'exec',
+      '-n',
+      namespace,
+      name,
+      '--',
+      'node',
+      '-e',
+      'console.log(6*7)',
+    ]);
+    expect(exec.stdout).toBe('42');
+    const logs = await kubectl(['logs', '-n', namespace, name]);
+    expect(logs.exitCode).toBe(0);
+    expect(logs.stdout).toContain('listening');
+    const previous = await kubectl(['logs', '-n', namespace, 'crasher', '--previous']);
+    expect(previous.exitCode).toBe(0);
+
+    const forward = execa(
+      testKubectl(),
+      ['--kubeconfig', testKubeconfig(), 'port-forward', '-n', namespace, `pod/${name}`, ':8080'],
+      { reject: false },
+    );
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('port-forward printed no port')), 30_000);
+        forward.stdout?.on('data', (chunk: Buffer) => {
+          const found = /127\.0\.0\.1:(\d+)/.exec(chunk.toString());
+          if (found !== null) {
+            clearTimeout(timer);
+            resolve(Number(found[1]));
+          }
+        });
+      });
+      const response = await fetch(`http://127.0.0.1:${port}/hello`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-served-by')).toBe(name);
+    } finally {
+      forward.kill();
+      await forward;
+    }
+  });
+
   it('removes the pods and their network namespaces when their namespace is deleted', async () => {
     const doomed = 'cluster-tier-doomed';
     await createNamespace(rest, doomed);
@@ -284,8 +384,8 @@ describe('the test cluster', () => {
       const items = await listPods(rest, doomed);
       return items.length === 1 && items[0]?.status?.phase === 'Running' ? items : undefined;
     });
-    const podNetns = topology.podNetns((pod?.metadata.uid ?? '').replace(/-/g, '').slice(0, 8));
-    expect(podNetnsNames()).toContain(podNetns);
+    const podNetns = await netnsOf(pod?.status?.podIP ?? '');
+    expect(existsSync(podNetns)).toBe(true);
     await deleteNamespace(rest, doomed);
     await waitFor('the doomed namespace to disappear', async () => {
       try {
@@ -295,6 +395,8 @@ describe('the test cluster', () => {
         return true;
       }
     });
-    expect(podNetnsNames()).not.toContain(podNetns);
+    await waitFor('the pod network namespace to go', () =>
+      Promise.resolve(existsSync(podNetns) ? undefined : true),
+    );
   });
 });

@@ -11,12 +11,37 @@ import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import type { KubeRest } from './harness/kube-rest';
 import { natsServerCertificate } from '../support/nats-tls';
 import { listPods, testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
+import { tagNodeImage } from './support/node-access';
+import { NATS_IMAGE } from '../../src/manifests/constants';
+import { IMAGE_REGISTRY, IMAGE_TAG, NATS_IMAGE_REF } from '../support/images';
 
 const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
 const namespace = 'mesh-lifecycle';
 const partOf = 'app.kubernetes.io/part-of=nginx-service-mesh';
-/** Images the test node runs from the local build (any registry and tag). */
-const imageFlags = ['--registry-server', 'registry.test/nsm', '--image-tag', 'lifecycle'];
+/** The images under a registry and tag of this file's own (see tagImagesForThisFile). */
+const imageFlags = [
+  '--registry-server',
+  'registry.test/nsm',
+  '--image-tag',
+  'lifecycle',
+  '--disable-public-images',
+];
+
+/**
+ * The built images under the registry and tags this file deploys, as a push to registry.test
+ * would publish them: the tags name two releases of the same bits.
+ */
+async function tagImagesForThisFile(): Promise<void> {
+  for (const tag of ['lifecycle', 'lifecycle-2']) {
+    for (const name of ['nginx-mesh-controller', 'nginx-mesh-init', 'nginx-mesh-sidecar']) {
+      await tagNodeImage(
+        `${IMAGE_REGISTRY}/${name}:${IMAGE_TAG}`,
+        `registry.test/nsm/${name}:${tag}`,
+      );
+    }
+  }
+  await tagNodeImage(NATS_IMAGE_REF, `registry.test/nsm/${NATS_IMAGE}`);
+}
 let rest: KubeRest;
 let scratch: string;
 
@@ -105,6 +130,7 @@ async function signalAt(
 beforeAll(async () => {
   rest = await testRest();
   scratch = mkdtempSync(join(tmpdir(), 'mesh-lifecycle-'));
+  await tagImagesForThisFile();
   await waitForCleanCluster();
 });
 

@@ -1,7 +1,8 @@
-// A cluster's whole life on its own instance: a run killed mid-way leaves processes and network
-// namespaces behind, the next start removes them, and stopping leaves nothing.
+// A cluster's whole life on its own instance: a run killed mid-way leaves processes, pods,
+// cgroups and network namespaces behind, the next start removes them, and stopping leaves
+// nothing outside the state directory: no process, mount, cgroup, netns, link, route or file.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, stopCluster } from './harness/cluster';
@@ -41,6 +42,49 @@ function processesOf(dir: string): number[] {
   return pids;
 }
 
+/** The node's cgroups: its cgroupRoot in any cgroup v1 hierarchy. */
+function nodeCgroups(): string[] {
+  return readdirSync('/sys/fs/cgroup')
+    .map((hierarchy) => join('/sys/fs/cgroup', hierarchy, topology.cgroupRoot))
+    .filter((path) => existsSync(path));
+}
+
+/** Processes in the node's cgroups: its pods' containers. */
+function podProcesses(): number[] {
+  return nodeCgroups().flatMap((dir) => {
+    try {
+      return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter((line) => /^\d+$/.test(line))
+        .map(Number);
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Mounts of the host that name the state directory. */
+function hostMounts(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(dir));
+}
+
+/** Fixed host paths a kubelet, containerd and CNI write to when not kept private. */
+const FIXED_PATHS = [
+  '/var/lib/kubelet',
+  '/var/lib/cni',
+  '/var/log/containers',
+  '/var/log/pods',
+  '/run/containerd',
+];
+
+function hostRoutesVia(address: string): string[] {
+  return execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.includes(address));
+}
+
 beforeAll(() => {
   stateDir = mkdtempSync(join(tmpdir(), 'nmk-lifecycle-'));
 });
@@ -53,10 +97,14 @@ afterAll(async () => {
 describe('cluster lifecycle', () => {
   it('recovers from a killed run and leaves nothing behind when stopped', async () => {
     const quiet = (): void => undefined;
+    const fixedBefore = FIXED_PATHS.filter((path) => existsSync(path));
+    const cniNetnsBefore = readdirSync('/run/netns').filter((name) => name.startsWith('cni-'));
     const first = await startCluster({ instance: INSTANCE, stateDir, root, log: quiet });
     expect(clusterNetns()).toContain(topology.nodeNetns);
+    // CoreDNS runs: the node has pods whose processes live in its cgroups.
+    expect(podProcesses().length).toBeGreaterThan(0);
     const leftovers = processesOf(stateDir);
-    expect(leftovers.length).toBeGreaterThanOrEqual(3);
+    expect(leftovers.length).toBeGreaterThanOrEqual(7);
     // A killed run: every process dies at once, nothing is cleaned up.
     for (const pid of leftovers) {
       try {
@@ -70,6 +118,14 @@ describe('cluster lifecycle', () => {
     await second.stop();
     expect(clusterNetns()).toEqual([]);
     expect(hostLinkExists()).toBe(false);
+    expect(hostRoutesVia(topology.nodeAddress)).toEqual([]);
     expect(processesOf(stateDir)).toEqual([]);
+    expect(podProcesses()).toEqual([]);
+    expect(nodeCgroups()).toEqual([]);
+    expect(hostMounts(stateDir)).toEqual([]);
+    expect(FIXED_PATHS.filter((path) => existsSync(path))).toEqual(fixedBefore);
+    expect(readdirSync('/run/netns').filter((name) => name.startsWith('cni-'))).toEqual(
+      cniNetnsBefore,
+    );
   });
 });

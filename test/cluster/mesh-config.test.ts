@@ -34,6 +34,7 @@ import {
   sidecarReport,
 } from './support/mesh-apps';
 import type { SidecarReport } from './support/mesh-apps';
+import { CLIENT_IMAGE, LOCAL_IMAGE_FLAGS } from '../support/images';
 
 const meshNamespace = 'mesh-policies';
 const apps = 'policy-apps';
@@ -57,7 +58,7 @@ beforeAll(async () => {
   rest = await testRest();
   // One mesh at a time on the cluster: an earlier file's must be gone.
   await waitForNoMesh(rest);
-  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  const deployed = await meshctl(['deploy', ...LOCAL_IMAGE_FLAGS]);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
   await createInjectedNamespace(rest, apps);
   for (const object of [
@@ -135,7 +136,7 @@ describe('the mesh configuration', () => {
           },
           spec: {
             terminationGracePeriodSeconds: 1,
-            containers: [{ name: 'sh', image: 'debian:12', command: ['sleep', '3600'] }],
+            containers: [{ name: 'sh', image: CLIENT_IMAGE, command: ['sleep', '3600'] }],
           },
         }),
       );

@@ -5,6 +5,7 @@ import { injectPodTemplate } from '../../src/manifests/inject/inject-pod';
 import type { InjectionSettings, PodTemplate } from '../../src/manifests/inject/types';
 import type { KubeRest } from './harness/kube-rest';
 import { isReady, listPods, useTestNamespace, waitFor } from './support/kube';
+import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../support/images';
 
 const namespace = 'mesh-traffic';
 let rest: KubeRest;
@@ -41,7 +42,7 @@ describe('injected workloads', () => {
           containers: [
             {
               name: 'echo',
-              image: 'example.test/echo-server:1',
+              image: ECHO_SERVER_IMAGE,
               env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
               ports: [{ name: 'http', containerPort: 8080 }],
               readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
@@ -92,7 +93,7 @@ describe('injected workloads', () => {
           containers: [
             {
               name: 'client',
-              image: 'debian:12',
+              image: CLIENT_IMAGE,
               command: ['bash', '-c', script],
               env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
             },

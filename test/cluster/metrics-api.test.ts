@@ -17,6 +17,7 @@ import {
 } from './support/kube';
 import { startFixtureServer, startPrometheus } from '../support/prometheus';
 import type { FixtureServer, TestPrometheus } from '../support/prometheus';
+import { CONTROLLER_IMAGE_REF } from '../support/images';
 
 const meshNamespace = 'metrics-mesh';
 const apiServiceName = 'v1alpha1.metrics.smi-spec.io';
@@ -114,7 +115,7 @@ async function deployMetrics(prometheusUrl: string): Promise<void> {
           containers: [
             {
               name: 'nginx-mesh-metrics',
-              image: 'example.test/nsm/nginx-mesh-controller:test',
+              image: CONTROLLER_IMAGE_REF,
               args: [
                 'run',
                 '--role',

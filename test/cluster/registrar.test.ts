@@ -20,6 +20,7 @@ import {
   waitFor,
 } from './support/kube';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
+import { CLIENT_IMAGE, CONTROLLER_IMAGE_REF } from '../support/images';
 
 const meshNamespace = 'registrar-mesh';
 const appNamespace = 'registrar-app';
@@ -129,7 +130,7 @@ async function deployRegistrar(): Promise<void> {
           containers: [
             {
               name: 'registrar',
-              image: 'example.test/nsm/nginx-mesh-controller:test',
+              image: CONTROLLER_IMAGE_REF,
               args: [
                 'run',
                 '--role',
@@ -293,7 +294,7 @@ async function startClientPod(): Promise<void> {
       { 'injector.nsm.nginx.com/status': 'injected' },
       {
         name: 'client',
-        image: 'busybox',
+        image: CLIENT_IMAGE,
         command: ['sh', '-c', `exec ${process.execPath} ${app}`],
         env: [
           { name: 'TOKEN_PATH', value: '/var/run/secrets/nginx-mesh/token' },
@@ -533,7 +534,7 @@ describe('refusals', () => {
   });
 
   it('refuses a pod that is not in the mesh, and one that is gone', async () => {
-    const plain = { name: 'plain', image: 'busybox', command: ['sh', '-c', 'exec sleep 600'] };
+    const plain = { name: 'plain', image: CLIENT_IMAGE, command: ['sh', '-c', 'exec sleep 600'] };
     await create(`/api/v1/namespaces/${appNamespace}/pods`, podSpec('plain', {}, plain));
     const ref = await podRef('plain');
     const token = await tokenFor(ref, 'nginx-mesh-registrar');

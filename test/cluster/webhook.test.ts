@@ -15,6 +15,7 @@ import {
   testRest,
   waitFor,
 } from './support/kube';
+import { CONTROLLER_IMAGE_REF, ECHO_SERVER_IMAGE } from '../support/images';
 
 const meshNamespace = 'nginx-mesh';
 const appNamespace = 'webhook-app';
@@ -96,7 +97,7 @@ async function deployController(): Promise<void> {
           containers: [
             {
               name: 'controller',
-              image: 'example.test/nsm/nginx-mesh-controller:test',
+              image: CONTROLLER_IMAGE_REF,
               args: [
                 'run',
                 '--role',
@@ -174,9 +175,7 @@ function deployment(name: string): unknown {
         metadata: { labels: { app: name } },
         spec: {
           terminationGracePeriodSeconds: 1,
-          containers: [
-            { name: 'app', image: 'example.test/echo-server:1', ports: [{ containerPort: 8080 }] },
-          ],
+          containers: [{ name: 'app', image: ECHO_SERVER_IMAGE, ports: [{ containerPort: 8080 }] }],
         },
       },
     },

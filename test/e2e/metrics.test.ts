@@ -26,6 +26,7 @@ import {
   shellDeployment,
   waitForSidecarsCurrent,
 } from '../cluster/support/mesh-apps';
+import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import { freePort, startPrometheus } from '../support/prometheus';
 import type { TestPrometheus } from '../support/prometheus';
 import type { TrafficMetricsList } from '../../src/manifests/traffic-metrics/types';
@@ -91,8 +92,7 @@ beforeAll(async () => {
   const port = await freePort(host);
   const deployed = await meshctlIn(meshNamespace, [
     'deploy',
-    '--registry-server',
-    'registry.test/nsm',
+    ...LOCAL_IMAGE_FLAGS,
     '--prometheus-address',
     `http://${host}:${port}`,
   ]);

@@ -6,10 +6,12 @@
 // replaced many times.
 import { execa } from 'execa';
 import { X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REGISTRAR_NAME, SVID_FILE_NAME } from '../../src/manifests/constants';
 import type { KubeRest } from '../cluster/harness/kube-rest';
+import { inNetns, podLogs } from '../cluster/support/node-access';
+import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import type { PodSummary } from '../cluster/support/kube';
 import { deleteNamespace, testRest, waitFor, waitForNoMesh } from '../cluster/support/kube';
 import {
@@ -187,10 +189,8 @@ socket.on('end', () => finish('eof'));
 socket.on('close', () => finish('eof'));
 socket.on('error', (error) => finish('error ' + (error.code ?? error.name)));
 setTimeout(() => finish('timeout'), ${timeoutMs}).unref();`;
-  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
-    reject: false,
-    timeout: timeoutMs + 10_000,
-  });
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: timeoutMs + 10_000 });
   if (result.exitCode !== 0) throw new Error(`tcp echo from ${netns} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as EchoOutcome;
 }
@@ -230,10 +230,8 @@ async function worker() {
 Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
   console.log(JSON.stringify({ statuses, requests, ms: Date.now() - started })),
 );`;
-  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
-    reject: false,
-    timeout: durationMs + 30_000,
-  });
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: durationMs + 30_000 });
   if (result.exitCode !== 0) throw new Error(`load on ${url} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as LoadOutcome;
 }
@@ -256,15 +254,8 @@ function svidSerials(uid: string): string[] {
 
 /** How many times the sidecar of the pod with this uid logged a new SVID so far. */
 function svidRenewals(uid: string): number {
-  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
-  let count = 0;
-  for (const dir of readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid))) {
-    const logs = join(stateDir, 'pods', dir, 'logs');
-    for (const file of readdirSync(logs).filter((name) => name.includes('sidecar'))) {
-      count += readFileSync(join(logs, file), 'utf8').split('SVID renewed').length - 1;
-    }
-  }
-  return count;
+  const sidecar = podLogs(uid)['nginx-mesh-sidecar'] ?? '';
+  return sidecar.split('SVID renewed').length - 1;
 }
 
 let admittedNetns: string;
@@ -274,7 +265,7 @@ beforeAll(async () => {
   rest = await testRest();
   // One mesh at a time on the cluster: an earlier file's must be gone.
   await waitForNoMesh(rest);
-  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  const deployed = await meshctl(['deploy', ...LOCAL_IMAGE_FLAGS]);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
   // Before any app exists, so every sidecar gets short-lived SVIDs from its first one.
   await shortenSvidTtl();
@@ -337,18 +328,14 @@ describe('raw TCP and certificate rotation through the mesh', () => {
 
     // The wire between the sidecars, seen on the client pod's interface.
     const capture = execa(
-      'ip',
-      [
-        'netns',
-        'exec',
-        admittedNetns,
+      ...inNetns(admittedNetns, [
         'python3',
         join(__dirname, 'capture.py'),
         'eth0',
         serverIp,
         '3',
         ECHO_TEXT,
-      ],
+      ]),
       { reject: false, timeout: 20_000 },
     );
     await new Promise((resolve) => setTimeout(resolve, 500));

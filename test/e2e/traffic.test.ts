@@ -5,9 +5,9 @@
 // traffic to its fallback, strict mTLS refuses plaintext clients while meshed traffic crosses the
 // wire as TLS records only, an injected Job completes, and remove leaves the apps serving.
 import { execa } from 'execa';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeRest } from '../cluster/harness/kube-rest';
+import { inNetns, podLogs } from '../cluster/support/node-access';
 import type { PodSummary } from '../cluster/support/kube';
 import {
   createNamespace,
@@ -35,6 +35,7 @@ import {
   shellDeployment,
   waitForSidecarConfig as waitForSidecarConfigIn,
 } from '../cluster/support/mesh-apps';
+import { CLIENT_IMAGE, LOCAL_IMAGE_FLAGS } from '../support/images';
 
 const meshNamespace = 'mesh-e2e';
 const apps = 'e2e-apps';
@@ -70,21 +71,16 @@ let clientNetns: string;
 
 /** What the containers of the pod with this uid wrote (from the node's log files). */
 function jobLog(uid: string): string {
-  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
-  const texts: string[] = [];
-  for (const dir of readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid))) {
-    const logs = join(stateDir, 'pods', dir, 'logs');
-    for (const file of readdirSync(logs))
-      texts.push(`${file}: ${readFileSync(join(logs, file), 'utf8').slice(-2000)}`);
-  }
-  return texts.join('\n');
+  return Object.entries(podLogs(uid))
+    .map(([container, text]) => `${container}: ${text.slice(-2000)}`)
+    .join('\n');
 }
 
 beforeAll(async () => {
   rest = await testRest();
   // One mesh at a time on the cluster: an earlier file's must be gone.
   await waitForNoMesh(rest);
-  const deployed = await meshctl(['deploy', '--registry-server', 'registry.test/nsm']);
+  const deployed = await meshctl(['deploy', ...LOCAL_IMAGE_FLAGS]);
   if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
   await createInjectedNamespace(rest, apps);
   await createNamespace(rest, plain);
@@ -238,7 +234,9 @@ describe('traffic through the mesh', () => {
             spec: {
               restartPolicy: 'Never',
               terminationGracePeriodSeconds: 2,
-              containers: [{ name: 'caller', image: 'debian:12', command: ['bash', '-c', script] }],
+              containers: [
+                { name: 'caller', image: CLIENT_IMAGE, command: ['bash', '-c', script] },
+              ],
             },
           },
         },
@@ -294,17 +292,7 @@ describe('traffic through the mesh', () => {
 
     // The wire between the sidecars, seen on the client pod's interface.
     const capture = execa(
-      'ip',
-      [
-        'netns',
-        'exec',
-        clientNetns,
-        'python3',
-        join(__dirname, 'capture.py'),
-        'eth0',
-        serverIp,
-        '4',
-      ],
+      ...inNetns(clientNetns, ['python3', join(__dirname, 'capture.py'), 'eth0', serverIp, '4']),
       { reject: false, timeout: 20_000 },
     );
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -1,6 +1,6 @@
 // `npm run cluster:up` / `npm run cluster:down`: the local cluster (instance 0) in .cluster/.
 // Run from the repository root (npm does that).
-import { copyFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, stopCluster } from './cluster';
 
@@ -14,6 +14,7 @@ async function main(): Promise<void> {
       copyFileSync(cluster.kubeconfig, join(stateDir, 'kubeconfig'));
       // The real kubectl, built with the server, next to the kubeconfig.
       const kubectl = join(stateDir, 'bin', 'kubectl');
+      mkdirSync(join(stateDir, 'bin'), { recursive: true });
       rmSync(kubectl, { force: true });
       symlinkSync(join(cluster.binDir, 'kubectl'), kubectl);
       process.stdout.write(`kubeconfig: ${join(stateDir, 'kubeconfig')}\nkubectl:    ${kubectl}\n`);

@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
   readonly serviceCidr: string;
   /** ClusterIP of default/kubernetes: the first address of serviceCidr. */
   readonly kubernetesServiceIP: string;
+  /** The node that will join: its name and the address its kubelet serves on. */
+  readonly node?: { readonly name: string; readonly address: string };
   /** Directory holding etcd, kube-apiserver and kube-controller-manager. */
   readonly binDir: string;
   /** Progress lines (what started, how long it took). */
@@ -67,6 +69,8 @@ export interface ControlPlane {
   readonly server: string;
   /** The CA that signed the API server's serving certificate. */
   readonly caPath: string;
+  /** Every certificate and key of the cluster (the node's identities among them). */
+  readonly pki: Pki;
   readonly pids: {
     readonly etcd: number;
     readonly apiserver: number;
@@ -90,8 +94,9 @@ export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.lo
 
 /**
  * Controllers the test cluster runs: workloads, endpoints, service accounts and their tokens,
- * namespace deletion and garbage collection. No node, volume or cloud controllers: there are no
- * real nodes or volumes.
+ * namespace deletion, garbage collection, and node lifecycle (which lifts a joining node's
+ * not-ready taint). No volume, IPAM or cloud controllers: the node's CNI allocates pod addresses
+ * and there are no volumes to attach.
  */
 export const CONTROLLERS: readonly string[] = [
   'deployment-controller',
@@ -111,6 +116,7 @@ export const CONTROLLERS: readonly string[] = [
   'root-ca-certificate-publisher-controller',
   'disruption-controller',
   'pod-garbage-collector-controller',
+  'node-lifecycle-controller',
   // Fills the aggregated admin/edit/view ClusterRoles that RBAC tests bind to.
   'clusterrole-aggregation-controller',
 ];
@@ -172,6 +178,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     dir: files.pki,
     bindAddress: options.bindAddress,
     kubernetesServiceIP: options.kubernetesServiceIP,
+    ...(options.node === undefined ? {} : { node: options.node }),
   });
   const pkiMs = performance.now() - pkiStart;
   log(`PKI generated in ${Math.round(pkiMs)} ms`);
@@ -309,6 +316,7 @@ async function launchAll(context: StartContext, pkiMs: number): Promise<ControlP
     kubeconfigPath: files.kubeconfig,
     server: context.server,
     caPath: pki.clusterCa.cert,
+    pki,
     pids: {
       etcd: etcd.record.pid,
       apiserver: apiserver.record.pid,
@@ -398,9 +406,12 @@ function apiserverArgs({ options, pki, ports }: StartContext): string[] {
     '--requestheader-username-headers=X-Remote-User',
     `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
     `--proxy-client-key-file=${pki.frontProxyClient.key}`,
-    // The node's log endpoint listens on its ExternalIP, the host end of the link (the node
-    // agent runs on the host); the node name resolves nowhere.
-    '--kubelet-preferred-address-types=ExternalIP,InternalIP',
+    // Logs, exec and port-forward: the kubelet serves on the node's InternalIP (the node name
+    // resolves nowhere) with a certificate of the cluster CA.
+    '--kubelet-preferred-address-types=InternalIP',
+    `--kubelet-certificate-authority=${pki.clusterCa.cert}`,
+    `--kubelet-client-certificate=${pki.apiserverKubeletClient.cert}`,
+    `--kubelet-client-key=${pki.apiserverKubeletClient.key}`,
   ];
   // The lease reconciler publishes the advertise address as the endpoint of default/kubernetes,
   // and Endpoints reject loopback addresses: only a loopback-bound server goes without it.
@@ -525,7 +536,7 @@ function summary(body: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-async function writeKubeconfig(
+export async function writeKubeconfig(
   path: string,
   server: string,
   clusterCa: Buffer,

@@ -1,9 +1,8 @@
-// The sealed network of one test cluster, built from network namespaces, veth pairs, routes and
-// the node's iptables service rules. Effects; needs root. Addresses and names come from
-// topology.ts.
+// The sealed network of one test cluster: the node's network namespace and the veth pair that
+// links it to the host. Effects; needs root. Addresses and names come from topology.ts.
 //
 //   host netns ── <prefix>h (hostAddress/30) ══ veth ══ <prefix>n (nodeAddress/30) ── node netns
-//   node netns ── <prefix>p<id> (proxy ARP, /32 route to the pod) ══ veth ══ eth0 ── pod netns
+//   node netns ── cni0 (the CNI bridge plugin's, made by containerd) ══ veth ══ eth0 ── each pod
 //
 // In the host namespace only the host link and its two routes (pods and services via the node)
 // are added. Nothing in 198.18.0.0/15 that the node does not own leaves the node namespace: a
@@ -12,22 +11,11 @@
 // machine.
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandError, runCommand, runInNetns } from './exec';
-import { ipv4ToNumber, parseInstalledRules, renderServiceRules } from './service-rules';
-import type { ServiceRule } from './service-rules';
+import { runCommand, runInNetns } from './exec';
 import type { Topology } from './topology';
 
 /** The benchmarking range every cluster's addresses come from (see topology.ts). */
 const SEALED_RANGE = '198.18.0.0/15';
-/**
- * MAC address of the node end of every pod link. Pods resolve their gateway to it with a
- * permanent neighbour entry: proxy ARP alone would not answer, because the kernel proxies only
- * addresses it routes out of another link, and the node routes the gateway address nowhere (it
- * has no default route by design).
- */
-const POD_GATEWAY_MAC = 'ee:ee:ee:ee:ee:ee';
-/** A pod id becomes part of a 15-character link name; longer ids would be cut and could clash. */
-const POD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,9}$/;
 /** How long processes killed with SIGKILL get to leave a namespace before destroy gives up. */
 const KILL_WAIT_MS = 3_000;
 const KILL_POLL_MS = 20;
@@ -69,68 +57,6 @@ export async function destroyNodeNetwork(topology: Topology): Promise<void> {
         `for ${KILL_WAIT_MS} ms; their namespaces are deleted, the processes are not`,
     );
   }
-}
-
-/**
- * Gives a pod its namespace and link: eth0 with podIP/32 and a default route through the
- * link-local gateway, and on the node a /32 route to the pod. The caller allocates podIP inside
- * the pod CIDR. Leftovers of the same pod id are removed first; on failure nothing is left.
- */
-export async function addPodNetwork(
-  topology: Topology,
-  podId: string,
-  podIP: string,
-): Promise<void> {
-  validatePod(topology, podId, podIP);
-  await removePodNetwork(topology, podId);
-  try {
-    await buildPodNetwork(topology, podId, podIP);
-  } catch (error) {
-    await undoAfterFailure(error, () => removePodNetwork(topology, podId));
-    throw error;
-  }
-}
-
-/** Kills the pod's remaining processes and deletes its namespace and link. Idempotent. */
-export async function removePodNetwork(topology: Topology, podId: string): Promise<void> {
-  const netns = topology.podNetns(podId);
-  const link = topology.podLink(podId);
-  const namespaces = await listClusterNetns(topology);
-  const survivors = namespaces.includes(netns) ? await killNetnsProcesses(netns) : [];
-  // Deleted explicitly, for the same reason as the host link in destroyNodeNetwork.
-  if (namespaces.includes(topology.nodeNetns)) {
-    if ((await listLinks(topology.nodeNetns)).includes(link)) {
-      await runCommand('ip', ['-n', topology.nodeNetns, 'link', 'delete', link]);
-    }
-  }
-  if (namespaces.includes(netns)) await runCommand('ip', ['netns', 'delete', netns]);
-  if (survivors.length > 0) {
-    throw new Error(`processes ${survivors.join(', ')} of pod ${netns} survived SIGKILL`);
-  }
-}
-
-const applying = new Map<string, Promise<void>>();
-
-/**
- * Makes the node's service rules match `services` exactly, in one atomic iptables-restore that
- * rewrites only the project's chains (see service-rules.ts). Calls for the same node from this
- * process run one after another, in call order, so the last call's services are what stays
- * installed; one process (the node agent) is expected to own a node's rules.
- */
-export function applyServiceRules(
-  topology: Topology,
-  services: readonly ServiceRule[],
-): Promise<void> {
-  const previous = applying.get(topology.nodeNetns) ?? Promise.resolve();
-  const next = previous
-    .catch(() => undefined)
-    .then(() => restoreServiceRules(topology.nodeNetns, services));
-  applying.set(topology.nodeNetns, next);
-  const forget = (): void => {
-    if (applying.get(topology.nodeNetns) === next) applying.delete(topology.nodeNetns);
-  };
-  void next.then(forget, forget);
-  return next;
 }
 
 /** Names of this cluster's network namespaces (`<prefix>-*`), sorted. */
@@ -178,60 +104,6 @@ async function buildNodeNetwork(topology: Topology): Promise<void> {
   for (const cidr of [topology.podCidr, topology.serviceCidr]) {
     await runCommand('ip', ['route', 'add', cidr, 'via', topology.nodeAddress, 'dev', hostLink]);
   }
-  await applyServiceRules(topology, []);
-}
-
-async function buildPodNetwork(topology: Topology, podId: string, podIP: string): Promise<void> {
-  const { nodeNetns, podGateway } = topology;
-  const netns = topology.podNetns(podId);
-  const link = topology.podLink(podId);
-  const inNode = (args: readonly string[]): Promise<string> =>
-    runCommand('ip', ['-n', nodeNetns, ...args]);
-  const inPod = (args: readonly string[]): Promise<string> =>
-    runCommand('ip', ['-n', netns, ...args]);
-  await runCommand('ip', ['netns', 'add', netns]);
-  await inNode([
-    ...['link', 'add', link, 'address', POD_GATEWAY_MAC, 'type', 'veth'],
-    ...['peer', 'name', 'eth0', 'netns', netns],
-  ]);
-  // proxy_delay 0: the kernel otherwise holds proxy ARP answers back for up to 0.8 s.
-  await runInNetns(nodeNetns, 'sysctl', [
-    ...['-q', '-w', `net.ipv4.conf.${link}.proxy_arp=1`],
-    `net.ipv4.neigh.${link}.proxy_delay=0`,
-  ]);
-  await inPod(['link', 'set', 'lo', 'up']);
-  await inPod(['address', 'add', `${podIP}/32`, 'dev', 'eth0']);
-  await inPod(['link', 'set', 'eth0', 'up']);
-  await inPod(['route', 'add', podGateway, 'dev', 'eth0', 'scope', 'link']);
-  await inPod(['route', 'add', 'default', 'via', podGateway, 'dev', 'eth0']);
-  await inPod([
-    ...['neighbour', 'replace', podGateway, 'lladdr', POD_GATEWAY_MAC],
-    ...['dev', 'eth0', 'nud', 'permanent'],
-  ]);
-  await inNode(['link', 'set', link, 'up']);
-  await inNode(['route', 'add', `${podIP}/32`, 'dev', link]);
-}
-
-async function restoreServiceRules(
-  nodeNetns: string,
-  services: readonly ServiceRule[],
-): Promise<void> {
-  const saved = await runInNetns(nodeNetns, 'iptables-save', []);
-  const input = renderServiceRules(services, parseInstalledRules(saved));
-  try {
-    await runInNetns(nodeNetns, 'iptables-restore', ['--noflush'], { input });
-  } catch (error) {
-    throw error instanceof CommandError ? explainRestoreFailure(error, input) : error;
-  }
-}
-
-/** Points at the input line iptables-restore names (its two wordings), which stderr lacks. */
-function explainRestoreFailure(error: CommandError, input: string): Error {
-  const found = /line (\d+) failed|Error occurred at line: (\d+)/.exec(error.stderr);
-  const lineNumber = Number(found?.[1] ?? found?.[2] ?? 0);
-  const text = input.split('\n')[lineNumber - 1];
-  if (text === undefined) return error;
-  return new Error(`${error.message}\n  at input line ${lineNumber}: ${text}`, { cause: error });
 }
 
 /** SIGKILLs every process in netns and waits (bounded) for them to go; returns survivors. */
@@ -286,22 +158,4 @@ async function undoAfterFailure(error: unknown, undo: () => Promise<void>): Prom
       'building the network failed, and so did undoing it',
     );
   }
-}
-
-function validatePod(topology: Topology, podId: string, podIP: string): void {
-  if (!POD_ID_PATTERN.test(podId)) {
-    throw new Error(`invalid pod id "${podId}": expected 1-10 of a-z, 0-9 and "-"`);
-  }
-  if (!inCidr(podIP, topology.podCidr)) {
-    throw new Error(`invalid pod IP "${podIP}": expected an address in ${topology.podCidr}`);
-  }
-}
-
-function inCidr(address: string, cidr: string): boolean {
-  const [base = '', bits = ''] = cidr.split('/');
-  const value = ipv4ToNumber(address);
-  const network = ipv4ToNumber(base);
-  const size = 2 ** (32 - Number(bits));
-  if (value === undefined || network === undefined || !Number.isInteger(size)) return false;
-  return Math.floor(value / size) === Math.floor(network / size);
 }

@@ -15,6 +15,11 @@ export interface PkiOptions {
   readonly bindAddress: string;
   /** ClusterIP of default/kubernetes; becomes an IP SAN of the serving certificate. */
   readonly kubernetesServiceIP: string;
+  /**
+   * The node: its name (the kubelet's identity) and the address its kubelet serves on. Default:
+   * a node named "node" on bindAddress.
+   */
+  readonly node?: { readonly name: string; readonly address: string };
 }
 
 export interface CertAndKey {
@@ -36,6 +41,17 @@ export interface Pki {
   readonly controllerManagerClient: CertAndKey;
   /** CN=front-proxy-client: the identity the aggregator presents to extension API servers. */
   readonly frontProxyClient: CertAndKey;
+  /** The kubelet's serving certificate (IP SAN: the node address). */
+  readonly kubeletServing: CertAndKey;
+  /** CN=system:node:<name>, O=system:nodes: the kubelet's identity (Node authorizer). */
+  readonly kubeletClient: CertAndKey;
+  /** The API server's identity towards kubelets (logs, exec, port-forward). */
+  readonly apiserverKubeletClient: CertAndKey;
+  /** CN=system:kube-proxy: bound to system:node-proxier. */
+  readonly kubeProxyClient: CertAndKey;
+  /** CN=system:kube-scheduler: bound to its bootstrap ClusterRole. */
+  readonly schedulerClient: CertAndKey;
+  readonly schedulerServing: CertAndKey;
   /** Private key that signs service-account tokens, and its public half that verifies them. */
   readonly serviceAccountKey: string;
   readonly serviceAccountPublicKey: string;
@@ -116,8 +132,62 @@ export async function generatePki(options: PkiOptions): Promise<Pki> {
       }),
     ]);
 
+  const { name: nodeName, address: nodeAddress } = options.node ?? {
+    name: 'node',
+    address: options.bindAddress,
+  };
+  const [kubeletServing, kubeletClient, apiserverKubeletClient, kubeProxyClient] =
+    await Promise.all([
+      createLeaf(dir, {
+        name: 'kubelet-serving',
+        subject: `/CN=${nodeName}`,
+        issuer: clusterCa,
+        usage: 'serverAuth',
+        altNames: [`IP:${nodeAddress}`, `DNS:${nodeName}`],
+      }),
+      createLeaf(dir, {
+        name: 'kubelet',
+        subject: `/O=system:nodes/CN=system:node:${nodeName}`,
+        issuer: clientCa,
+        usage: 'clientAuth',
+      }),
+      createLeaf(dir, {
+        name: 'apiserver-kubelet-client',
+        subject: '/O=system:masters/CN=kube-apiserver-kubelet-client',
+        issuer: clientCa,
+        usage: 'clientAuth',
+      }),
+      createLeaf(dir, {
+        name: 'kube-proxy',
+        subject: '/CN=system:kube-proxy',
+        issuer: clientCa,
+        usage: 'clientAuth',
+      }),
+    ]);
+  const [schedulerClient, schedulerServing] = await Promise.all([
+    createLeaf(dir, {
+      name: 'scheduler',
+      subject: '/CN=system:kube-scheduler',
+      issuer: clientCa,
+      usage: 'clientAuth',
+    }),
+    createLeaf(dir, {
+      name: 'scheduler-serving',
+      subject: '/CN=kube-scheduler',
+      issuer: clusterCa,
+      usage: 'serverAuth',
+      altNames: ['IP:127.0.0.1', 'DNS:localhost'],
+    }),
+  ]);
+
   return {
     dir,
+    kubeletServing,
+    kubeletClient,
+    apiserverKubeletClient,
+    kubeProxyClient,
+    schedulerClient,
+    schedulerServing,
     clusterCa,
     clientCa,
     frontProxyCa,

@@ -35,6 +35,11 @@ export interface LaunchSpec {
   readonly args: readonly string[];
   readonly ports: Readonly<Record<string, number>>;
   readonly logPath: string;
+  /**
+   * A command that execs the binary in another context (`nsenter -t PID -m -n`); it must not
+   * fork, so the recorded pid becomes the binary itself.
+   */
+  readonly wrapper?: readonly string[];
 }
 
 /** A process this process started (and so can watch end). */
@@ -117,7 +122,10 @@ export async function launchDetached(spec: LaunchSpec): Promise<LaunchedProcess>
       null,
       'utf8',
     );
-    child = spawn(spec.binary, [...spec.args], {
+    const [command = spec.binary, ...prefix] = spec.wrapper ?? [];
+    const argv =
+      spec.wrapper === undefined ? [...spec.args] : [...prefix, spec.binary, ...spec.args];
+    child = spawn(command, argv, {
       detached: true,
       stdio: ['ignore', log.fd, log.fd],
       env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' },

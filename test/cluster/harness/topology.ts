@@ -20,17 +20,15 @@ export interface Topology {
   readonly nodeAddress: string;
   /** The /30 of the host↔node link. */
   readonly linkCidr: string;
-  /** Pod addresses: routed /32s, one per pod, handed out in order. */
+  /** Pod addresses, on the node's CNI bridge (its gateway is the first address). */
   readonly podCidr: string;
   readonly serviceCidr: string;
   /** ClusterIP of default/kubernetes: the first address of serviceCidr. */
   readonly kubernetesServiceIP: string;
-  /** Link-local next hop every pod uses (answered by proxy ARP on the node side). */
-  readonly podGateway: string;
-  /** Netns name of a pod, from a short stable id (at most 15 chars in link names). */
-  podNetns(podId: string): string;
-  /** Node-side veth of a pod (interface names are limited to 15 characters). */
-  podLink(podId: string): string;
+  /** ClusterIP of kube-system/kube-dns (CoreDNS), the kubelet's clusterDNS. */
+  readonly dnsServiceIP: string;
+  /** The kubelet's cgroupRoot, in every cgroup v1 hierarchy: all pods live below it. */
+  readonly cgroupRoot: string;
 }
 
 export function buildTopology(instance: number): Topology {
@@ -50,8 +48,7 @@ export function buildTopology(instance: number): Topology {
     podCidr: `198.18.${100 + instance}.0/24`,
     serviceCidr: `198.19.${instance * 16}.0/20`,
     kubernetesServiceIP: `198.19.${instance * 16}.1`,
-    podGateway: '169.254.1.1',
-    podNetns: (podId) => `${prefix}-pod-${podId}`,
-    podLink: (podId) => `${prefix}p${podId}`.slice(0, 15),
+    dnsServiceIP: `198.19.${instance * 16}.10`,
+    cgroupRoot: `/${prefix}`,
   };
 }

@@ -29,4 +29,6 @@ export default async function globalSetup(): Promise<void> {
   process.env.NMK_TEST_KUBECTL = join(cluster.binDir, 'kubectl');
   process.env.NMK_TEST_STATE_DIR = stateDir;
   process.env.NMK_TEST_NODE = cluster.nodeName;
+  process.env.NMK_TEST_NODE_DIR = cluster.nodeStateDir;
+  process.env.NMK_TEST_NODE_HOLDER = String(cluster.holderPid);
 }

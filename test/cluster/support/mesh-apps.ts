@@ -3,11 +3,12 @@
 // read from the node's volumes, and requests sent from inside a pod's network namespace, so
 // they leave through the pod's iptables redirect and its sidecar as an app's would.
 import { execa } from 'execa';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeRest } from '../harness/kube-rest';
 import type { PodSummary } from './kube';
 import { createNamespace, isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
+import { inNetns, sidecarConfig } from './node-access';
+import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../../support/images';
 
 /** The built executable the tests deploy and remove the mesh with. */
 export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
@@ -61,7 +62,7 @@ export function echoDeployment(
           containers: [
             {
               name: 'echo',
-              image: 'example.test/echo-server:1',
+              image: ECHO_SERVER_IMAGE,
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 ...env,
@@ -95,7 +96,7 @@ export function shellDeployment(namespace: string, name: string, port?: number):
           containers: [
             {
               name: 'sh',
-              image: 'debian:12',
+              image: CLIENT_IMAGE,
               command: ['/bin/sh', '-c', 'sleep 3600'],
               ...(port === undefined ? {} : { ports: [{ name: 'http', containerPort: port }] }),
             },
@@ -120,62 +121,7 @@ export function httpService(
   };
 }
 
-/** Every file named `name` under dir, depth-first, skipping what vanishes while walking. */
-function findFiles(dir: string, name: string, found: string[] = []): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return found;
-  }
-  for (const entry of entries) {
-    const path = join(dir, entry);
-    let isDirectory = false;
-    try {
-      isDirectory = statSync(path).isDirectory();
-    } catch {
-      continue;
-    }
-    if (isDirectory) findFiles(path, name, found);
-    else if (entry === name) found.push(path);
-  }
-  return found;
-}
-
-/** The nginx configuration the sidecar of the pod with this uid runs (from the node's volumes). */
-export function sidecarConfig(uid: string): string | undefined {
-  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
-  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
-  for (const dir of podDirs) {
-    for (const file of findFiles(join(stateDir, 'pods', dir), 'nginx.conf')) {
-      return readFileSync(file, 'utf8');
-    }
-  }
-  return undefined;
-}
-
-/** Every file named `name` in the volumes of the pod with this uid (the node keeps them). */
-export function podFiles(uid: string, name: string): string[] {
-  const stateDir = process.env.NMK_TEST_STATE_DIR ?? '';
-  const podDirs = readdirSync(join(stateDir, 'pods')).filter((entry) => entry.includes(uid));
-  return podDirs.flatMap((dir) => findFiles(join(stateDir, 'pods', dir), name));
-}
-
-/** The network namespace on the node that holds this pod address. */
-export async function netnsOf(ip: string): Promise<string> {
-  // Pods of this test cluster only (another instance may use the same addresses).
-  const prefix = `${(process.env.NMK_TEST_NODE ?? '').replace(/-node$/, '')}-pod-`;
-  const listed = await execa('ip', ['netns', 'list']);
-  for (const line of listed.stdout.split('\n')) {
-    const name = line.split(' ')[0] ?? '';
-    if (!name.startsWith(prefix)) continue;
-    const addresses = await execa('ip', ['netns', 'exec', name, 'ip', '-o', 'addr', 'show'], {
-      reject: false,
-    });
-    if (addresses.stdout.includes(` ${ip}/`)) return name;
-  }
-  throw new Error(`no network namespace holds ${ip}`);
-}
+export { netnsOf, podFiles, sidecarConfig } from './node-access';
 
 /**
  * The status of one request sent from inside the pod's network namespace as an app would send it
@@ -183,10 +129,8 @@ export async function netnsOf(ip: string): Promise<string> {
  */
 export async function requestFrom(netns: string, url: string, method = 'GET'): Promise<string> {
   const script = `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)}, signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), (e) => console.log('error ' + (e.cause?.code ?? e.name)))`;
-  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
-    reject: false,
-    timeout: 15_000,
-  });
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: 15_000 });
   return result.stdout.trim();
 }
 
@@ -231,10 +175,8 @@ async function worker() {
 Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
   console.log(JSON.stringify({ statuses, pods })),
 );`;
-  const result = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
-    reject: false,
-    timeout: timeoutMs,
-  });
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: timeoutMs });
   if (result.exitCode !== 0)
     throw new Error(`batch of ${count} requests to ${url} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as BatchOutcome;
