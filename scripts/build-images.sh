@@ -23,6 +23,7 @@
 #                     stdout, one per image and nothing else. An archive is reused, without a
 #                     build, while the inputs it was built from are unchanged.
 #   --push            push each image to the registry (no TLS for localhost:<port>, 127.0.0.1:<port>)
+#   --insecure-registry  push over plain HTTP whatever the registry's name
 #   --coredns-binary B  the CoreDNS binary the coredns image carries
 #   name...           controller init sidecar nats echo-server client pause coredns (default:
 #                     all; coredns only with --coredns-binary)
@@ -63,6 +64,7 @@ REGISTRY="localhost"
 TAG=""
 ARCHIVE_DIR=""
 PUSH=0
+INSECURE=0
 COREDNS_BINARY=""
 NAMES=()
 while (($# > 0)); do
@@ -71,6 +73,7 @@ while (($# > 0)); do
     --tag) TAG="${2:?--tag needs a value}" && shift 2 ;;
     --archive-dir) ARCHIVE_DIR="${2:?--archive-dir needs a value}" && shift 2 ;;
     --push) PUSH=1 && shift ;;
+    --insecure-registry) INSECURE=1 && shift ;;
     --coredns-binary) COREDNS_BINARY="${2:?--coredns-binary needs a value}" && shift 2 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -190,7 +193,7 @@ engine_save() {
 
 engine_push() {
   local image="$1" tls=()
-  if [[ "$image" =~ ^(localhost|127\.0\.0\.1):[0-9]+/ && "$KIND" != docker ]]; then
+  if [[ ("$INSECURE" == 1 || "$image" =~ ^(localhost|127\.0\.0\.1):[0-9]+/) && "$KIND" != docker ]]; then
     tls=(--tls-verify=false)
   fi
   engine push "${tls[@]}" "$image" >&2
@@ -290,7 +293,7 @@ inputs_of() {
   case "$1" in
     controller | init) echo "${BINARY_INPUTS[@]}" ;;
     sidecar) echo "${BINARY_INPUTS[@]}" scripts/build-ngx-mesh.sh images/sidecar/ngx_mesh ;;
-    echo-server) echo "${deps[@]}" tsconfig.json scripts/run-ts.mjs test/cluster/apps ;;
+    echo-server) echo "${deps[@]}" tsconfig.json scripts/run-ts.mjs src test/cluster/apps ;;
     client) echo "${deps[@]}" ;;
     nats) ;;
     pause) echo images/pause ;;

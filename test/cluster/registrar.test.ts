@@ -4,10 +4,9 @@
 // foreign-audience and unbound tokens, pods outside the mesh and requests for another identity
 // are refused. TTLs are seconds, so the CA rotates during the test, across a registrar restart.
 import { createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { SERVICE_ACCOUNT_ISSUER } from './harness/control-plane';
 import type { KubeRest } from './harness/kube-rest';
 import { KubeRestError } from './harness/kube-rest';
@@ -20,7 +19,8 @@ import {
   waitFor,
 } from './support/kube';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
-import { CLIENT_IMAGE, CONTROLLER_IMAGE_REF } from '../support/images';
+import { CLIENT_IMAGE, CONTROLLER_IMAGE_REF, ECHO_SERVER_IMAGE } from '../support/images';
+import { podLogs } from './support/node-access';
 
 const meshNamespace = 'registrar-mesh';
 const appNamespace = 'registrar-app';
@@ -271,18 +271,6 @@ function podSpec(name: string, annotations: Record<string, string>, container: u
 }
 
 async function startClientPod(): Promise<void> {
-  const app = join(stateDir(), 'bin', 'svid-client.cjs');
-  const built = spawnSync(
-    process.execPath,
-    [
-      join(root, 'scripts', 'run-ts.mjs'),
-      '--bundle-only',
-      join(root, 'test/cluster/apps/svid-client.ts'),
-      app,
-    ],
-    { stdio: 'inherit' },
-  );
-  if (built.status !== 0) throw new Error('bundling the SVID client app failed');
   const service = await rest.request<{ spec: { clusterIP: string } }>(
     'GET',
     `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-registrar`,
@@ -294,8 +282,9 @@ async function startClientPod(): Promise<void> {
       { 'injector.nsm.nginx.com/status': 'injected' },
       {
         name: 'client',
-        image: CLIENT_IMAGE,
-        command: ['sh', '-c', `exec ${process.execPath} ${app}`],
+        // The test apps' image carries the SVID client (test/cluster/apps/svid-client.ts).
+        image: ECHO_SERVER_IMAGE,
+        command: ['/usr/bin/node', '--enable-source-maps', '/opt/echo-server/svid-client.cjs'],
         env: [
           { name: 'TOKEN_PATH', value: '/var/run/secrets/nginx-mesh/token' },
           { name: 'BUNDLE_PATH', value: '/var/run/secrets/nginx-mesh/bundle.crt' },
@@ -367,13 +356,13 @@ function expiredToken(pod: { name: string; uid: string }): string {
 }
 
 /** The last lines every registrar container logged, to explain a failure. */
-function registrarLogs(): string {
-  const pods = join(stateDir(), 'pods');
-  if (!existsSync(pods)) return '';
-  return readdirSync(pods)
-    .map((pod) => join(pods, pod, 'logs', 'registrar.log'))
-    .filter((file) => existsSync(file))
-    .map((file) => `${file}:\n${readFileSync(file, 'utf8').split('\n').slice(-40).join('\n')}`)
+async function registrarLogs(): Promise<string> {
+  const pods = await listPods(rest, meshNamespace, 'app=nginx-mesh-registrar').catch(() => []);
+  return pods
+    .map((pod) => {
+      const text = podLogs(pod.metadata.uid).registrar ?? '';
+      return `${pod.metadata.name}:\n${text.split('\n').slice(-40).join('\n')}`;
+    })
     .join('\n');
 }
 
@@ -383,7 +372,7 @@ async function explained<T>(step: () => Promise<T>): Promise<T> {
     return await step();
   } catch (error) {
     throw new Error(
-      `${error instanceof Error ? error.message : String(error)}\n${registrarLogs()}`,
+      `${error instanceof Error ? error.message : String(error)}\n${await registrarLogs()}`,
     );
   }
 }
