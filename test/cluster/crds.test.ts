@@ -3,7 +3,7 @@
 import { buildMeshCrds } from '../../src/manifests/crds';
 import type { KubeRest } from './harness/kube-rest';
 import { KubeRestError } from './harness/kube-rest';
-import { createNamespace, deleteNamespace, testRest, waitFor } from './support/kube';
+import { createNamespace, deleteNamespace, testRest, waitFor, waitForNoMesh } from './support/kube';
 
 const namespace = 'crd-tier';
 let rest: KubeRest;
@@ -11,6 +11,8 @@ const crds = buildMeshCrds() as { metadata: { name: string } }[];
 
 beforeAll(async () => {
   rest = await testRest();
+  // The CRDs are cluster-scoped: an earlier file's must be gone first.
+  await waitForNoMesh(rest);
   for (const crd of crds) {
     await rest.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
   }

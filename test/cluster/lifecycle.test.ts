@@ -49,18 +49,28 @@ function nodeCgroups(): string[] {
     .filter((path) => existsSync(path));
 }
 
+/** Every cgroup directory below dir, dir included. */
+function cgroupTree(dir: string): string[] {
+  const below = readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .flatMap((entry) => cgroupTree(join(dir, entry.name)));
+  return [dir, ...below];
+}
+
 /** Processes in the node's cgroups: its pods' containers. */
 function podProcesses(): number[] {
-  return nodeCgroups().flatMap((dir) => {
-    try {
-      return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-        .split('\n')
-        .filter((line) => /^\d+$/.test(line))
-        .map(Number);
-    } catch {
-      return [];
-    }
-  });
+  return nodeCgroups()
+    .flatMap(cgroupTree)
+    .flatMap((dir) => {
+      try {
+        return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
+          .split('\n')
+          .filter((line) => /^\d+$/.test(line))
+          .map(Number);
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** Mounts of the host that name the state directory. */

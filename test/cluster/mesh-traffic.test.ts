@@ -5,15 +5,20 @@ import { injectPodTemplate } from '../../src/manifests/inject/inject-pod';
 import type { InjectionSettings, PodTemplate } from '../../src/manifests/inject/types';
 import type { KubeRest } from './harness/kube-rest';
 import { isReady, listPods, useTestNamespace, waitFor } from './support/kube';
-import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../support/images';
+import {
+  CLIENT_IMAGE,
+  ECHO_SERVER_IMAGE,
+  INIT_IMAGE_REF,
+  SIDECAR_IMAGE_REF,
+} from '../support/images';
 
 const namespace = 'mesh-traffic';
 let rest: KubeRest;
 
 const settings: InjectionSettings = {
   meshNamespace: 'nginx-mesh',
-  sidecarImage: 'example.test/nsm/nginx-mesh-sidecar:test',
-  initImage: 'example.test/nsm/nginx-mesh-init:test',
+  sidecarImage: SIDECAR_IMAGE_REF,
+  initImage: INIT_IMAGE_REF,
   imagePullPolicy: 'IfNotPresent',
   mtlsMode: 'permissive',
   enableUdp: false,

@@ -15,7 +15,12 @@ import {
   testRest,
   waitFor,
 } from './support/kube';
-import { CONTROLLER_IMAGE_REF, ECHO_SERVER_IMAGE } from '../support/images';
+import {
+  CONTROLLER_IMAGE_REF,
+  ECHO_SERVER_IMAGE,
+  INIT_IMAGE_REF,
+  SIDECAR_IMAGE_REF,
+} from '../support/images';
 
 const meshNamespace = 'nginx-mesh';
 const appNamespace = 'webhook-app';
@@ -105,9 +110,9 @@ async function deployController(): Promise<void> {
                 '--mesh-namespace',
                 meshNamespace,
                 '--sidecar-image',
-                'example.test/nsm/nginx-mesh-sidecar:test',
+                SIDECAR_IMAGE_REF,
                 '--init-image',
-                'example.test/nsm/nginx-mesh-init:test',
+                INIT_IMAGE_REF,
               ],
               ports: [
                 { containerPort: 9443 },

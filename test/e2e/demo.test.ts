@@ -62,6 +62,35 @@ it('ends with a top table of real traffic, api failing its injected share', asyn
   expect(percent(traffic?.[2])).toBeLessThan(100);
   expect(Number(traffic?.[3])).toBeGreaterThan(0);
 
+  // Every pod of the mesh and the sample runs an image built here, imported, never pulled.
+  const kubectl = (args: readonly string[]) =>
+    execa(join(clusterDir, 'bin', 'kubectl'), ['--kubeconfig', kubeconfig, ...args], {
+      reject: false,
+    });
+  const containers = (
+    await kubectl([
+      ...['get', 'pods', '-A', '-o'],
+      'jsonpath={range .items[*].status.initContainerStatuses[*]}{.image} {.imageID}{"\\n"}{end}{range .items[*].status.containerStatuses[*]}{.image} {.imageID}{"\\n"}{end}',
+    ])
+  ).stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.split(' '));
+  expect(containers.length).toBeGreaterThanOrEqual(12);
+  for (const [image, id] of containers) {
+    expect(image).toMatch(/^localhost\/[\w.-]+:[\w.-]+$/);
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+  }
+  const names = containers.map(([image]) => image?.split(':')[0]);
+  for (const name of ['nginx-mesh-controller', 'nginx-mesh-init', 'nginx-mesh-sidecar', 'nats'])
+    expect(names).toContain(`localhost/${name}`);
+  // The sidecar runs as uid 2102 on a read-only root file system.
+  const sidecar = ['exec', '-n', 'demo', 'deploy/web', '-c', 'nginx-mesh-sidecar', '--'];
+  expect((await kubectl([...sidecar, 'id', '-u'])).stdout).toBe('2102');
+  const write = await kubectl([...sidecar, 'touch', '/probe']);
+  expect(write.exitCode).not.toBe(0);
+  expect(write.stderr).toContain('Read-only file system');
+
   // The same API answers per edge for the generator: both services, by name.
   const edges = await execa(
     join(root, 'dist', 'nginx-meshctl'),

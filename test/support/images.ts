@@ -1,12 +1,23 @@
 // The images tests run on the test node, as scripts/build-images.sh tags them: built from the
 // Dockerfiles under images/ and imported into the node's containerd, never pulled.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { NATS_IMAGE } from '../../src/manifests/constants';
 
-const packageJson = JSON.parse(
-  readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'),
-) as { version: string };
+/** The project's package.json: found upwards from here, as bundled scripts run from elsewhere. */
+function projectPackage(): { name: string; version: string } {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const path = join(dir, 'package.json');
+    if (existsSync(path)) {
+      const found = JSON.parse(readFileSync(path, 'utf8')) as { name: string; version: string };
+      if (found.name === 'nginx-meshctl') return found;
+    }
+    if (dirname(dir) === dir)
+      throw new Error(`no package.json of nginx-meshctl above ${__dirname}`);
+  }
+}
+
+const packageJson = projectPackage();
 
 /** The registry and tag every built image carries (deploy's defaults). */
 export const IMAGE_REGISTRY = 'localhost';
@@ -29,3 +40,6 @@ export const LOCAL_IMAGE_FLAGS: readonly string[] = [
 ];
 /** The control-plane image (controller, registrar, metrics and cert-reloader roles). */
 export const CONTROLLER_IMAGE_REF = `${IMAGE_REGISTRY}/nginx-mesh-controller:${IMAGE_TAG}`;
+/** The data plane's images. */
+export const SIDECAR_IMAGE_REF = `${IMAGE_REGISTRY}/nginx-mesh-sidecar:${IMAGE_TAG}`;
+export const INIT_IMAGE_REF = `${IMAGE_REGISTRY}/nginx-mesh-init:${IMAGE_TAG}`;

@@ -1,7 +1,7 @@
 // The cluster tier shares one cluster per run, started here and stopped in global-teardown.ts.
 // Its kubeconfig reaches the tests through the environment. The instance is 1 unless
 // NMK_TEST_CLUSTER_INSTANCE names another (1-7), so two checkouts can run the tier at once.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '../harness/cluster';
 
@@ -19,6 +19,10 @@ export default async function globalSetup(): Promise<void> {
   const root = join(__dirname, '..', '..', '..');
   const stateDir = join(root, '.cluster-test');
   mkdirSync(stateDir, { recursive: true });
+  // The cluster and e2e tiers share one cluster: in one Jest run, the second setup finds the
+  // first one's cluster running and keeps it.
+  const holder = process.env.NMK_TEST_NODE_HOLDER;
+  if (holder !== undefined && existsSync(`/proc/${holder}`)) return;
   const cluster = await startCluster({
     instance: TEST_CLUSTER_INSTANCE,
     stateDir,
