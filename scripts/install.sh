@@ -11,9 +11,13 @@ cd "$(dirname "$0")/.."
 # stream module, and nginx-dev, gcc, make, libc6-dev and binutils to build our nginx module;
 # the metrics tests query a real prometheus; the end-to-end tests read a pod's interface with a
 # python3 raw socket to check that only TLS passes between sidecars; the demo's traffic generator
-# runs curl.
+# runs curl. The test cluster's node runs containerd, runc and the CNI plugins; its images are
+# built with buildah (fuse-overlayfs, uidmap) on Debian bases made with mmdebstrap, and one
+# test pushes them to a local registry (docker-registry) and pulls them from there.
 APT_PACKAGES=(git ca-certificates bash openssl iproute2 iptables util-linux nats-server
-  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils prometheus python3 curl)
+  nginx libnginx-mod-stream nginx-dev gcc make libc6-dev binutils prometheus python3 curl
+  containerd runc containernetworking-plugins buildah fuse-overlayfs uidmap mmdebstrap
+  docker-registry)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -287,6 +287,19 @@ async function writeNodeFiles(dir: string, options: NodeOptions): Promise<void> 
     await writeKubeconfig(join(dir, file), server, ca, client, user);
   }
   await writeFile(join(dir, 'resolv.conf'), '');
+  // The cluster's registry on the host end of the link speaks plain HTTP, as a local
+  // registry usually does; containerd is told so, as an operator would tell it.
+  const registryDir = join(dir, 'certs.d', topology.registryHost);
+  await mkdir(registryDir, { recursive: true });
+  await writeFile(
+    join(registryDir, 'hosts.toml'),
+    [
+      `server = "http://${topology.registryHost}"`,
+      `[host."http://${topology.registryHost}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      '',
+    ].join('\n'),
+  );
   await writeFile(join(dir, 'containerd.toml'), containerdConfig(dir));
   await writeFile(
     join(dir, 'cni', 'net.d', '10-nmk.conflist'),
@@ -317,6 +330,9 @@ function containerdConfig(dir: string): string {
     '  runtime_type = "io.containerd.runc.v2"',
     `[${cri}.containerd.runtimes.runc.options]`,
     '  SystemdCgroup = false',
+    // Registries by host: hosts.toml files under certs.d (the cluster's own plain-HTTP one).
+    `[${cri}.registry]`,
+    `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`,
     `[${cri}.cni]`,
     '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${JSON.stringify(join(dir, 'cni', 'net.d'))}`,

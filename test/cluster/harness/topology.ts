@@ -29,6 +29,11 @@ export interface Topology {
   readonly dnsServiceIP: string;
   /** The kubelet's cgroupRoot, in every cgroup v1 hierarchy: all pods live below it. */
   readonly cgroupRoot: string;
+  /**
+   * host:port of an image registry on the host end of the link, which the node may pull from
+   * over plain HTTP (a test starts one there when it needs it).
+   */
+  readonly registryHost: string;
 }
 
 export function buildTopology(instance: number): Topology {
@@ -50,5 +55,6 @@ export function buildTopology(instance: number): Topology {
     kubernetesServiceIP: `198.19.${instance * 16}.1`,
     dnsServiceIP: `198.19.${instance * 16}.10`,
     cgroupRoot: `/${prefix}`,
+    registryHost: `198.18.${instance}.1:5000`,
   };
 }
