@@ -7,7 +7,7 @@
 #   pause                       registry.k8s.io/pause:3.10.1, a node's sandbox image
 #   coredns                     <registry>/coredns:<its version>, the test cluster's DNS, from
 #                               the binary --coredns-binary names (built with Go by
-#                               scripts/build-k8s-binaries.sh); left out unless that is given
+#                               scripts/build-coredns.sh); left out unless that is given
 # Each comes from images/<name>/Dockerfile (test apps: images/test/<name>/Dockerfile).
 # controller, init and sidecar build on one common image (images/base): they share its layers,
 # the executable's among them. Before anything else the Debian bases are made locally when the

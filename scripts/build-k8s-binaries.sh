@@ -5,10 +5,11 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler,
 #   kubelet, kube-proxy, kubectl                      <- k8s.io/kubernetes
 #   etcd                                              <- go.etcd.io/etcd/server/v3
-#   coredns                                           <- github.com/coredns/coredns
+#
+# CoreDNS is built separately, by scripts/build-coredns.sh.
 #
 # Results are cached per version in
-#   ${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}/k8s/<k8s>-etcd<etcd>-coredns<coredns>/bin/
+#   ${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}/k8s/<k8s>-etcd<etcd>/bin/
 # A cached build is only used when its stamp file exists; the stamp is written
 # last, in a temporary directory that is then renamed into place, so a killed
 # build never looks complete. A second run is a no-op.
@@ -22,7 +23,7 @@
 # Usage: scripts/build-k8s-binaries.sh [--force]
 #   --force   rebuild even if a complete cached build exists
 # Environment:
-#   K8S_VERSION, ETCD_VERSION, COREDNS_VERSION   versions to build (with or without leading "v")
+#   K8S_VERSION, ETCD_VERSION   versions to build (with or without leading "v")
 #   NGINX_MESH_CACHE            cache root (default: ${XDG_CACHE_HOME:-~/.cache}/nginx-meshctl)
 #   GO                          go command (default: go on PATH, else /usr/local/go/bin/go)
 #   GOMODCACHE, GOCACHE, GOPROXY are honoured (persistent Go caches make rebuilds fast)
@@ -31,7 +32,6 @@ set -euo pipefail
 # ---- defaults -----------------------------------------------------------------
 DEFAULT_K8S_VERSION="1.35.4"
 DEFAULT_ETCD_VERSION="3.6.16"
-DEFAULT_COREDNS_VERSION="1.14.7"
 # Bump when the build recipe changes in a way that should invalidate old caches.
 RECIPE_REVISION="2"
 
@@ -39,11 +39,9 @@ K8S_VERSION="${K8S_VERSION:-$DEFAULT_K8S_VERSION}"
 ETCD_VERSION="${ETCD_VERSION:-$DEFAULT_ETCD_VERSION}"
 K8S_VERSION="${K8S_VERSION#v}"
 ETCD_VERSION="${ETCD_VERSION#v}"
-COREDNS_VERSION="${COREDNS_VERSION:-$DEFAULT_COREDNS_VERSION}"
-COREDNS_VERSION="${COREDNS_VERSION#v}"
 
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-ETCD_BINARIES=(etcd coredns)
+ETCD_BINARIES=(etcd)
 BUILD_TAGS="selinux,notest,grpcnotrace" # what Kubernetes' hack/lib/golang.sh uses
 
 log() { printf '[build-k8s-binaries] %s\n' "$*" >&2; }
@@ -67,12 +65,10 @@ K8S_MINOR="${BASH_REMATCH[1]}"
 STAGING_VERSION="0.${K8S_VERSION#1.}" # Kubernetes v1.X.Y <=> staging modules v0.X.Y
 [[ "$ETCD_VERSION" =~ ^3\.[0-9]+\.[0-9]+$ ]] ||
   die "ETCD_VERSION must look like 3.6.16 (got '$ETCD_VERSION')"
-[[ "$COREDNS_VERSION" =~ ^1\.[0-9]+\.[0-9]+$ ]] ||
-  die "COREDNS_VERSION must look like 1.14.7 (got '$COREDNS_VERSION')"
 
 CACHE_ROOT="${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}"
 K8S_CACHE="$CACHE_ROOT/k8s"
-KEY="${K8S_VERSION}-etcd${ETCD_VERSION}-coredns${COREDNS_VERSION}"
+KEY="${K8S_VERSION}-etcd${ETCD_VERSION}"
 FINAL_DIR="$K8S_CACHE/$KEY"
 BIN_DIR="$FINAL_DIR/bin"
 STAMP="$FINAL_DIR/stamp"
@@ -136,8 +132,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Long go commands run as a waited-for background job, so that INT/TERM reach
-# this script at once: it then interrupts go (which stops its compilers) and
-# removes the half-built work dir instead of leaving an orphaned build behind.
+# this script at once: it then stops go and removes the half-built work dir
+# instead of leaving an orphaned build behind. go gets TERM, not INT: a
+# background job of a non-interactive shell starts with INT ignored.
 CHILD_PID=""
 run_go() {
   "$GO" "$@" >&2 &
@@ -148,7 +145,7 @@ run_go() {
 on_signal() {
   trap - INT TERM
   if [[ -n "$CHILD_PID" ]]; then
-    kill -INT "$CHILD_PID" 2>/dev/null || true
+    kill -TERM "$CHILD_PID" 2>/dev/null || true
     wait "$CHILD_PID" 2>/dev/null || true
   fi
   log "interrupted"
@@ -156,10 +153,10 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-log "building Kubernetes v$K8S_VERSION (staging v$STAGING_VERSION), etcd v$ETCD_VERSION and CoreDNS v$COREDNS_VERSION"
+log "building Kubernetes v$K8S_VERSION (staging v$STAGING_VERSION) and etcd v$ETCD_VERSION"
 log "with $("$GO" version); GOMODCACHE=$("$GO" env GOMODCACHE) GOCACHE=$("$GO" env GOCACHE)"
 log "work dir $WORK_DIR"
-mkdir -p "$WORK_DIR/bin" "$WORK_DIR/src/kubernetes" "$WORK_DIR/src/etcd" "$WORK_DIR/src/coredns"
+mkdir -p "$WORK_DIR/bin" "$WORK_DIR/src/kubernetes" "$WORK_DIR/src/etcd"
 
 # Path of the go.mod file the proxy serves for module@version (downloads it).
 module_gomod() {
@@ -257,19 +254,6 @@ build_etcd() {
     -o "$WORK_DIR/bin/etcd" go.etcd.io/etcd/server/v3
 }
 
-# ---- coredns -------------------------------------------------------------------------
-# The cluster DNS the test node runs as a Deployment in kube-system. Its own scratch module,
-# for the same reason as etcd's.
-build_coredns() {
-  local mod_dir="$WORK_DIR/src/coredns"
-  cd "$mod_dir"
-  "$GO" mod init nginx-meshctl.invalid/coredns-binaries >&2
-  log "resolving coredns v$COREDNS_VERSION dependencies (go get)…"
-  run_go get "github.com/coredns/coredns@v$COREDNS_VERSION"
-  log "compiling coredns…"
-  run_go build -p 2 -ldflags "-s -w" -o "$WORK_DIR/bin/coredns" github.com/coredns/coredns
-}
-
 # ---- check that the binaries run and report the expected versions -----------------
 verify_binaries() {
   local out
@@ -282,8 +266,6 @@ verify_binaries() {
     out="$("$WORK_DIR/bin/$b" --version 2>&1)"
     [[ "$out" == "Kubernetes v$K8S_VERSION" ]] || die "$b --version: '$out'"
   done
-  out="$("$WORK_DIR/bin/coredns" -version 2>&1)"
-  [[ "$out" == *"CoreDNS-$COREDNS_VERSION"* ]] || die "coredns -version: '$out'"
   out="$("$WORK_DIR/bin/kubectl" version --client 2>&1)"
   [[ "$out" == *"Client Version: v$K8S_VERSION"* ]] || die "kubectl version --client: '$out'"
   out="$("$WORK_DIR/bin/etcd" --version 2>&1)"
@@ -293,7 +275,6 @@ verify_binaries() {
 
 build_kubernetes
 build_etcd
-build_coredns
 verify_binaries
 
 BUILD_SECONDS=$((SECONDS - START_SECONDS))
@@ -301,7 +282,6 @@ BUILD_SECONDS=$((SECONDS - START_SECONDS))
   echo "k8s_version=v$K8S_VERSION"
   echo "staging_version=v$STAGING_VERSION"
   echo "etcd_version=v$ETCD_VERSION"
-  echo "coredns_version=v$COREDNS_VERSION"
   echo "recipe_revision=$RECIPE_REVISION"
   echo "go_version=$("$GO" env GOVERSION)"
   echo "build_tags=$BUILD_TAGS"

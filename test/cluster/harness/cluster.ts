@@ -75,7 +75,7 @@ export function cacheRoot(): string {
  * Builds (or finds cached) every image the cluster runs, as docker-archive files: the mesh's,
  * NATS, the test applications, the pause image and CoreDNS (from the built binary).
  */
-function buildImages(root: string, binDir: string): ImageArchive[] {
+function buildImages(root: string, corednsBinary: string): ImageArchive[] {
   const result = spawnSync(
     'bash',
     [
@@ -83,7 +83,7 @@ function buildImages(root: string, binDir: string): ImageArchive[] {
       '--archive-dir',
       join(cacheRoot(), 'images'),
       '--coredns-binary',
-      join(binDir, 'coredns'),
+      corednsBinary,
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 40 * 60_000 },
   );
@@ -114,7 +114,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
   const binDir = buildOutput(root, 'build-k8s-binaries.sh', 'the Kubernetes binaries', 40 * 60_000);
   log(`kubernetes binaries: ${binDir}`);
-  const images = buildImages(root, binDir);
+  const corednsDir = buildOutput(root, 'build-coredns.sh', 'CoreDNS', 20 * 60_000);
+  log(`coredns: ${corednsDir}`);
+  const images = buildImages(root, join(corednsDir, 'coredns'));
   log(`images: ${images.map((image) => image.ref).join(', ')}`);
 
   const bootStarted = Date.now();
