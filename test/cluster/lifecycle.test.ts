@@ -109,7 +109,13 @@ describe('cluster lifecycle', () => {
     const quiet = (): void => undefined;
     const fixedBefore = FIXED_PATHS.filter((path) => existsSync(path));
     const cniNetnsBefore = readdirSync('/run/netns').filter((name) => name.startsWith('cni-'));
-    const first = await startCluster({ instance: INSTANCE, stateDir, root, log: quiet });
+    const first = await startCluster({
+      instance: INSTANCE,
+      stateDir,
+      root,
+      images: 'node',
+      log: quiet,
+    });
     expect(clusterNetns()).toContain(topology.nodeNetns);
     // CoreDNS runs: the node has pods whose processes live in its cgroups.
     expect(podProcesses().length).toBeGreaterThan(0);
@@ -123,7 +129,13 @@ describe('cluster lifecycle', () => {
         // already gone
       }
     }
-    const second = await startCluster({ instance: INSTANCE, stateDir, root, log: quiet });
+    const second = await startCluster({
+      instance: INSTANCE,
+      stateDir,
+      root,
+      images: 'node',
+      log: quiet,
+    });
     expect(second.kubeconfig).toBe(first.kubeconfig);
     await second.stop();
     expect(clusterNetns()).toEqual([]);

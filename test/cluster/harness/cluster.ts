@@ -3,7 +3,7 @@
 // kube-proxy, CoreDNS) running the project's own images, built from images/*/Dockerfile and
 // imported, never pulled. startCluster returns once the node is Ready and cluster DNS answers;
 // stopCluster removes everything, also what a killed run left behind.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ export interface ClusterOptions {
   readonly stateDir: string;
   /** Repository root. */
   readonly root: string;
+  /** Which images the node gets: every one (default), or only what the node itself runs. */
+  readonly images?: 'all' | 'node';
   readonly log?: (line: string) => void;
 }
 
@@ -49,18 +51,34 @@ export async function stopCluster(stateDir: string, instance: number): Promise<v
   await destroyNodeNetwork(topology);
 }
 
+/** Runs a build script; resolves with its stdout. Its progress goes to stderr. */
+function runBuild(script: string, args: readonly string[], what: string, timeoutMs: number) {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(Buffer.concat(chunks).toString('utf8'));
+      else reject(new Error(`building ${what} failed (${signal ?? `exit ${String(code)}`})`));
+    });
+  });
+}
+
 /**
  * Runs one of the project's build scripts (cached, fast when up to date) and returns the path
  * it prints as its last line of stdout.
  */
-function buildOutput(root: string, script: string, what: string, timeoutMs: number): string {
-  const result = spawnSync('bash', [join(root, 'scripts', script)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: timeoutMs,
-  });
-  if (result.status !== 0) throw new Error(`building ${what} failed (exit ${result.status})`);
-  return result.stdout.trim().split('\n').at(-1) ?? '';
+async function buildOutput(
+  root: string,
+  script: string,
+  what: string,
+  timeoutMs: number,
+): Promise<string> {
+  const stdout = await runBuild(join(root, 'scripts', script), [], what, timeoutMs);
+  return stdout.trim().split('\n').at(-1) ?? '';
 }
 
 /** Where built artifacts are cached across runs (as scripts/build-k8s-binaries.sh does). */
@@ -72,23 +90,17 @@ export function cacheRoot(): string {
 }
 
 /**
- * Builds (or finds cached) every image the cluster runs, as docker-archive files: the mesh's,
- * NATS, the test applications, the pause image and CoreDNS (from the built binary).
+ * Builds (or finds cached) images as docker-archive files: by default all but CoreDNS, which
+ * needs its binary first (see startCluster).
  */
-function buildImages(root: string, corednsBinary: string): ImageArchive[] {
-  const result = spawnSync(
-    'bash',
-    [
-      join(root, 'scripts', 'build-images.sh'),
-      '--archive-dir',
-      join(cacheRoot(), 'images'),
-      '--coredns-binary',
-      corednsBinary,
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 40 * 60_000 },
+async function buildImages(root: string, args: readonly string[]): Promise<ImageArchive[]> {
+  const stdout = await runBuild(
+    join(root, 'scripts', 'build-images.sh'),
+    ['--archive-dir', join(cacheRoot(), 'images'), ...args],
+    'the images',
+    40 * 60_000,
   );
-  if (result.status !== 0) throw new Error(`building the images failed (exit ${result.status})`);
-  return result.stdout
+  return stdout
     .trim()
     .split('\n')
     .filter((line) => line.includes('\t'))
@@ -96,6 +108,39 @@ function buildImages(root: string, corednsBinary: string): ImageArchive[] {
       const [ref = '', path = ''] = line.split('\t');
       return { ref, path };
     });
+}
+
+/**
+ * The Kubernetes binaries, CoreDNS and the images, built (or found cached) side by side: the Go
+ * builds are bound by the processors, the image builds mostly by package downloads and disk.
+ * A node-only cluster (`images: 'node'`) gets the pause and CoreDNS images alone.
+ */
+async function buildAll(
+  root: string,
+  images: 'all' | 'node',
+  log: (line: string) => void,
+): Promise<{ binDir: string; images: ImageArchive[] }> {
+  const goBuilds = (async () => {
+    const binDir = await buildOutput(
+      root,
+      'build-k8s-binaries.sh',
+      'the Kubernetes binaries',
+      40 * 60_000,
+    );
+    log(`kubernetes binaries: ${binDir}`);
+    const corednsDir = await buildOutput(root, 'build-coredns.sh', 'CoreDNS', 20 * 60_000);
+    log(`coredns: ${corednsDir}`);
+    return { binDir, coredns: join(corednsDir, 'coredns') };
+  })();
+  const imageBuilds = buildImages(
+    root,
+    images === 'all'
+      ? ['controller', 'init', 'sidecar', 'nats', 'echo-server', 'client', 'pause']
+      : ['pause'],
+  );
+  const [built, archives] = await Promise.all([goBuilds, imageBuilds]);
+  const coredns = await buildImages(root, ['--coredns-binary', built.coredns, 'coredns']);
+  return { binDir: built.binDir, images: [...archives, ...coredns] };
 }
 
 /** The CoreDNS image among the built ones. */
@@ -112,11 +157,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const started = Date.now();
   await stopCluster(stateDir, instance);
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
-  const binDir = buildOutput(root, 'build-k8s-binaries.sh', 'the Kubernetes binaries', 40 * 60_000);
-  log(`kubernetes binaries: ${binDir}`);
-  const corednsDir = buildOutput(root, 'build-coredns.sh', 'CoreDNS', 20 * 60_000);
-  log(`coredns: ${corednsDir}`);
-  const images = buildImages(root, join(corednsDir, 'coredns'));
+  const { binDir, images } = await buildAll(root, options.images ?? 'all', log);
   log(`images: ${images.map((image) => image.ref).join(', ')}`);
 
   const bootStarted = Date.now();
