@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, stopCluster } from './harness/cluster';
+import { cgroupPids } from './harness/node';
 import { buildTopology } from './harness/topology';
 
 const INSTANCE = 2;
@@ -49,28 +50,9 @@ function nodeCgroups(): string[] {
     .filter((path) => existsSync(path));
 }
 
-/** Every cgroup directory below dir, dir included. */
-function cgroupTree(dir: string): string[] {
-  const below = readdirSync(dir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .flatMap((entry) => cgroupTree(join(dir, entry.name)));
-  return [dir, ...below];
-}
-
 /** Processes in the node's cgroups: its pods' containers. */
 function podProcesses(): number[] {
-  return nodeCgroups()
-    .flatMap(cgroupTree)
-    .flatMap((dir) => {
-      try {
-        return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-          .split('\n')
-          .filter((line) => /^\d+$/.test(line))
-          .map(Number);
-      } catch {
-        return [];
-      }
-    });
+  return cgroupPids(topology.cgroupRoot);
 }
 
 /** Mounts of the host that name the state directory. */

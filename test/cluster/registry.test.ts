@@ -1,30 +1,30 @@
 // The user's path, as the README gives it: build the images, push them to your registry, deploy
-// with --registry-server and --image-tag. Here the registry is Debian's docker-registry on the
-// host end of the node's link, and the node pulls every mesh image from it (none of these names
-// was imported), the sidecar and init images of an injected pod among them.
+// with --registry-server and --image-tag. The cluster is one of this file's own whose node holds
+// none of the mesh's images (only its pause and DNS images), as a user's cluster would; the
+// registry is Debian's docker-registry on the host end of the node's link, and the node pulls
+// every image from it: the control plane's, NATS, and an injected pod's sidecar, init and app.
 import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startCluster, stopCluster } from './harness/cluster';
+import type { RunningCluster } from './harness/cluster';
+import { createKubeRest } from './harness/kube-rest';
 import type { KubeRest } from './harness/kube-rest';
 import { buildTopology } from './harness/topology';
-import { TEST_CLUSTER_INSTANCE } from './support/global-setup';
-import { isReady, listPods, testRest, waitFor, waitForNoMesh } from './support/kube';
-import {
-  createInjectedNamespace,
-  echoDeployment,
-  meshctl as meshctlIn,
-  removeMesh,
-} from './support/mesh-apps';
-import { deleteNamespace } from './support/kube';
+import { createNamespace, isReady, listPods, waitFor } from './support/kube';
+import { echoDeployment, MESHCTL_BINARY } from './support/mesh-apps';
 import { IMAGE_TAG } from '../support/images';
 
+/** An instance of this file's own, beside the shared test cluster. */
+const INSTANCE = 3;
 const root = join(__dirname, '..', '..');
-const topology = buildTopology(TEST_CLUSTER_INSTANCE);
-const meshNamespace = 'mesh-registry';
+const topology = buildTopology(INSTANCE);
+const meshNamespace = 'nginx-mesh';
 const apps = 'registry-apps';
 const registry = `${topology.registryHost}/nsm`;
+let cluster: RunningCluster;
 let rest: KubeRest;
 let scratch: string;
 let server: ResultPromise | undefined;
@@ -37,7 +37,11 @@ interface PodImages {
 }
 
 function meshctl(args: readonly string[]) {
-  return meshctlIn(meshNamespace, args);
+  return execa(MESHCTL_BINARY, [...args, '-n', meshNamespace], {
+    env: { KUBECONFIG: cluster.kubeconfig },
+    reject: false,
+    timeout: 240_000,
+  });
 }
 
 /** Debian's docker-registry (the CNCF distribution registry) on the node's host address. */
@@ -66,20 +70,25 @@ async function startRegistry(): Promise<void> {
 }
 
 beforeAll(async () => {
-  rest = await testRest();
   scratch = mkdtempSync(join(tmpdir(), 'mesh-registry-'));
-  await waitForNoMesh(rest);
+  cluster = await startCluster({
+    instance: INSTANCE,
+    stateDir: join(scratch, 'cluster'),
+    root,
+    images: 'node',
+    log: () => undefined,
+  });
+  rest = await createKubeRest(cluster.kubeconfig);
   await startRegistry();
-});
+}, 600_000);
 
 afterAll(async () => {
-  await removeMesh(meshNamespace);
-  await deleteNamespace(rest, apps);
+  rest.close();
+  await stopCluster(join(scratch, 'cluster'), INSTANCE);
   server?.kill();
   await server;
   rmSync(scratch, { recursive: true, force: true });
-  rest.close();
-});
+}, 120_000);
 
 describe('deploying from your own registry', () => {
   it('builds and pushes the images, deploys them by registry and tag, and the node pulls them', async () => {
@@ -88,7 +97,7 @@ describe('deploying from your own registry', () => {
       [
         join(root, 'scripts', 'build-images.sh'),
         ...['--registry', registry, '--tag', IMAGE_TAG, '--push', '--insecure-registry'],
-        ...['controller', 'init', 'sidecar', 'nats'],
+        ...['controller', 'init', 'sidecar', 'nats', 'echo-server'],
       ],
       { reject: false, timeout: 600_000 },
     );
@@ -101,6 +110,7 @@ describe('deploying from your own registry', () => {
       'nsm/nginx-mesh-controller',
       'nsm/nginx-mesh-init',
       'nsm/nginx-mesh-sidecar',
+      'nsm/nginx-mesh-test-echo-server',
     ]);
 
     const deployed = await meshctl([
@@ -129,12 +139,19 @@ describe('deploying from your own registry', () => {
       );
     }
 
-    await createInjectedNamespace(rest, apps);
+    await createNamespace(rest, apps);
     await rest.request(
-      'POST',
-      `/apis/apps/v1/namespaces/${apps}/deployments`,
-      echoDeployment(apps, 'web', { labels: { app: 'web' } }),
+      'PATCH',
+      `/api/v1/namespaces/${apps}`,
+      { metadata: { labels: { 'injector.nsm.nginx.com/auto-inject': 'enabled' } } },
+      'application/merge-patch+json',
     );
+    const web = echoDeployment(apps, 'web', { labels: { app: 'web' } }) as {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    for (const container of web.spec.template.spec.containers)
+      container.image = `${registry}/nginx-mesh-test-echo-server:${IMAGE_TAG}`;
+    await rest.request('POST', `/apis/apps/v1/namespaces/${apps}/deployments`, web);
     const pod = await waitFor(
       'the injected pod to be Ready',
       async () => {
@@ -146,6 +163,7 @@ describe('deploying from your own registry', () => {
     const images = JSON.stringify(pod.status);
     expect(images).toContain(`${registry}/nginx-mesh-sidecar@sha256:`);
     expect(images).toContain(`${registry}/nginx-mesh-init@sha256:`);
+    expect(images).toContain(`${registry}/nginx-mesh-test-echo-server@sha256:`);
     expect(serverLog).toMatch(/GET \/v2\/nsm\/nginx-mesh-sidecar\/manifests/);
   }, 900_000);
 });

@@ -5,6 +5,7 @@
 // traffic to its fallback, strict mTLS refuses plaintext clients while meshed traffic crosses the
 // wire as TLS records only, an injected Job completes, and remove leaves the apps serving.
 import { execa } from 'execa';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import { inNetns, podLogs } from '../cluster/support/node-access';
@@ -26,6 +27,8 @@ import {
   httpService,
   kubectl,
   meshctl as meshctlIn,
+  MESHCTL_BINARY,
+  sidecarReport,
   netnsOf,
   patchMeshConfig,
   readyPodOf,
@@ -41,6 +44,8 @@ const meshNamespace = 'mesh-e2e';
 const apps = 'e2e-apps';
 /** A namespace without injection: its pods talk to the mesh in plaintext. */
 const plain = 'e2e-plain';
+/** A namespace without injection whose workload is injected by the CLI instead. */
+const offline = 'e2e-offline';
 let rest: KubeRest;
 
 function meshctl(args: readonly string[]) {
@@ -117,6 +122,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await deleteNamespace(rest, apps);
   await deleteNamespace(rest, plain);
+  await deleteNamespace(rest, offline);
   await removeMesh(meshNamespace);
   rest.close();
 }, 200_000);
@@ -262,6 +268,41 @@ describe('traffic through the mesh', () => {
       (pod as { metadata: { annotations?: Record<string, string> } } | undefined)?.metadata
         .annotations?.['injector.nsm.nginx.com/status'],
     ).toBe('injected');
+  });
+
+  it('meshes a workload injected offline by nginx-meshctl inject: it finds the mesh and its peers by DNS name', async () => {
+    await createNamespace(rest, offline);
+    // The manifest a user writes, injected without the cluster at hand (no kubeconfig) and with
+    // no flag that names an address: only the mesh's namespace, as for any mesh not in the
+    // default one.
+    const manifest = JSON.stringify(shellDeployment(offline, 'caller'));
+    const injected = await execa(MESHCTL_BINARY, ['inject', '-n', meshNamespace], {
+      input: manifest,
+      reject: false,
+      env: { KUBECONFIG: join(tmpdir(), 'no-such-kubeconfig') },
+    });
+    expect(injected.stderr).not.toContain('rror');
+    expect(injected.exitCode).toBe(0);
+    expect(injected.stdout).not.toMatch(/--nats-url|--registrar-url/);
+    const applied = await kubectl(['apply', '-f', '-'], injected.stdout);
+    expect(applied.exitCode).toBe(0);
+    const caller = await waitFor(
+      'the offline-injected caller to be Ready',
+      () => readyPod(offline, 'caller').catch(() => undefined),
+      120_000,
+      500,
+    );
+    // Ready means configured: its agent reached the registrar and NATS by their Service names.
+    const report = await sidecarReport(rest, meshNamespace);
+    expect(report.sidecars.map((sidecar) => sidecar.pod)).toContain(
+      `${offline}/${caller.metadata.name}`,
+    );
+    const call = await kubectl([
+      ...['exec', '-n', offline, caller.metadata.name, '-c', 'sh', '--'],
+      ...['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5'],
+      `http://web-v1.${apps}.svc.cluster.local/`,
+    ]);
+    expect(call.stdout).toBe('200');
   });
 
   it('refuses plaintext clients under strict mTLS and carries only TLS between sidecars', async () => {

@@ -162,6 +162,14 @@ describe('control plane on loopback', () => {
         'front-proxy-ca.key',
         'front-proxy-client.key',
         'sa.key',
+        // The node's identities: its kubelet (serving and client), kube-proxy, the scheduler,
+        // and the API server's client certificate towards kubelets.
+        'apiserver-kubelet-client.key',
+        'kube-proxy.key',
+        'kubelet-serving.key',
+        'kubelet.key',
+        'scheduler-serving.key',
+        'scheduler.key',
       ].sort(),
     );
     for (const key of keys) {

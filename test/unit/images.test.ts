@@ -403,8 +403,8 @@ describe('the images the tests and the node need', () => {
     const bundle = stageNamed('test/echo-server', 'bundle');
     const out = /--bundle-only (\S+) (\S+)$/.exec(all(bundle, 'RUN').at(-1) ?? '');
     expect(out?.[1]).toBe(relative(root, join(root, 'test/cluster/apps/echo-server.ts')));
-    const [copied] = copiesFrom(stage, 'bundle');
-    expect(copied?.source).toBe(out?.[2]);
+    const copied = copiesFrom(stage, 'bundle').find((copy) => copy.source === out?.[2]);
+    expect(copied).toBeDefined();
     expect(entrypoint(stage)).toEqual([
       '/usr/bin/node',
       '--enable-source-maps',

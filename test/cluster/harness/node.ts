@@ -625,11 +625,14 @@ async function waitFor(
 
 const CGROUP_MOUNT = '/sys/fs/cgroup';
 
-/** The cgroup v1 hierarchies mounted on this host (real directories, not their alias links). */
+/**
+ * The cgroup hierarchies mounted on this host (real directories, not their alias links): the
+ * v1 controllers and, where the host mounts it, the unified (v2) one, where runc creates the
+ * pods' cgroups too.
+ */
 function cgroupHierarchies(): string[] {
   if (!existsSync(CGROUP_MOUNT)) return [];
   return readdirSync(CGROUP_MOUNT)
-    .filter((name) => name !== 'unified')
     .map((name) => join(CGROUP_MOUNT, name))
     .filter((path) => {
       const stat = lstatSync(path);
@@ -672,7 +675,8 @@ function pidsIn(dir: string): number[] {
   }
 }
 
-function cgroupPids(root: string): number[] {
+/** Every process in the cgroup root (and below) of any hierarchy: the node's pods. */
+export function cgroupPids(root: string): number[] {
   const pids = new Set<number>();
   for (const hierarchy of cgroupHierarchies()) {
     for (const dir of cgroupTree(join(hierarchy, root))) {
