@@ -119,7 +119,7 @@ async function buildAll(
   root: string,
   images: 'all' | 'node',
   log: (line: string) => void,
-): Promise<{ binDir: string; images: ImageArchive[] }> {
+): Promise<{ binDir: string; images: ImageArchive[]; corednsImage: string }> {
   const goBuilds = (async () => {
     const binDir = await buildOutput(
       root,
@@ -139,15 +139,9 @@ async function buildAll(
       : ['pause'],
   );
   const [built, archives] = await Promise.all([goBuilds, imageBuilds]);
-  const coredns = await buildImages(root, ['--coredns-binary', built.coredns, 'coredns']);
-  return { binDir: built.binDir, images: [...archives, ...coredns] };
-}
-
-/** The CoreDNS image among the built ones. */
-function corednsImage(images: readonly ImageArchive[]): string {
-  const found = images.find((image) => /(^|\/)coredns:/.test(image.ref));
-  if (found === undefined) throw new Error('the image build produced no coredns image');
-  return found.ref;
+  const [coredns] = await buildImages(root, ['--coredns-binary', built.coredns, 'coredns']);
+  if (coredns === undefined) throw new Error('the image build produced no coredns image');
+  return { binDir: built.binDir, images: [...archives, coredns], corednsImage: coredns.ref };
 }
 
 export async function startCluster(options: ClusterOptions): Promise<RunningCluster> {
@@ -157,7 +151,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const started = Date.now();
   await stopCluster(stateDir, instance);
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
-  const { binDir, images } = await buildAll(root, options.images ?? 'all', log);
+  const { binDir, images, corednsImage } = await buildAll(root, options.images ?? 'all', log);
   log(`images: ${images.map((image) => image.ref).join(', ')}`);
 
   const bootStarted = Date.now();
@@ -182,7 +176,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       server: controlPlane.server,
       pki: controlPlane.pki,
       images,
-      corednsImage: corednsImage(images),
+      corednsImage,
       log,
     });
     log(

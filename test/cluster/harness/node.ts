@@ -68,7 +68,6 @@ export interface NodeOptions {
 export interface RunningNode {
   /** The mount namespace holder: `nsenter -t <pid> -m -n` runs a command inside the node. */
   readonly holderPid: number;
-  readonly containerdSocket: string;
 }
 
 /** Where containerd listens, inside the node's private /run. */
@@ -94,18 +93,10 @@ export function inNode(holderPid: number): string[] {
   return ['nsenter', '-t', String(holderPid), '-m', '-n', '--'];
 }
 
-/** The holder pid of a running node in stateDir, or undefined. */
-export async function runningHolderPid(stateDir: string): Promise<number | undefined> {
-  const holder = (await readProcessRecords(resolve(stateDir))).find(
-    (record) => record.name === 'node-holder',
-  );
-  if (holder === undefined) return undefined;
-  try {
-    const cmdline = readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8');
-    return cmdline.includes('node-holder.sh') ? holder.pid : undefined;
-  } catch {
-    return undefined;
-  }
+/** The command line of `ctr` on the node's containerd, in the Kubernetes namespace. */
+export function ctrInNode(holderPid: number, args: readonly string[]): [string, string[]] {
+  const [command = 'nsenter', ...prefix] = inNode(holderPid);
+  return [command, [...prefix, 'ctr', '--address', CONTAINERD_SOCKET, '-n', 'k8s.io', ...args]];
 }
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
@@ -187,34 +178,15 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     wrapper,
   );
   await waitFor('containerd', containerd, CONTAINERD_TIMEOUT_MS, async () => {
-    await runCommand(wrapper[0] ?? 'nsenter', [
-      ...wrapper.slice(1),
-      'ctr',
-      '--address',
-      CONTAINERD_SOCKET,
-      'version',
-    ]);
+    await runCommand(...ctrInNode(holderPid, ['version']));
     return true;
   });
   log(`node: containerd up after ${since()}`);
 
   for (const image of options.images) {
-    await runCommand(
-      wrapper[0] ?? 'nsenter',
-      [
-        ...wrapper.slice(1),
-        'ctr',
-        '--address',
-        CONTAINERD_SOCKET,
-        '--namespace',
-        'k8s.io',
-        'images',
-        'import',
-        '--no-unpack=false',
-        image.path,
-      ],
-      { timeoutMs: IMPORT_TIMEOUT_MS },
-    ).catch((error: unknown) => {
+    await runCommand(...ctrInNode(holderPid, ['images', 'import', image.path]), {
+      timeoutMs: IMPORT_TIMEOUT_MS,
+    }).catch((error: unknown) => {
       throw new Error(`importing ${image.ref} from ${image.path} failed: ${describeError(error)}`, {
         cause: error,
       });
@@ -253,7 +225,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   } finally {
     rest.close();
   }
-  return { holderPid, containerdSocket: CONTAINERD_SOCKET };
+  return { holderPid };
 }
 
 /**

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { ctrInNode } from '../harness/node';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -105,9 +106,6 @@ export function podLogs(uid: string): Record<string, string> {
 
 /** Gives an image on the node another name, as a push of the same image under that name would. */
 export async function tagNodeImage(source: string, target: string): Promise<void> {
-  await execa('nsenter', [
-    ...['-t', env('NMK_TEST_NODE_HOLDER'), '-m', '-n', '--'],
-    ...['ctr', '--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io'],
-    ...['images', 'tag', '--force', source, target],
-  ]);
+  const holder = Number(env('NMK_TEST_NODE_HOLDER'));
+  await execa(...ctrInNode(holder, ['images', 'tag', '--force', source, target]));
 }
