@@ -17,7 +17,11 @@ function clusterInstance(text: string | undefined): number {
 
 export default async function globalSetup(): Promise<void> {
   const root = join(__dirname, '..', '..', '..');
-  const stateDir = join(root, '.cluster-test');
+  // Each instance keeps its own state: starting one stops whatever its state directory ran.
+  const stateDir = join(
+    root,
+    TEST_CLUSTER_INSTANCE === 1 ? '.cluster-test' : `.cluster-test-${TEST_CLUSTER_INSTANCE}`,
+  );
   mkdirSync(stateDir, { recursive: true });
   // The cluster and e2e tiers share one cluster: in one Jest run, the second setup finds the
   // first one's cluster running and keeps it.
