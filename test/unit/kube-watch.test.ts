@@ -180,6 +180,43 @@ describe('startWatch', () => {
     expect(clock.sleeps).toEqual([188, 375, 188]);
   });
 
+  it('renews a quiet watch the server held open at once, however many in a row', async () => {
+    const quiet = (): RawResponse => events();
+    const { fake, idle } = scripted([() => list([], '5'), quiet, quiet, quiet, quiet, quiet]);
+    // Each watch stays open a minute (its timeoutSeconds) and ends without an event.
+    let at = Date.parse('2026-01-02T03:04:05.000Z');
+    const clock = recordingClock();
+    const { watch, log } = watched(fake, {
+      ...clock,
+      now: () => new Date((at += 60_000)),
+    });
+    await idle;
+    await watch.stop();
+    expect(clock.sleeps).toEqual([]);
+    expect(watch.failure()).toBeUndefined();
+    expect(log.lines()).not.toContain('watch failed; reconnecting');
+  });
+
+  it('says why and since when it has been failing, until a list answers again', async () => {
+    const { fake, idle } = scripted([
+      () => statusAnswer(503, 'ServiceUnavailable', 'etcd is down'),
+      () => statusAnswer(503, 'ServiceUnavailable', 'etcd is down'),
+    ]);
+    const { watch } = watched(fake);
+    await idle;
+    expect(watch.failure()?.error).toContain('etcd is down');
+    expect(watch.failure()?.sinceMs).toBe(Date.parse('2026-01-02T03:04:05.000Z'));
+    await watch.stop();
+    const recovered = scripted([
+      () => statusAnswer(503, 'ServiceUnavailable', 'etcd is down'),
+      () => list([], '5'),
+    ]);
+    const second = watched(recovered.fake);
+    await recovered.idle;
+    expect(second.watch.failure()).toBeUndefined();
+    await second.watch.stop();
+  });
+
   it('treats a collection that is not served as empty, retries it and logs that once', async () => {
     const notFound = () => statusAnswer(404, 'NotFound', 'the server could not find the resource');
     const { fake, idle } = scripted([

@@ -38,6 +38,8 @@ export interface WatchOptions<T> {
 export interface ResourceWatch {
   /** Whether a complete set has been delivered (a missing collection counts as empty). */
   synced(): boolean;
+  /** Why the list or watch has been failing, and since when; undefined while it works. */
+  failure(): { readonly error: string; readonly sinceMs: number } | undefined;
   /** Ends the watch; resolves once no request is left running. */
   stop(): Promise<void>;
 }
@@ -47,6 +49,8 @@ const DEFAULT_BACKOFF_INITIAL_MS = 250;
 const DEFAULT_BACKOFF_MAX_MS = 30_000;
 /** Silence allowed beyond timeoutSeconds before a watch is taken for dead. */
 const IDLE_GRACE_MS = 30_000;
+/** A watch the server kept open this long was healthy, whatever it delivered. */
+const HEALTHY_WATCH_MS = 1_000;
 
 /**
  * The delay before retry number `failures` (0-based): initialMs doubled per failure, capped at
@@ -97,8 +101,8 @@ function readEvent<T extends KubeObject>(line: string): ReadEvent<T> {
 
 /** How one watch request ended. */
 type WatchEnd =
-  | { readonly kind: 'closed'; readonly events: number }
-  | { readonly kind: 'gone'; readonly events: number }
+  | { readonly kind: 'closed'; readonly events: number; readonly openMs: number }
+  | { readonly kind: 'gone'; readonly events: number; readonly openMs: number }
   | { readonly kind: 'failed'; readonly events: number; readonly error: Error };
 
 /** The promise's outcome, or the signal's reason as soon as it aborts. */
@@ -124,6 +128,9 @@ export function startWatch<T extends KubeObject>(
   let resourceVersion = '';
   let failures = 0;
   let missing = false;
+  /** Why the latest list or watch failed, and since when they have been failing in a row. */
+  let failing: Error | undefined;
+  let failingSince: number | undefined;
 
   const deliver = (update: WatchUpdate<T>): void => {
     try {
@@ -166,6 +173,8 @@ export function startWatch<T extends KubeObject>(
     }
     if (missing) logger.info('resource type is served now', {});
     missing = false;
+    failing = undefined;
+    failingSince = undefined;
     resourceVersion = listed.resourceVersion;
     deliver({ type: 'SYNC', items: listed.items });
     synced = true;
@@ -192,6 +201,7 @@ export function startWatch<T extends KubeObject>(
         if (read.update !== undefined) deliver(read.update);
       }
     };
+    const openedAt = options.clock.now().getTime();
     let response: RawResponse;
     try {
       response = await connection.stream({
@@ -203,13 +213,14 @@ export function startWatch<T extends KubeObject>(
     } catch (error) {
       return { kind: 'failed', events, error: error as Error };
     }
-    if (response.status === 410) return { kind: 'gone', events };
+    const openMs = options.clock.now().getTime() - openedAt;
+    if (response.status === 410) return { kind: 'gone', events, openMs };
     if (response.status < 200 || response.status > 299) {
       return { kind: 'failed', events, error: apiError(response) };
     }
-    if (gone) return { kind: 'gone', events };
+    if (gone) return { kind: 'gone', events, openMs };
     if (failure !== undefined) return { kind: 'failed', events, error: failure };
-    return { kind: 'closed', events };
+    return { kind: 'closed', events, openMs };
   };
 
   /** One round: a list when needed, then one watch; resolves whether to back off first. */
@@ -222,13 +233,24 @@ export function startWatch<T extends KubeObject>(
       logger.info('resource version expired; listing again', {});
       resourceVersion = '';
     }
-    if (end.kind === 'failed' && !abort.signal.aborted) {
+    if (end.kind === 'failed') {
+      if (abort.signal.aborted) return true;
       logger.warn('watch failed; reconnecting', { error: end.error, failures });
+      failing = end.error;
+      failingSince ??= options.clock.now().getTime();
+      return true;
     }
-    // A watch that delivered something was healthy: renew it at once. One that delivered
-    // nothing (refused, failed, or expired straight away) waits, longer each time in a row.
-    if (end.events > 0) failures = 0;
-    return end.events === 0;
+    // A watch the server held open and ended in time was healthy, even on a quiet collection
+    // that saw no event: renew it at once. Counting quiet watches as failures made the wait
+    // before the next one grow to its cap, and changes reached the cache that much later. One
+    // that ended straight away with nothing (410 at once) waits, longer each time in a row.
+    failing = undefined;
+    failingSince = undefined;
+    if (end.events > 0 || end.openMs >= HEALTHY_WATCH_MS) {
+      failures = 0;
+      return false;
+    }
+    return true;
   };
 
   const run = async (): Promise<void> => {
@@ -238,6 +260,8 @@ export function startWatch<T extends KubeObject>(
         backOff = await round();
       } catch (error) {
         if (abort.signal.aborted) return;
+        failing = error instanceof Error ? error : new Error(String(error));
+        failingSince ??= options.clock.now().getTime();
         logger.warn('list failed; retrying', {
           error,
           status: error instanceof KubeApiError ? error.status : undefined,
@@ -251,6 +275,10 @@ export function startWatch<T extends KubeObject>(
   const running = run();
   return {
     synced: () => synced,
+    failure: () =>
+      failing === undefined || failingSince === undefined
+        ? undefined
+        : { error: failing.message, sinceMs: failingSince },
     stop: async () => {
       abort.abort(new Error(`watch of ${options.path} stopped`));
       await running;
