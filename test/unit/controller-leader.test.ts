@@ -27,6 +27,14 @@ function leaseServer() {
     lease: undefined as LeaseJson | undefined,
     conflictNextWrite: false,
     failWrites: false,
+    /** Writes (and reads) get no answer until answerHung(). */
+    hangWrites: false,
+    hangReads: false,
+    hung: [] as (() => void)[],
+    /** Answers every request held back so far, as the API server would have. */
+    answerHung(): void {
+      for (const release of server.hung.splice(0)) release();
+    },
     /** Another writer changes the Lease. */
     write(spec: LeaseJson['spec']): void {
       version += 1;
@@ -40,7 +48,7 @@ function leaseServer() {
       };
     },
   };
-  const answer = (request: SeenRequest): RawResponse => {
+  const answerNow = (request: SeenRequest): RawResponse => {
     const conflict = statusAnswer(409, 'Conflict', 'the object has been modified');
     if (request.method === 'GET') {
       return server.lease === undefined
@@ -64,42 +72,68 @@ function leaseServer() {
     server.write(body.spec);
     return okJson(server.lease);
   };
+  const answer = (request: SeenRequest): RawResponse | Promise<RawResponse> => {
+    const hang = request.method === 'GET' ? server.hangReads : server.hangWrites;
+    if (!hang) return answerNow(request);
+    return new Promise<RawResponse>((resolve) =>
+      server.hung.push(() => resolve(answerNow(request))),
+    );
+  };
   return { server, fake: kubeScripted(answer) };
 }
 
-/** A clock that moves only when the candidate sleeps, and only when the test says so. */
-function steppedClock() {
+/** Lets every promise chain that waits on no timer run to its end. */
+async function settle(): Promise<void> {
+  for (let round = 0; round < 5; round += 1) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A clock that moves only when the test advances it; due sleeps end in order of due time. */
+function manualClock() {
   let now = Date.parse('2026-01-02T03:04:05.000Z');
-  let wake: (() => void) | undefined;
-  let sleeping: (() => void) | undefined;
-  let slept = new Promise<void>((resolve) => (sleeping = resolve));
+  let sequence = 0;
+  const sleepers: { due: number; order: number; wake: () => void }[] = [];
   const clock: Clock = {
     now: () => new Date(now),
     sleep: (ms, signal) =>
       new Promise<void>((resolve, reject) => {
-        wake = () => {
-          now += ms;
-          resolve();
-        };
-        signal?.addEventListener('abort', () => reject(signal.reason as Error));
-        sleeping?.();
+        if (signal?.aborted === true) {
+          reject(signal.reason as Error);
+          return;
+        }
+        const sleeper = { due: now + ms, order: (sequence += 1), wake: resolve };
+        sleepers.push(sleeper);
+        signal?.addEventListener(
+          'abort',
+          () => {
+            sleepers.splice(sleepers.indexOf(sleeper), 1);
+            reject(signal.reason as Error);
+          },
+          { once: true },
+        );
       }),
   };
   return {
     clock,
-    /** Resolves once the candidate has finished its attempt and sleeps. */
-    async asleep(): Promise<void> {
-      await slept;
-      slept = new Promise<void>((resolve) => (sleeping = resolve));
+    settle,
+    /** Moves time on by ms, ending each sleep due meanwhile and letting what it starts run. */
+    async advance(ms: number): Promise<void> {
+      const target = now + ms;
+      await settle();
+      for (let woken = 0; woken < 1000; woken += 1) {
+        const next = sleepers
+          .filter((sleeper) => sleeper.due <= target)
+          .sort((a, b) => a.due - b.due || a.order - b.order)[0];
+        if (next === undefined) break;
+        sleepers.splice(sleepers.indexOf(next), 1);
+        now = next.due;
+        next.wake();
+        await settle();
+      }
+      now = target;
+      await settle();
     },
-    /** Ends the current sleep and waits for the next. */
-    async step(): Promise<void> {
-      const current = wake;
-      wake = undefined;
-      current?.();
-      await this.asleep();
-    },
-    advance: (ms: number) => void (now += ms),
   };
 }
 
@@ -144,9 +178,9 @@ describe('podIdentity', () => {
 describe('startLeaderElection', () => {
   it('creates a missing Lease and leads with 0 transitions', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const { elector, calls } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     expect(elector.isLeader()).toBe(true);
     expect(elector.leaseTransitions()).toBe(0);
     expect(calls).toEqual(['started']);
@@ -161,11 +195,11 @@ describe('startLeaderElection', () => {
 
   it('renews every 5 s with the version it read', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const { elector } = candidate(fake, time.clock);
-    await time.asleep();
-    await time.step();
-    await time.step();
+    await time.settle();
+    await time.advance(5000);
+    await time.advance(5000);
     expect(server.lease?.spec.renewTime).toBe('2026-01-02T03:04:15.000000Z');
     const puts = fake.requests.filter((r) => r.method === 'PUT');
     expect(puts).toHaveLength(2);
@@ -176,11 +210,11 @@ describe('startLeaderElection', () => {
 
   it('reads again after 409 Conflict and keeps leading when the Lease is still its own', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const { elector, calls } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     server.conflictNextWrite = true;
-    await time.step();
+    await time.advance(5000);
     const methods = fake.requests.map((r) => r.method);
     expect(methods.slice(-4)).toEqual(['GET', 'PUT', 'GET', 'PUT']);
     expect(elector.isLeader()).toBe(true);
@@ -190,11 +224,11 @@ describe('startLeaderElection', () => {
 
   it('stops leading when another candidate holds the Lease it meant to renew', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const { elector, calls } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     server.write({ holderIdentity: 'ctrl-b', leaseDurationSeconds: 15, leaseTransitions: 1 });
-    await time.step();
+    await time.advance(5000);
     expect(elector.isLeader()).toBe(false);
     expect(elector.leaseTransitions()).toBeUndefined();
     expect(calls).toEqual(['started', 'stopped']);
@@ -205,14 +239,14 @@ describe('startLeaderElection', () => {
   it('takes over a Lease whose holder stopped renewing once it is 15 s unchanged', async () => {
     const { server, fake } = leaseServer();
     server.write({ holderIdentity: 'ctrl-b', leaseDurationSeconds: 15, leaseTransitions: 4 });
-    const time = steppedClock();
+    const time = manualClock();
     const { elector, calls } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     expect(elector.isLeader()).toBe(false);
-    await time.step(); // 5 s unchanged
-    await time.step(); // 10 s
+    await time.advance(5000); // 5 s unchanged
+    await time.advance(5000); // 10 s
     expect(elector.isLeader()).toBe(false);
-    await time.step(); // 15 s: expired
+    await time.advance(5000); // 15 s: expired
     expect(elector.isLeader()).toBe(true);
     expect(elector.leaseTransitions()).toBe(5);
     expect(calls).toEqual(['started']);
@@ -222,15 +256,15 @@ describe('startLeaderElection', () => {
 
   it('does not take a Lease its holder keeps renewing', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const renew = () =>
       server.write({ holderIdentity: 'ctrl-b', leaseDurationSeconds: 15, leaseTransitions: 0 });
     renew();
     const { elector } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     for (let i = 0; i < 6; i += 1) {
       renew();
-      await time.step();
+      await time.advance(5000);
     }
     expect(elector.isLeader()).toBe(false);
     expect(fake.requests.some((r) => r.method === 'PUT')).toBe(false);
@@ -239,32 +273,82 @@ describe('startLeaderElection', () => {
 
   it('steps down when it cannot renew for 10 s, before its Lease expires', async () => {
     const { server, fake } = leaseServer();
-    const time = steppedClock();
+    const time = manualClock();
     const { elector, calls } = candidate(fake, time.clock);
-    await time.asleep();
+    await time.settle();
     server.failWrites = true;
-    await time.step(); // 5 s without a renewal
-    await time.step(); // 10 s
+    await time.advance(5000); // 5 s without a renewal
+    await time.advance(4999);
     expect(elector.isLeader()).toBe(true);
-    await time.step(); // 15 s
+    await time.advance(1); // 10 s: the renew deadline
     expect(elector.isLeader()).toBe(false);
     expect(calls).toEqual(['started', 'stopped']);
     await elector.stop();
   });
 
+  it('steps down at the renew deadline while a renewal hangs, and ignores its late answer', async () => {
+    const { server, fake } = leaseServer();
+    const time = manualClock();
+    const { elector, calls } = candidate(fake, time.clock);
+    await time.settle();
+    server.hangWrites = true;
+    await time.advance(5000); // the renewal is sent and never answered
+    expect(server.hung).toHaveLength(1);
+    await time.advance(4999);
+    expect(elector.isLeader()).toBe(true);
+    await time.advance(1); // 10 s after the last successful renewal
+    expect(elector.isLeader()).toBe(false);
+    expect(calls).toEqual(['started', 'stopped']);
+    server.hangWrites = false;
+    server.answerHung(); // the renewal succeeds after all, but too late
+    await time.settle();
+    expect(elector.isLeader()).toBe(false);
+    expect(calls).toEqual(['started', 'stopped']);
+    await time.advance(5000); // the next attempt reads the Lease and takes it again
+    expect(elector.isLeader()).toBe(true);
+    expect(calls).toEqual(['started', 'stopped', 'started']);
+    await elector.stop();
+  });
+
+  it('gives up a hanging request of a candidate and tries again', async () => {
+    const { server, fake } = leaseServer();
+    server.write({ holderIdentity: 'ctrl-b', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    const time = manualClock();
+    server.hangReads = true;
+    const { elector } = candidate(fake, time.clock);
+    await time.advance(10_000); // the read is abandoned at 10 s
+    server.hangReads = false;
+    await time.advance(5000); // retried 5 s later: ctrl-b's record has not changed since
+    await time.advance(15_000);
+    expect(elector.isLeader()).toBe(true);
+    expect(server.lease?.spec.holderIdentity).toBe('ctrl-a');
+    await elector.stop();
+  });
+
+  it('stops at once while a request hangs', async () => {
+    const { server, fake } = leaseServer();
+    const time = manualClock();
+    server.hangReads = true;
+    const { elector, calls } = candidate(fake, time.clock);
+    await time.settle();
+    await elector.stop();
+    expect(elector.isLeader()).toBe(false);
+    expect(calls).toEqual([]);
+  });
+
   it('clears the holder when it stops, so a successor takes over at once', async () => {
     const { server, fake } = leaseServer();
-    const timeA = steppedClock();
+    const timeA = manualClock();
     const a = candidate(fake, timeA.clock, 'ctrl-a');
-    await timeA.asleep();
-    const timeB = steppedClock();
+    await timeA.settle();
+    const timeB = manualClock();
     const b = candidate(fake, timeB.clock, 'ctrl-b');
-    await timeB.asleep();
+    await timeB.settle();
     expect(b.elector.isLeader()).toBe(false);
     await a.elector.stop();
     expect(a.calls).toEqual(['started', 'stopped']);
     expect(server.lease?.spec.holderIdentity).toBe('');
-    await timeB.step();
+    await timeB.advance(5000);
     expect(b.elector.isLeader()).toBe(true);
     expect(b.elector.leaseTransitions()).toBe(1);
     await b.elector.stop();

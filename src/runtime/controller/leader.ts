@@ -5,6 +5,11 @@
 // Every write carries the resourceVersion it read, so two candidates cannot both win: the loser
 // gets 409 Conflict and reads again. Stopping clears the holder, so a successor takes over at
 // its next attempt instead of waiting for the lease to expire.
+//
+// A leader stops leading no later than renewDeadlineMs after the write of its last successful
+// renewal was stamped, even while a request hangs: a timer armed at every renewal steps it down
+// and abandons the request in flight. Whatever that request answers later is ignored, and
+// leading again takes a fresh read-and-write (onStartedLeading is called again).
 import { CONTROLLER_NAME } from '../../manifests/constants';
 import { objectPath } from '../../manifests/install/resources';
 import type { Clock } from '../clock';
@@ -33,7 +38,11 @@ export interface LeaderElectionOptions {
   readonly renewIntervalMs?: number;
   /** How often a candidate tries to acquire (plus up to 20% jitter). Default 5000. */
   readonly retryIntervalMs?: number;
-  /** A leader that could not renew for this long steps down (before its lease expires). Default 10000. */
+  /**
+   * A leader that could not renew for this long steps down (before its lease expires), counted
+   * from the moment its last successful renewal was stamped. Every attempt, a leader's or a
+   * candidate's, is abandoned after this long. Default 10000.
+   */
   readonly renewDeadlineMs?: number;
 }
 
@@ -91,6 +100,28 @@ function isConflict(error: unknown): boolean {
   return error instanceof KubeApiError && error.status === 409;
 }
 
+/**
+ * Settles as the request does, unless the signal aborts first (then rejects with its reason):
+ * Kubernetes requests take no signal, so an abandoned one runs on and its answer is dropped.
+ */
+function unlessAborted<T>(request: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    request.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Starts campaigning for the Lease at once. */
 export function startLeaderElection(
   client: KubeClient,
@@ -113,9 +144,43 @@ export function startLeaderElection(
   let lastRenewAt = 0;
   let observedVersion = '';
   let observedAt = 0;
+  /** Aborts the attempt in flight: the renew deadline passed, or the election stops. */
+  let inFlight: AbortController | undefined;
+  /** Cancels the timer that steps a leader down at its renew deadline. */
+  let deadline: AbortController | undefined;
 
-  const startLeading = (term: number): void => {
-    lastRenewAt = now();
+  const stopLeading = (why: string): void => {
+    deadline?.abort();
+    deadline = undefined;
+    if (transitions === undefined) return;
+    transitions = undefined;
+    logger.info('stopped leading', { reason: why });
+    options.onStoppedLeading();
+  };
+
+  /** Steps down renewDeadlineMs after renewedAt unless a later renewal re-arms the timer first. */
+  const armDeadline = (renewedAt: number): void => {
+    deadline?.abort();
+    const timer = new AbortController();
+    deadline = timer;
+    options.clock.sleep(Math.max(0, renewedAt + renewDeadlineMs - now()), timer.signal).then(
+      () => {
+        if (deadline !== timer) return;
+        inFlight?.abort(new Error(`renew deadline of ${renewDeadlineMs}ms passed`));
+        stopLeading(`not renewed for ${renewDeadlineMs}ms`);
+      },
+      () => undefined,
+    );
+  };
+
+  /** Records a successful write stamped at stampedAt; a leader's late renewal steps it down. */
+  const startLeading = (term: number, stampedAt: number): void => {
+    if (transitions !== undefined && now() - lastRenewAt > renewDeadlineMs) {
+      stopLeading(`renewed after the ${renewDeadlineMs}ms deadline`);
+      return;
+    }
+    lastRenewAt = stampedAt;
+    armDeadline(stampedAt);
     if (transitions !== undefined) {
       transitions = term;
       return;
@@ -123,13 +188,6 @@ export function startLeaderElection(
     transitions = term;
     logger.info('started leading', { leaseTransitions: term });
     options.onStartedLeading();
-  };
-
-  const stopLeading = (why: string): void => {
-    if (transitions === undefined) return;
-    transitions = undefined;
-    logger.info('stopped leading', { reason: why });
-    options.onStoppedLeading();
   };
 
   const observe = (lease: Lease): void => {
@@ -153,17 +211,21 @@ export function startLeaderElection(
     };
   };
 
-  const create = async (): Promise<void> => {
+  const create = async (signal: AbortSignal): Promise<void> => {
+    const stampedAt = now();
     const wanted = spec(undefined);
     try {
-      const created = await client.create<Lease>(collection, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name, namespace: options.namespace },
-        spec: wanted,
-      });
+      const created = await unlessAborted(
+        client.create<Lease>(collection, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace: options.namespace },
+          spec: wanted,
+        }),
+        signal,
+      );
       observe(created);
-      startLeading(wanted.leaseTransitions ?? 0);
+      startLeading(wanted.leaseTransitions ?? 0, stampedAt);
     } catch (error) {
       // Another candidate created it first; the next attempt reads it.
       if (!isConflict(error)) throw error;
@@ -171,10 +233,10 @@ export function startLeaderElection(
   };
 
   /** One read-and-write; true when it should be retried at once after a conflict. */
-  const attempt = async (): Promise<boolean> => {
-    const lease = await client.get<Lease>(path);
+  const attempt = async (signal: AbortSignal): Promise<boolean> => {
+    const lease = await unlessAborted(client.get<Lease>(path), signal);
     if (lease === undefined) {
-      await create();
+      await create(signal);
       return false;
     }
     observe(lease);
@@ -184,11 +246,15 @@ export function startLeaderElection(
       stopLeading(`held by ${holder}`);
       return false;
     }
+    const stampedAt = now();
     const wanted = spec(lease.spec);
     try {
-      const updated = await client.replace<Lease>(path, { ...lease, spec: wanted });
+      const updated = await unlessAborted(
+        client.replace<Lease>(path, { ...lease, spec: wanted }),
+        signal,
+      );
       observe(updated);
-      startLeading(wanted.leaseTransitions ?? 0);
+      startLeading(wanted.leaseTransitions ?? 0, stampedAt);
       return false;
     } catch (error) {
       if (isConflict(error)) return true;
@@ -196,21 +262,45 @@ export function startLeaderElection(
     }
   };
 
-  const tryAcquireOrRenew = async (): Promise<void> => {
+  /**
+   * Runs work with a signal that aborts after timeoutMs, when the parent signal aborts, or when
+   * the renew deadline passes while it runs.
+   */
+  const bounded = async <T>(
+    work: (signal: AbortSignal) => Promise<T>,
+    limits: { readonly timeoutMs: number; readonly what: string; readonly parent: AbortSignal },
+  ): Promise<T> => {
+    const attemptAbort = new AbortController();
+    const timer = new AbortController();
+    inFlight = attemptAbort;
+    options.clock.sleep(limits.timeoutMs, timer.signal).then(
+      () => attemptAbort.abort(new Error(`${limits.what} took over ${limits.timeoutMs}ms`)),
+      () => undefined,
+    );
+    try {
+      return await work(AbortSignal.any([limits.parent, attemptAbort.signal]));
+    } finally {
+      timer.abort();
+      if (inFlight === attemptAbort) inFlight = undefined;
+    }
+  };
+
+  const tryAcquireOrRenew = async (signal: AbortSignal): Promise<void> => {
     for (let round = 0; round <= CONFLICT_RETRIES; round += 1) {
-      if (!(await attempt())) return;
+      if (!(await attempt(signal))) return;
     }
   };
 
   const run = async (): Promise<void> => {
     while (!abort.signal.aborted) {
       try {
-        await tryAcquireOrRenew();
+        await bounded(tryAcquireOrRenew, {
+          timeoutMs: renewDeadlineMs,
+          what: 'lease request',
+          parent: abort.signal,
+        });
       } catch (error) {
-        logger.warn('lease request failed', { error });
-      }
-      if (transitions !== undefined && now() - lastRenewAt > renewDeadlineMs) {
-        stopLeading(`not renewed for ${renewDeadlineMs}ms`);
+        if (!abort.signal.aborted) logger.warn('lease request failed', { error });
       }
       const wait =
         transitions !== undefined
@@ -220,14 +310,17 @@ export function startLeaderElection(
     }
   };
 
-  const release = async (): Promise<void> => {
-    const lease = await client.get<Lease>(path);
+  const release = async (signal: AbortSignal): Promise<void> => {
+    const lease = await unlessAborted(client.get<Lease>(path), signal);
     if (lease?.spec?.holderIdentity !== options.identity) return;
     const stamp = microTime(options.clock.now());
-    await client.replace<Lease>(path, {
-      ...lease,
-      spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp },
-    });
+    await unlessAborted(
+      client.replace<Lease>(path, {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: stamp },
+      }),
+      signal,
+    );
   };
 
   const running = run();
@@ -239,7 +332,12 @@ export function startLeaderElection(
       await running;
       if (transitions === undefined) return;
       try {
-        await release();
+        // The election's own signal is aborted by now: the release is bounded on its own.
+        await bounded(release, {
+          timeoutMs: renewDeadlineMs,
+          what: 'releasing the lease',
+          parent: new AbortController().signal,
+        });
       } catch (error) {
         logger.warn('could not release the lease; it expires on its own', { error });
       }
