@@ -111,8 +111,24 @@ export interface AuthorityOptions {
   readonly upstream: UpstreamCa | undefined;
 }
 
-/** A new authority valid from now for ttlMs (never beyond the upstream CA). */
+/**
+ * A new authority valid from now for ttlMs (never beyond the upstream CA); throws
+ * AuthorityError, before generating a key, when the upstream CA is not valid now.
+ */
 export async function createAuthority(options: AuthorityOptions, now: Date): Promise<Authority> {
+  const { upstream } = options;
+  if (upstream !== undefined) {
+    const { notBefore, notAfter: upstreamNotAfter } = upstream.fields;
+    if (now.getTime() < notBefore.getTime() || now.getTime() >= upstreamNotAfter.getTime()) {
+      throw new AuthorityError(
+        `the upstream CA cannot sign a new CA: it is valid from ${notBefore.toISOString()} until ${upstreamNotAfter.toISOString()}, now ${now.toISOString()}`,
+      );
+    }
+  }
+  const notAfter = Math.min(
+    now.getTime() + options.ttlMs,
+    upstream?.fields.notAfter.getTime() ?? Number.POSITIVE_INFINITY,
+  );
   const key = await generateKey(options.keyType);
   const spki = spkiOf(createPublicKey(key));
   const keyId = keyIdentifierOf(spki);
@@ -120,11 +136,6 @@ export async function createAuthority(options: AuthorityOptions, now: Date): Pro
     organization: 'nginx-service-mesh',
     commonName: `nginx-mesh-registrar CA ${Buffer.from(keyId).toString('hex').slice(0, 16)}`,
   });
-  const { upstream } = options;
-  const notAfter = Math.min(
-    now.getTime() + options.ttlMs,
-    upstream?.fields.notAfter.getTime() ?? Number.POSITIVE_INFINITY,
-  );
   const signer = upstream?.key ?? key;
   const algorithm = signatureAlgorithmOf(signer);
   const tbs = buildTbsCertificate({
@@ -184,8 +195,22 @@ export async function loadUpstreamCa(dir: string): Promise<UpstreamCa> {
   };
 }
 
-/** Signs a leaf; returns the chain to serve: the leaf, this authority and what is above it. */
+/**
+ * Signs a leaf; returns the chain to serve: the leaf, this authority and what is above it.
+ * Throws AuthorityError, signing nothing, unless the leaf's validity is a non-empty window
+ * inside the authority's own.
+ */
 export function signLeaf(authority: Authority, template: CertificateTemplate): string {
+  const { notBefore, notAfter } = authority.fields;
+  if (
+    template.notAfter.getTime() <= template.notBefore.getTime() ||
+    template.notBefore.getTime() < notBefore.getTime() ||
+    template.notAfter.getTime() > notAfter.getTime()
+  ) {
+    throw new AuthorityError(
+      `refusing to sign a leaf valid from ${template.notBefore.toISOString()} until ${template.notAfter.toISOString()} with a CA valid from ${notBefore.toISOString()} until ${notAfter.toISOString()}`,
+    );
+  }
   const tbs = buildTbsCertificate(template);
   const algorithm = template.signatureAlgorithm;
   const der = assembleSigned(tbs, algorithm, signDer(tbs, algorithm, authority.key));

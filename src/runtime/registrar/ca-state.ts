@@ -29,6 +29,46 @@ export interface CaState {
 
 const MAX_ATTEMPTS = 5;
 
+/** The validity window of a certificate, as the registrar reads it. */
+export interface Validity {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/**
+ * Why a CA cannot sign at `now`, in one line naming its validity window; undefined when it
+ * can. A CA is valid from notBefore up to, not including, notAfter, as the rotation plan says.
+ */
+export function caValidityProblem(validity: Validity, now: Date): string | undefined {
+  const window = `valid from ${validity.notBefore.toISOString()} until ${validity.notAfter.toISOString()}, now ${now.toISOString()}`;
+  if (now.getTime() < validity.notBefore.getTime()) return `the CA is not valid yet: ${window}`;
+  if (now.getTime() >= validity.notAfter.getTime()) return `the CA expired: ${window}`;
+  return undefined;
+}
+
+/**
+ * The authority that signs at `now` among those last read: the plan's choice, so that a
+ * handover due while the Secret cannot be read still happens on time. When none is valid, the
+ * one that was in force last (the latest to expire), or, before any, the last active one: the
+ * CA whose window a refusal names.
+ */
+export function authorityInForce(state: CaState, now: Date): Authority {
+  const plan = planAuthorities(
+    state.authorities.map((authority) => authority.fields),
+    now,
+  );
+  const planned = plan.active === undefined ? undefined : state.authorities[plan.active];
+  if (planned !== undefined) return planned;
+  let latest: Authority | undefined;
+  for (const authority of state.authorities) {
+    if (authority.fields.notBefore.getTime() > now.getTime()) continue;
+    if (latest === undefined || authority.fields.notAfter > latest.fields.notAfter) {
+      latest = authority;
+    }
+  }
+  return latest ?? state.active;
+}
+
 function encode(authorities: readonly Authority[]): Record<string, string> {
   const stored = authorities.map((authority) => authority.stored);
   return { [REGISTRAR_CA_SECRET_KEY]: Buffer.from(JSON.stringify(stored)).toString('base64') };

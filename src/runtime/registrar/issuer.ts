@@ -1,7 +1,9 @@
 // Issuing an X.509-SVID for one request: the CSR is checked first (cheap, and it spares the API
 // server work for garbage), then the token through the TokenReview API, the pod it is bound to,
 // the per-identity rate limit and the names asked for; only then is a leaf signed. Every
-// refusal is logged with its reason and answered without a certificate.
+// refusal is logged with its reason and answered without a certificate. A CA that is not valid
+// now (expired, or not valid yet by this process's clock) signs nothing: every request gets 503
+// with the CA's validity window until a valid CA is in force.
 import { createPublicKey, verify } from 'node:crypto';
 import { IDENTITY_TOKEN_AUDIENCE } from '../../manifests/constants';
 import { DerError } from '../../manifests/registrar/der';
@@ -26,8 +28,10 @@ import type { CertificationRequestFields } from '../../manifests/registrar/x509'
 import { digestOf, readCertificationRequest } from '../../manifests/registrar/x509';
 import type { Logger } from '../role/log';
 import type { Authority } from './authority';
-import { signLeaf } from './authority';
+import { AuthorityError, signLeaf } from './authority';
+import { caValidityProblem } from './ca-state';
 import { describeKey, randomSerial } from './keys';
+import { reasonOf } from './reason';
 
 /** The two questions the registrar asks the API server. */
 export interface WorkloadDirectory {
@@ -64,9 +68,19 @@ export interface CaView {
 }
 
 const MAX_CSR_BYTES = 16 * 1024;
+/** Retry-After of a 503: the CA or the API server may be back by then. */
+export const UNAVAILABLE_RETRY_AFTER_MS = 5000;
 
 function refused(status: Refusal['status'], reason: string): IssueOutcome {
   return { ok: false, refusal: { refused: true, status, reason } };
+}
+
+function unavailable(reason: string): IssueOutcome {
+  return {
+    ok: false,
+    refusal: { refused: true, status: 503, reason },
+    retryAfterMs: UNAVAILABLE_RETRY_AFTER_MS,
+  };
 }
 
 /** Parses and checks a PEM CSR: structure, key strength and the proof of possession. */
@@ -147,6 +161,7 @@ export function createIssuer(
     identity: WorkloadIdentity,
     csr: CertificationRequestFields,
     view: CaView,
+    now: Date,
   ): SvidResponse => {
     const { active } = view;
     const key = describeKey(
@@ -159,7 +174,7 @@ export function createIssuer(
       issuer: active.fields,
       signatureAlgorithm: active.signatureAlgorithm,
       serial: randomSerial(),
-      now: deps.now(),
+      now,
       ttlMs: options.svidTtlMs,
     });
     return {
@@ -173,13 +188,21 @@ export function createIssuer(
   return {
     async issue(token, csrPem) {
       const view = deps.ca();
-      if (view === undefined) return refused(503, 'the CA is not loaded yet');
+      if (view === undefined) return unavailable('the CA is not loaded yet');
+      const invalid = caValidityProblem(view.active.fields, deps.now());
+      if (invalid !== undefined) return unavailable(invalid);
       if (token === '') return refused(401, 'no bearer token');
       const csr = checkCsr(csrPem);
       if (isRefusal(csr)) return { ok: false, refusal: csr };
-      const identity = await authorize(token);
+      let identity: WorkloadIdentity | Refusal;
+      try {
+        identity = await authorize(token);
+      } catch (error) {
+        return unavailable(`cannot check the token with the Kubernetes API: ${reasonOf(error)}`);
+      }
       if (isRefusal(identity)) return { ok: false, refusal: identity };
-      const retryAfterMs = limited(identity.spiffeId, deps.now().getTime());
+      const now = deps.now();
+      const retryAfterMs = limited(identity.spiffeId, now.getTime());
       if (retryAfterMs !== undefined) {
         return {
           ...(refused(429, `rate limit for ${identity.spiffeId}`) as {
@@ -191,7 +214,16 @@ export function createIssuer(
       }
       const names = checkRequestedNames(csr, identity);
       if (names !== undefined) return { ok: false, refusal: names };
-      return { ok: true, response: sign(identity, csr, view) };
+      // The CA in force is read again at the moment of signing: the token review took time.
+      const signing = deps.ca() ?? view;
+      const expired = caValidityProblem(signing.active.fields, now);
+      if (expired !== undefined) return unavailable(expired);
+      try {
+        return { ok: true, response: sign(identity, csr, signing, now) };
+      } catch (error) {
+        if (error instanceof AuthorityError) return unavailable(error.message);
+        throw error;
+      }
     },
   };
 }
