@@ -10,7 +10,7 @@ import {
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { systemClock } from '../clock';
 import type { Logger } from '../role/log';
-import type { RoleOptions } from '../role/role';
+import type { Readiness, RoleOptions } from '../role/role';
 import type { SvidClient, SvidStatus } from './svid-client';
 import { startSvidClient } from './svid-client';
 
@@ -72,6 +72,8 @@ export function startIdentity(
     readonly outputDir: string;
     readonly logger: Logger;
     readonly onWritten?: (status: SvidStatus) => void;
+    /** Called with the trust bundle's path when its content changed (see SvidClientDeps). */
+    readonly onBundleChanged?: (bundlePath: string) => void;
   },
 ): SvidClient {
   return startSvidClient(
@@ -92,6 +94,26 @@ export function startIdentity(
       logger: settings.logger,
       random: Math.random,
       ...(settings.onWritten === undefined ? {} : { onWritten: settings.onWritten }),
+      ...(settings.onBundleChanged === undefined
+        ? {}
+        : { onBundleChanged: settings.onBundleChanged }),
     },
   );
+}
+
+/**
+ * Whether this workload has a valid SVID, for a role's readiness: false before the first
+ * ("no SVID yet; registrar unreachable: …") and once it has expired ("SVID expired at <time>;
+ * registrar unreachable: <error>"), with why the last renewal failed. A valid SVID whose renewal
+ * fails is still ready: peers accept it until it expires, and the client retries meanwhile.
+ */
+export function svidReadiness(
+  client: Pick<SvidClient, 'current' | 'lastError'>,
+  now: Date = systemClock.now(),
+): Readiness {
+  const current = client.current();
+  const failure = client.lastError() ?? 'waiting for the registrar';
+  if (current === undefined) return { ready: false, reason: `no SVID yet; ${failure}` };
+  if (now.getTime() < current.notAfter.getTime()) return { ready: true };
+  return { ready: false, reason: `SVID expired at ${current.notAfter.toISOString()}; ${failure}` };
 }

@@ -11,6 +11,14 @@ import { jitteredBackoffMs } from '../backoff';
 const JITTER_SHARE = 0.1;
 export const BACKOFF_FIRST_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
+/**
+ * The cap while the workload has no valid SVID (none yet, or expired): its mTLS is down until
+ * the registrar answers, so it asks often enough to recover within seconds of the registrar's
+ * return, yet jittered and no faster than this, so that a fleet does not flood the registrar.
+ */
+export const BACKOFF_WITHOUT_SVID_MAX_MS = 5_000;
+/** The shortest wait between two requests, however close expiry is. */
+export const MIN_RETRY_MS = 200;
 
 /** When a certificate's life starts for this client: on arrival, unless notBefore is later. */
 function lifeStart(notBefore: number, receivedAt: number): number {
@@ -34,6 +42,33 @@ export function renewalTime(
 /** Wait before retry number attempt (1, 2, …): doubling from BACKOFF_FIRST_MS, capped, jittered. */
 export function backoffMs(attempt: number, random: number): number {
   return jitteredBackoffMs(attempt - 1, random, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+}
+
+/**
+ * Wait before retry number attempt (1, 2, …) after a failed request. remainingMs is how long the
+ * SVID in use stays valid (undefined without one); hintedMs the registrar's Retry-After (0 when
+ * it gave none). While the SVID is valid the client retries at least four more times before it
+ * expires; once it has expired, or before the first, it backs off to BACKOFF_WITHOUT_SVID_MAX_MS.
+ * Every wait is jittered, so that clients that failed together do not retry together.
+ */
+export function retryWaitMs(
+  attempt: number,
+  random: number,
+  remainingMs: number | undefined,
+  hintedMs: number,
+): number {
+  if (remainingMs === undefined || remainingMs <= 0) {
+    const backoff = jitteredBackoffMs(
+      attempt - 1,
+      random,
+      BACKOFF_FIRST_MS,
+      BACKOFF_WITHOUT_SVID_MAX_MS,
+    );
+    return Math.max(backoff, hintedMs);
+  }
+  const wait = Math.max(backoffMs(attempt, random), hintedMs);
+  const beforeExpiry = Math.max(MIN_RETRY_MS, (remainingMs / 4) * (0.5 + 0.5 * random));
+  return Math.round(Math.min(wait, beforeExpiry));
 }
 
 /** How loudly to talk about a certificate: warn past three quarters of its life, error once expired. */

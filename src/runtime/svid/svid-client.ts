@@ -1,8 +1,14 @@
 // Obtains and renews this workload's X.509-SVID from the registrar, for the agent, the
 // controller, the metrics role and NATS. It writes the certificate chain and key into one file
 // (nginx reads both from it) and the trust bundle beside it, each atomically; renews at half
-// the certificate's life; retries with bounded backoff while the registrar is unreachable; and
-// logs loudly as expiry approaches.
+// the certificate's life; retries forever with jittered, bounded backoff while the registrar is
+// unreachable; logs loudly as expiry approaches; and keeps why the last request failed.
+//
+// The trust bundle comes with every SVID, so it is as fresh as the last renewal: the registrar
+// publishes a new root at least one SVID lifetime before it signs with it (ca-plan.ts), and a
+// client renews at half-life, so every workload holds the new root before any peer presents a
+// certificate from it. Whoever loads the bundle only at start (nginx) learns of a new one through
+// onBundleChanged.
 //
 // Renewals keep the key of the first SVID for the life of the process: nginx loads a connection's
 // certificate and its key from the file in two reads, so a renewal with a new key that lands
@@ -34,7 +40,7 @@ import type { Logger } from '../role/log';
 import { generateKey } from '../registrar/keys';
 import { createRequest } from './csr';
 import { writeFileAtomic } from './files';
-import { backoffMs, expiryConcern, renewalTime } from './schedule';
+import { expiryConcern, renewalTime, retryWaitMs } from './schedule';
 
 export interface SvidClientOptions {
   /** The projected ServiceAccount token (audience nginx-mesh-registrar); re-read on every request. */
@@ -58,6 +64,12 @@ export interface SvidClientDeps {
   readonly random: () => number;
   /** Called after each SVID is on disk, the first included; errors it throws are logged. */
   readonly onWritten?: (status: SvidStatus) => void;
+  /**
+   * Called with the bundle file's path after a write changed its content (also the first write,
+   * unless the file already held that bundle), once the SVID beside it is written too; errors it
+   * throws are logged.
+   */
+  readonly onBundleChanged?: (bundlePath: string) => void;
 }
 
 export interface SvidStatus {
@@ -71,6 +83,11 @@ export interface SvidClient {
   readonly ready: Promise<SvidStatus>;
   /** The SVID in use (for an expiry metric); undefined before the first. */
   current(): SvidStatus | undefined;
+  /**
+   * Why the last request failed, in one line ("registrar unreachable: …", "registrar refused
+   * (503): …"); undefined once a request succeeded after it.
+   */
+  lastError(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -158,7 +175,7 @@ export function requestSvid(options: {
     );
     req.on('timeout', () =>
       req.destroy(
-        new SvidRequestError(`registrar did not answer within ${options.timeoutMs}ms`, 0),
+        new SvidRequestError(`registrar unreachable: no answer within ${options.timeoutMs}ms`, 0),
       ),
     );
     req.on('error', (error) =>
@@ -185,28 +202,46 @@ async function readOptional(path: string): Promise<string> {
   }
 }
 
-/** Checks that the chain's leaf certifies our key, and reads its validity. */
-function statusOf(issued: Issued, key: KeyObject): SvidStatus {
+/**
+ * Checks that the chain's leaf certifies our key and is valid now, and that the trust bundle
+ * holds certificates; reads the leaf's validity. Whatever fails here is not written, so the
+ * files keep the last good SVID and bundle.
+ */
+function statusOf(issued: Issued, key: KeyObject, now: Date): SvidStatus {
   const leaf = new X509Certificate(issued.certificateChain);
   const ours = createPublicKey(key).export({ type: 'spki', format: 'der' });
   if (!leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
     throw new SvidRequestError('registrar returned a certificate for another key', 0);
   }
-  return {
-    spiffeId: issued.spiffeId,
-    notBefore: new Date(leaf.validFrom),
-    notAfter: new Date(leaf.validTo),
-  };
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  if (!(notAfter.getTime() > now.getTime())) {
+    throw new SvidRequestError(
+      `registrar returned an SVID valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}, expired at ${now.toISOString()}`,
+      0,
+    );
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(issued.trustBundle)) {
+    throw new SvidRequestError('registrar returned a trust bundle without a certificate', 0);
+  }
+  return { spiffeId: issued.spiffeId, notBefore, notAfter };
+}
+
+/** An error as one line for logs and readiness; a request error says what it was already. */
+function describeFailure(error: unknown): string {
+  const text =
+    error instanceof SvidRequestError ? error.message : `renewal failed: ${String(error)}`;
+  return text.replace(/\s*\n\s*/g, ' ');
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const MIN_RETRY_MS = 200;
 
 /** Starts obtaining and renewing the SVID in the background. */
 export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps): SvidClient {
   const { clock, logger } = deps;
   const stop = new AbortController();
   let current: SvidStatus | undefined;
+  let lastError: string | undefined;
   /** The key of every SVID after the first (see the header). */
   let heldKey: KeyObject | undefined;
   /** When current arrived (ms since the epoch): its life counts from then. */
@@ -241,12 +276,10 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
       csrPem: keys.csrPem,
       timeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
     });
-    const status = statusOf(issued, keys.key);
-    await writeFileAtomic(
-      join(options.outputDir, SVID_BUNDLE_FILE_NAME),
-      issued.trustBundle,
-      0o644,
-    );
+    const status = statusOf(issued, keys.key, clock.now());
+    const bundlePath = join(options.outputDir, SVID_BUNDLE_FILE_NAME);
+    const bundleChanged = (await readOptional(bundlePath)) !== issued.trustBundle;
+    if (bundleChanged) await writeFileAtomic(bundlePath, issued.trustBundle, 0o644);
     await writeFileAtomic(
       join(options.outputDir, SVID_FILE_NAME),
       issued.certificateChain + keys.keyPem,
@@ -254,7 +287,20 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
     );
     received = issued.trustBundle;
     heldKey = keys.key;
+    if (bundleChanged) announceBundle(bundlePath, issued.trustBundle);
     return status;
+  };
+
+  const announceBundle = (bundlePath: string, bundle: string): void => {
+    logger.info('trust bundle changed', {
+      path: bundlePath,
+      certificates: bundle.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0,
+    });
+    try {
+      deps.onBundleChanged?.(bundlePath);
+    } catch (error) {
+      logger.warn('acting on the new trust bundle failed', { error: String(error) });
+    }
   };
 
   const warnExpiry = (): void => {
@@ -280,13 +326,10 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
   };
 
   const nextWait = (attempt: number, error: unknown): number => {
-    const backoff = backoffMs(attempt, deps.random());
     const hinted = error instanceof SvidRequestError ? (error.retryAfterMs ?? 0) : 0;
-    const wait = Math.max(backoff, hinted);
-    if (current === undefined) return wait;
-    // Retry at least four times more before the SVID in use expires.
-    const remaining = current.notAfter.getTime() - clock.now().getTime();
-    return Math.min(wait, Math.max(MIN_RETRY_MS, remaining / 4));
+    const remaining =
+      current === undefined ? undefined : current.notAfter.getTime() - clock.now().getTime();
+    return retryWaitMs(attempt, deps.random(), remaining, hinted);
   };
 
   const loop = async (): Promise<void> => {
@@ -296,7 +339,10 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
       try {
         current = await obtain();
         receivedAt = clock.now().getTime();
+        if (lastError !== undefined)
+          logger.info('registrar answers again', { failedAttempts: attempt });
         attempt = 0;
+        lastError = undefined;
         resolveReady(current);
         try {
           deps.onWritten?.(current);
@@ -316,8 +362,9 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         wait = Math.max(0, at - clock.now().getTime());
       } catch (error) {
         attempt += 1;
+        lastError = describeFailure(error);
         wait = nextWait(attempt, error);
-        logger.warn('SVID request failed', { error: String(error), attempt, retryMs: wait });
+        logger.warn('SVID request failed', { error: lastError, attempt, retryMs: wait });
         warnExpiry();
       }
       await clock.sleep(wait, stop.signal).catch(() => undefined);
@@ -328,6 +375,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
   return {
     ready,
     current: () => current,
+    lastError: () => lastError,
     stop: async () => {
       stop.abort();
       rejectReady(new Error('SVID client stopped'));
