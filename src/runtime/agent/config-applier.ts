@@ -2,11 +2,19 @@
 // The candidate is written beside the live file (nginx.conf.new, flushed to disk), checked with
 // `nginx -t`, and only then renamed over the live file and loaded with a graceful reload. A
 // configuration nginx rejects, before or during the reload, leaves the last good one in place.
+//
+// nginx also reads some files the configuration names only when it loads it: the trust bundle
+// (ssl_client_certificate, proxy_ssl_trusted_certificate). When such a file changes, reloadFile
+// reloads nginx on the unchanged configuration, in turn with applies so that two reloads never
+// overlap, and only after `nginx -t` accepts the live file with the file's new content; while
+// that fails it retries with backoff and nginx keeps what it loaded last. The SVID itself needs
+// no reload: the configuration names it through a variable, which nginx reads at each handshake.
 import { readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describeError } from '../../errors';
+import { jitteredBackoffMs } from '../backoff';
 import type { Logger } from '../role/log';
 import type { NginxPaths } from './nginx-process';
 import { testNginxConfig } from './nginx-process';
@@ -26,6 +34,17 @@ export interface ConfigApplier {
   apply(text: string, label: string): Promise<ApplyOutcome>;
   /** The configuration text in use ('' before the first apply when no file exists). */
   current(): string;
+  /**
+   * Makes nginx read path again, which changed on disk, when the configuration in use names it:
+   * `nginx -t` on the live file, then a reload, in turn with applies. Resolves with the first
+   * attempt's outcome; after a failure it retries with backoff until a reload succeeds (one for
+   * a later configuration counts). Never rejects.
+   */
+  reloadFile(path: string): Promise<ApplyOutcome>;
+  /** Whether a changed file waits for a reload that has not succeeded yet. */
+  filesPending(): boolean;
+  /** Stops retrying; a reloadFile after this does nothing. */
+  close(): void;
 }
 
 /** What a ConfigApplier needs: where nginx's files are, and who reloads it. */
@@ -33,6 +52,10 @@ export interface ConfigApplierOptions {
   readonly paths: NginxPaths;
   readonly supervisor: Pick<Supervisor, 'reload'>;
   readonly logger: Logger;
+  /** Backoff between failed reloads for a changed file (default 1 s doubling to 30 s). */
+  readonly retry?: { readonly initialMs: number; readonly maxMs: number };
+  /** A number in [0, 1), for the backoff's jitter (default Math.random). */
+  readonly random?: () => number;
 }
 
 /** Writes text to path and flushes it to disk, so a rename after it never exposes half a file. */
@@ -71,11 +94,87 @@ function readLive(path: string): string {
   }
 }
 
+const DEFAULT_RETRY = { initialMs: 1_000, maxMs: 30_000 };
+
 export function createConfigApplier(options: ConfigApplierOptions): ConfigApplier {
   const { paths, supervisor, logger } = options;
   const candidate = `${paths.config}.new`;
   let inUse = readLive(paths.config);
   let queue: Promise<unknown> = Promise.resolve();
+  /** Counts reloadFile calls; changed maps each file to the count at its last change. */
+  let changes = 0;
+  const changed = new Map<string, number>();
+  /** The count when the last successful reload began: changes up to it are loaded. */
+  let loaded = 0;
+  let failures = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  /** Changed files nginx has not read since, and that the configuration in use names. */
+  const pendingFiles = (): string[] =>
+    [...changed]
+      .filter(([path, change]) => change > loaded && inUse.includes(path))
+      .map(([path]) => path);
+
+  const enqueue = <T>(job: () => Promise<T>): Promise<T> => {
+    const result = queue.then(job);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+
+  /** Reloads nginx on the live file; every change counted before it started is then loaded. */
+  async function reload(): Promise<void> {
+    const startedAt = changes;
+    await supervisor.reload();
+    loaded = Math.max(loaded, startedAt);
+    if (pendingFiles().length === 0) {
+      failures = 0;
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+    }
+  }
+
+  async function reloadFilesNow(): Promise<ApplyOutcome> {
+    const files = pendingFiles();
+    if (closed || files.length === 0) return { applied: true };
+    const started = performance.now();
+    const fields = { files, config: paths.config };
+    try {
+      await testNginxConfig(paths);
+      await reload();
+    } catch (error) {
+      failures += 1;
+      const retryMs = jitteredBackoffMs(
+        failures - 1,
+        (options.random ?? Math.random)(),
+        options.retry?.initialMs ?? DEFAULT_RETRY.initialMs,
+        options.retry?.maxMs ?? DEFAULT_RETRY.maxMs,
+      );
+      const message = describeError(error);
+      logger.warn('nginx not reloaded for changed files; keeping what it loaded last', {
+        ...fields,
+        error: message,
+        attempt: failures,
+        retryMs,
+      });
+      scheduleRetry(retryMs);
+      return { applied: false, error: message };
+    }
+    logger.info('nginx reloaded for changed files', {
+      ...fields,
+      durationMs: Math.round(performance.now() - started),
+    });
+    return { applied: true };
+  }
+
+  function scheduleRetry(ms: number): void {
+    if (closed || retryTimer !== undefined) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void enqueue(reloadFilesNow);
+    }, ms);
+    retryTimer.unref();
+  }
 
   async function applyNow(text: string): Promise<ApplyOutcome> {
     if (text === inUse) return { applied: true };
@@ -89,7 +188,7 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
     await rename(candidate, paths.config);
     await syncDirectory(dirname(paths.config));
     try {
-      await supervisor.reload();
+      await reload();
     } catch (error) {
       // nginx kept its previous workers; the file goes back to what they run. (After a reload
       // that timed out rather than failed, nginx may still switch late; the next apply of any
@@ -124,11 +223,19 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
   }
 
   return {
-    apply(text, label) {
-      const result = queue.then(() => applyLogged(text, label));
-      queue = result;
-      return result;
-    },
+    apply: (text, label) => enqueue(() => applyLogged(text, label)),
     current: () => inUse,
+    reloadFile(path) {
+      if (closed) return Promise.resolve({ applied: true });
+      changes += 1;
+      changed.set(path, changes);
+      return enqueue(reloadFilesNow);
+    },
+    filesPending: () => pendingFiles().length > 0,
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+    },
   };
 }
