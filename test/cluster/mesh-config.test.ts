@@ -4,12 +4,14 @@
 // sidecars' nginx configuration; a policy that cannot work gets a Warning Event and
 // Accepted=False while the rest of the configuration still applies; requests between the
 // sidecars carry the client's SPIFFE identity, so deny mode admits exactly what a TrafficTarget
-// allows; remove finds every sidecar transparent without waiting out its bound.
+// allows; remove refuses while a sidecar (its agent stopped) does not confirm pass-through,
+// naming that pod alone, and once the agent runs again every sidecar confirms.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import type { KubeRest } from './harness/kube-rest';
+import { ctrInNode } from './harness/node';
 import {
   createNamespace,
   deleteNamespace,
@@ -52,6 +54,33 @@ function currentReport(): Promise<SidecarReport> {
 async function podsOf(app: string): Promise<{ name: string; uid: string }[]> {
   const pods = await listPods(rest, apps, `app=${app}`);
   return pods.filter(isReady).map((pod) => ({ name: pod.metadata.name, uid: pod.metadata.uid }));
+}
+
+/**
+ * Sends signal to the first process of the pod's sidecar container, its agent (nginx, its child,
+ * keeps serving): SIGSTOP makes a sidecar that hears nothing and acknowledges nothing.
+ */
+async function signalSidecarAgent(pod: string, signal: 'SIGSTOP' | 'SIGCONT'): Promise<void> {
+  const object = await rest.request<{
+    status?: {
+      initContainerStatuses?: { name: string; containerID?: string }[];
+      containerStatuses?: { name: string; containerID?: string }[];
+    };
+  }>('GET', `/api/v1/namespaces/${apps}/pods/${pod}`);
+  const statuses = [
+    ...(object.status?.initContainerStatuses ?? []),
+    ...(object.status?.containerStatuses ?? []),
+  ];
+  const id = (
+    statuses.find((each) => each.name === 'nginx-mesh-sidecar')?.containerID ?? ''
+  ).replace(/^containerd:\/\//, '');
+  if (id === '') throw new Error(`pod ${apps}/${pod} has no running nginx-mesh-sidecar container`);
+  const holder = Number(process.env.NMK_TEST_NODE_HOLDER ?? '');
+  if (!Number.isInteger(holder) || holder <= 0) throw new Error('NMK_TEST_NODE_HOLDER is not set');
+  const sent = await execa(...ctrInNode(holder, ['task', 'kill', '--signal', signal, id]), {
+    reject: false,
+  });
+  if (sent.exitCode !== 0) throw new Error(`ctr task kill --signal ${signal}: ${sent.stderr}`);
 }
 
 beforeAll(async () => {
@@ -363,9 +392,53 @@ describe('the mesh configuration', () => {
     }
   });
 
-  it('has every sidecar confirm pass-through, so remove does not wait out its bound', async () => {
+  it('refuses to remove while a sidecar does not confirm pass-through, naming that pod alone', async () => {
+    const pods = [...(await podsOf('web')), ...(await podsOf('client'))];
+    const stopped = pods.find(
+      (pod) => pod.name.startsWith('web-') && !pod.name.startsWith('web-v2'),
+    );
+    expect(stopped).toBeDefined();
+    const name = stopped?.name ?? '';
+    await signalSidecarAgent(name, 'SIGSTOP');
+    let refused;
+    const started = Date.now();
+    try {
+      refused = await meshctl(['remove', '-y', '-t', '120s']);
+    } finally {
+      await signalSidecarAgent(name, 'SIGCONT');
+    }
+    process.stderr.write(`remove refused after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `Error: 1 of \\d+ sidecars did not confirm pass-through within 15s \\(they have not acknowledged the pass-through configuration\\): ${apps}/${name}; NGINX Service Mesh was not removed\n`,
+      ),
+    );
+    for (const other of pods.filter((pod) => pod.name !== name)) {
+      expect(refused.stderr).not.toContain(other.name);
+    }
+    expect(refused.stdout).not.toContain('removed successfully');
+    expect(refused.exitCode).toBe(1);
+    const controller = await kubectl([
+      'get',
+      'deployment',
+      'nginx-mesh-controller',
+      '-n',
+      meshNamespace,
+      '-o',
+      'name',
+    ]);
+    expect(controller.stdout).toBe('deployment.apps/nginx-mesh-controller');
+  });
+
+  it('removes once every sidecar, the resumed one too, confirms pass-through', async () => {
+    const started = Date.now();
     const removed = await meshctl(['remove', '-y', '-t', '120s']);
+    process.stderr.write(`remove took ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
     expect(removed.stderr).not.toContain('did not confirm pass-through');
+    expect(removed.stdout).toContain('NGINX Service Mesh removed successfully.');
+    expect(removed.stdout).toContain(
+      'Their sidecars confirmed that they pass traffic through untouched.',
+    );
     expect(removed.exitCode).toBe(0);
   });
 });
