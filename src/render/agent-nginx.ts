@@ -26,6 +26,12 @@ export interface TransparentOptions {
   readonly healthHttpsPort: number;
   /** The redirect table: rewritten probe path → the app's original probe. */
   readonly healthRedirects: Readonly<Record<string, HealthRedirect>>;
+  /**
+   * Closed instead of transparent: every redirected connection is accepted and closed at once.
+   * A strict-mTLS sidecar runs this until its first mesh configuration, so that no plaintext
+   * reaches the app or leaves it. Probe redirects still work.
+   */
+  readonly closed?: boolean;
 }
 
 /** One nginx directive or block; a block has children. */
@@ -102,8 +108,10 @@ export function buildTransparentModel(options: TransparentOptions): Directive[] 
       [],
       [
         ...listens(port, options.ipv6),
-        // The original destination, recovered by our module from the REDIRECT.
-        d('proxy_pass', '$mesh_original_dst'),
+        options.closed === true
+          ? d('return', '')
+          : // The original destination, recovered by our module from the REDIRECT.
+            d('proxy_pass', '$mesh_original_dst'),
       ],
     );
   const httpServers = buildHealthServers(options);

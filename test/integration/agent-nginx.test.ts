@@ -152,7 +152,7 @@ it('reports the proxy ready at once, and the pod ready only after --config-wait 
     process.stderr.write(`proxy ready, then pod ready ${lateMs} ms after start\n`);
     // Still inside the wait when the proxy came up: not ready for the mesh's traffic yet.
     expect(earlyMs).toBeLessThan(3_000);
-    expect(early).toBe('503 not ready: waiting for the mesh configuration');
+    expect(early).toMatch(/^503 not ready: waiting for the mesh configuration: /);
     expect(late).toBe('200 ok');
     expect(lateMs).toBeGreaterThanOrEqual(2_500);
     // The same server answers /metrics; the transparent proxy has counted nothing yet.
@@ -166,5 +166,76 @@ it('reports the proxy ready at once, and the pod ready only after --config-wait 
     expect(ended.stderr).toContain(
       'no mesh configuration yet; reporting the transparent proxy ready',
     );
+  }
+});
+
+it('in strict mTLS stays closed and not ready without a configuration, past --config-wait', async () => {
+  const netns = `nmk-agent-strict-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  const runDir = join(dir, 'run4');
+  const agent = execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      binary.path,
+      'run',
+      '--role',
+      'agent',
+      '--run-dir',
+      runDir,
+      '--status-bind-address',
+      '127.0.0.1:8887',
+      '--config-wait',
+      '1s',
+      '--mtls-mode',
+      'strict',
+      '--registrar-url',
+      'https://127.0.0.1:1',
+      '--token-path',
+      join(dir, 'no-token'),
+      '--nginx-modules',
+      `/usr/lib/nginx/modules/ngx_stream_module.so,${meshModule}`,
+    ],
+    { reject: false, timeout: 30_000 },
+  );
+  const inNetns = async (script: string): Promise<string> =>
+    (
+      await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+        reject: false,
+      })
+    ).stdout.trim();
+  const probe = (path: string): Promise<string> =>
+    inNetns(
+      `fetch('http://127.0.0.1:8887${path}').then(async (r) => console.log(r.status, (await r.text()).trim()), () => console.log('down'))`,
+    );
+  try {
+    const started = Date.now();
+    let proxy = 'down';
+    while (proxy !== '200 ok' && Date.now() - started < 15_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      proxy = await probe('/readyz/proxy');
+    }
+    expect(proxy).toBe('200 ok');
+    // Well past --config-wait: a strict sidecar never turns ready on its own.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(await probe('/readyz')).toMatch(
+      /^503 not ready: waiting for the mesh configuration: .*\(strict mTLS: closed until then\)$/,
+    );
+    // Both redirect ports accept a connection and close it without passing a byte on.
+    const config = readFileSync(join(runDir, 'nginx.conf'), 'utf8');
+    expect(config).not.toContain('proxy_pass');
+    expect(config.match(/return "";/g)).toHaveLength(2);
+    const answer = await inNetns(
+      `const s = require('net').connect(8901, '127.0.0.1'); let got = 0; s.on('data', (b) => (got += b.length)); s.on('close', () => { console.log('closed', got); process.exit(0); }); s.on('error', (e) => console.log('error', e.code)); s.write('GET / HTTP/1.0\\r\\n\\r\\n'); setTimeout(() => { console.log('open'); process.exit(0); }, 3000);`,
+    );
+    expect(answer).toBe('closed 0');
+  } finally {
+    agent.kill('SIGTERM');
+    const ended = await agent;
+    execFileSync('ip', ['netns', 'delete', netns]);
+    expect(ended.stderr).toContain('strict mTLS: the proxy stays closed and not ready');
   }
 });

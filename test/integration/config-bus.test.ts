@@ -12,13 +12,18 @@ import type {
 } from '../../src/manifests/snapshot/types';
 import type { AgentBus } from '../../src/runtime/bus/agent-bus';
 import { startAgentBus } from '../../src/runtime/bus/agent-bus';
-import { connectBus } from '../../src/runtime/bus/connect';
+import { connectBus, startBusLink } from '../../src/runtime/bus/connect';
 import type { ControllerBus } from '../../src/runtime/bus/controller-bus';
 import { startControllerBus } from '../../src/runtime/bus/controller-bus';
 import type { Logger } from '../../src/runtime/role/log';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import type { MeshNats } from '../support/mesh-nats';
-import { connectController, NATS_SERVER_ID, startMeshNats } from '../support/mesh-nats';
+import {
+  connectController,
+  NATS_CONTROLLER_PASSWORD,
+  NATS_SERVER_ID,
+  startMeshNats,
+} from '../support/mesh-nats';
 import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
 const MESH: SnapshotMesh = DEFAULT_SNAPSHOT_MESH;
@@ -354,6 +359,84 @@ describe('connectBus', () => {
     await nats.start();
     await reconnected;
     await expect(nc.flush()).resolves.toBeUndefined();
+  });
+});
+
+describe('startBusLink', () => {
+  const controllerLink = async (onConnection: (nc: NatsConnection) => void) => {
+    const link = startBusLink({
+      servers: [nats.server],
+      name: 'controller',
+      svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
+      bundleFile: nats.bundleFile,
+      expectedServerId: NATS_SERVER_ID,
+      user: 'nginx-mesh-controller',
+      pass: NATS_CONTROLLER_PASSWORD,
+      logger,
+      onConnection,
+      firstRetryMs: 100,
+      lastRetryMs: 400,
+    });
+    cleanups.push(() => link.close());
+    return link;
+  };
+
+  it('dials NATS that is down at start until it answers, saying what it waits for', async () => {
+    await nats.kill();
+    let started = false;
+    try {
+      const connections: NatsConnection[] = [];
+      const link = await controllerLink((nc) => connections.push(nc));
+      await waitFor('a refused dial', () =>
+        logLines.some((line) => line.includes('cannot connect to NATS; retrying')),
+      );
+      const waiting = link.readiness();
+      expect(waiting.ready).toBe(false);
+      expect(waiting.ready ? '' : waiting.reason).toContain(`connecting to NATS at ${nats.server}`);
+      expect(link.connection()).toBeUndefined();
+      await nats.start();
+      started = true;
+      await waitFor('the first connection', () => connections.length === 1, 15_000);
+      expect(link.readiness()).toEqual({ ready: true });
+      expect(link.connection()).toBe(connections[0]);
+      // The connection works: the server answers a round trip on it.
+      await expect((connections[0] as NatsConnection).flush()).resolves.toBeUndefined();
+    } finally {
+      if (!started) await nats.start();
+    }
+  });
+
+  it('says it is reconnecting while NATS is away, and is ready again once it is back', async () => {
+    const connections: NatsConnection[] = [];
+    const link = await controllerLink((nc) => connections.push(nc));
+    await waitFor('the first connection', () => connections.length === 1);
+    const nc = connections[0] as NatsConnection;
+    const disconnected = waitForStatus(nc, Events.Disconnect);
+    await nats.kill();
+    try {
+      await disconnected;
+      const away = link.readiness();
+      expect(away.ready ? '' : away.reason).toContain('reconnecting to NATS');
+    } finally {
+      await nats.start();
+    }
+    await waitFor('the reconnect', () => link.readiness().ready, 15_000);
+    // nats.js reconnected the same connection: no new one was needed.
+    expect(connections).toHaveLength(1);
+  });
+
+  it('dials anew when a connection is given up for good', async () => {
+    const connections: NatsConnection[] = [];
+    const link = await controllerLink((nc) => connections.push(nc));
+    await waitFor('the first connection', () => connections.length === 1);
+    await (connections[0] as NatsConnection).close();
+    await waitFor('a second connection', () => connections.length === 2, 15_000);
+    expect(connections[1]).not.toBe(connections[0]);
+    expect(connections[1]?.isClosed()).toBe(false);
+    expect(link.readiness()).toEqual({ ready: true });
+    expect(logLines.some((line) => line.includes('NATS connection given up; dialling anew'))).toBe(
+      true,
+    );
   });
 });
 

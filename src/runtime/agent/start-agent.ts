@@ -2,9 +2,13 @@
 // through the same applier later configurations will, then the supervisor runs nginx on it.
 // Meanwhile the agent fetches its SVID, connects to NATS with it and from then on renders every
 // snapshot the controller publishes into nginx's configuration, acknowledging each generation.
-// The proxy listens (transparent) before any of that; /readyz, which holds a native sidecar's app
-// back and keeps the pod out of its Services, waits for the first configuration to run, or for
-// --config-wait without one, so that a lost controller delays a pod but never stops it for good.
+// NATS is dialled until it answers and again whenever a connection is given up, and each new
+// connection subscribes anew, so no fault of the control plane leaves a sidecar deaf for good.
+// Until the first configuration the proxy is transparent, or, in strict mTLS, closed: it passes
+// no plaintext at all. /readyz, which holds a native sidecar's app back and keeps the pod out of
+// its Services, waits for the first configuration; without one it turns ready after
+// --config-wait only when transparent (and says so), never when closed. Once configured the
+// sidecar stays ready while the control plane is away: it serves its last configuration.
 // nginx counts requests in shared memory; the agent takes the counts over loopback and serves
 // them on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -40,13 +44,14 @@ import {
 import type { SidecarContext } from '../../render/sidecar';
 import type { AgentBus } from '../bus/agent-bus';
 import { startAgentBus } from '../bus/agent-bus';
-import { connectBus } from '../bus/connect';
+import type { BusLink } from '../bus/connect';
+import { startBusLink } from '../bus/connect';
 import { closeServer, listen } from '../listen';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
-import { natsUrlOf, startIdentity } from '../svid/identity';
+import { natsUrlOf, startIdentity, svidReadiness } from '../svid/identity';
 import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
@@ -96,9 +101,10 @@ function proxyInputs(options: RoleOptions): ProxyInputs {
   return { modules, healthRedirects, ipv6: ipv6Available() };
 }
 
-function renderTransparent(inputs: ProxyInputs, runDir: string): string {
+function renderTransparent(inputs: ProxyInputs, runDir: string, closed: boolean): string {
   return printNginxConfig(
     buildTransparentModel({
+      closed,
       runDir,
       modules: inputs.modules,
       errorLogLevel: 'warn',
@@ -191,7 +197,12 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   // Before nginx starts, applying only writes and checks the file; the first start reads it.
   const applier = createConfigApplier({ paths, supervisor, logger });
   const inputs = proxyInputs(options);
-  const outcome = await applier.apply(renderTransparent(inputs, runDir), 'transparent');
+  // Strict mTLS: closed until the mesh configuration says otherwise.
+  const closed = options.changed('mtls-mode') && options.string('mtls-mode') === 'strict';
+  const outcome = await applier.apply(
+    renderTransparent(inputs, runDir, closed),
+    closed ? 'closed' : 'transparent',
+  );
   if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
   const configWaitMs = options.duration('config-wait');
@@ -199,15 +210,27 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   let configured = false;
   // Only says so: readiness itself follows the clock.
   const configTimer = setTimeout(() => {
-    logger.warn('no mesh configuration yet; reporting the transparent proxy ready', {
-      waitedMs: configWaitMs,
-    });
+    if (closed) {
+      logger.warn('no mesh configuration yet; strict mTLS: the proxy stays closed and not ready', {
+        waitedMs: configWaitMs,
+      });
+    } else {
+      logger.warn('no mesh configuration yet; reporting the transparent proxy ready', {
+        waitedMs: configWaitMs,
+      });
+    }
   }, configWaitMs);
   configTimer.unref();
+  /** The mesh configuration's background work, started once nginx runs. */
+  const background: { mesh?: { readiness(): Readiness; stop(): Promise<void> } } = {};
   const meshReadiness = (): Readiness => {
     const proxy = supervisor.readiness();
-    if (!proxy.ready || configured || Date.now() - startedMs >= configWaitMs) return proxy;
-    return { ready: false, reason: 'waiting for the mesh configuration' };
+    if (!proxy.ready || configured) return proxy;
+    const waiting = background.mesh?.readiness() ?? { ready: false, reason: 'starting' };
+    const reason = `waiting for the mesh configuration${waiting.ready ? '' : `: ${waiting.reason}`}`;
+    if (closed) return { ready: false, reason: `${reason} (strict mTLS: closed until then)` };
+    if (Date.now() - startedMs >= configWaitMs) return proxy;
+    return { ready: false, reason };
   };
   // Counting starts before nginx does, so that no request of the first configuration is missed.
   const metrics = startMetrics();
@@ -225,13 +248,18 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     await metrics.close();
     throw error;
   }
-  logger.info('proxy is transparent until the controller sends its configuration');
+  logger.info(
+    closed
+      ? 'proxy is closed (strict mTLS) until the controller sends its configuration'
+      : 'proxy is transparent until the controller sends its configuration',
+  );
   const mesh = startMeshConfiguration(options, {
     logger,
     version,
     runDir,
     inputs,
     apply: (text, label) => applier.apply(text, label),
+    reloadFile: (path) => applier.reloadFile(path),
     onApplied: (snapshot) => {
       metrics.applySnapshot(snapshot);
       if (!configured) logger.info('the mesh configuration runs; ready for traffic');
@@ -239,9 +267,11 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
       clearTimeout(configTimer);
     },
   });
+  background.mesh = mesh;
   return runningUntilStopped(async () => {
     clearTimeout(configTimer);
     await mesh.stop();
+    applier.close();
     await supervisor.stop();
     await closeServer(status);
     await metrics.close();
@@ -250,7 +280,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
 
 /**
  * In the background: the SVID, then NATS, then every snapshot rendered and applied. Failures
- * retry (the SVID client and NATS reconnect on their own) and never stop the proxy.
+ * retry (the SVID client and the bus link on their own) and never stop the proxy; each new
+ * connection gets its own subscriptions, and the one before it is let go.
  */
 function startMeshConfiguration(
   options: RoleOptions,
@@ -260,16 +291,24 @@ function startMeshConfiguration(
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     readonly apply: ConfigApplier['apply'];
+    /** Reloads nginx for a file its configuration names that changed (the trust bundle). */
+    readonly reloadFile: ConfigApplier['reloadFile'];
     /** Called with every snapshot whose configuration runs. */
     readonly onApplied: (snapshot: MeshSnapshot) => void;
   },
-): { stop(): Promise<void> } {
+): { readiness(): Readiness; stop(): Promise<void> } {
   const { logger, runDir, inputs } = settings;
   const meshNamespace = options.string('mesh-namespace');
   const pod = podOf(process.env);
   const tlsDir = join(runDir, 'tls');
   mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
-  const identity = startIdentity(options, { meshNamespace, outputDir: tlsDir, logger });
+  // nginx reads the trust bundle only when it loads its configuration: a new root needs a reload.
+  const identity = startIdentity(options, {
+    meshNamespace,
+    outputDir: tlsDir,
+    logger,
+    onBundleChanged: (path) => void settings.reloadFile(path),
+  });
   const context: SidecarContext = {
     pod: `${pod.namespace}/${pod.name}`,
     serviceAccount: pod.serviceAccount,
@@ -289,48 +328,68 @@ function startMeshConfiguration(
     bundleFile: join(tlsDir, SVID_BUNDLE_FILE_NAME),
   };
   let stopped = false;
-  let connection: NatsConnection | undefined;
-  let bus: AgentBus | undefined;
+  let link: BusLink | undefined;
+  let bus: Promise<AgentBus | undefined> = Promise.resolve(undefined);
   const snapshots = createSnapshotApplier({
     context,
     logger,
     apply: settings.apply,
     onApplied: settings.onApplied,
   });
-  const started = (async () => {
-    const svid = await identity.ready;
-    if (stopped) return;
-    connection = await connectBus({
-      servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
-      name: `agent ${context.pod}`,
-      svidFile: context.svidFile,
-      bundleFile: context.bundleFile,
-      expectedServerId: spiffeIdOf(
-        trustDomainOf(svid.spiffeId),
-        meshNamespace,
-        NATS_SERVICE_ACCOUNT_NAME,
-      ),
-      logger,
+  /** Subscribes on a new connection once the previous connection's bus has let go. */
+  const listenOn = (connection: NatsConnection): void => {
+    const previous = bus;
+    bus = (async () => {
+      await (await previous)?.close();
+      if (stopped || connection.isClosed()) return undefined;
+      return startAgentBus(connection, {
+        pod: context.pod,
+        version: settings.version,
+        logger,
+        apply: (snapshot, generation, unrendered) =>
+          snapshots.apply(snapshot, generation, unrendered),
+      });
+    })().catch((error: unknown) => {
+      if (!stopped && !connection.isClosed())
+        logger.error('cannot subscribe to the mesh configuration', { error: describeError(error) });
+      return undefined;
     });
-    if (stopped) return;
-    bus = await startAgentBus(connection, {
-      pod: context.pod,
-      version: settings.version,
-      logger,
-      apply: (snapshot, generation, unrendered) =>
-        snapshots.apply(snapshot, generation, unrendered),
-    });
-  })().catch((error: unknown) => {
-    if (!stopped)
-      logger.error('cannot receive the mesh configuration', { error: describeError(error) });
-  });
+  };
+  const started = identity.ready.then(
+    (svid) => {
+      if (stopped) return;
+      link = startBusLink({
+        servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
+        name: `agent ${context.pod}`,
+        svidFile: context.svidFile,
+        bundleFile: context.bundleFile,
+        expectedServerId: spiffeIdOf(
+          trustDomainOf(svid.spiffeId),
+          meshNamespace,
+          NATS_SERVICE_ACCOUNT_NAME,
+        ),
+        logger,
+        onConnection: listenOn,
+      });
+    },
+    (error: unknown) => {
+      if (!stopped) logger.error('cannot get an SVID', { error: describeError(error) });
+    },
+  );
   return {
+    readiness(): Readiness {
+      const svid = svidReadiness(identity);
+      if (!svid.ready) return svid;
+      if (link === undefined)
+        return { ready: false, reason: 'waiting for an SVID from the registrar' };
+      return link.readiness();
+    },
     async stop() {
       stopped = true;
       await identity.stop();
       await started;
-      await bus?.close();
-      await connection?.close();
+      await (await bus)?.close();
+      await link?.close();
     },
   };
 }

@@ -1,5 +1,8 @@
 // The one way mesh processes connect to NATS: TLS with the workload's SVID, the server checked
 // by its SPIFFE ID, reconnecting forever with a jittered wait, every status change logged.
+// startBusLink keeps a connection for the life of a role: it dials from the first attempt until
+// one succeeds, and dials anew whenever nats.js gives a connection up for good (it does after
+// repeated authorization errors), so no fault of NATS leaves a role without a bus.
 //
 // The SVID is renewed in place (written beside and renamed over) while the connection lives.
 // nats.js reads certFile, keyFile and caFile from disk on every connect and reconnect, so naming
@@ -8,7 +11,10 @@
 import type { PeerCertificate } from 'node:tls';
 import type { ConnectionOptions, NatsConnection, TlsOptions } from 'nats';
 import { connect, Events } from 'nats';
+import { describeError } from '../../errors';
+import { jitteredBackoffMs } from '../backoff';
 import type { Logger } from '../role/log';
+import type { Readiness } from '../role/role';
 
 /** How a mesh process reaches NATS. */
 export interface BusConnectOptions {
@@ -32,7 +38,11 @@ const RECONNECT_WAIT_MS = 1_000;
 const RECONNECT_JITTER_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 
-/** Connects to NATS; rejects when the first connection fails (later losses reconnect forever). */
+/** Waits between dials of a link whose connection could not be made or was given up. */
+const FIRST_DIAL_RETRY_MS = 500;
+const LAST_DIAL_RETRY_MS = 15_000;
+
+/** Connects to NATS once; rejects when the first connection fails (later losses reconnect forever). */
 export async function connectBus(options: BusConnectOptions): Promise<NatsConnection> {
   const connection: ConnectionOptions = {
     servers: [...options.servers],
@@ -99,4 +109,139 @@ async function logStatus(nc: NatsConnection, logger: Logger): Promise<void> {
         logger.debug('NATS connection status', fields);
     }
   }
+}
+
+/** A connection to NATS kept for the life of a role. */
+export interface BusLink {
+  /**
+   * The connection in use, also while it reconnects (publishes wait in its buffer then);
+   * undefined while dialling.
+   */
+  connection(): NatsConnection | undefined;
+  /** Connected, or why not: what the role is waiting for. */
+  readiness(): Readiness;
+  /** Closes the connection and stops dialling. */
+  close(): Promise<void>;
+}
+
+export interface BusLinkOptions extends BusConnectOptions {
+  /**
+   * Called with every new connection: the first, and each one dialled after nats.js gave the
+   * previous one up. Users subscribe here; a connection's own reconnects keep its subscriptions.
+   */
+  readonly onConnection: (connection: NatsConnection) => void;
+  /** Called when a connection is given up for good, before dialling the next. */
+  readonly onLost?: (connection: NatsConnection) => void;
+  /** A number in [0, 1), to spread dials. Default Math.random. */
+  readonly random?: () => number;
+  readonly firstRetryMs?: number;
+  readonly lastRetryMs?: number;
+  /** Dials once; default connectBus. */
+  readonly dial?: (options: BusConnectOptions) => Promise<NatsConnection>;
+}
+
+/** Dials NATS in the background until it answers, and again after every connection is lost. */
+export function startBusLink(options: BusLinkOptions): BusLink {
+  const { logger } = options;
+  const random = options.random ?? Math.random;
+  const dial = options.dial ?? connectBus;
+  const server = options.servers.join(',');
+  const abort = new AbortController();
+  let current: NatsConnection | undefined;
+  let up = false;
+  let waiting = `connecting to NATS at ${server}`;
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      abort.signal.addEventListener('abort', done, { once: true });
+      function done(): void {
+        clearTimeout(timer);
+        abort.signal.removeEventListener('abort', done);
+        resolve();
+      }
+    });
+
+  const watch = async (nc: NatsConnection): Promise<void> => {
+    for await (const status of nc.status()) {
+      if (status.type === Events.Disconnect) {
+        up = false;
+        waiting = `reconnecting to NATS at ${server}`;
+      } else if (status.type === Events.Reconnect) {
+        up = true;
+      } else if (status.type === Events.Error) {
+        waiting = `reconnecting to NATS at ${server}: ${describeError(status.data)}`;
+      }
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      let nc: NatsConnection;
+      try {
+        nc = await dial(options);
+      } catch (error) {
+        waiting = `connecting to NATS at ${server}: ${describeError(error)}`;
+        const waitMs = jitteredBackoffMs(
+          failures,
+          random(),
+          options.firstRetryMs ?? FIRST_DIAL_RETRY_MS,
+          options.lastRetryMs ?? LAST_DIAL_RETRY_MS,
+        );
+        logger.warn('cannot connect to NATS; retrying', {
+          server,
+          error: describeError(error),
+          attempt: failures + 1,
+          retryInMs: waitMs,
+        });
+        failures += 1;
+        await sleep(waitMs);
+        continue;
+      }
+      if (abort.signal.aborted) {
+        await nc.close().catch(() => undefined);
+        break;
+      }
+      failures = 0;
+      current = nc;
+      up = true;
+      void watch(nc);
+      try {
+        options.onConnection(nc);
+      } catch (error) {
+        logger.error('cannot use the NATS connection', { error: describeError(error) });
+      }
+      const closedWith = await nc.closed();
+      up = false;
+      current = undefined;
+      if (abort.signal.aborted) break;
+      waiting = `connecting to NATS at ${server}: the last connection was given up${closedWith === undefined ? '' : `: ${describeError(closedWith)}`}`;
+      logger.warn('NATS connection given up; dialling anew', {
+        server,
+        ...(closedWith === undefined ? {} : { error: describeError(closedWith) }),
+      });
+      options.onLost?.(nc);
+      await sleep(
+        jitteredBackoffMs(
+          0,
+          random(),
+          options.firstRetryMs ?? FIRST_DIAL_RETRY_MS,
+          options.lastRetryMs ?? LAST_DIAL_RETRY_MS,
+        ),
+      );
+    }
+  };
+  const running = run();
+
+  return {
+    connection: () => current,
+    readiness: () => (up ? { ready: true } : { ready: false, reason: waiting }),
+    async close() {
+      abort.abort();
+      const nc = current;
+      await nc?.close().catch(() => undefined);
+      await running;
+    },
+  };
 }

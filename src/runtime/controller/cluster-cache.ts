@@ -105,6 +105,11 @@ export interface ClusterCacheOptions {
 export interface ClusterCache {
   /** True once every kind has been listed (a kind not served yet counts as listed, empty). */
   synced(): boolean;
+  /**
+   * The longest-failing watch's error and since when, or undefined while every watch works:
+   * the cache is then as old as that failure.
+   */
+  failure(): { readonly error: string; readonly sinceMs: number } | undefined;
   /** The current state; a new object every call, sharing the cached objects (do not mutate). */
   state(): CachedClusterState;
   /** Calls listener after every change of any kind; returns a function that removes it. */
@@ -220,6 +225,15 @@ export function startClusterCache(
   const values = (collection: Collection): KubeJson[] => sortedValues(stores.get(collection));
   return {
     synced: () => watches.every((watch) => watch.synced()),
+    failure: () => {
+      let oldest: { readonly error: string; readonly sinceMs: number } | undefined;
+      for (const watch of watches) {
+        const failure = watch.failure();
+        if (failure !== undefined && (oldest === undefined || failure.sinceMs < oldest.sinceMs))
+          oldest = failure;
+      }
+      return oldest;
+    },
     state: () => ({
       services: values('services'),
       endpointSlices: values('endpointSlices'),

@@ -2,8 +2,12 @@
 // publishes each snapshot on NATS, writes the policies' Events and Accepted conditions, and
 // tells remove (through MeshConfig status.transparent) once every sidecar passes traffic
 // through. A replica that does not lead keeps its cache warm so that it can take over at once.
+// Nothing here gives up: a bus that cannot start, a connection that is replaced, and a build
+// that fails are all retried on a one-second reconcile tick with jittered backoff, and
+// readiness says which of them the replica is waiting for.
 import type { NatsConnection } from 'nats';
 import { describeError } from '../../errors';
+import { jitteredBackoffMs } from '../backoff';
 import { INJECTION_STATUS_ANNOTATION, INJECTION_STATUS_INJECTED } from '../../manifests/constants';
 import { buildSnapshot } from '../../manifests/snapshot/build';
 import { meshBaseFromConfigMap } from '../../manifests/snapshot/mesh-base';
@@ -14,18 +18,32 @@ import type { Clock } from '../clock';
 import type { KubeConnection } from '../kube/access';
 import { KubeClient } from '../kube/client';
 import type { Logger } from '../role/log';
+import type { Readiness } from '../role/role';
 import type { CachedClusterState } from './cluster-cache';
 import { startClusterCache } from './cluster-cache';
 import { createDebouncer } from './debounce';
 import { startLeaderElection } from './leader';
 import { createPolicyStatusWriter } from './policy-status';
 
-/** How often the leader checks whether every sidecar has gone transparent. */
-const TRANSPARENCY_CHECK_MS = 1_000;
+/** How often the leader reconciles: the bus, a failed build, whether sidecars went transparent. */
+const RECONCILE_MS = 1_000;
+/** Backoff of a failed bus start or build: from the first retry to the last. */
+const FIRST_RETRY_MS = 1_000;
+const LAST_RETRY_MS = 30_000;
+/** A build running longer than this is wedged: liveness fails and the kubelet restarts us. */
+const WEDGED_BUILD_MS = 120_000;
+/** How long the cache may be failing to follow the cluster before the replica is not ready. */
+const STALE_CACHE_MS = 30_000;
+
+/** The NATS connection the publisher uses: replaced when it is given up for good. */
+export interface BusConnectionSource {
+  connection(): NatsConnection | undefined;
+  readiness(): Readiness;
+}
 
 export interface MeshPublisherOptions {
   readonly connection: KubeConnection;
-  readonly nats: NatsConnection;
+  readonly nats: BusConnectionSource;
   readonly meshNamespace: string;
   /** This replica's name: the Lease holder and the Events' reporting instance. */
   readonly identity: string;
@@ -48,6 +66,12 @@ export interface SidecarReport {
 }
 
 export interface MeshPublisher {
+  /** Ready while it does its job: a leader publishing, or a follower able to take over. */
+  readiness(): Readiness;
+  /** Not alive when wedged: a build that never ends. */
+  liveness(): Readiness;
+  /** Reconciles now instead of at the next tick (e.g. a new NATS connection). */
+  poke(): void;
   report(): SidecarReport;
   /** The versions of the sidecars that answered, for GET /version. */
   sidecarVersions(): readonly string[];
@@ -95,16 +119,45 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     instance: options.identity,
   });
   let bus: ControllerBus | undefined;
+  /** The connection bus runs on; a new connection needs a new bus. */
+  let busConnection: NatsConnection | undefined;
+  let busStarting = false;
+  let busFailure: { error: string; failures: number; retryAtMs: number } | undefined;
+  let buildFailure: { error: string; failures: number; retryAtMs: number } | undefined;
+  let buildStartedMs: number | undefined;
   let published: MeshSnapshot | undefined;
   let transparentReported: boolean | undefined;
   let warnings = new Set<string>();
+  let stopped = false;
+  const now = (): number => options.clock.now().getTime();
+  const retryAt = (failures: number): number =>
+    now() + jitteredBackoffMs(failures, options.random(), FIRST_RETRY_MS, LAST_RETRY_MS);
 
   const rebuild = async (): Promise<void> => {
     const current = bus;
     if (current === undefined || !cache.synced()) return;
+    buildStartedMs = now();
+    try {
+      await build(current);
+      if (buildFailure !== undefined) {
+        logger.info('published the mesh configuration again', {
+          afterFailures: buildFailure.failures,
+        });
+      }
+      buildFailure = undefined;
+    } catch (error) {
+      const failures = (buildFailure?.failures ?? 0) + 1;
+      buildFailure = { error: describeError(error), failures, retryAtMs: retryAt(failures - 1) };
+      throw error;
+    } finally {
+      buildStartedMs = undefined;
+    }
+  };
+
+  const build = async (current: ControllerBus): Promise<void> => {
     const state = cache.state();
     const base = meshBaseFromConfigMap(state.meshConfigMap);
-    const started = options.clock.now().getTime();
+    const started = now();
     const outcome = buildSnapshot(
       { ...state, meshConfig: state.meshConfig[0] },
       { meshNamespace, base: base.mesh },
@@ -123,16 +176,70 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
         generation,
         services: Object.keys(outcome.snapshot.services).length,
         problems: outcome.problems.length,
-        buildMs: options.clock.now().getTime() - started,
+        buildMs: now() - started,
       });
     }
-    await status.report(outcome.problems, policiesOf(state));
+    try {
+      await status.report(outcome.problems, policiesOf(state));
+    } catch (error) {
+      throw new Error(`published, but cannot write the policies' status: ${describeError(error)}`);
+    }
   };
   const debouncer = createDebouncer(rebuild, {
     onError: (error) =>
-      logger.error('cannot publish the mesh configuration', { error: describeError(error) }),
+      logger.error('cannot publish the mesh configuration; retrying', {
+        error: describeError(error),
+        retryInMs: buildFailure === undefined ? undefined : buildFailure.retryAtMs - now(),
+      }),
   });
   const unsubscribe = cache.onChange(() => debouncer.notify());
+
+  const dropBus = (): void => {
+    const previous = bus;
+    bus = undefined;
+    busConnection = undefined;
+    void previous?.close();
+  };
+
+  /** Starts the bus on the current connection when this replica leads and has none on it. */
+  const ensureBus = (): void => {
+    if (stopped || busStarting || !leader.isLeader()) return;
+    const nc = options.nats.connection();
+    if (nc !== busConnection) dropBus();
+    if (nc === undefined || bus !== undefined) return;
+    if (busFailure !== undefined && now() < busFailure.retryAtMs) return;
+    busStarting = true;
+    void startControllerBus(nc, {
+      logger,
+      now: () => options.clock.now().getTime(),
+      version: options.version,
+    })
+      .then(
+        (started) => {
+          if (stopped || !leader.isLeader() || options.nats.connection() !== nc) {
+            void started.close();
+            return;
+          }
+          if (busFailure !== undefined) logger.info('publishing on NATS again');
+          busFailure = undefined;
+          bus = started;
+          busConnection = nc;
+          transparentReported = undefined;
+          debouncer.notify();
+        },
+        (error: unknown) => {
+          const failures = (busFailure?.failures ?? 0) + 1;
+          busFailure = { error: describeError(error), failures, retryAtMs: retryAt(failures - 1) };
+          logger.error('cannot start publishing on NATS; retrying', {
+            error: busFailure.error,
+            retryInMs: busFailure.retryAtMs - now(),
+          });
+        },
+      )
+      .finally(() => {
+        busStarting = false;
+      });
+  };
 
   const leader = startLeaderElection(client, {
     namespace: meshNamespace,
@@ -141,33 +248,14 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     random: options.random,
     logger,
     onStartedLeading: () => {
-      void startControllerBus(options.nats, {
-        logger,
-        now: () => options.clock.now().getTime(),
-        version: options.version,
-      }).then(
-        (started) => {
-          if (!leader.isLeader()) {
-            void started.close();
-            return;
-          }
-          bus = started;
-          transparentReported = undefined;
-          debouncer.notify();
-        },
-        (error: unknown) =>
-          logger.error('cannot start publishing on NATS', { error: describeError(error) }),
-      );
+      busFailure = undefined;
+      ensureBus();
     },
-    onStoppedLeading: () => {
-      const previous = bus;
-      bus = undefined;
-      void previous?.close();
-    },
+    onStoppedLeading: dropBus,
   });
 
-  // remove waits for status.transparent: true once every sidecar acknowledged pass-through.
-  const transparency = setInterval(() => {
+  /** remove waits for status.transparent: true once every sidecar acknowledged pass-through. */
+  const reportTransparency = (): void => {
     if (bus === undefined || published === undefined) return;
     const wanted = published.mesh.transparent && bus.behind().length === 0;
     if (wanted === transparentReported) return;
@@ -176,10 +264,66 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       transparentReported = undefined;
       logger.warn('cannot update MeshConfig status', { error: describeError(error) });
     });
-  }, TRANSPARENCY_CHECK_MS);
-  transparency.unref();
+  };
+
+  const reconcile = (): void => {
+    if (stopped) return;
+    ensureBus();
+    if (bus !== undefined && buildFailure !== undefined && now() >= buildFailure.retryAtMs) {
+      // Retried on its own: a failed build must not wait for the next cluster change.
+      buildFailure = { ...buildFailure, retryAtMs: Number.POSITIVE_INFINITY };
+      debouncer.notify();
+    }
+    reportTransparency();
+  };
+  const ticker = setInterval(reconcile, RECONCILE_MS);
+  ticker.unref();
+
+  const readiness = (): Readiness => {
+    if (!cache.synced())
+      return { ready: false, reason: 'listing the cluster from the Kubernetes API' };
+    const stale = cache.failure();
+    if (stale !== undefined && now() - stale.sinceMs >= STALE_CACHE_MS) {
+      return {
+        ready: false,
+        reason: `cannot follow the cluster for ${Math.round((now() - stale.sinceMs) / 1000)}s: ${stale.error}`,
+      };
+    }
+    const link = options.nats.readiness();
+    if (!link.ready) return link;
+    if (!leader.isLeader()) return { ready: true };
+    if (bus === undefined) {
+      return {
+        ready: false,
+        reason:
+          busFailure === undefined
+            ? 'leading; starting to publish on NATS'
+            : `leading, but cannot publish on NATS: ${busFailure.error}`,
+      };
+    }
+    if (buildFailure !== undefined) {
+      return {
+        ready: false,
+        reason: `cannot publish the mesh configuration (${buildFailure.failures} attempts): ${buildFailure.error}`,
+      };
+    }
+    return { ready: true };
+  };
+
+  const liveness = (): Readiness => {
+    if (buildStartedMs !== undefined && now() - buildStartedMs > WEDGED_BUILD_MS) {
+      return {
+        ready: false,
+        reason: `a build of the mesh configuration has run for ${Math.round((now() - buildStartedMs) / 1000)}s`,
+      };
+    }
+    return { ready: true };
+  };
 
   return {
+    readiness,
+    liveness,
+    poke: reconcile,
     report() {
       const agents = bus?.agents() ?? [];
       const heard = new Set(agents.map((agent) => agent.pod));
@@ -197,7 +341,8 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       return [...new Set((bus?.agents() ?? []).map((agent) => agent.version))].sort();
     },
     async stop() {
-      clearInterval(transparency);
+      stopped = true;
+      clearInterval(ticker);
       unsubscribe();
       await debouncer.stop();
       await leader.stop();

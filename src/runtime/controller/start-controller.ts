@@ -1,9 +1,8 @@
 // The controller's work, loaded only when the controller role starts.
-import { hostname } from 'node:os';
-import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
-import { describeError, UsageError } from '../../errors';
-import { reviewPodAdmission } from '../../manifests/admission';
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { describeError, UsageError } from "../../errors";
+import { reviewPodAdmission } from "../../manifests/admission";
 import {
   CONTROLLER_NAME,
   NATS_CONTROLLER_USER,
@@ -15,25 +14,49 @@ import {
   WEBHOOK_PATH,
   WEBHOOK_SERVICE_NAME,
   WEBHOOK_TLS_SECRET_NAME,
-} from '../../manifests/constants';
-import { injectPodTemplate } from '../../manifests/inject/inject-pod';
-import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
-import { NATS_CONTROLLER_PASSWORD_ENV } from '../../manifests/install/workloads';
-import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
-import { connectBus } from '../bus/connect';
-import { systemClock } from '../clock';
-import { createKubeAccess } from '../kube/access';
-import { parseBindAddress } from '../role/bind-address';
-import type { Logger } from '../role/log';
-import type { RoleContext, RoleOptions, RunningRole } from '../role/role';
-import { runningUntilStopped } from '../role/role';
-import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
-import { ensureServingCertificate, keepCaBundle } from '../pki/managed-certificate';
-import { startVersionServer } from './version-server';
-import { startWebhookServer } from './webhook-server';
-import { natsUrlOf, registrarUrlOf, startIdentity } from '../svid/identity';
-import type { MeshPublisher } from './mesh-publisher';
-import { startMeshPublisher } from './mesh-publisher';
+} from "../../manifests/constants";
+import { injectPodTemplate } from "../../manifests/inject/inject-pod";
+import type {
+  ImagePullPolicy,
+  InjectionSettings,
+  MtlsMode,
+} from "../../manifests/inject/types";
+import { NATS_CONTROLLER_PASSWORD_ENV } from "../../manifests/install/workloads";
+import {
+  spiffeIdOf,
+  trustDomainOf,
+} from "../../manifests/registrar/svid-policy";
+import type { BusLink } from "../bus/connect";
+import { startBusLink } from "../bus/connect";
+import { systemClock } from "../clock";
+import { createKubeAccess } from "../kube/access";
+import { parseBindAddress } from "../role/bind-address";
+import type { Logger } from "../role/log";
+import type {
+  Readiness,
+  RoleContext,
+  RoleOptions,
+  RunningRole,
+} from "../role/role";
+import { runningUntilStopped } from "../role/role";
+import {
+  kubeCertificateStore,
+  webhookCaBundleTarget,
+} from "../pki/kube-tls-api";
+import {
+  ensureServingCertificate,
+  keepCaBundle,
+} from "../pki/managed-certificate";
+import { startVersionServer } from "./version-server";
+import { startWebhookServer } from "./webhook-server";
+import {
+  natsUrlOf,
+  registrarUrlOf,
+  startIdentity,
+  svidReadiness,
+} from "../svid/identity";
+import type { MeshPublisher } from "./mesh-publisher";
+import { startMeshPublisher } from "./mesh-publisher";
 
 /** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
 const NATIVE_SIDECAR_MINOR = 29;
@@ -44,65 +67,93 @@ const CA_BUNDLE_SYNC_MS = 30_000;
 
 function requiredImage(options: RoleOptions, flag: string): string {
   const image = options.string(flag);
-  if (image === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
+  if (image === "")
+    throw new UsageError(`the controller needs --${flag}`, "nginx-meshctl run");
   return image;
 }
 
-function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
-  const key = options.string('registry-key-name');
-  const meshNamespace = options.string('mesh-namespace');
+function injectionSettings(
+  options: RoleOptions,
+  native: boolean,
+): InjectionSettings {
+  const key = options.string("registry-key-name");
+  const meshNamespace = options.string("mesh-namespace");
   return {
     meshNamespace,
-    sidecarImage: requiredImage(options, 'sidecar-image'),
-    initImage: requiredImage(options, 'init-image'),
-    imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
-    mtlsMode: options.string('mtls-mode') as MtlsMode,
-    enableUdp: options.bool('enable-udp'),
-    registryKeyName: key === '' ? undefined : key,
+    sidecarImage: requiredImage(options, "sidecar-image"),
+    initImage: requiredImage(options, "init-image"),
+    imagePullPolicy: options.string("image-pull-policy") as ImagePullPolicy,
+    mtlsMode: options.string("mtls-mode") as MtlsMode,
+    enableUdp: options.bool("enable-udp"),
+    registryKeyName: key === "" ? undefined : key,
     nativeSidecar: native,
     // Addresses, not DNS names: pods outside the mesh namespace see no variables for them.
-    natsUrl: natsUrlOf(options.string('nats-url'), process.env, meshNamespace),
-    registrarUrl: registrarUrlOf(options.string('registrar-url'), process.env, meshNamespace),
+    natsUrl: natsUrlOf(options.string("nats-url"), process.env, meshNamespace),
+    registrarUrl: registrarUrlOf(
+      options.string("registrar-url"),
+      process.env,
+      meshNamespace,
+    ),
   };
 }
 
 function nativeFromVersion(layout: string, minor: string): boolean {
-  if (layout !== 'auto') return layout === 'native';
+  if (layout !== "auto") return layout === "native";
   return Number.parseInt(minor, 10) >= NATIVE_SIDECAR_MINOR;
 }
 
-function bindAddress(options: RoleOptions, flag: string): { host: string; port: number } {
+function bindAddress(
+  options: RoleOptions,
+  flag: string,
+): { host: string; port: number } {
   const bind = parseBindAddress(options.string(flag));
   if (bind === undefined) {
-    throw new UsageError(`invalid --${flag}: expected host:port or :port`, 'nginx-meshctl run');
+    throw new UsageError(
+      `invalid --${flag}: expected host:port or :port`,
+      "nginx-meshctl run",
+    );
   }
   return bind;
 }
 
 /**
- * In the background: the SVID, NATS, then the cache, leader election and publishing. The webhook
- * does not wait for any of it; failures before publishing starts are logged and retried.
+ * In the background: the SVID, then NATS and the cache, leader election and publishing. The
+ * webhook does not wait for any of it. Each dependency is retried until it answers (the SVID
+ * client and the bus link on their own), and readiness says which one the controller waits for.
  */
 function startMeshConfiguration(
   options: RoleOptions,
   settings: { readonly logger: Logger; readonly version: string },
-): { publisher(): MeshPublisher | undefined; stop(): Promise<void> } {
+): {
+  publisher(): MeshPublisher | undefined;
+  readiness(): Readiness;
+  liveness(): Readiness;
+  stop(): Promise<void>;
+} {
   const { logger } = settings;
-  const meshNamespace = options.string('mesh-namespace');
-  const svidDir = options.string('svid-dir');
-  const identity = startIdentity(options, { meshNamespace, outputDir: svidDir, logger });
+  const meshNamespace = options.string("mesh-namespace");
+  const svidDir = options.string("svid-dir");
+  const identity = startIdentity(options, {
+    meshNamespace,
+    outputDir: svidDir,
+    logger,
+  });
   let stopped = false;
-  let nats: NatsConnection | undefined;
+  let link: BusLink | undefined;
   let publisher: MeshPublisher | undefined;
+  let failed: string | undefined;
   const started = (async () => {
     const svid = await identity.ready;
+    if (stopped) return;
     const kube = await createKubeAccess(process.env).connect({
-      kubeconfig: process.env.KUBECONFIG ?? '',
+      kubeconfig: process.env.KUBECONFIG ?? "",
       timeoutMs: KUBE_TIMEOUT_MS,
     });
     if (stopped) return;
-    const connection = await connectBus({
-      servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
+    link = startBusLink({
+      servers: [
+        natsUrlOf(options.string("nats-url"), process.env, meshNamespace),
+      ],
       name: CONTROLLER_NAME,
       svidFile: join(svidDir, SVID_FILE_NAME),
       bundleFile: join(svidDir, SVID_BUNDLE_FILE_NAME),
@@ -112,33 +163,47 @@ function startMeshConfiguration(
         NATS_SERVICE_ACCOUNT_NAME,
       ),
       user: NATS_CONTROLLER_USER,
-      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? '',
+      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? "",
       logger,
+      // A new connection needs a new bus at once, not at the next tick.
+      onConnection: () => publisher?.poke(),
     });
-    nats = connection;
-    if (stopped) return;
     publisher = startMeshPublisher({
       connection: kube,
-      nats: connection,
+      nats: link,
       meshNamespace,
-      identity: options.string('pod-name') || process.env.MY_POD_NAME || hostname(),
+      identity:
+        options.string("pod-name") || process.env.MY_POD_NAME || hostname(),
       version: settings.version,
       clock: systemClock,
       random: Math.random,
       logger,
     });
   })().catch((error: unknown) => {
+    // Only configuration errors get here (a kubeconfig that cannot be read): not retried.
+    failed = describeError(error);
     if (!stopped)
-      logger.error('cannot publish the mesh configuration', { error: describeError(error) });
+      logger.error("cannot publish the mesh configuration", { error: failed });
   });
   return {
     publisher: () => publisher,
+    readiness(): Readiness {
+      if (failed !== undefined) return { ready: false, reason: failed };
+      if (publisher === undefined) {
+        const svid = svidReadiness(identity);
+        return svid.ready
+          ? { ready: false, reason: "starting to publish" }
+          : svid;
+      }
+      return publisher.readiness();
+    },
+    liveness: () => publisher?.liveness() ?? { ready: true },
     async stop() {
       stopped = true;
       await identity.stop();
       await started;
       await publisher?.stop();
-      await nats?.close();
+      await link?.close();
     },
   };
 }
@@ -148,24 +213,28 @@ export async function startController({
   options,
   version: ownVersion,
 }: RoleContext): Promise<RunningRole> {
-  const bind = bindAddress(options, 'webhook-bind-address');
-  const versionBind = bindAddress(options, 'version-bind-address');
-  const namespace = options.string('mesh-namespace');
-  const k8s = await import('@kubernetes/client-node');
+  const bind = bindAddress(options, "webhook-bind-address");
+  const versionBind = bindAddress(options, "version-bind-address");
+  const namespace = options.string("mesh-namespace");
+  const k8s = await import("@kubernetes/client-node");
   const config = new k8s.KubeConfig();
   config.loadFromDefault();
   const version = await config.makeApiClient(k8s.VersionApi).getCode();
   const settings = injectionSettings(
     options,
-    nativeFromVersion(options.string('sidecar-layout'), version.minor),
+    nativeFromVersion(options.string("sidecar-layout"), version.minor),
   );
-  logger.info('injection settings', {
+  logger.info("injection settings", {
     kubernetes: version.gitVersion,
     nativeSidecar: settings.nativeSidecar,
   });
   const target = webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME);
   const certificate = await ensureServingCertificate(
-    { namespace, secretName: WEBHOOK_TLS_SECRET_NAME, serviceName: WEBHOOK_SERVICE_NAME },
+    {
+      namespace,
+      secretName: WEBHOOK_TLS_SECRET_NAME,
+      serviceName: WEBHOOK_SERVICE_NAME,
+    },
     { store: kubeCertificateStore(k8s, config), target },
     new Date(),
     logger,
@@ -179,8 +248,16 @@ export async function startController({
     decide: (body) => reviewPodAdmission(body, settings, injectPodTemplate),
     logger,
   });
-  logger.info('injection webhook listening', { port: server.port, path: WEBHOOK_PATH });
-  const stopCaSync = keepCaBundle(target, certificate, CA_BUNDLE_SYNC_MS, logger);
+  logger.info("injection webhook listening", {
+    port: server.port,
+    path: WEBHOOK_PATH,
+  });
+  const stopCaSync = keepCaBundle(
+    target,
+    certificate,
+    CA_BUNDLE_SYNC_MS,
+    logger,
+  );
   const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
   const versions = await startVersionServer({
     host: versionBind.host,
@@ -189,14 +266,20 @@ export async function startController({
       const sidecars = mesh.publisher()?.sidecarVersions() ?? [];
       return {
         [CONTROLLER_NAME]: [ownVersion],
-        ...(sidecars.length === 0 ? {} : { [SIDECAR_CONTAINER_NAME]: sidecars }),
+        ...(sidecars.length === 0
+          ? {}
+          : { [SIDECAR_CONTAINER_NAME]: sidecars }),
       };
     },
     sidecars: () => mesh.publisher()?.report(),
   });
-  return runningUntilStopped(async () => {
-    stopCaSync();
-    await Promise.all([server.close(), versions.close()]);
-    await mesh.stop();
-  });
+  return runningUntilStopped(
+    async () => {
+      stopCaSync();
+      await Promise.all([server.close(), versions.close()]);
+      await mesh.stop();
+    },
+    () => mesh.readiness(),
+    () => mesh.liveness(),
+  );
 }

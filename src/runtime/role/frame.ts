@@ -60,7 +60,8 @@ export async function runRole(
       health = await startHealthServer({
         host: options.healthHost,
         port: options.healthPort,
-        alive: () => true,
+        // Shutting down is not wedged: a restart then would only cut the shutdown short.
+        liveness: () => running?.liveness?.() ?? { ready: true },
         readiness,
       });
       logger.info('health probes listening', { host: options.healthHost, port: health.port });

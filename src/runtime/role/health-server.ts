@@ -11,8 +11,8 @@ export interface HealthServer {
 export async function startHealthServer(options: {
   readonly host: string;
   readonly port: number;
-  /** Liveness: false once the process is shutting down for good. */
-  readonly alive: () => boolean;
+  /** Liveness: not alive when the role is wedged (the kubelet then restarts it). */
+  readonly liveness: () => Readiness;
   readonly readiness: () => Readiness;
 }): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
@@ -22,9 +22,9 @@ export async function startHealthServer(options: {
       return;
     }
     if (path === '/healthz' || path === '/livez') {
-      const alive = options.alive();
-      res.writeHead(alive ? 200 : 503, { 'Content-Type': 'text/plain' });
-      res.end(alive ? 'ok\n' : 'shutting down\n');
+      const state = options.liveness();
+      res.writeHead(state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
+      res.end(state.ready ? 'ok\n' : `not alive: ${state.reason}\n`);
       return;
     }
     if (path === '/readyz') {

@@ -27,23 +27,33 @@ export interface RoleContext {
 }
 
 export interface RunningRole {
-  /** Whether the role can serve; drives /readyz. */
+  /** Whether the role is doing its job, or what it waits for; drives /readyz. */
   readiness(): Readiness;
+  /**
+   * Whether the role is alive, or why it is wedged; drives /healthz, whose failures make the
+   * kubelet restart the container. Absent: alive while the process answers.
+   */
+  liveness?(): Readiness;
   /** Stops the role; the frame bounds how long this may take. */
   stop(): Promise<void>;
   /** Settles when the role ends on its own (a fatal error rejects it). */
   readonly done: Promise<void>;
 }
 
-/** A role that serves until it is stopped: `done` settles once `stop`'s cleanup has run. */
+/**
+ * A role that serves until it is stopped: `done` settles once `stop`'s cleanup has run. Roles
+ * with dependencies pass the readiness that says whether they work (ready by default).
+ */
 export function runningUntilStopped(
   cleanup: () => Promise<void>,
   readiness: () => Readiness = () => ({ ready: true }),
+  liveness?: () => Readiness,
 ): RunningRole {
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
   return {
     readiness,
+    ...(liveness === undefined ? {} : { liveness }),
     done,
     stop: async () => {
       await cleanup();
