@@ -1,5 +1,5 @@
-// `status`: the control plane's components, ready against desired replicas, and their version.
-// Pure.
+// `status`: the control plane's components, ready against desired replicas, their version, and
+// for a component that is not ready, why each of its pods is not. Pure.
 import { renderTable } from './table';
 
 export interface ComponentStatus {
@@ -8,6 +8,23 @@ export interface ComponentStatus {
   readonly desired: number;
   /** The version the component was deployed with, "" when unknown. */
   readonly version: string;
+  /** Why pods of a component that is not ready are not, as their probes or the kubelet say. */
+  readonly notReady?: readonly PodProblem[];
+}
+
+export interface PodProblem {
+  readonly pod: string;
+  readonly reason: string;
+}
+
+/** "<component>: <pod>: <reason>" lines, one per pod that is not ready. */
+export function renderNotReady(components: readonly ComponentStatus[]): string {
+  const lines = components.flatMap((component) =>
+    (component.notReady ?? []).map(
+      (problem) => `${component.name}: ${problem.pod}: ${problem.reason}\n`,
+    ),
+  );
+  return lines.length === 0 ? '' : `\nNot ready:\n${lines.map((line) => `  ${line}`).join('')}`;
 }
 
 export function isHealthy(component: ComponentStatus): boolean {

@@ -1,6 +1,6 @@
 // status and config against a hand-written API: what they ask for and what they print.
 import { runCli } from '../support/cli';
-import { kubeAnswering } from '../support/fake-kube';
+import { kubeAnswering, okJson } from '../support/fake-kube';
 
 const deploymentPath = '/apis/apps/v1/namespaces/nginx-mesh/deployments/nginx-mesh-controller';
 const configMapPath = '/api/v1/namespaces/nginx-mesh/configmaps/meshconfig';
@@ -11,7 +11,7 @@ const listPath =
 function deployment(name: string, ready: number, version = '2.0.0'): object {
   return {
     metadata: { name, labels: { 'app.kubernetes.io/version': version } },
-    spec: { replicas: 1 },
+    spec: { replicas: 1, selector: { matchLabels: { 'app.kubernetes.io/name': name } } },
     status: ready === 0 ? {} : { readyReplicas: ready },
   };
 }
@@ -59,7 +59,7 @@ describe('status', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('nginx-mesh-controller  0/1');
     expect(result.stderr).toBe(
-      'Error: mesh controller unavailable\nCheck the nginx-mesh-controller pods and their logs in namespace "nginx-mesh".\n',
+      'Error: mesh controller unavailable: cannot list its pods: not found\nCheck the nginx-mesh-controller pods and their logs in namespace "nginx-mesh".\n',
     );
   });
 
@@ -68,8 +68,68 @@ describe('status', () => {
     const result = await runCli(['status'], { kube });
     expect(result.code).toBe(1);
     expect(result.stderr.split('\n')[0]).toBe(
-      'Error: mesh components unavailable: nginx-mesh-registrar (0/1 ready)',
+      'Error: mesh components unavailable: nginx-mesh-registrar (0/1 ready: cannot list its pods: not found)',
     );
+  });
+
+  it('says why each pod of a component that is not ready is not, as its probe answers', async () => {
+    const pods = (name: string) =>
+      `/api/v1/namespaces/nginx-mesh/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/name=${name}`)}`;
+    const pod = (name: string, container: object, ready = false) => ({
+      metadata: { name },
+      spec: {
+        containers: [
+          { name: 'main', readinessProbe: { httpGet: { path: '/readyz', port: 8081 } } },
+        ],
+      },
+      status: {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+        containerStatuses: [{ name: 'main', ready, ...container }],
+      },
+    });
+    const controller = deployment('nginx-mesh-controller', 0);
+    const { kube, paths } = kubeAnswering({
+      [deploymentPath]: { status: 200, body: JSON.stringify(controller) },
+      [listPath]: {
+        status: 200,
+        body: JSON.stringify({
+          items: [controller, deployment('nginx-mesh-registrar', 0), deployment('nats-server', 1)],
+        }),
+      },
+      [pods('nginx-mesh-controller')]: okJson({
+        items: [
+          pod('nginx-mesh-controller-7d-a', { state: { running: {} } }),
+          pod('nginx-mesh-controller-7d-b', { state: { running: {} } }, true),
+        ],
+      }),
+      '/api/v1/namespaces/nginx-mesh/pods/nginx-mesh-controller-7d-a:8081/proxy/readyz': {
+        status: 503,
+        body: 'not ready: leading, but cannot publish on NATS: CONNECTION_REFUSED\n',
+      },
+      [pods('nginx-mesh-registrar')]: okJson({
+        items: [
+          pod('nginx-mesh-registrar-5c-x', {
+            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting' } },
+          }),
+        ],
+      }),
+    });
+    const result = await runCli(['status'], { kube });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      [
+        'Not ready:',
+        '  nginx-mesh-controller: nginx-mesh-controller-7d-a: leading, but cannot publish on NATS: CONNECTION_REFUSED',
+        '  nginx-mesh-registrar: nginx-mesh-registrar-5c-x: container main: CrashLoopBackOff: back-off 40s restarting',
+        '',
+      ].join('\n'),
+    );
+    expect(result.stderr.split('\n')[0]).toBe(
+      'Error: mesh controller unavailable: leading, but cannot publish on NATS: CONNECTION_REFUSED',
+    );
+    // A ready component's pods are not asked anything.
+    expect(paths.some((path) => path.includes('nats-server'))).toBe(false);
   });
 
   it('prints a document with -o json, and still fails when unhealthy', async () => {

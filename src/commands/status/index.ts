@@ -1,13 +1,15 @@
 // `status`: is the mesh up? NGINX Service Mesh looked at its controller only; here every
 // control-plane component is listed, ready against desired, with its version, and any component
-// that is not ready makes the command fail.
+// that is not ready makes the command fail. For such a component it says why: each pod that is
+// not ready is asked its readiness probe through the API server (the roles answer with what they
+// wait for), or the kubelet's reason is given when a container does not run.
 import { MeshctlError, describeError } from '../../errors';
 import { CONTROLLER_NAME, PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
 import { VERSION_LABEL } from '../../manifests/install/objects';
-import type { ComponentStatus } from '../../render/status';
-import { isHealthy, renderStatusTable, statusDocument } from '../../render/status';
+import type { ComponentStatus, PodProblem } from '../../render/status';
+import { isHealthy, renderNotReady, renderStatusTable, statusDocument } from '../../render/status';
 import type { Io } from '../../runtime/io';
-import type { KubeAccess } from '../../runtime/kube/access';
+import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
 import { getJson } from '../../runtime/kube/get-json';
 import type { GlobalOptionsReader } from '../global-flags';
 import { outputFlag, printDocument } from '../output';
@@ -20,8 +22,162 @@ export interface StatusDeps {
 
 interface DeploymentStatus {
   metadata?: { name?: string; labels?: Record<string, string> };
-  spec?: { replicas?: number };
-  status?: { readyReplicas?: number };
+  spec?: { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
+  status?: {
+    readyReplicas?: number;
+    conditions?: { type?: string; status?: string; message?: string }[];
+  };
+}
+
+interface ProbeSpec {
+  httpGet?: { path?: string; port?: number | string; scheme?: string };
+}
+
+interface PodStatus {
+  metadata?: { name?: string; deletionTimestamp?: string };
+  spec?: { containers?: { name?: string; readinessProbe?: ProbeSpec }[] };
+  status?: {
+    phase?: string;
+    conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
+    containerStatuses?: {
+      name?: string;
+      ready?: boolean;
+      state?: {
+        waiting?: { reason?: string; message?: string };
+        terminated?: { reason?: string; exitCode?: number };
+      };
+    }[];
+  };
+}
+
+/** Longest reason quoted from a probe's answer. */
+const REASON_LIMIT = 300;
+
+function oneLine(text: string): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length > REASON_LIMIT ? `${line.slice(0, REASON_LIMIT)}…` : line;
+}
+
+type ContainerStatus = NonNullable<NonNullable<PodStatus['status']>['containerStatuses']>[number];
+type ContainerSpec = NonNullable<NonNullable<PodStatus['spec']>['containers']>[number];
+
+/** The kubelet's reason when a container does not run (waiting or terminated), if any. */
+function stateProblem(statuses: readonly ContainerStatus[]): string | undefined {
+  for (const container of statuses) {
+    const name = container.name ?? '';
+    const waiting = container.state?.waiting;
+    if (waiting?.reason !== undefined) {
+      const message = waiting.message === undefined ? '' : `: ${oneLine(waiting.message)}`;
+      return `container ${name}: ${waiting.reason}${message}`;
+    }
+    const terminated = container.state?.terminated;
+    if (terminated !== undefined) {
+      const code = terminated.exitCode ?? '?';
+      return `container ${name}: ${terminated.reason ?? 'terminated'} (exit code ${code})`;
+    }
+  }
+  return undefined;
+}
+
+/** Why a pod without container statuses does not run yet. */
+function pendingProblem(pod: PodStatus): string {
+  const unscheduled = pod.status?.conditions?.find(
+    (each) => each.type === 'PodScheduled' && each.status === 'False',
+  );
+  if (unscheduled === undefined) return `pod ${pod.status?.phase ?? 'Pending'}`;
+  return `not scheduled: ${oneLine(unscheduled.message ?? unscheduled.reason ?? '')}`;
+}
+
+/** What a running container's readiness probe answers, asked through the API server. */
+async function probeProblem(
+  kube: KubeAccess,
+  target: KubeTarget,
+  pod: { readonly namespace: string; readonly name: string; readonly containers: number },
+  container: ContainerSpec,
+): Promise<string> {
+  const label = pod.containers > 1 ? `container ${container.name ?? ''}: ` : '';
+  const probe = container.readinessProbe?.httpGet;
+  if (probe?.port === undefined) return `${label}not ready`;
+  const scheme = probe.scheme === 'HTTPS' ? 'https:' : '';
+  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${probe.port}/proxy${probe.path ?? '/'}`;
+  try {
+    const answer = await kube.getRaw(target, path);
+    if (answer.status >= 200 && answer.status < 400) return `${label}ready now`;
+    const body = oneLine(answer.body).replace(/^not ready: /, '');
+    return `${label}${body === '' ? `readiness probe answered ${answer.status}` : body}`;
+  } catch (error) {
+    return `${label}readiness probe unreachable: ${describeError(error)}`;
+  }
+}
+
+/** Why one pod is not ready: the kubelet's reason, or what its readiness probe answers. */
+async function podProblem(
+  kube: KubeAccess,
+  target: KubeTarget,
+  namespace: string,
+  pod: PodStatus,
+): Promise<string> {
+  if (pod.metadata?.deletionTimestamp !== undefined) return 'terminating';
+  const statuses = pod.status?.containerStatuses ?? [];
+  if (statuses.length === 0) return pendingProblem(pod);
+  const state = stateProblem(statuses);
+  if (state !== undefined) return state;
+  const containers = pod.spec?.containers ?? [];
+  const where = { namespace, name: pod.metadata?.name ?? '', containers: containers.length };
+  const reasons = await Promise.all(
+    containers
+      .filter((container) => statuses.find((each) => each.name === container.name)?.ready !== true)
+      .map((container) => probeProblem(kube, target, where, container)),
+  );
+  return reasons.length === 0 ? 'not ready' : reasons.join('; ');
+}
+
+/** Every pod of a component that is not ready, with why; best effort, never fails status. */
+async function problemsOf(
+  kube: KubeAccess,
+  target: KubeTarget,
+  namespace: string,
+  deployment: DeploymentStatus,
+): Promise<PodProblem[]> {
+  const labels = deployment.spec?.selector?.matchLabels ?? {};
+  const selector = Object.entries(labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+  let pods: PodStatus[];
+  try {
+    pods = (
+      await getJson<{ items: PodStatus[] }>(
+        kube,
+        target,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(selector)}`,
+      )
+    ).items;
+  } catch (error) {
+    return [{ pod: '-', reason: `cannot list its pods: ${describeError(error)}` }];
+  }
+  const notReady = pods.filter(
+    (pod) =>
+      pod.status?.conditions?.find((each) => each.type === 'Ready')?.status !== 'True' ||
+      pod.metadata?.deletionTimestamp !== undefined,
+  );
+  if (pods.length === 0) {
+    const failure = deployment.status?.conditions?.find(
+      (each) => each.type === 'ReplicaFailure' && each.status === 'True',
+    );
+    return [{ pod: '-', reason: failure?.message ?? 'no pods' }];
+  }
+  const problems = await Promise.all(
+    notReady.map(async (pod) => ({
+      pod: pod.metadata?.name ?? '',
+      reason: await podProblem(kube, target, namespace, pod),
+    })),
+  );
+  return problems.sort((a, b) => a.pod.localeCompare(b.pod));
+}
+
+function firstReason(component: ComponentStatus): string {
+  const first = component.notReady?.[0];
+  return first === undefined ? '' : `: ${first.reason}`;
 }
 
 function componentOf(deployment: DeploymentStatus): ComponentStatus {
@@ -46,6 +202,7 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
       const ns = encodeURIComponent(namespace);
       if (output === 'table') deps.io.out.write('Checking NGINX Service Mesh setup....\n');
       let components: ComponentStatus[];
+      let deployments: DeploymentStatus[];
       try {
         const controller = await getJson<DeploymentStatus>(
           deps.kube,
@@ -59,30 +216,46 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           `/apis/apps/v1/namespaces/${ns}/deployments?labelSelector=${selector}`,
         );
         const others = list.items.filter((each) => each.metadata?.name !== CONTROLLER_NAME);
-        components = [controller, ...others]
-          .map(componentOf)
-          .sort((a, b) => a.name.localeCompare(b.name));
+        deployments = [controller, ...others];
+        components = deployments.map(componentOf);
       } catch (error) {
         throw new MeshctlError(describeError(error), {
           cause: error,
           hint: `Is NGINX Service Mesh deployed in namespace "${namespace}"? Use -n to name another namespace.`,
         });
       }
+      // Why, for the components that are not ready; side by side, each bounded by --timeout.
+      components = (
+        await Promise.all(
+          components.map(async (component, index) =>
+            isHealthy(component) || deployments[index] === undefined
+              ? component
+              : {
+                  ...component,
+                  notReady: await problemsOf(deps.kube, target, namespace, deployments[index]),
+                },
+          ),
+        )
+      ).sort((a, b) => a.name.localeCompare(b.name));
       if (output === 'table') {
         deps.io.out.write(renderStatusTable(components));
+        deps.io.out.write(renderNotReady(components));
       } else {
         await printDocument(deps.io, output, statusDocument(components));
       }
       const controller = components.find((each) => each.name === CONTROLLER_NAME);
       if (controller === undefined || !isHealthy(controller)) {
-        throw new MeshctlError('mesh controller unavailable', {
-          hint: `Check the ${CONTROLLER_NAME} pods and their logs in namespace "${namespace}".`,
-        });
+        throw new MeshctlError(
+          `mesh controller unavailable${controller === undefined ? '' : firstReason(controller)}`,
+          {
+            hint: `Check the ${CONTROLLER_NAME} pods and their logs in namespace "${namespace}".`,
+          },
+        );
       }
       const unhealthy = components.filter((each) => !isHealthy(each));
       if (unhealthy.length > 0) {
         throw new MeshctlError(
-          `mesh components unavailable: ${unhealthy.map((each) => `${each.name} (${each.ready}/${each.desired} ready)`).join(', ')}`,
+          `mesh components unavailable: ${unhealthy.map((each) => `${each.name} (${each.ready}/${each.desired} ready${firstReason(each)})`).join(', ')}`,
           { hint: `Check their pods and logs in namespace "${namespace}".` },
         );
       }
