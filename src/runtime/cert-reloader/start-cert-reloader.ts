@@ -1,12 +1,13 @@
 // The cert-reloader at work: the SVID client writes the files; after every renewal the process
 // named by --pid-file gets SIGHUP, which makes nats-server reload its certificate, key and trust
 // bundle while keeping its connections. Before that process has written its pid file there is
-// nothing to signal: it reads the files when it starts.
+// nothing to signal: it reads the files when it starts. Ready while the SVID on disk is valid:
+// an expired one (the registrar away too long) makes NATS refuse every client, and says so.
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../role/log';
 import type { RoleContext, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
-import { startIdentity } from '../svid/identity';
+import { startIdentity, svidReadiness } from '../svid/identity';
 
 /** Sends SIGHUP to the process whose pid the file holds; false when there is none yet. */
 export async function signalReload(pidFile: string, logger: Logger): Promise<boolean> {
@@ -38,14 +39,12 @@ export function startCertReloader(context: RoleContext): Promise<RunningRole> {
   if (outputDir === '') throw new Error('--output-dir is required: where to write the SVID');
   const namespace = options.string('mesh-namespace');
   const pidFile = options.string('pid-file');
-  let ready = false;
   let reloads = Promise.resolve();
   const client = startIdentity(options, {
     meshNamespace: namespace,
     outputDir,
     logger,
     onWritten: () => {
-      ready = true;
       if (pidFile === '') return;
       reloads = reloads.then(async () => void (await signalReload(pidFile, logger)));
     },
@@ -56,7 +55,7 @@ export function startCertReloader(context: RoleContext): Promise<RunningRole> {
         await client.stop();
         await reloads;
       },
-      () => (ready ? { ready: true } : { ready: false, reason: 'no SVID yet' }),
+      () => svidReadiness(client),
     ),
   );
 }
