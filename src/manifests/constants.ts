@@ -253,6 +253,11 @@ export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';
 export const FIELD_MANAGER = 'nginx-meshctl';
 /** Port of every control-plane role's /healthz and /readyz (DEFAULT_HEALTH_PROBE_BIND_ADDRESS). */
 export const CONTROL_PLANE_HEALTH_PORT = 8081;
+/**
+ * The readiness probe of a role whose Service serves while part of its job waits (the
+ * controller's webhook while NATS is away); its /readyz still says whether it does its job.
+ */
+export const READY_SERVING_PATH = '/readyz/serving';
 /** Secret with the upstream CA the registrar chains to (--mtls-upstream-ca-conf). */
 export const UPSTREAM_CA_SECRET_NAME = 'nginx-mesh-upstream-ca';
 /** File names of the upstream CA inside UPSTREAM_CA_SECRET_NAME (NGINX Service Mesh's keys). */

@@ -27,8 +27,13 @@ export function renderNotReady(components: readonly ComponentStatus[]): string {
   return lines.length === 0 ? '' : `\nNot ready:\n${lines.map((line) => `  ${line}`).join('')}`;
 }
 
+/** Every replica ready, and none that says it does not do its job. */
 export function isHealthy(component: ComponentStatus): boolean {
-  return component.desired > 0 && component.ready >= component.desired;
+  return (
+    component.desired > 0 &&
+    component.ready >= component.desired &&
+    (component.notReady ?? []).length === 0
+  );
 }
 
 export function renderStatusTable(components: readonly ComponentStatus[]): string {

@@ -8,6 +8,8 @@ import { systemClock } from '../../src/runtime/clock';
 interface Probe {
   readonly role: RoleDefinition;
   setReadiness(state: Readiness): void;
+  setLiveness(state: Readiness): void;
+  setServing(state: Readiness): void;
   finish(error?: Error): void;
   readonly stopCalls: () => number;
 }
@@ -15,6 +17,8 @@ interface Probe {
 /** A role whose readiness, end and stop behaviour the test controls. */
 function probeRole(stopBehaviour: 'prompt' | 'hang' | 'fail' = 'prompt'): Probe {
   let readiness: Readiness = { ready: false, reason: 'warming up' };
+  let liveness: Readiness | undefined;
+  let serving: Readiness | undefined;
   let stops = 0;
   let settle: (error?: Error) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -22,6 +26,8 @@ function probeRole(stopBehaviour: 'prompt' | 'hang' | 'fail' = 'prompt'): Probe 
   });
   return {
     setReadiness: (state) => (readiness = state),
+    setLiveness: (state) => (liveness = state),
+    setServing: (state) => (serving = state),
     finish: (error) => settle(error),
     stopCalls: () => stops,
     role: {
@@ -31,6 +37,8 @@ function probeRole(stopBehaviour: 'prompt' | 'hang' | 'fail' = 'prompt'): Probe 
         logger.debug('probe starting', { detail: 1 });
         return Promise.resolve({
           readiness: () => readiness,
+          liveness: () => liveness ?? { ready: true },
+          serving: () => serving ?? readiness,
           done,
           stop: () => {
             stops += 1;
@@ -100,6 +108,34 @@ describe('role frame', () => {
     role.setReadiness({ ready: true });
     expect(await probe(port, '/readyz')).toEqual({ status: 200, body: 'ok\n' });
     expect((await probe(port, '/metrics')).status).toBe(404);
+    signals.send('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+
+  it('fails liveness with the reason a wedged role gives, and recovers with it', async () => {
+    const role = probeRole();
+    const { port, signals, exit } = await startProbe(role);
+    role.setLiveness({ ready: false, reason: 'a build has run for 121s' });
+    expect(await probe(port, '/healthz')).toEqual({
+      status: 503,
+      body: 'not alive: a build has run for 121s\n',
+    });
+    role.setLiveness({ ready: true });
+    expect(await probe(port, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
+    signals.send('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+
+  it('answers /readyz/serving for what its Service may send, /readyz for the whole job', async () => {
+    const role = probeRole();
+    const { port, signals, exit } = await startProbe(role);
+    role.setServing({ ready: true });
+    role.setReadiness({ ready: false, reason: 'leading, but cannot publish on NATS' });
+    expect(await probe(port, '/readyz/serving')).toEqual({ status: 200, body: 'ok\n' });
+    expect(await probe(port, '/readyz')).toEqual({
+      status: 503,
+      body: 'not ready: leading, but cannot publish on NATS\n',
+    });
     signals.send('SIGTERM');
     expect(await exit).toBe(0);
   });

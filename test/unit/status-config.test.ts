@@ -132,6 +132,64 @@ describe('status', () => {
     expect(paths.some((path) => path.includes('nats-server'))).toBe(false);
   });
 
+  it('asks a controller that serves the webhook whether it publishes, and fails when not', async () => {
+    const pods = `/api/v1/namespaces/nginx-mesh/pods?labelSelector=${encodeURIComponent('app.kubernetes.io/name=nginx-mesh-controller')}`;
+    const controller = {
+      ...deployment('nginx-mesh-controller', 1),
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'nginx-mesh-controller' } },
+        template: {
+          spec: {
+            containers: [{ readinessProbe: { httpGet: { path: '/readyz/serving', port: 8081 } } }],
+          },
+        },
+      },
+    };
+    const answering = (readyz: { status: number; body: string }) =>
+      kubeAnswering({
+        [deploymentPath]: { status: 200, body: JSON.stringify(controller) },
+        [listPath]: { status: 200, body: JSON.stringify({ items: [controller] }) },
+        [pods]: okJson({
+          items: [
+            {
+              metadata: { name: 'nginx-mesh-controller-7d-a' },
+              spec: {
+                containers: [
+                  {
+                    name: 'nginx-mesh-controller',
+                    readinessProbe: { httpGet: { path: '/readyz/serving', port: 8081 } },
+                  },
+                ],
+              },
+              status: {
+                conditions: [{ type: 'Ready', status: 'True' }],
+                containerStatuses: [{ name: 'nginx-mesh-controller', ready: true }],
+              },
+            },
+          ],
+        }),
+        '/api/v1/namespaces/nginx-mesh/pods/nginx-mesh-controller-7d-a:8081/proxy/readyz': readyz,
+      });
+    const failing = await runCli(['status'], {
+      kube: answering({ status: 503, body: 'not ready: reconnecting to NATS at 10.0.0.7:4222\n' })
+        .kube,
+    });
+    expect(failing.code).toBe(1);
+    expect(failing.stdout).toContain('nginx-mesh-controller  1/1');
+    expect(failing.stdout).toContain(
+      '  nginx-mesh-controller: nginx-mesh-controller-7d-a: reconnecting to NATS at 10.0.0.7:4222\n',
+    );
+    expect(failing.stderr.split('\n')[0]).toBe(
+      'Error: mesh controller unavailable: reconnecting to NATS at 10.0.0.7:4222',
+    );
+    const working = await runCli(['status'], {
+      kube: answering({ status: 200, body: 'ok\n' }).kube,
+    });
+    expect(working.code).toBe(0);
+    expect(working.stdout).not.toContain('Not ready');
+  });
+
   it('prints a document with -o json, and still fails when unhealthy', async () => {
     const { kube } = cluster(1, 0);
     const result = await runCli(['status', '-o', 'json'], { kube });

@@ -4,7 +4,12 @@
 // not ready is asked its readiness probe through the API server (the roles answer with what they
 // wait for), or the kubelet's reason is given when a container does not run.
 import { MeshctlError, describeError } from '../../errors';
-import { CONTROLLER_NAME, PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
+import {
+  CONTROLLER_NAME,
+  PART_OF_LABEL,
+  PART_OF_VALUE,
+  READY_SERVING_PATH,
+} from '../../manifests/constants';
 import { VERSION_LABEL } from '../../manifests/install/objects';
 import type { ComponentStatus, PodProblem } from '../../render/status';
 import { isHealthy, renderNotReady, renderStatusTable, statusDocument } from '../../render/status';
@@ -22,7 +27,11 @@ export interface StatusDeps {
 
 interface DeploymentStatus {
   metadata?: { name?: string; labels?: Record<string, string> };
-  spec?: { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
+  spec?: {
+    replicas?: number;
+    selector?: { matchLabels?: Record<string, string> };
+    template?: { spec?: { containers?: { readinessProbe?: ProbeSpec }[] } };
+  };
   status?: {
     readyReplicas?: number;
     conditions?: { type?: string; status?: string; message?: string }[];
@@ -99,7 +108,9 @@ async function probeProblem(
   const probe = container.readinessProbe?.httpGet;
   if (probe?.port === undefined) return `${label}not ready`;
   const scheme = probe.scheme === 'HTTPS' ? 'https:' : '';
-  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${probe.port}/proxy${probe.path ?? '/'}`;
+  // A role probed for serving only tells the whole truth on /readyz.
+  const probePath = probe.path === READY_SERVING_PATH ? '/readyz' : (probe.path ?? '/');
+  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${probe.port}/proxy${probePath}`;
   try {
     const answer = await kube.getRaw(target, path);
     if (answer.status >= 200 && answer.status < 400) return `${label}ready now`;
@@ -132,7 +143,18 @@ async function podProblem(
   return reasons.length === 0 ? 'not ready' : reasons.join('; ');
 }
 
-/** Every pod of a component that is not ready, with why; best effort, never fails status. */
+/** Whether the component's readiness probe asks only whether it serves (see READY_SERVING_PATH). */
+function probedForServing(deployment: DeploymentStatus): boolean {
+  return (deployment.spec?.template?.spec?.containers ?? []).some(
+    (container) => container.readinessProbe?.httpGet?.path === READY_SERVING_PATH,
+  );
+}
+
+/**
+ * Every pod of a component that is not ready, with why; best effort, never fails status. Of a
+ * component probed for serving only, ready pods are asked too: they may serve and still not do
+ * their whole job (a controller that cannot publish).
+ */
 async function problemsOf(
   kube: KubeAccess,
   target: KubeTarget,
@@ -155,11 +177,10 @@ async function problemsOf(
   } catch (error) {
     return [{ pod: '-', reason: `cannot list its pods: ${describeError(error)}` }];
   }
-  const notReady = pods.filter(
-    (pod) =>
-      pod.status?.conditions?.find((each) => each.type === 'Ready')?.status !== 'True' ||
-      pod.metadata?.deletionTimestamp !== undefined,
-  );
+  const isReady = (pod: PodStatus): boolean =>
+    pod.status?.conditions?.find((each) => each.type === 'Ready')?.status === 'True' &&
+    pod.metadata?.deletionTimestamp === undefined;
+  const serving = probedForServing(deployment);
   if (pods.length === 0) {
     const failure = deployment.status?.conditions?.find(
       (each) => each.type === 'ReplicaFailure' && each.status === 'True',
@@ -167,12 +188,25 @@ async function problemsOf(
     return [{ pod: '-', reason: failure?.message ?? 'no pods' }];
   }
   const problems = await Promise.all(
-    notReady.map(async (pod) => ({
-      pod: pod.metadata?.name ?? '',
-      reason: await podProblem(kube, target, namespace, pod),
-    })),
+    pods.map(async (pod) => {
+      const name = pod.metadata?.name ?? '';
+      if (!isReady(pod))
+        return { pod: name, reason: await podProblem(kube, target, namespace, pod) };
+      if (!serving) return undefined;
+      const containers = pod.spec?.containers ?? [];
+      const where = { namespace, name, containers: containers.length };
+      const reasons = await Promise.all(
+        containers
+          .filter((container) => container.readinessProbe?.httpGet?.path === READY_SERVING_PATH)
+          .map((container) => probeProblem(kube, target, where, container)),
+      );
+      const problems = reasons.filter((reason) => !reason.endsWith('ready now'));
+      return problems.length === 0 ? undefined : { pod: name, reason: problems.join('; ') };
+    }),
   );
-  return problems.sort((a, b) => a.pod.localeCompare(b.pod));
+  return problems
+    .filter((each): each is PodProblem => each !== undefined)
+    .sort((a, b) => a.pod.localeCompare(b.pod));
 }
 
 function firstReason(component: ComponentStatus): string {
@@ -228,7 +262,8 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
       components = (
         await Promise.all(
           components.map(async (component, index) =>
-            isHealthy(component) || deployments[index] === undefined
+            deployments[index] === undefined ||
+            (isHealthy(component) && !probedForServing(deployments[index]))
               ? component
               : {
                   ...component,

@@ -4,6 +4,7 @@
 import {
   CERT_RELOADER_NAME,
   CONTROL_PLANE_HEALTH_PORT,
+  READY_SERVING_PATH,
   CONTROLLER_NAME,
   CONTROLLER_SVID_DIR,
   CONTROLLER_VERSION_PORT,
@@ -247,7 +248,8 @@ export function buildController(context: WorkloadContext): Manifest[] {
           { name: 'MY_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
           natsPasswordEnv(),
         ],
-        probes: ROLE_PROBES,
+        // The webhook serves while NATS or the Lease waits: pod creation must not stop then.
+        probes: { ...ROLE_PROBES, ready: READY_SERVING_PATH },
         resources: { cpu: '100m', memory: '128Mi', memoryLimit: '512Mi' },
         volumes: [
           { volume: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT_PATH, readOnly: true },

@@ -54,6 +54,11 @@ export async function runRole(
     if (abort.signal.aborted) return { ready: false, reason: 'shutting down' };
     return running?.readiness() ?? { ready: false, reason: 'starting' };
   };
+  const serving = (): Readiness => {
+    if (abort.signal.aborted) return { ready: false, reason: 'shutting down' };
+    if (running === undefined) return { ready: false, reason: 'starting' };
+    return running.serving?.() ?? running.readiness();
+  };
   let health: HealthServer | undefined;
   try {
     if (role.probes !== false) {
@@ -63,6 +68,7 @@ export async function runRole(
         // Shutting down is not wedged: a restart then would only cut the shutdown short.
         liveness: () => running?.liveness?.() ?? { ready: true },
         readiness,
+        serving,
       });
       logger.info('health probes listening', { host: options.healthHost, port: health.port });
     }

@@ -1,5 +1,6 @@
 // /healthz and /readyz for a role process, as Kubernetes probes expect them.
 import * as http from 'node:http';
+import { READY_SERVING_PATH } from '../../manifests/constants';
 import { closeServer, listen } from '../listen';
 import type { Readiness } from './role';
 
@@ -14,6 +15,8 @@ export async function startHealthServer(options: {
   /** Liveness: not alive when the role is wedged (the kubelet then restarts it). */
   readonly liveness: () => Readiness;
   readonly readiness: () => Readiness;
+  /** Whether the role's Service may send it requests (/readyz/serving); default readiness. */
+  readonly serving?: () => Readiness;
 }): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -27,8 +30,11 @@ export async function startHealthServer(options: {
       res.end(state.ready ? 'ok\n' : `not alive: ${state.reason}\n`);
       return;
     }
-    if (path === '/readyz') {
-      const state = options.readiness();
+    if (path === '/readyz' || path === READY_SERVING_PATH) {
+      const state =
+        path === READY_SERVING_PATH
+          ? (options.serving ?? options.readiness)()
+          : options.readiness();
       res.writeHead(state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
       res.end(state.ready ? 'ok\n' : `not ready: ${state.reason}\n`);
       return;

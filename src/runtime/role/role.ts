@@ -34,6 +34,12 @@ export interface RunningRole {
    * kubelet restart the container. Absent: alive while the process answers.
    */
   liveness?(): Readiness;
+  /**
+   * Whether requests through the role's Service can be served, when that is less than its whole
+   * job (the controller's webhook serves while NATS is away); drives /readyz/serving, the
+   * readiness probe of such a role, while /readyz keeps telling the whole truth. Absent: /readyz.
+   */
+  serving?(): Readiness;
   /** Stops the role; the frame bounds how long this may take. */
   stop(): Promise<void>;
   /** Settles when the role ends on its own (a fatal error rejects it). */
@@ -48,12 +54,14 @@ export function runningUntilStopped(
   cleanup: () => Promise<void>,
   readiness: () => Readiness = () => ({ ready: true }),
   liveness?: () => Readiness,
+  serving?: () => Readiness,
 ): RunningRole {
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
   return {
     readiness,
     ...(liveness === undefined ? {} : { liveness }),
+    ...(serving === undefined ? {} : { serving }),
     done,
     stop: async () => {
       await cleanup();
