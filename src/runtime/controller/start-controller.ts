@@ -1,8 +1,8 @@
 // The controller's work, loaded only when the controller role starts.
-import { hostname } from "node:os";
-import { join } from "node:path";
-import { describeError, UsageError } from "../../errors";
-import { reviewPodAdmission } from "../../manifests/admission";
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describeError, UsageError } from '../../errors';
+import { reviewPodAdmission } from '../../manifests/admission';
 import {
   CONTROLLER_NAME,
   NATS_CONTROLLER_USER,
@@ -14,104 +14,68 @@ import {
   WEBHOOK_PATH,
   WEBHOOK_SERVICE_NAME,
   WEBHOOK_TLS_SECRET_NAME,
-} from "../../manifests/constants";
-import { injectPodTemplate } from "../../manifests/inject/inject-pod";
-import type {
-  ImagePullPolicy,
-  InjectionSettings,
-  MtlsMode,
-} from "../../manifests/inject/types";
-import { NATS_CONTROLLER_PASSWORD_ENV } from "../../manifests/install/workloads";
-import {
-  spiffeIdOf,
-  trustDomainOf,
-} from "../../manifests/registrar/svid-policy";
-import type { BusLink } from "../bus/connect";
-import { startBusLink } from "../bus/connect";
-import { systemClock } from "../clock";
-import { createKubeAccess } from "../kube/access";
-import { parseBindAddress } from "../role/bind-address";
-import type { Logger } from "../role/log";
-import type {
-  Readiness,
-  RoleContext,
-  RoleOptions,
-  RunningRole,
-} from "../role/role";
-import { runningUntilStopped } from "../role/role";
-import {
-  kubeCertificateStore,
-  webhookCaBundleTarget,
-} from "../pki/kube-tls-api";
-import {
-  ensureServingCertificate,
-  keepCaBundle,
-} from "../pki/managed-certificate";
-import { startVersionServer } from "./version-server";
-import { startWebhookServer } from "./webhook-server";
-import {
-  natsUrlOf,
-  registrarUrlOf,
-  startIdentity,
-  svidReadiness,
-} from "../svid/identity";
-import type { MeshPublisher } from "./mesh-publisher";
-import { startMeshPublisher } from "./mesh-publisher";
+} from '../../manifests/constants';
+import { injectPodTemplate } from '../../manifests/inject/inject-pod';
+import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
+import { NATS_CONTROLLER_PASSWORD_ENV } from '../../manifests/install/workloads';
+import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
+import type { BusLink } from '../bus/connect';
+import { startBusLink } from '../bus/connect';
+import { systemClock } from '../clock';
+import { createKubeAccess } from '../kube/access';
+import { parseBindAddress } from '../role/bind-address';
+import type { Logger } from '../role/log';
+import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
+import { runningUntilStopped } from '../role/role';
+import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
+import { startServingCertificate } from '../pki/managed-certificate';
+import { startVersionServer } from './version-server';
+import { startManagedWebhook } from './webhook-server';
+import { natsUrlOf, registrarUrlOf, startIdentity, svidReadiness } from '../svid/identity';
+import type { MeshPublisher } from './mesh-publisher';
+import { startMeshPublisher } from './mesh-publisher';
 
 /** Native sidecars (init containers with restartPolicy Always) are on by default from 1.29. */
 const NATIVE_SIDECAR_MINOR = 29;
 /** Requests of the controller's Kubernetes client; watches have their own, longer bounds. */
 const KUBE_TIMEOUT_MS = 30_000;
-/** How often the webhook configuration's CA bundle is checked (it may be created or edited later). */
-const CA_BUNDLE_SYNC_MS = 30_000;
+/** Backoff while the Kubernetes API cannot be reached for the webhook's start and certificate. */
+const KUBE_RETRY_INITIAL_MS = 1_000;
+const KUBE_RETRY_MAX_MS = 60_000;
 
 function requiredImage(options: RoleOptions, flag: string): string {
   const image = options.string(flag);
-  if (image === "")
-    throw new UsageError(`the controller needs --${flag}`, "nginx-meshctl run");
+  if (image === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
   return image;
 }
 
-function injectionSettings(
-  options: RoleOptions,
-  native: boolean,
-): InjectionSettings {
-  const key = options.string("registry-key-name");
-  const meshNamespace = options.string("mesh-namespace");
+function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
+  const key = options.string('registry-key-name');
+  const meshNamespace = options.string('mesh-namespace');
   return {
     meshNamespace,
-    sidecarImage: requiredImage(options, "sidecar-image"),
-    initImage: requiredImage(options, "init-image"),
-    imagePullPolicy: options.string("image-pull-policy") as ImagePullPolicy,
-    mtlsMode: options.string("mtls-mode") as MtlsMode,
-    enableUdp: options.bool("enable-udp"),
-    registryKeyName: key === "" ? undefined : key,
+    sidecarImage: requiredImage(options, 'sidecar-image'),
+    initImage: requiredImage(options, 'init-image'),
+    imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
+    mtlsMode: options.string('mtls-mode') as MtlsMode,
+    enableUdp: options.bool('enable-udp'),
+    registryKeyName: key === '' ? undefined : key,
     nativeSidecar: native,
     // Addresses, not DNS names: pods outside the mesh namespace see no variables for them.
-    natsUrl: natsUrlOf(options.string("nats-url"), process.env, meshNamespace),
-    registrarUrl: registrarUrlOf(
-      options.string("registrar-url"),
-      process.env,
-      meshNamespace,
-    ),
+    natsUrl: natsUrlOf(options.string('nats-url'), process.env, meshNamespace),
+    registrarUrl: registrarUrlOf(options.string('registrar-url'), process.env, meshNamespace),
   };
 }
 
 function nativeFromVersion(layout: string, minor: string): boolean {
-  if (layout !== "auto") return layout === "native";
+  if (layout !== 'auto') return layout === 'native';
   return Number.parseInt(minor, 10) >= NATIVE_SIDECAR_MINOR;
 }
 
-function bindAddress(
-  options: RoleOptions,
-  flag: string,
-): { host: string; port: number } {
+function bindAddress(options: RoleOptions, flag: string): { host: string; port: number } {
   const bind = parseBindAddress(options.string(flag));
   if (bind === undefined) {
-    throw new UsageError(
-      `invalid --${flag}: expected host:port or :port`,
-      "nginx-meshctl run",
-    );
+    throw new UsageError(`invalid --${flag}: expected host:port or :port`, 'nginx-meshctl run');
   }
   return bind;
 }
@@ -131,13 +95,9 @@ function startMeshConfiguration(
   stop(): Promise<void>;
 } {
   const { logger } = settings;
-  const meshNamespace = options.string("mesh-namespace");
-  const svidDir = options.string("svid-dir");
-  const identity = startIdentity(options, {
-    meshNamespace,
-    outputDir: svidDir,
-    logger,
-  });
+  const meshNamespace = options.string('mesh-namespace');
+  const svidDir = options.string('svid-dir');
+  const identity = startIdentity(options, { meshNamespace, outputDir: svidDir, logger });
   let stopped = false;
   let link: BusLink | undefined;
   let publisher: MeshPublisher | undefined;
@@ -146,14 +106,12 @@ function startMeshConfiguration(
     const svid = await identity.ready;
     if (stopped) return;
     const kube = await createKubeAccess(process.env).connect({
-      kubeconfig: process.env.KUBECONFIG ?? "",
+      kubeconfig: process.env.KUBECONFIG ?? '',
       timeoutMs: KUBE_TIMEOUT_MS,
     });
     if (stopped) return;
     link = startBusLink({
-      servers: [
-        natsUrlOf(options.string("nats-url"), process.env, meshNamespace),
-      ],
+      servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
       name: CONTROLLER_NAME,
       svidFile: join(svidDir, SVID_FILE_NAME),
       bundleFile: join(svidDir, SVID_BUNDLE_FILE_NAME),
@@ -163,7 +121,7 @@ function startMeshConfiguration(
         NATS_SERVICE_ACCOUNT_NAME,
       ),
       user: NATS_CONTROLLER_USER,
-      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? "",
+      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? '',
       logger,
       // A new connection needs a new bus at once, not at the next tick.
       onConnection: () => publisher?.poke(),
@@ -172,8 +130,7 @@ function startMeshConfiguration(
       connection: kube,
       nats: link,
       meshNamespace,
-      identity:
-        options.string("pod-name") || process.env.MY_POD_NAME || hostname(),
+      identity: options.string('pod-name') || process.env.MY_POD_NAME || hostname(),
       version: settings.version,
       clock: systemClock,
       random: Math.random,
@@ -182,8 +139,7 @@ function startMeshConfiguration(
   })().catch((error: unknown) => {
     // Only configuration errors get here (a kubeconfig that cannot be read): not retried.
     failed = describeError(error);
-    if (!stopped)
-      logger.error("cannot publish the mesh configuration", { error: failed });
+    if (!stopped) logger.error('cannot publish the mesh configuration', { error: failed });
   });
   return {
     publisher: () => publisher,
@@ -191,9 +147,7 @@ function startMeshConfiguration(
       if (failed !== undefined) return { ready: false, reason: failed };
       if (publisher === undefined) {
         const svid = svidReadiness(identity);
-        return svid.ready
-          ? { ready: false, reason: "starting to publish" }
-          : svid;
+        return svid.ready ? { ready: false, reason: 'starting to publish' } : svid;
       }
       return publisher.readiness();
     },
@@ -213,51 +167,53 @@ export async function startController({
   options,
   version: ownVersion,
 }: RoleContext): Promise<RunningRole> {
-  const bind = bindAddress(options, "webhook-bind-address");
-  const versionBind = bindAddress(options, "version-bind-address");
-  const namespace = options.string("mesh-namespace");
-  const k8s = await import("@kubernetes/client-node");
+  const bind = bindAddress(options, 'webhook-bind-address');
+  const versionBind = bindAddress(options, 'version-bind-address');
+  const namespace = options.string('mesh-namespace');
+  const layout = options.string('sidecar-layout');
+  // Checks the flags now; whether sidecars are native waits for the API server's version.
+  const flagSettings = injectionSettings(options, layout === 'native');
+  const k8s = await import('@kubernetes/client-node');
   const config = new k8s.KubeConfig();
   config.loadFromDefault();
-  const version = await config.makeApiClient(k8s.VersionApi).getCode();
-  const settings = injectionSettings(
-    options,
-    nativeFromVersion(options.string("sidecar-layout"), version.minor),
-  );
-  logger.info("injection settings", {
-    kubernetes: version.gitVersion,
-    nativeSidecar: settings.nativeSidecar,
-  });
-  const target = webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME);
-  const certificate = await ensureServingCertificate(
+  const retry = {
+    clock: systemClock,
+    random: Math.random,
+    initialBackoffMs: KUBE_RETRY_INITIAL_MS,
+    maxBackoffMs: KUBE_RETRY_MAX_MS,
+  };
+  const certificate = startServingCertificate(
     {
       namespace,
       secretName: WEBHOOK_TLS_SECRET_NAME,
       serviceName: WEBHOOK_SERVICE_NAME,
+      ...retry,
     },
-    { store: kubeCertificateStore(k8s, config), target },
-    new Date(),
-    logger,
+    {
+      store: kubeCertificateStore(k8s, config),
+      target: webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME),
+      clock: systemClock,
+      random: Math.random,
+      logger,
+    },
   );
-  const server = await startWebhookServer({
+  const webhook = startManagedWebhook({
     host: bind.host,
     port: bind.port,
     path: WEBHOOK_PATH,
-    certificatePem: certificate.certificatePem,
-    privateKeyPem: certificate.privateKeyPem,
-    decide: (body) => reviewPodAdmission(body, settings, injectPodTemplate),
-    logger,
-  });
-  logger.info("injection webhook listening", {
-    port: server.port,
-    path: WEBHOOK_PATH,
-  });
-  const stopCaSync = keepCaBundle(
-    target,
+    prepare: async () => {
+      const version = await config.makeApiClient(k8s.VersionApi).getCode();
+      const settings = { ...flagSettings, nativeSidecar: nativeFromVersion(layout, version.minor) };
+      logger.info('injection settings', {
+        kubernetes: version.gitVersion,
+        nativeSidecar: settings.nativeSidecar,
+      });
+      return (body) => reviewPodAdmission(body, settings, injectPodTemplate);
+    },
     certificate,
-    CA_BUNDLE_SYNC_MS,
+    ...retry,
     logger,
-  );
+  });
   const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
   const versions = await startVersionServer({
     host: versionBind.host,
@@ -266,20 +222,26 @@ export async function startController({
       const sidecars = mesh.publisher()?.sidecarVersions() ?? [];
       return {
         [CONTROLLER_NAME]: [ownVersion],
-        ...(sidecars.length === 0
-          ? {}
-          : { [SIDECAR_CONTAINER_NAME]: sidecars }),
+        ...(sidecars.length === 0 ? {} : { [SIDECAR_CONTAINER_NAME]: sidecars }),
       };
     },
     sidecars: () => mesh.publisher()?.report(),
   });
-  return runningUntilStopped(
+  /** The webhook's share of readiness: listening, with a certificate not expiring unrenewed. */
+  const servingReadiness = (): Readiness => webhook.readiness();
+  const running = runningUntilStopped(
     async () => {
-      stopCaSync();
-      await Promise.all([server.close(), versions.close()]);
+      await Promise.all([webhook.stop(), versions.close()]);
       await mesh.stop();
     },
-    () => mesh.readiness(),
+    () => {
+      const serving = servingReadiness();
+      return serving.ready ? mesh.readiness() : serving;
+    },
     () => mesh.liveness(),
+    // The readiness probe: the webhook serves while publishing waits for NATS or the Lease.
+    servingReadiness,
   );
+  // A webhook that cannot listen ends the role.
+  return { ...running, done: Promise.race([running.done, webhook.failed]) };
 }

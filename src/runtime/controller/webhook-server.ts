@@ -1,10 +1,16 @@
 // HTTPS endpoint of the injection webhook. A malformed review is answered 400 with the reason;
-// nothing a client sends can crash the controller.
+// nothing a client sends can crash the controller. startManagedWebhook serves it once what it
+// needs from the cluster can be had, and keeps its certificate current.
 import type { ServerResponse } from 'node:http';
 import * as https from 'node:https';
+import { describeError } from '../../errors';
+import type { Clock } from '../clock';
 import { closeServer, listen } from '../listen';
 import type { AdmissionDecision } from '../../manifests/admission';
+import type { ManagedServingCertificate } from '../pki/managed-certificate';
+import { startRetryLoop } from '../pki/retry-loop';
 import type { Logger } from '../role/log';
+import type { Readiness } from '../role/role';
 
 export interface WebhookServer {
   readonly port: number;
@@ -83,5 +89,105 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     port,
     setCertificate: (cert, key) => server.setSecureContext({ cert, key }),
     close: () => closeServer(server),
+  };
+}
+
+export interface ManagedWebhookOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  /** What deciding needs from the cluster; retried with backoff until it resolves. */
+  readonly prepare: () => Promise<(body: unknown) => AdmissionDecision>;
+  /** Its first certificate starts the server; later ones are swapped in. */
+  readonly certificate: ManagedServingCertificate;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly logger: Logger;
+}
+
+export interface ManagedWebhook {
+  /** False until the server listens, then as its certificate's readiness says. */
+  readiness(): Readiness;
+  /** Rejects when the server cannot listen; never resolves. */
+  readonly failed: Promise<never>;
+  /** Stops the server and the certificate's renewal. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves the webhook as soon as prepare() has answered and the first certificate is had, each
+ * retried in the background; renewed certificates reach new connections without a restart.
+ */
+export function startManagedWebhook(options: ManagedWebhookOptions): ManagedWebhook {
+  const { certificate, logger } = options;
+  let waitingFor: string | undefined;
+  let server: WebhookServer | undefined;
+  let stopping = false;
+  let resolvePrepared: (decide: (body: unknown) => AdmissionDecision) => void = () => undefined;
+  let rejectPrepared: (error: Error) => void = () => undefined;
+  const prepared = new Promise<(body: unknown) => AdmissionDecision>((resolve, reject) => {
+    resolvePrepared = resolve;
+    rejectPrepared = reject;
+  });
+  const preparation = startRetryLoop({
+    step: async () => {
+      resolvePrepared(await options.prepare());
+      waitingFor = undefined;
+      return 'done';
+    },
+    failed: (error, failures, retryInMs) => {
+      waitingFor = describeError(error);
+      logger.warn('waiting for the Kubernetes API', { error: waitingFor, failures, retryInMs });
+    },
+    clock: options.clock,
+    random: options.random,
+    initialBackoffMs: options.initialBackoffMs,
+    maxBackoffMs: options.maxBackoffMs,
+  });
+  const serving = (async () => {
+    const [decision, first] = await Promise.all([prepared, certificate.first]);
+    if (stopping) return;
+    const started = await startWebhookServer({
+      host: options.host,
+      port: options.port,
+      path: options.path,
+      certificatePem: first.certificatePem,
+      privateKeyPem: first.privateKeyPem,
+      decide: decision,
+      logger,
+    });
+    server = started;
+    certificate.onRenewal((next) =>
+      started.setCertificate(next.certificatePem, next.privateKeyPem),
+    );
+    logger.info('injection webhook listening', { port: started.port, path: options.path });
+  })();
+  const never = new Promise<never>(() => undefined);
+  return {
+    readiness(): Readiness {
+      if (server !== undefined) return certificate.readiness();
+      if (waitingFor !== undefined) {
+        return { ready: false, reason: `waiting for the Kubernetes API: ${waitingFor}` };
+      }
+      const served = certificate.readiness();
+      if (!served.ready) return served;
+      return { ready: false, reason: 'starting the injection webhook' };
+    },
+    failed: serving.then(
+      () => never,
+      (error: unknown) => {
+        if (stopping) return never;
+        throw error;
+      },
+    ),
+    async stop() {
+      stopping = true;
+      await Promise.all([preparation.stop(), certificate.stop()]);
+      rejectPrepared(new Error('stopped before the webhook could start'));
+      await serving.catch(() => undefined);
+      await server?.close();
+    },
   };
 }

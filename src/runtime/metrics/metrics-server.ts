@@ -17,7 +17,16 @@ export interface MetricsServerOptions {
   /** Verifies the front-proxy's client certificate. */
   readonly clientCaPem: string;
   readonly handle: (request: ApiRequest) => Promise<ApiAnswer>;
+  /** Told when a client presented a certificate the CA did not verify. */
+  readonly onUnverifiedClient?: () => void;
   readonly logger: Logger;
+}
+
+/** What the server's TLS layer serves with and verifies clients against. */
+export interface MetricsServerTls {
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly clientCaPem: string;
 }
 
 export interface MetricsServer {
@@ -25,11 +34,18 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function toApiRequest(req: IncomingMessage): ApiRequest {
+export interface TlsMetricsServer extends MetricsServer {
+  /** New connections are served with this certificate and their clients checked with this CA. */
+  setTls(tls: MetricsServerTls): void;
+}
+
+function toApiRequest(req: IncomingMessage, onUnverifiedClient?: () => void): ApiRequest {
   const url = new URL(req.url ?? '/', 'https://metrics.invalid');
   const socket = req.socket as TLSSocket;
   const peer = socket.getPeerCertificate();
   const commonName = typeof peer.subject?.CN === 'string' ? peer.subject.CN : undefined;
+  // A certificate was presented but not verified: the CA may have changed since it was read.
+  if (!socket.authorized && peer.subject !== undefined) onUnverifiedClient?.();
   return {
     method: req.method ?? 'GET',
     path: url.pathname,
@@ -39,7 +55,7 @@ function toApiRequest(req: IncomingMessage): ApiRequest {
   };
 }
 
-export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+export async function startMetricsServer(options: MetricsServerOptions): Promise<TlsMetricsServer> {
   const { logger } = options;
   const server = https.createServer(
     {
@@ -59,7 +75,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
           })
           .end(body);
       };
-      options.handle(toApiRequest(req)).then(send, (error: unknown) => {
+      options.handle(toApiRequest(req, options.onUnverifiedClient)).then(send, (error: unknown) => {
         logger.error('request failed', { path: req.url, error: String(error) });
         send({ status: 500, body: buildStatus(500, 'InternalError', 'internal error') });
       });
@@ -69,5 +85,14 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const port = await listen(server, options.port, options.host);
-  return { port, close: () => closeServer(server) };
+  return {
+    port,
+    setTls: (tls) =>
+      server.setSecureContext({
+        cert: tls.certificatePem,
+        key: tls.privateKeyPem,
+        ca: tls.clientCaPem,
+      }),
+    close: () => closeServer(server),
+  };
 }

@@ -1,50 +1,134 @@
 // CertificateStore and CaBundleTargets over @kubernetes/client-node (loaded by the caller, on
 // demand).
 import type * as K8s from '@kubernetes/client-node';
+import { MeshctlError } from '../../errors';
 import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
-import type { CaBundleTarget, CertificateStore } from './managed-certificate';
+import type { CaBundleTarget, CertificateStore, SecretWrite } from './managed-certificate';
 
 function statusOf(error: unknown): number | undefined {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'number' ? code : undefined;
 }
 
+/** The API server's own message of a failed request, on one line. */
+function reasonOf(error: unknown): string {
+  const status = statusOf(error);
+  const body = (error as { body?: unknown }).body;
+  let parsed: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body) as unknown;
+    } catch {
+      parsed = { message: body };
+    }
+  }
+  const message = (parsed as { message?: unknown } | undefined)?.message;
+  if (status !== undefined && typeof message === 'string' && message !== '') {
+    return `${status} ${message}`;
+  }
+  if (status !== undefined) {
+    // Some answers (401) carry no body; the client names the status in its own message.
+    const named = /\nMessage: (.+)\n/.exec(error instanceof Error ? error.message : '')?.[1];
+    return named === undefined || named.startsWith('Unknown')
+      ? `HTTP ${status}`
+      : `${status} ${named}`;
+  }
+  return withCauses(error);
+}
+
+/** "fetch failed: connect ECONNREFUSED 10.0.0.1:443": a network error with what caused it. */
+function withCauses(error: unknown): string {
+  const parts: string[] = [];
+  for (
+    let current = error, depth = 0;
+    current !== undefined && current !== null && depth < 4;
+    depth += 1
+  ) {
+    const { message, code, cause } = current as {
+      message?: unknown;
+      code?: unknown;
+      cause?: unknown;
+    };
+    const text = typeof message === 'string' && message !== '' ? message : code;
+    if (typeof text === 'string' && text !== '' && !parts.includes(text)) parts.push(text);
+    current = cause;
+  }
+  const line = parts.length === 0 ? String(error) : parts.join(': ');
+  return line.split('\n')[0] ?? '';
+}
+
+/** Runs one request; a failure becomes an error naming what was being done. */
+async function request<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new MeshctlError(`${what}: ${reasonOf(error)}`, { cause: error });
+  }
+}
+
 /** Reads an object, or undefined when it does not exist. */
-async function readOptional<T>(read: () => Promise<T>): Promise<T | undefined> {
+async function readOptional<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
   try {
     return await read();
   } catch (error) {
     if (statusOf(error) === 404) return undefined;
-    throw error;
+    throw new MeshctlError(`${what}: ${reasonOf(error)}`, { cause: error });
   }
 }
 
+/** Runs a write; 409 (AlreadyExists on create, Conflict on update) and 404 are 'conflict'. */
+async function write(what: string, run: () => Promise<unknown>): Promise<SecretWrite> {
+  try {
+    await run();
+    return 'written';
+  } catch (error) {
+    const status = statusOf(error);
+    if (status === 409 || status === 404) return 'conflict';
+    throw new MeshctlError(`${what}: ${reasonOf(error)}`, { cause: error });
+  }
+}
+
+/** Secrets through the API server; every write names the version it replaces. */
 export function kubeCertificateStore(k8s: typeof K8s, config: K8s.KubeConfig): CertificateStore {
   const core = config.makeApiClient(k8s.CoreV1Api);
-  const secret = (namespace: string, name: string, data: Record<string, string>): K8s.V1Secret => ({
+  const secret = (
+    namespace: string,
+    name: string,
+    data: Readonly<Record<string, string>>,
+    resourceVersion?: string,
+  ): K8s.V1Secret => ({
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'kubernetes.io/tls',
-    metadata: { name, namespace, labels: { [PART_OF_LABEL]: PART_OF_VALUE } },
-    data,
+    metadata: {
+      name,
+      namespace,
+      labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    },
+    data: { ...data },
   });
   return {
     async readSecret(namespace, name) {
-      const found = await readOptional(() => core.readNamespacedSecret({ name, namespace }));
-      return found === undefined ? undefined : (found.data ?? {});
+      const found = await readOptional(`reading Secret ${namespace}/${name}`, () =>
+        core.readNamespacedSecret({ name, namespace }),
+      );
+      if (found === undefined) return undefined;
+      return { data: found.data ?? {}, resourceVersion: found.metadata?.resourceVersion ?? '' };
     },
-    async createSecret(namespace, name, data) {
-      try {
-        await core.createNamespacedSecret({ namespace, body: secret(namespace, name, data) });
-        return true;
-      } catch (error) {
-        if (statusOf(error) === 409) return false;
-        throw error;
-      }
-    },
-    async replaceSecret(namespace, name, data) {
-      await core.replaceNamespacedSecret({ name, namespace, body: secret(namespace, name, data) });
-    },
+    createSecret: (namespace, name, data) =>
+      write(`creating Secret ${namespace}/${name}`, () =>
+        core.createNamespacedSecret({ namespace, body: secret(namespace, name, data) }),
+      ),
+    // A replace that names a resourceVersion is refused (409) once the Secret has changed.
+    updateSecret: (namespace, name, data, resourceVersion) =>
+      write(`updating Secret ${namespace}/${name}`, () =>
+        core.replaceNamespacedSecret({
+          name,
+          namespace,
+          body: secret(namespace, name, data, resourceVersion),
+        }),
+      ),
   };
 }
 
@@ -60,10 +144,13 @@ export function webhookCaBundleTarget(
   name: string,
 ): CaBundleTarget {
   const admission = config.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const description = `MutatingWebhookConfiguration ${name}`;
   return {
-    description: `MutatingWebhookConfiguration ${name}`,
+    description,
     async publish(caBundle) {
-      const found = await readOptional(() => admission.readMutatingWebhookConfiguration({ name }));
+      const found = await readOptional(`reading ${description}`, () =>
+        admission.readMutatingWebhookConfiguration({ name }),
+      );
       if (found === undefined) return false;
       const operations: PatchOperation[] = (found.webhooks ?? []).flatMap((webhook, index) =>
         webhook.clientConfig.caBundle === caBundle
@@ -71,7 +158,9 @@ export function webhookCaBundleTarget(
           : [{ op: 'add', path: `/webhooks/${index}/clientConfig/caBundle`, value: caBundle }],
       );
       if (operations.length === 0) return true;
-      await admission.patchMutatingWebhookConfiguration({ name, body: operations }, jsonPatch(k8s));
+      await request(`patching the caBundle of ${description}`, () =>
+        admission.patchMutatingWebhookConfiguration({ name, body: operations }, jsonPatch(k8s)),
+      );
       return true;
     },
   };
@@ -84,14 +173,19 @@ export function apiServiceCaBundleTarget(
   name: string,
 ): CaBundleTarget {
   const registration = config.makeApiClient(k8s.ApiregistrationV1Api);
+  const description = `APIService ${name}`;
   return {
-    description: `APIService ${name}`,
+    description,
     async publish(caBundle) {
-      const found = await readOptional(() => registration.readAPIService({ name }));
+      const found = await readOptional(`reading ${description}`, () =>
+        registration.readAPIService({ name }),
+      );
       if (found === undefined) return false;
       if (found.spec?.caBundle === caBundle) return true;
       const operations: PatchOperation[] = [{ op: 'add', path: '/spec/caBundle', value: caBundle }];
-      await registration.patchAPIService({ name, body: operations }, jsonPatch(k8s));
+      await request(`patching the caBundle of ${description}`, () =>
+        registration.patchAPIService({ name, body: operations }, jsonPatch(k8s)),
+      );
       return true;
     },
   };

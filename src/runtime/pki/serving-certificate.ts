@@ -1,15 +1,22 @@
 // A self-managed TLS serving certificate: a small CA and a leaf for the given DNS names, ECDSA
 // P-256, made with @peculiar/x509 over Node's WebCrypto. The library is loaded on first use
 // only, so commands that never make certificates do not pay for it.
-import { webcrypto } from 'node:crypto';
+import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import type { CertificateFacts } from './renewal-policy';
 
 export interface ServingCertificate {
   readonly certificatePem: string;
   readonly privateKeyPem: string;
+  /** The CA that signed the certificate, possibly followed by earlier CAs still trusted. */
   readonly caPem: string;
+  readonly notBefore: Date;
   readonly notAfter: Date;
 }
+
+/** How far a certificate is dated back for lagging clocks: 5 minutes, less for short lives. */
+const MAX_BACKDATE_MS = 5 * 60_000;
+const BACKDATE_SHARE = 0.1;
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -34,7 +41,7 @@ function toPem(label: string, der: ArrayBuffer): string {
   return `-----BEGIN ${label}-----\n${base64.trimEnd()}\n-----END ${label}-----\n`;
 }
 
-/** Creates a CA valid for validityDays and a leaf for dnsNames signed by it. */
+/** Creates a CA valid for validityDays (fractions allowed) and a leaf for dnsNames signed by it. */
 export async function createServingCertificate(
   commonName: string,
   dnsNames: readonly string[],
@@ -42,8 +49,11 @@ export async function createServingCertificate(
   validityDays: number,
 ): Promise<ServingCertificate> {
   const x509 = await loadX509();
-  const notBefore = new Date(now.getTime() - 5 * 60_000);
-  const notAfter = new Date(now.getTime() + validityDays * 86_400_000);
+  const validityMs = validityDays * 86_400_000;
+  const notBefore = new Date(
+    now.getTime() - Math.min(MAX_BACKDATE_MS, validityMs * BACKDATE_SHARE),
+  );
+  const notAfter = new Date(now.getTime() + validityMs);
   const caKeys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -86,19 +96,27 @@ export async function createServingCertificate(
     certificatePem: leaf.toString('pem') + '\n',
     privateKeyPem: toPem('PRIVATE KEY', privateKey),
     caPem: ca.toString('pem') + '\n',
-    notAfter,
+    // As encoded: X.509 keeps whole seconds.
+    notBefore: leaf.notBefore,
+    notAfter: leaf.notAfter,
   };
 }
 
-/** Reads the expiry and DNS names of a PEM certificate. */
-export async function describeCertificate(
-  pem: string,
-): Promise<{ notAfter: Date; dnsNames: string[] }> {
-  const x509 = await loadX509();
-  const certificate = new x509.X509Certificate(pem);
-  const san = certificate.getExtension(x509.SubjectAlternativeNameExtension);
-  const dnsNames = (san?.names.items ?? [])
-    .filter((name) => name.type === 'dns')
-    .map((name) => name.value);
-  return { notAfter: certificate.notAfter, dnsNames };
+/** Reads the validity and DNS names of a PEM certificate (the first of a bundle); throws when unreadable. */
+export function describeCertificate(pem: string): CertificateFacts {
+  const certificate = new X509Certificate(pem);
+  const dnsNames = (certificate.subjectAltName ?? '')
+    .split(', ')
+    .filter((name) => name.startsWith('DNS:'))
+    .map((name) => name.slice('DNS:'.length));
+  return { notBefore: certificate.validFromDate, notAfter: certificate.validToDate, dnsNames };
+}
+
+/** Whether the private key is the certificate's (a TLS context cannot be made otherwise). */
+export function keyMatchesCertificate(certificatePem: string, privateKeyPem: string): boolean {
+  try {
+    return new X509Certificate(certificatePem).checkPrivateKey(createPrivateKey(privateKeyPem));
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,240 @@
+// The serving certificate's Secret, caBundle and front-proxy CA against a real kube-apiserver
+// (with etcd) on loopback: writes name the resourceVersion they replace and lose to a newer one,
+// two replicas renewing through the API server serve one certificate, and the requestheader CA
+// comes from kube-system/extension-apiserver-authentication.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as K8s from '@kubernetes/client-node';
+import { systemClock } from '../../src/runtime/clock';
+import { startRequestHeaderSource } from '../../src/runtime/metrics/request-header-source';
+import { kubeCertificateStore, webhookCaBundleTarget } from '../../src/runtime/pki/kube-tls-api';
+import type { ManagedServingCertificate } from '../../src/runtime/pki/managed-certificate';
+import { startServingCertificate } from '../../src/runtime/pki/managed-certificate';
+import { splitPemCertificates } from '../../src/runtime/pki/renewal-policy';
+import type { ServingCertificate } from '../../src/runtime/pki/serving-certificate';
+import { createJsonLogger } from '../../src/runtime/role/log';
+import { startControlPlane } from '../cluster/harness/control-plane';
+import type { ControlPlane } from '../cluster/harness/control-plane';
+
+const repoRoot = join(__dirname, '..', '..');
+const BUILD_TIMEOUT_MS = 20 * 60_000;
+const START_TIMEOUT_MS = 120_000;
+const NAMESPACE = 'default';
+const WEBHOOK = 'nmk-renewal-test';
+
+/** The cached cluster binaries (built on first use; a cached build answers at once). */
+function clusterBinDir(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'bash',
+      ['scripts/build-k8s-binaries.sh'],
+      { cwd: repoRoot, timeout: BUILD_TIMEOUT_MS },
+      (error, stdout, stderr) => {
+        const dir = stdout.trim().split('\n').at(-1) ?? '';
+        if (error !== null) reject(new Error(`build-k8s-binaries.sh failed: ${stderr}`));
+        else if (!existsSync(join(dir, 'kube-apiserver')))
+          reject(new Error(`no binaries in "${dir}"`));
+        else resolve(dir);
+      },
+    );
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function eventually<T>(
+  what: string,
+  read: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await read();
+    if (value !== undefined) return value;
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const logLines: string[] = [];
+const logger = createJsonLogger({
+  level: 'debug',
+  out: { write: (text) => void logLines.push(text) },
+  now: () => new Date(),
+});
+
+let root: string;
+let plane: ControlPlane | undefined;
+let config: K8s.KubeConfig;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'nmk-serving-kube-'));
+  plane = await startControlPlane({
+    stateDir: join(root, 'state'),
+    bindAddress: '127.0.0.1',
+    serviceCidr: '198.19.240.0/20',
+    kubernetesServiceIP: '198.19.240.1',
+    binDir: await clusterBinDir(),
+  });
+  config = new K8s.KubeConfig();
+  config.loadFromFile(plane.kubeconfigPath);
+}, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
+
+afterAll(async () => {
+  try {
+    await plane?.stop();
+  } finally {
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+  }
+}, 60_000);
+
+describe('Secret writes through the API server', () => {
+  it('creates once, and updates only over the resourceVersion it read', async () => {
+    const store = kubeCertificateStore(K8s, config);
+    const data = { 'tls.crt': 'YQ==', 'tls.key': 'Yg==', 'ca.crt': 'Yw==' };
+    expect(await store.readSecret(NAMESPACE, 'nmk-store')).toBeUndefined();
+    expect(await store.createSecret(NAMESPACE, 'nmk-store', data)).toBe('written');
+    expect(await store.createSecret(NAMESPACE, 'nmk-store', data)).toBe('conflict');
+    const read = await store.readSecret(NAMESPACE, 'nmk-store');
+    if (read === undefined) throw new Error('the Secret was not created');
+    expect(read.data).toEqual(data);
+    const next = { ...data, 'tls.crt': 'ZA==' };
+    expect(await store.updateSecret(NAMESPACE, 'nmk-store', next, read.resourceVersion)).toBe(
+      'written',
+    );
+    // The version read before that update is stale now: a second writer loses.
+    expect(await store.updateSecret(NAMESPACE, 'nmk-store', data, read.resourceVersion)).toBe(
+      'conflict',
+    );
+    expect((await store.readSecret(NAMESPACE, 'nmk-store'))?.data['tls.crt']).toBe('ZA==');
+  });
+
+  it('names the Secret and the API server’s reason, on one line, when a request fails', async () => {
+    if (plane === undefined) throw new Error('the control plane did not start');
+    const stranger = new K8s.KubeConfig();
+    stranger.loadFromOptions({
+      clusters: [{ name: 'test', server: plane.server, caFile: plane.caPath }],
+      users: [{ name: 'stranger', token: 'not-a-token' }],
+      contexts: [{ name: 'test', cluster: 'test', user: 'stranger' }],
+      currentContext: 'test',
+    });
+    const store = kubeCertificateStore(K8s, stranger);
+    await expect(store.readSecret(NAMESPACE, 'nmk-store')).rejects.toThrow(
+      /^reading Secret default\/nmk-store: 401 Unauthorized$/,
+    );
+  });
+});
+
+describe('two replicas renewing through the API server', () => {
+  const replicas: ManagedServingCertificate[] = [];
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((replica) => replica.stop()));
+  });
+
+  it('serve one certificate, then one renewed certificate whose CA the caBundle trusts', async () => {
+    const admission = config.makeApiClient(K8s.AdmissionregistrationV1Api);
+    await admission.createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: WEBHOOK },
+        webhooks: [
+          {
+            name: 'renewal.test.nginx-meshctl.io',
+            admissionReviewVersions: ['v1'],
+            sideEffects: 'None',
+            failurePolicy: 'Ignore',
+            clientConfig: { url: 'https://127.0.0.1:9/mutate' },
+            // Matches no namespace: the API server never calls it.
+            namespaceSelector: { matchLabels: { 'nginx-meshctl-test': 'never' } },
+            rules: [
+              { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] },
+            ],
+          },
+        ],
+      },
+    });
+    const options = {
+      namespace: NAMESPACE,
+      secretName: 'nmk-webhook-tls',
+      serviceName: 'nmk-webhook',
+      validityMs: 6_000,
+      checkIntervalMs: 300,
+      settleMs: 300,
+      minCheckDelayMs: 50,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1_000,
+    };
+    const renewed: ServingCertificate[][] = [[], []];
+    for (const index of [0, 1]) {
+      const replica = startServingCertificate(options, {
+        store: kubeCertificateStore(K8s, config),
+        target: webhookCaBundleTarget(K8s, config, WEBHOOK),
+        clock: systemClock,
+        random: Math.random,
+        logger: logger.with({ replica: index }),
+      });
+      replica.onRenewal((certificate) => renewed[index]?.push(certificate));
+      replicas.push(replica);
+    }
+    const firsts = await Promise.all(replicas.map((replica) => replica.first));
+    expect(firsts[1]?.certificatePem).toBe(firsts[0]?.certificatePem);
+
+    const [a, b] = await eventually(
+      'both replicas to serve a renewed certificate',
+      () => {
+        const [fromA, fromB] = renewed.map((list) => list[0]);
+        return Promise.resolve(
+          fromA !== undefined && fromB !== undefined ? [fromA, fromB] : undefined,
+        );
+      },
+      15_000,
+    );
+    expect(b.certificatePem).toBe(a.certificatePem);
+    const configuration = await admission.readMutatingWebhookConfiguration({ name: WEBHOOK });
+    const caBundle = Buffer.from(
+      configuration.webhooks?.[0]?.clientConfig.caBundle ?? '',
+      'base64',
+    ).toString('utf8');
+    // The renewed certificate's CA (the first of its bundle) is trusted.
+    expect(splitPemCertificates(caBundle)).toContain(splitPemCertificates(a.caPem)[0]);
+    expect(replicas.map((replica) => replica.readiness())).toEqual([
+      { ready: true },
+      { ready: true },
+    ]);
+  });
+});
+
+describe('front-proxy CA', () => {
+  it('is read from kube-system/extension-apiserver-authentication', async () => {
+    if (plane === undefined) throw new Error('the control plane did not start');
+    const core = config.makeApiClient(K8s.CoreV1Api);
+    const source = startRequestHeaderSource({
+      read: async () =>
+        (
+          await core.readNamespacedConfigMap({
+            name: 'extension-apiserver-authentication',
+            namespace: 'kube-system',
+          })
+        ).data ?? {},
+      description: 'ConfigMap kube-system/extension-apiserver-authentication',
+      clock: systemClock,
+      random: Math.random,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1_000,
+      logger,
+    });
+    try {
+      const settings = await source.first;
+      expect(settings.clientCaPem.trim()).toContain(
+        readFileSync(plane.pki.frontProxyCa.cert, 'utf8').trim(),
+      );
+      expect(settings.allowedNames).toEqual(['front-proxy-client']);
+      expect(source.readiness()).toEqual({ ready: true });
+    } finally {
+      await source.stop();
+    }
+  });
+});
