@@ -86,12 +86,28 @@ it('refuses a malformed redirect table, naming it', async () => {
   expect(result.stderr).toContain('--health-redirects: invalid entry for \\"/x\\"');
 });
 
-it('reports the proxy ready at once, and the pod ready only after --config-wait without a controller', async () => {
-  // Its own network namespace: the proxy's fixed ports cannot collide with anything else.
-  const netns = `nmk-agent-ready-${process.pid}`;
+/**
+ * The agent in a network namespace of its own (the proxy's fixed ports cannot collide with
+ * anything else), with a registrar nothing answers for: it never gets a configuration.
+ */
+function startLonelyAgent(
+  name: string,
+  runDir: string,
+  extraArgs: readonly string[],
+): {
+  readonly agent: ReturnType<typeof execa>;
+  /** Runs a Node script in the namespace; its stdout, trimmed. */
+  readonly inNetns: (script: string) => Promise<string>;
+  /** "<status> <body>" of a GET on the status server, or "down". */
+  readonly probe: (path: string) => Promise<string>;
+  /** Waits for the proxy to listen; "200 ok" once it does. */
+  proxyReady(timeoutMs: number): Promise<string>;
+  /** SIGTERM, the agent's stderr, and the namespace removed. */
+  stop(): Promise<string>;
+} {
+  const netns = `nmk-agent-${name}-${process.pid}`;
   execFileSync('ip', ['netns', 'add', netns]);
   execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-  const runDir = join(dir, 'run3');
   const agent = execa(
     'ip',
     [
@@ -106,92 +122,7 @@ it('reports the proxy ready at once, and the pod ready only after --config-wait 
       runDir,
       '--status-bind-address',
       '127.0.0.1:8887',
-      '--config-wait',
-      '3s',
-      // Nothing answers here: the agent never gets a configuration.
-      '--registrar-url',
-      'https://127.0.0.1:1',
-      '--token-path',
-      join(dir, 'no-token'),
-      '--nginx-modules',
-      `/usr/lib/nginx/modules/ngx_stream_module.so,${meshModule}`,
-    ],
-    { reject: false, timeout: 30_000 },
-  );
-  const probe = async (path: string): Promise<string> => {
-    const result = await execa(
-      'ip',
-      [
-        'netns',
-        'exec',
-        netns,
-        process.execPath,
-        '-e',
-        `fetch('http://127.0.0.1:8887${path}').then(async (r) => console.log(r.status, (await r.text()).trim()), () => console.log('down'))`,
-      ],
-      { reject: false },
-    );
-    return result.stdout.trim();
-  };
-  try {
-    const started = Date.now();
-    let proxy = 'down';
-    while (proxy !== '200 ok' && Date.now() - started < 15_000) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      proxy = await probe('/readyz/proxy');
-    }
-    expect(proxy).toBe('200 ok');
-    const early = await probe('/readyz');
-    const earlyMs = Date.now() - started;
-    let late = early;
-    while (late !== '200 ok' && Date.now() - started < 15_000) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      late = await probe('/readyz');
-    }
-    const lateMs = Date.now() - started;
-    process.stderr.write(`proxy ready, then pod ready ${lateMs} ms after start\n`);
-    // Still inside the wait when the proxy came up: not ready for the mesh's traffic yet.
-    expect(earlyMs).toBeLessThan(3_000);
-    expect(early).toMatch(/^503 not ready: waiting for the mesh configuration: /);
-    expect(late).toBe('200 ok');
-    expect(lateMs).toBeGreaterThanOrEqual(2_500);
-    // The same server answers /metrics; the transparent proxy has counted nothing yet.
-    const metrics = await probe('/metrics');
-    expect(metrics).toMatch(/^200 # HELP nginx_mesh_requests_total /);
-    expect(metrics).toContain('\nnginx_mesh_stats_unreadable_total 0');
-  } finally {
-    agent.kill('SIGTERM');
-    const ended = await agent;
-    execFileSync('ip', ['netns', 'delete', netns]);
-    expect(ended.stderr).toContain(
-      'no mesh configuration yet; reporting the transparent proxy ready',
-    );
-  }
-});
-
-it('in strict mTLS stays closed and not ready without a configuration, past --config-wait', async () => {
-  const netns = `nmk-agent-strict-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', netns]);
-  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-  const runDir = join(dir, 'run4');
-  const agent = execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      netns,
-      binary.path,
-      'run',
-      '--role',
-      'agent',
-      '--run-dir',
-      runDir,
-      '--status-bind-address',
-      '127.0.0.1:8887',
-      '--config-wait',
-      '1s',
-      '--mtls-mode',
-      'strict',
+      ...extraArgs,
       '--registrar-url',
       'https://127.0.0.1:1',
       '--token-path',
@@ -211,31 +142,85 @@ it('in strict mTLS stays closed and not ready without a configuration, past --co
     inNetns(
       `fetch('http://127.0.0.1:8887${path}').then(async (r) => console.log(r.status, (await r.text()).trim()), () => console.log('down'))`,
     );
+  return {
+    agent,
+    inNetns,
+    probe,
+    async proxyReady(timeoutMs) {
+      const started = Date.now();
+      let proxy = 'down';
+      while (proxy !== '200 ok' && Date.now() - started < timeoutMs) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        proxy = await probe('/readyz/proxy');
+      }
+      return proxy;
+    },
+    async stop() {
+      agent.kill('SIGTERM');
+      const ended = await agent;
+      execFileSync('ip', ['netns', 'delete', netns]);
+      return String(ended.stderr);
+    },
+  };
+}
+
+it('reports the proxy ready at once, and the pod ready only after --config-wait without a controller', async () => {
+  const lonely = startLonelyAgent('ready', join(dir, 'run3'), ['--config-wait', '3s']);
+  const { probe } = lonely;
+  let stderr = '';
   try {
     const started = Date.now();
-    let proxy = 'down';
-    while (proxy !== '200 ok' && Date.now() - started < 15_000) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      proxy = await probe('/readyz/proxy');
+    expect(await lonely.proxyReady(15_000)).toBe('200 ok');
+    const early = await probe('/readyz');
+    const earlyMs = Date.now() - started;
+    let late = early;
+    while (late !== '200 ok' && Date.now() - started < 15_000) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      late = await probe('/readyz');
     }
-    expect(proxy).toBe('200 ok');
+    const lateMs = Date.now() - started;
+    process.stderr.write(`proxy ready, then pod ready ${lateMs} ms after start\n`);
+    // Still inside the wait when the proxy came up: not ready for the mesh's traffic yet.
+    expect(earlyMs).toBeLessThan(3_000);
+    expect(early).toMatch(/^503 not ready: waiting for the mesh configuration: /);
+    expect(late).toBe('200 ok');
+    expect(lateMs).toBeGreaterThanOrEqual(2_500);
+    // The same server answers /metrics; the transparent proxy has counted nothing yet.
+    const metrics = await probe('/metrics');
+    expect(metrics).toMatch(/^200 # HELP nginx_mesh_requests_total /);
+    expect(metrics).toContain('\nnginx_mesh_stats_unreadable_total 0');
+  } finally {
+    stderr = await lonely.stop();
+  }
+  expect(stderr).toContain('no mesh configuration yet; reporting the transparent proxy ready');
+});
+
+it('in strict mTLS stays closed and not ready without a configuration, past --config-wait', async () => {
+  const runDir = join(dir, 'run4');
+  const lonely = startLonelyAgent('strict', runDir, [
+    '--config-wait',
+    '1s',
+    '--mtls-mode',
+    'strict',
+  ]);
+  let stderr = '';
+  try {
+    expect(await lonely.proxyReady(15_000)).toBe('200 ok');
     // Well past --config-wait: a strict sidecar never turns ready on its own.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
-    expect(await probe('/readyz')).toMatch(
+    expect(await lonely.probe('/readyz')).toMatch(
       /^503 not ready: waiting for the mesh configuration: .*\(strict mTLS: closed until then\)$/,
     );
     // Both redirect ports accept a connection and close it without passing a byte on.
     const config = readFileSync(join(runDir, 'nginx.conf'), 'utf8');
     expect(config).not.toContain('proxy_pass');
     expect(config.match(/return "";/g)).toHaveLength(2);
-    const answer = await inNetns(
+    const answer = await lonely.inNetns(
       `const s = require('net').connect(8901, '127.0.0.1'); let got = 0; s.on('data', (b) => (got += b.length)); s.on('close', () => { console.log('closed', got); process.exit(0); }); s.on('error', (e) => console.log('error', e.code)); s.write('GET / HTTP/1.0\\r\\n\\r\\n'); setTimeout(() => { console.log('open'); process.exit(0); }, 3000);`,
     );
     expect(answer).toBe('closed 0');
   } finally {
-    agent.kill('SIGTERM');
-    const ended = await agent;
-    execFileSync('ip', ['netns', 'delete', netns]);
-    expect(ended.stderr).toContain('strict mTLS: the proxy stays closed and not ready');
+    stderr = await lonely.stop();
   }
+  expect(stderr).toContain('strict mTLS: the proxy stays closed and not ready');
 });
