@@ -109,3 +109,20 @@ export async function tagNodeImage(source: string, target: string): Promise<void
   const holder = Number(env('NMK_TEST_NODE_HOLDER'));
   await execa(...ctrInNode(holder, ['images', 'tag', '--force', source, target]));
 }
+
+/** Imports docker-archive files into the node's containerd, as its start-up does. */
+export async function importNodeImages(paths: readonly string[]): Promise<void> {
+  const holder = Number(env('NMK_TEST_NODE_HOLDER'));
+  for (const path of paths)
+    await execa(...ctrInNode(holder, ['images', 'import', path]), { timeout: 300_000 });
+}
+
+/**
+ * Sends signal to the main process of a running container (its id as the pod's status gives it,
+ * `containerd://<id>`), as a crash or the OOM killer would: the kubelet sees it end.
+ */
+export async function killContainer(containerId: string, signal = 'SIGKILL'): Promise<void> {
+  const holder = Number(env('NMK_TEST_NODE_HOLDER'));
+  const id = containerId.replace(/^containerd:\/\//, '');
+  await execa(...ctrInNode(holder, ['tasks', 'kill', '--signal', signal, id]));
+}
