@@ -1,4 +1,4 @@
-// Four tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
+// Five tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
 'use strict';
 
 const common = {
@@ -37,6 +37,15 @@ module.exports = {
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       // The whole mesh runs on the cluster tier's test cluster.
+      globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+    },
+    {
+      ...common,
+      displayName: 'faults',
+      testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+      // The mesh broken and mended on the same test cluster; each test sets its own bound.
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
