@@ -12,9 +12,9 @@ import type { SvidStatus } from '../../src/runtime/svid/svid-client';
 
 describe('retryWaitMs', () => {
   it('backs off with jitter from the first failure before any SVID arrived', () => {
-    expect(retryWaitMs(1, 0, undefined, 0)).toBe(250);
-    expect(retryWaitMs(1, 0.999, undefined, 0)).toBe(500);
-    expect(retryWaitMs(2, 0, undefined, 0)).toBe(500);
+    expect(retryWaitMs(1, 0, undefined, 0)).toBe(200);
+    expect(retryWaitMs(1, 0.999, undefined, 0)).toBe(400);
+    expect(retryWaitMs(2, 0, undefined, 0)).toBe(400);
     expect(retryWaitMs(40, 0, undefined, 0)).toBe(BACKOFF_WITHOUT_SVID_MAX_MS / 2);
     expect(retryWaitMs(40, 0.999, undefined, 0)).toBe(4_998);
     expect(BACKOFF_WITHOUT_SVID_MAX_MS).toBe(5_000);
@@ -22,7 +22,7 @@ describe('retryWaitMs', () => {
 
   it('keeps backing off after the SVID expired instead of retrying in a tight loop', () => {
     const waits = [1, 2, 3, 4, 5, 6, 20].map((attempt) => retryWaitMs(attempt, 0.5, -60_000, 0));
-    expect(waits).toEqual([375, 750, 1500, 3000, 3750, 3750, 3750]);
+    expect(waits).toEqual([300, 600, 1200, 2400, 3750, 3750, 3750]);
     for (const wait of waits) expect(wait).toBeGreaterThan(MIN_RETRY_MS);
   });
 

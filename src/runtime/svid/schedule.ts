@@ -17,6 +17,8 @@ export const BACKOFF_MAX_MS = 30_000;
  * return, yet jittered and no faster than this, so that a fleet does not flood the registrar.
  */
 export const BACKOFF_WITHOUT_SVID_MAX_MS = 5_000;
+/** The first wait once without a valid SVID (its upper half is jittered), doubling from there. */
+export const BACKOFF_WITHOUT_SVID_FIRST_MS = 400;
 /** The shortest wait between two requests, however close expiry is. */
 export const MIN_RETRY_MS = 200;
 
@@ -48,7 +50,8 @@ export function backoffMs(attempt: number, random: number): number {
  * Wait before retry number attempt (1, 2, …) after a failed request. remainingMs is how long the
  * SVID in use stays valid (undefined without one); hintedMs the registrar's Retry-After (0 when
  * it gave none). While the SVID is valid the client retries at least four more times before it
- * expires; once it has expired, or before the first, it backs off to BACKOFF_WITHOUT_SVID_MAX_MS.
+ * expires; once it has expired, or before the first, attempt counts the failures since then and
+ * the wait doubles from BACKOFF_WITHOUT_SVID_FIRST_MS to BACKOFF_WITHOUT_SVID_MAX_MS.
  * Every wait is jittered, so that clients that failed together do not retry together.
  */
 export function retryWaitMs(
@@ -61,7 +64,7 @@ export function retryWaitMs(
     const backoff = jitteredBackoffMs(
       attempt - 1,
       random,
-      BACKOFF_FIRST_MS,
+      BACKOFF_WITHOUT_SVID_FIRST_MS,
       BACKOFF_WITHOUT_SVID_MAX_MS,
     );
     return Math.max(backoff, hintedMs);

@@ -325,11 +325,22 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
     }
   };
 
+  /** Failed requests in a row since the workload has had no valid SVID. */
+  let failuresWithoutSvid = 0;
   const nextWait = (attempt: number, error: unknown): number => {
     const hinted = error instanceof SvidRequestError ? (error.retryAfterMs ?? 0) : 0;
     const remaining =
       current === undefined ? undefined : current.notAfter.getTime() - clock.now().getTime();
-    return retryWaitMs(attempt, deps.random(), remaining, hinted);
+    // Without a valid SVID the backoff starts afresh: the failures before expiry were spent
+    // saving the SVID, and a registrar back a moment after expiry must be found at once.
+    if (remaining === undefined || remaining <= 0) failuresWithoutSvid += 1;
+    else failuresWithoutSvid = 0;
+    return retryWaitMs(
+      remaining === undefined || remaining <= 0 ? failuresWithoutSvid : attempt,
+      deps.random(),
+      remaining,
+      hinted,
+    );
   };
 
   const loop = async (): Promise<void> => {
@@ -342,6 +353,7 @@ export function startSvidClient(options: SvidClientOptions, deps: SvidClientDeps
         if (lastError !== undefined)
           logger.info('registrar answers again', { failedAttempts: attempt });
         attempt = 0;
+        failuresWithoutSvid = 0;
         lastError = undefined;
         resolveReady(current);
         try {
