@@ -119,7 +119,12 @@ async function deployController(): Promise<void> {
                 { name: 'probes', containerPort: 8081 },
                 { name: 'version', containerPort: 8082 },
               ],
-              readinessProbe: { httpGet: { path: '/readyz', port: 'probes' }, periodSeconds: 1 },
+              // As deploy probes it: the webhook serves while publishing waits (here for ever:
+              // there is no registrar).
+              readinessProbe: {
+                httpGet: { path: '/readyz/serving', port: 'probes' },
+                periodSeconds: 1,
+              },
             },
           ],
         },
@@ -342,17 +347,21 @@ describe('the injection webhook', () => {
     expect(controller).toBe(`nginx-mesh-controller - v${version}`);
   });
 
-  it('reports the running controller through nginx-meshctl status', async () => {
+  it('reports through nginx-meshctl status a controller that serves but cannot publish, and why', async () => {
     const result = await execa(
       join(__dirname, '..', '..', 'dist', 'nginx-meshctl'),
       ['status', '--kubeconfig', testKubeconfig(), '-n', meshNamespace],
       { reject: false },
     );
-    expect(result.exitCode).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe('Checking NGINX Service Mesh setup....');
+    // Ready for the webhook Service, but without a registrar it never gets an SVID for NATS.
     expect(lines).toContainEqual(expect.stringMatching(/^nginx-mesh-controller +1\/1 /));
-    expect(lines.at(-1)).toBe('Connection to NGINX Service Mesh was successful.');
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^ {2}nginx-mesh-controller: nginx-mesh-controller-\S+: no SVID yet; /),
+    );
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^Error: mesh controller unavailable: no SVID yet; /);
   });
 
   it('lists the Services of opted-in namespaces with nginx-meshctl services', async () => {

@@ -44,7 +44,13 @@ interface ProbeSpec {
 
 interface PodStatus {
   metadata?: { name?: string; deletionTimestamp?: string };
-  spec?: { containers?: { name?: string; readinessProbe?: ProbeSpec }[] };
+  spec?: {
+    containers?: {
+      name?: string;
+      readinessProbe?: ProbeSpec;
+      ports?: { name?: string; containerPort?: number }[];
+    }[];
+  };
   status?: {
     phase?: string;
     conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
@@ -97,6 +103,12 @@ function pendingProblem(pod: PodStatus): string {
   return `not scheduled: ${oneLine(unscheduled.message ?? unscheduled.reason ?? '')}`;
 }
 
+/** The pod proxy takes a port number; a probe may name the container's port instead. */
+function probePort(port: number | string, container: ContainerSpec): number | string | undefined {
+  if (typeof port === 'number' || /^\d+$/.test(port)) return port;
+  return container.ports?.find((each) => each.name === port)?.containerPort;
+}
+
 /** What a running container's readiness probe answers, asked through the API server. */
 async function probeProblem(
   kube: KubeAccess,
@@ -108,9 +120,11 @@ async function probeProblem(
   const probe = container.readinessProbe?.httpGet;
   if (probe?.port === undefined) return `${label}not ready`;
   const scheme = probe.scheme === 'HTTPS' ? 'https:' : '';
+  const port = probePort(probe.port, container);
+  if (port === undefined) return `${label}readiness probe names no port of the container`;
   // A role probed for serving only tells the whole truth on /readyz.
   const probePath = probe.path === READY_SERVING_PATH ? '/readyz' : (probe.path ?? '/');
-  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${probe.port}/proxy${probePath}`;
+  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${port}/proxy${probePath}`;
   try {
     const answer = await kube.getRaw(target, path);
     if (answer.status >= 200 && answer.status < 400) return `${label}ready now`;
