@@ -10,7 +10,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NATS_NAME, REGISTRAR_NAME } from '../../src/manifests/constants';
+import { CONTROLLER_NAME, NATS_NAME, REGISTRAR_NAME } from '../../src/manifests/constants';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import {
   apiServiceAnswers,
@@ -47,6 +47,7 @@ import {
   injectedPods,
   killRoles,
   killSidecar,
+  podsOfRole,
   restartDeployment,
   sawRolesDown,
   scaleDeployment,
@@ -254,17 +255,22 @@ describe('the mesh under faults', () => {
         await stopped?.start();
       },
       recovered: async () => {
-        // Pods reach it through the kubernetes Service: kube-proxy must have its endpoint again.
+        // The controller reaches it through the kubernetes Service: from its own network
+        // namespace, kube-proxy must send it to the API server again.
+        const [controller] = await podsOfRole(rest, meshNamespace, CONTROLLER_NAME);
+        const netns = await netnsOf(controller?.status?.podIP ?? '');
         await waitFor(
-          'the kubernetes Service answering on the node',
-          async () => ((await apiServiceAnswers()) ? true : undefined),
+          "the kubernetes Service answering in the controller's network namespace",
+          async () => ((await apiServiceAnswers(netns)) ? true : undefined),
           120_000,
           500,
         );
         serviceAt = Date.now();
         await waitForControlPlane(rest, meshNamespace);
       },
-      notes: () => [`the kubernetes Service answered again on the node at ${iso(serviceAt)}`],
+      notes: () => [
+        `the kubernetes Service answered in the controller's network namespace again at ${iso(serviceAt)}`,
+      ],
     });
     expect(outcome.problems).toEqual([]);
   }, 300_000);

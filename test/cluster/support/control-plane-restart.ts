@@ -114,14 +114,15 @@ export async function stopApiServerAndEtcd(controlPlaneDir: string): Promise<Sto
 }
 
 /**
- * Whether the API server answers at the kubernetes Service's address from the node's network
- * namespace, where kube-proxy's rules are: what every pod (the mesh's roles among them) dials.
- * Any HTTP answer counts; a refused or unanswered connection does not.
+ * Whether the API server answers at the kubernetes Service's address, as in-cluster clients (the
+ * mesh's roles among them) dial it, through kube-proxy's rules: from the network namespace at
+ * netns (a pod's, as a host path), by default the node's. Any HTTP answer counts; a refused or
+ * unanswered connection does not.
  */
-export async function apiServiceAnswers(): Promise<boolean> {
+export async function apiServiceAnswers(netns?: string): Promise<boolean> {
   const topology = buildTopology(TEST_CLUSTER_INSTANCE);
   const script = `require('node:https').get({ host: ${JSON.stringify(topology.kubernetesServiceIP)}, port: 443, path: '/readyz', rejectUnauthorized: false, timeout: 2000 }, (r) => { console.log(r.statusCode); r.resume(); }).on('timeout', function () { this.destroy(new Error('timeout')); }).on('error', (e) => console.log('error ' + (e.code ?? e.message)))`;
-  const [file, args] = inNetns(`/run/netns/${topology.nodeNetns}`, [
+  const [file, args] = inNetns(netns ?? `/run/netns/${topology.nodeNetns}`, [
     process.execPath,
     '-e',
     script,
