@@ -65,9 +65,13 @@ export function kubeScripted(
               }),
         }),
       stream: (request) =>
-        streamFromAnswer(
-          untilAborted(ask({ method: 'WATCH', path: request.path }), request.signal),
-          request.onLine,
+        untilAborted(
+          streamFromAnswer(
+            untilAborted(ask({ method: 'WATCH', path: request.path }), request.signal),
+            request.onLine,
+            request.onOpen,
+          ),
+          request.signal,
         ),
     },
   };

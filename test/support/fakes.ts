@@ -78,9 +78,19 @@ export function readOnlyKube(
 export async function streamFromAnswer(
   answer: Promise<RawResponse>,
   onLine: (line: string) => void,
+  onOpen?: (status: number) => void,
 ): Promise<RawResponse> {
   const response = await answer;
+  onOpen?.(response.status);
   if (response.status < 200 || response.status > 299) return response;
   for (const line of response.body.split('\n')) if (line.trim() !== '') onLine(line);
+  if (HELD in response) return new Promise<RawResponse>(() => undefined);
   return { status: response.status, body: '' };
+}
+
+const HELD = Symbol('held open');
+
+/** A watch answer the server keeps open after its lines, until the request is aborted. */
+export function heldOpen(body = ''): RawResponse {
+  return Object.assign({ status: 200, body }, { [HELD]: true });
 }

@@ -6,6 +6,14 @@ import { backoffDelayMs, startWatch } from '../../src/runtime/kube/watch';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import type { SeenRequest } from '../support/fake-kube';
 import { kubeScripted, okJson, statusAnswer } from '../support/fake-kube';
+import { heldOpen } from '../support/fakes';
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let round = 0; round < 200 && !condition(); round += 1) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (!condition()) throw new Error('condition not met within 200 rounds');
+}
 
 const PATH = '/api/v1/services';
 
@@ -148,7 +156,7 @@ describe('startWatch', () => {
     expect(fake.requests.at(-1)?.path).toContain('resourceVersion=12');
   });
 
-  it('keeps its version and backs off, doubling up to 30 s, while the watch keeps failing', async () => {
+  it('keeps its version and backs off, doubling up to 5 s, while the watch keeps failing', async () => {
     const failing = Array.from(
       { length: 12 },
       () => () => statusAnswer(500, 'InternalError', 'etcd is unavailable'),
@@ -157,9 +165,10 @@ describe('startWatch', () => {
     const { watch, clock, log } = watched(fake);
     await idle;
     await watch.stop();
-    // random() = 0.5: three quarters of each ceiling (250 ms doubled, capped at 30 s).
+    // random() = 0.5: three quarters of each ceiling (250 ms doubled, capped at 5 s), so the
+    // first watch after an API server's return waits at most 5 s.
     expect(clock.sleeps).toEqual([
-      188, 375, 750, 1500, 3000, 6000, 12000, 22500, 22500, 22500, 22500, 22500,
+      188, 375, 750, 1500, 3000, 3750, 3750, 3750, 3750, 3750, 3750, 3750,
     ]);
     const watches = fake.requests.filter((r) => r.method === 'WATCH');
     expect(watches.every((r) => r.path.includes('resourceVersion=5'))).toBe(true);
@@ -217,6 +226,21 @@ describe('startWatch', () => {
     await second.watch.stop();
   });
 
+  it('follows the cluster again as soon as a watch is accepted, not when it ends', async () => {
+    const { fake } = scripted([
+      () => list([], '5'),
+      () => statusAnswer(503, 'ServiceUnavailable', 'etcd is down'),
+      () => statusAnswer(503, 'ServiceUnavailable', 'etcd is down'),
+      () => heldOpen(),
+    ]);
+    const { watch } = watched(fake);
+    await waitUntil(() => fake.requests.length === 4);
+    // The watch is open and quiet: nothing has ended it, yet it follows the cluster.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(watch.failure()).toBeUndefined();
+    await watch.stop();
+  });
+
   it('treats a collection that is not served as empty, retries it and logs that once', async () => {
     const notFound = () => statusAnswer(404, 'NotFound', 'the server could not find the resource');
     const { fake, idle } = scripted([
@@ -246,9 +270,9 @@ describe('startWatch', () => {
 describe('backoffDelayMs', () => {
   it('stays within the upper half of a ceiling that doubles and never exceeds the bound', () => {
     for (let failures = 0; failures < 64; failures += 1) {
-      const ceiling = Math.min(30_000, 250 * 2 ** failures);
+      const ceiling = Math.min(5_000, 250 * 2 ** failures);
       expect(backoffDelayMs(failures, () => 0)).toBe(ceiling / 2);
-      expect(backoffDelayMs(failures, () => 0.999999)).toBeLessThanOrEqual(30_000);
+      expect(backoffDelayMs(failures, () => 0.999999)).toBeLessThanOrEqual(5_000);
       expect(backoffDelayMs(failures, () => 0.999999)).toBeGreaterThan(ceiling * 0.99);
     }
   });

@@ -33,6 +33,8 @@ export interface KubeStreamRequest {
   readonly path: string;
   /** Called with every complete, non-empty line of a 2xx body, in order. */
   readonly onLine: (line: string) => void;
+  /** Called once the server has answered with its status, before any line. */
+  readonly onOpen?: (status: number) => void;
   /** Aborting ends the request; stream() then rejects with the signal's reason. */
   readonly signal: AbortSignal;
   /** The longest silence allowed between two chunks before the request fails. */
@@ -205,6 +207,7 @@ async function sendStreaming(
       (res) => {
         const status = res.statusCode ?? 0;
         const ok = status >= 200 && status <= 299;
+        request.onOpen?.(status);
         const chunks: Buffer[] = [];
         const lines = lineSplitter(request.onLine);
         res.setEncoding('utf8');

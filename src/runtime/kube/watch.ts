@@ -31,7 +31,7 @@ export interface WatchOptions<T> {
   readonly timeoutSeconds?: number;
   /** First retry delay, doubled after each failure in a row. Default 250. */
   readonly backoffInitialMs?: number;
-  /** Upper bound of a retry delay. Default 30000. */
+  /** Upper bound of a retry delay. Default 5000. */
   readonly backoffMaxMs?: number;
 }
 
@@ -46,7 +46,11 @@ export interface ResourceWatch {
 
 const DEFAULT_TIMEOUT_SECONDS = 300;
 const DEFAULT_BACKOFF_INITIAL_MS = 250;
-const DEFAULT_BACKOFF_MAX_MS = 30_000;
+/**
+ * Low enough that a cache follows an API server that came back within seconds (the first wait
+ * after its return is at most this), high enough that a dozen watches do not flood a broken one.
+ */
+const DEFAULT_BACKOFF_MAX_MS = 5_000;
 /** Silence allowed beyond timeoutSeconds before a watch is taken for dead. */
 const IDLE_GRACE_MS = 30_000;
 /** A watch the server kept open this long was healthy, whatever it delivered. */
@@ -207,6 +211,13 @@ export function startWatch<T extends KubeObject>(
       response = await connection.stream({
         path: `${options.path}?${query.toString()}`,
         onLine,
+        // An accepted watch follows the cluster again: say so now, not when it ends minutes later.
+        onOpen: (status) => {
+          if (status >= 200 && status <= 299) {
+            failing = undefined;
+            failingSince = undefined;
+          }
+        },
         signal: abort.signal,
         idleTimeoutMs: timeoutSeconds * 1000 + IDLE_GRACE_MS,
       });
