@@ -5,7 +5,16 @@
 // <cache>/previous/<commit>/ (the executable is taken out of the controller image, where the
 // image build put it, so nothing runs npm on the host).
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { cacheRoot } from '../harness/cluster';
 import type { ImageArchive } from '../harness/node';
@@ -16,6 +25,8 @@ const MESH_IMAGES = ['controller', 'init', 'sidecar'] as const;
 /** Bounds the image build of one commit (cold: the executable and the module are built). */
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 const EXECUTABLE = 'usr/bin/nginx-meshctl';
+/** Commits whose images stay cached (the most recently used): each takes some 750 MB. */
+const KEEP_COMMITS = 2;
 
 export interface PreviousMesh {
   /** The full commit hash. */
@@ -98,6 +109,20 @@ async function buildPrevious(root: string, commit: string, tag: string, dir: str
   }
 }
 
+/** Removes the cached commits but the KEEP_COMMITS most recently used (images.json's time). */
+function pruneCache(root: string): void {
+  const used = (dir: string): number => {
+    try {
+      return statSync(join(root, dir, 'images.json')).mtimeMs;
+    } catch {
+      return 0;
+    }
+  };
+  const dirs = readdirSync(root).sort((a, b) => used(b) - used(a));
+  for (const dir of dirs.slice(KEEP_COMMITS))
+    rmSync(join(root, dir), { recursive: true, force: true });
+}
+
 /**
  * The mesh of the commit `ref` names (default HEAD~1, or NMK_FAULTS_PREVIOUS_REF), built or
  * found in the cache.
@@ -113,13 +138,18 @@ export async function previousMesh(
     }
   ).version;
   const tag = `${version}-${commit.slice(0, 12)}`;
-  const dir = join(cacheRoot(), 'previous', commit);
+  const cache = join(cacheRoot(), 'previous');
+  const dir = join(cache, commit);
   const recordPath = join(dir, 'images.json');
   const binary = join(dir, EXECUTABLE);
   if (existsSync(recordPath) && existsSync(binary)) {
     const record = JSON.parse(readFileSync(recordPath, 'utf8')) as CacheRecord;
-    if (record.images.every((image) => existsSync(image.path)))
+    if (record.images.every((image) => existsSync(image.path))) {
+      const now = new Date();
+      utimesSync(recordPath, now, now);
+      pruneCache(cache);
       return { ...record, binary, built: false };
+    }
   }
   mkdirSync(dir, { recursive: true });
   const images = await buildPrevious(root, commit, tag, dir);
@@ -129,6 +159,7 @@ export async function previousMesh(
   await extractExecutable(controller.path, dir);
   const record: CacheRecord = { commit, tag, images };
   writeFileSync(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+  pruneCache(cache);
   return { ...record, binary, built: true };
 }
 
