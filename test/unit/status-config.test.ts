@@ -1,6 +1,7 @@
 // status and config against a hand-written API: what they ask for and what they print.
 import { runCli } from '../support/cli';
 import { kubeAnswering, okJson } from '../support/fake-kube';
+import { readOnlyKube } from '../support/fakes';
 
 const deploymentPath = '/apis/apps/v1/namespaces/nginx-mesh/deployments/nginx-mesh-controller';
 const configMapPath = '/api/v1/namespaces/nginx-mesh/configmaps/meshconfig';
@@ -37,7 +38,7 @@ describe('status', () => {
   it('lists every component, ready against desired, and reports success', async () => {
     const { kube, paths } = cluster(1);
     const result = await runCli(['status'], { kube });
-    expect(paths).toEqual([deploymentPath, listPath]);
+    expect(paths).toEqual([deploymentPath, listPath, '/api/v1/pods']);
     expect(result).toEqual({
       code: 0,
       stdout: [
@@ -188,6 +189,52 @@ describe('status', () => {
     });
     expect(working.code).toBe(0);
     expect(working.stdout).not.toContain('Not ready');
+  });
+
+  it('counts the sidecars of meshed pods, and names one that is not ready with why', async () => {
+    const meshedPod = (name: string, ready: boolean, state: object = {}) => ({
+      metadata: {
+        name,
+        namespace: 'shop',
+        annotations: { 'injector.nsm.nginx.com/status': 'injected' },
+      },
+      status: {
+        phase: 'Running',
+        initContainerStatuses: [{ name: 'nginx-mesh-sidecar', ready, ...state }],
+      },
+    });
+    const { kube } = cluster(1);
+    const routes: Record<string, { status: number; body: string }> = {
+      '/api/v1/pods': okJson({
+        items: [
+          meshedPod('web-1', true),
+          meshedPod('web-2', false, { state: { running: {} } }),
+          meshedPod('web-3', false, { state: { waiting: { reason: 'CrashLoopBackOff' } } }),
+          { metadata: { name: 'plain', namespace: 'shop' }, status: { phase: 'Running' } },
+        ],
+      }),
+      '/api/v1/namespaces/shop/pods/web-2:8887/proxy/readyz': {
+        status: 503,
+        body: 'not ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222\n',
+      },
+    };
+    const withPods = readOnlyKube(async (target, path) =>
+      path in routes
+        ? (routes[path] as { status: number; body: string })
+        : kube.getRaw(target, path),
+    );
+    const result = await runCli(['status'], { kube: withPods });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('sidecars               1/3');
+    expect(result.stdout).toContain(
+      '  sidecars: shop/web-2: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222\n',
+    );
+    expect(result.stdout).toContain(
+      '  sidecars: shop/web-3: container nginx-mesh-sidecar: CrashLoopBackOff\n',
+    );
+    expect(result.stderr.split('\n')[0]).toBe(
+      'Error: mesh components unavailable: sidecars (1/3 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
+    );
   });
 
   it('prints a document with -o json, and still fails when unhealthy', async () => {

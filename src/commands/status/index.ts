@@ -6,9 +6,14 @@
 import { MeshctlError, describeError } from '../../errors';
 import {
   CONTROLLER_NAME,
+  INJECTION_STATUS_ANNOTATION,
+  INJECTION_STATUS_INJECTED,
   PART_OF_LABEL,
   PART_OF_VALUE,
   READY_SERVING_PATH,
+  SIDECAR_CONTAINER_NAME,
+  SIDECAR_METRICS_PORT,
+  SIDECAR_READY_PATH,
 } from '../../manifests/constants';
 import { VERSION_LABEL } from '../../manifests/install/objects';
 import type { ComponentStatus, PodProblem } from '../../render/status';
@@ -43,7 +48,12 @@ interface ProbeSpec {
 }
 
 interface PodStatus {
-  metadata?: { name?: string; deletionTimestamp?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    deletionTimestamp?: string;
+    annotations?: Record<string, string>;
+  };
   spec?: {
     containers?: {
       name?: string;
@@ -54,14 +64,17 @@ interface PodStatus {
   status?: {
     phase?: string;
     conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
-    containerStatuses?: {
-      name?: string;
-      ready?: boolean;
-      state?: {
-        waiting?: { reason?: string; message?: string };
-        terminated?: { reason?: string; exitCode?: number };
-      };
-    }[];
+    initContainerStatuses?: ContainerStatusView[];
+    containerStatuses?: ContainerStatusView[];
+  };
+}
+
+interface ContainerStatusView {
+  name?: string;
+  ready?: boolean;
+  state?: {
+    waiting?: { reason?: string; message?: string };
+    terminated?: { reason?: string; exitCode?: number };
   };
 }
 
@@ -73,7 +86,7 @@ function oneLine(text: string): string {
   return line.length > REASON_LIMIT ? `${line.slice(0, REASON_LIMIT)}…` : line;
 }
 
-type ContainerStatus = NonNullable<NonNullable<PodStatus['status']>['containerStatuses']>[number];
+type ContainerStatus = ContainerStatusView;
 type ContainerSpec = NonNullable<NonNullable<PodStatus['spec']>['containers']>[number];
 
 /** The kubelet's reason when a container does not run (waiting or terminated), if any. */
@@ -223,6 +236,77 @@ async function problemsOf(
     .sort((a, b) => a.pod.localeCompare(b.pod));
 }
 
+/** Why a pod's sidecar is not ready, or undefined when it is. */
+async function sidecarProblem(
+  kube: KubeAccess,
+  target: KubeTarget,
+  pod: PodStatus,
+): Promise<string | undefined> {
+  const sidecar = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ].find((each) => each.name === SIDECAR_CONTAINER_NAME);
+  if (sidecar?.ready === true) return undefined;
+  const state = sidecar === undefined ? pendingProblem(pod) : stateProblem([sidecar]);
+  if (state !== undefined) return state;
+  const where = {
+    namespace: pod.metadata?.namespace ?? '',
+    name: pod.metadata?.name ?? '',
+    containers: 1,
+  };
+  const reason = await probeProblem(kube, target, where, {
+    name: SIDECAR_CONTAINER_NAME,
+    readinessProbe: { httpGet: { path: SIDECAR_READY_PATH, port: SIDECAR_METRICS_PORT } },
+  });
+  return reason.endsWith('ready now') ? undefined : reason;
+}
+
+function isMeshed(pod: PodStatus): boolean {
+  return (
+    pod.metadata?.annotations?.[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED &&
+    pod.metadata.deletionTimestamp === undefined &&
+    pod.status?.phase !== 'Succeeded' &&
+    pod.status?.phase !== 'Failed'
+  );
+}
+
+/** The row of the mesh's sidecars: every running pod that carries one, and why any is not ready. */
+export const SIDECARS_ROW = 'sidecars';
+
+/**
+ * Every pod that carries the sidecar, ready or not by its sidecar container, with why not: the
+ * kubelet's reason, or what the agent's /readyz says. undefined when the pods cannot be listed
+ * (status then says nothing of sidecars rather than guess).
+ */
+async function sidecarsOf(
+  kube: KubeAccess,
+  target: KubeTarget,
+): Promise<ComponentStatus | undefined> {
+  let pods: PodStatus[];
+  try {
+    pods = (await getJson<{ items: PodStatus[] }>(kube, target, '/api/v1/pods')).items;
+  } catch {
+    return undefined;
+  }
+  const meshed = pods.filter(isMeshed);
+  if (meshed.length === 0) return undefined;
+  const answers = await Promise.all(
+    meshed.map(async (pod) => {
+      const reason = await sidecarProblem(kube, target, pod);
+      const name = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+      return reason === undefined ? undefined : { pod: name, reason };
+    }),
+  );
+  const problems = answers.filter((each): each is PodProblem => each !== undefined);
+  return {
+    name: SIDECARS_ROW,
+    ready: meshed.length - problems.length,
+    desired: meshed.length,
+    version: '',
+    notReady: problems.sort((a, b) => a.pod.localeCompare(b.pod)),
+  };
+}
+
 function firstReason(component: ComponentStatus): string {
   const first = component.notReady?.[0];
   return first === undefined ? '' : `: ${first.reason}`;
@@ -286,6 +370,8 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           ),
         )
       ).sort((a, b) => a.name.localeCompare(b.name));
+      const sidecars = await sidecarsOf(deps.kube, target);
+      if (sidecars !== undefined) components = [...components, sidecars];
       if (output === 'table') {
         deps.io.out.write(renderStatusTable(components));
         deps.io.out.write(renderNotReady(components));
