@@ -23,6 +23,7 @@ import type { AccessRule, HttpTarget, MatchModel, RateLimitModel, SidecarModel }
 import { INBOUND_UPSTREAM_PREFIX, regexLiteral } from './names';
 import {
   LOOPBACK_ONLY,
+  OUTBOUND_CONNECT_TIMEOUT,
   block,
   clientTls,
   d,
@@ -195,6 +196,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             d('proxy_set_header', 'Host', '$mesh_outbound_host'),
             ...proxyHeaders,
             outboundFailures,
+            outboundConnectTimeout,
           ],
         ),
       ],
@@ -221,6 +223,9 @@ const outboundFailures: Directive = d(
   'http_502',
   'http_504',
 );
+
+/** A connect to a replaced pod's address gives up in time for the next endpoint. */
+const outboundConnectTimeout: Directive = d('proxy_connect_timeout', OUTBOUND_CONNECT_TIMEOUT);
 
 /** "<port> <peer id>" → 1 (admitted), a rule set's variable, or 0 (default). */
 function accessDirectives(model: SidecarModel): Directive[] {
