@@ -74,7 +74,15 @@ const pureSyntaxBans = [
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', '.cluster/', '.cluster-test/', 'coverage/', 'test/golden/'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      '.cluster/',
+      '.cluster-test/',
+      '.cluster-test-*/',
+      'coverage/',
+      'test/golden/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
