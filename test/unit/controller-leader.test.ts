@@ -271,6 +271,27 @@ describe('startLeaderElection', () => {
     await elector.stop();
   });
 
+  it('tells a holder that renews from one that stopped, only once it has seen a renewal', async () => {
+    const { server, fake } = leaseServer();
+    const time = manualClock();
+    const renew = () =>
+      server.write({ holderIdentity: 'ctrl-b', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    renew();
+    const { elector } = candidate(fake, time.clock);
+    await time.settle();
+    // One read cannot tell whether ctrl-b is alive.
+    expect(elector.observed()).toEqual({ holder: 'ctrl-b', unchangedMs: 0, changesSeen: 0 });
+    renew();
+    await time.advance(5000);
+    expect(elector.observed()).toMatchObject({ holder: 'ctrl-b', changesSeen: 1 });
+    // ctrl-b is gone: its record stops changing while this candidate keeps reading it.
+    await time.advance(5000);
+    await time.advance(5000);
+    expect(elector.observed()?.unchangedMs).toBeGreaterThanOrEqual(10_000);
+    expect(elector.isLeader()).toBe(false);
+    await elector.stop();
+  });
+
   it('steps down when it cannot renew for 10 s, before its Lease expires', async () => {
     const { server, fake } = leaseServer();
     const time = manualClock();

@@ -50,6 +50,14 @@ export interface LeaderElector {
   isLeader(): boolean;
   /** spec.leaseTransitions of the term this candidate leads, or undefined when it does not. */
   leaseTransitions(): number | undefined;
+  /**
+   * Of a candidate that does not lead: who holds the Lease ('' when free, undefined before the
+   * first read) and how long ago its record last changed, by this candidate's clock. A holder
+   * whose record stopped changing is gone, and the candidate waits for its lease to run out.
+   */
+  observed():
+    | { readonly holder: string; readonly unchangedMs: number; readonly changesSeen: number }
+    | undefined;
   /** Stops trying; a leader releases the Lease first. */
   stop(): Promise<void>;
 }
@@ -190,7 +198,14 @@ export function startLeaderElection(
     options.onStartedLeading();
   };
 
+  let observedHolder: string | undefined;
+  /** Changes of the record seen after the first read: the holder renewing while we watch. */
+  let changesSeen = 0;
   const observe = (lease: Lease): void => {
+    const holder = lease.spec?.holderIdentity ?? '';
+    if (holder !== observedHolder) changesSeen = 0;
+    else if ((lease.metadata?.resourceVersion ?? '') !== observedVersion) changesSeen += 1;
+    observedHolder = holder;
     const version = lease.metadata?.resourceVersion ?? '';
     if (version !== observedVersion) {
       observedVersion = version;
@@ -327,6 +342,10 @@ export function startLeaderElection(
   return {
     isLeader: () => transitions !== undefined,
     leaseTransitions: () => transitions,
+    observed: () =>
+      observedHolder === undefined
+        ? undefined
+        : { holder: observedHolder, unchangedMs: now() - observedAt, changesSeen },
     async stop() {
       abort.abort(new Error('leader election stopped'));
       await running;

@@ -32,6 +32,11 @@ const FIRST_RETRY_MS = 1_000;
 const LAST_RETRY_MS = 30_000;
 /** A build running longer than this is wedged: liveness fails and the kubelet restarts us. */
 const WEDGED_BUILD_MS = 120_000;
+/**
+ * A leader renews every 5 s; a Lease record unchanged for longer than this has lost its leader.
+ * Checked against this candidate's own observations, which come every 5-6 s.
+ */
+const LEADER_SILENT_MS = 12_000;
 /** How long the cache may be failing to follow the cluster before the replica is not ready. */
 const STALE_CACHE_MS = 30_000;
 
@@ -291,7 +296,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     }
     const link = options.nats.readiness();
     if (!link.ready) return link;
-    if (!leader.isLeader()) return { ready: true };
+    if (!leader.isLeader()) return followerReadiness();
     if (bus === undefined) {
       return {
         ready: false,
@@ -305,6 +310,26 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       return {
         ready: false,
         reason: `cannot publish the mesh configuration (${buildFailure.failures} attempts): ${buildFailure.error}`,
+      };
+    }
+    return { ready: true };
+  };
+
+  /**
+   * A follower is healthy while another replica leads, renewing the Lease. One that waits for a
+   * gone leader's lease to run out, or for a free Lease, is not: nobody publishes meanwhile.
+   */
+  const followerReadiness = (): Readiness => {
+    const seen = leader.observed();
+    if (seen === undefined) return { ready: false, reason: 'reading the Lease' };
+    if (seen.holder === '') return { ready: false, reason: 'acquiring the free Lease' };
+    if (seen.changesSeen === 0) {
+      return { ready: false, reason: `waiting to see ${seen.holder} renew the Lease` };
+    }
+    if (seen.unchangedMs > LEADER_SILENT_MS) {
+      return {
+        ready: false,
+        reason: `waiting for the Lease of ${seen.holder}, not renewed for ${Math.round(seen.unchangedMs / 1000)}s, to run out`,
       };
     }
     return { ready: true };
