@@ -192,10 +192,11 @@ describe('status', () => {
   });
 
   it('counts the sidecars of meshed pods, and names one that is not ready with why', async () => {
-    const meshedPod = (name: string, ready: boolean, state: object = {}) => ({
+    const meshedPod = (name: string, ready: boolean, state: object = {}, ageMs = 600_000) => ({
       metadata: {
         name,
         namespace: 'shop',
+        creationTimestamp: new Date(Date.now() - ageMs).toISOString(),
         annotations: { 'injector.nsm.nginx.com/status': 'injected' },
       },
       status: {
@@ -209,7 +210,12 @@ describe('status', () => {
         items: [
           meshedPod('web-1', true),
           meshedPod('web-2', false, { state: { running: {} } }),
-          meshedPod('web-3', false, { state: { waiting: { reason: 'CrashLoopBackOff' } } }),
+          meshedPod('web-3', false, {
+            restartCount: 3,
+            state: { waiting: { reason: 'CrashLoopBackOff' } },
+          }),
+          // A pod being created: starting, not failing.
+          meshedPod('web-4', false, { state: { waiting: { reason: 'PodInitializing' } } }, 5_000),
           { metadata: { name: 'plain', namespace: 'shop' }, status: { phase: 'Running' } },
         ],
       }),
@@ -225,7 +231,8 @@ describe('status', () => {
     );
     const result = await runCli(['status'], { kube: withPods });
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('sidecars               1/3');
+    expect(result.stdout).toContain('sidecars               2/4');
+    expect(result.stdout).not.toContain('web-4');
     expect(result.stdout).toContain(
       '  sidecars: shop/web-2: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222\n',
     );
@@ -233,7 +240,7 @@ describe('status', () => {
       '  sidecars: shop/web-3: container nginx-mesh-sidecar: CrashLoopBackOff\n',
     );
     expect(result.stderr.split('\n')[0]).toBe(
-      'Error: mesh components unavailable: sidecars (1/3 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
+      'Error: mesh components unavailable: sidecars (2/4 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
     );
   });
 

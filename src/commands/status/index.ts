@@ -51,6 +51,7 @@ interface PodStatus {
   metadata?: {
     name?: string;
     namespace?: string;
+    creationTimestamp?: string;
     deletionTimestamp?: string;
     annotations?: Record<string, string>;
   };
@@ -72,6 +73,7 @@ interface PodStatus {
 interface ContainerStatusView {
   name?: string;
   ready?: boolean;
+  restartCount?: number;
   state?: {
     waiting?: { reason?: string; message?: string };
     terminated?: { reason?: string; exitCode?: number };
@@ -237,16 +239,30 @@ async function problemsOf(
 }
 
 /** Why a pod's sidecar is not ready, or undefined when it is. */
+/**
+ * A new pod whose sidecar has not been ready yet and never restarted is starting, not failing:
+ * creating pods is the mesh at work. One still not ready after STARTING_MS counts.
+ */
+const STARTING_MS = 120_000;
+
+function starting(pod: PodStatus, sidecar: ContainerStatusView | undefined, now: number): boolean {
+  const created = Date.parse(pod.metadata?.creationTimestamp ?? '');
+  return (
+    (sidecar?.restartCount ?? 0) === 0 && Number.isFinite(created) && now - created < STARTING_MS
+  );
+}
+
 async function sidecarProblem(
   kube: KubeAccess,
   target: KubeTarget,
   pod: PodStatus,
+  now: number,
 ): Promise<string | undefined> {
   const sidecar = [
     ...(pod.status?.initContainerStatuses ?? []),
     ...(pod.status?.containerStatuses ?? []),
   ].find((each) => each.name === SIDECAR_CONTAINER_NAME);
-  if (sidecar?.ready === true) return undefined;
+  if (sidecar?.ready === true || starting(pod, sidecar, now)) return undefined;
   const state = sidecar === undefined ? pendingProblem(pod) : stateProblem([sidecar]);
   if (state !== undefined) return state;
   const where = {
@@ -289,10 +305,11 @@ async function sidecarsOf(
     return undefined;
   }
   const meshed = pods.filter(isMeshed);
+  const now = Date.now();
   if (meshed.length === 0) return undefined;
   const answers = await Promise.all(
     meshed.map(async (pod) => {
-      const reason = await sidecarProblem(kube, target, pod);
+      const reason = await sidecarProblem(kube, target, pod, now);
       const name = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
       return reason === undefined ? undefined : { pod: name, reason };
     }),
