@@ -20,7 +20,7 @@ import { createJsonLogger } from '../../src/runtime/role/log';
 import type { MeshNats } from '../support/mesh-nats';
 import {
   connectController,
-  NATS_CONTROLLER_PASSWORD,
+  controllerDial,
   NATS_SERVER_ID,
   startMeshNats,
 } from '../support/mesh-nats';
@@ -365,14 +365,7 @@ describe('connectBus', () => {
 describe('startBusLink', () => {
   const controllerLink = async (onConnection: (nc: NatsConnection) => void) => {
     const link = startBusLink({
-      servers: [nats.server],
-      name: 'controller',
-      svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
-      bundleFile: nats.bundleFile,
-      expectedServerId: NATS_SERVER_ID,
-      user: 'nginx-mesh-controller',
-      pass: NATS_CONTROLLER_PASSWORD,
-      logger,
+      ...(await controllerDial(nats, logger)),
       onConnection,
       firstRetryMs: 100,
       lastRetryMs: 400,

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { renderNatsConfig } from '../../src/manifests/install/workloads';
+import type { BusConnectOptions } from '../../src/runtime/bus/connect';
 import { connectBus } from '../../src/runtime/bus/connect';
 import type { Logger } from '../../src/runtime/role/log';
 import type { Authority } from '../../src/runtime/registrar/authority';
@@ -112,9 +113,9 @@ export async function startMeshNats(): Promise<MeshNats> {
   };
 }
 
-/** A connection as the controller makes it: its own SVID, the controller user and password. */
-export async function connectController(nats: MeshNats, logger: Logger): Promise<NatsConnection> {
-  return connectBus({
+/** How the controller dials: its own SVID, the controller user and password. */
+export async function controllerDial(nats: MeshNats, logger: Logger): Promise<BusConnectOptions> {
+  return {
     servers: [nats.server],
     name: 'controller',
     svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
@@ -123,5 +124,10 @@ export async function connectController(nats: MeshNats, logger: Logger): Promise
     user: 'nginx-mesh-controller',
     pass: NATS_CONTROLLER_PASSWORD,
     logger,
-  });
+  };
+}
+
+/** A connection as the controller makes it. */
+export async function connectController(nats: MeshNats, logger: Logger): Promise<NatsConnection> {
+  return connectBus(await controllerDial(nats, logger));
 }
