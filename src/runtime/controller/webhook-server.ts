@@ -8,7 +8,7 @@ import type { Clock } from '../clock';
 import { closeServer, listen } from '../listen';
 import type { AdmissionDecision } from '../../manifests/admission';
 import type { ManagedServingCertificate } from '../pki/managed-certificate';
-import { startRetryLoop } from '../pki/retry-loop';
+import { startRetryLoop } from '../retry-loop';
 import type { Logger } from '../role/log';
 import type { Readiness } from '../role/role';
 

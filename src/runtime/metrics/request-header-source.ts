@@ -4,7 +4,7 @@
 // proxy's CA may have been rotated), at most once per minRefreshMs.
 import { describeError } from '../../errors';
 import type { Clock } from '../clock';
-import { startRetryLoop } from '../pki/retry-loop';
+import { startRetryLoop } from '../retry-loop';
 import type { Logger } from '../role/log';
 import type { Readiness } from '../role/role';
 import type { RequestHeaderConfig } from './front-proxy';

@@ -20,7 +20,7 @@ import {
   servingReadiness,
   splitPemCertificates,
 } from './renewal-policy';
-import { startRetryLoop } from './retry-loop';
+import { startRetryLoop } from '../retry-loop';
 import type { ServingCertificate } from './serving-certificate';
 import {
   createServingCertificate,

@@ -1,8 +1,8 @@
 // A step run again and again in the background: after a success when the step says, after a
 // failure with jittered exponential backoff, until stopped. Serving certificates, the
 // front-proxy CA and the webhook's start-up each run in one.
-import { jitteredBackoffMs } from '../backoff';
-import type { Clock } from '../clock';
+import { jitteredBackoffMs } from './backoff';
+import type { Clock } from './clock';
 
 /** What a step returns: milliseconds until it runs again, or 'done' to end the loop. */
 export type StepResult = number | 'done';
