@@ -13,6 +13,7 @@ import type { ConnectionOptions, NatsConnection, TlsOptions } from 'nats';
 import { connect, Events } from 'nats';
 import { describeError } from '../../errors';
 import { jitteredBackoffMs } from '../backoff';
+import { systemClock } from '../clock';
 import type { Logger } from '../role/log';
 import type { Readiness } from '../role/role';
 
@@ -151,16 +152,17 @@ export function startBusLink(options: BusLinkOptions): BusLink {
   let up = false;
   let waiting = `connecting to NATS at ${server}`;
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      abort.signal.addEventListener('abort', done, { once: true });
-      function done(): void {
-        clearTimeout(timer);
-        abort.signal.removeEventListener('abort', done);
-        resolve();
-      }
-    });
+  /** The wait after `failures` failed dials in a row (0: the first dial after a loss). */
+  const backoff = (failures: number): number =>
+    jitteredBackoffMs(
+      failures,
+      random(),
+      options.firstRetryMs ?? FIRST_DIAL_RETRY_MS,
+      options.lastRetryMs ?? LAST_DIAL_RETRY_MS,
+    );
+  /** close() ends a wait at once. */
+  const pause = (ms: number): Promise<void> =>
+    systemClock.sleep(ms, abort.signal).catch(() => undefined);
 
   const watch = async (nc: NatsConnection): Promise<void> => {
     for await (const status of nc.status()) {
@@ -183,12 +185,7 @@ export function startBusLink(options: BusLinkOptions): BusLink {
         nc = await dial(options);
       } catch (error) {
         waiting = `connecting to NATS at ${server}: ${describeError(error)}`;
-        const waitMs = jitteredBackoffMs(
-          failures,
-          random(),
-          options.firstRetryMs ?? FIRST_DIAL_RETRY_MS,
-          options.lastRetryMs ?? LAST_DIAL_RETRY_MS,
-        );
+        const waitMs = backoff(failures);
         logger.warn('cannot connect to NATS; retrying', {
           server,
           error: describeError(error),
@@ -196,7 +193,7 @@ export function startBusLink(options: BusLinkOptions): BusLink {
           retryInMs: waitMs,
         });
         failures += 1;
-        await sleep(waitMs);
+        await pause(waitMs);
         continue;
       }
       if (abort.signal.aborted) {
@@ -222,14 +219,7 @@ export function startBusLink(options: BusLinkOptions): BusLink {
         ...(closedWith === undefined ? {} : { error: describeError(closedWith) }),
       });
       options.onLost?.(nc);
-      await sleep(
-        jitteredBackoffMs(
-          0,
-          random(),
-          options.firstRetryMs ?? FIRST_DIAL_RETRY_MS,
-          options.lastRetryMs ?? LAST_DIAL_RETRY_MS,
-        ),
-      );
+      await pause(backoff(0));
     }
   };
   const running = run();
