@@ -40,6 +40,13 @@ const LEADER_SILENT_MS = 12_000;
 /** How long the cache may be failing to follow the cluster before the replica is not ready. */
 const STALE_CACHE_MS = 30_000;
 
+/** Why something keeps failing, how often in a row, and when it is retried. */
+interface Failure {
+  readonly error: string;
+  readonly failures: number;
+  readonly retryAtMs: number;
+}
+
 /** The NATS connection the publisher uses: replaced when it is given up for good. */
 export interface BusConnectionSource {
   connection(): NatsConnection | undefined;
@@ -127,16 +134,20 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
   /** The connection bus runs on; a new connection needs a new bus. */
   let busConnection: NatsConnection | undefined;
   let busStarting = false;
-  let busFailure: { error: string; failures: number; retryAtMs: number } | undefined;
-  let buildFailure: { error: string; failures: number; retryAtMs: number } | undefined;
+  let busFailure: Failure | undefined;
+  let buildFailure: Failure | undefined;
   let buildStartedMs: number | undefined;
   let published: MeshSnapshot | undefined;
   let transparentReported: boolean | undefined;
   let warnings = new Set<string>();
   let stopped = false;
   const now = (): number => options.clock.now().getTime();
-  const retryAt = (failures: number): number =>
-    now() + jitteredBackoffMs(failures, options.random(), FIRST_RETRY_MS, LAST_RETRY_MS);
+  /** One more failure in a row after previous, retried after a backoff that grows with them. */
+  const failedAgain = (previous: Failure | undefined, error: unknown): Failure => {
+    const failures = (previous?.failures ?? 0) + 1;
+    const waitMs = jitteredBackoffMs(failures - 1, options.random(), FIRST_RETRY_MS, LAST_RETRY_MS);
+    return { error: describeError(error), failures, retryAtMs: now() + waitMs };
+  };
 
   const rebuild = async (): Promise<void> => {
     const current = bus;
@@ -151,8 +162,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       }
       buildFailure = undefined;
     } catch (error) {
-      const failures = (buildFailure?.failures ?? 0) + 1;
-      buildFailure = { error: describeError(error), failures, retryAtMs: retryAt(failures - 1) };
+      buildFailure = failedAgain(buildFailure, error);
       throw error;
     } finally {
       buildStartedMs = undefined;
@@ -233,8 +243,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
           debouncer.notify();
         },
         (error: unknown) => {
-          const failures = (busFailure?.failures ?? 0) + 1;
-          busFailure = { error: describeError(error), failures, retryAtMs: retryAt(failures - 1) };
+          busFailure = failedAgain(busFailure, error);
           logger.error('cannot start publishing on NATS; retrying', {
             error: busFailure.error,
             retryInMs: busFailure.retryAtMs - now(),
