@@ -135,6 +135,14 @@ export function startWatch<T extends KubeObject>(
   /** Why the latest list or watch failed, and since when they have been failing in a row. */
   let failing: Error | undefined;
   let failingSince: number | undefined;
+  const recovered = (): void => {
+    failing = undefined;
+    failingSince = undefined;
+  };
+  const failedWith = (error: Error): void => {
+    failing = error;
+    failingSince ??= options.clock.now().getTime();
+  };
 
   const deliver = (update: WatchUpdate<T>): void => {
     try {
@@ -177,8 +185,7 @@ export function startWatch<T extends KubeObject>(
     }
     if (missing) logger.info('resource type is served now', {});
     missing = false;
-    failing = undefined;
-    failingSince = undefined;
+    recovered();
     resourceVersion = listed.resourceVersion;
     deliver({ type: 'SYNC', items: listed.items });
     synced = true;
@@ -214,8 +221,7 @@ export function startWatch<T extends KubeObject>(
         // An accepted watch follows the cluster again: say so now, not when it ends minutes later.
         onOpen: (status) => {
           if (status >= 200 && status <= 299) {
-            failing = undefined;
-            failingSince = undefined;
+            recovered();
           }
         },
         signal: abort.signal,
@@ -247,16 +253,14 @@ export function startWatch<T extends KubeObject>(
     if (end.kind === 'failed') {
       if (abort.signal.aborted) return true;
       logger.warn('watch failed; reconnecting', { error: end.error, failures });
-      failing = end.error;
-      failingSince ??= options.clock.now().getTime();
+      failedWith(end.error);
       return true;
     }
     // A watch the server held open and ended in time was healthy, even on a quiet collection
     // that saw no event: renew it at once. Counting quiet watches as failures made the wait
     // before the next one grow to its cap, and changes reached the cache that much later. One
     // that ended straight away with nothing (410 at once) waits, longer each time in a row.
-    failing = undefined;
-    failingSince = undefined;
+    recovered();
     if (end.events > 0 || end.openMs >= HEALTHY_WATCH_MS) {
       failures = 0;
       return false;
@@ -271,8 +275,7 @@ export function startWatch<T extends KubeObject>(
         backOff = await round();
       } catch (error) {
         if (abort.signal.aborted) return;
-        failing = error instanceof Error ? error : new Error(String(error));
-        failingSince ??= options.clock.now().getTime();
+        failedWith(error instanceof Error ? error : new Error(String(error)));
         logger.warn('list failed; retrying', {
           error,
           status: error instanceof KubeApiError ? error.status : undefined,
