@@ -94,7 +94,7 @@ if [[ " ${NAMES[*]} " == *" coredns "* ]]; then
     exit 2
   }
   COREDNS_BINARY="$(cd "$(dirname "$COREDNS_BINARY")" && pwd)/$(basename "$COREDNS_BINARY")"
-  COREDNS_VERSION="$("$COREDNS_BINARY" -version | sed -n 's/^CoreDNS-\([0-9.]*\)$/\1/p' | head -1)"
+  COREDNS_VERSION="$("$COREDNS_BINARY" -version | sed -n 's/^CoreDNS-\([0-9.]*\)$/\1/p' | sed -n 1p)"
   [[ -n "$COREDNS_VERSION" ]] || die "$COREDNS_BINARY -version printed no CoreDNS version"
 fi
 for name in "${NAMES[@]}"; do
@@ -105,7 +105,7 @@ for name in "${NAMES[@]}"; do
 done
 
 cd "$REPO"
-VERSION="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' package.json | head -1)"
+VERSION="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' package.json | sed -n 1p)"
 TAG="${TAG:-$VERSION}"
 CACHE="${NGINX_MESH_CACHE:-$HOME/.cache/nginx-meshctl}"
 CA_BUNDLE="${BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
@@ -201,8 +201,8 @@ engine_push() {
 
 image_size() {
   case "$KIND" in
-    buildah) engine images --format '{{.Size}}' "$1" 2>/dev/null | head -1 ;;
-    *) engine image ls --format '{{.Size}}' "$1" 2>/dev/null | head -1 ;;
+    buildah) engine images --format '{{.Size}}' "$1" 2>/dev/null | sed -n 1p ;;
+    *) engine image ls --format '{{.Size}}' "$1" 2>/dev/null | sed -n 1p ;;
   esac
 }
 

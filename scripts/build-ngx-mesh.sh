@@ -150,7 +150,7 @@ BUILT="$WORK_DIR/nginx/objs/ngx_http_mesh_module.so"
 
 # The ABI signature nginx checks when it loads a module; it must match Debian's own modules.
 signature() {
-  strings "$1" | grep -E '^[0-9]+,[0-9]+,[0-9]+,[01]{20,}$' | head -1
+  strings "$1" | grep -E '^[0-9]+,[0-9]+,[0-9]+,[01]{20,}$' | sed -n 1p
 }
 WANT_SIG="$(signature "$STREAM_SO")"
 GOT_SIG="$(signature "$BUILT")"
