@@ -3,7 +3,7 @@
 // pipeline takes the counts from nginx's loopback stats server, and the exposition counts
 // exactly the requests and connections sent, by direction, status class and peer, and the
 // connections' bytes.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest } from 'node:http';
@@ -31,7 +31,12 @@ import {
   tcpPort,
   withMesh,
 } from '../support/sidecar-snapshots';
-import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import {
+  buildMeshModule,
+  prepareSidecarDir,
+  startSidecarNginx,
+  writeSidecarConfig,
+} from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
 
 let dir: string;
@@ -139,14 +144,7 @@ async function listenApp(host: string, port: number): Promise<number> {
 
 /** This pod's configuration with its paths made the test's; returns its path. */
 function writeConfig(text: string): string {
-  const config = join(dir, 'nginx.conf');
-  writeFileSync(
-    config,
-    text
-      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir),
-  );
-  return config;
+  return writeSidecarConfig(dir, meshModule, text);
 }
 
 const tcpContext = () => shopContext({ containerPorts: [echoPort, closedPort] });
@@ -164,25 +162,7 @@ async function reload(text: string): Promise<void> {
 }
 
 async function startNginx(text: string): Promise<void> {
-  const config = writeConfig(text);
-  const child = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  nginx = child;
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  for (let attempt = 0; attempt < 100; attempt += 1) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect({ host: '127.0.0.1', port: 8889 }, () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nginx did not listen on 8889: ${stderr}`);
+  nginx = await startSidecarNginx(dir, writeConfig(text), 8889);
 }
 
 const line = (name: string, labels: string): RegExp =>

@@ -2,7 +2,9 @@
 // its script, which says where it is), and a run directory with nginx's temp directories and a
 // throwaway certificate as svid.pem and bundle.crt, for configurations that name them without
 // mTLS in play.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,4 +48,42 @@ export function prepareSidecarDir(prefix: string): string {
     readFileSync(join(dir, 'bundle.crt'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'),
   );
   return dir;
+}
+
+/** The rendered configuration with the run directory's paths and the built module; its path. */
+export function writeSidecarConfig(dir: string, meshModule: string, text: string): string {
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    text
+      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
+      .replaceAll('/etc/nginx-mesh', dir),
+  );
+  return config;
+}
+
+/** Starts nginx in the foreground on a written configuration; resolves once port answers. */
+export async function startSidecarNginx(
+  dir: string,
+  config: string,
+  port: number,
+): Promise<ChildProcess> {
+  const child = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = connect({ host: '127.0.0.1', port }, () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.on('error', () => resolve(false));
+    });
+    if (up) return child;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`nginx did not listen on ${port}: ${stderr}`);
 }

@@ -20,7 +20,7 @@ import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
 import type { AccessRule, HttpTarget, MatchModel, RateLimitModel, SidecarModel } from './model';
-import { INBOUND_UPSTREAM_PREFIX, regexLiteral } from './names';
+import { INBOUND_UPSTREAM_PREFIX, freshUpstreamName, regexLiteral } from './names';
 import {
   LOOPBACK_ONLY,
   OUTBOUND_CONNECT_TIMEOUT,
@@ -144,8 +144,12 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       ]),
     ];
   });
+  const kept = model.httpUpstreams.filter((upstream) => upstream.keepalive !== undefined);
   return [
     ...model.httpUpstreams.map(upstreamBlock),
+    ...kept.map((upstream) =>
+      upstreamBlock({ ...upstream, name: freshUpstreamName(upstream.name), keepalive: undefined }),
+    ),
     ...splits,
     map(
       '$server_addr',
@@ -170,6 +174,16 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
     ),
     map(
       '$mesh_outbound_upstream',
+      '$mesh_outbound_fresh_url',
+      '$mesh_outbound_url',
+      kept.map((upstream) => [
+        upstream.name,
+        `${upstream.tlsName === undefined ? 'http' : 'https'}://${freshUpstreamName(upstream.name)}`,
+      ]),
+    ),
+    retryableMethods,
+    map(
+      '$mesh_outbound_upstream',
       '$mesh_outbound_ssl_name',
       '',
       model.httpUpstreams.flatMap((upstream) =>
@@ -192,17 +206,52 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
           [
             block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
             d('proxy_pass', '$mesh_outbound_url'),
-            ...clientTls(context, '$mesh_outbound_ssl_name'),
-            d('proxy_set_header', 'Host', '$mesh_outbound_host'),
-            ...proxyHeaders,
-            outboundFailures,
-            outboundConnectTimeout,
+            ...outboundProxy(context),
+            d('error_page', '502', '=', `@${FRESH_RETRY_LOCATION}`),
+          ],
+        ),
+        block(
+          'location',
+          [`@${FRESH_RETRY_LOCATION}`],
+          [
+            block('if', ['($mesh_outbound_retryable', '=', '0', ')'], [d('return', '502')]),
+            d('proxy_pass', '$mesh_outbound_fresh_url'),
+            ...outboundProxy(context),
           ],
         ),
       ],
     ),
   ];
 }
+
+/** How the outbound server proxies a request, on its first try and on the fresh retry. */
+function outboundProxy(context: SidecarContext): Directive[] {
+  return [
+    ...clientTls(context, '$mesh_outbound_ssl_name'),
+    d('proxy_set_header', 'Host', '$mesh_outbound_host'),
+    ...proxyHeaders,
+    outboundFailures,
+    outboundConnectTimeout,
+  ];
+}
+
+/**
+ * The retry of a request that nginx itself answered 502: every endpoint it tried failed. A
+ * sidecar that reloads (every sidecar does when the mesh configuration or the trust bundle
+ * changes) closes its idle kept-alive connections, and a request already sent on one of them
+ * fails; nginx moves it to the next endpoint, but never tries one endpoint twice, so when every
+ * endpoint's sidecar reloaded at once each try meets a closed connection and the request got 502.
+ * The retry goes once more through the Service's upstream twin that keeps no connections, so each
+ * try opens a new one. Like nginx's own next-upstream, it leaves out methods that are not
+ * idempotent: such a request may have reached the app.
+ */
+const FRESH_RETRY_LOCATION = 'mesh_outbound_fresh';
+
+const retryableMethods: Directive = map('$request_method', '$mesh_outbound_retryable', '1', [
+  ['POST', '0'],
+  ['PATCH', '0'],
+  ['LOCK', '0'],
+]);
 
 const proxyHeaders: readonly Directive[] = [
   d('proxy_http_version', '1.1'),

@@ -23,6 +23,15 @@ export function upstreamName(service: string, port: number): string {
   return `mesh_${nameSafe(service.replace('/', '__'))}_${port}`;
 }
 
+/**
+ * The twin of an outbound HTTP upstream that keeps no connections, for the one retry of a request
+ * whose kept-alive connections all failed. Service names have no "_", so no Service's upstream
+ * ends in "_fresh".
+ */
+export function freshUpstreamName(upstream: string): string {
+  return `${upstream}_fresh`;
+}
+
 /** Prefix of the inbound upstreams; no Service's upstream has this shape (those have "__"). */
 export const INBOUND_UPSTREAM_PREFIX = 'mesh_inbound_';
 
