@@ -27,6 +27,14 @@ export const DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ':8081';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /**
+ * How long a sidecar keeps serving after SIGTERM. A deleted pod leaves its Service's endpoints at
+ * once, but its peers' sidecars route to it until the controller's next configuration reaches
+ * them (a second, about); a pod whose proxy had stopped in that time made their connections to
+ * its address wait for a timeout. Well inside the shutdown timeout, with nginx's own stop after.
+ */
+export const DEFAULT_SIDECAR_DRAIN_MS = 3_000;
+
+/**
  * Registry of the mesh images unless --registry-server says otherwise: `localhost`, the name
  * the images built on a machine carry (scripts/build-images.sh). The project publishes no
  * images, and NGINX Service Mesh's registry holds NGINX's closed ones, not these.

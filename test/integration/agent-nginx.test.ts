@@ -224,3 +224,41 @@ it('in strict mTLS stays closed and not ready without a configuration, past --co
   }
   expect(stderr).toContain('strict mTLS: the proxy stays closed and not ready');
 });
+
+it('after SIGTERM serves on, not ready, for --drain-duration, then stops', async () => {
+  const lonely = startLonelyAgent('drain', join(dir, 'run5'), ['--drain-duration', '2s']);
+  let stderr = '';
+  try {
+    expect(await lonely.proxyReady(15_000)).toBe('200 ok');
+    const signalled = Date.now();
+    lonely.agent.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    // A peer that has not heard yet still reaches the pod: its connection is taken and passed on.
+    const accepted = await lonely.inNetns(
+      `const s = require('net').connect(8901, '127.0.0.1', () => { console.log('accepted'); s.destroy(); }); s.on('error', (e) => console.log('error', e.code));`,
+    );
+    expect(accepted).toBe('accepted');
+    expect(await lonely.probe('/readyz')).toBe('503 not ready: draining before the pod stops');
+    await lonely.agent;
+    const stoppedMs = Date.now() - signalled;
+    process.stderr.write(`agent stopped ${stoppedMs} ms after SIGTERM with a 2 s drain\n`);
+    expect(stoppedMs).toBeGreaterThanOrEqual(2_000);
+    expect(stoppedMs).toBeLessThan(8_000);
+  } finally {
+    stderr = await lonely.stop();
+  }
+  expect(stderr).toContain('draining: the proxy serves on');
+});
+
+it('with --drain-duration 0 stops at once', async () => {
+  const lonely = startLonelyAgent('nodrain', join(dir, 'run6'), ['--drain-duration', '0s']);
+  try {
+    expect(await lonely.proxyReady(15_000)).toBe('200 ok');
+    const signalled = Date.now();
+    lonely.agent.kill('SIGTERM');
+    await lonely.agent;
+    expect(Date.now() - signalled).toBeLessThan(1_500);
+  } finally {
+    await lonely.stop();
+  }
+});

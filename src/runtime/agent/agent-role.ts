@@ -3,7 +3,11 @@
 // the proxy accepts connections and /readyz once it also runs the controller's configuration.
 // Until that configuration reaches it, the proxy is transparent: every connection goes on to its
 // original destination. Only the flags live here.
-import { DEFAULT_MESH_NAMESPACE, SIDECAR_METRICS_PORT } from '../../manifests/constants';
+import {
+  DEFAULT_MESH_NAMESPACE,
+  DEFAULT_SIDECAR_DRAIN_MS,
+  SIDECAR_METRICS_PORT,
+} from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
 import { IDENTITY_FLAGS } from '../svid/identity-flags';
@@ -67,6 +71,13 @@ export const agentRole: RoleDefinition = {
       type: 'string',
       usage: 'writable directory for the configuration, pid and temporary files',
       defaultValue: '/etc/nginx-mesh',
+    },
+    {
+      long: 'drain-duration',
+      type: 'duration',
+      usage:
+        'after SIGTERM, how long the proxy keeps serving (not ready) while peers learn the pod is going',
+      defaultValue: DEFAULT_SIDECAR_DRAIN_MS,
     },
     {
       long: 'config-wait',

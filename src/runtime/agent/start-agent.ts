@@ -223,7 +223,9 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   configTimer.unref();
   /** The mesh configuration's background work, started once nginx runs. */
   const background: { mesh?: { readiness(): Readiness; stop(): Promise<void> } } = {};
+  let draining = false;
   const meshReadiness = (): Readiness => {
+    if (draining) return { ready: false, reason: 'draining before the pod stops' };
     const proxy = supervisor.readiness();
     if (!proxy.ready || configured) return proxy;
     const waiting = background.mesh?.readiness() ?? { ready: false, reason: 'starting' };
@@ -270,6 +272,13 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   background.mesh = mesh;
   return runningUntilStopped(async () => {
     clearTimeout(configTimer);
+    // Still serving, with the mesh configuration still applied, while peers hear the pod is going.
+    const drainMs = options.duration('drain-duration');
+    if (drainMs > 0) {
+      draining = true;
+      logger.info('draining: the proxy serves on, not ready, before it stops', { drainMs });
+      await new Promise((resolve) => setTimeout(resolve, drainMs));
+    }
     await mesh.stop();
     applier.close();
     await supervisor.stop();
