@@ -10,6 +10,8 @@ export interface ComponentStatus {
   readonly version: string;
   /** Why pods of a component that is not ready are not, as their probes or the kubelet say. */
   readonly notReady?: readonly PodProblem[];
+  /** Pods whose container restarted a short while ago, ready again or not: what ended it. */
+  readonly restarted?: readonly PodProblem[];
 }
 
 export interface PodProblem {
@@ -25,6 +27,18 @@ export function renderNotReady(components: readonly ComponentStatus[]): string {
     ),
   );
   return lines.length === 0 ? '' : `\nNot ready:\n${lines.map((line) => `  ${line}`).join('')}`;
+}
+
+/** "<component>: <pod>: <what ended it>" lines, one per pod whose container restarted lately. */
+export function renderRestarted(components: readonly ComponentStatus[]): string {
+  const lines = components.flatMap((component) =>
+    (component.restarted ?? []).map(
+      (restart) => `${component.name}: ${restart.pod}: ${restart.reason}\n`,
+    ),
+  );
+  return lines.length === 0
+    ? ''
+    : `\nRestarted lately:\n${lines.map((line) => `  ${line}`).join('')}`;
 }
 
 /** Every replica ready, and none that says it does not do its job. */

@@ -38,7 +38,8 @@ describe('status', () => {
   it('lists every component, ready against desired, and reports success', async () => {
     const { kube, paths } = cluster(1);
     const result = await runCli(['status'], { kube });
-    expect(paths).toEqual([deploymentPath, listPath, '/api/v1/pods']);
+    // The sidecars are asked for first, side by side with the control plane.
+    expect(paths).toEqual(['/api/v1/pods', deploymentPath, listPath]);
     expect(result).toEqual({
       code: 0,
       stdout: [
@@ -242,6 +243,49 @@ describe('status', () => {
     expect(result.stderr.split('\n')[0]).toBe(
       'Error: mesh components unavailable: sidecars (2/4 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
     );
+  });
+
+  it('names a sidecar that restarted lately, ready again, and still succeeds', async () => {
+    const finished = (agoMs: number) => new Date(Date.now() - agoMs).toISOString();
+    const pod = (name: string, agoMs: number) => ({
+      metadata: {
+        name,
+        namespace: 'shop',
+        creationTimestamp: finished(3_600_000),
+        annotations: { 'injector.nsm.nginx.com/status': 'injected' },
+      },
+      status: {
+        phase: 'Running',
+        initContainerStatuses: [
+          {
+            name: 'nginx-mesh-sidecar',
+            ready: true,
+            restartCount: 1,
+            lastState: {
+              terminated: { exitCode: 137, reason: 'Error', finishedAt: finished(agoMs) },
+            },
+          },
+        ],
+      },
+    });
+    const { kube } = cluster(1);
+    const pods = okJson({ items: [pod('web-1', 12_000), pod('web-2', 3_600_000)] });
+    const withPods = readOnlyKube(async (target, path) =>
+      path === '/api/v1/pods' ? pods : kube.getRaw(target, path),
+    );
+    const result = await runCli(['status'], { kube: withPods });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('sidecars               2/2');
+    expect(result.stdout).toMatch(
+      /\nRestarted lately:\n {2}sidecars: shop\/web-1: restarted 1[1-3]s ago \(exit 137, Error\); 1 restart in all\n/,
+    );
+    // An hour ago is history, not news.
+    expect(result.stdout).not.toContain('web-2');
+    const json = await runCli(['status', '-o', 'json'], { kube: withPods });
+    const sidecars = (
+      JSON.parse(json.stdout) as { components: { name: string; restarted?: { pod: string }[] }[] }
+    ).components.find((each) => each.name === 'sidecars');
+    expect(sidecars?.restarted?.map((each) => each.pod)).toEqual(['shop/web-1']);
   });
 
   it('prints a document with -o json, and still fails when unhealthy', async () => {

@@ -17,7 +17,13 @@ import {
 } from '../../manifests/constants';
 import { VERSION_LABEL } from '../../manifests/install/objects';
 import type { ComponentStatus, PodProblem } from '../../render/status';
-import { isHealthy, renderNotReady, renderStatusTable, statusDocument } from '../../render/status';
+import {
+  isHealthy,
+  renderNotReady,
+  renderRestarted,
+  renderStatusTable,
+  statusDocument,
+} from '../../render/status';
 import type { Io } from '../../runtime/io';
 import type { KubeAccess, KubeTarget } from '../../runtime/kube/access';
 import { getJson } from '../../runtime/kube/get-json';
@@ -78,6 +84,31 @@ interface ContainerStatusView {
     waiting?: { reason?: string; message?: string };
     terminated?: { reason?: string; exitCode?: number };
   };
+  lastState?: {
+    terminated?: { reason?: string; exitCode?: number; signal?: number; finishedAt?: string };
+  };
+}
+
+/**
+ * How long after a sidecar's container ended status still names the restart. A crash the kubelet
+ * mends within a second leaves the pod ready again before most readers look; the restart is
+ * still the news an operator wants.
+ */
+export const RESTART_RECENT_MS = 10 * 60_000;
+
+/** "restarted 12s ago (exit 137, Error)", when the container last ended within RESTART_RECENT_MS. */
+function recentRestart(sidecar: ContainerStatusView | undefined, now: number): string | undefined {
+  const ended = sidecar?.lastState?.terminated;
+  const finished = Date.parse(ended?.finishedAt ?? '');
+  if (ended === undefined || !Number.isFinite(finished) || now - finished > RESTART_RECENT_MS)
+    return undefined;
+  const ago = Math.max(0, Math.round((now - finished) / 1000));
+  const how = [
+    ...(ended.exitCode === undefined ? [] : [`exit ${ended.exitCode}`]),
+    ...(ended.reason === undefined ? [] : [ended.reason]),
+  ].join(', ');
+  const count = sidecar?.restartCount ?? 0;
+  return `restarted ${ago}s ago${how === '' ? '' : ` (${how})`}; ${count} restart${count === 1 ? '' : 's'} in all`;
 }
 
 /** Longest reason quoted from a probe's answer. */
@@ -252,16 +283,21 @@ function starting(pod: PodStatus, sidecar: ContainerStatusView | undefined, now:
   );
 }
 
+/** The status of a pod's sidecar container (a native sidecar is among the init containers). */
+function sidecarOf(pod: PodStatus): ContainerStatusView | undefined {
+  return [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ].find((each) => each.name === SIDECAR_CONTAINER_NAME);
+}
+
 async function sidecarProblem(
   kube: KubeAccess,
   target: KubeTarget,
   pod: PodStatus,
   now: number,
 ): Promise<string | undefined> {
-  const sidecar = [
-    ...(pod.status?.initContainerStatuses ?? []),
-    ...(pod.status?.containerStatuses ?? []),
-  ].find((each) => each.name === SIDECAR_CONTAINER_NAME);
+  const sidecar = sidecarOf(pod);
   if (sidecar?.ready === true || starting(pod, sidecar, now)) return undefined;
   const state = sidecar === undefined ? pendingProblem(pod) : stateProblem([sidecar]);
   if (state !== undefined) return state;
@@ -315,12 +351,20 @@ async function sidecarsOf(
     }),
   );
   const problems = answers.filter((each): each is PodProblem => each !== undefined);
+  const restarted = meshed.flatMap((pod) => {
+    const reason = recentRestart(sidecarOf(pod), now);
+    const name = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+    return reason === undefined ? [] : [{ pod: name, reason }];
+  });
   return {
     name: SIDECARS_ROW,
     ready: meshed.length - problems.length,
     desired: meshed.length,
     version: '',
     notReady: problems.sort((a, b) => a.pod.localeCompare(b.pod)),
+    ...(restarted.length === 0
+      ? {}
+      : { restarted: restarted.sort((a, b) => a.pod.localeCompare(b.pod)) }),
   };
 }
 
@@ -350,6 +394,10 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
       const target = { kubeconfig, timeoutMs };
       const ns = encodeURIComponent(namespace);
       if (output === 'table') deps.io.out.write('Checking NGINX Service Mesh setup....\n');
+      // The sidecars side by side with the control plane: one moment's picture of both.
+      const sidecarsPending = sidecarsOf(deps.kube, target);
+      // Awaited below; until then a failure must not count as unhandled.
+      sidecarsPending.catch(() => undefined);
       let components: ComponentStatus[];
       let deployments: DeploymentStatus[];
       try {
@@ -387,11 +435,12 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           ),
         )
       ).sort((a, b) => a.name.localeCompare(b.name));
-      const sidecars = await sidecarsOf(deps.kube, target);
+      const sidecars = await sidecarsPending;
       if (sidecars !== undefined) components = [...components, sidecars];
       if (output === 'table') {
         deps.io.out.write(renderStatusTable(components));
         deps.io.out.write(renderNotReady(components));
+        deps.io.out.write(renderRestarted(components));
       } else {
         await printDocument(deps.io, output, statusDocument(components));
       }
