@@ -217,9 +217,23 @@ describe('status', () => {
           }),
           // A pod being created: starting, not failing.
           meshedPod('web-4', false, { state: { waiting: { reason: 'PodInitializing' } } }, 5_000),
+          // Its agent is down: the API server answers for it.
+          meshedPod('web-5', false, { restartCount: 1, state: { running: {} } }),
           { metadata: { name: 'plain', namespace: 'shop' }, status: { phase: 'Running' } },
         ],
       }),
+      '/api/v1/namespaces/shop/pods/web-5:8887/proxy/readyz': {
+        status: 503,
+        body: JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message:
+            'error trying to reach service: dial tcp 10.1.0.9:8887: connect: connection refused',
+          reason: 'ServiceUnavailable',
+          code: 503,
+        }),
+      },
       '/api/v1/namespaces/shop/pods/web-2:8887/proxy/readyz': {
         status: 503,
         body: 'not ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222\n',
@@ -232,8 +246,11 @@ describe('status', () => {
     );
     const result = await runCli(['status'], { kube: withPods });
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('sidecars               2/4');
+    expect(result.stdout).toContain('sidecars               2/5');
     expect(result.stdout).not.toContain('web-4');
+    expect(result.stdout).toContain(
+      '  sidecars: shop/web-5: readiness probe unreachable: error trying to reach service: dial tcp 10.1.0.9:8887: connect: connection refused\n',
+    );
     expect(result.stdout).toContain(
       '  sidecars: shop/web-2: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222\n',
     );
@@ -241,7 +258,7 @@ describe('status', () => {
       '  sidecars: shop/web-3: container nginx-mesh-sidecar: CrashLoopBackOff\n',
     );
     expect(result.stderr.split('\n')[0]).toBe(
-      'Error: mesh components unavailable: sidecars (2/4 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
+      'Error: mesh components unavailable: sidecars (2/5 ready: waiting for the mesh configuration: reconnecting to NATS at tls://10.0.0.7:4222)',
     );
   });
 

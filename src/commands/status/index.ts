@@ -156,6 +156,22 @@ function probePort(port: number | string, container: ContainerSpec): number | st
 }
 
 /** What a running container's readiness probe answers, asked through the API server. */
+/**
+ * The message of the API server's own Status object, which it answers through the pod proxy
+ * when it cannot reach the pod ("error trying to reach service: dial tcp …: connection refused").
+ */
+function apiStatusMessage(body: string): string | undefined {
+  if (!body.startsWith('{')) return undefined;
+  try {
+    const status = JSON.parse(body) as { kind?: unknown; message?: unknown };
+    return status.kind === 'Status' && typeof status.message === 'string'
+      ? oneLine(status.message)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function probeProblem(
   kube: KubeAccess,
   target: KubeTarget,
@@ -174,6 +190,8 @@ async function probeProblem(
   try {
     const answer = await kube.getRaw(target, path);
     if (answer.status >= 200 && answer.status < 400) return `${label}ready now`;
+    const apiMessage = apiStatusMessage(answer.body);
+    if (apiMessage !== undefined) return `${label}readiness probe unreachable: ${apiMessage}`;
     const body = oneLine(answer.body).replace(/^not ready: /, '');
     return `${label}${body === '' ? `readiness probe answered ${answer.status}` : body}`;
   } catch (error) {
