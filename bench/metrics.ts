@@ -9,7 +9,6 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   SIDECAR_STATS_HTTP_ZONE,
@@ -22,7 +21,7 @@ import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
 import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
 import { startChildServer } from './support/child-server';
 import { httpPort, service, shopContext, withMesh } from '../test/support/sidecar-snapshots';
-import { buildMeshModule, prepareSidecarDir } from '../test/support/sidecar-dir';
+import { buildMeshModule, listensSoon, prepareSidecarDir } from '../test/support/sidecar-dir';
 
 const REQUESTS = 20_000;
 const MAX_MS_PER_RUN = 20_000;
@@ -84,18 +83,7 @@ async function getJson(port: number): Promise<{ cpuMicros: number; counted: numb
 }
 
 async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect({ host: '127.0.0.1', port }, () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nginx did not listen on ${port}`);
+  if (!(await listensSoon(port))) throw new Error(`nginx did not listen on ${port}`);
 }
 
 async function startNginx(dir: string, text: string): Promise<ChildProcess> {

@@ -1,11 +1,12 @@
 // The agent's nginx configuration against the real nginx, and what the agent does with a bad one.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { isolateBinary } from '../support/binary';
 import type { IsolatedBinary } from '../support/binary';
+import { writeSidecarConfig } from '../support/sidecar-dir';
 
 const root = join(__dirname, '..', '..');
 let dir: string;
@@ -32,13 +33,7 @@ it('the golden transparent configuration passes nginx -t with our module', () =>
     join(root, 'test', 'golden', 'data', 'agent-nginx', 'transparent.conf'),
     'utf8',
   );
-  const config = join(dir, 'nginx.conf');
-  writeFileSync(
-    config,
-    golden
-      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir),
-  );
+  const config = writeSidecarConfig(dir, meshModule, golden);
   expect(() =>
     execFileSync('nginx', ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', config], { stdio: 'pipe' }),
   ).not.toThrow();

@@ -73,7 +73,14 @@ export async function startSidecarNginx(
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  for (let attempt = 0; attempt < 100; attempt += 1) {
+  if (await listensSoon(port)) return child;
+  child.kill('SIGKILL');
+  throw new Error(`nginx did not listen on ${port}: ${stderr}`);
+}
+
+/** Whether something accepts connections on 127.0.0.1:port within about five seconds. */
+export async function listensSoon(port: number): Promise<boolean> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
     const up = await new Promise<boolean>((resolve) => {
       const probe = connect({ host: '127.0.0.1', port }, () => {
         probe.destroy();
@@ -81,9 +88,8 @@ export async function startSidecarNginx(
       });
       probe.on('error', () => resolve(false));
     });
-    if (up) return child;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (up) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  child.kill('SIGKILL');
-  throw new Error(`nginx did not listen on ${port}: ${stderr}`);
+  return false;
 }
