@@ -39,8 +39,6 @@ export interface CliDeps {
   readonly prompt: Prompter;
   /** Reads files (inject's manifests, deploy's key and CA files) and stdin. */
   readonly input: InputReader;
-  /** New random credentials for deploy; random bytes unless a test fixes them. */
-  readonly newCredential?: () => string;
 }
 
 export function buildRootCommand(deps: CliDeps): CommandSpec {

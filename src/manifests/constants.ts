@@ -275,7 +275,6 @@ export const UPSTREAM_CA_BUNDLE_KEY = 'upstreamBundle.crt';
 /** NATS: Deployment, Service and ServiceAccount names, ports and image (NGINX Service Mesh's). */
 export const NATS_NAME = 'nats-server';
 export const NATS_SERVICE_ACCOUNT_NAME = 'nats';
-export const NATS_CONFIG_MAP_NAME = 'nats-config';
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 /**
@@ -290,15 +289,6 @@ export const NATS_CONFIG_SUBJECT = 'nginx.nsm.agent.config';
 export const NATS_SUBSCRIPTION_SUBJECT = 'nginx.nsm.agent.subscription';
 /** Subject a (re)started controller publishes on to have every agent subscribe again (NSM's). */
 export const NATS_PING_SUBJECT = 'nginx.nsm.ctlr.ping';
-/** Subjects of NATS request replies (nats.js's default inbox prefix), where agents get answers. */
-export const NATS_INBOX_SUBJECTS = '_INBOX.>';
-/** NATS user of the controller, the only one allowed to publish configuration. */
-export const NATS_CONTROLLER_USER = 'nginx-mesh-controller';
-/** NATS user every other client (an agent) is, without credentials: NATS's no_auth_user. */
-export const NATS_AGENT_USER = 'nginx-mesh-agent';
-/** Secret with the controller's NATS password (key NATS_CONTROLLER_PASSWORD_KEY), made by deploy. */
-export const NATS_CREDENTIALS_SECRET_NAME = 'nginx-mesh-nats-credentials';
-export const NATS_CONTROLLER_PASSWORD_KEY = 'controller-password';
 /** Container that obtains the NATS server's SVID and has NATS reload it on renewal (NSM's name). */
 export const CERT_RELOADER_NAME = 'nginx-mesh-cert-reloader';
 /** Key of a serving-certificate Secret that holds its CA (webhook and metrics API). */

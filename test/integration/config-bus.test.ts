@@ -23,7 +23,13 @@ import {
   controllerDial,
   NATS_SERVER_ID,
   startMeshNats,
+  testAccountOf,
+  testIdentityOf,
 } from '../support/mesh-nats';
+import {
+  agentInboxPrefix,
+  agentSubscriptionSubject,
+} from '../../src/manifests/install/nats-config';
 import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 
 const MESH: SnapshotMesh = DEFAULT_SNAPSHOT_MESH;
@@ -76,7 +82,12 @@ async function startController(
   now: () => number = Date.now,
 ): Promise<{ nc: NatsConnection; bus: ControllerBus }> {
   const nc = await controllerConnection();
-  const bus = await startControllerBus(nc, { logger, now, version: '2.0.0' });
+  const bus = await startControllerBus(nc, {
+    logger,
+    now,
+    version: '2.0.0',
+    accountOf: testAccountOf,
+  });
   cleanups.push(() => bus.close());
   return { nc, bus };
 }
@@ -95,12 +106,19 @@ async function startAgent(
   pod: string,
   fail: (snapshot: MeshSnapshot) => string | undefined = () => undefined,
 ): Promise<TestAgent> {
+  const identity = testIdentityOf(pod);
+  await nats.allow(identity);
   const nc = await connectBus({
     servers: [nats.server],
     name: pod,
-    svidFile: await nats.issueSvidFile(pod.replace('/', '-'), 'shop', pod.split('/')[1] ?? pod),
+    svidFile: await nats.issueSvidFile(
+      pod.replace('/', '-'),
+      identity.namespace,
+      identity.serviceAccount,
+    ),
     bundleFile: nats.bundleFile,
     expectedServerId: NATS_SERVER_ID,
+    inboxPrefix: agentInboxPrefix(identity),
     logger,
   });
   cleanups.push(() => nc.close());
@@ -108,6 +126,7 @@ async function startAgent(
   let last: string | undefined;
   const bus = await startAgentBus(nc, {
     pod,
+    subject: agentSubscriptionSubject(identity),
     version: '2.0.0',
     logger,
     apply: (snapshot, generation) => {
@@ -130,6 +149,7 @@ function strictlyIncreasing(values: readonly number[]): boolean {
 
 beforeAll(async () => {
   nats = await startMeshNats();
+  await nats.allow({ namespace: 'shop', serviceAccount: 'web' });
 });
 
 afterEach(async () => {
@@ -299,7 +319,10 @@ describe('the configuration bus', () => {
       'nginx.nsm.agent.config',
       new TextEncoder().encode('{"kind":"delta","generation":"soon"}'),
     );
-    agent.nc.publish('nginx.nsm.agent.subscription', new TextEncoder().encode('not json'));
+    agent.nc.publish(
+      agentSubscriptionSubject(testIdentityOf(agent.pod)),
+      new TextEncoder().encode('not json'),
+    );
     await nc.flush();
     await agent.nc.flush();
     const next = bus.publish(snapshotOf(51));
@@ -318,7 +341,7 @@ describe('the configuration bus', () => {
     );
     expect(warnings).toContainEqual(
       expect.objectContaining({
-        msg: 'ignored a malformed bus message',
+        msg: "ignored an agent's message: malformed",
         component: 'controller-bus',
         reason: 'not JSON: not json',
       }),
@@ -326,7 +349,166 @@ describe('the configuration bus', () => {
   });
 });
 
+describe('a hostile agent', () => {
+  const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+  /** Errors the server sent this connection (permission violations arrive this way). */
+  const serverErrors = (nc: NatsConnection): string[] => {
+    const errors: string[] = [];
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === Events.Error) errors.push(JSON.stringify(status.data));
+      }
+    })();
+    return errors;
+  };
+  const refusals = (from: number, reason: string): number =>
+    logLines.slice(from).filter((line) => line.includes(`ignored an agent's message: ${reason}`))
+      .length;
+
+  it("cannot speak on another identity's subject, nor read other inboxes or acks", async () => {
+    const { bus } = await startController();
+    const victim = await startAgent('shop/victim-1');
+    const generation = bus.publish(snapshotOf(60));
+    await waitFor('the victim on the first generation', current([victim], bus));
+    const mallory = await startAgent('shop/mallory-1');
+    const errors = serverErrors(mallory.nc);
+    // An ack for the victim, on the victim's subject: NATS refuses to carry it.
+    mallory.nc.publish(
+      agentSubscriptionSubject(testIdentityOf(victim.pod)),
+      encode({ kind: 'ack', pod: victim.pod, generation, error: 'forged' }),
+    );
+    mallory.nc.subscribe('_INBOX.>');
+    mallory.nc.subscribe('nginx.nsm.agent.subscription.>');
+    await waitFor('three permission violations', () => errors.length >= 3);
+    const user = 'User "spiffe://example.org/ns/shop/sa/mallory-1"';
+    expect(nats.log()).toContain(
+      `Publish Violation - ${user}, Subject "nginx.nsm.agent.subscription.shop.victim-1"`,
+    );
+    expect(nats.log()).toContain(`Subscription Violation - ${user}, Subject "_INBOX.>"`);
+    expect(nats.log()).toContain(
+      `Subscription Violation - ${user}, Subject "nginx.nsm.agent.subscription.>"`,
+    );
+    expect(bus.agents().find((agent) => agent.pod === victim.pod)?.error).toBeUndefined();
+  });
+
+  it('cannot speak for a pod of another namespace or account from its own subject', async () => {
+    const { bus } = await startController();
+    const victim = await startAgent('shop/victim-1');
+    const generation = bus.publish(snapshotOf(61));
+    await waitFor('the victim on the first generation', current([victim], bus));
+    const mallory = await startAgent('shop/mallory-1');
+    const seen = logLines.length;
+    const own = agentSubscriptionSubject(testIdentityOf(mallory.pod));
+    for (const pod of ['shop/victim-1', 'other/victim-1']) {
+      mallory.nc.publish(own, encode({ kind: 'ack', pod, generation, error: 'forged' }));
+    }
+    await mallory.nc.flush();
+    await waitFor(
+      'both refusals',
+      () =>
+        refusals(seen, 'a pod of another') >= 1 &&
+        refusals(seen, 'a pod of another namespace') >= 1,
+    );
+    expect(bus.agents().find((agent) => agent.pod === victim.pod)?.error).toBeUndefined();
+    expect(bus.agents().map((agent) => agent.pod)).not.toContain('other/victim-1');
+  });
+
+  it('cannot move the generation out of reach, nor ack one never issued', async () => {
+    const { bus } = await startController();
+    const agent = await startAgent('shop/a-1');
+    bus.publish(snapshotOf(62));
+    await waitFor('the first snapshot', current([agent], bus));
+    const mallory = await startAgent('shop/mallory-1');
+    const before = bus.generation();
+    const own = agentSubscriptionSubject(testIdentityOf(mallory.pod));
+    await expect(
+      mallory.nc.request(
+        own,
+        encode({ kind: 'subscribe', pod: mallory.pod, version: 'x', generation: 2 ** 53 - 1 }),
+        { timeout: 1_000 },
+      ),
+    ).rejects.toThrow();
+    mallory.nc.publish(own, encode({ kind: 'ack', pod: mallory.pod, generation: before + 10 }));
+    await mallory.nc.flush();
+    await waitFor('the refused ack', () =>
+      logLines.some((line) => line.includes('an ack of a generation not issued')),
+    );
+    expect(bus.generation()).toBe(before);
+    // The mesh still moves on: the next change reaches the honest agent.
+    const next = bus.publish(snapshotOf(63));
+    expect(next).toBeGreaterThan(before);
+    expect(next).toBeLessThan(Date.now() + 60_000);
+    await waitFor('the next generation', current([agent], bus));
+  });
+
+  it('gets no answer on a reply subject outside its inbox', async () => {
+    const { bus } = await startController();
+    const agent = await startAgent('shop/a-1');
+    bus.publish(snapshotOf(64));
+    await waitFor('the first snapshot', current([agent], bus));
+    const mallory = await startAgent('shop/mallory-1');
+    const seen = logLines.length;
+    mallory.nc.publish(
+      agentSubscriptionSubject(testIdentityOf(mallory.pod)),
+      encode({ kind: 'subscribe', pod: mallory.pod, version: 'x' }),
+      { reply: 'nginx.nsm.agent.config' },
+    );
+    await mallory.nc.flush();
+    await waitFor('the refusal', () => refusals(seen, 'a reply subject outside') >= 1);
+    // Nothing reached the agents' config subject: no agent logged a malformed message.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(logLines.slice(seen).join('\n')).not.toContain('ignored a malformed bus message');
+  });
+
+  it('keeps the table of agents to pods the controller knows, whatever it sends', async () => {
+    const known = new Set(['shop/a-1']);
+    const nc = await controllerConnection();
+    const bus = await startControllerBus(nc, {
+      logger,
+      now: Date.now,
+      version: '2.0.0',
+      accountOf: (pod) => (known.has(pod) || pod === 'shop/mallory-1' ? pod : undefined),
+    });
+    cleanups.push(() => bus.close());
+    const agent = await startAgent('shop/a-1');
+    const generation = bus.publish(snapshotOf(65));
+    await waitFor('the first snapshot', current([agent], bus));
+    const mallory = await startAgent('shop/mallory-1');
+    // Its own agent acks first: the ack that ends the flood must be the last word.
+    await waitFor('the agents on the first snapshot', current([agent, mallory], bus));
+    const own = agentSubscriptionSubject(testIdentityOf(mallory.pod));
+    const started = Date.now();
+    for (let index = 0; index < 20_000; index += 1) {
+      mallory.nc.publish(own, encode({ kind: 'ack', pod: `shop/fake-${index}`, generation }));
+    }
+    // An ack of its own pod last: NATS keeps one publisher's order, so once the controller has
+    // it, it has seen every fake one.
+    mallory.nc.publish(own, encode({ kind: 'ack', pod: mallory.pod, generation, error: 'last' }));
+    await mallory.nc.flush();
+    await waitFor(
+      'the last ack',
+      () => bus.agents().some((each) => each.pod === mallory.pod && each.error === 'last'),
+      30_000,
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(bus.agents().map((each) => each.pod)).toEqual(['shop/a-1', 'shop/mallory-1']);
+  });
+});
+
 describe('connectBus', () => {
+  it('is refused by NATS with a certificate whose SPIFFE ID is no user', async () => {
+    await expect(
+      connectBus({
+        servers: [nats.server],
+        name: 'stranger',
+        svidFile: await nats.issueSvidFile('stranger', 'elsewhere', 'nobody'),
+        bundleFile: nats.bundleFile,
+        expectedServerId: NATS_SERVER_ID,
+        logger,
+      }),
+    ).rejects.toThrow(/Authorization Violation/);
+  });
+
   it('refuses a server that presents another SPIFFE ID', async () => {
     await expect(
       connectBus({

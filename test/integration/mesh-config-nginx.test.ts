@@ -3,6 +3,10 @@
 // generation across a NATS restart and a controller restart, never applies a stale one, and
 // keeps the last good configuration when nginx refuses one, reporting why in its ack. A pod that
 // starts without backing a Service reaches the agent's peers and does not reload nginx.
+import {
+  agentInboxPrefix,
+  agentSubscriptionSubject,
+} from '../../src/manifests/install/nats-config';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,13 +78,21 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): 
   }
 }
 
+/** The bus identity of the agent's pod shop/web-1. */
+const WEB = { namespace: 'shop', serviceAccount: 'web' };
+
 /** The controller on the bus; starting another stops it first, as leader election ensures. */
 let active: (() => Promise<void>) | undefined;
 
 async function controller(): Promise<ControllerBus> {
   await active?.();
   const nc = await connectController(nats, logger);
-  const bus = await startControllerBus(nc, { logger, now: Date.now, version: '1.0.0' });
+  const bus = await startControllerBus(nc, {
+    logger,
+    now: Date.now,
+    version: '1.0.0',
+    accountOf: (pod) => (pod === 'shop/web-1' ? 'shop/web' : undefined),
+  });
   active = async () => {
     await bus.close();
     await nc.close();
@@ -103,6 +115,7 @@ beforeAll(async () => {
       .split('\n')
       .at(-1) ?? '';
   nats = await startMeshNats();
+  await nats.allow(WEB);
   const svidFile = await nats.issueSvidFile('web-1', 'shop', 'web');
   const context = shopContext({
     modules: ['/usr/lib/nginx/modules/ngx_stream_module.so', meshModule],
@@ -126,6 +139,7 @@ beforeAll(async () => {
     svidFile,
     bundleFile: nats.bundleFile,
     expectedServerId: NATS_SERVER_ID,
+    inboxPrefix: agentInboxPrefix(WEB),
     logger,
   });
   // The agent role's own step from snapshot to nginx, rendering only what nginx reads.
@@ -137,6 +151,7 @@ beforeAll(async () => {
   });
   const agent = await startAgentBus(nc, {
     pod: 'shop/web-1',
+    subject: agentSubscriptionSubject(WEB),
     version: '1.0.0',
     logger,
     apply: async (snapshot, generation, unrendered) => {

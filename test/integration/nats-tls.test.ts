@@ -1,6 +1,7 @@
-// The real nats-server with the configuration deploy installs and SVIDs signed by the
-// registrar's own code: only clients with an SVID of the mesh CA get in; an agent may read
-// configuration and publish acknowledgements only; the controller may publish configuration;
+// The real nats-server with the configuration the cert-reloader writes and SVIDs signed by the
+// registrar's own code: only clients with an SVID of the mesh CA whose SPIFFE ID is a user get
+// in; an agent identity may read configuration and its own inbox and publish on its own
+// subscription subject only; the controller may publish configuration and read every agent's;
 // and a renewed server SVID, loaded on SIGHUP as the cert-reloader sends it, keeps existing
 // connections while new ones see the new certificate.
 import { execa } from 'execa';
@@ -12,7 +13,11 @@ import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import type { NatsConnection, Status, TlsOptions } from 'nats';
 import { connect, ErrorCode, Events, StringCodec } from 'nats';
-import { renderNatsConfig } from '../../src/manifests/install/workloads';
+import {
+  agentInboxPrefix,
+  agentSubscriptionSubject,
+  renderNatsConfig,
+} from '../../src/manifests/install/nats-config';
 import type { Authority } from '../../src/runtime/registrar/authority';
 import { createAuthority } from '../../src/runtime/registrar/authority';
 import { signalReload } from '../../src/runtime/cert-reloader/start-cert-reloader';
@@ -25,9 +30,11 @@ import { freePort } from '../support/prometheus';
 import { waitForOutput } from '../support/processes';
 
 const CONFIG = 'nginx.nsm.agent.config';
-const ACKS = 'nginx.nsm.agent.subscription';
+const WEB = { namespace: 'app', serviceAccount: 'web' };
+/** The agent identity app/web's subject, and every agent's, as the controller reads them. */
+const ACKS = agentSubscriptionSubject(WEB);
+const ALL_ACKS = 'nginx.nsm.agent.subscription.*.*';
 const PING = 'nginx.nsm.ctlr.ping';
-const PASSWORD = 'nIntegrationPassword0123';
 const NATS_ID = 'spiffe://example.org/ns/nginx-mesh/sa/nats';
 const codec = StringCodec();
 
@@ -60,7 +67,7 @@ function checkNatsIdentity(_host: string, cert: PeerCertificate): Error | undefi
 
 async function client(
   svid: TestSvid | undefined,
-  credentials: { user: string; pass: string } | undefined = undefined,
+  inboxPrefix?: string,
 ): Promise<{ nc: NatsConnection; statuses: Status[] }> {
   // nats.js hands these to Node's tls.connect, which takes checkServerIdentity too.
   const tls: TlsOptions = {
@@ -72,7 +79,7 @@ async function client(
     servers: `127.0.0.1:${port}`,
     timeout: 3_000,
     reconnect: false,
-    ...credentials,
+    ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
     tls,
   });
   connections.push(nc);
@@ -83,12 +90,12 @@ async function client(
   return { nc, statuses };
 }
 
-/** The controller, signed in with its password, and an agent (no credentials). */
+/** The controller and the agent identity app/web, each known by its SPIFFE ID. */
 async function controllerAndAgent() {
   const controllerSvid = await issueTestSvid(mesh, 'nginx-mesh', 'nginx-mesh-controller');
   return {
-    controller: await client(controllerSvid, { user: 'nginx-mesh-controller', pass: PASSWORD }),
-    agent: await client(await issueTestSvid(mesh, 'app', 'web')),
+    controller: await client(controllerSvid),
+    agent: await client(await issueTestSvid(mesh, 'app', 'web'), agentInboxPrefix(WEB)),
   };
 }
 
@@ -112,16 +119,25 @@ beforeAll(async () => {
     new Date(),
   );
   await installServerSvid(await issueTestSvid(mesh, 'nginx-mesh', 'nats'));
-  const config = renderNatsConfig({
-    host: '127.0.0.1',
-    clientPort: port,
-    monitorPort: await freePort(),
-    pidFile: join(dir, 'nats.pid'),
-    tlsDir: join(dir, 'tls'),
-  });
+  const config = renderNatsConfig(
+    {
+      host: '127.0.0.1',
+      clientPort: port,
+      monitorPort: await freePort(),
+      pidFile: join(dir, 'nats.pid'),
+      tlsDir: join(dir, 'tls'),
+    },
+    {
+      trustDomain: 'example.org',
+      meshNamespace: 'nginx-mesh',
+      identities: ['web', 'pinger', 'other', 'mallory'].map((serviceAccount) => ({
+        namespace: 'app',
+        serviceAccount,
+      })),
+    },
+  );
   await writeFile(join(dir, 'nats.conf'), config);
   server = execa('/usr/sbin/nats-server', ['--config', join(dir, 'nats.conf')], {
-    env: { NATS_CONTROLLER_PASSWORD: PASSWORD },
     reject: false,
     timeout: 120_000,
   });
@@ -156,18 +172,16 @@ describe('who may connect', () => {
     expect(serverLog).toMatch(/TLS handshake error: .*certificate/);
   });
 
-  it('refuses the controller user with a wrong password', async () => {
-    const svid = await issueTestSvid(mesh, 'app', 'web');
-    await expect(client(svid, { user: 'nginx-mesh-controller', pass: 'guess' })).rejects.toThrow(
-      /Authorization Violation/i,
-    );
+  it('refuses a mesh certificate whose SPIFFE ID is no user', async () => {
+    const svid = await issueTestSvid(mesh, 'elsewhere', 'stranger');
+    await expect(client(svid)).rejects.toThrow(/Authorization Violation/i);
   });
 });
 
 describe('permissions', () => {
   it('lets an agent read configuration and publish acks, and nothing else', async () => {
     const { controller, agent } = await controllerAndAgent();
-    const ack = nextMessage(controller.nc, ACKS);
+    const ack = nextMessage(controller.nc, ALL_ACKS);
     const config = nextMessage(agent.nc, CONFIG);
     await controller.nc.flush();
     await agent.nc.flush();
@@ -186,7 +200,7 @@ describe('permissions', () => {
       ),
     ).toBe(true);
     expect(serverLog).toContain(
-      'Publish Violation - User "nginx-mesh-agent", Subject "nginx.nsm.agent.config"',
+      'Publish Violation - User "spiffe://example.org/ns/app/sa/web", Subject "nginx.nsm.agent.config"',
     );
     expect(agent.nc.isClosed()).toBe(false);
   });
@@ -194,7 +208,7 @@ describe('permissions', () => {
   it('lets the controller ping agents and answer their subscribe requests', async () => {
     const { controller, agent } = await controllerAndAgent();
     const ping = nextMessage(agent.nc, PING);
-    const requests = controller.nc.subscribe(ACKS, { max: 1 });
+    const requests = controller.nc.subscribe(ALL_ACKS, { max: 1 });
     void (async () => {
       for await (const request of requests) request.respond(codec.encode('snapshot 1'));
     })();
@@ -214,19 +228,36 @@ describe('permissions', () => {
     await agent.nc.flush();
     await settle(200);
     expect(serverLog).toContain(
-      'Publish Violation - User "nginx-mesh-agent", Subject "nginx.nsm.ctlr.ping"',
+      'Publish Violation - User "spiffe://example.org/ns/app/sa/pinger", Subject "nginx.nsm.ctlr.ping"',
     );
   });
 
-  it('lets no agent listen to the acknowledgements of others', async () => {
+  it('lets no agent listen to the acknowledgements or replies of others', async () => {
     const agent = await client(await issueTestSvid(mesh, 'app', 'other'));
-    const spy = agent.nc.subscribe(ACKS);
+    const acks = agent.nc.subscribe('nginx.nsm.agent.subscription.>');
+    const inboxes = agent.nc.subscribe('_INBOX.>');
+    const webInbox = agent.nc.subscribe(`${agentInboxPrefix(WEB)}.>`);
     await agent.nc.flush();
     await settle(200);
+    for (const subject of ['nginx.nsm.agent.subscription.>', '_INBOX.>', '_INBOX.app.web.>']) {
+      expect(serverLog).toContain(
+        `Subscription Violation - User "spiffe://example.org/ns/app/sa/other", Subject "${subject}"`,
+      );
+    }
+    expect([acks, inboxes, webInbox].every((each) => each.isClosed())).toBe(true);
+  });
+
+  it("lets no agent publish on another identity's subject", async () => {
+    const { controller } = await controllerAndAgent();
+    const mallory = await client(await issueTestSvid(mesh, 'app', 'mallory'));
+    const received = nextMessage(controller.nc, ALL_ACKS, 1_000);
+    await controller.nc.flush();
+    mallory.nc.publish(ACKS, codec.encode('forged ack of app/web'));
+    await mallory.nc.flush();
+    await expect(received).rejects.toThrow();
     expect(serverLog).toContain(
-      'Subscription Violation - User "nginx-mesh-agent", Subject "nginx.nsm.agent.subscription"',
+      `Publish Violation - User "spiffe://example.org/ns/app/sa/mallory", Subject "${ACKS}"`,
     );
-    expect(spy.isClosed()).toBe(true);
   });
 });
 

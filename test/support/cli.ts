@@ -42,7 +42,6 @@ export async function runCli(
       readFile: (path) => Promise.reject(new Error(`open ${path}: no such file or directory`)),
       readStdin: () => Promise.resolve(''),
     },
-    newCredential: () => 'nFIXTURECREDENTIAL',
     ...overrides,
     io,
     roles: new Map((overrides.roles ?? []).map((role) => [role.name, role])),

@@ -1,14 +1,16 @@
-// A real nats-server configured as deploy configures it (renderNatsConfig: TLS with SVIDs,
-// verify, the controller's password, the agents' permissions), with SVIDs from the registrar's
-// own code written the way the SVID client writes them, and a restart on the same port.
+// A real nats-server configured as the cert-reloader configures it (renderNatsConfig: TLS with
+// SVIDs, each client the user its SPIFFE ID names, the controller's and each agent identity's
+// permissions), with SVIDs from the registrar's own code written the way the SVID client writes
+// them, agent identities added (and the server reloaded) as tests need them, and a restart on
+// the same port.
 import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
-import { renderNatsConfig } from '../../src/manifests/install/workloads';
+import type { BusIdentity } from '../../src/manifests/install/nats-config';
+import { renderNatsConfig } from '../../src/manifests/install/nats-config';
 import type { BusConnectOptions } from '../../src/runtime/bus/connect';
 import { connectBus } from '../../src/runtime/bus/connect';
 import type { Logger } from '../../src/runtime/role/log';
@@ -20,7 +22,6 @@ import { waitForOutput } from './processes';
 import type { TestSvid } from './svid';
 import { issueTestSvid } from './svid';
 
-export const NATS_CONTROLLER_PASSWORD = 'nIntegrationPassword0123';
 export const NATS_SERVER_ID = 'spiffe://example.org/ns/nginx-mesh/sa/nats';
 
 export interface MeshNats {
@@ -34,6 +35,8 @@ export interface MeshNats {
   readonly bundleFile: string;
   /** Everything the server printed on stderr since it first started. */
   log(): string;
+  /** Makes identities NATS users (as the cert-reloader does for new ServiceAccounts). */
+  allow(...identities: BusIdentity[]): Promise<void>;
   /** Writes an SVID file (chain, then key) the way the SVID client does; returns its path. */
   writeSvid(name: string, svid: TestSvid): Promise<string>;
   /** Issues an SVID for <namespace>/<account> into the file <name>.pem; returns its path. */
@@ -60,21 +63,53 @@ export async function startMeshNats(): Promise<MeshNats> {
   await writeFileAtomic(join(dir, 'tls', 'bundle.crt'), authority.stored.certificate, 0o644);
   const serverSvid = await issueTestSvid(authority, 'nginx-mesh', 'nats');
   await writeFileAtomic(join(dir, 'tls', 'svid.pem'), serverSvid.chain + serverSvid.keyPem, 0o600);
-  await writeFile(
-    join(dir, 'nats.conf'),
-    renderNatsConfig({
-      host: '127.0.0.1',
-      clientPort: port,
-      monitorPort,
-      pidFile: join(dir, 'nats.pid'),
-      tlsDir: join(dir, 'tls'),
-    }),
-  );
+  const identities = new Map<string, BusIdentity>();
+  const writeConfig = (): Promise<void> =>
+    writeFileAtomic(
+      join(dir, 'nats.conf'),
+      renderNatsConfig(
+        {
+          host: '127.0.0.1',
+          clientPort: port,
+          monitorPort,
+          pidFile: join(dir, 'nats.pid'),
+          tlsDir: join(dir, 'tls'),
+        },
+        {
+          trustDomain: 'example.org',
+          meshNamespace: 'nginx-mesh',
+          identities: [...identities.values()],
+        },
+      ),
+      0o644,
+    );
+  await writeConfig();
   let server: ResultPromise | undefined;
   let log = '';
+  // One change at a time: concurrent callers would otherwise interleave writes and reloads.
+  let allowing = Promise.resolve();
+  const allow = (...more: BusIdentity[]): Promise<void> => {
+    const next = allowing.then(() => allowNow(...more));
+    allowing = next.catch(() => undefined);
+    return next;
+  };
+  const allowNow = async (...more: BusIdentity[]): Promise<void> => {
+    const before = identities.size;
+    for (const identity of more)
+      identities.set(`${identity.namespace}/${identity.serviceAccount}`, identity);
+    if (identities.size === before) return;
+    await writeConfig();
+    if (server === undefined) return;
+    const reloads = log.split('Reloaded server configuration').length;
+    server.kill('SIGHUP');
+    const deadline = Date.now() + 10_000;
+    while (log.split('Reloaded server configuration').length === reloads) {
+      if (Date.now() > deadline) throw new Error(`nats-server did not reload:\n${log}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
   const start = async (): Promise<void> => {
     const child = execa('/usr/sbin/nats-server', ['--config', join(dir, 'nats.conf')], {
-      env: { NATS_CONTROLLER_PASSWORD },
       reject: false,
       timeout: 300_000,
     });
@@ -101,6 +136,7 @@ export async function startMeshNats(): Promise<MeshNats> {
     authority,
     bundleFile,
     log: () => log,
+    allow,
     writeSvid,
     issueSvidFile: async (name, namespace, account, ttlMs) =>
       writeSvid(name, await issueTestSvid(authority, namespace, account, 'ec-p256', ttlMs)),
@@ -113,7 +149,7 @@ export async function startMeshNats(): Promise<MeshNats> {
   };
 }
 
-/** How the controller dials: its own SVID, the controller user and password. */
+/** How the controller dials: its own SVID, whose SPIFFE ID is the controller's user. */
 export async function controllerDial(nats: MeshNats, logger: Logger): Promise<BusConnectOptions> {
   return {
     servers: [nats.server],
@@ -121,8 +157,6 @@ export async function controllerDial(nats: MeshNats, logger: Logger): Promise<Bu
     svidFile: await nats.issueSvidFile('controller', 'nginx-mesh', 'nginx-mesh-controller'),
     bundleFile: nats.bundleFile,
     expectedServerId: NATS_SERVER_ID,
-    user: 'nginx-mesh-controller',
-    pass: NATS_CONTROLLER_PASSWORD,
     logger,
   };
 }
@@ -130,4 +164,18 @@ export async function controllerDial(nats: MeshNats, logger: Logger): Promise<Bu
 /** A connection as the controller makes it. */
 export async function connectController(nats: MeshNats, logger: Logger): Promise<NatsConnection> {
   return connectBus(await controllerDial(nats, logger));
+}
+
+/**
+ * The ServiceAccount of a test pod "<namespace>/<name>": tests name pods after their account,
+ * as issueSvidFile issues them; what the controller's accountOf answers for known pods.
+ */
+export function testAccountOf(pod: string): string {
+  return pod;
+}
+
+/** The bus identity of a test pod "<namespace>/<name>" (its account has the pod's name). */
+export function testIdentityOf(pod: string): BusIdentity {
+  const [namespace = '', name = ''] = pod.split('/');
+  return { namespace, serviceAccount: name };
 }

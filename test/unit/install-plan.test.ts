@@ -26,7 +26,7 @@ function configFor(input: Partial<DeployInput> = {}, namespace = 'nginx-mesh') {
 
 function plan(
   input: Partial<DeployInput> = {},
-  secrets: { secrets?: MeshSecrets } = { secrets: { natsControllerPassword: 'nTESTCREDENTIAL' } },
+  secrets: { secrets?: MeshSecrets } = { secrets: {} },
 ) {
   return buildInstallPlan(
     { config: configFor(input), version: '2.0.0', upstreamCa: false, ...secrets },
@@ -299,24 +299,48 @@ describe('NATS with TLS', () => {
     );
   });
 
-  it("stores the controller's password in a Secret and passes it to NATS by environment", () => {
-    const secret = byKind(objects, 'Secret').find(
-      (each) => each.metadata.name === 'nginx-mesh-nats-credentials',
+  it('runs nats-server on the configuration the cert-reloader keeps, with no password', () => {
+    const [server] = pod.containers as Record<string, unknown>[];
+    expect(server?.args).toEqual(['--config', '/etc/nats-tls/nats.conf']);
+    expect(server?.env).toBeUndefined();
+    expect(reloader?.args).toContain('--nats-config=/etc/nats-tls/nats.conf');
+    expect(JSON.stringify(objects)).not.toContain('password');
+    expect(byKind(objects, 'ConfigMap').map((each) => each.metadata.name)).not.toContain(
+      'nats-config',
     );
-    expect(secret?.stringData).toEqual({ 'controller-password': 'nTESTCREDENTIAL' });
-    const config = byKind(objects, 'ConfigMap').find(
-      (each) => each.metadata.name === 'nats-config',
-    );
-    const text = (config?.data as Record<string, string>)['nats.conf'] ?? '';
-    expect(text).toContain('password: $NATS_CONTROLLER_PASSWORD,');
-    expect(text).not.toContain('nTESTCREDENTIAL');
   });
 
-  it('leaves the Secret alone when upgrade passes no secrets', () => {
-    const upgraded = planObjects(plan({}, { secrets: undefined }));
-    expect(byKind(upgraded, 'Secret').map((each) => each.metadata.name)).not.toContain(
-      'nginx-mesh-nats-credentials',
+  it('gives only the cert-reloader an API token, to list ServiceAccounts', () => {
+    const [server] = pod.containers as { volumeMounts: { name: string }[] }[];
+    const mounts = (container: unknown): string[] =>
+      ((container as { volumeMounts?: { name: string }[] }).volumeMounts ?? []).map(
+        (mount) => mount.name,
+      );
+    expect(mounts(reloader)).toContain('kube-api-access');
+    expect(mounts(server)).not.toContain('kube-api-access');
+    const role = byKind(objects, 'ClusterRole').find(
+      (each) => each.metadata.name === 'nats-server.internal.builtin.nsm.nginx',
     );
+    expect(role?.rules).toEqual([
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list', 'watch'] },
+    ]);
+  });
+
+  it('exposes the client port only: monitoring stays on loopback', () => {
+    const [server] = pod.containers as Record<string, unknown>[];
+    expect(server?.ports).toEqual([{ name: 'client', containerPort: 4222, protocol: 'TCP' }]);
+    expect(server?.readinessProbe).toMatchObject({ tcpSocket: { port: 4222 } });
+    const service = byKind(objects, 'Service').find((each) => each.metadata.name === 'nats-server');
+    expect((service?.spec as { ports: { port: number }[] }).ports.map((p) => p.port)).toEqual([
+      4222,
+    ]);
+    const policy = byKind(objects, 'NetworkPolicy').find(
+      (each) => each.metadata.name === 'nats-server',
+    );
+    expect(policy?.spec).toMatchObject({
+      policyTypes: ['Ingress'],
+      ingress: [{ ports: [{ protocol: 'TCP', port: 4222 }] }],
+    });
   });
 });
 

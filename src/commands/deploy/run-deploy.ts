@@ -29,15 +29,6 @@ import {
 export interface DeployDeps extends LifecycleDeps {
   readonly input: InputReader;
   readonly version: string;
-  /** A new random credential (the controller's NATS password); 32 random bytes by default. */
-  readonly newCredential?: () => string;
-}
-
-/** Letters and digits only, starting with a letter: nats.conf reads it unquoted from the environment. */
-/** A fresh credential; node:crypto loads here, not at every start of the executable. */
-async function newCredential(): Promise<string> {
-  const { randomBytes } = await import('node:crypto');
-  return `n${randomBytes(32).toString('hex')}`;
 }
 
 export interface DeployOptions {
@@ -164,10 +155,7 @@ export async function runDeploy(
 ): Promise<void> {
   const flagged = await meshConfigFromFlags(options.input, globals.namespace, deps);
   const { config } = flagged;
-  const secrets = {
-    ...flagged.secrets,
-    natsControllerPassword: deps.newCredential?.() ?? (await newCredential()),
-  };
+  const secrets = flagged.secrets;
   const plan = buildInstallPlan(
     { config, version: deps.version, secrets, upstreamCa: secrets.upstreamAuthority !== undefined },
     base64,

@@ -10,9 +10,6 @@ import {
   METRICS_NAME,
   METRICS_SERVICE_NAME,
   METRICS_TLS_SECRET_NAME,
-  NATS_CONFIG_MAP_NAME,
-  NATS_CONTROLLER_PASSWORD_KEY,
-  NATS_CREDENTIALS_SECRET_NAME,
   NATS_NAME,
   REGISTRAR_NAME,
   REGISTRY_KEY_SECRET_NAME,
@@ -41,23 +38,15 @@ import type { Labels, Manifest } from './objects';
 import { componentLabels, meta } from './objects';
 import { buildRbac } from './rbac';
 import type { WorkloadContext } from './workloads';
-import {
-  buildController,
-  buildMetrics,
-  buildNats,
-  buildRegistrar,
-  NATS_CONFIG_FILE,
-  renderNatsConfig,
-} from './workloads';
+import { buildController, buildMetrics, buildNats, buildRegistrar } from './workloads';
 
 export interface InstallInput {
   readonly config: FullMeshConfig;
   /** Version of this executable, recorded on every object (upgrade compares it). */
   readonly version: string;
   /**
-   * Secret contents to install. Upgrade passes none: the Secrets deploy created (the upstream CA,
-   * the controller's NATS password) stay as they are, and `upstreamCa` says whether the registrar
-   * still mounts one.
+   * Secret contents to install. Upgrade passes none: the Secrets deploy created (the upstream CA)
+   * stay as they are, and `upstreamCa` says whether the registrar still mounts one.
    */
   readonly secrets?: MeshSecrets;
   readonly upstreamCa: boolean;
@@ -147,12 +136,6 @@ function secretManifests(
         [UPSTREAM_CA_KEY_KEY]: upstream.key,
         ...(upstream.bundle === '' ? {} : { [UPSTREAM_CA_BUNDLE_KEY]: upstream.bundle }),
       }),
-    );
-  }
-  const password = input.secrets?.natsControllerPassword;
-  if (password !== undefined) {
-    manifests.push(
-      secret(NATS_CREDENTIALS_SECRET_NAME, 'Opaque', { [NATS_CONTROLLER_PASSWORD_KEY]: password }),
     );
   }
   return manifests;
@@ -275,12 +258,6 @@ export function buildInstallPlan(
     step('rbac', 'Creating service accounts and RBAC', buildRbac(namespace, labels)),
     step('config', 'Storing the mesh configuration', [
       buildMeshConfigMap(config, namespace) as Manifest,
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: meta(NATS_CONFIG_MAP_NAME, namespace, labels(NATS_NAME)),
-        data: { [NATS_CONFIG_FILE]: renderNatsConfig() },
-      },
       ...secretManifests(input, namespace, shared, encode),
       buildMeshConfigClassResource(namespace) as Manifest,
       buildMeshConfigResource(config, namespace) as Manifest,

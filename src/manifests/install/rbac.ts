@@ -9,6 +9,7 @@ import {
   METRICS_API_SERVICE_NAME,
   METRICS_NAME,
   METRICS_TLS_SECRET_NAME,
+  NATS_NAME,
   NATS_SERVICE_ACCOUNT_NAME,
   REGISTRAR_CA_SECRET_NAME,
   REGISTRAR_NAME,
@@ -74,6 +75,7 @@ export const CONTROLLER_RBAC_NAME = `${CONTROLLER_NAME}.internal.builtin.nsm.ngi
 export const REGISTRAR_RBAC_NAME = `${REGISTRAR_NAME}.security.builtin.nsm.nginx`;
 export const METRICS_RBAC_NAME = `${METRICS_NAME}.internal.builtin.nsm.nginx`;
 export const METRICS_DELEGATION_NAME = `${METRICS_NAME}-svc.internal.builtin.nsm.nginx`;
+export const NATS_RBAC_NAME = `${NATS_NAME}.internal.builtin.nsm.nginx`;
 
 interface Account {
   readonly serviceAccount: string;
@@ -142,11 +144,18 @@ function accounts(): readonly Account[] {
       ],
       namespaceRules: ownSecret(METRICS_TLS_SECRET_NAME),
     },
+    {
+      serviceAccount: NATS_SERVICE_ACCOUNT_NAME,
+      name: NATS_RBAC_NAME,
+      // NATS's users are the cluster's ServiceAccounts (its cert-reloader renders them).
+      clusterRules: [rule('', ['serviceaccounts'], ['list', 'watch'])],
+      namespaceRules: [],
+    },
   ];
 }
 
 export function serviceAccountNames(): readonly string[] {
-  return [...accounts().map((account) => account.serviceAccount), NATS_SERVICE_ACCOUNT_NAME];
+  return accounts().map((account) => account.serviceAccount);
 }
 
 function subject(serviceAccount: string, namespace: string): object {
@@ -178,6 +187,9 @@ export function buildRbac(namespace: string, component: (name: string) => Labels
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: account.name },
         subjects,
       },
+    );
+    if (account.namespaceRules.length === 0) continue;
+    manifests.push(
       {
         apiVersion: RBAC,
         kind: 'Role',

@@ -53,6 +53,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   typed('nsm.nginx.com/v1alpha2', 'MeshConfig', 'meshconfigs', true),
   typed('discovery.k8s.io/v1', 'EndpointSlice', 'endpointslices', true),
   typed('coordination.k8s.io/v1', 'Lease', 'leases', true),
+  typed('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),
   typed('split.smi-spec.io/v1alpha3', 'TrafficSplit', 'trafficsplits', true),
   typed('access.smi-spec.io/v1alpha2', 'TrafficTarget', 'traffictargets', true),
   typed('specs.smi-spec.io/v1alpha3', 'HTTPRouteGroup', 'httproutegroups', true),

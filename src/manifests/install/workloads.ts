@@ -12,45 +12,25 @@ import {
   METRICS_API_PORT,
   METRICS_NAME,
   METRICS_SERVICE_NAME,
-  NATS_AGENT_USER,
   NATS_CLIENT_PORT,
-  NATS_CONFIG_MAP_NAME,
-  NATS_CONFIG_SUBJECT,
-  NATS_CONTROLLER_PASSWORD_KEY,
-  NATS_CONTROLLER_USER,
-  NATS_CREDENTIALS_SECRET_NAME,
   NATS_IMAGE,
-  NATS_INBOX_SUBJECTS,
-  NATS_MONITOR_PORT,
   NATS_NAME,
-  NATS_PING_SUBJECT,
   NATS_SERVICE_ACCOUNT_NAME,
-  NATS_SUBSCRIPTION_SUBJECT,
   REGISTRAR_API_PORT,
   REGISTRAR_NAME,
   SIDECAR_UID,
-  SVID_BUNDLE_FILE_NAME,
-  SVID_FILE_NAME,
   UPSTREAM_CA_SECRET_NAME,
   WEBHOOK_PORT,
   WEBHOOK_SERVICE_NAME,
 } from '../constants';
 import { buildIdentityVolume } from '../identity-volume';
 import type { FullMeshConfig } from '../mesh-config/types';
+import { NATS_CONFIG_FILE, NATS_PID_DIR, NATS_POD_LAYOUT, NATS_TLS_DIR } from './nats-config';
 import type { Labels, Manifest } from './objects';
 import { meta, NAME_LABEL } from './objects';
 
 /** Where the registrar finds the upstream CA's files (Secret UPSTREAM_CA_SECRET_NAME). */
 export const UPSTREAM_CA_MOUNT_PATH = '/run/nginx-mesh/upstream-ca';
-const NATS_CONFIG_DIR = '/etc/nats-config';
-export const NATS_CONFIG_FILE = 'nats.conf';
-const NATS_PID_DIR = '/var/run/nats';
-const NATS_PID_FILE = `${NATS_PID_DIR}/nats.pid`;
-/** The NATS server's SVID and trust bundle, written by the cert-reloader (memory only). */
-const NATS_TLS_DIR = '/etc/nats-tls';
-/** Environment variable of the NATS server holding the controller's password. */
-export const NATS_CONTROLLER_PASSWORD_ENV = 'NATS_CONTROLLER_PASSWORD';
-
 interface Port {
   readonly name: string;
   readonly port: number;
@@ -74,8 +54,10 @@ interface WorkloadSpec {
   readonly image: string;
   readonly args: readonly string[];
   readonly ports: readonly Port[];
-  /** HTTP probes: readiness and liveness paths on one port. */
-  readonly probes: { readonly port: number; readonly ready: string; readonly live: string };
+  /** HTTP probes (readiness and liveness paths on one port), or TCP connects to a port. */
+  readonly probes:
+    | { readonly port: number; readonly ready: string; readonly live: string }
+    | { readonly tcpPort: number };
   readonly resources: Resources;
   readonly volumes: readonly Volume[];
   readonly env?: readonly object[];
@@ -110,12 +92,12 @@ function container(spec: WorkloadSpec, config: FullMeshConfig): object {
       protocol: 'TCP',
     })),
     readinessProbe: {
-      httpGet: { path: spec.probes.ready, port: spec.probes.port },
+      ...probeAction(spec.probes, 'ready'),
       periodSeconds: 2,
       failureThreshold: 3,
     },
     livenessProbe: {
-      httpGet: { path: spec.probes.live, port: spec.probes.port },
+      ...probeAction(spec.probes, 'live'),
       initialDelaySeconds: 10,
       periodSeconds: 10,
       failureThreshold: 3,
@@ -139,6 +121,12 @@ function container(spec: WorkloadSpec, config: FullMeshConfig): object {
           })),
         }),
   };
+}
+
+function probeAction(probes: WorkloadSpec['probes'], which: 'ready' | 'live'): object {
+  return 'tcpPort' in probes
+    ? { tcpSocket: { port: probes.tcpPort } }
+    : { httpGet: { path: probes[which], port: probes.port } };
 }
 
 function deployment(spec: WorkloadSpec, context: WorkloadContext, extras?: PodExtras): Manifest {
@@ -220,16 +208,6 @@ function controllerArgs(context: WorkloadContext): string[] {
   ];
 }
 
-/** The controller's NATS password, for nats-server's configuration and for the controller. */
-function natsPasswordEnv(): object {
-  return {
-    name: NATS_CONTROLLER_PASSWORD_ENV,
-    valueFrom: {
-      secretKeyRef: { name: NATS_CREDENTIALS_SECRET_NAME, key: NATS_CONTROLLER_PASSWORD_KEY },
-    },
-  };
-}
-
 export function buildController(context: WorkloadContext): Manifest[] {
   return [
     deployment(
@@ -246,7 +224,6 @@ export function buildController(context: WorkloadContext): Manifest[] {
         env: [
           // The Lease holder's name in leader election.
           { name: 'MY_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-          natsPasswordEnv(),
         ],
         // The webhook serves while NATS or the Lease waits: pod creation must not stop then.
         probes: { ...ROLE_PROBES, ready: READY_SERVING_PATH },
@@ -354,80 +331,6 @@ export function buildMetrics(context: WorkloadContext): Manifest[] {
   ];
 }
 
-/**
- * nats.conf: the config bus. Every client must present an SVID from the mesh CA (TLS with
- * `verify`). A client without credentials is an agent: it may subscribe to configuration and
- * publish its subscriptions and acknowledgements only. The controller signs in with the password
- * deploy generated (in the server's environment, never in this file) and may publish
- * configuration and read acknowledgements. SIGHUP reloads the certificate, key and bundle.
- */
-export interface NatsLayout {
-  /** Listen address of the client port; all interfaces when absent. */
-  readonly host?: string;
-  readonly clientPort: number;
-  readonly monitorPort: number;
-  readonly pidFile: string;
-  /** Directory of the SVID (SVID_FILE_NAME) and trust bundle (SVID_BUNDLE_FILE_NAME). */
-  readonly tlsDir: string;
-}
-
-/** Where things are in the NATS pod. */
-export const NATS_POD_LAYOUT: NatsLayout = {
-  clientPort: NATS_CLIENT_PORT,
-  monitorPort: NATS_MONITOR_PORT,
-  pidFile: NATS_PID_FILE,
-  tlsDir: NATS_TLS_DIR,
-};
-
-export function renderNatsConfig(layout: NatsLayout = NATS_POD_LAYOUT): string {
-  const list = (subjects: readonly string[]): string =>
-    `[${subjects.map((subject) => `"${subject}"`).join(', ')}]`;
-  const permissions = (
-    publish: readonly string[],
-    subscribe: readonly string[],
-    answers: boolean,
-  ): string =>
-    `permissions: { publish: ${list(publish)}, subscribe: ${list(subscribe)}${answers ? ', allow_responses: true' : ''} }`;
-  // The controller publishes configuration and pings and answers subscribe requests; an agent
-  // publishes subscriptions and acks and reads configuration, pings and the replies to its own
-  // requests, never another agent's acks.
-  const controller = permissions(
-    [NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT],
-    [NATS_SUBSCRIPTION_SUBJECT],
-    true,
-  );
-  const agent = permissions(
-    [NATS_SUBSCRIPTION_SUBJECT],
-    [NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT, NATS_INBOX_SUBJECTS],
-    false,
-  );
-  return [
-    '# NATS for the mesh: configuration down to the sidecars, acknowledgements back up.',
-    ...(layout.host === undefined ? [] : [`host: "${layout.host}"`]),
-    `port: ${layout.clientPort}`,
-    `http_port: ${layout.monitorPort}`,
-    `pid_file: "${layout.pidFile}"`,
-    '# A whole mesh snapshot travels in one message.',
-    'max_payload: 8MB',
-    '# The SVID (certificate chain and key in one file) and trust bundle of the cert-reloader.',
-    'tls {',
-    `  cert_file: "${layout.tlsDir}/${SVID_FILE_NAME}"`,
-    `  key_file: "${layout.tlsDir}/${SVID_FILE_NAME}"`,
-    `  ca_file: "${layout.tlsDir}/${SVID_BUNDLE_FILE_NAME}"`,
-    '  verify: true',
-    '  timeout: 2',
-    '}',
-    'authorization {',
-    '  users: [',
-    `    { user: "${NATS_CONTROLLER_USER}", password: $${NATS_CONTROLLER_PASSWORD_ENV}, ${controller} }`,
-    `    { user: "${NATS_AGENT_USER}", ${agent} }`,
-    '  ]',
-    '}',
-    `no_auth_user: "${NATS_AGENT_USER}"`,
-    '',
-  ].join('\n');
-}
-
 function natsImage(config: FullMeshConfig): string {
   return config.registry.disablePublicImages
     ? `${config.registry.server}/${NATS_IMAGE}`
@@ -435,12 +338,33 @@ function natsImage(config: FullMeshConfig): string {
 }
 
 const NATS_TLS_VOLUME = { name: 'tls', emptyDir: { medium: 'Memory' } };
+/**
+ * The API credentials the kubelet would mount everywhere (the NATS ServiceAccount does not
+ * automount them): here only in the cert-reloader, which lists ServiceAccounts; nats-server,
+ * which faces every client, holds no API token.
+ */
+const NATS_API_VOLUME = {
+  name: 'kube-api-access',
+  projected: {
+    sources: [
+      { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      {
+        downwardAPI: {
+          items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }],
+        },
+      },
+    ],
+  },
+};
+const KUBE_API_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
 const NATS_PID_VOLUME = { name: 'pid', emptyDir: {} };
 
 /**
- * The cert-reloader as a native sidecar: its startup probe passes once the first SVID is on
- * disk, and only then does the kubelet start nats-server. It signals NATS through the shared
- * process namespace; both run as the same user, so no capability is needed.
+ * The cert-reloader as a native sidecar: it writes the SVID, the bundle and nats.conf (whose users
+ * it renders from the cluster's ServiceAccounts, see nats-config.ts); its startup probe passes
+ * once all three are on disk, and only then does the kubelet start nats-server. It signals NATS
+ * through the shared process namespace; both run as the same user, so no capability is needed.
  */
 function certReloader(context: WorkloadContext): object {
   const reloader = container(
@@ -453,7 +377,8 @@ function certReloader(context: WorkloadContext): object {
         '--role=cert-reloader',
         `--mesh-namespace=${context.namespace}`,
         `--output-dir=${NATS_TLS_DIR}`,
-        `--pid-file=${NATS_PID_FILE}`,
+        `--pid-file=${NATS_POD_LAYOUT.pidFile}`,
+        `--nats-config=${NATS_TLS_DIR}/${NATS_CONFIG_FILE}`,
       ],
       ports: [HEALTH],
       probes: ROLE_PROBES,
@@ -462,6 +387,7 @@ function certReloader(context: WorkloadContext): object {
         { volume: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT_PATH, readOnly: true },
         { volume: NATS_TLS_VOLUME, mountPath: NATS_TLS_DIR, readOnly: false },
         { volume: NATS_PID_VOLUME, mountPath: NATS_PID_DIR, readOnly: true },
+        { volume: NATS_API_VOLUME, mountPath: KUBE_API_MOUNT_PATH, readOnly: true },
       ],
     },
     context.config,
@@ -484,20 +410,13 @@ export function buildNats(context: WorkloadContext): Manifest[] {
         name: NATS_NAME,
         serviceAccount: NATS_SERVICE_ACCOUNT_NAME,
         image: natsImage(context.config),
-        args: ['--config', `${NATS_CONFIG_DIR}/${NATS_CONFIG_FILE}`],
-        env: [natsPasswordEnv()],
-        ports: [
-          { name: 'client', port: NATS_CLIENT_PORT },
-          { name: 'monitor', port: NATS_MONITOR_PORT },
-        ],
-        probes: { port: NATS_MONITOR_PORT, ready: '/healthz', live: '/' },
+        args: ['--config', `${NATS_TLS_DIR}/${NATS_CONFIG_FILE}`],
+        // Monitoring listens on loopback only (it lists every connection): the kubelet checks
+        // that the client port accepts connections.
+        ports: [{ name: 'client', port: NATS_CLIENT_PORT }],
+        probes: { tcpPort: NATS_CLIENT_PORT },
         resources: { cpu: '50m', memory: '64Mi', memoryLimit: '256Mi' },
         volumes: [
-          {
-            volume: { name: 'config', configMap: { name: NATS_CONFIG_MAP_NAME } },
-            mountPath: NATS_CONFIG_DIR,
-            readOnly: true,
-          },
           { volume: NATS_PID_VOLUME, mountPath: NATS_PID_DIR, readOnly: false },
           { volume: NATS_TLS_VOLUME, mountPath: NATS_TLS_DIR, readOnly: true },
         ],
@@ -505,18 +424,39 @@ export function buildNats(context: WorkloadContext): Manifest[] {
       context,
       {
         initContainers: [certReloader(context)],
-        volumes: [IDENTITY_VOLUME],
+        volumes: [IDENTITY_VOLUME, NATS_API_VOLUME],
         shareProcessNamespace: true,
       },
     ),
     service(
       NATS_NAME,
       NATS_NAME,
-      [
-        { name: 'client', port: NATS_CLIENT_PORT, targetPort: NATS_CLIENT_PORT },
-        { name: 'monitor', port: NATS_MONITOR_PORT, targetPort: NATS_MONITOR_PORT },
-      ],
+      [{ name: 'client', port: NATS_CLIENT_PORT, targetPort: NATS_CLIENT_PORT }],
       context,
     ),
+    natsNetworkPolicy(context),
   ];
+}
+
+/**
+ * Where a network plugin enforces NetworkPolicy, NATS's pod accepts connections on its client
+ * port only (from any pod: sidecars run in every namespace; who may do what is NATS's own
+ * certificate-based authorization).
+ */
+function natsNetworkPolicy(context: WorkloadContext): Manifest {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: meta(NATS_NAME, context.namespace, context.labels(NATS_NAME)),
+    spec: {
+      podSelector: { matchLabels: { [NAME_LABEL]: NATS_NAME } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ namespaceSelector: {} }],
+          ports: [{ protocol: 'TCP', port: NATS_CLIENT_PORT }],
+        },
+      ],
+    },
+  };
 }

@@ -32,6 +32,12 @@ import {
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
 } from '../../manifests/constants';
+import type { BusIdentity } from '../../manifests/install/nats-config';
+import {
+  agentInboxPrefix,
+  agentSubscriptionSubject,
+  busIdentityOfSpiffeId,
+} from '../../manifests/install/nats-config';
 import type { MeshMtlsMode } from '../../manifests/mesh-config/deploy-flags';
 import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
 import type { MeshSnapshot } from '../../manifests/snapshot/types';
@@ -338,6 +344,8 @@ function startMeshConfiguration(
   };
   let stopped = false;
   let link: BusLink | undefined;
+  // Set from the SVID before the first connection: NATS knows the agent by its SPIFFE ID.
+  let busIdentity: BusIdentity = { namespace: pod.namespace, serviceAccount: pod.serviceAccount };
   let bus: Promise<AgentBus | undefined> = Promise.resolve(undefined);
   const snapshots = createSnapshotApplier({
     context,
@@ -353,6 +361,7 @@ function startMeshConfiguration(
       if (stopped || connection.isClosed()) return undefined;
       return startAgentBus(connection, {
         pod: context.pod,
+        subject: agentSubscriptionSubject(busIdentity),
         version: settings.version,
         logger,
         apply: (snapshot, generation, unrendered) =>
@@ -367,6 +376,7 @@ function startMeshConfiguration(
   const started = identity.ready.then(
     (svid) => {
       if (stopped) return;
+      busIdentity = busIdentityOfSpiffeId(svid.spiffeId) ?? busIdentity;
       link = startBusLink({
         servers: [natsUrlOf(options.string('nats-url'), process.env, meshNamespace)],
         name: `agent ${context.pod}`,
@@ -377,6 +387,7 @@ function startMeshConfiguration(
           meshNamespace,
           NATS_SERVICE_ACCOUNT_NAME,
         ),
+        inboxPrefix: agentInboxPrefix(busIdentity),
         logger,
         onConnection: listenOn,
       });

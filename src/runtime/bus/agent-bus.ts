@@ -13,11 +13,7 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { Events } from 'nats';
-import {
-  NATS_CONFIG_SUBJECT,
-  NATS_PING_SUBJECT,
-  NATS_SUBSCRIPTION_SUBJECT,
-} from '../../manifests/constants';
+import { NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT } from '../../manifests/constants';
 import { applyDeltaInPlace, changesRendering } from '../../manifests/snapshot/delta';
 import type {
   AckMessage,
@@ -45,6 +41,8 @@ export interface AgentBus {
 export interface AgentBusOptions {
   /** "<namespace>/<pod name>". */
   readonly pod: string;
+  /** Where subscribe requests and acks go: the agent identity's own subject (nats-config.ts). */
+  readonly subject: string;
   readonly version: string;
   readonly logger: Logger;
   /**
@@ -98,8 +96,7 @@ export async function startAgentBus(
       generation,
       ...(error === undefined ? {} : { error }),
     };
-    if (!nc.isClosed())
-      nc.publish(NATS_SUBSCRIPTION_SUBJECT, encoder.encode(JSON.stringify(message)));
+    if (!nc.isClosed()) nc.publish(options.subject, encoder.encode(JSON.stringify(message)));
   };
 
   const run = async (next: Held): Promise<void> => {
@@ -200,7 +197,7 @@ export async function startAgentBus(
     };
     let reply: Msg;
     try {
-      reply = await nc.request(NATS_SUBSCRIPTION_SUBJECT, encoder.encode(JSON.stringify(request)), {
+      reply = await nc.request(options.subject, encoder.encode(JSON.stringify(request)), {
         timeout: REQUEST_TIMEOUT_MS,
       });
     } catch (error) {

@@ -1,5 +1,5 @@
-// The one way mesh processes connect to NATS: TLS with the workload's SVID, the server checked
-// by its SPIFFE ID, reconnecting forever with a jittered wait, every status change logged.
+// The one way mesh processes connect to NATS: TLS with the workload's SVID (whose SPIFFE ID is
+// the client's NATS user), the server checked by its SPIFFE ID, reconnecting forever with a jittered wait, every status change logged.
 // startBusLink keeps a connection for the life of a role: it dials from the first attempt until
 // one succeeds, and dials anew whenever nats.js gives a connection up for good (it does after
 // repeated authorization errors), so no fault of NATS leaves a role without a bus.
@@ -29,8 +29,11 @@ export interface BusConnectOptions {
   readonly bundleFile?: string;
   /** The SPIFFE ID the server must present as a URI SAN, e.g. spiffe://<td>/ns/nginx-mesh/sa/nats. */
   readonly expectedServerId?: string;
-  readonly user?: string;
-  readonly pass?: string;
+  /**
+   * Prefix of the inboxes replies come to; an agent's identity may read only its own branch of
+   * _INBOX (see nats-config.ts). nats.js's default (_INBOX) when absent.
+   */
+  readonly inboxPrefix?: string;
   readonly logger: Logger;
 }
 
@@ -54,8 +57,7 @@ export async function connectBus(options: BusConnectOptions): Promise<NatsConnec
     reconnectTimeWait: RECONNECT_WAIT_MS,
     reconnectJitter: RECONNECT_JITTER_MS,
     reconnectJitterTLS: RECONNECT_JITTER_MS,
-    ...(options.user === undefined ? {} : { user: options.user }),
-    ...(options.pass === undefined ? {} : { pass: options.pass }),
+    ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
     ...tlsOptionsOf(options),
   };
   const nc = await connect(connection);

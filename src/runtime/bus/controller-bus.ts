@@ -8,15 +8,25 @@
 // changes: the next one is max(previous + 1, now() in milliseconds, 1 + the highest generation an
 // agent reported), so a new controller starts above anything an agent holds as long as clocks do
 // not go back, and still does when they do, once an agent has told it what it holds.
+//
+// Agents are tenants' processes and are not trusted. NATS tells who sent a message by the subject
+// it arrived on (each identity may publish only on its own, see nats-config.ts); a message counts
+// only when its pod is in the sender's namespace and the controller knows that pod as injected
+// and running as the sender's ServiceAccount. A reported generation above MAX_GENERATION is
+// ignored, an ack above the current generation too; a reply goes only to the sender's own inbox; strings are cut to a bound. So the
+// table of agents holds at most one entry per injected pod, and no agent can move the generation
+// out of reach (2^53, where it could no longer grow) or speak for another tenant's pods.
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { headers } from 'nats';
+import { NATS_CONFIG_SUBJECT, NATS_PING_SUBJECT } from '../../manifests/constants';
+import type { BusIdentity } from '../../manifests/install/nats-config';
 import {
-  NATS_CONFIG_SUBJECT,
-  NATS_PING_SUBJECT,
-  NATS_SUBSCRIPTION_SUBJECT,
-} from '../../manifests/constants';
+  agentInboxPrefix,
+  NATS_AGENT_SUBSCRIPTIONS,
+  senderOfSubject,
+} from '../../manifests/install/nats-config';
 import { diffSnapshots, isEmptyDelta } from '../../manifests/snapshot/delta';
 import type {
   AckMessage,
@@ -76,7 +86,26 @@ export interface ControllerBusOptions {
   readonly version: string;
   /** The least generation to use, e.g. one remembered from a previous controller. */
   readonly firstGeneration?: number;
+  /**
+   * The ServiceAccount ("<namespace>/<name>") of an injected, running pod ("<namespace>/<name>"),
+   * or undefined when the controller knows no such pod.
+   */
+  readonly accountOf: (pod: string) => string | undefined;
 }
+
+/**
+ * The highest generation an agent may report. Controllers issue milliseconds since the epoch
+ * (about 2^40.7 in 2026), so no controller issued more, even one whose clock ran far ahead; and
+ * up to 2^53 every generation still has a next one (above it, x + 1 === x in JavaScript and the
+ * mesh could never change again). No bound relative to this controller's clock: one whose clock
+ * went back must still move past what agents hold.
+ */
+export const MAX_GENERATION = 2 ** 52;
+/** Bounds of the strings an agent sends that the controller keeps. */
+const MAX_VERSION_LENGTH = 64;
+const MAX_ERROR_LENGTH = 1024;
+/** At most one warning per reason in this window: refused messages can come by the thousand. */
+const REFUSAL_LOG_WINDOW_MS = 10_000;
 
 interface Current {
   readonly snapshot: MeshSnapshot;
@@ -150,7 +179,6 @@ export async function startControllerBus(
   };
 
   const answer = async (msg: Msg, request: SubscribeMessage): Promise<void> => {
-    if (request.generation !== undefined) overtake(request.generation);
     const state = current;
     if (state === undefined) {
       // Nothing to send yet: a ping says so at once (rather than letting the request time out),
@@ -174,9 +202,12 @@ export async function startControllerBus(
 
   const record = (message: SubscribeMessage | AckMessage): void => {
     const known = agents.get(message.pod);
-    const version = message.kind === 'subscribe' ? message.version : (known?.version ?? '');
+    const version =
+      message.kind === 'subscribe'
+        ? message.version.slice(0, MAX_VERSION_LENGTH)
+        : (known?.version ?? '');
     const generation = message.generation;
-    const error = errorAfter(message, known);
+    const error = errorAfter(message, known)?.slice(0, MAX_ERROR_LENGTH);
     agents.set(message.pod, {
       pod: message.pod,
       version,
@@ -188,33 +219,93 @@ export async function startControllerBus(
       logger.warn('an agent could not apply a generation', {
         pod: message.pod,
         generation: message.generation,
-        error: message.error,
+        error,
       });
     }
   };
 
-  const onMessage = (msg: Msg): void => {
-    const parsed = parseUpMessage(decoder.decode(msg.data));
-    if ('refused' in parsed) {
-      logger.warn('ignored a malformed bus message', {
-        subject: msg.subject,
-        reason: parsed.refused,
+  // Refusals are counted, and logged once per reason and window: the reasons are fixed texts, so
+  // the map stays as small as this list.
+  const lastLogged = new Map<string, number>();
+  let refused = 0;
+  const refuse = (reason: string, fields: Readonly<Record<string, unknown>>): void => {
+    refused += 1;
+    const nowMs = options.now();
+    const last = lastLogged.get(reason);
+    if (last !== undefined && nowMs - last < REFUSAL_LOG_WINDOW_MS) return;
+    lastLogged.set(reason, nowMs);
+    logger.warn(`ignored an agent's message: ${reason}`, { ...fields, refusedSoFar: refused });
+  };
+
+  /** Whether the sender may speak for pod: yes, not known (yet), or why not. */
+  const senderFor = (pod: string, sender: BusIdentity): SenderVerdict => {
+    if (!pod.startsWith(`${sender.namespace}/`)) return { refused: 'a pod of another namespace' };
+    const account = options.accountOf(pod);
+    if (account === undefined) return 'unknown';
+    return account === `${sender.namespace}/${sender.serviceAccount}`
+      ? 'known'
+      : { refused: 'a pod of another service account' };
+  };
+
+  const onAck = (message: AckMessage, sender: BusIdentity): void => {
+    const verdict = senderFor(message.pod, sender);
+    if (verdict === 'unknown') {
+      refuse('an ack for a pod that is not injected', { sender, pod: message.pod.slice(0, 300) });
+    } else if (verdict !== 'known') {
+      refuse(verdict.refused, { sender, pod: message.pod.slice(0, 300) });
+    } else if (message.generation > (current?.generation ?? 0)) {
+      refuse('an ack of a generation not issued', { sender, generation: message.generation });
+    } else {
+      record(message);
+    }
+  };
+
+  const onSubscribe = (msg: Msg, message: SubscribeMessage, sender: BusIdentity): void => {
+    const verdict = senderFor(message.pod, sender);
+    if (typeof verdict === 'object') {
+      refuse(verdict.refused, { sender, pod: message.pod.slice(0, 300) });
+      return;
+    }
+    if (msg.reply === undefined || !msg.reply.startsWith(`${agentInboxPrefix(sender)}.`)) {
+      refuse("a reply subject outside the sender's inbox", {
+        sender,
+        reply: msg.reply?.slice(0, 300),
       });
       return;
     }
-    const message = parsed.message;
-    record(message);
-    if (message.kind !== 'subscribe') return;
-    if (msg.reply === undefined) {
-      logger.warn('ignored a subscribe message that is not a request', { pod: message.pod });
+    const held = message.generation;
+    if (held !== undefined && held > MAX_GENERATION) {
+      refuse('a generation beyond any issued', { sender, generation: held });
       return;
+    }
+    // A pod the controller does not know yet (its watch lags the pod's start) gets its answer,
+    // which every agent can read on the config subject anyway, but is neither kept nor believed.
+    if (verdict === 'known') {
+      record(message);
+      if (held !== undefined) overtake(held);
     }
     answer(msg, message).catch((error: unknown) =>
       logger.error('could not answer a subscribe request', { pod: message.pod, error }),
     );
   };
 
-  const subscription: Subscription = nc.subscribe(NATS_SUBSCRIPTION_SUBJECT, {
+  const onMessage = (msg: Msg): void => {
+    const sender = senderOfSubject(msg.subject);
+    if (sender === undefined) {
+      refuse('not on an agent subject', { subject: msg.subject.slice(0, 300) });
+      return;
+    }
+    const parsed = parseUpMessage(decoder.decode(msg.data));
+    if ('refused' in parsed) {
+      refuse('malformed', { sender, reason: parsed.refused.slice(0, 300) });
+      return;
+    }
+    const message = parsed.message;
+    if (message.kind === 'ack') onAck(message, sender);
+    else onSubscribe(msg, message, sender);
+  };
+
+  const subscription: Subscription = nc.subscribe(NATS_AGENT_SUBSCRIPTIONS, {
     callback: (error, msg) => {
       if (error !== null) logger.warn('subscription error', { error });
       else onMessage(msg);
@@ -248,6 +339,9 @@ export async function startControllerBus(
     },
   };
 }
+
+/** Whether a sender may speak for a pod: it may, the pod is not known (yet), or why not. */
+type SenderVerdict = 'known' | 'unknown' | { readonly refused: string };
 
 /** An ack says whether its generation failed; a subscribe keeps the failure of the one it holds. */
 function errorAfter(

@@ -27,6 +27,12 @@ export const certReloaderRole: RoleDefinition = {
       type: 'string',
       usage: 'pid file of the process sent SIGHUP when the SVID is renewed',
     },
+    {
+      long: 'nats-config',
+      type: 'string',
+      usage:
+        "where to keep nats.conf, whose users follow the cluster's ServiceAccounts (NATS's pod only)",
+    },
   ],
   start: async (context) => (await import('./start-cert-reloader')).startCertReloader(context),
 };

@@ -99,9 +99,12 @@ function policiesOf(state: CachedClusterState): readonly Readonly<Record<string,
   ];
 }
 
-/** "<namespace>/<name>" of every pod that carries a running sidecar (not a finished pod's). */
-function injectedPods(state: CachedClusterState): ReadonlySet<string> {
-  const pods = new Set<string>();
+/**
+ * "<namespace>/<name>" of every pod that carries a running sidecar (not a finished pod's) → its
+ * ServiceAccount, "<namespace>/<name>".
+ */
+function injectedPodAccounts(state: CachedClusterState): ReadonlyMap<string, string> {
+  const pods = new Map<string, string>();
   for (const pod of state.pods) {
     const metadata = pod.metadata as
       { name?: string; namespace?: string; annotations?: Record<string, string> } | undefined;
@@ -109,9 +112,18 @@ function injectedPods(state: CachedClusterState): ReadonlySet<string> {
       continue;
     const phase = (pod.status as { phase?: string } | undefined)?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') continue;
-    pods.add(`${metadata.namespace ?? ''}/${metadata.name ?? ''}`);
+    const account =
+      (pod.spec as { serviceAccountName?: string } | undefined)?.serviceAccountName || 'default';
+    pods.set(
+      `${metadata.namespace ?? ''}/${metadata.name ?? ''}`,
+      `${metadata.namespace ?? ''}/${account}`,
+    );
   }
   return pods;
+}
+
+function injectedPods(state: CachedClusterState): ReadonlySet<string> {
+  return new Set(injectedPodAccounts(state).keys());
 }
 
 export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher {
@@ -207,7 +219,17 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
         retryInMs: buildFailure === undefined ? undefined : buildFailure.retryAtMs - now(),
       }),
   });
-  const unsubscribe = cache.onChange(() => debouncer.notify());
+  // The injected pods' accounts, for the bus to check who speaks for a pod: computed on the first
+  // question after a change, not on every message.
+  let accounts: ReadonlyMap<string, string> | undefined;
+  const accountOf = (pod: string): string | undefined => {
+    accounts ??= injectedPodAccounts(cache.state());
+    return accounts.get(pod);
+  };
+  const unsubscribe = cache.onChange(() => {
+    accounts = undefined;
+    debouncer.notify();
+  });
 
   const dropBus = (): void => {
     const previous = bus;
@@ -228,6 +250,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       logger,
       now: () => options.clock.now().getTime(),
       version: options.version,
+      accountOf,
     })
       .then(
         (started) => {

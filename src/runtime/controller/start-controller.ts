@@ -5,7 +5,6 @@ import { describeError, UsageError } from '../../errors';
 import { reviewPodAdmission } from '../../manifests/admission';
 import {
   CONTROLLER_NAME,
-  NATS_CONTROLLER_USER,
   NATS_SERVICE_ACCOUNT_NAME,
   SIDECAR_CONTAINER_NAME,
   SVID_BUNDLE_FILE_NAME,
@@ -17,7 +16,6 @@ import {
 } from '../../manifests/constants';
 import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
-import { NATS_CONTROLLER_PASSWORD_ENV } from '../../manifests/install/workloads';
 import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
 import type { BusLink } from '../bus/connect';
 import { startBusLink } from '../bus/connect';
@@ -120,8 +118,6 @@ function startMeshConfiguration(
         meshNamespace,
         NATS_SERVICE_ACCOUNT_NAME,
       ),
-      user: NATS_CONTROLLER_USER,
-      pass: process.env[NATS_CONTROLLER_PASSWORD_ENV] ?? '',
       logger,
       // A new connection needs a new bus at once, not at the next tick.
       onConnection: () => publisher?.poke(),
