@@ -79,7 +79,7 @@ async function handle(
   }
   const auth = req.headers.authorization ?? '';
   const token = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
-  const outcome = await issuer.issue(token, csr);
+  const outcome = await issuer.issue({ token, csrPem: csr, client });
   if (outcome.ok) {
     logger.info('svid issued', {
       spiffeId: outcome.response.spiffeId,
