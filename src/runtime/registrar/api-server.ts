@@ -72,7 +72,8 @@ async function handle(
   const body = await readBody(req);
   if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
   const csr = csrOf(body);
-  const client = req.socket.remoteAddress ?? '';
+  // An IPv4 client of a dual-stack listener shows as ::ffff:<IPv4>: one client, one name.
+  const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
   if (csr === undefined) {
     logger.warn('svid refused', { status: 400, reason: 'body is not {"csr": "<PEM>"}', client });
     return reply(res, 400, { error: 'body must be JSON {"csr": "<PEM>"}' });
