@@ -462,6 +462,10 @@ describe('the registrar role with no API server to reach', () => {
         `127.0.0.1:${healthPort}`,
         '--api-bind-address',
         '127.0.0.1:0',
+        '--sidecar-image',
+        TEST_IMAGES.sidecarImage,
+        '--control-plane-image',
+        TEST_IMAGES.controlPlaneImage,
       ],
       { env: { KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, timeout: 30_000 },
     );
