@@ -16,6 +16,7 @@ import type { WorkloadDirectory } from '../src/runtime/registrar/issuer';
 import { issueServingCertificate } from '../src/runtime/registrar/serving';
 import { createJsonLogger } from '../src/runtime/role/log';
 import { createKeyAndRequest } from '../src/runtime/svid/csr';
+import { injectedPodFacts, TEST_IMAGES } from '../test/support/registrar-pods';
 import { startChildServer } from './support/child-server';
 
 const CLIENTS = 16;
@@ -37,14 +38,14 @@ const directory: WorkloadDirectory = {
       error: '',
     }),
   readPod: (namespace, name) =>
-    Promise.resolve<PodFacts>({
-      namespace,
-      name,
-      uid: `u${name.slice(1)}`,
-      serviceAccountName: `w${name.slice(1)}`,
-      annotations: { 'injector.nsm.nginx.com/status': 'injected' },
-      deleting: false,
-    }),
+    Promise.resolve<PodFacts>(
+      injectedPodFacts({
+        namespace,
+        name,
+        uid: `u${name.slice(1)}`,
+        serviceAccount: `w${name.slice(1)}`,
+      }),
+    ),
 };
 
 /** Child process: the registrar API (kind = a CA key type) or the baseline, on a free port. */
@@ -83,8 +84,12 @@ async function serve(kind: string): Promise<void> {
     {
       meshNamespace: 'nginx-mesh',
       trustDomain: 'example.org',
+      ...TEST_IMAGES,
       svidTtlMs: 3_600_000,
       rateLimit: { perSecond: 1e9, burst: 1e9 },
+      // Every request comes from loopback, and all are in flight at once.
+      clientRateLimit: { perSecond: 1e9, burst: 1e9 },
+      maxReviewsInFlight: 1e9,
       maxBuckets: 1_000,
     },
     { directory, ca: () => view, now: () => new Date(), logger },

@@ -21,6 +21,7 @@ import { startRegistrarService } from '../../src/runtime/registrar/registrar-ser
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
 import { isolateBinary } from '../support/binary';
+import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
 import { waitForOutput } from '../support/processes';
 
 const MINUTE = 60_000;
@@ -166,14 +167,12 @@ function memoryApi() {
     },
     readPod: async () => {
       await reachable();
-      return {
+      return injectedPodFacts({
         namespace: 'app',
         name: 'web-1',
         uid: 'u1',
-        serviceAccountName: 'web',
-        annotations: { 'injector.nsm.nginx.com/status': 'injected' },
-        deleting: false,
-      };
+        serviceAccount: 'web',
+      });
     },
   };
   return { api, store, bundles, directory };
@@ -205,6 +204,7 @@ const SETTINGS: RegistrarSettings = {
   host: '127.0.0.1',
   port: 0,
   secretName: 'nginx-mesh-registrar-ca',
+  ...TEST_IMAGES,
 };
 
 interface LogLine {
@@ -462,6 +462,10 @@ describe('the registrar role with no API server to reach', () => {
         `127.0.0.1:${healthPort}`,
         '--api-bind-address',
         '127.0.0.1:0',
+        '--sidecar-image',
+        TEST_IMAGES.sidecarImage,
+        '--control-plane-image',
+        TEST_IMAGES.controlPlaneImage,
       ],
       { env: { KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, timeout: 30_000 },
     );

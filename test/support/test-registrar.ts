@@ -7,8 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   IDENTITY_TOKEN_AUDIENCE,
-  INJECTION_STATUS_ANNOTATION,
-  INJECTION_STATUS_INJECTED,
   REGISTRAR_NAME,
   TOKEN_POD_NAME_EXTRA,
   TOKEN_POD_UID_EXTRA,
@@ -21,6 +19,7 @@ import type { CaView } from '../../src/runtime/registrar/issuer';
 import { createIssuer } from '../../src/runtime/registrar/issuer';
 import { issueServingCertificate } from '../../src/runtime/registrar/serving';
 import type { Logger } from '../../src/runtime/role/log';
+import { injectedPodFacts, TEST_IMAGES } from './registrar-pods';
 
 export const TEST_TRUST_DOMAIN = 'example.org';
 export const TEST_MESH_NAMESPACE = 'nginx-mesh';
@@ -74,8 +73,11 @@ export async function startTestRegistrar(settings: {
     {
       meshNamespace: TEST_MESH_NAMESPACE,
       trustDomain: TEST_TRUST_DOMAIN,
+      ...TEST_IMAGES,
       svidTtlMs: settings.svidTtlMs,
       rateLimit: { perSecond: 100, burst: 100 },
+      clientRateLimit: { perSecond: 100, burst: 100 },
+      maxReviewsInFlight: 10,
       maxBuckets: 10,
     },
     {
@@ -91,14 +93,7 @@ export async function startTestRegistrar(settings: {
         readPod: (namespace, name) =>
           Promise.resolve(
             namespace === settings.namespace && name === settings.pod
-              ? {
-                  namespace,
-                  name,
-                  uid,
-                  serviceAccountName: settings.account,
-                  annotations: { [INJECTION_STATUS_ANNOTATION]: INJECTION_STATUS_INJECTED },
-                  deleting: false,
-                }
+              ? injectedPodFacts({ namespace, name, uid, serviceAccount: settings.account })
               : undefined,
           ),
       },

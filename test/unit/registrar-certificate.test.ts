@@ -12,6 +12,7 @@ import type { WorkloadDirectory } from '../../src/runtime/registrar/issuer';
 import { checkCsr, createIssuer } from '../../src/runtime/registrar/issuer';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { createRequest } from '../../src/runtime/svid/csr';
+import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
 
 const fixture = (name: string): string =>
   readFileSync(join(__dirname, '..', 'fixtures', 'registrar', name), 'utf8');
@@ -39,14 +40,12 @@ function review(token: string): TokenReviewFacts {
 }
 
 const pods: Record<string, PodFacts> = {
-  'app/web-1': {
+  'app/web-1': injectedPodFacts({
     namespace: 'app',
     name: 'web-1',
     uid: 'u1',
-    serviceAccountName: 'web',
-    annotations: { 'injector.nsm.nginx.com/status': 'injected' },
-    deleting: false,
-  },
+    serviceAccount: 'web',
+  }),
 };
 
 /** The API server's answers, for these tokens: "<ns>:<sa>:<pod>:<uid>[:<audience>]". */
@@ -66,8 +65,11 @@ function issuer(rateLimit = { perSecond: 100, burst: 100 }) {
     {
       meshNamespace: 'nginx-mesh',
       trustDomain: 'example.org',
+      ...TEST_IMAGES,
       svidTtlMs: 3_600_000,
       rateLimit,
+      clientRateLimit: { perSecond: 100, burst: 100 },
+      maxReviewsInFlight: 10,
       maxBuckets: 10,
     },
     { directory, ca: () => ({ active: authority, bundlePem: caPem }), now: () => now, logger },
@@ -77,7 +79,11 @@ function issuer(rateLimit = { perSecond: 100, burst: 100 }) {
 const TOKEN = 'app:web:web-1:u1';
 
 async function issue(csr: string, token = TOKEN) {
-  const outcome = await issuer().issue(token, fixture(csr));
+  const outcome = await issuer().issue({
+    token: token,
+    csrPem: fixture(csr),
+    client: '198.18.0.10',
+  });
   if (!outcome.ok) throw new Error(outcome.refusal.reason);
   return outcome.response;
 }
@@ -173,7 +179,11 @@ describe('refused requests', () => {
     ['an Ed25519 key', 'csr-ed25519.pem', TOKEN, 400, /ed25519/],
     ['no token', 'csr-p256.pem', '', 401, /no bearer token/],
   ])('%s', async (_name, csr, token, status, reason) => {
-    const outcome = await issuer().issue(token, fixture(csr));
+    const outcome = await issuer().issue({
+      token: token,
+      csrPem: fixture(csr),
+      client: '198.18.0.10',
+    });
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
     expect(outcome.refusal.status).toBe(status);
@@ -197,7 +207,11 @@ describe('refused requests', () => {
     const limited = issuer({ perSecond: 1, burst: 2 });
     const statuses = [];
     for (let i = 0; i < 3; i += 1) {
-      const outcome = await limited.issue(TOKEN, fixture('csr-p256.pem'));
+      const outcome = await limited.issue({
+        token: TOKEN,
+        csrPem: fixture('csr-p256.pem'),
+        client: '198.18.0.10',
+      });
       statuses.push(outcome.ok ? 200 : outcome.refusal.status);
     }
     expect(statuses).toEqual([200, 200, 429]);

@@ -11,6 +11,7 @@ import {
   identityOf,
   isRefusal,
 } from '../../src/manifests/registrar/svid-policy';
+import { controlPlanePodFacts, injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
 import { backoffMs, expiryConcern, renewalTime } from '../../src/runtime/svid/schedule';
 
 const review: TokenReviewFacts = {
@@ -23,15 +24,13 @@ const review: TokenReviewFacts = {
   audiences: ['nginx-mesh-registrar'],
   error: '',
 };
-const pod: PodFacts = {
+const pod: PodFacts = injectedPodFacts({
   namespace: 'app',
   name: 'web-1',
   uid: 'uid-1',
-  serviceAccountName: 'web',
-  annotations: { 'injector.nsm.nginx.com/status': 'injected' },
-  deleting: false,
-};
-const context = { meshNamespace: 'nginx-mesh', trustDomain: 'example.org' };
+  serviceAccount: 'web',
+});
+const context = { meshNamespace: 'nginx-mesh', trustDomain: 'example.org', ...TEST_IMAGES };
 function expectRefusal(result: unknown, status: number, reason: RegExp): void {
   expect(result).toMatchObject({ refused: true, status });
   expect((result as { reason: string }).reason).toMatch(reason);
@@ -65,9 +64,18 @@ describe('workload authorisation', () => {
     });
   });
 
-  it('grants a control-plane pod without the injection annotation', () => {
-    const control = { ...pod, namespace: 'nginx-mesh', annotations: {} };
-    const result = authorizeWorkload({ ...claim, namespace: 'nginx-mesh' }, control, context);
+  it('grants the controller its identity without a sidecar', () => {
+    const control = controlPlanePodFacts('nginx-mesh-controller', 'uid-1');
+    const result = authorizeWorkload(
+      {
+        namespace: 'nginx-mesh',
+        serviceAccount: 'nginx-mesh-controller',
+        podName: control.name,
+        podUid: 'uid-1',
+      },
+      control,
+      context,
+    );
     expect(isRefusal(result)).toBe(false);
   });
 
@@ -80,7 +88,11 @@ describe('workload authorisation', () => {
       /runs as ServiceAccount "admin"/,
     ],
     ['a pod being deleted', { ...pod, deleting: true }, /being deleted/],
-    ['a pod outside the mesh', { ...pod, annotations: {} }, /not in the mesh/],
+    [
+      'a pod outside the mesh',
+      { ...pod, containers: pod.containers.filter((c) => c.name !== 'nginx-mesh-sidecar') },
+      /not in the mesh: it has no container nginx-mesh-sidecar/,
+    ],
   ])('refuses %s with 403', (_name, facts, reason) => {
     expectRefusal(authorizeWorkload(claim, facts, context), 403, reason);
   });

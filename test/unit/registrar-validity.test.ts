@@ -24,6 +24,7 @@ import {
 import { describeKey } from '../../src/runtime/registrar/keys';
 import { reasonOf } from '../../src/runtime/registrar/reason';
 import { createJsonLogger } from '../../src/runtime/role/log';
+import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
 
 const fixture = (name: string): string =>
   readFileSync(join(__dirname, '..', 'fixtures', 'registrar', name), 'utf8');
@@ -47,14 +48,12 @@ const review: TokenReviewFacts = {
   audiences: ['nginx-mesh-registrar'],
   error: '',
 };
-const pod: PodFacts = {
+const pod: PodFacts = injectedPodFacts({
   namespace: 'app',
   name: 'web-1',
   uid: 'u1',
-  serviceAccountName: 'web',
-  annotations: { 'injector.nsm.nginx.com/status': 'injected' },
-  deleting: false,
-};
+  serviceAccount: 'web',
+});
 
 /** The API server's answers: every token is web-1's, unless the API is unreachable. */
 function directory(reachable = true): WorkloadDirectory & { asked: number } {
@@ -78,8 +77,11 @@ function issuerAt(now: Date, api: WorkloadDirectory = directory()) {
     {
       meshNamespace: 'nginx-mesh',
       trustDomain: 'example.org',
+      ...TEST_IMAGES,
       svidTtlMs: 3_600_000,
       rateLimit: { perSecond: 100, burst: 100 },
+      clientRateLimit: { perSecond: 100, burst: 100 },
+      maxReviewsInFlight: 10,
       maxBuckets: 10,
     },
     {
@@ -119,7 +121,11 @@ describe('an SVID request while the CA cannot sign', () => {
     ['not valid yet', '2026-01-01T00:00:00Z', /^the CA is not valid yet: valid from .* until /],
   ])('is answered 503 with the CA window when the CA is %s', async (_name, at, reason) => {
     const api = directory();
-    const outcome = await issuerAt(new Date(at), api).issue('token', fixture('csr-p256.pem'));
+    const outcome = await issuerAt(new Date(at), api).issue({
+      token: 'token',
+      csrPem: fixture('csr-p256.pem'),
+      client: '198.18.0.10',
+    });
     expect(outcome).toMatchObject({
       ok: false,
       refusal: { status: 503, reason: expect.stringMatching(reason) as unknown },
@@ -129,10 +135,11 @@ describe('an SVID request while the CA cannot sign', () => {
   });
 
   it('is answered 503, not 500, when the token cannot be checked with the API server', async () => {
-    const outcome = await issuerAt(new Date('2030-06-01T12:00:00Z'), directory(false)).issue(
-      'token',
-      fixture('csr-p256.pem'),
-    );
+    const outcome = await issuerAt(new Date('2030-06-01T12:00:00Z'), directory(false)).issue({
+      token: 'token',
+      csrPem: fixture('csr-p256.pem'),
+      client: '198.18.0.10',
+    });
     expect(outcome).toMatchObject({
       ok: false,
       refusal: {
@@ -145,7 +152,11 @@ describe('an SVID request while the CA cannot sign', () => {
 
   it('gets a leaf that ends with the CA, not after it, in the CA last minutes', async () => {
     const now = new Date(Date.parse(NOT_AFTER) - 10 * 60_000);
-    const outcome = await issuerAt(now).issue('token', fixture('csr-p256.pem'));
+    const outcome = await issuerAt(now).issue({
+      token: 'token',
+      csrPem: fixture('csr-p256.pem'),
+      client: '198.18.0.10',
+    });
     if (!outcome.ok) throw new Error(outcome.refusal.reason);
     const leaf = new X509Certificate(outcome.response.certificateChain);
     expect(new Date(leaf.validTo).toISOString()).toBe(NOT_AFTER);

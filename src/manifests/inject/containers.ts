@@ -167,6 +167,11 @@ function buildSidecarEnv(owner: PodOwner): JsonObject[] {
   ];
 }
 
+/** Names of the environment variables the sidecar is given; the registrar accepts no others. */
+export function sidecarEnvNames(): string[] {
+  return buildSidecarEnv({ kind: 'Pod', name: '' }).map((entry) => String(entry.name));
+}
+
 /**
  * The sidecar's volumes: a projected ServiceAccount token the registrar verifies (instead of
  * NGINX Service Mesh's SPIRE agent socket on the node), and memory for the rendered config and

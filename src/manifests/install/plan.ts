@@ -37,6 +37,7 @@ import type { FullMeshConfig, MeshSecrets, RegistryCredentials } from '../mesh-c
 import type { Labels, Manifest } from './objects';
 import { componentLabels, meta } from './objects';
 import { buildRbac } from './rbac';
+import { buildRegistrarAdmission } from './registrar-admission';
 import type { WorkloadContext } from './workloads';
 import { buildController, buildMetrics, buildNats, buildRegistrar } from './workloads';
 
@@ -255,7 +256,11 @@ export function buildInstallPlan(
       crds,
       crds.map((crd) => ({ kind: 'crd-established', name: crd.metadata.name })),
     ),
-    step('rbac', 'Creating service accounts and RBAC', buildRbac(namespace, labels)),
+    // The policy that confines the registrar's ConfigMap writes comes before the rights it guards.
+    step('rbac', 'Creating service accounts and RBAC', [
+      ...buildRegistrarAdmission(namespace, labels(REGISTRAR_NAME)),
+      ...buildRbac(namespace, labels),
+    ]),
     step('config', 'Storing the mesh configuration', [
       buildMeshConfigMap(config, namespace) as Manifest,
       ...secretManifests(input, namespace, shared, encode),

@@ -119,7 +119,8 @@ function accounts(): readonly Account[] {
       serviceAccount: REGISTRAR_NAME,
       name: REGISTRAR_RBAC_NAME,
       // Tokens are checked with TokenReview and their pods looked up; the trust bundle is
-      // published as a ConfigMap in every namespace, as kube-root-ca.crt is.
+      // published as a ConfigMap in every namespace, as kube-root-ca.crt is. `create` cannot be
+      // narrowed by name here: registrar-admission.ts confines it to that one ConfigMap.
       clusterRules: [
         rule('authentication.k8s.io', ['tokenreviews'], ['create']),
         rule('', ['pods'], ['get']),

@@ -48,6 +48,18 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     'mutatingwebhookconfigurations',
     false,
   ),
+  typed(
+    'admissionregistration.k8s.io/v1',
+    'ValidatingAdmissionPolicy',
+    'validatingadmissionpolicies',
+    false,
+  ),
+  typed(
+    'admissionregistration.k8s.io/v1',
+    'ValidatingAdmissionPolicyBinding',
+    'validatingadmissionpolicybindings',
+    false,
+  ),
   typed('apiregistration.k8s.io/v1', 'APIService', 'apiservices', false),
   typed('nsm.nginx.com/v1alpha2', 'MeshConfigClass', 'meshconfigclasses', false),
   typed('nsm.nginx.com/v1alpha2', 'MeshConfig', 'meshconfigs', true),

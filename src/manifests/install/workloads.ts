@@ -283,6 +283,9 @@ export function buildRegistrar(context: WorkloadContext): Manifest[] {
           `--ca-key-type=${mtls.caKeyType}`,
           `--ca-ttl=${mtls.caTTL}`,
           `--svid-ttl=${mtls.svidTTL}`,
+          // Only pods that run these images as the injector and deploy render them get SVIDs.
+          `--sidecar-image=${context.config.registry.sidecarImage}`,
+          `--control-plane-image=${context.config.registry.controllerImage}`,
           ...(context.upstreamCa ? [`--upstream-ca-dir=${UPSTREAM_CA_MOUNT_PATH}`] : []),
         ],
         ports: [{ name: 'api', port: REGISTRAR_API_PORT }, HEALTH],

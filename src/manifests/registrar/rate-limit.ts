@@ -30,8 +30,3 @@ export function takeToken(
     retryAfterMs: Math.ceil(((1 - available) / limit.perSecond) * 1000),
   };
 }
-
-/** A bucket that has refilled completely carries no state and may be dropped. */
-export function isFull(bucket: Bucket, nowMs: number, limit: RateLimit): boolean {
-  return bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * limit.perSecond >= limit.burst;
-}

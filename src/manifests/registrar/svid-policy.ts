@@ -1,12 +1,14 @@
 // Who may have which SVID, decided from facts the registrar gathered: a TokenReview result, the
 // pod the token is bound to, and the request's key and names. Pure: every refusal is data with
 // the HTTP status to answer and a reason to log, and nothing here signs or fetches.
+import { TOKEN_POD_NAME_EXTRA, TOKEN_POD_UID_EXTRA } from '../constants';
+import type { MeshImages } from './mesh-member';
 import {
-  INJECTION_STATUS_ANNOTATION,
-  INJECTION_STATUS_INJECTED,
-  TOKEN_POD_NAME_EXTRA,
-  TOKEN_POD_UID_EXTRA,
-} from '../constants';
+  CONTROL_PLANE_SVID_HOLDERS,
+  controlPlaneMembershipProblem,
+  sidecarMembershipProblem,
+} from './mesh-member';
+import type { PodFacts } from './pod-facts';
 import type { CertificateFields, CertificateTemplate, KeyUsage, SignatureAlgorithm } from './x509';
 import { buildName } from './x509';
 
@@ -44,15 +46,7 @@ export interface TokenClaim {
   readonly podUid: string;
 }
 
-/** The pod as the API server has it (undefined when it does not exist). */
-export interface PodFacts {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid: string;
-  readonly serviceAccountName: string;
-  readonly annotations: Readonly<Record<string, string>>;
-  readonly deleting: boolean;
-}
+export type { PodFacts } from './pod-facts';
 
 export interface WorkloadIdentity {
   readonly namespace: string;
@@ -111,14 +105,22 @@ export function claimOfReview(review: TokenReviewFacts, audience: string): Token
   return { namespace: match[1] ?? '', serviceAccount: match[2] ?? '', podName, podUid };
 }
 
+/** What the registrar knows of the mesh when it decides who is a member. */
+export interface AuthorizationContext extends MeshImages {
+  readonly meshNamespace: string;
+  readonly trustDomain: string;
+}
+
 /**
  * The identity of the pod a claim is bound to, when that pod still exists as the same object,
- * runs as the claimed ServiceAccount and belongs to the mesh: injected, or a control-plane pod.
+ * runs as the claimed ServiceAccount, is not being deleted and belongs to the mesh by its spec:
+ * a control-plane component's pod in the mesh namespace, or a pod that runs the mesh's sidecar
+ * (see mesh-member.ts). Annotations and labels play no part: any pod author can write them.
  */
 export function authorizeWorkload(
   claim: TokenClaim,
   pod: PodFacts | undefined,
-  context: { readonly meshNamespace: string; readonly trustDomain: string },
+  context: AuthorizationContext,
 ): WorkloadIdentity | Refusal {
   const where = `pod ${claim.namespace}/${claim.podName}`;
   if (pod === undefined) return refuse(403, `${where} does not exist`);
@@ -135,13 +137,13 @@ export function authorizeWorkload(
     );
   }
   if (pod.deleting) return refuse(403, `${where} is being deleted`);
-  const injected = pod.annotations[INJECTION_STATUS_ANNOTATION] === INJECTION_STATUS_INJECTED;
-  if (!injected && pod.namespace !== context.meshNamespace) {
-    return refuse(
-      403,
-      `${where} is not in the mesh: no ${INJECTION_STATUS_ANNOTATION}=${INJECTION_STATUS_INJECTED} annotation`,
-    );
-  }
+  const controlPlane =
+    pod.namespace === context.meshNamespace &&
+    CONTROL_PLANE_SVID_HOLDERS.has(pod.serviceAccountName);
+  const problem = controlPlane
+    ? controlPlaneMembershipProblem(pod, context)
+    : sidecarMembershipProblem(pod, context);
+  if (problem !== undefined) return refuse(403, `${where} is not in the mesh: ${problem}`);
   return identityOf(context.trustDomain, claim.namespace, claim.serviceAccount);
 }
 

@@ -33,13 +33,18 @@ export interface Installation {
   readonly bundles: readonly Found[];
 }
 
-/** Kinds remove deletes outside the namespace, in order: front doors first, then RBAC. */
+/**
+ * Kinds remove deletes outside the namespace, in order: front doors first, then RBAC, then the
+ * policy that confined the registrar's rights (once those rights are gone).
+ */
 const CLUSTER_KINDS: readonly { kind: string; namespace?: string }[] = [
   { kind: 'MutatingWebhookConfiguration' },
   { kind: 'APIService' },
   { kind: 'ClusterRoleBinding' },
   { kind: 'ClusterRole' },
   { kind: 'RoleBinding', namespace: 'kube-system' },
+  { kind: 'ValidatingAdmissionPolicyBinding' },
+  { kind: 'ValidatingAdmissionPolicy' },
 ];
 
 const CRD_NAMES: ReadonlySet<string> = new Set(

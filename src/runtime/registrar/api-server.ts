@@ -72,14 +72,15 @@ async function handle(
   const body = await readBody(req);
   if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
   const csr = csrOf(body);
-  const client = req.socket.remoteAddress ?? '';
+  // An IPv4 client of a dual-stack listener shows as ::ffff:<IPv4>: one client, one name.
+  const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
   if (csr === undefined) {
     logger.warn('svid refused', { status: 400, reason: 'body is not {"csr": "<PEM>"}', client });
     return reply(res, 400, { error: 'body must be JSON {"csr": "<PEM>"}' });
   }
   const auth = req.headers.authorization ?? '';
   const token = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
-  const outcome = await issuer.issue(token, csr);
+  const outcome = await issuer.issue({ token, csrPem: csr, client });
   if (outcome.ok) {
     logger.info('svid issued', {
       spiffeId: outcome.response.spiffeId,

@@ -1,6 +1,7 @@
-// Issuing an X.509-SVID for one request: the CSR is checked first (cheap, and it spares the API
-// server work for garbage), then the token through the TokenReview API, the pod it is bound to,
-// the per-identity rate limit and the names asked for; only then is a leaf signed. Every
+// Issuing an X.509-SVID for one request. What costs nothing comes first: the client address's
+// rate limit, then the CSR (garbage spares the API server work); only then, within a cap on
+// concurrent reviews, the token through the TokenReview API and the pod it is bound to; then the
+// per-identity rate limit and the names asked for; only then is a leaf signed. Every
 // refusal is logged with its reason and answered without a certificate. A CA that is not valid
 // now (expired, or not valid yet by this process's clock) signs nothing: every request gets 503
 // with the CA's validity window until a valid CA is in force.
@@ -8,9 +9,9 @@ import { createPublicKey, verify } from 'node:crypto';
 import { IDENTITY_TOKEN_AUDIENCE } from '../../manifests/constants';
 import { DerError } from '../../manifests/registrar/der';
 import { fromPem } from '../../manifests/registrar/pem';
-import type { Bucket, RateLimit } from '../../manifests/registrar/rate-limit';
-import { isFull, takeToken } from '../../manifests/registrar/rate-limit';
+import type { RateLimit } from '../../manifests/registrar/rate-limit';
 import type {
+  AuthorizationContext,
   PodFacts,
   Refusal,
   TokenReviewFacts,
@@ -31,6 +32,7 @@ import type { Authority } from './authority';
 import { AuthorityError, signLeaf } from './authority';
 import { caValidityProblem } from './ca-state';
 import { describeKey, randomSerial } from './keys';
+import { createBucketLimiter } from './limiter';
 import { reasonOf } from './reason';
 
 /** The two questions the registrar asks the API server. */
@@ -53,12 +55,18 @@ export type IssueOutcome =
   | { readonly ok: true; readonly response: SvidResponse }
   | { readonly ok: false; readonly refusal: Refusal; readonly retryAfterMs?: number };
 
-export interface IssuerOptions {
-  readonly meshNamespace: string;
-  readonly trustDomain: string;
+export interface IssuerOptions extends AuthorizationContext {
   readonly svidTtlMs: number;
+  /** Per identity, after authentication. */
   readonly rateLimit: RateLimit;
-  /** Buckets kept at most; beyond it, full ones are dropped first, then the oldest. */
+  /**
+   * Per client address, before anything else: a flood from one address is refused without a
+   * single API call. Pods have addresses of their own, so one pod's retries slow only itself.
+   */
+  readonly clientRateLimit: RateLimit;
+  /** TokenReviews (with their pod lookups) in flight at most; beyond it, 429 at once. */
+  readonly maxReviewsInFlight: number;
+  /** Buckets kept at most, per limit; beyond it, the least recently used one is dropped. */
   readonly maxBuckets: number;
 }
 
@@ -70,9 +78,15 @@ export interface CaView {
 const MAX_CSR_BYTES = 16 * 1024;
 /** Retry-After of a 503: the CA or the API server may be back by then. */
 export const UNAVAILABLE_RETRY_AFTER_MS = 5000;
+/** Retry-After when every review slot is taken: reviews take milliseconds to a second. */
+export const BUSY_RETRY_AFTER_MS = 1000;
 
 function refused(status: Refusal['status'], reason: string): IssueOutcome {
   return { ok: false, refusal: { refused: true, status, reason } };
+}
+
+function tooMany(reason: string, retryAfterMs: number): IssueOutcome {
+  return { ok: false, refusal: { refused: true, status: 429, reason }, retryAfterMs };
 }
 
 function unavailable(reason: string): IssueOutcome {
@@ -120,8 +134,16 @@ export function checkCsr(pem: string): CertificationRequestFields | Refusal {
   return valid ? csr : bad('csr: signature does not match its key');
 }
 
+export interface SvidRequest {
+  /** The bearer token ("" when none was sent). */
+  readonly token: string;
+  readonly csrPem: string;
+  /** The address the request came from (the TCP peer). */
+  readonly client: string;
+}
+
 export interface Issuer {
-  issue(token: string, csrPem: string): Promise<IssueOutcome>;
+  issue(request: SvidRequest): Promise<IssueOutcome>;
 }
 
 export function createIssuer(
@@ -133,21 +155,9 @@ export function createIssuer(
     readonly logger: Logger;
   },
 ): Issuer {
-  const buckets = new Map<string, Bucket>();
-  const limited = (spiffeId: string, nowMs: number): number | undefined => {
-    const result = takeToken(buckets.get(spiffeId), nowMs, options.rateLimit);
-    buckets.delete(spiffeId);
-    buckets.set(spiffeId, result.bucket);
-    if (buckets.size > options.maxBuckets) {
-      for (const [key, bucket] of buckets) {
-        if (buckets.size <= options.maxBuckets) break;
-        if (isFull(bucket, nowMs, options.rateLimit)) buckets.delete(key);
-      }
-      const oldest = buckets.keys().next();
-      if (buckets.size > options.maxBuckets && oldest.done !== true) buckets.delete(oldest.value);
-    }
-    return result.allowed ? undefined : result.retryAfterMs;
-  };
+  const perIdentity = createBucketLimiter(options.rateLimit, options.maxBuckets);
+  const perClient = createBucketLimiter(options.clientRateLimit, options.maxBuckets);
+  let reviewsInFlight = 0;
 
   const authorize = async (token: string): Promise<WorkloadIdentity | Refusal> => {
     const review = await deps.directory.reviewToken(token, IDENTITY_TOKEN_AUDIENCE);
@@ -186,7 +196,9 @@ export function createIssuer(
   };
 
   return {
-    async issue(token, csrPem) {
+    async issue({ token, csrPem, client }) {
+      const clientWait = perClient.take(client, deps.now().getTime());
+      if (clientWait !== undefined) return tooMany(`rate limit for client ${client}`, clientWait);
       const view = deps.ca();
       if (view === undefined) return unavailable('the CA is not loaded yet');
       const invalid = caValidityProblem(view.active.fields, deps.now());
@@ -194,23 +206,26 @@ export function createIssuer(
       if (token === '') return refused(401, 'no bearer token');
       const csr = checkCsr(csrPem);
       if (isRefusal(csr)) return { ok: false, refusal: csr };
+      if (reviewsInFlight >= options.maxReviewsInFlight) {
+        return tooMany(
+          `${options.maxReviewsInFlight} token reviews in flight already`,
+          BUSY_RETRY_AFTER_MS,
+        );
+      }
       let identity: WorkloadIdentity | Refusal;
+      reviewsInFlight += 1;
       try {
         identity = await authorize(token);
       } catch (error) {
         return unavailable(`cannot check the token with the Kubernetes API: ${reasonOf(error)}`);
+      } finally {
+        reviewsInFlight -= 1;
       }
       if (isRefusal(identity)) return { ok: false, refusal: identity };
       const now = deps.now();
-      const retryAfterMs = limited(identity.spiffeId, now.getTime());
-      if (retryAfterMs !== undefined) {
-        return {
-          ...(refused(429, `rate limit for ${identity.spiffeId}`) as {
-            ok: false;
-            refusal: Refusal;
-          }),
-          retryAfterMs,
-        };
+      const identityWait = perIdentity.take(identity.spiffeId, now.getTime());
+      if (identityWait !== undefined) {
+        return tooMany(`rate limit for ${identity.spiffeId}`, identityWait);
       }
       const names = checkRequestedNames(csr, identity);
       if (names !== undefined) return { ok: false, refusal: names };

@@ -2,7 +2,8 @@
 // demand): TokenReview, pod lookup, the CA Secret and the trust bundle ConfigMaps.
 import type * as K8s from '@kubernetes/client-node';
 import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
-import type { PodFacts, TokenReviewFacts } from '../../manifests/registrar/svid-policy';
+import { toPodFacts } from '../../manifests/registrar/pod-facts';
+import type { TokenReviewFacts } from '../../manifests/registrar/svid-policy';
 import type { BundleApi } from './bundle-publisher';
 import type { CaStore } from './ca-state';
 import type { WorkloadDirectory } from './issuer';
@@ -54,15 +55,7 @@ export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): 
     },
     async readPod(namespace, name) {
       const pod = await unlessStatus(404, () => core.readNamespacedPod({ name, namespace }));
-      if (pod === undefined) return undefined;
-      return {
-        namespace: pod.metadata?.namespace ?? namespace,
-        name: pod.metadata?.name ?? name,
-        uid: pod.metadata?.uid ?? '',
-        serviceAccountName: pod.spec?.serviceAccountName ?? 'default',
-        annotations: pod.metadata?.annotations ?? {},
-        deleting: pod.metadata?.deletionTimestamp !== undefined,
-      } satisfies PodFacts;
+      return pod === undefined ? undefined : toPodFacts(pod, { namespace, name });
     },
   };
 }

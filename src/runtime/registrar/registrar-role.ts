@@ -46,6 +46,16 @@ export const registrarRole: RoleDefinition = {
       usage: 'directory with upstreamCA.crt, upstreamCA.key and optionally upstreamBundle.crt',
     },
     {
+      long: 'sidecar-image',
+      type: 'string',
+      usage: 'image of the injected sidecar: only pods that run it get SVIDs (required)',
+    },
+    {
+      long: 'control-plane-image',
+      type: 'string',
+      usage: 'image of the controller and the cert-reloader, which get SVIDs too (required)',
+    },
+    {
       long: 'api-bind-address',
       type: 'string',
       usage: 'address of the SVID API (HTTPS)',

@@ -39,6 +39,9 @@ export interface RegistrarSettings extends AuthorityOptions {
   readonly host: string;
   readonly port: number;
   readonly secretName: string;
+  /** The images of mesh members: only pods that run them get SVIDs. */
+  readonly sidecarImage: string;
+  readonly controlPlaneImage: string;
 }
 
 export interface RegistrarDeps {
@@ -76,6 +79,13 @@ const RETRY_MAX_MS = 30_000;
 const STOP_WAIT_MS = 5000;
 /** Per-identity issuance limit: a rollout's burst, then a steady rate. */
 const RATE_LIMIT = { perSecond: 20, burst: 200 };
+/**
+ * Per client address, before any API call: a sidecar asks once at start and then at half-life,
+ * and retries with backoff, so a handful at once and one a second is generous.
+ */
+const CLIENT_RATE_LIMIT = { perSecond: 1, burst: 10 };
+/** TokenReviews in flight at most: the API server's work the registrar can cause at once. */
+const MAX_REVIEWS_IN_FLIGHT = 32;
 const MAX_BUCKETS = 100_000;
 
 /** When the serving certificate is half used, counted from its issue (notBefore is dated back). */
@@ -122,7 +132,11 @@ export function startRegistrarService(
       trustDomain: settings.trustDomain,
       svidTtlMs: settings.svidTtlMs,
       meshNamespace: settings.namespace,
+      sidecarImage: settings.sidecarImage,
+      controlPlaneImage: settings.controlPlaneImage,
       rateLimit: RATE_LIMIT,
+      clientRateLimit: CLIENT_RATE_LIMIT,
+      maxReviewsInFlight: MAX_REVIEWS_IN_FLIGHT,
       maxBuckets: MAX_BUCKETS,
     },
     { directory: deps.directory, ca: view, now: () => clock.now(), logger },

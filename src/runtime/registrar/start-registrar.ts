@@ -21,6 +21,13 @@ const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
 
 const usage = (message: string): UsageError => new UsageError(message, 'nginx-meshctl run');
 
+/** The registrar trusts pods by the images they run: it cannot start without knowing them. */
+function requiredImage(options: RoleContext['options'], flag: string): string {
+  const image = options.string(flag);
+  if (image === '') throw usage(`the registrar needs --${flag}`);
+  return image;
+}
+
 async function settingsOf(options: RoleContext['options']): Promise<RegistrarSettings> {
   const trustDomain = options.string('trust-domain');
   if (!TRUST_DOMAIN.test(trustDomain)) {
@@ -45,6 +52,8 @@ async function settingsOf(options: RoleContext['options']): Promise<RegistrarSet
     host: bind.host,
     port: bind.port,
     secretName: REGISTRAR_CA_SECRET_NAME,
+    sidecarImage: requiredImage(options, 'sidecar-image'),
+    controlPlaneImage: requiredImage(options, 'control-plane-image'),
   };
 }
 
