@@ -251,6 +251,12 @@ export const METRICS_API_SERVICE_NAME = `${TRAFFIC_METRICS_VERSION}.${TRAFFIC_ME
 export const METRICS_TLS_SECRET_NAME = 'nginx-mesh-metrics-tls';
 /** Window of a TrafficMetrics answer unless the request's ?t= says otherwise (SMI's default). */
 export const DEFAULT_TRAFFIC_METRICS_WINDOW_MS = 30_000;
+/**
+ * Longest window a TrafficMetrics request may ask for: every request runs five range queries
+ * over every sidecar's series, so one request with a window of days would load Prometheus with
+ * all the samples it keeps. An hour covers `top` and dashboards; longer views belong to Grafana.
+ */
+export const MAX_TRAFFIC_METRICS_WINDOW_MS = 3_600_000;
 /** ConfigMap the API server publishes its front-proxy (requestheader) client CA in. */
 export const EXTENSION_API_AUTH_CONFIG_MAP = 'extension-apiserver-authentication';
 export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';
