@@ -257,6 +257,18 @@ export const DEFAULT_TRAFFIC_METRICS_WINDOW_MS = 30_000;
  * all the samples it keeps. An hour covers `top` and dashboards; longer views belong to Grafana.
  */
 export const MAX_TRAFFIC_METRICS_WINDOW_MS = 3_600_000;
+
+// ---- Bounds on what users hand in ----
+
+/**
+ * Deepest nesting of objects and arrays in a YAML or JSON document the mesh reads from users
+ * (inject's files and stdin, the webhook's AdmissionReview, deploy's configuration files). Real
+ * manifests, CRDs with their schemas included, stay well under it; far beyond it, the code that
+ * walks a document would overflow the stack.
+ */
+export const MAX_DOCUMENT_DEPTH = 512;
+/** Largest input inject reads: far beyond any manifest bundle, short of exhausting memory. */
+export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
 /** ConfigMap the API server publishes its front-proxy (requestheader) client CA in. */
 export const EXTENSION_API_AUTH_CONFIG_MAP = 'extension-apiserver-authentication';
 export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';
