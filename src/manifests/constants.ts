@@ -108,11 +108,15 @@ export const SIDECAR_OUTBOUND_TCP_PORT = 8906;
 /** Sidecar's inbound TCP server for plaintext connections (NSM's incomingTcpPermissive). */
 export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
 /**
- * TCP port on 127.0.0.1 where the sidecar's nginx serves its request counters to the agent
- * (ngx_mesh's mesh_stats_dump): a POST to SIDECAR_STATS_PATH takes them. Loopback is the pod's
- * own, and the redirect leaves it alone.
+ * Directory, under the agent's run directory, of the unix socket where the sidecar's nginx serves
+ * its request counters to the agent (ngx_mesh's mesh_stats_dump): a POST to SIDECAR_STATS_PATH
+ * takes, and so empties, them. Not a TCP port: app containers share the pod's loopback and could
+ * take them too. The agent keeps the directory mode 0700, so only the sidecar's uid enters it,
+ * and the run directory's volume is mounted in the sidecar alone.
  */
-export const SIDECAR_STATS_PORT = 8886;
+export const SIDECAR_STATS_DIR = 'stats';
+/** The socket's name in SIDECAR_STATS_DIR. */
+export const SIDECAR_STATS_SOCKET = 'nginx.sock';
 export const SIDECAR_STATS_PATH = '/stats';
 /** nginx's shared-memory zones of request counters: HTTP requests and TCP connections. */
 export const SIDECAR_STATS_HTTP_ZONE = 'mesh_http';
