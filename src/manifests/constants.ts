@@ -14,6 +14,19 @@ export const CONTROLLER_NAME = 'nginx-mesh-controller';
 
 /** Port on the controller Service that answers GET /version with component versions. */
 export const CONTROLLER_VERSION_PORT = 8082;
+/**
+ * Secret in the mesh namespace holding the token GET /sidecars on CONTROLLER_VERSION_PORT asks
+ * for (every tenant's pods and errors): whoever RBAC lets read it may read the report, and no pod
+ * that merely reaches the controller's address can. The controller creates it.
+ */
+export const CONTROLLER_REPORT_SECRET_NAME = 'nginx-mesh-controller-report';
+/** Key of the token in CONTROLLER_REPORT_SECRET_NAME. */
+export const CONTROLLER_REPORT_TOKEN_KEY = 'token';
+/**
+ * Request header carrying that token. Not Authorization: the API server's service proxy strips
+ * that one, and passes this one on.
+ */
+export const CONTROLLER_REPORT_TOKEN_HEADER = 'x-nginx-mesh-report-token';
 /** Where the controller keeps its SVID (svid.pem, bundle.crt) for NATS, in memory. */
 export const CONTROLLER_SVID_DIR = '/var/run/nginx-mesh/svid';
 
