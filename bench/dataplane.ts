@@ -26,9 +26,9 @@ import {
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  SIDECAR_STATS_DIR,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
   SIDECAR_STATS_TCP_ZONE,
   SIDECAR_UID,
 } from '../src/manifests/constants';
@@ -37,7 +37,10 @@ import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildRedirectModel, printRestoreInput } from '../src/render/iptables-rules';
 import { renderSidecarConfig } from '../src/render/sidecar';
 import type { SidecarContext } from '../src/render/sidecar';
-import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  startSidecarMetrics,
+} from '../src/runtime/agent/metrics/sidecar-metrics';
 import { createAuthority } from '../src/runtime/registrar/authority';
 import { endpoint, httpPort, service } from '../test/support/sidecar-snapshots';
 import { issueTestSvid } from '../test/support/svid';
@@ -89,8 +92,7 @@ async function child(mode: string, arg: string): Promise<void> {
   if (mode === '--receiver') {
     // Takes every second, more often than the agent (every 5 s and per scrape) does.
     startSidecarMetrics({
-      host: '127.0.0.1',
-      port: SIDECAR_STATS_PORT,
+      socketPath: arg,
       path: SIDECAR_STATS_PATH,
       httpZone: SIDECAR_STATS_HTTP_ZONE,
       tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -693,11 +695,13 @@ async function writeCertificates(dir: string): Promise<void> {
   chownSync(dir, SIDECAR_UID, SIDECAR_UID);
 }
 
-async function startReceiver(ns: string): Promise<number> {
+/** The metrics pipeline of the sidecar whose nginx serves its counts on socketPath. */
+async function startReceiver(ns: string, socketPath: string): Promise<number> {
   const { child: proc, output } = startIn(ns, SERVER_CPU, [
     process.execPath,
     process.argv[1] ?? '',
     '--receiver',
+    socketPath,
   ]);
   const deadline = Date.now() + 10_000;
   while (!output().includes('ready')) {
@@ -736,11 +740,15 @@ async function benchmark(dir: string, meshModule: string): Promise<void> {
     SIDECAR_UID,
   );
   const meshMasters: number[] = [];
+  const sockets: string[] = [];
   for (const [pod, ns] of [
     ['client', CLIENT_NS],
     ['server', SERVER_NS],
   ] as const) {
     const runDir = makeRunDir(join(dir, `mesh-${pod}`));
+    // nginx runs as the sidecar's uid, as in the pod, where the agent makes this directory.
+    sockets.push(prepareStatsSocket(runDir));
+    chownSync(join(runDir, SIDECAR_STATS_DIR), SIDECAR_UID, SIDECAR_UID);
     const { text } = renderSidecarConfig(benchSnapshot(), podContext(dir, meshModule, pod, runDir));
     const config = writeConfig(join(runDir, 'nginx.conf'), text);
     meshMasters.push(await startNginx(ns, runDir, config, [8900, 8901], SIDECAR_UID));
@@ -748,7 +756,10 @@ async function benchmark(dir: string, meshModule: string): Promise<void> {
   const mesh: MeshSidecars = {
     clientMaster: meshMasters[0] ?? 0,
     serverMaster: meshMasters[1] ?? 0,
-    receivers: [await startReceiver(CLIENT_NS), await startReceiver(SERVER_NS)],
+    receivers: [
+      await startReceiver(CLIENT_NS, sockets[0] ?? ''),
+      await startReceiver(SERVER_NS, sockets[1] ?? ''),
+    ],
   };
   await sleep(500);
   const rssIdle =

@@ -13,12 +13,14 @@ import { join } from 'node:path';
 import {
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
   SIDECAR_STATS_TCP_ZONE,
 } from '../src/manifests/constants';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
-import { startSidecarMetrics } from '../src/runtime/agent/metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  startSidecarMetrics,
+} from '../src/runtime/agent/metrics/sidecar-metrics';
 import { startChildServer } from './support/child-server';
 import { httpPort, service, shopContext, withMesh } from '../test/support/sidecar-snapshots';
 import { buildMeshModule, listensSoon, prepareSidecarDir } from '../test/support/sidecar-dir';
@@ -32,11 +34,13 @@ const APP_PORT = 18_080;
 /** How often the pipeline takes nginx's counts during a run (the agent: every 5 s and per scrape). */
 const TAKE_INTERVAL_MS = 1_000;
 
+/** Tells the pipeline's process where nginx's stats socket is (it inherits the environment). */
+const STATS_SOCKET_ENV = 'BENCH_STATS_SOCKET';
+
 /** The pipeline's process: takes nginx's counts; GET / answers its counts and CPU time. */
 function serveReceiver(): void {
   const metrics = startSidecarMetrics({
-    host: '127.0.0.1',
-    port: SIDECAR_STATS_PORT,
+    socketPath: process.env[STATS_SOCKET_ENV] ?? '',
     path: SIDECAR_STATS_PATH,
     httpZone: SIDECAR_STATS_HTTP_ZONE,
     tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
       `\n    server {\n        listen 127.0.0.1:${APP_PORT};\n        return 200 "ok\\n";\n    }\n}\n`,
     );
   const off = base.replace(/\n *mesh_stats [^;]*;/g, '');
+  process.env[STATS_SOCKET_ENV] = prepareStatsSocket(dir);
   const receiver = await startChildServer('receiver', 10_000);
   const on = base;
   const offRps: number[] = [];

@@ -14,6 +14,19 @@ export const CONTROLLER_NAME = 'nginx-mesh-controller';
 
 /** Port on the controller Service that answers GET /version with component versions. */
 export const CONTROLLER_VERSION_PORT = 8082;
+/**
+ * Secret in the mesh namespace holding the token GET /sidecars on CONTROLLER_VERSION_PORT asks
+ * for (every tenant's pods and errors): whoever RBAC lets read it may read the report, and no pod
+ * that merely reaches the controller's address can. The controller creates it.
+ */
+export const CONTROLLER_REPORT_SECRET_NAME = 'nginx-mesh-controller-report';
+/** Key of the token in CONTROLLER_REPORT_SECRET_NAME. */
+export const CONTROLLER_REPORT_TOKEN_KEY = 'token';
+/**
+ * Request header carrying that token. Not Authorization: the API server's service proxy strips
+ * that one, and passes this one on.
+ */
+export const CONTROLLER_REPORT_TOKEN_HEADER = 'x-nginx-mesh-report-token';
 /** Where the controller keeps its SVID (svid.pem, bundle.crt) for NATS, in memory. */
 export const CONTROLLER_SVID_DIR = '/var/run/nginx-mesh/svid';
 
@@ -108,11 +121,15 @@ export const SIDECAR_OUTBOUND_TCP_PORT = 8906;
 /** Sidecar's inbound TCP server for plaintext connections (NSM's incomingTcpPermissive). */
 export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
 /**
- * TCP port on 127.0.0.1 where the sidecar's nginx serves its request counters to the agent
- * (ngx_mesh's mesh_stats_dump): a POST to SIDECAR_STATS_PATH takes them. Loopback is the pod's
- * own, and the redirect leaves it alone.
+ * Directory, under the agent's run directory, of the unix socket where the sidecar's nginx serves
+ * its request counters to the agent (ngx_mesh's mesh_stats_dump): a POST to SIDECAR_STATS_PATH
+ * takes, and so empties, them. Not a TCP port: app containers share the pod's loopback and could
+ * take them too. The agent keeps the directory mode 0700, so only the sidecar's uid enters it,
+ * and the run directory's volume is mounted in the sidecar alone.
  */
-export const SIDECAR_STATS_PORT = 8886;
+export const SIDECAR_STATS_DIR = 'stats';
+/** The socket's name in SIDECAR_STATS_DIR. */
+export const SIDECAR_STATS_SOCKET = 'nginx.sock';
 export const SIDECAR_STATS_PATH = '/stats';
 /** nginx's shared-memory zones of request counters: HTTP requests and TCP connections. */
 export const SIDECAR_STATS_HTTP_ZONE = 'mesh_http';
@@ -251,6 +268,24 @@ export const METRICS_API_SERVICE_NAME = `${TRAFFIC_METRICS_VERSION}.${TRAFFIC_ME
 export const METRICS_TLS_SECRET_NAME = 'nginx-mesh-metrics-tls';
 /** Window of a TrafficMetrics answer unless the request's ?t= says otherwise (SMI's default). */
 export const DEFAULT_TRAFFIC_METRICS_WINDOW_MS = 30_000;
+/**
+ * Longest window a TrafficMetrics request may ask for: every request runs five range queries
+ * over every sidecar's series, so one request with a window of days would load Prometheus with
+ * all the samples it keeps. An hour covers `top` and dashboards; longer views belong to Grafana.
+ */
+export const MAX_TRAFFIC_METRICS_WINDOW_MS = 3_600_000;
+
+// ---- Bounds on what users hand in ----
+
+/**
+ * Deepest nesting of objects and arrays in a YAML or JSON document the mesh reads from users
+ * (inject's files and stdin, the webhook's AdmissionReview, deploy's configuration files). Real
+ * manifests, CRDs with their schemas included, stay well under it; far beyond it, the code that
+ * walks a document would overflow the stack.
+ */
+export const MAX_DOCUMENT_DEPTH = 512;
+/** Largest input inject reads: far beyond any manifest bundle, short of exhausting memory. */
+export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
 /** ConfigMap the API server publishes its front-proxy (requestheader) client CA in. */
 export const EXTENSION_API_AUTH_CONFIG_MAP = 'extension-apiserver-authentication';
 export const EXTENSION_API_AUTH_NAMESPACE = 'kube-system';

@@ -321,6 +321,25 @@ describe('the Traffic Metrics API over a real Prometheus', () => {
     });
   });
 
+  it('refuses a window over an hour with 400 naming t', async () => {
+    const answer = await get(port, `${base}/namespaces/shop/deployments?t=720h`, {
+      user: 'alice',
+    });
+    expect(answer).toEqual({
+      status: 400,
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message:
+          'invalid window t="720h": expected a duration from 1s to 1h0m0s, such as 30s or 5m',
+        reason: 'BadRequest',
+        code: 400,
+      },
+    });
+  });
+
   it('serves discovery to the front-proxy even without a user', async () => {
     const answer = await get(port, `${base}`);
     expect(answer.status).toBe(200);

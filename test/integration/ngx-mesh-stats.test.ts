@@ -67,6 +67,7 @@ function config(zoneSize = '64k'): string {
     }
     server {
         listen ${HOST}:${DUMP};
+        listen unix:${dir}/stats.sock;
         location = /stats { mesh_stats_dump t_http t_tcp; }
         location = /small { mesh_stats_dump t_small; }
     }
@@ -301,8 +302,7 @@ it('keeps counts not yet taken across a reload, and starts a zone of a new size 
 it("feeds the agent's pipeline, which counts keys it does not know as unreadable", async () => {
   await call(COUNTED, '/e');
   const metrics = startSidecarMetrics({
-    host: HOST,
-    port: DUMP,
+    socketPath: join(dir, 'stats.sock'),
     path: '/stats',
     httpZone: 't_http',
     tcpZone: 't_tcp',

@@ -16,13 +16,15 @@ import { join } from 'node:path';
 import {
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
   SIDECAR_STATS_TCP_ZONE,
 } from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
-import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  startSidecarMetrics,
+} from '../../src/runtime/agent/metrics/sidecar-metrics';
 import {
   endpoint,
   httpPort,
@@ -49,6 +51,7 @@ let echoPort: number;
 let closedPort: number;
 let nginx: ChildProcess | undefined;
 let metrics: SidecarMetrics;
+let socketPath: string;
 
 /** This pod is shop/web-1 serving on appPort; it calls shop/api (two pods) and shop/gone (none). */
 function snapshot(): MeshSnapshot {
@@ -181,9 +184,11 @@ beforeAll(async () => {
   appPort = await listenApp('127.0.0.1', 0);
   await listenApp('127.0.0.2', appPort);
   // Takes only when asked (every scrape), so each count below is one take.
+  // The run directory is an emptyDir in the pod, which every uid may enter.
+  chmodSync(dir, 0o777);
+  socketPath = prepareStatsSocket(dir);
   metrics = startSidecarMetrics({
-    host: '127.0.0.1',
-    port: SIDECAR_STATS_PORT,
+    socketPath,
     path: SIDECAR_STATS_PATH,
     httpZone: SIDECAR_STATS_HTTP_ZONE,
     tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -264,6 +269,54 @@ it('counts every proxied request once, by direction, status class and peer', asy
   );
   expect(text).toContain('\nnginx_mesh_stats_unreadable_total 0\n');
 }, 60_000);
+
+/**
+ * POSTs a take to nginx's stats socket as a process of uid (as an app container's would be, were
+ * the socket's directory in its filesystem); resolves to its status code or its error code.
+ */
+function takeAs(uid: number, method: 'GET' | 'POST'): string {
+  const script = `require('node:http')
+    .request({ socketPath: process.argv[1], path: '/stats', method: process.argv[2] }, (res) => {
+      console.log(res.statusCode); res.resume();
+    })
+    .on('error', (error) => console.log(error.code))
+    .end();`;
+  return execFileSync(
+    'setpriv',
+    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e', script].concat([
+      '--',
+      socketPath,
+      method,
+    ]),
+    { encoding: 'utf8', timeout: 10_000 },
+  ).trim();
+}
+
+/** Whether something accepts TCP connections at host:port. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+describe("the stats server, which a take empties, is the agent's alone", () => {
+  it('listens on no TCP port of the loopback the app containers share', async () => {
+    expect(readFileSync(join(dir, 'nginx.conf'), 'utf8')).toContain(`listen unix:${socketPath};`);
+    // 8886, the first port the sidecar reserves, is where the counters were served over TCP.
+    expect(await accepts('127.0.0.1', 8886)).toBe(false);
+  });
+
+  it("refuses a process of another uid, which cannot enter the socket's directory", () => {
+    expect(takeAs(65534, 'POST')).toBe('EACCES');
+    expect(takeAs(65534, 'GET')).toBe('EACCES');
+    // The agent's uid (here the test's) still reaches them.
+    expect(takeAs(process.getuid?.() ?? 0, 'GET')).toBe('200');
+  });
+});
 
 it('keeps counts across an nginx reload, taken or not yet taken', async () => {
   const labels =

@@ -19,13 +19,15 @@ import { execa } from 'execa';
 import {
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
   SIDECAR_STATS_TCP_ZONE,
 } from '../../src/manifests/constants';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
-import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  startSidecarMetrics,
+} from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { service, shopContext, tcpPort, withMesh } from '../support/sidecar-snapshots';
 import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
@@ -143,8 +145,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => outside.listen(0, HOST, resolve));
   outsidePort = (outside.address() as AddressInfo).port;
   metrics = startSidecarMetrics({
-    host: POD,
-    port: SIDECAR_STATS_PORT,
+    socketPath: prepareStatsSocket(dir),
     path: SIDECAR_STATS_PATH,
     httpZone: SIDECAR_STATS_HTTP_ZONE,
     tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -161,8 +162,7 @@ beforeAll(async () => {
     config,
     text
       .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir)
-      .replace(`listen 127.0.0.1:${SIDECAR_STATS_PORT};`, `listen ${POD}:${SIDECAR_STATS_PORT};`),
+      .replaceAll('/etc/nginx-mesh', dir),
   );
   const child = spawn(
     'ip',

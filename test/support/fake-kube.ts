@@ -30,6 +30,8 @@ export interface SeenRequest {
   readonly method: string;
   readonly path: string;
   readonly body?: unknown;
+  /** Headers beyond the connection's own (KubeRequest.headers), when any. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -55,6 +57,7 @@ export function kubeScripted(
         ask({
           method: request.method,
           path: request.path,
+          ...(request.headers === undefined ? {} : { headers: request.headers }),
           ...(request.body === undefined
             ? {}
             : {

@@ -164,6 +164,26 @@ describe('validation errors', () => {
       'volume name "nginx-mesh-config" is reserved for the sidecar',
     ],
     [
+      "rejects an app container mounting the sidecar's run directory by name",
+      pod([{ ...app, volumeMounts: [{ name: 'nginx-mesh-config', mountPath: '/peek' }] }]),
+      settings,
+      'container "app" mounts volume "nginx-mesh-config", which is reserved for the sidecar',
+    ],
+    [
+      "rejects an init container mounting the sidecar's identity by name",
+      pod([app], undefined, {
+        initContainers: [
+          {
+            name: 'setup',
+            image: 'i',
+            volumeMounts: [{ name: 'nginx-mesh-identity', mountPath: '/t' }],
+          },
+        ],
+      }),
+      settings,
+      'container "setup" mounts volume "nginx-mesh-identity", which is reserved for the sidecar',
+    ],
+    [
       'rejects a container entry that is not an object',
       pod([app, 'oops']),
       settings,

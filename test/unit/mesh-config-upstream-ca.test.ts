@@ -111,6 +111,16 @@ describe('upstream CA configuration', () => {
       'apiVersion: v1\nupstreamAuthority: disk\nconfig: disk.pem\n',
       ['config: must be a mapping'],
     ],
+    [
+      'YAML nested 100000 deep',
+      `apiVersion: v1\nextra: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`,
+      ['upstream authority yaml nests deeper than 512 levels'],
+    ],
+    [
+      'YAML nested one level deeper than 512',
+      `apiVersion: v1\nextra: ${'['.repeat(512)}${']'.repeat(512)}\n`,
+      ['upstream authority yaml nests deeper than 512 levels'],
+    ],
   ])('rejects %s', (_name, conf, expected) => {
     const found = problems(conf);
     expect(found).toHaveLength(expected.length);

@@ -218,6 +218,8 @@ interface Cluster {
   readonly sidecars: (told: boolean) => RawResponse;
   /** MeshConfig status.transparent, once the sidecars were told. */
   readonly statusWhenTold: boolean;
+  /** The controller's report token Secret's data, when it exists. */
+  readonly tokenSecret?: Record<string, string>;
 }
 
 const NS = 'mesh';
@@ -267,6 +269,9 @@ function scriptedMesh(cluster: Cluster): { kube: KubeAccess; requests: SeenReque
       return namespaceGone ? MISSING : okJson({ metadata: { name: NS, labels } });
     }
     if (path === PROXY) return cluster.sidecars(told);
+    if (path === `/api/v1/namespaces/${NS}/secrets/nginx-mesh-controller-report`) {
+      return cluster.tokenSecret === undefined ? MISSING : okJson({ data: cluster.tokenSecret });
+    }
     if (path.endsWith('/meshconfigs/nginx-mesh-config')) {
       return okJson({ status: { transparent: told && cluster.statusWhenTold } });
     }
@@ -312,6 +317,21 @@ describe('nginx-meshctl remove', () => {
     expect(deletions(requests)).toContain(
       `/apis/apps/v1/namespaces/${NS}/deployments/nginx-mesh-controller`,
     );
+  });
+
+  it("asks the controller's report with the token of its Secret, read with the user's rights", async () => {
+    const { kube, requests } = scriptedMesh({
+      sidecars: leaderReport([]),
+      statusWhenTold: true,
+      tokenSecret: { token: Buffer.from('s3cret-token').toString('base64') },
+    });
+    const result = await runCli(['remove', '-y', '-n', NS], { kube, clock: steppingClock() });
+    expect(result.code).toBe(0);
+    const asked = requests.filter((each) => each.path === PROXY);
+    expect(asked.length).toBeGreaterThan(0);
+    for (const each of asked) {
+      expect(each.headers).toEqual({ 'x-nginx-mesh-report-token': 's3cret-token' });
+    }
   });
 
   it('names the pod whose sidecar did not confirm, deletes nothing and exits 1', async () => {

@@ -62,8 +62,65 @@ describe('routing Traffic Metrics paths', () => {
     expect(route(`${base}/namespaces/shop/pods?t=soon`)).toEqual({
       kind: 'error',
       code: 400,
-      message: 'invalid window t="soon": expected a duration of at least 1s, such as 30s or 5m',
+      message: 'invalid window t="soon": expected a duration from 1s to 1h0m0s, such as 30s or 5m',
     });
+  });
+
+  it('accepts a window of exactly an hour', () => {
+    const result = route(`${base}/namespaces/shop/pods?t=60m`);
+    expect(result.kind === 'query' && result.query.windowMs).toBe(3_600_000);
+  });
+
+  it.each(['1h0m1s', '61m', '720h', '99999999999999h', '500ms', '-5m', '1e9s'])(
+    'rejects the window t=%s with 400 naming the bound',
+    (window) => {
+      expect(route(`${base}/namespaces/shop/pods?t=${window}`)).toEqual({
+        kind: 'error',
+        code: 400,
+        message: `invalid window t="${window}": expected a duration from 1s to 1h0m0s, such as 30s or 5m`,
+      });
+    },
+  );
+
+  it('rejects an overlong window without echoing it whole', () => {
+    const result = route(`${base}/namespaces/shop/pods?t=${'1'.repeat(10_000)}s`);
+    expect(result).toMatchObject({ kind: 'error', code: 400 });
+    expect(result.kind === 'error' && result.message).toBe(
+      `invalid window t="${'1'.repeat(32)}…": expected a duration from 1s to 1h0m0s, such as 30s or 5m`,
+    );
+  });
+
+  it('rejects a window given twice', () => {
+    expect(route(`${base}/namespaces/shop/pods?t=5s&t=720h`)).toEqual({
+      kind: 'error',
+      code: 400,
+      message: 'invalid window: parameter t is given 2 times',
+    });
+  });
+
+  it.each([
+    [
+      'a namespace of 64 characters',
+      `${base}/namespaces/${'a'.repeat(64)}/pods`,
+      `invalid namespace "${'a'.repeat(64)}": expected a DNS label of at most 63 characters`,
+    ],
+    [
+      'a namespace that is no DNS label',
+      `${base}/namespaces/Shop%22%7D/pods`,
+      'invalid namespace "Shop"}": expected a DNS label of at most 63 characters',
+    ],
+    [
+      'a pod name of 300 characters',
+      `${base}/namespaces/shop/pods/${'a'.repeat(300)}`,
+      `invalid Pod name "${'a'.repeat(64)}…": expected a DNS subdomain of at most 253 characters`,
+    ],
+    [
+      'a namespace resource of 70 characters',
+      `${base}/namespaces/${'b'.repeat(70)}/edges`,
+      `invalid namespace "${'b'.repeat(64)}…": expected a DNS label of at most 63 characters`,
+    ],
+  ])('rejects %s with 400 naming the field', (_label, path, message) => {
+    expect(route(path)).toEqual({ kind: 'error', code: 400, message });
   });
 
   it('answers an unsupported kind with 404 naming it', () => {

@@ -3,6 +3,8 @@
 // a report out; either every document is handled or an error names the first bad one.
 import { parseAllDocuments, stringify } from 'yaml';
 import { MeshctlError } from '../../errors';
+import { MAX_DOCUMENT_DEPTH } from '../../manifests/constants';
+import { nestsDeeperThan } from '../../manifests/document-depth';
 import { renderYamlDocuments } from '../../render/yaml-documents';
 import type {
   InjectionOutcome,
@@ -129,19 +131,46 @@ function firstLine(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
 
-/** Parses YAML documents; a syntax error names the document (1-based) and line. */
+/** The error for a document nested deeper than MAX_DOCUMENT_DEPTH (1-based index). */
+function tooDeep(source: string, index: number): MeshctlError {
+  return new MeshctlError(
+    `${source}: document ${index}: nested deeper than ${MAX_DOCUMENT_DEPTH} levels`,
+  );
+}
+
+/** V8's stack overflow, which the yaml library reports as a document error of its message. */
+const STACK_OVERFLOW = /Maximum call stack size exceeded/;
+
+/**
+ * Parses YAML documents; a syntax error names the document (1-based) and line, and a document
+ * nested deeper than MAX_DOCUMENT_DEPTH (or so deep that parsing it overflowed) names the document.
+ */
 function parseYaml(text: string, source: string): unknown[] {
-  const documents = parseAllDocuments(text);
+  let documents: ReturnType<typeof parseAllDocuments>;
+  try {
+    documents = parseAllDocuments(text);
+  } catch (error) {
+    if (error instanceof RangeError) throw tooDeep(source, 1);
+    throw error;
+  }
   const values: unknown[] = [];
   documents.forEach((document, index) => {
     const [error] = document.errors;
+    if (error !== undefined && STACK_OVERFLOW.test(error.message)) throw tooDeep(source, index + 1);
     if (error !== undefined) {
       const line = error.linePos?.[0].line;
       throw new MeshctlError(
         `${source}: document ${index + 1}${line === undefined ? '' : `, line ${line}`}: ${firstLine(error.message)}`,
       );
     }
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 100 });
+    } catch (thrown) {
+      if (thrown instanceof RangeError) throw tooDeep(source, index + 1);
+      throw thrown;
+    }
+    if (nestsDeeperThan(value, MAX_DOCUMENT_DEPTH)) throw tooDeep(source, index + 1);
     if (value !== null && value !== undefined) values.push(value);
   });
   return values;
@@ -202,6 +231,7 @@ export function injectDocuments(
   const context: Context = { inject, settings, report: [], passedThrough: 0 };
   if (isJson(text)) {
     const parsed = parseJson(text, source);
+    if (nestsDeeperThan(parsed, MAX_DOCUMENT_DEPTH)) throw tooDeep(source, 1);
     const injected = Array.isArray(parsed)
       ? { apiVersion: 'v1', kind: 'List', items: parsed.map((item) => injectObject(item, context)) }
       : injectObject(parsed, context);

@@ -2,6 +2,7 @@ import { MeshctlError } from '../../errors';
 import {
   DEFAULT_REGISTRY_SERVER,
   INIT_IMAGE_NAME,
+  MAX_MANIFEST_BYTES,
   SIDECAR_IMAGE_NAME,
 } from '../../manifests/constants';
 import type { InjectionSettings } from '../../manifests/inject/types';
@@ -115,6 +116,12 @@ export async function runInject(options: InjectOptions, deps: InjectDeps): Promi
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new MeshctlError(`cannot read ${source}: ${reason}`, { cause: error });
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_MANIFEST_BYTES) {
+    throw new MeshctlError(
+      `${source}: ${bytes} bytes is over the limit of ${MAX_MANIFEST_BYTES} bytes`,
+    );
   }
   if (text.trim() === '') throw new MeshctlError(`${source}: no Kubernetes resources to inject`);
   const { settings, note } = await resolveSettings(options, deps);

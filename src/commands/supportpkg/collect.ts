@@ -2,8 +2,6 @@
 // read is noted in supportpkg-creation-logs.txt and the rest is still collected. Credentials stay
 // out: Secret values and credential fields of the stored configuration are REDACTED.
 import {
-  CONTROLLER_NAME,
-  CONTROLLER_VERSION_PORT,
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
   INIT_CONTAINER_NAME,
@@ -24,6 +22,7 @@ import type { SupportObject } from '../../render/support';
 import type { TarEntry } from '../../render/tar';
 import type { YamlStringify } from '../../render/yaml-documents';
 import type { KubeClient } from '../../runtime/kube/client';
+import { requestSidecarReport } from '../../runtime/kube/controller-report';
 import { PART_OF_SELECTOR } from '../../runtime/install/inventory';
 import { describeError } from '../../errors';
 
@@ -200,8 +199,7 @@ async function meshNamespace(collection: Collection, client: KubeClient, options
     });
   }
   await collection.attempt('the controller sidecar report', async () => {
-    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${CONTROLLER_NAME}:${CONTROLLER_VERSION_PORT}/proxy/sidecars`;
-    const response = await client.connection.request({ method: 'GET', path });
+    const response = await requestSidecarReport(client, namespace);
     if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
     collection.add(
       `${namespace}/sidecars.json`,

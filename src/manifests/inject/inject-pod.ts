@@ -214,12 +214,29 @@ function notInjectable(pod: PodParts, objectName: string): string | undefined {
   return undefined;
 }
 
-/** The sidecar's volumes would shadow or clash with user volumes of the same name. */
+/**
+ * The sidecar's volumes would shadow or clash with user volumes of the same name; and a user
+ * container mounting one by name (the mount resolves once the sidecar's volume is added) would
+ * read the sidecar's keys and token, and reach its stats socket.
+ */
 function validateVolumeNames(spec: JsonObject, objectName: string): void {
+  const reserved = (name: unknown): boolean =>
+    name === IDENTITY_VOLUME_NAME || name === SIDECAR_CONFIG_VOLUME_NAME;
   for (const volume of arrayOf(spec.volumes)) {
     const name = objectOf(volume).name;
-    if (name === IDENTITY_VOLUME_NAME || name === SIDECAR_CONFIG_VOLUME_NAME) {
-      throw injectionError(objectName, `volume name "${name}" is reserved for the sidecar`);
+    if (reserved(name)) {
+      throw injectionError(objectName, `volume name "${String(name)}" is reserved for the sidecar`);
+    }
+  }
+  for (const container of [...arrayOf(spec.initContainers), ...arrayOf(spec.containers)]) {
+    for (const mount of arrayOf(objectOf(container).volumeMounts)) {
+      const name = objectOf(mount).name;
+      if (reserved(name)) {
+        throw injectionError(
+          objectName,
+          `container "${String(objectOf(container).name)}" mounts volume "${String(name)}", which is reserved for the sidecar`,
+        );
+      }
     }
   }
 }

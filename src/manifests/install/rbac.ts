@@ -4,6 +4,7 @@
 // Pure.
 import {
   CONTROLLER_NAME,
+  CONTROLLER_REPORT_SECRET_NAME,
   MESH_CONFIG_MAP_NAME,
   MESH_CONFIG_RESOURCE_NAME,
   METRICS_API_SERVICE_NAME,
@@ -108,6 +109,8 @@ function accounts(): readonly Account[] {
       // the mesh namespace, each by one name: list and watch select it with metadata.name.
       namespaceRules: [
         ...ownSecret(WEBHOOK_TLS_SECRET_NAME),
+        // The sidecar report's token: created once (create above), then only read.
+        rule('', ['secrets'], ['get'], [CONTROLLER_REPORT_SECRET_NAME]),
         rule('', ['configmaps'], READ, [MESH_CONFIG_MAP_NAME]),
         rule('coordination.k8s.io', ['leases'], ['create']),
         rule('coordination.k8s.io', ['leases'], ['get', 'update'], [CONTROLLER_NAME]),

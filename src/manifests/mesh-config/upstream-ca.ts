@@ -5,6 +5,8 @@
 // caller reads the files (upstreamCaFilePaths says which) and passes their contents.
 import type * as Yaml from 'yaml';
 import { quoteGo } from '../../render/help';
+import { MAX_DOCUMENT_DEPTH } from '../constants';
+import { nestsDeeperThan } from '../document-depth';
 import type { DiskUpstreamAuthority } from './types';
 
 type Json = Readonly<Record<string, unknown>>;
@@ -93,15 +95,27 @@ function yaml(): typeof Yaml {
 }
 
 function parseConf(text: string): { value: unknown } | { problem: string } {
-  const document = yaml().parseDocument(text, { prettyErrors: false });
+  const tooDeep = {
+    problem: `upstream authority yaml nests deeper than ${MAX_DOCUMENT_DEPTH} levels`,
+  };
+  let document: Yaml.Document;
+  try {
+    document = yaml().parseDocument(text, { prettyErrors: false });
+  } catch (error) {
+    if (error instanceof RangeError) return tooDeep;
+    throw error;
+  }
   const error = document.errors[0];
+  // The yaml library reports V8's stack overflow on a deeply nested text as a document error.
+  if (error?.message.includes('Maximum call stack size exceeded') === true) return tooDeep;
   if (error !== undefined) {
     const line = text.slice(0, error.pos[0]).split('\n').length;
     return {
       problem: `could not convert upstream authority yaml (line ${line}): ${error.message.split('\n')[0] ?? ''}`,
     };
   }
-  return { value: document.toJS() as unknown };
+  const value = document.toJS() as unknown;
+  return nestsDeeperThan(value, MAX_DOCUMENT_DEPTH) ? tooDeep : { value };
 }
 
 /** The files a disk upstream authority names (certificate, key, bundle), for the caller to read. */

@@ -1,10 +1,11 @@
 // The Traffic Metrics API's paths (smi-metrics' and NSM's) and its discovery documents. Pure.
 import {
   DEFAULT_TRAFFIC_METRICS_WINDOW_MS,
+  MAX_TRAFFIC_METRICS_WINDOW_MS,
   TRAFFIC_METRICS_GROUP,
   TRAFFIC_METRICS_VERSION,
 } from '../constants';
-import { parseDuration } from '../duration';
+import { formatDuration, parseDuration } from '../duration';
 import { TRAFFIC_TRAFFIC_METRICS_VERSION, TRAFFIC_METRICS_BASE_PATH } from './build';
 import { TRAFFIC_KINDS, trafficKind } from './kinds';
 import type { TrafficQuery } from './types';
@@ -62,13 +63,37 @@ export function buildResourceList(): unknown {
   };
 }
 
+/** A window's text is a few units long ("1h30m0s"); a longer one is refused unread. */
+const MAX_WINDOW_TEXT = 32;
+
+/** The window of ?t= in ms, or why it is refused (one t, 1s up to MAX_TRAFFIC_METRICS_WINDOW_MS). */
 function windowOf(search: URLSearchParams): number | string {
-  const text = search.get('t');
-  if (text === null || text === '') return DEFAULT_TRAFFIC_METRICS_WINDOW_MS;
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < 1_000)
-    return `invalid window t="${text}": expected a duration of at least 1s, such as 30s or 5m`;
+  const given = search.getAll('t');
+  if (given.length > 1) return `invalid window: parameter t is given ${given.length} times`;
+  const text = given[0];
+  if (text === undefined || text === '') return DEFAULT_TRAFFIC_METRICS_WINDOW_MS;
+  const max = formatDuration(MAX_TRAFFIC_METRICS_WINDOW_MS);
+  const shown = text.length > MAX_WINDOW_TEXT ? `${text.slice(0, MAX_WINDOW_TEXT)}…` : text;
+  const ms = text.length > MAX_WINDOW_TEXT ? undefined : parseDuration(text);
+  if (ms === undefined || ms < 1_000 || ms > MAX_TRAFFIC_METRICS_WINDOW_MS)
+    return `invalid window t="${shown}": expected a duration from 1s to ${max}, such as 30s or 5m`;
   return ms;
+}
+
+/** Namespaces are DNS labels; the workloads' and pods' names DNS subdomains. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Why the query's namespace or name cannot name a Kubernetes object, or undefined. */
+function invalidName(query: Omit<TrafficQuery, 'windowMs'>): string | undefined {
+  const shown = (value: string): string => (value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (query.namespace !== undefined && !DNS_LABEL.test(query.namespace))
+    return `invalid namespace "${shown(query.namespace)}": expected a DNS label of at most 63 characters`;
+  if (query.name === undefined) return undefined;
+  const isNamespace = query.kind.plural === 'namespaces';
+  if (isNamespace ? DNS_LABEL.test(query.name) : DNS_SUBDOMAIN.test(query.name)) return undefined;
+  return `invalid ${isNamespace ? 'namespace' : `${query.kind.kind} name`} "${shown(query.name)}": expected a DNS ${isNamespace ? 'label of at most 63' : 'subdomain of at most 253'} characters`;
 }
 
 type Scope = TrafficQuery['scope'];
@@ -136,6 +161,8 @@ export function routeTrafficRequest(path: string, search: URLSearchParams): Traf
       message:
         query === 'not found' ? `the server could not find the requested resource ${path}` : query,
     };
+  const badName = invalidName(query);
+  if (badName !== undefined) return { kind: 'error', code: 400, message: badName };
   const windowMs = windowOf(search);
   if (typeof windowMs === 'string') return { kind: 'error', code: 400, message: windowMs };
   return { kind: 'query', query: { ...query, windowMs } };

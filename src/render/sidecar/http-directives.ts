@@ -10,9 +10,10 @@ import {
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
   SIDECAR_OUTBOUND_HTTP_PORT,
+  SIDECAR_STATS_DIR,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
+  SIDECAR_STATS_SOCKET,
   SIDECAR_STATS_TCP_ZONE,
   SIDECAR_STATS_ZONE_SIZE,
 } from '../../manifests/constants';
@@ -47,7 +48,7 @@ const JSON_LOG_FORMAT =
 /**
  * The series the agent counts HTTP requests under (src/runtime/agent/metrics): nginx's ngx_mesh
  * module adds each request, when it completes, to the series of this key in the
- * SIDECAR_STATS_HTTP_ZONE zone with its duration; the agent takes the series over loopback.
+ * SIDECAR_STATS_HTTP_ZONE zone with its duration; the agent takes the series over its socket.
  * Inbound names the peer by the PROXY protocol address the redirect passed on and by the SPIFFE
  * ID of its client certificate (empty in plaintext); outbound names the Service addressed and the
  * endpoint that answered last ($upstream_addr lists every try).
@@ -65,15 +66,16 @@ function httpStats(direction: keyof typeof HTTP_STATS_KEYS): Directive {
 }
 
 /**
- * The loopback server the agent takes the counters from: both zones, HTTP's and TCP's. Only
- * the pod's own processes reach 127.0.0.1, and the counters are no secret among them.
+ * The server the agent takes the counters from: both zones, HTTP's and TCP's, on a unix socket in
+ * a directory only the sidecar's uid enters (SIDECAR_STATS_DIR), never on the loopback the app
+ * containers share, since a take empties the counters.
  */
-function statsServer(): Directive {
+function statsServer(runDir: string): Directive {
   return block(
     'server',
     [],
     [
-      d('listen', `127.0.0.1:${SIDECAR_STATS_PORT}`),
+      d('listen', `unix:${runDir}/${SIDECAR_STATS_DIR}/${SIDECAR_STATS_SOCKET}`),
       block(
         'location',
         ['=', SIDECAR_STATS_PATH],
@@ -433,7 +435,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     ...model.matches.flatMap(matchDirectives),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
-    statsServer(),
+    statsServer(context.runDir),
     ...buildHealthServers({
       ipv6: context.ipv6,
       healthHttpPort: SIDECAR_HEALTH_HTTP_PORT,

@@ -9,8 +9,8 @@
 // its Services, waits for the first configuration; without one it turns ready after
 // --config-wait only when transparent (and says so), never when closed. Once configured the
 // sidecar stays ready while the control plane is away: it serves its last configuration.
-// nginx counts requests in shared memory; the agent takes the counts over loopback and serves
-// them on /metrics.
+// nginx counts requests in shared memory; the agent takes the counts over a unix socket only its
+// uid reaches and serves them on /metrics.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -27,7 +27,6 @@ import {
   SIDECAR_READY_PATH,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_PORT,
   SIDECAR_STATS_TCP_ZONE,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
@@ -62,7 +61,7 @@ import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
-import { startSidecarMetrics } from './metrics/sidecar-metrics';
+import { prepareStatsSocket, startSidecarMetrics } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
 
@@ -176,11 +175,10 @@ async function startStatusServer(
   return server;
 }
 
-/** The metrics pipeline, taking nginx's counts from its loopback stats server. */
-function startMetrics(): SidecarMetrics {
+/** The metrics pipeline, taking nginx's counts from its stats socket (made ready here). */
+function startMetrics(runDir: string): SidecarMetrics {
   return startSidecarMetrics({
-    host: '127.0.0.1',
-    port: SIDECAR_STATS_PORT,
+    socketPath: prepareStatsSocket(runDir),
     path: SIDECAR_STATS_PATH,
     httpZone: SIDECAR_STATS_HTTP_ZONE,
     tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -241,7 +239,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     return { ready: false, reason };
   };
   // Counting starts before nginx does, so that no request of the first configuration is missed.
-  const metrics = startMetrics();
+  const metrics = startMetrics(runDir);
   const status = await startStatusServer(
     options,
     { proxy: () => supervisor.readiness(), mesh: meshReadiness },

@@ -27,6 +27,7 @@ import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/r
 import { runningUntilStopped } from '../role/role';
 import { kubeCertificateStore, webhookCaBundleTarget } from '../pki/kube-tls-api';
 import { startServingCertificate } from '../pki/managed-certificate';
+import { kubeReportTokenStore, startReportToken } from './report-token';
 import { startVersionServer } from './version-server';
 import { startManagedWebhook } from './webhook-server';
 import { natsUrlOf, registrarUrlOf, startIdentity, svidReadiness } from '../svid/identity';
@@ -211,6 +212,11 @@ export async function startController({
     logger,
   });
   const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
+  const reportToken = startReportToken({
+    store: kubeReportTokenStore(k8s, config, namespace),
+    ...retry,
+    logger,
+  });
   const versions = await startVersionServer({
     host: versionBind.host,
     port: versionBind.port,
@@ -222,12 +228,13 @@ export async function startController({
       };
     },
     sidecars: () => mesh.publisher()?.report(),
+    reportToken: () => reportToken.current(),
   });
   /** The webhook's share of readiness: listening, with a certificate not expiring unrenewed. */
   const servingReadiness = (): Readiness => webhook.readiness();
   const running = runningUntilStopped(
     async () => {
-      await Promise.all([webhook.stop(), versions.close()]);
+      await Promise.all([webhook.stop(), versions.close(), reportToken.loop.stop()]);
       await mesh.stop();
     },
     () => {

@@ -7,6 +7,8 @@ import { describeError } from '../../errors';
 import type { Clock } from '../clock';
 import { closeServer, listen } from '../listen';
 import type { AdmissionDecision } from '../../manifests/admission';
+import { MAX_DOCUMENT_DEPTH } from '../../manifests/constants';
+import { nestsDeeperThan } from '../../manifests/document-depth';
 import type { ManagedServingCertificate } from '../pki/managed-certificate';
 import { startRetryLoop } from '../retry-loop';
 import type { Logger } from '../role/log';
@@ -29,7 +31,10 @@ export interface WebhookServerOptions {
   readonly logger: Logger;
 }
 
-/** AdmissionReviews are small; anything larger is refused before it is read whole. */
+/**
+ * AdmissionReviews are small (the API server stores objects of at most about 1.5 MiB); anything
+ * larger is refused before it is read whole.
+ */
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
 function reply(res: ServerResponse, status: number, body: string, type: string): void {
@@ -65,6 +70,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         } catch (error) {
           logger.warn('malformed admission review', { error: String(error) });
           return reply(res, 400, `malformed AdmissionReview: ${String(error)}\n`, 'text/plain');
+        }
+        // Deciding walks the pod recursively: a body nested deeper is refused before it is.
+        if (nestsDeeperThan(body, MAX_DOCUMENT_DEPTH)) {
+          const reason = `AdmissionReview nested deeper than ${MAX_DOCUMENT_DEPTH} levels`;
+          logger.warn('bad admission review', { reason });
+          return reply(res, 400, `${reason}\n`, 'text/plain');
         }
         try {
           const decision = options.decide(body);

@@ -9,7 +9,6 @@ import { MeshctlError, describeError } from '../../errors';
 import {
   CLI_NAME,
   CONTROLLER_NAME,
-  CONTROLLER_VERSION_PORT,
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
   MESH_CONFIG_API_VERSION,
@@ -22,6 +21,7 @@ import { formatDuration } from '../../manifests/duration';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
 import { apiError } from '../kube/client';
+import { requestSidecarReport } from '../kube/controller-report';
 import type { Found, Installation } from './inventory';
 import { findBundles, findLabelled } from './inventory';
 import type { WaitContext } from './waits';
@@ -236,18 +236,13 @@ async function findSidecarPods(client: KubeClient): Promise<string[]> {
     .sort();
 }
 
-/** The controller's GET /sidecars through the API server's service proxy, or why not. */
+/** The controller's GET /sidecars (requestSidecarReport), or why not. */
 async function fetchSidecarReport(
   client: KubeClient,
   namespace: string,
 ): Promise<SidecarReportView | { readonly missing: string }> {
-  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${CONTROLLER_NAME}:${CONTROLLER_VERSION_PORT}/proxy/sidecars`;
   try {
-    const response = await client.connection.request({
-      method: 'GET',
-      path,
-      timeoutMs: REPORT_TIMEOUT_MS,
-    });
+    const response = await requestSidecarReport(client, namespace, REPORT_TIMEOUT_MS);
     if (response.status !== 200) return { missing: apiError(response).message };
     return parseSidecarReport(response.body);
   } catch (error) {

@@ -25,6 +25,8 @@ export interface KubeRequest {
   readonly contentType?: string;
   /** Overrides the target's timeout (long waits use their own deadlines). */
   readonly timeoutMs?: number;
+  /** Headers for the object behind a proxy path; the API server passes them on. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A long-lived GET whose body is read line by line as it arrives (a watch: one event a line). */
@@ -95,6 +97,7 @@ export function createKubeAccess(env: Readonly<Record<string, string | undefined
         const options: https.RequestOptions = {
           method: request.method,
           headers: {
+            ...request.headers,
             Accept: 'application/json',
             ...(body === undefined
               ? {}

@@ -37,7 +37,14 @@ export interface WatchEvent<T> {
 
 export interface KubeRest {
   readonly server: string;
-  request<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
+  /** headers go to the object behind a proxy path (the API server passes them on). */
+  request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<T>;
   /**
    * Streams watch events until the server closes the stream, the signal aborts, or an ERROR
    * event arrives (returned to the caller, who relists on 410 Gone).
@@ -74,8 +81,9 @@ export async function createKubeRest(kubeconfigPath: string): Promise<KubeRest> 
     path: string,
     body: string | undefined,
     contentType: string,
-    timeoutMs: number,
+    options: { timeoutMs: number; headers?: Readonly<Record<string, string>> },
   ): Promise<IncomingMessage> {
+    const { timeoutMs, headers: extraHeaders = {} } = options;
     return new Promise((resolve, reject) => {
       const req = https.request(
         {
@@ -86,6 +94,7 @@ export async function createKubeRest(kubeconfigPath: string): Promise<KubeRest> 
           method,
           agent,
           headers: {
+            ...extraHeaders,
             ...(tls.headers ?? {}),
             Accept: 'application/json',
             ...(body === undefined
@@ -117,13 +126,14 @@ export async function createKubeRest(kubeconfigPath: string): Promise<KubeRest> 
       path: string,
       body?: unknown,
       contentType = 'application/json',
+      headers?: Readonly<Record<string, string>>,
     ) {
       const res = await send(
         method,
         path,
         body === undefined ? undefined : JSON.stringify(body),
         contentType,
-        REQUEST_TIMEOUT_MS,
+        { timeoutMs: REQUEST_TIMEOUT_MS, ...(headers === undefined ? {} : { headers }) },
       );
       const text = await readAll(res);
       const status = res.statusCode ?? 0;
@@ -146,7 +156,7 @@ export async function createKubeRest(kubeconfigPath: string): Promise<KubeRest> 
     ) {
       const separator = path.includes('?') ? '&' : '?';
       const url = `${path}${separator}watch=1&allowWatchBookmarks=true&timeoutSeconds=240&resourceVersion=${encodeURIComponent(resourceVersion)}`;
-      const res = await send('GET', url, undefined, 'application/json', 300_000);
+      const res = await send('GET', url, undefined, 'application/json', { timeoutMs: 300_000 });
       if ((res.statusCode ?? 0) !== 200) {
         const text = await readAll(res);
         throw new KubeRestError(

@@ -189,10 +189,19 @@ export interface SidecarReport {
   readonly behind: readonly string[];
 }
 
-export function sidecarReport(rest: KubeRest, meshNamespace: string): Promise<SidecarReport> {
+/** The controller's GET /sidecars, with the token of its Secret as remove sends it. */
+export async function sidecarReport(rest: KubeRest, meshNamespace: string): Promise<SidecarReport> {
+  const secret = await rest.request<{ data?: Record<string, string> }>(
+    'GET',
+    `/api/v1/namespaces/${meshNamespace}/secrets/nginx-mesh-controller-report`,
+  );
+  const token = Buffer.from(secret.data?.token ?? '', 'base64').toString('utf8');
   return rest.request(
     'GET',
     `/api/v1/namespaces/${meshNamespace}/services/nginx-mesh-controller:8082/proxy/sidecars`,
+    undefined,
+    undefined,
+    { 'x-nginx-mesh-report-token': token },
   );
 }
 

@@ -1,11 +1,14 @@
 // The agent's metrics pipeline: nginx counts every HTTP request and TCP connection in shared
 // memory (ngx_mesh's mesh_stats), by a key naming the direction, status and peer; the agent takes
-// those counts (reads and empties them) over loopback every few seconds and before every scrape,
+// those counts (reads and empties them) over nginx's unix socket every few seconds and before every scrape,
 // resolves each key's peer with the latest snapshot applied and adds the counts to its own
 // series, HTTP requests and TCP connections in registries of their own; the status server prints
 // both on /metrics. Totals live here, in the agent, so nginx reloads and restarts keep them; a
 // take that fails (nginx not serving yet, or restarting) leaves the counts in nginx for the next.
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
+import { SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET } from '../../../manifests/constants';
 import type { MeshSnapshot } from '../../../manifests/snapshot/types';
 import type { PeerIndex } from './peers';
 import { buildPeerIndex, labelsOf, overflowLabels } from './peers';
@@ -23,10 +26,26 @@ const TAKE_TIMEOUT_MS = 2_000;
 /** The largest take read: two 1 MB zones print well under this, thousands of series each. */
 const MAX_TAKE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Makes the directory of nginx's stats socket under runDir, mode 0700 (only this process's uid,
+ * the sidecar's, enters it: a take empties the counters, and the pod's other containers must not
+ * take or read them), and removes a socket a killed nginx left behind, which would keep the next
+ * one from listening. Returns the socket's path. Call before nginx starts.
+ */
+export function prepareStatsSocket(runDir: string): string {
+  const dir = join(runDir, SIDECAR_STATS_DIR);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // mkdir leaves an existing directory's mode alone, and the umask may have narrowed a new one.
+  chmodSync(dir, 0o700);
+  const socketPath = join(dir, SIDECAR_STATS_SOCKET);
+  rmSync(socketPath, { force: true });
+  return socketPath;
+}
+
 /** Where nginx serves its counts, and which zone holds which family. */
 export interface SidecarMetricsOptions {
-  readonly host: string;
-  readonly port: number;
+  /** nginx's stats socket (prepareStatsSocket). */
+  readonly socketPath: string;
   readonly path: string;
   readonly httpZone: string;
   readonly tcpZone: string;
@@ -54,8 +73,7 @@ function postTake(options: SidecarMetricsOptions): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = request(
       {
-        host: options.host,
-        port: options.port,
+        socketPath: options.socketPath,
         path: options.path,
         method: 'POST',
         agent: false,
