@@ -341,8 +341,12 @@ export const SAFE_REGEX_MAX_REPEAT = 1000;
 export const SAFE_REGEX_MAX_COST = 16_384;
 /** Longest HTTP method name a match may list. */
 export const HTTP_METHOD_MAX_LENGTH = 32;
-/** Longest header name a match may test. */
-export const HTTP_HEADER_NAME_MAX_LENGTH = 256;
+/**
+ * Longest header name a match may test, and most headers one match may test: a match becomes one
+ * nginx map whose source names every header's variable, and nginx refuses a token over 4 KiB.
+ */
+export const HTTP_HEADER_NAME_MAX_LENGTH = 64;
+export const HTTP_MATCH_MAX_HEADERS = 16;
 
 // ---- Sidecar agent ----
 

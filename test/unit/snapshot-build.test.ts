@@ -602,15 +602,19 @@ describe('buildSnapshot: what matches hand to nginx', () => {
     ],
     [
       { headers: { 'x a': '.*' } },
-      'InvalidMatch: spec.matches[1].headers["x a"]: expected a header name (letters, digits and "-", at most 256)',
+      'InvalidMatch: spec.matches[1].headers["x a"]: expected a header name (letters, digits and "-", at most 64)',
     ],
     [
       { headers: { '': '.*' } },
-      'InvalidMatch: spec.matches[1].headers[""]: expected a header name (letters, digits and "-", at most 256)',
+      'InvalidMatch: spec.matches[1].headers[""]: expected a header name (letters, digits and "-", at most 64)',
     ],
     [
       { headers: { 'X-A': 'a', 'x-a': 'b' } },
       'InvalidMatch: spec.matches[1].headers["x-a"]: header named twice (names ignore case)',
+    ],
+    [
+      { headers: Object.fromEntries([...Array(17).keys()].map((i) => [`x-${i}`, 'a'])) },
+      'InvalidMatch: spec.matches[1].headers: 17 headers, expected at most 16',
     ],
     [
       { methods: ['~GET'] },

@@ -7,7 +7,8 @@
 // - methods: letters, "-" and "_", starting with a letter (so never a map keyword or a "~"
 //   regex key), at most HTTP_METHOD_MAX_LENGTH; or "*";
 // - header names: letters, digits and "-" (nginx's $http_ variables; it ignores names with "_"),
-//   at most HTTP_HEADER_NAME_MAX_LENGTH, each name once whatever its case;
+//   at most HTTP_HEADER_NAME_MAX_LENGTH, each name once whatever its case, at most
+//   HTTP_MATCH_MAX_HEADERS per match;
 // - pathRegex and header values: the PCRE2 subset of safe-regex.ts.
 // Pure.
 import {
@@ -21,7 +22,11 @@ import {
   stringOf,
 } from './kube-objects';
 import type { Json, KubeObject, PolicyType, ProblemLog } from './kube-objects';
-import { HTTP_HEADER_NAME_MAX_LENGTH, HTTP_METHOD_MAX_LENGTH } from '../constants';
+import {
+  HTTP_HEADER_NAME_MAX_LENGTH,
+  HTTP_MATCH_MAX_HEADERS,
+  HTTP_METHOD_MAX_LENGTH,
+} from '../constants';
 import { PolicyProblem, quoted } from './policy-problem';
 import { findRegexProblem } from './safe-regex';
 import type { SnapshotHttpMatch } from './types';
@@ -94,7 +99,14 @@ function headersOf(value: unknown, field: string): Record<string, string> {
     throw new PolicyProblem('InvalidMatch', `${field}.headers: expected a map of name to regex`);
   }
   const entries = new Map<string, string>();
-  for (const [name, pattern] of Object.entries(objectOf(value))) {
+  const names = Object.entries(objectOf(value));
+  if (names.length > HTTP_MATCH_MAX_HEADERS) {
+    throw new PolicyProblem(
+      'InvalidMatch',
+      `${field}.headers: ${names.length} headers, expected at most ${HTTP_MATCH_MAX_HEADERS}`,
+    );
+  }
+  for (const [name, pattern] of names) {
     const at = `${field}.headers[${quoted(name)}]`;
     if (!HEADER_NAME.test(name)) {
       throw new PolicyProblem(
