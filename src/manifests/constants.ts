@@ -353,3 +353,32 @@ export const TOKEN_POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
 /** Files the SVID client writes: certificate chain and key in one PEM (for nginx), and the bundle. */
 export const SVID_FILE_NAME = 'svid.pem';
 export const SVID_BUNDLE_FILE_NAME = 'bundle.crt';
+
+// ---- Policies (what the controller accepts from SMI and NSM objects) ----
+
+/** Longest regular expression (pathRegex, header value) a policy may hand to nginx. */
+export const SAFE_REGEX_MAX_LENGTH = 1024;
+/** Deepest nesting of groups in such a pattern (PCRE2 allows 250; nothing real needs more). */
+export const SAFE_REGEX_MAX_DEPTH = 32;
+/** Largest bound of a {n,m} quantifier in such a pattern (PCRE2 allows 65535). */
+export const SAFE_REGEX_MAX_REPEAT = 1000;
+/** Estimated compiled size of such a pattern, in bytes; PCRE2 stops at 64 KiB. */
+export const SAFE_REGEX_MAX_COST = 16_384;
+/** Longest HTTP method name a match may list. */
+export const HTTP_METHOD_MAX_LENGTH = 32;
+/**
+ * Longest header name a match may test, and most headers one match may test: a match becomes one
+ * nginx map whose source names every header's variable, and nginx refuses a token over 4 KiB.
+ */
+export const HTTP_HEADER_NAME_MAX_LENGTH = 64;
+export const HTTP_MATCH_MAX_HEADERS = 16;
+
+// ---- Sidecar agent ----
+
+/**
+ * Most `nginx -t` runs an agent spends finding the policy objects that make nginx refuse a
+ * rendered configuration; past it, every object not yet found harmless is left out.
+ */
+export const AGENT_POLICY_BISECT_MAX_CHECKS = 24;
+/** Longest error an agent puts in an ack, in characters. */
+export const AGENT_ACK_ERROR_MAX_LENGTH = 512;

@@ -301,6 +301,7 @@ beforeAll(async () => {
     context,
     logger,
     apply: (text, label) => applier.apply(text, label),
+    check: (text) => applier.check(text),
     onApplied: () => undefined,
   });
   expect(await snapshots.apply(snapshotFor(), 1, false)).toBeUndefined();

@@ -147,6 +147,7 @@ beforeAll(async () => {
     context,
     logger,
     apply: (text, label) => applier.apply(text, label),
+    check: (text) => applier.check(text),
     onApplied: (snapshot) => (lastApplied = snapshot),
   });
   const agent = await startAgentBus(nc, {

@@ -216,3 +216,109 @@ it('omits the upstream when the service has no endpoints', () => {
   });
   expect(buildSidecarModel(snapshot, shopContext()).model.tcpUpstreams).toEqual([]);
 });
+
+describe('a sidecar holds only the policies that can act on its traffic', () => {
+  /** shop/api split between api-v1 (identity shop/api) and the unmeshed legacy/cache. */
+  const apiSplit = (backend: string) => ({
+    'bank/split': {
+      namespace: 'bank',
+      name: 'split',
+      service: 'bank/ledger',
+      backends: [{ service: backend, weight: 1 }],
+      matches: [{ name: 'm', methods: [], pathRegex: '/x', headers: {} }],
+    },
+  });
+  const bank = {
+    ...service(
+      'bank/ledger',
+      '10.96.1.1',
+      [{ name: 'http', port: 80, protocol: 'TCP', kind: 'http' }],
+      [endpoint('10.3.0.1', { http: 8080 }, 'bank/ledger-1', 'bank/ledger')],
+    ),
+    ...service(
+      'bank/ledger-v2',
+      '10.96.1.2',
+      [{ name: 'http', port: 80, protocol: 'TCP', kind: 'http' }],
+      [endpoint('10.3.0.2', { http: 8080 }, 'bank/ledger-2', 'bank/ledger')],
+    ),
+  };
+  const admitWeb = {
+    'bank/admit-web': {
+      namespace: 'bank',
+      name: 'admit-web',
+      destination: 'bank/ledger',
+      sources: ['shop/web'],
+      httpMatches: [],
+      tcp: true,
+    },
+  };
+  const deny = (rest: Parameters<typeof shopSnapshot>[0]) => {
+    const base = shopSnapshot(rest);
+    return { ...base, mesh: { ...base.mesh, accessControlMode: 'deny' as const } };
+  };
+
+  it('leaves out, under deny, a split of Services no TrafficTarget lets this pod call', () => {
+    const snapshot = deny({
+      services: { ...shopSnapshot().services, ...bank },
+      trafficSplits: apiSplit('bank/ledger-v2'),
+    });
+    const { model, policies } = buildSidecarModel(snapshot, shopContext());
+    expect(model.splits).toEqual([]);
+    expect(model.matches).toEqual([]);
+    expect(policies).toEqual([]);
+  });
+
+  it('keeps, under deny, a split whose root or backend this pod may call', () => {
+    const snapshot = deny({
+      services: { ...shopSnapshot().services, ...bank },
+      trafficSplits: apiSplit('bank/ledger-v2'),
+      trafficTargets: admitWeb,
+    });
+    const { model, policies } = buildSidecarModel(snapshot, shopContext());
+    expect(model.splits.map((split) => split.name)).toEqual(['mesh_split_bank__split_80']);
+    expect(policies).toEqual([{ collection: 'trafficSplits', key: 'bank/split' }]);
+  });
+
+  it('keeps every split under allow, where every Service may be called', () => {
+    const snapshot = shopSnapshot({
+      services: { ...shopSnapshot().services, ...bank },
+      trafficSplits: apiSplit('bank/ledger-v2'),
+    });
+    expect(buildSidecarModel(snapshot, shopContext()).model.splits).toHaveLength(1);
+  });
+
+  it('names the TrafficTargets, RateLimits and CircuitBreakers it is made of, and no others', () => {
+    const snapshot = deny({
+      trafficTargets: {
+        ...admitWeb,
+        'shop/to-web': {
+          ...admitWeb['bank/admit-web'],
+          namespace: 'shop',
+          name: 'to-web',
+          destination: 'shop/web',
+          sources: ['shop/api'],
+        },
+      },
+      rateLimits: { ...limit('mine', ['shop/web-1']), ...limit('theirs', ['shop/api-1']) },
+      circuitBreakers: {
+        'shop/cb': {
+          namespace: 'shop',
+          name: 'cb',
+          service: 'shop/api',
+          errors: 1,
+          timeoutSeconds: 5,
+        },
+      },
+    });
+    const { model, policies } = buildSidecarModel(snapshot, shopContext());
+    expect(model.accessRules.map((rule) => rule.identity)).toEqual([
+      'spiffe://example.org/ns/shop/sa/api',
+    ]);
+    expect(model.rateLimits).toHaveLength(1);
+    expect(policies).toEqual([
+      { collection: 'circuitBreakers', key: 'shop/cb' },
+      { collection: 'rateLimits', key: 'shop/mine' },
+      { collection: 'trafficTargets', key: 'shop/to-web' },
+    ]);
+  });
+});

@@ -23,6 +23,7 @@ function setup(outcomes: ApplyOutcome[]) {
       texts.push(text);
       return Promise.resolve(outcomes.shift() ?? { applied: true });
     },
+    check: () => Promise.resolve({ accepted: true }),
     onApplied: (snapshot) => inForce.push(snapshot),
   });
   return { applier, texts, inForce };
@@ -59,4 +60,176 @@ it('always renders the first snapshot, whatever it is said to change', async () 
   await applier.apply(shopSnapshot(), 1, true);
   expect(texts).toHaveLength(1);
   expect(texts[0]).toContain('upstream');
+});
+
+describe('a configuration nginx refuses because of policy objects', () => {
+  /** A fake nginx that refuses any configuration holding the text "BAD(". */
+  const refuses = (text: string): string | undefined =>
+    text.includes('BAD(')
+      ? 'nginx rejected nginx.conf.new: pcre2_compile() failed: missing )'
+      : undefined;
+
+  const split = (name: string, root: string, pathRegex: string) => ({
+    [`shop/${name}`]: {
+      namespace: 'shop',
+      name,
+      service: root,
+      backends: [{ service: 'shop/web', weight: 1 }],
+      matches: [{ name: 'm', methods: [], pathRegex, headers: {} }],
+    },
+  });
+
+  function nginxSetup(maxChecks?: number) {
+    const applied: string[] = [];
+    let checks = 0;
+    const applier = createSnapshotApplier({
+      context: shopContext(),
+      logger,
+      apply: (text) => {
+        const error = refuses(text);
+        if (error !== undefined) return Promise.resolve({ applied: false, error, rejected: true });
+        applied.push(text);
+        return Promise.resolve({ applied: true });
+      },
+      check: (text) => {
+        checks += 1;
+        const error = refuses(text);
+        return Promise.resolve(
+          error === undefined ? { accepted: true } : { accepted: false, error },
+        );
+      },
+      onApplied: () => undefined,
+      ...(maxChecks === undefined ? {} : { maxChecks }),
+    });
+    return { applier, applied, checks: () => checks };
+  }
+
+  const good = split('good', 'shop/api', '/v2/.*');
+  const bad = split('bad', 'shop/db', 'BAD(');
+
+  it('applies the rest of the generation and names the object it left out', async () => {
+    const { applier, applied, checks } = nginxSetup();
+    const snapshot = shopSnapshot({
+      trafficSplits: { ...good, ...bad },
+      services: {
+        ...shopSnapshot().services,
+        'shop/db': {
+          ...shopSnapshot().services['shop/db']!,
+          ports: [{ name: 'http', port: 80, protocol: 'TCP', kind: 'http' }],
+          endpoints: [
+            { address: '10.1.0.9', ports: { http: 80 }, pod: 'shop/db-0', identity: 'shop/db' },
+          ],
+        },
+      },
+    });
+    const error = await applier.apply(snapshot, 7, false);
+    expect(error).toBe(
+      'left out TrafficSplit shop/bad, which nginx refused (nginx rejected nginx.conf.new: pcre2_compile() failed: missing ))',
+    );
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toContain('/v2/.*');
+    expect(applied[0]).not.toContain('BAD(');
+    expect(checks()).toBeLessThanOrEqual(3);
+    // A change nginx does not read keeps saying what is left out.
+    await expect(applier.apply(snapshot, 8, true)).resolves.toBe(error);
+    // A generation that fixes the object is applied whole.
+    const fixed = { ...snapshot, trafficSplits: { ...good, ...split('bad', 'shop/db', '/fixed') } };
+    await expect(applier.apply(fixed, 9, false)).resolves.toBeUndefined();
+    expect(applied.at(-1)).toContain('/fixed');
+  });
+
+  it('finds several refused objects among many within its budget of nginx -t runs', async () => {
+    const { applier, applied, checks } = nginxSetup();
+    const splits = {};
+    for (let index = 0; index < 64; index += 1)
+      Object.assign(
+        splits,
+        split(
+          `s${String(index).padStart(2, '0')}`,
+          'shop/api',
+          index === 9 || index === 50 ? 'BAD(' : `/p${index}`,
+        ),
+      );
+    // One root port takes one split; RateLimits on this pod carry the rest.
+    const limits = {};
+    for (let index = 0; index < 64; index += 1)
+      Object.assign(limits, {
+        [`shop/r${String(index).padStart(2, '0')}`]: {
+          namespace: 'shop',
+          name: `r${String(index).padStart(2, '0')}`,
+          destinationPods: ['shop/web-1'],
+          sourceIps: [],
+          rate: index + 1,
+          per: 's',
+          burst: 0,
+          delay: 0,
+          matches: [
+            {
+              name: 'm',
+              methods: [],
+              pathRegex: index === 9 || index === 50 ? 'BAD(' : `/p${index}`,
+              headers: {},
+            },
+          ],
+        },
+      });
+    const error = await applier.apply(
+      shopSnapshot({ rateLimits: limits, trafficSplits: splits }),
+      1,
+      false,
+    );
+    expect(error).toMatch(
+      /^left out RateLimit shop\/r09, RateLimit shop\/r50, which nginx refused \(/,
+    );
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toContain('/p63');
+    expect(checks()).toBeLessThanOrEqual(24);
+  });
+
+  it('leaves out what it could not check once its budget is spent, and still applies', async () => {
+    const { applier, applied, checks } = nginxSetup(4);
+    const limits = {};
+    for (let index = 0; index < 16; index += 1)
+      Object.assign(limits, {
+        [`shop/r${String(index).padStart(2, '0')}`]: {
+          namespace: 'shop',
+          name: `r${String(index).padStart(2, '0')}`,
+          destinationPods: ['shop/web-1'],
+          sourceIps: [],
+          rate: index + 1,
+          per: 's',
+          burst: 0,
+          delay: 0,
+          matches: [
+            {
+              name: 'm',
+              methods: [],
+              pathRegex: index % 4 === 3 ? 'BAD(' : `/p${index}`,
+              headers: {},
+            },
+          ],
+        },
+      });
+    const error = await applier.apply(shopSnapshot({ rateLimits: limits }), 1, false);
+    // Without any, 8 (refused), 4 (refused), 2 (accepted): r00 and r01 are kept.
+    expect(checks()).toBe(4);
+    expect(error).toBe('left out 14 more policy object(s) not checked within 4 nginx -t runs');
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toContain('/p1');
+    expect(applied[0]).not.toContain('/p2');
+  });
+
+  it('keeps the last configuration when nginx refuses even without any policy object', async () => {
+    const applier = createSnapshotApplier({
+      context: shopContext(),
+      logger,
+      apply: () =>
+        Promise.resolve({ applied: false, error: 'nginx rejected: no memory', rejected: true }),
+      check: () => Promise.resolve({ accepted: false, error: 'nginx rejected: no memory' }),
+      onApplied: () => undefined,
+    });
+    await expect(applier.apply(shopSnapshot({ trafficSplits: good }), 1, false)).resolves.toBe(
+      'nginx rejected: no memory',
+    );
+  });
 });

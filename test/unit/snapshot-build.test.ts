@@ -570,8 +570,8 @@ describe('buildSnapshot: HTTPRouteGroups', () => {
     ]);
     expect(outcome.problems.map((p) => `${p.reason}: ${p.message}`)).toEqual([
       'InvalidMatch: spec.matches[1].name is missing',
-      'InvalidMatch: spec.matches[2].methods[0] 7: expected an HTTP method',
-      'InvalidMatch: spec.matches[3].headers.X-A: expected a string',
+      'InvalidMatch: spec.matches[2].methods[0] 7: expected an HTTP method (letters, "-", "_", at most 32) or "*"',
+      'InvalidMatch: spec.matches[3].headers["X-A"]: expected a string',
     ]);
     expect(outcome.problems[0]).toMatchObject({
       apiVersion: 'specs.smi-spec.io/v1alpha3',
@@ -579,6 +579,144 @@ describe('buildSnapshot: HTTPRouteGroups', () => {
       namespace: 'shop',
       name: 'api',
     });
+  });
+});
+
+describe('buildSnapshot: what matches hand to nginx', () => {
+  const bad: [unknown, string][] = [
+    [
+      { pathRegex: '(' },
+      'InvalidRegex: spec.matches[1].pathRegex "(": group is not closed at offset 0',
+    ],
+    [
+      { pathRegex: ')|(.*' },
+      'InvalidRegex: spec.matches[1].pathRegex ")|(.*": unmatched ")" at offset 0',
+    ],
+    [
+      { pathRegex: '/a";\n}' },
+      'InvalidRegex: spec.matches[1].pathRegex "/a\\";\\n}": character "\\"" is not allowed (no quotes, ";", control characters or non-ASCII; write \\xHH) at offset 2',
+    ],
+    [
+      { headers: { 'x-a': '(?=x)' } },
+      'InvalidRegex: spec.matches[1].headers["x-a"] "(?=x)": only (?: groups are supported (no lookaround, named groups or options) at offset 0',
+    ],
+    [
+      { headers: { 'x a': '.*' } },
+      'InvalidMatch: spec.matches[1].headers["x a"]: expected a header name (letters, digits and "-", at most 64)',
+    ],
+    [
+      { headers: { '': '.*' } },
+      'InvalidMatch: spec.matches[1].headers[""]: expected a header name (letters, digits and "-", at most 64)',
+    ],
+    [
+      { headers: { 'X-A': 'a', 'x-a': 'b' } },
+      'InvalidMatch: spec.matches[1].headers["x-a"]: header named twice (names ignore case)',
+    ],
+    [
+      { headers: Object.fromEntries([...Array(17).keys()].map((i) => [`x-${i}`, 'a'])) },
+      'InvalidMatch: spec.matches[1].headers: 17 headers, expected at most 16',
+    ],
+    [
+      { methods: ['~GET'] },
+      'InvalidMatch: spec.matches[1].methods[0] "~GET": expected an HTTP method (letters, "-", "_", at most 32) or "*"',
+    ],
+    [{ methods: ['default'] }, ''],
+    [
+      { methods: ['GET POST'] },
+      'InvalidMatch: spec.matches[1].methods[0] "GET POST": expected an HTTP method (letters, "-", "_", at most 32) or "*"',
+    ],
+    [
+      { pathRegex: 'a'.repeat(2000) },
+      `InvalidRegex: spec.matches[1].pathRegex "${'a'.repeat(64)}…": longer than 1024 characters at offset 1024`,
+    ],
+  ];
+
+  it.each(bad)('leaves out bad match %#, naming the field and the offset', (fields, message) => {
+    const outcome = build({
+      ...shop(),
+      httpRouteGroups: [
+        routeGroup('shop', 'api', [
+          { name: 'ok', pathRegex: '/ok' },
+          { name: 'bad', ...(fields as object) },
+        ]),
+      ],
+      trafficTargets: [
+        trafficTarget('shop', 'tt', {
+          destination: { kind: 'ServiceAccount', name: 'web' },
+          rules: [{ kind: 'HTTPRouteGroup', name: 'api' }],
+        }),
+      ],
+    });
+    const kept = outcome.snapshot.trafficTargets['shop/tt']?.httpMatches.map((m) => m.name);
+    if (message === '') {
+      // Upper-cased, "default" is a method like any other, never nginx's map keyword.
+      expect(kept).toEqual(['ok', 'bad']);
+      expect(outcome.problems).toEqual([]);
+      return;
+    }
+    expect(kept).toEqual(['ok']);
+    expect(outcome.problems.map((p) => `${p.reason}: ${p.message}`)).toEqual([message]);
+    expect(outcome.problems[0]).toMatchObject({
+      kind: 'HTTPRouteGroup',
+      namespace: 'shop',
+      name: 'api',
+    });
+  });
+
+  it('accepts the documented subset in paths and header values', () => {
+    const outcome = build({
+      ...shop(),
+      httpRouteGroups: [
+        routeGroup('shop', 'api', [
+          {
+            name: 'all',
+            methods: ['get', 'PROPFIND', 'version-control', '*'],
+            pathRegex: '/api/(?:users|orders)/[0-9]{1,8}/?',
+            headers: { 'X-Request-Id': '^[a-f0-9-]+$', 'user-agent': '.*Android.*' },
+          },
+        ]),
+      ],
+    });
+    expect(outcome.problems).toEqual([]);
+  });
+});
+
+describe('buildSnapshot: policies act only on their own namespace', () => {
+  it('refuses a destination in another namespace, and keeps sources from anywhere', () => {
+    const lines = problemLines(
+      withShop({
+        trafficTargets: [
+          trafficTarget('shop', 'a-foreign', {
+            destination: { kind: 'ServiceAccount', name: 'web', namespace: 'bank' },
+            sources: [{ kind: 'ServiceAccount', name: 'client' }],
+          }),
+          trafficTarget('shop', 'b-own', {
+            destination: { kind: 'ServiceAccount', name: 'web', namespace: 'shop' },
+            sources: [{ kind: 'ServiceAccount', name: 'client', namespace: 'bank' }],
+            rules: [{ kind: 'TCPRoute', name: 'any' }],
+          }),
+        ],
+        rateLimits: [
+          rateLimit('bank', 'rl', {
+            destination: { kind: 'Deployment', name: 'web', namespace: 'shop' },
+            rate: '1r/m',
+          }),
+        ],
+        circuitBreakers: [
+          circuitBreaker('bank', 'cb', {
+            destination: { kind: 'Service', name: 'web', namespace: 'shop' },
+            errors: 1,
+            timeoutSeconds: 1,
+            fallback: { service: 'bank/evil' },
+          }),
+        ],
+      }),
+    );
+    expect(lines).toEqual([
+      'CircuitBreaker bank/cb CrossNamespace: spec.destination.namespace "shop": a policy may only name its own namespace ("bank") here',
+      'RateLimit bank/rl CrossNamespace: spec.destination.namespace "shop": a policy may only name its own namespace ("bank") here',
+      'TrafficTarget shop/a-foreign CrossNamespace: spec.destination.namespace "bank": a policy may only name its own namespace ("shop") here',
+    ]);
   });
 });
 

@@ -1,6 +1,7 @@
 // CircuitBreaker (specs.smi.nginx.com/v1alpha1), resolved. It becomes max_fails/fail_timeout on
 // the guarded Service's servers and a `backup` server for the fallback. Decisions:
-// - The destination is a Service that exists; its namespace defaults to the CircuitBreaker's.
+// - The destination is a Service that exists in the CircuitBreaker's namespace (CrossNamespace
+//   otherwise: every sidecar calling another namespace's Service would change for it).
 // - errors and timeoutSeconds are required integers >= 0.
 // - fallback.service is "<namespace>/<name>" or "<name>" (namespace "default", as NGINX Service
 //   Mesh); fallback.port defaults to 80. A fallback Service that does not exist is UnknownService.
@@ -10,7 +11,7 @@
 import { countOf, keyOf, objectOf, portOf, stringOf } from './kube-objects';
 import type { Json, KubeObject, ObjectRef, PolicyType } from './kube-objects';
 import { PolicyProblem, quoted } from './policy-problem';
-import { requiredName, unsupportedKind } from './smi-policies';
+import { ownNamespace, requiredName, unsupportedKind } from './smi-policies';
 import type { SnapshotCircuitBreaker, SnapshotMesh, SnapshotService } from './types';
 
 export const CIRCUIT_BREAKER: PolicyType = {
@@ -34,7 +35,11 @@ export function toCircuitBreaker(
     throw unsupportedKind('spec.destination.kind', destination.kind, 'Service');
   }
   const name = requiredName(destination, 'spec.destination');
-  const key = keyOf(stringOf(destination.namespace) ?? ref.namespace, name);
+  const key = ownNamespace(
+    keyOf(stringOf(destination.namespace) ?? ref.namespace, name),
+    ref.namespace,
+    'spec.destination.namespace',
+  );
   const service = services.get(key);
   if (service === undefined) {
     throw new PolicyProblem('UnknownService', `spec.destination.name "${name}": no Service ${key}`);

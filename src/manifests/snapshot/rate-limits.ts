@@ -3,7 +3,8 @@
 // - delay defaults to 0, nginx's own default for limit_req: every request above the rate waits
 //   (none is forwarded without delay); "nodelay" forwards the burst at once. burst defaults to 0.
 // - Destination and sources are Pods, Deployments, DaemonSets, StatefulSets or Services; a
-//   missing namespace is the RateLimit's. A Service stands for the pods its EndpointSlices name.
+//   missing namespace is the RateLimit's; the destination must be in the RateLimit's namespace
+//   (CrossNamespace: no one limits another namespace's workloads). A Service stands for the pods its EndpointSlices name.
 //   A destination with no injected pod is UnknownDestination; sources that were given but name no
 //   pod with an address are UnknownSource (limiting every caller instead would widen the policy).
 // - Rules are read whenever present (the API server prunes them from v1alpha1 objects).
@@ -20,7 +21,7 @@ import { podKey, workloadKey } from './pods';
 import type { PodIndex } from './pods';
 import { PolicyProblem, quoted } from './policy-problem';
 import type { ServiceIndex } from './services';
-import { requiredName, unsupportedKind } from './smi-policies';
+import { ownNamespace, requiredName, unsupportedKind } from './smi-policies';
 import type { SnapshotHttpMatch, SnapshotPod, SnapshotRateLimit } from './types';
 
 export const RATE_LIMIT: PolicyType = {
@@ -57,6 +58,11 @@ export function toRateLimit(
   const delay = parseDelay(spec.delay);
   const destination = objectOf(spec.destination);
   const destinationRef = referenceKey(destination, ref.namespace, 'spec.destination');
+  ownNamespace(
+    keyOf(stringOf(destination.namespace) ?? ref.namespace, ''),
+    ref.namespace,
+    'spec.destination.namespace',
+  );
   const destinationPods = resolvePods(destination, ref.namespace, context).map(podKey);
   if (destinationPods.length === 0) {
     throw new PolicyProblem(

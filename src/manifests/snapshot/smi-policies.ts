@@ -1,7 +1,9 @@
 // SMI TrafficTarget (access.smi-spec.io/v1alpha2) and TrafficSplit (split.smi-spec.io/v1alpha3),
 // resolved against the cluster. Decisions:
 // - TrafficTarget: destination and sources must be ServiceAccounts; a missing namespace is the
-//   TrafficTarget's. Rules name HTTPRouteGroups and TCPRoutes in the TrafficTarget's namespace.
+//   TrafficTarget's. The destination must be in the TrafficTarget's namespace (a policy author
+//   decides who may reach their own workloads, never another namespace's: CrossNamespace);
+//   sources may be anywhere. Rules name HTTPRouteGroups and TCPRoutes in the TrafficTarget's namespace.
 //   Sources are sorted and deduplicated; HTTP matches keep the order of the rules.
 // - TrafficSplit: the root and every backend are Services of the split's namespace; backends of
 //   weight 0 are dropped, a backend named twice gets the sum of its weights, backends are sorted
@@ -74,7 +76,11 @@ export function toTrafficTarget(
   return {
     namespace: ref.namespace,
     name: ref.name,
-    destination: serviceAccount(destination, ref.namespace, 'spec.destination'),
+    destination: ownNamespace(
+      serviceAccount(destination, ref.namespace, 'spec.destination'),
+      ref.namespace,
+      'spec.destination.namespace',
+    ),
     ...(port === undefined ? {} : { port }),
     sources: sortedUnique(sources),
     httpMatches,
@@ -173,6 +179,21 @@ function existingService(
   const key = keyOf(namespace, name);
   if (!context.services.has(key)) {
     throw new PolicyProblem('UnknownService', `${field} "${name}": no Service ${key}`);
+  }
+  return key;
+}
+
+/**
+ * key ("<namespace>/<name>") when it is in the policy's own namespace; a CrossNamespace
+ * PolicyProblem naming field otherwise. Policies act only on their own namespace's workloads.
+ */
+export function ownNamespace(key: string, namespace: string, field: string): string {
+  const [target = ''] = key.split('/');
+  if (target !== namespace) {
+    throw new PolicyProblem(
+      'CrossNamespace',
+      `${field} "${target}": a policy may only name its own namespace ("${namespace}") here`,
+    );
   }
   return key;
 }

@@ -87,9 +87,27 @@ function statsServer(runDir: string): Directive {
 
 const matchVariable = (id: number): string => `$mesh_match_${id}`;
 
-/** "$a$b…" → 1 when any is 1. */
-function anyOf(variables: readonly string[], variable: string): Directive {
-  return map(variables.join(''), variable, '0', [['~1', '1']]);
+/**
+ * Variables one map may combine: nginx refuses a token longer than its 4 KiB parse buffer, and a
+ * policy may name hundreds of matches.
+ */
+const ANY_OF_MAX = 64;
+
+/**
+ * "$a$b…" → 1 when any is 1; more than ANY_OF_MAX variables are combined in a tree of maps
+ * ("<variable>_<n>" for the inner ones), so the source of each stays short.
+ */
+function anyOf(variables: readonly string[], variable: string): Directive[] {
+  if (variables.length <= ANY_OF_MAX)
+    return [map(variables.join(''), variable, '0', [['~1', '1']])];
+  const inner: Directive[] = [];
+  const parts: string[] = [];
+  for (let start = 0; start < variables.length; start += ANY_OF_MAX) {
+    const part = `${variable}_${parts.length + 1}`;
+    inner.push(...anyOf(variables.slice(start, start + ANY_OF_MAX), part));
+    parts.push(part);
+  }
+  return [...inner, ...anyOf(parts, variable)];
 }
 
 function matchDirectives(match: MatchModel): Directive[] {
@@ -140,7 +158,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       return [choice, map(`$${split.name}_choice`, `$${split.name}`, `$${split.name}_choice`, [])];
     return [
       choice,
-      anyOf(split.matchIds.map(matchVariable), `$${split.name}_matched`),
+      ...anyOf(split.matchIds.map(matchVariable), `$${split.name}_matched`),
       map(`$${split.name}_matched`, `$${split.name}`, targetValue(split.root), [
         ['1', `$${split.name}_choice`],
       ]),
@@ -289,7 +307,7 @@ function accessDirectives(model: SidecarModel): Directive[] {
     if (variable === undefined) {
       variable = `$mesh_rules_${ruleSets.size + 1}`;
       ruleSets.set(key, variable);
-      out.push(anyOf(rule.matchIds.map(matchVariable), variable));
+      out.push(...anyOf(rule.matchIds.map(matchVariable), variable));
     }
     return variable;
   };
@@ -334,7 +352,7 @@ function rateLimitDirectives(limit: RateLimitModel): { zone: Directive[]; locati
     parts.push(`${prefix}_source`);
   }
   if (limit.matchIds.length > 0) {
-    zone.push(anyOf(limit.matchIds.map(matchVariable), `${prefix}_matched`));
+    zone.push(...anyOf(limit.matchIds.map(matchVariable), `${prefix}_matched`));
     parts.push(`${prefix}_matched`);
   }
   let key = '$proxy_protocol_addr';

@@ -14,20 +14,30 @@ import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
 import { buildHttpDirectives } from './http-directives';
 import { buildSidecarModel } from './model';
+import type { SidecarPolicy } from './policies';
 import { block, d, buildStreamDirectives } from './stream-directives';
 
 export type { SidecarContext } from './context';
 export { buildSidecarModel } from './model';
 export type { SidecarModel } from './model';
+export { policyLabel, withoutPolicies } from './policies';
+export type { SidecarPolicy } from './policies';
 
 /** How long a reload lets old workers finish their connections. */
 const WORKER_SHUTDOWN_TIMEOUT = '10s';
 
-/** The configuration nginx runs in the sidecar, and what could not be applied. */
+/**
+ * The configuration nginx runs in the sidecar, what could not be applied, and the policy objects
+ * the text is made of (none while transparent).
+ */
 export function renderSidecarConfig(
   snapshot: MeshSnapshot,
   context: SidecarContext,
-): { readonly text: string; readonly warnings: readonly string[] } {
+): {
+  readonly text: string;
+  readonly warnings: readonly string[];
+  readonly policies: readonly SidecarPolicy[];
+} {
   if (snapshot.mesh.transparent) {
     const directives = buildTransparentModel({
       runDir: context.runDir,
@@ -40,9 +50,9 @@ export function renderSidecarConfig(
       healthHttpsPort: SIDECAR_HEALTH_HTTPS_PORT,
       healthRedirects: context.healthRedirects,
     });
-    return { text: printNginxConfig(directives), warnings: [] };
+    return { text: printNginxConfig(directives), warnings: [], policies: [] };
   }
-  const { model, warnings } = buildSidecarModel(snapshot, context);
+  const { model, warnings, policies } = buildSidecarModel(snapshot, context);
   const directives: Directive[] = [
     ...context.modules.map((module) => d('load_module', module)),
     d('worker_processes', '1'),
@@ -53,5 +63,5 @@ export function renderSidecarConfig(
     block('stream', [], buildStreamDirectives(model, context)),
     block('http', [], buildHttpDirectives(model, context)),
   ];
-  return { text: printNginxConfig(directives), warnings };
+  return { text: printNginxConfig(directives), warnings, policies };
 }

@@ -1,6 +1,14 @@
 // Stage 1 of the sidecar configuration: decides, from the mesh snapshot and this pod's context,
 // which destinations, upstreams, splits, access rules and rate limits apply to this pod, as
 // plain data plus warnings. Stage 2 (directives.ts) prints it without further policy. Pure.
+//
+// A sidecar holds only the policies that can act on its own traffic, so that an object of one
+// namespace reaches no configuration it cannot matter to: TrafficTargets whose destination is
+// this pod's identity, RateLimits naming this pod, CircuitBreakers of Services with endpoints
+// (every pod may call them), and TrafficSplits of Services this pod may call. Under access
+// control "deny" a Service is callable when one of its endpoints is not meshed or has an identity
+// some TrafficTarget lets this pod's identity reach; a split goes in when its root or a backend
+// is callable (otherwise every request it would route is refused anyway).
 import type {
   MeshMtlsMode,
   NginxErrorLogLevel,
@@ -15,6 +23,7 @@ import type {
   SnapshotServicePort,
 } from '../../manifests/snapshot/types';
 import type { SidecarContext } from './context';
+import type { PolicyCollection, SidecarPolicy } from './policies';
 import {
   LOOPBACK_MAX,
   fnv1a32,
@@ -267,6 +276,17 @@ interface Builder {
   readonly warnings: string[];
   readonly matches: MatchTable;
   readonly breakers: ReadonlyMap<string, SnapshotCircuitBreaker>;
+  /** "<collection> <key>" of every policy object the configuration is made of. */
+  readonly used: Set<string>;
+}
+
+/** Notes that the configuration holds the policy `key` of `collection`. */
+function use(
+  b: Builder,
+  collection: PolicyCollection,
+  policy: { namespace: string; name: string },
+) {
+  b.used.add(`${collection} ${policy.namespace}/${policy.name}`);
 }
 
 /** Endpoint "addr:port" of one Service port, sorted by address (the snapshot's order). */
@@ -329,6 +349,7 @@ function buildUpstream(
   const what = `service ${key}`;
   const method = lbMethodArgs(service.lbMethod ?? b.snapshot.mesh.lbMethod, b.warnings, what);
   const breaker = b.breakers.get(key);
+  if (breaker !== undefined) use(b, 'circuitBreakers', breaker);
   const guard =
     breaker === undefined
       ? {}
@@ -362,11 +383,32 @@ interface SplitBuild {
   readonly byRootPort: Map<string, string>;
 }
 
+/**
+ * Whether this pod may call a Service ("<namespace>/<name>"): always under access control
+ * "allow"; under "deny" when an endpoint is not meshed or a TrafficTarget admits this pod's
+ * identity to the endpoint's (any port, any rule: an over-estimate, never an under-estimate).
+ */
+function callableServices(b: Builder): (service: string) => boolean {
+  if (b.snapshot.mesh.accessControlMode === 'allow') return () => true;
+  const namespace = b.context.pod.split('/')[0] ?? '';
+  const self = `${namespace}/${b.context.serviceAccount}`;
+  const reachable = new Set<string>();
+  for (const target of Object.values(b.snapshot.trafficTargets))
+    if (target.sources.includes(self)) reachable.add(target.destination);
+  return (key) =>
+    (b.snapshot.services[key]?.endpoints ?? []).some(
+      (endpoint) => endpoint.identity === undefined || reachable.has(endpoint.identity),
+    );
+}
+
 function buildSplits(b: Builder, upstreams: ReadonlySet<string>): SplitBuild {
   const splits: SplitModel[] = [];
   const byRootPort = new Map<string, string>();
+  const callable = callableServices(b);
   for (const split of byKey(b.snapshot.trafficSplits)) {
     const what = `traffic split ${split.namespace}/${split.name}`;
+    const services = [split.service, ...split.backends.map((backend) => backend.service)];
+    if (!services.some(callable)) continue;
     const root = b.snapshot.services[split.service];
     if (root === undefined) {
       b.warnings.push(`${what}: root service ${split.service} is not in the mesh`);
@@ -413,6 +455,7 @@ function buildSplits(b: Builder, upstreams: ReadonlySet<string>): SplitBuild {
           : { kind: 'none' },
       });
       byRootPort.set(rootPort, name);
+      use(b, 'trafficSplits', split);
     }
   }
   return { splits, byRootPort };
@@ -536,6 +579,7 @@ function buildAccessRules(b: Builder): AccessRule[] {
   const rules: AccessRule[] = [];
   for (const target of byKey(b.snapshot.trafficTargets)) {
     if (target.destination !== self) continue;
+    use(b, 'trafficTargets', target);
     const matchIds = target.tcp ? [] : b.matches.internAll(target.httpMatches);
     for (const source of [...target.sources].sort()) {
       rules.push({
@@ -563,6 +607,7 @@ function buildRateLimits(b: Builder): RateLimitModel[] {
       );
       continue;
     }
+    use(b, 'rateLimits', limit);
     limits.push({
       zone: rateLimitZoneName(limit.namespace, limit.name, key, rate),
       rate: limit.rate,
@@ -576,11 +621,18 @@ function buildRateLimits(b: Builder): RateLimitModel[] {
   return limits;
 }
 
-/** Decides the sidecar configuration; warnings name what could not apply. */
+/**
+ * Decides the sidecar configuration; warnings name what could not apply, policies the policy
+ * objects the configuration is made of (sorted), the candidates when nginx refuses it.
+ */
 export function buildSidecarModel(
   snapshot: MeshSnapshot,
   context: SidecarContext,
-): { readonly model: SidecarModel; readonly warnings: readonly string[] } {
+): {
+  readonly model: SidecarModel;
+  readonly warnings: readonly string[];
+  readonly policies: readonly SidecarPolicy[];
+} {
   const warnings: string[] = [];
   const breakers = new Map<string, SnapshotCircuitBreaker>();
   for (const breaker of byKey(snapshot.circuitBreakers)) {
@@ -599,6 +651,7 @@ export function buildSidecarModel(
     warnings,
     matches: new MatchTable(),
     breakers,
+    used: new Set(),
   };
   const outbound = buildOutbound(b);
   const inboundPorts = buildInboundPorts(b);
@@ -626,5 +679,9 @@ export function buildSidecarModel(
       rateLimits,
     },
     warnings,
+    policies: [...b.used].sort().map((entry) => {
+      const [collection, key = ''] = entry.split(' ');
+      return { collection: collection as PolicyCollection, key };
+    }),
   };
 }

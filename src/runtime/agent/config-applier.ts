@@ -17,7 +17,7 @@ import { describeError } from '../../errors';
 import { jitteredBackoffMs } from '../backoff';
 import type { Logger } from '../role/log';
 import type { NginxPaths } from './nginx-process';
-import { testNginxConfig } from './nginx-process';
+import { NginxRejectedError, testNginxConfig } from './nginx-process';
 import type { Supervisor } from './supervisor';
 
 /** What became of one configuration. */
@@ -26,12 +26,26 @@ export interface ApplyOutcome {
   readonly applied: boolean;
   /** Why it was not applied, in one line (nginx's own words where it gave any). */
   readonly error?: string;
+  /** `nginx -t` read the text and refused it: the text is at fault, not the machine. */
+  readonly rejected?: boolean;
+}
+
+/** What `nginx -t` says of a text. */
+export interface CheckOutcome {
+  readonly accepted: boolean;
+  /** Why not, in one line (nginx's own words where it gave any). */
+  readonly error?: string;
 }
 
 /** Applies configurations one at a time; a call made during another waits for it. */
 export interface ConfigApplier {
   /** Applies text; label names it in logs (e.g. the snapshot generation). Never rejects. */
   apply(text: string, label: string): Promise<ApplyOutcome>;
+  /**
+   * Runs `nginx -t` on text without applying it, in turn with applies: the live file and nginx
+   * stay as they are. Never rejects.
+   */
+  check(text: string): Promise<CheckOutcome>;
   /** The configuration text in use ('' before the first apply when no file exists). */
   current(): string;
   /**
@@ -183,7 +197,11 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
       await testNginxConfig({ ...paths, config: candidate });
     } catch (error) {
       await rm(candidate, { force: true });
-      return { applied: false, error: describeError(error) };
+      return {
+        applied: false,
+        error: describeError(error),
+        ...(error instanceof NginxRejectedError ? { rejected: true } : {}),
+      };
     }
     await rename(candidate, paths.config);
     await syncDirectory(dirname(paths.config));
@@ -198,6 +216,19 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
     }
     inUse = text;
     return { applied: true };
+  }
+
+  async function checkNow(text: string): Promise<CheckOutcome> {
+    if (text === inUse) return { accepted: true };
+    try {
+      await writeDurably(candidate, text);
+      await testNginxConfig({ ...paths, config: candidate });
+      return { accepted: true };
+    } catch (error) {
+      return { accepted: false, error: describeError(error) };
+    } finally {
+      await rm(candidate, { force: true }).catch(() => undefined);
+    }
   }
 
   async function applyLogged(text: string, label: string): Promise<ApplyOutcome> {
@@ -224,6 +255,7 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
 
   return {
     apply: (text, label) => enqueue(() => applyLogged(text, label)),
+    check: (text) => enqueue(() => checkNow(text)),
     current: () => inUse,
     reloadFile(path) {
       if (closed) return Promise.resolve({ applied: true });

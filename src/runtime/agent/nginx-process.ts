@@ -28,7 +28,10 @@ function collect(child: ChildProcess): Promise<{ code: number | null; output: st
   });
 }
 
-/** Runs `nginx -t`; a rejected configuration throws with nginx's own words. */
+/** nginx read a configuration and refused it (as opposed to not running at all). */
+export class NginxRejectedError extends MeshctlError {}
+
+/** Runs `nginx -t`; a rejected configuration throws NginxRejectedError with nginx's own words. */
 export async function testNginxConfig(paths: NginxPaths): Promise<void> {
   // -e stderr: nginx would otherwise open its compiled-in log file before reading the
   // configuration, which a non-root proxy cannot.
@@ -43,7 +46,7 @@ export async function testNginxConfig(paths: NginxPaths): Promise<void> {
     throw new MeshctlError(`cannot run ${paths.nginx}: ${String(error)}`, { cause: error });
   });
   if (code !== 0) {
-    throw new MeshctlError(`nginx rejected ${paths.config}: ${summarizeNginxOutput(output)}`);
+    throw new NginxRejectedError(`nginx rejected ${paths.config}: ${summarizeNginxOutput(output)}`);
   }
 }
 

@@ -265,6 +265,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     runDir,
     inputs,
     apply: (text, label) => applier.apply(text, label),
+    check: (text) => applier.check(text),
     reloadFile: (path) => applier.reloadFile(path),
     onApplied: (snapshot) => {
       metrics.applySnapshot(snapshot);
@@ -304,6 +305,7 @@ function startMeshConfiguration(
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     readonly apply: ConfigApplier['apply'];
+    readonly check: ConfigApplier['check'];
     /** Reloads nginx for a file its configuration names that changed (the trust bundle). */
     readonly reloadFile: ConfigApplier['reloadFile'];
     /** Called with every snapshot whose configuration runs. */
@@ -349,6 +351,7 @@ function startMeshConfiguration(
     context,
     logger,
     apply: settings.apply,
+    check: settings.check,
     onApplied: settings.onApplied,
   });
   /** Subscribes on a new connection once the previous connection's bus has let go. */
