@@ -70,7 +70,7 @@ export function controlPlanePods(): ReadonlyMap<string, PodTemplate> {
       config: outcome.config,
       version: '2.0.0',
       upstreamCa: false,
-      secrets: { natsControllerPassword: 'x' },
+      secrets: {},
     },
     (text) => Buffer.from(text).toString('base64'),
   );

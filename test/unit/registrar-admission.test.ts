@@ -14,7 +14,7 @@ function objects(namespace: string): readonly Manifest[] {
         config: outcome.config,
         version: '2.0.0',
         upstreamCa: false,
-        secrets: { natsControllerPassword: 'x' },
+        secrets: {},
       },
       (text) => Buffer.from(text).toString('base64'),
     ),
