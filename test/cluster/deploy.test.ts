@@ -11,7 +11,7 @@ import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import type { KubeRest } from './harness/kube-rest';
 import { natsServerCertificate } from '../support/nats-tls';
 import { listPods, testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
-import { tagNodeImage } from './support/node-access';
+import { inNetns, netnsOf, tagNodeImage } from './support/node-access';
 import { NATS_IMAGE } from '../../src/manifests/constants';
 import { IMAGE_REGISTRY, IMAGE_TAG, NATS_IMAGE_REF } from '../support/images';
 
@@ -206,13 +206,18 @@ describe('deploy, status, upgrade and remove', () => {
   it("reloads NATS's renewed SVID in place: same process, new certificate", async () => {
     const [pod] = await listPods(rest, namespace, 'app.kubernetes.io/name=nats-server');
     const ip = pod?.status?.podIP ?? '';
-    const varz = async (): Promise<{ start: string; config_load_time: string }> =>
-      (
-        await fetch(`http://${ip}:8222/varz`, { signal: AbortSignal.timeout(2_000) })
-      ).json() as Promise<{
+    // Monitoring listens on the pod's loopback only: read from inside its network namespace.
+    const netns = await netnsOf(ip);
+    const varz = async (): Promise<{ start: string; config_load_time: string }> => {
+      const [file, args] = inNetns(netns, ['curl', '-sf', '-m', '2', 'http://127.0.0.1:8222/varz']);
+      return JSON.parse((await execa(file, args)).stdout) as {
         start: string;
         config_load_time: string;
-      }>;
+      };
+    };
+    await expect(
+      fetch(`http://${ip}:8222/varz`, { signal: AbortSignal.timeout(2_000) }),
+    ).rejects.toThrow();
     const before = await varz();
     const first = await natsServerCertificate({ host: ip, port: 4222 });
     const started = Date.now();

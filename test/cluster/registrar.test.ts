@@ -1,8 +1,10 @@
 // The registrar on a real API server: it runs as a pod of the test cluster (the executable, as
 // the nginx-mesh-controller image) with exactly the RBAC rules the deploy manifests grant it, and
 // a workload pod obtains and renews its SVID with a real projected token. Forged, expired,
-// foreign-audience and unbound tokens, pods outside the mesh and requests for another identity
-// are refused. TTLs are seconds, so the CA rotates during the test, across a registrar restart.
+// foreign-audience and unbound tokens, pods outside the mesh (also one that only carries the
+// injector's annotation and hands the token to its app) and requests for another identity are
+// refused. The test's echo-server image stands in for the sidecar image: the registrar is told so
+// (--sidecar-image), and the client pod runs it exactly as the injector runs the sidecar. TTLs are seconds, so the CA rotates during the test, across a registrar restart.
 import { createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -143,6 +145,8 @@ async function deployRegistrar(): Promise<void> {
                 CA_TTL,
                 '--svid-ttl',
                 SVID_TTL,
+                `--sidecar-image=${ECHO_SERVER_IMAGE}`,
+                `--control-plane-image=${CONTROLLER_IMAGE_REF}`,
               ],
               ports: [
                 { name: 'api', containerPort: 8443 },
@@ -281,19 +285,23 @@ async function startClientPod(): Promise<void> {
     `/api/v1/namespaces/${appNamespace}/pods`,
     podSpec(
       'client',
-      { 'injector.nsm.nginx.com/status': 'injected' },
+      {},
       {
-        name: 'client',
-        // The test apps' image carries the SVID client (test/cluster/apps/svid-client.ts).
+        // Shaped as the injector shapes the sidecar: its name, the (stand-in) sidecar image with
+        // the agent role's arguments, the sidecar's uid, no environment of its own. The image
+        // then runs the SVID client (test/cluster/apps/svid-client.ts).
+        name: 'nginx-mesh-sidecar',
         image: ECHO_SERVER_IMAGE,
-        command: ['/usr/bin/node', '--enable-source-maps', '/opt/echo-server/svid-client.cjs'],
-        env: [
-          { name: 'TOKEN_PATH', value: '/var/run/secrets/nginx-mesh/token' },
-          { name: 'BUNDLE_PATH', value: '/var/run/secrets/nginx-mesh/bundle.crt' },
-          { name: 'OUTPUT_DIR', value: '/etc/nginx-mesh' },
-          { name: 'REGISTRAR_URL', value: `https://${service.spec.clusterIP}:8443` },
-          { name: 'REGISTRAR_SERVER_NAME', value: serverName },
+        args: [
+          'run',
+          '--role=agent',
+          '--token-path=/var/run/secrets/nginx-mesh/token',
+          '--bundle-path=/var/run/secrets/nginx-mesh/bundle.crt',
+          '--output-dir=/etc/nginx-mesh',
+          `--registrar-url=https://${service.spec.clusterIP}:8443`,
+          `--registrar-server-name=${serverName}`,
         ],
+        securityContext: { runAsUser: 2102, runAsGroup: 2102 },
         volumeMounts: [
           { name: 'nginx-mesh-identity', mountPath: '/var/run/secrets/nginx-mesh', readOnly: true },
           { name: 'nginx-mesh-config', mountPath: '/etc/nginx-mesh' },
@@ -522,6 +530,26 @@ describe('refusals', () => {
     );
     expect(answer.status).toBe(403);
     expect(answer.body.error).toMatch(/spiffe:\/\/example\.org\/ns\/other\/sa\/admin/);
+  });
+
+  it("refuses a pod that only carries the injector's annotation and gives its app the token", async () => {
+    const app = {
+      name: 'app',
+      image: CLIENT_IMAGE,
+      command: ['sh', '-c', 'exec sleep 600'],
+      volumeMounts: [
+        { name: 'nginx-mesh-identity', mountPath: '/var/run/secrets/nginx-mesh', readOnly: true },
+      ],
+    };
+    await create(
+      `/api/v1/namespaces/${appNamespace}/pods`,
+      podSpec('forged', { 'injector.nsm.nginx.com/status': 'injected' }, app),
+    );
+    const token = await tokenFor(await podRef('forged'), 'nginx-mesh-registrar');
+    const answer = await post(token, csr);
+    expect(answer.status).toBe(403);
+    expect(answer.body.error).toMatch(/not in the mesh: it has no container nginx-mesh-sidecar/);
+    expect(answer.body.certificateChain).toBeUndefined();
   });
 
   it('refuses a pod that is not in the mesh, and one that is gone', async () => {

@@ -3,6 +3,7 @@
 // generation across a NATS restart and a controller restart, never applies a stale one, and
 // keeps the last good configuration when nginx refuses one, reporting why in its ack. A pod that
 // starts without backing a Service reaches the agent's peers and does not reload nginx.
+import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import {
   agentInboxPrefix,
   agentSubscriptionSubject,
@@ -107,6 +108,7 @@ const acked = (bus: ControllerBus, generation: number) => () =>
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mesh-config-nginx-'));
+  prepareStatsSocket(dir);
   for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(dir, temp));
   const meshModule =

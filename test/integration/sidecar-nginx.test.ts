@@ -1,6 +1,7 @@
 // The sidecar's mesh configuration against the real nginx: every golden file passes `nginx -t`
 // with our module, a 2,000-Service mesh does too, and a running nginx serves the inbound HTTP
 // path (PROXY protocol in, app on loopback) with access control.
+import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -21,6 +22,7 @@ let meshModule: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'sidecar-nginx-'));
+  prepareStatsSocket(dir);
   meshModule =
     execFileSync('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')], { encoding: 'utf8' })
       .trim()

@@ -2,6 +2,7 @@
 // its script, which says where it is), and a run directory with nginx's temp directories and a
 // throwaway certificate as svid.pem and bundle.crt, for configurations that name them without
 // mTLS in play.
+import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
@@ -31,11 +32,15 @@ export function buildMeshModule(): string {
   );
 }
 
-/** A new run directory under the system's temp directory, named from prefix. */
+/**
+ * A new run directory under the system's temp directory, named from prefix, with nginx's temp
+ * directories and the stats socket's directory, as the agent prepares its own.
+ */
 export function prepareSidecarDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(dir, temp));
+  prepareStatsSocket(dir);
   execFileSync(
     'openssl',
     ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']

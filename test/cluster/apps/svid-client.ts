@@ -1,6 +1,8 @@
 // A workload of the test cluster that runs the mesh's SVID client as a sidecar would: it reads
 // its projected token and the mounted trust bundle, keeps svid.pem and bundle.crt current in
-// OUTPUT_DIR, and answers GET / with what it holds. Every 100 ms it checks the certificate on
+// --output-dir, and answers GET / with what it holds. Settings come as `--name=value` arguments
+// (as the agent role takes them: the registrar gives SVIDs only to containers shaped like the
+// sidecar, which set no other environment) or as the environment variables TOKEN_PATH, … Every 100 ms it checks the certificate on
 // disk as a TLS peer would (unexpired, chaining to a root of the bundle beside it) and counts
 // the moments it would have failed.
 import { X509Certificate } from 'node:crypto';
@@ -12,7 +14,9 @@ import { createJsonLogger } from '../../../src/runtime/role/log';
 import { startSvidClient } from '../../../src/runtime/svid/svid-client';
 
 const env = (name: string): string => {
-  const value = process.env[name];
+  const flag = `--${name.toLowerCase().replaceAll('_', '-')}=`;
+  const value =
+    process.argv.find((arg) => arg.startsWith(flag))?.slice(flag.length) ?? process.env[name];
   if (value === undefined || value === '') throw new Error(`${name} is not set`);
   return value;
 };
