@@ -80,6 +80,7 @@ async function controllerConnection(): Promise<NatsConnection> {
 
 async function startController(
   now: () => number = Date.now,
+  recordedGeneration = 0,
 ): Promise<{ nc: NatsConnection; bus: ControllerBus }> {
   const nc = await controllerConnection();
   const bus = await startControllerBus(nc, {
@@ -87,6 +88,9 @@ async function startController(
     now,
     version: '2.0.0',
     accountOf: testAccountOf,
+    ...(recordedGeneration === 0
+      ? {}
+      : { firstGeneration: recordedGeneration + 1, recordedGeneration: () => recordedGeneration }),
   });
   cleanups.push(() => bus.close());
   return { nc, bus };
@@ -254,7 +258,8 @@ describe('the configuration bus', () => {
     await first.bus.close();
     await first.nc.close();
 
-    const second = await startController(() => 1_000);
+    // The leader Lease records the generation the first controller had at its last renewal.
+    const second = await startController(() => 1_000, before - 5_000);
     second.bus.publish(snapshotOf(31));
     await waitFor(
       'the agent on the new controller',
@@ -433,6 +438,20 @@ describe('a hostile agent', () => {
     await waitFor('the refused ack', () =>
       logLines.some((line) => line.includes('an ack of a generation not issued')),
     );
+    expect(bus.generation()).toBe(before);
+    // Nor a little past what any controller can have issued by now.
+    await expect(
+      mallory.nc.request(
+        own,
+        encode({
+          kind: 'subscribe',
+          pod: mallory.pod,
+          version: 'x',
+          generation: Date.now() + 11 * 60_000,
+        }),
+        { timeout: 1_000 },
+      ),
+    ).rejects.toThrow();
     expect(bus.generation()).toBe(before);
     // The mesh still moves on: the next change reaches the honest agent.
     const next = bus.publish(snapshotOf(63));

@@ -11,7 +11,12 @@ const LEASES = '/apis/coordination.k8s.io/v1/namespaces/nginx-mesh/leases';
 const LEASE = `${LEASES}/nginx-mesh-controller`;
 
 interface LeaseJson {
-  metadata: { name: string; namespace: string; resourceVersion: string };
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion: string;
+    annotations?: Record<string, string>;
+  };
   spec: {
     holderIdentity?: string;
     leaseDurationSeconds?: number;
@@ -36,13 +41,14 @@ function leaseServer() {
       for (const release of server.hung.splice(0)) release();
     },
     /** Another writer changes the Lease. */
-    write(spec: LeaseJson['spec']): void {
+    write(spec: LeaseJson['spec'], annotations?: Record<string, string>): void {
       version += 1;
       server.lease = {
         metadata: {
           name: 'nginx-mesh-controller',
           namespace: 'nginx-mesh',
           resourceVersion: `${version}`,
+          ...(annotations === undefined ? {} : { annotations }),
         },
         spec,
       };
@@ -69,7 +75,7 @@ function leaseServer() {
     } else {
       throw new Error(`unexpected ${request.method} ${request.path}`);
     }
-    server.write(body.spec);
+    server.write(body.spec, body.metadata.annotations);
     return okJson(server.lease);
   };
   const answer = (request: SeenRequest): RawResponse | Promise<RawResponse> => {
@@ -143,12 +149,18 @@ const quietLogger = createJsonLogger({
   now: () => new Date(0),
 });
 
-function candidate(fake: ReturnType<typeof kubeScripted>, clock: Clock, identity = 'ctrl-a') {
+function candidate(
+  fake: ReturnType<typeof kubeScripted>,
+  clock: Clock,
+  identity = 'ctrl-a',
+  generation?: () => number,
+) {
   const calls: string[] = [];
   const elector: LeaderElector = startLeaderElection(new KubeClient(fake.connection), {
     namespace: 'nginx-mesh',
     identity,
     clock,
+    ...(generation === undefined ? {} : { generation }),
     random: () => 0,
     logger: quietLogger,
     onStartedLeading: () => calls.push('started'),
@@ -191,6 +203,29 @@ describe('startLeaderElection', () => {
       renewTime: '2026-01-02T03:04:05.000000Z',
     });
     await elector.stop();
+  });
+
+  it('records its generation in the Lease at every renewal, and a successor reads it', async () => {
+    const { server, fake } = leaseServer();
+    const time = manualClock();
+    let generation = 0;
+    const first = candidate(fake, time.clock, 'ctrl-a', () => generation);
+    await time.settle();
+    expect(server.lease?.metadata.annotations).toBeUndefined();
+    generation = 1_767_000_000_000;
+    await time.advance(5000);
+    expect(server.lease?.metadata.annotations).toEqual({
+      'nsm.nginx.com/generation': '1767000000000',
+    });
+    await first.elector.stop();
+    // A successor whose own generation is lower (its clock went back) keeps the record.
+    const second = candidate(fake, time.clock, 'ctrl-b', () => 5);
+    await time.settle();
+    expect(second.elector.isLeader()).toBe(true);
+    expect(second.elector.recordedGeneration()).toBe(1_767_000_000_000);
+    await time.advance(5000);
+    expect(server.lease?.metadata.annotations?.['nsm.nginx.com/generation']).toBe('1767000000000');
+    await second.elector.stop();
   });
 
   it('renews every 5 s with the version it read', async () => {

@@ -12,8 +12,10 @@
 // Agents are tenants' processes and are not trusted. NATS tells who sent a message by the subject
 // it arrived on (each identity may publish only on its own, see nats-config.ts); a message counts
 // only when its pod is in the sender's namespace and the controller knows that pod as injected
-// and running as the sender's ServiceAccount. A reported generation above MAX_GENERATION is
-// ignored, an ack above the current generation too; a reply goes only to the sender's own inbox; strings are cut to a bound. So the
+// and running as the sender's ServiceAccount. A reported generation no controller can have issued
+// is ignored (beyond MAX_GENERATION_AHEAD_MS past the highest of this controller's clock, its
+// current generation and the one recorded in the leader Lease), an ack above the current
+// generation too; a reply goes only to the sender's own inbox; strings are cut to a bound. So the
 // table of agents holds at most one entry per injected pod, and no agent can move the generation
 // out of reach (2^53, where it could no longer grow) or speak for another tenant's pods.
 import { promisify } from 'node:util';
@@ -86,6 +88,8 @@ export interface ControllerBusOptions {
   readonly version: string;
   /** The least generation to use, e.g. one remembered from a previous controller. */
   readonly firstGeneration?: number;
+  /** The highest generation recorded as issued by any controller (the leader Lease's); 0 if none. */
+  readonly recordedGeneration?: () => number;
   /**
    * The ServiceAccount ("<namespace>/<name>") of an injected, running pod ("<namespace>/<name>"),
    * or undefined when the controller knows no such pod.
@@ -94,13 +98,13 @@ export interface ControllerBusOptions {
 }
 
 /**
- * The highest generation an agent may report. Controllers issue milliseconds since the epoch
- * (about 2^40.7 in 2026), so no controller issued more, even one whose clock ran far ahead; and
- * up to 2^53 every generation still has a next one (above it, x + 1 === x in JavaScript and the
- * mesh could never change again). No bound relative to this controller's clock: one whose clock
- * went back must still move past what agents hold.
+ * How far a reported generation may lie beyond what this controller knows was issued: the
+ * highest of its clock (controllers issue milliseconds since the epoch), its own generation and
+ * the leader Lease's record (written at every renewal, so a previous leader issued at most a few
+ * seconds past it; more for a clock that ran ahead). Beyond it, a generation is a lie; believed,
+ * an agent could push the mesh to 2^53, where x + 1 === x and no generation could follow.
  */
-export const MAX_GENERATION = 2 ** 52;
+export const MAX_GENERATION_AHEAD_MS = 10 * 60_000;
 /** Bounds of the strings an agent sends that the controller keeps. */
 const MAX_VERSION_LENGTH = 64;
 const MAX_ERROR_LENGTH = 1024;
@@ -274,7 +278,12 @@ export async function startControllerBus(
       return;
     }
     const held = message.generation;
-    if (held !== undefined && held > MAX_GENERATION) {
+    const issued = Math.max(
+      current?.generation ?? 0,
+      options.recordedGeneration?.() ?? 0,
+      options.now(),
+    );
+    if (held !== undefined && held > issued + MAX_GENERATION_AHEAD_MS) {
       refuse('a generation beyond any issued', { sender, generation: held });
       return;
     }

@@ -44,7 +44,16 @@ export interface LeaderElectionOptions {
    * candidate's, is abandoned after this long. Default 10000.
    */
   readonly renewDeadlineMs?: number;
+  /**
+   * The leader's current configuration generation (0 before its first): every write of the Lease
+   * records the highest one yet in the annotation LEASE_GENERATION_ANNOTATION, so the next leader
+   * knows what was issued before it even when its clock is behind.
+   */
+  readonly generation?: () => number;
 }
+
+/** Annotation of the Lease holding the highest configuration generation a leader issued. */
+export const LEASE_GENERATION_ANNOTATION = 'nsm.nginx.com/generation';
 
 export interface LeaderElector {
   isLeader(): boolean;
@@ -58,6 +67,8 @@ export interface LeaderElector {
   observed():
     | { readonly holder: string; readonly unchangedMs: number; readonly changesSeen: number }
     | undefined;
+  /** The highest generation any Lease record read or written by this candidate holds; 0 if none. */
+  recordedGeneration(): number;
   /** Stops trying; a leader releases the Lease first. */
   stop(): Promise<void>;
 }
@@ -73,8 +84,20 @@ interface LeaseSpec {
 interface Lease {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    resourceVersion?: string;
+    annotations?: Record<string, string>;
+  };
   spec?: LeaseSpec;
+}
+
+/** The generation a Lease records, or 0 when it records none (or not a number). */
+function generationOf(lease: Lease): number {
+  const text = lease.metadata?.annotations?.[LEASE_GENERATION_ANNOTATION] ?? '';
+  const value = /^[0-9]{1,16}$/.test(text) ? Number(text) : 0;
+  return Number.isSafeInteger(value) ? value : 0;
 }
 
 const DEFAULT_LEASE_SECONDS = 15;
@@ -201,7 +224,18 @@ export function startLeaderElection(
   let observedHolder: string | undefined;
   /** Changes of the record seen after the first read: the holder renewing while we watch. */
   let changesSeen = 0;
+  let recorded = 0;
+  /** Lease metadata carrying the highest generation known: recorded, or this leader's own. */
+  const withGeneration = (metadata: Lease['metadata']): Lease['metadata'] => {
+    const highest = Math.max(recorded, options.generation?.() ?? 0);
+    if (highest === 0) return metadata;
+    return {
+      ...metadata,
+      annotations: { ...metadata?.annotations, [LEASE_GENERATION_ANNOTATION]: String(highest) },
+    };
+  };
   const observe = (lease: Lease): void => {
+    recorded = Math.max(recorded, generationOf(lease));
     const holder = lease.spec?.holderIdentity ?? '';
     if (holder !== observedHolder) changesSeen = 0;
     else if ((lease.metadata?.resourceVersion ?? '') !== observedVersion) changesSeen += 1;
@@ -234,7 +268,7 @@ export function startLeaderElection(
         client.create<Lease>(collection, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace: options.namespace },
+          metadata: withGeneration({ name, namespace: options.namespace }),
           spec: wanted,
         }),
         signal,
@@ -265,7 +299,11 @@ export function startLeaderElection(
     const wanted = spec(lease.spec);
     try {
       const updated = await unlessAborted(
-        client.replace<Lease>(path, { ...lease, spec: wanted }),
+        client.replace<Lease>(path, {
+          ...lease,
+          metadata: withGeneration(lease.metadata),
+          spec: wanted,
+        }),
         signal,
       );
       observe(updated);
@@ -342,6 +380,7 @@ export function startLeaderElection(
   return {
     isLeader: () => transitions !== undefined,
     leaseTransitions: () => transitions,
+    recordedGeneration: () => recorded,
     observed: () =>
       observedHolder === undefined
         ? undefined

@@ -251,6 +251,9 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       now: () => options.clock.now().getTime(),
       version: options.version,
       accountOf,
+      // Above every generation a previous leader recorded, whatever this clock says.
+      firstGeneration: leader.recordedGeneration() + 1,
+      recordedGeneration: () => leader.recordedGeneration(),
     })
       .then(
         (started) => {
@@ -289,6 +292,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       ensureBus();
     },
     onStoppedLeading: dropBus,
+    generation: () => bus?.generation() ?? 0,
   });
 
   /** remove waits for status.transparent: true once every sidecar acknowledged pass-through. */
