@@ -40,7 +40,7 @@ for (const [title, command, args] of checks) {
 
 const resultsFile = join(root, '.jest-results.json');
 rmSync(resultsFile, { force: true });
-const testsOk = step('tests (unit, golden, integration, cluster, e2e, faults)', bin('jest'), [
+const testsOk = step('tests (unit, golden, integration, cluster, e2e, faults, adversarial)', bin('jest'), [
   '--ci',
   '--runInBand',
   '--passWithNoTests',
