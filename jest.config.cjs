@@ -1,4 +1,4 @@
-// Five tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
+// Six tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
 'use strict';
 
 const common = {
@@ -46,6 +46,15 @@ module.exports = {
       displayName: 'faults',
       testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
       // The mesh broken and mended on the same test cluster; each test sets its own bound.
+      globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+    },
+    {
+      ...common,
+      displayName: 'adversarial',
+      testMatch: ['<rootDir>/test/adversarial/**/*.test.ts'],
+      // Hostile tenants against the mesh on the same test cluster; each test sets its own bound.
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],

@@ -40,13 +40,11 @@ for (const [title, command, args] of checks) {
 
 const resultsFile = join(root, '.jest-results.json');
 rmSync(resultsFile, { force: true });
-const testsOk = step('tests (unit, golden, integration, cluster, e2e, faults)', bin('jest'), [
-  '--ci',
-  '--runInBand',
-  '--passWithNoTests',
-  '--json',
-  `--outputFile=${resultsFile}`,
-]);
+const testsOk = step(
+  'tests (unit, golden, integration, cluster, e2e, faults, adversarial)',
+  bin('jest'),
+  ['--ci', '--runInBand', '--passWithNoTests', '--json', `--outputFile=${resultsFile}`],
+);
 if (!testsOk) failedSteps.push('tests');
 
 let passed = 0;

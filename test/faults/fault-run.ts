@@ -7,9 +7,9 @@
 // within CONVERGE_LIMIT_S, and a `status` that told the truth while the fault lasted.
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import {
+  changePolicyAndWait,
   clientMaxBodySizeDirective,
   restartDeployment,
-  setClientMaxBodySize,
   waitForEverySidecar,
 } from '../cluster/support/mesh-faults';
 import type { StatusSample, StatusWatch } from '../cluster/support/status-watch';
@@ -220,15 +220,13 @@ async function measureConvergence(
   notes: string[],
 ): Promise<number | undefined> {
   const directive = clientMaxBodySizeDirective(context.changeTo);
-  const changedAt = Date.now();
-  await setClientMaxBodySize(context.meshNamespace, context.changeTo);
-  const recoveredAt = healthyAt ?? changedAt;
-  const applied = await waitForEverySidecar(
+  const applied = await changePolicyAndWait(
     context.rest,
-    context.appsNamespace,
-    directive,
+    { meshNamespace: context.meshNamespace, namespace: context.appsNamespace },
+    context.changeTo,
     CONVERGE_WAIT_MS,
   );
+  const recoveredAt = healthyAt ?? applied.changedAt;
   if (applied.at !== undefined) {
     const converge = (applied.at - recoveredAt) / 1000;
     if (converge > CONVERGE_LIMIT_S)

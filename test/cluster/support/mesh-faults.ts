@@ -260,6 +260,35 @@ export async function waitForEverySidecar(
   }
 }
 
+/** When a policy change was made, and when every sidecar ran it (undefined: not in time). */
+export interface PolicyChange {
+  readonly changedAt: number;
+  readonly at: number | undefined;
+  /** The pods whose sidecar did not run it when the wait ended. */
+  readonly behind: readonly string[];
+}
+
+/**
+ * Makes a mesh-wide policy change (MeshConfig's clientMaxBodySize to size, which every sidecar
+ * renders) and waits at most timeoutMs until every sidecar in namespace runs it.
+ */
+export async function changePolicyAndWait(
+  rest: KubeRest,
+  where: { readonly meshNamespace: string; readonly namespace: string },
+  size: string,
+  timeoutMs: number,
+): Promise<PolicyChange> {
+  const changedAt = Date.now();
+  await setClientMaxBodySize(where.meshNamespace, size);
+  const applied = await waitForEverySidecar(
+    rest,
+    where.namespace,
+    clientMaxBodySizeDirective(size),
+    timeoutMs,
+  );
+  return { changedAt, ...applied };
+}
+
 /** Restarts Deployment namespace/name and waits for its rollout, bounded. */
 export async function restartDeployment(
   namespace: string,

@@ -126,3 +126,18 @@ export async function killContainer(containerId: string, signal = 'SIGKILL'): Pr
   const id = containerId.replace(/^containerd:\/\//, '');
   await execa(...ctrInNode(holder, ['tasks', 'kill', '--signal', signal, id]));
 }
+
+/**
+ * The memory a running container uses now, in bytes, as its cgroup counts it: anonymous memory
+ * (rss on cgroup v1, anon on v2), what a leak in a Node process grows; page cache is left out.
+ */
+export async function containerMemoryBytes(containerId: string): Promise<number> {
+  const holder = Number(env('NMK_TEST_NODE_HOLDER'));
+  const id = containerId.replace(/^containerd:\/\//, '');
+  const metrics = await execa(...ctrInNode(holder, ['tasks', 'metrics', '--format', 'json', id]));
+  const memory = (JSON.parse(metrics.stdout) as { memory?: { rss?: number; anon?: number } })
+    .memory;
+  const bytes = memory?.rss ?? memory?.anon;
+  if (bytes === undefined) throw new Error(`containerd reports no memory use for ${id}`);
+  return bytes;
+}
