@@ -201,7 +201,6 @@ async function deleteObjects(objects: readonly object[]): Promise<void> {
 async function afterAttack(
   startedAt: number,
   problems: string[],
-  notes: string[],
 ): Promise<{ convergeSeconds: number | undefined; requests: number; failed: number }> {
   const change = await changePolicyAndWait(
     rest,
@@ -283,7 +282,7 @@ async function runAttack(
     saw = 'could not be carried out';
     problems.push(`the attack could not be carried out: ${(error as Error).message}`);
   }
-  const measured = await afterAttack(startedAt, problems, notes).catch((error: unknown) => {
+  const measured = await afterAttack(startedAt, problems).catch((error: unknown) => {
     problems.push(`measuring the victim failed: ${(error as Error).message}`);
     return { convergeSeconds: undefined, requests: 0, failed: 0 };
   });
