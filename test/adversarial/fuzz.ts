@@ -3,6 +3,8 @@
 // or absurd weights and rates). Deterministic: the same seed gives the same objects, so a failure
 // can be replayed. Every object carries at least one defect and the label fuzz=true.
 
+import { seededRandom } from '../support/random';
+
 export interface FuzzObject {
   /** "<kind>/<name>", as the tier reports it. */
   readonly id: string;
@@ -17,18 +19,6 @@ export interface FuzzOptions {
   readonly namespace: string;
   /** Services that exist in namespace (a policy naming only these is still given a defect). */
   readonly services: readonly string[];
-}
-
-/** mulberry32: a small seeded generator of numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** Regexes PCRE (nginx) refuses to compile. */
@@ -119,7 +109,7 @@ function rateLimit(random: () => number, name: string, namespace: string): FuzzO
 
 /** count malformed objects, a third of each kind, named fuzz-<kind>-<index>. */
 export function generateFuzzObjects(options: FuzzOptions): FuzzObject[] {
-  const random = seeded(options.seed);
+  const random = seededRandom(options.seed);
   const makers = [
     ['route', routeGroup],
     ['split', trafficSplit],
