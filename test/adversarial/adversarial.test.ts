@@ -63,7 +63,7 @@ import {
 } from '../cluster/support/mesh-apps';
 import type { MeshedPod } from '../cluster/support/mesh-faults';
 import { changePolicyAndWait, podsOfRole, restartDeployment } from '../cluster/support/mesh-faults';
-import { containerMemoryBytes, podFiles } from '../cluster/support/node-access';
+import { containerMemoryBytes, podFiles, podLogs } from '../cluster/support/node-access';
 import { bundleScript, runScriptIn } from '../cluster/support/netns-script';
 import { svidOf } from '../cluster/support/registrar-ca';
 import type { MovableTraffic } from '../cluster/support/traffic-generator';
@@ -300,6 +300,20 @@ async function runAttack(
     `${name}: ${problems.length === 0 ? 'held' : 'BROKEN'}; saw ${saw}\n${[...problems, ...notes].map((line) => `  ${line}`).join('\n')}\n`,
   );
   return outcome;
+}
+
+/** The last 25 lines of every container in namespaces, to explain a set-up that failed. */
+async function lastLogLines(namespaces: readonly string[]): Promise<string> {
+  const sections: string[] = [];
+  for (const namespace of namespaces) {
+    for (const pod of await listPods(rest, namespace)) {
+      for (const [container, text] of Object.entries(podLogs(pod.metadata.uid))) {
+        const tail = (text ?? '').split('\n').slice(-25).join('\n');
+        sections.push(`=== ${namespace}/${pod.metadata.name}/${container}\n${tail}\n`);
+      }
+    }
+  }
+  return sections.join('');
 }
 
 /**
@@ -605,7 +619,11 @@ beforeAll(async () => {
     180_000,
     500,
   );
-  await waitForVictimCurrent();
+  // A mesh that never converges is explained by its components' last words.
+  await waitForVictimCurrent().catch(async (error: unknown) => {
+    process.stderr.write(await lastLogLines([meshNamespace, victim, attacker]));
+    throw error;
+  });
   traffic = movableTraffic(`http://${await clusterIPOf(rest, victim, 'web')}/`);
   await appTraffic().moveTo(await podNetns(await readyPodOf(rest, victim, 'client')));
   if (!(await appTraffic().waitForCompleted(20, 60_000)))

@@ -62,6 +62,24 @@ function expectRefused(pod: PodFacts, reason: string): void {
   expect(text).not.toContain('\n');
 }
 
+/** The volume the ServiceAccount admission adds to every pod that automounts its token. */
+function apiAccessVolume(name: string): Json {
+  return {
+    name,
+    projected: {
+      sources: [
+        { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        {
+          downwardAPI: {
+            items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }],
+          },
+        },
+      ],
+    },
+  };
+}
+
 function expectGranted(pod: PodFacts, spiffeId: string): void {
   expect(authorizeWorkload(claimOf(pod), pod, context)).toMatchObject({ spiffeId });
 }
@@ -74,6 +92,41 @@ describe('an application pod', () => {
     expectGranted(
       podWith(() => undefined, native),
       'spiffe://example.org/ns/app/sa/web',
+    );
+  });
+
+  it("stays a member with the kubelet's API-access volume in every container, as it runs", () => {
+    // The ServiceAccount admission mounts kube-api-access-<x> into every container, the
+    // sidecar's too: it carries the pod's API token, which every container gets anyway.
+    const pod = podWith((spec) => {
+      spec.volumes = [...(spec.volumes ?? []), apiAccessVolume('kube-api-access-x2x9z')];
+      for (const container of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) {
+        container.volumeMounts = [
+          ...((container.volumeMounts as Json[] | undefined) ?? []),
+          mount('kube-api-access-x2x9z'),
+        ];
+      }
+    });
+    expectGranted(pod, 'spiffe://example.org/ns/app/sa/web');
+  });
+
+  it('is refused when a volume dressed as API access also carries a Secret shared with the app', () => {
+    const pod = podWith((spec) => {
+      const volume = apiAccessVolume('kube-api-access-evil') as Json & {
+        projected: { sources: object[] };
+      };
+      volume.projected.sources.push({ secret: { name: 'loot' } });
+      spec.volumes = [...(spec.volumes ?? []), volume];
+      const sidecar = sidecarOf(spec);
+      sidecar.volumeMounts = [
+        ...((sidecar.volumeMounts as Json[] | undefined) ?? []),
+        mount('kube-api-access-evil'),
+      ];
+      app(spec).volumeMounts = [mount('kube-api-access-evil')];
+    });
+    expectRefused(
+      pod,
+      'container app mounts volume kube-api-access-evil, which only nginx-mesh-sidecar may mount',
     );
   });
 
@@ -331,7 +384,7 @@ describe('pod facts', () => {
       },
       { namespace: 'n', name: 'p' },
     );
-    expect(facts.volumes).toEqual([{ name: 'v', tokenAudiences: [''] }]);
+    expect(facts.volumes).toEqual([{ name: 'v', tokenAudiences: [''], apiAccessOnly: true }]);
   });
 
   it.each([

@@ -110,7 +110,15 @@ export function sidecarMembershipProblem(pod: PodFacts, images: MeshImages): str
   if (pod.sharesProcesses) {
     return `it shares its process namespace: other containers could read container ${SIDECAR_CONTAINER_NAME}'s files`;
   }
-  const guarded = new Set([...sidecar.volumeMounts, ...tokenVolumes(pod)]);
+  // Every container gets the kubelet's API-access volume: sharing it shares nothing of the
+  // sidecar's. Any other volume the sidecar mounts is its own.
+  const apiAccess = new Set(
+    pod.volumes.filter((volume) => volume.apiAccessOnly).map((volume) => volume.name),
+  );
+  const guarded = new Set([
+    ...sidecar.volumeMounts.filter((name) => !apiAccess.has(name)),
+    ...tokenVolumes(pod),
+  ]);
   const shared = otherMount(pod, sidecar, guarded);
   if (shared !== undefined) {
     return `container ${shared.container} mounts volume ${shared.volume}, which only ${SIDECAR_CONTAINER_NAME} may mount`;

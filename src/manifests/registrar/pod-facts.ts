@@ -30,6 +30,12 @@ export interface VolumeFacts {
   readonly name: string;
   /** Audiences of the projected ServiceAccount tokens the volume carries. */
   readonly tokenAudiences: readonly string[];
+  /**
+   * Whether it holds only what the kubelet mounts into every container for the API server (the
+   * ServiceAccount admission's kube-api-access volume): tokens for the API server alone, CA
+   * ConfigMaps and downward API fields. Sharing it gives no container anything of the sidecar's.
+   */
+  readonly apiAccessOnly: boolean;
 }
 
 /** The pod as the API server has it (undefined when it does not exist). */
@@ -81,14 +87,24 @@ function containerFacts(
 
 function volumeFacts(value: unknown): VolumeFacts {
   const volume = objectOf(value);
-  const sources = arrayOf(objectOf(volume.projected).sources);
+  const sources = arrayOf(objectOf(volume.projected).sources).map(objectOf);
+  const tokenAudiences = sources
+    .map((source) => source.serviceAccountToken)
+    .filter(isObject)
+    // A token without an audience is for the API server itself.
+    .map((token) => stringOf(token.audience) ?? '');
+  const apiSource = (source: Readonly<Record<string, unknown>>): boolean => {
+    const keys = Object.keys(source);
+    if (keys.length !== 1) return false;
+    if (keys[0] === 'serviceAccountToken') {
+      return (stringOf(objectOf(source.serviceAccountToken).audience) ?? '') === '';
+    }
+    return keys[0] === 'configMap' || keys[0] === 'downwardAPI';
+  };
   return {
     name: stringOf(volume.name) ?? '',
-    tokenAudiences: sources
-      .map((source) => objectOf(source).serviceAccountToken)
-      .filter(isObject)
-      // A token without an audience is for the API server itself.
-      .map((token) => stringOf(token.audience) ?? ''),
+    tokenAudiences,
+    apiAccessOnly: isObject(volume.projected) && sources.length > 0 && sources.every(apiSource),
   };
 }
 
