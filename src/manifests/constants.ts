@@ -364,6 +364,8 @@ export const SAFE_REGEX_MAX_DEPTH = 32;
 export const SAFE_REGEX_MAX_REPEAT = 1000;
 /** Estimated compiled size of such a pattern, in bytes; PCRE2 stops at 64 KiB. */
 export const SAFE_REGEX_MAX_COST = 16_384;
+/** The largest TrafficSplit backend weight: a split's sum of weights stays an exact integer. */
+export const TRAFFIC_SPLIT_MAX_WEIGHT = 1_000_000;
 /** Longest HTTP method name a match may list. */
 export const HTTP_METHOD_MAX_LENGTH = 32;
 /**

@@ -191,6 +191,28 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     expect(response).toContain('app saw GET /items/7 host=web');
   }, 30_000);
 
+  it('lets an idle connection to the app go after 4 s, before a Node app (5 s) drops it', async () => {
+    const { text } = renderSidecarConfig(
+      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
+      shopContext({ containerPorts: [] }),
+    );
+    await startNginx(withAppPort(text));
+    // This app keeps idle connections long: whoever closes within 4.6 s is the sidecar.
+    app.keepAliveTimeout = 30_000;
+    let connections = 0;
+    const count = (): void => void (connections += 1);
+    app.on('connection', count);
+    try {
+      expect(await request({})).toMatch(/^HTTP\/1.1 200/);
+      await new Promise((resolve) => setTimeout(resolve, 4_600));
+      expect(await request({})).toMatch(/^HTTP\/1.1 200/);
+      expect(connections).toBe(2);
+    } finally {
+      app.off('connection', count);
+      app.keepAliveTimeout = 5_000;
+    }
+  }, 30_000);
+
   it('gives an HTTP/1.0 request without Host one naming the app, which HTTP/1.1 apps require', async () => {
     const { text } = renderSidecarConfig(
       { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'permissive' } },

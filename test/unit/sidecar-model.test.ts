@@ -2,6 +2,7 @@
 // percentages, zone names, mTLS choices.
 import { buildSidecarModel } from '../../src/render/sidecar';
 import {
+  APP_KEEPALIVE_TIMEOUT,
   HTTP_UPSTREAM_KEEPALIVE,
   rateLimitZoneName,
   splitPercentages,
@@ -206,6 +207,7 @@ it('keeps HTTP connections alive to peer sidecars and to the app, and TCP upstre
       method: [],
       servers: [{ address: '127.0.0.1:8080', backup: false }],
       keepalive: HTTP_UPSTREAM_KEEPALIVE,
+      keepaliveTimeout: APP_KEEPALIVE_TIMEOUT,
     },
   ]);
 });

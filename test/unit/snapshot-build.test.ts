@@ -855,6 +855,7 @@ describe('buildSnapshot: TrafficSplits', () => {
             split('e', { backends: [{ service: 'web', weight: -1 }] }),
             split('f', { matches: [{ kind: 'TCPRoute', name: 'any' }] }),
             trafficSplit('shop', 'g', { service: 'web', backends: [{ service: 'db' }] }),
+            split('h', { backends: [{ service: 'web', weight: 2 ** 53 - 1 }] }),
           ],
         }),
       ),
@@ -863,9 +864,10 @@ describe('buildSnapshot: TrafficSplits', () => {
       'TrafficSplit shop/b UnknownService: spec.backends[1].service "web-v3": no Service shop/web-v3',
       'TrafficSplit shop/c NoWeight: spec.backends: no backend has a weight above 0',
       'TrafficSplit shop/d UnknownRouteGroup: spec.matches[0].name "nope": no HTTPRouteGroup shop/nope',
-      'TrafficSplit shop/e InvalidField: spec.backends[0].weight -1: expected an integer >= 0',
+      'TrafficSplit shop/e InvalidField: spec.backends[0].weight -1: expected an integer from 0 to 1000000',
       'TrafficSplit shop/f UnsupportedKind: spec.matches[0].kind "TCPRoute": expected HTTPRouteGroup',
-      'TrafficSplit shop/g InvalidField: spec.backends[0].weight undefined: expected an integer >= 0',
+      'TrafficSplit shop/g InvalidField: spec.backends[0].weight undefined: expected an integer from 0 to 1000000',
+      'TrafficSplit shop/h InvalidField: spec.backends[0].weight 9007199254740991: expected an integer from 0 to 1000000',
     ]);
   });
 });

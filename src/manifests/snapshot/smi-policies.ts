@@ -6,9 +6,12 @@
 //   sources may be anywhere. Rules name HTTPRouteGroups and TCPRoutes in the TrafficTarget's namespace.
 //   Sources are sorted and deduplicated; HTTP matches keep the order of the rules.
 // - TrafficSplit: the root and every backend are Services of the split's namespace; backends of
-//   weight 0 are dropped, a backend named twice gets the sum of its weights, backends are sorted
+//   weight 0 are dropped, a weight above TRAFFIC_SPLIT_MAX_WEIGHT is refused (sums of weights
+//   stay exact integers, and shares stay what they say), a backend named twice gets the sum of
+//   its weights, backends are sorted
 //   by Service. Matches name HTTPRouteGroups of the split's namespace and take all their matches.
 // Pure.
+import { TRAFFIC_SPLIT_MAX_WEIGHT } from '../constants';
 import {
   arrayOf,
   countOf,
@@ -137,10 +140,10 @@ export function toTrafficSplit(
     const field = `spec.backends[${position}]`;
     const key = existingService(context, ref.namespace, backend.service, `${field}.service`);
     const weight = countOf(backend.weight);
-    if (weight === undefined) {
+    if (weight === undefined || weight > TRAFFIC_SPLIT_MAX_WEIGHT) {
       throw new PolicyProblem(
         'InvalidField',
-        `${field}.weight ${quoted(backend.weight)}: expected an integer >= 0`,
+        `${field}.weight ${quoted(backend.weight)}: expected an integer from 0 to ${TRAFFIC_SPLIT_MAX_WEIGHT}`,
       );
     }
     if (weight > 0) weights.set(key, (weights.get(key) ?? 0) + weight);

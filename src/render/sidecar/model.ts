@@ -55,6 +55,8 @@ export interface UpstreamModel {
   readonly tlsName?: string;
   /** Idle connections each worker keeps open for reuse (http upstreams only). */
   readonly keepalive?: number;
+  /** How long an idle kept-alive connection stays open (nginx's default, 60 s, when absent). */
+  readonly keepaliveTimeout?: string;
 }
 
 /**
@@ -63,6 +65,14 @@ export interface UpstreamModel {
  * not a reservation: nginx opens them as load needs.
  */
 export const HTTP_UPSTREAM_KEEPALIVE = 32;
+
+/**
+ * How long the sidecar keeps an idle connection to its app: shorter than the app's own idle
+ * timeout, so the app never closes a connection just as the sidecar sends a request on it (which
+ * nginx answers 502, with no other server to try). Node's HTTP server closes after 5 s, as do
+ * uvicorn and many others; nginx's own default of 60 s outlived them all.
+ */
+export const APP_KEEPALIVE_TIMEOUT = '4s';
 
 /** Where an outbound HTTP destination goes: an upstream, a split, or nowhere (503). */
 export type HttpTarget =
@@ -674,6 +684,7 @@ export function buildSidecarModel(
           method: [],
           servers: [{ address: `127.0.0.1:${port.port}`, backup: false }],
           keepalive: HTTP_UPSTREAM_KEEPALIVE,
+          keepaliveTimeout: APP_KEEPALIVE_TIMEOUT,
         })),
       accessRules,
       rateLimits,

@@ -161,6 +161,9 @@ export function upstreamBlock(upstream: UpstreamModel): Directive {
       ...servers,
       // After the method and servers: nginx requires the balancing method before keepalive.
       ...(upstream.keepalive === undefined ? [] : [d('keepalive', String(upstream.keepalive))]),
+      ...(upstream.keepaliveTimeout === undefined
+        ? []
+        : [d('keepalive_timeout', upstream.keepaliveTimeout)]),
     ],
   );
 }

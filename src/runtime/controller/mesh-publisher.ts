@@ -96,6 +96,9 @@ function policiesOf(state: CachedClusterState): readonly Readonly<Record<string,
     ...state.trafficTargets,
     ...state.rateLimits,
     ...state.circuitBreakers,
+    // Route groups carry regular expressions a tenant writes: a bad match is reported on them.
+    ...state.httpRouteGroups,
+    ...state.tcpRoutes,
   ];
 }
 
