@@ -575,6 +575,20 @@ function trafficSplit(name: string, service: string, backends: object[], group?:
   };
 }
 
+/**
+ * The victim's web, two replicas as the fault tier runs it: the policy change after each attack
+ * reloads every sidecar at once, and a request to a single endpoint whose sidecar and the
+ * caller's reload together can still fail (reloads that lose nothing are the data plane's own
+ * work); two endpoints keep that out of what this tier measures, which is the tenant.
+ */
+function victimWeb(): object {
+  const web = echoDeployment(victim, 'web', { labels: { app: 'web' } }) as {
+    spec: { replicas: number };
+  };
+  web.spec.replicas = 2;
+  return web;
+}
+
 const tenantSubject = { kind: 'ServiceAccount', name: 'default', namespace: attacker };
 
 /** A Service in attacker in front of the tenant's pods, for policies to name. */
@@ -596,7 +610,7 @@ beforeAll(async () => {
   await createInjectedNamespace(rest, victim);
   await createNamespace(rest, attacker);
   await applyObjects([
-    echoDeployment(victim, 'web', { labels: { app: 'web' } }),
+    victimWeb(),
     shellDeployment(victim, 'client'),
     httpService(victim, 'web', { app: 'web' }),
     tenantDeployment(),
@@ -606,10 +620,10 @@ beforeAll(async () => {
   await waitFor(
     'the victim web and client, the tenant and the loner Ready',
     async () => {
-      const ready = async (namespace: string, app: string) =>
-        (await listPods(rest, namespace, `app=${app}`)).filter(isReady).length === 1;
+      const ready = async (namespace: string, app: string, count = 1) =>
+        (await listPods(rest, namespace, `app=${app}`)).filter(isReady).length === count;
       const all = await Promise.all([
-        ready(victim, 'web'),
+        ready(victim, 'web', 2),
         ready(victim, 'client'),
         ready(attacker, TENANT),
         ready(attacker, LONER),
