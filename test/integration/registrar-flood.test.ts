@@ -11,7 +11,7 @@ import { createIssuer } from '../../src/runtime/registrar/issuer';
 import { issueServingCertificate } from '../../src/runtime/registrar/serving';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
-import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
+import { injectedPodFacts, TEST_IMAGES, tokenReviewOf, WEB } from '../support/registrar-pods';
 import {
   createTestAuthority,
   TEST_MESH_NAMESPACE,
@@ -68,21 +68,11 @@ it('answers a flood from one address with 429 and Retry-After, asking the API se
   const directory: WorkloadDirectory = {
     reviewToken: (_token, audience) => {
       reviews += 1;
-      return Promise.resolve({
-        authenticated: true,
-        username: 'system:serviceaccount:app:web',
-        extra: {
-          'authentication.kubernetes.io/pod-name': ['web-1'],
-          'authentication.kubernetes.io/pod-uid': ['u1'],
-        },
-        audiences: [audience === IDENTITY_TOKEN_AUDIENCE ? audience : ''],
-        error: '',
-      });
+      return Promise.resolve(
+        tokenReviewOf(WEB, { audiences: [audience === IDENTITY_TOKEN_AUDIENCE ? audience : ''] }),
+      );
     },
-    readPod: () =>
-      Promise.resolve(
-        injectedPodFacts({ namespace: 'app', name: 'web-1', uid: 'u1', serviceAccount: 'web' }),
-      ),
+    readPod: () => Promise.resolve(injectedPodFacts(WEB)),
   };
   const logger = createJsonLogger({
     level: 'error',

@@ -21,7 +21,7 @@ import { startRegistrarService } from '../../src/runtime/registrar/registrar-ser
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
 import { isolateBinary } from '../support/binary';
-import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
+import { injectedPodFacts, TEST_IMAGES, tokenReviewOf, WEB } from '../support/registrar-pods';
 import { waitForOutput } from '../support/processes';
 
 const MINUTE = 60_000;
@@ -154,25 +154,11 @@ function memoryApi() {
   const directory: WorkloadDirectory = {
     reviewToken: async (token) => {
       await reachable();
-      return {
-        authenticated: token === 'web-token',
-        username: 'system:serviceaccount:app:web',
-        extra: {
-          'authentication.kubernetes.io/pod-name': ['web-1'],
-          'authentication.kubernetes.io/pod-uid': ['u1'],
-        },
-        audiences: ['nginx-mesh-registrar'],
-        error: 'invalid token',
-      };
+      return tokenReviewOf(WEB, { authenticated: token === 'web-token', error: 'invalid token' });
     },
     readPod: async () => {
       await reachable();
-      return injectedPodFacts({
-        namespace: 'app',
-        name: 'web-1',
-        uid: 'u1',
-        serviceAccount: 'web',
-      });
+      return injectedPodFacts(WEB);
     },
   };
   return { api, store, bundles, directory };

@@ -6,7 +6,13 @@ import type { InjectionSettings } from '../../src/manifests/inject/types';
 import { buildInstallPlan, planObjects } from '../../src/manifests/install/plan';
 import { buildMeshConfig, defaultDeployInput } from '../../src/manifests/mesh-config';
 import type { MeshImages } from '../../src/manifests/registrar/mesh-member';
+import {
+  IDENTITY_TOKEN_AUDIENCE,
+  TOKEN_POD_NAME_EXTRA,
+  TOKEN_POD_UID_EXTRA,
+} from '../../src/manifests/constants';
 import type { PodFacts } from '../../src/manifests/registrar/pod-facts';
+import type { TokenReviewFacts } from '../../src/manifests/registrar/svid-policy';
 import { toPodFacts } from '../../src/manifests/registrar/pod-facts';
 
 export const TEST_IMAGES: MeshImages = {
@@ -31,6 +37,9 @@ export interface PodRef {
   readonly serviceAccount: string;
 }
 
+/** The application pod most registrar tests use: app/web-1 of ServiceAccount web. */
+export const WEB: PodRef = { namespace: 'app', name: 'web-1', uid: 'u1', serviceAccount: 'web' };
+
 /** The injected Pod object (JSON), with one app container serving on 8080. */
 export function injectedPod(ref: PodRef, native = true): Record<string, unknown> {
   const outcome = injectPodTemplate(
@@ -51,6 +60,27 @@ export function injectedPod(ref: PodRef, native = true): Record<string, unknown>
 
 export function injectedPodFacts(ref: PodRef, native = true): PodFacts {
   return toPodFacts(injectedPod(ref, native), ref);
+}
+
+/**
+ * What the API server answers a TokenReview of a valid registrar token bound to the pod ref
+ * names; changes alter it (an unauthenticated token, another audience).
+ */
+export function tokenReviewOf(
+  ref: PodRef,
+  changes: Partial<TokenReviewFacts> = {},
+): TokenReviewFacts {
+  return {
+    authenticated: true,
+    username: `system:serviceaccount:${ref.namespace}:${ref.serviceAccount}`,
+    extra: {
+      [TOKEN_POD_NAME_EXTRA]: [ref.name],
+      [TOKEN_POD_UID_EXTRA]: [ref.uid],
+    },
+    audiences: [IDENTITY_TOKEN_AUDIENCE],
+    error: '',
+    ...changes,
+  };
 }
 
 interface PodTemplate {

@@ -10,7 +10,7 @@ import type { IssueOutcome, WorkloadDirectory } from '../../src/runtime/registra
 import { BUSY_RETRY_AFTER_MS, createIssuer } from '../../src/runtime/registrar/issuer';
 import { createBucketLimiter } from '../../src/runtime/registrar/limiter';
 import { createJsonLogger } from '../../src/runtime/role/log';
-import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
+import { injectedPodFacts, TEST_IMAGES, tokenReviewOf, WEB } from '../support/registrar-pods';
 
 const fixture = (name: string): string =>
   readFileSync(join(__dirname, '..', 'fixtures', 'registrar', name), 'utf8');
@@ -22,17 +22,8 @@ const authority = loadAuthority(
 const csrPem = fixture('csr-p256.pem');
 const now = new Date('2030-06-01T12:00:00Z');
 
-const review: TokenReviewFacts = {
-  authenticated: true,
-  username: 'system:serviceaccount:app:web',
-  extra: {
-    'authentication.kubernetes.io/pod-name': ['web-1'],
-    'authentication.kubernetes.io/pod-uid': ['u1'],
-  },
-  audiences: ['nginx-mesh-registrar'],
-  error: '',
-};
-const pod = injectedPodFacts({ namespace: 'app', name: 'web-1', uid: 'u1', serviceAccount: 'web' });
+const review: TokenReviewFacts = tokenReviewOf(WEB);
+const pod = injectedPodFacts(WEB);
 
 /** Counts the API calls; while held, reviews wait until released. */
 function countingDirectory() {

@@ -24,7 +24,7 @@ import {
 import { describeKey } from '../../src/runtime/registrar/keys';
 import { reasonOf } from '../../src/runtime/registrar/reason';
 import { createJsonLogger } from '../../src/runtime/role/log';
-import { injectedPodFacts, TEST_IMAGES } from '../support/registrar-pods';
+import { injectedPodFacts, TEST_IMAGES, tokenReviewOf, WEB } from '../support/registrar-pods';
 
 const fixture = (name: string): string =>
   readFileSync(join(__dirname, '..', 'fixtures', 'registrar', name), 'utf8');
@@ -38,22 +38,8 @@ const NOT_BEFORE = '2026-11-26T02:51:24.000Z';
 const NOT_AFTER = '2126-11-02T02:51:24.000Z';
 const WINDOW = `valid from ${NOT_BEFORE} until ${NOT_AFTER}`;
 
-const review: TokenReviewFacts = {
-  authenticated: true,
-  username: 'system:serviceaccount:app:web',
-  extra: {
-    'authentication.kubernetes.io/pod-name': ['web-1'],
-    'authentication.kubernetes.io/pod-uid': ['u1'],
-  },
-  audiences: ['nginx-mesh-registrar'],
-  error: '',
-};
-const pod: PodFacts = injectedPodFacts({
-  namespace: 'app',
-  name: 'web-1',
-  uid: 'u1',
-  serviceAccount: 'web',
-});
+const review: TokenReviewFacts = tokenReviewOf(WEB);
+const pod: PodFacts = injectedPodFacts(WEB);
 
 /** The API server's answers: every token is web-1's, unless the API is unreachable. */
 function directory(reachable = true): WorkloadDirectory & { asked: number } {
