@@ -3,7 +3,7 @@
 // nginx refused the last one.
 import type { ApplyOutcome } from '../../src/runtime/agent/config-applier';
 import { createSnapshotApplier } from '../../src/runtime/agent/snapshot-applier';
-import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
+import type { MeshSnapshot, SnapshotRateLimit } from '../../src/manifests/snapshot/types';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { shopContext, shopSnapshot } from '../support/sidecar-snapshots';
 
@@ -27,6 +27,34 @@ function setup(outcomes: ApplyOutcome[]) {
     onApplied: (snapshot) => inForce.push(snapshot),
   });
   return { applier, texts, inForce };
+}
+
+/**
+ * count RateLimits r00, r01, … on shop/web-1, each matching path /p<index>, except that those
+ * bad picks carry a pattern nginx refuses.
+ */
+function rateLimitsOnWeb(
+  count: number,
+  bad: (index: number) => boolean,
+): Record<string, SnapshotRateLimit> {
+  const limits: Record<string, SnapshotRateLimit> = {};
+  for (let index = 0; index < count; index += 1) {
+    const name = `r${String(index).padStart(2, '0')}`;
+    limits[`shop/${name}`] = {
+      namespace: 'shop',
+      name,
+      destinationPods: ['shop/web-1'],
+      sourceIps: [],
+      rate: index + 1,
+      per: 's',
+      burst: 0,
+      delay: 0,
+      matches: [
+        { name: 'm', methods: [], pathRegex: bad(index) ? 'BAD(' : `/p${index}`, headers: {} },
+      ],
+    };
+  }
+  return limits;
 }
 
 const withLoadgen = shopSnapshot({
@@ -151,28 +179,7 @@ describe('a configuration nginx refuses because of policy objects', () => {
         ),
       );
     // One root port takes one split; RateLimits on this pod carry the rest.
-    const limits = {};
-    for (let index = 0; index < 64; index += 1)
-      Object.assign(limits, {
-        [`shop/r${String(index).padStart(2, '0')}`]: {
-          namespace: 'shop',
-          name: `r${String(index).padStart(2, '0')}`,
-          destinationPods: ['shop/web-1'],
-          sourceIps: [],
-          rate: index + 1,
-          per: 's',
-          burst: 0,
-          delay: 0,
-          matches: [
-            {
-              name: 'm',
-              methods: [],
-              pathRegex: index === 9 || index === 50 ? 'BAD(' : `/p${index}`,
-              headers: {},
-            },
-          ],
-        },
-      });
+    const limits = rateLimitsOnWeb(64, (index) => index === 9 || index === 50);
     const error = await applier.apply(
       shopSnapshot({ rateLimits: limits, trafficSplits: splits }),
       1,
@@ -188,28 +195,7 @@ describe('a configuration nginx refuses because of policy objects', () => {
 
   it('leaves out what it could not check once its budget is spent, and still applies', async () => {
     const { applier, applied, checks } = nginxSetup(4);
-    const limits = {};
-    for (let index = 0; index < 16; index += 1)
-      Object.assign(limits, {
-        [`shop/r${String(index).padStart(2, '0')}`]: {
-          namespace: 'shop',
-          name: `r${String(index).padStart(2, '0')}`,
-          destinationPods: ['shop/web-1'],
-          sourceIps: [],
-          rate: index + 1,
-          per: 's',
-          burst: 0,
-          delay: 0,
-          matches: [
-            {
-              name: 'm',
-              methods: [],
-              pathRegex: index % 4 === 3 ? 'BAD(' : `/p${index}`,
-              headers: {},
-            },
-          ],
-        },
-      });
+    const limits = rateLimitsOnWeb(16, (index) => index % 4 === 3);
     const error = await applier.apply(shopSnapshot({ rateLimits: limits }), 1, false);
     // Without any, 8 (refused), 4 (refused), 2 (accepted): r00 and r01 are kept.
     expect(checks()).toBe(4);
