@@ -351,7 +351,7 @@ function warningsFor(input: DeployInput): string[] {
   return warnings;
 }
 
-function fullConfig(
+export function fullConfig(
   input: DeployInput,
   namespace: string,
   withCredentials: boolean,

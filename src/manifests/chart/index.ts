@@ -1,0 +1,246 @@
+// The Helm chart charts/nginx-service-mesh, generated from the install plan that deploy applies:
+// the plan is rendered with placeholders where chart values go (one rendering with every optional
+// feature off, one per feature on), the renderings are merged into templates, and the CRDs are
+// written as they are. deploy and the chart therefore cannot drift apart; a test renders both
+// for a matrix of values and compares the objects. Pure.
+import { stringify } from 'yaml';
+import { FIELD_MANAGER, PART_OF_VALUE } from '../constants';
+import { buildMeshCrds } from '../crds';
+import { MANAGED_BY_LABEL } from '../install/objects';
+import type { InstallStep, InstallStepId } from '../install/plan';
+import { buildInstallPlan } from '../install/plan';
+import { defaultDeployInput } from '../mesh-config/deploy-input';
+import type { DeployInput } from '../mesh-config/deploy-input';
+import { fullConfig } from '../mesh-config/model';
+import type { FullMeshConfig, MeshSecrets } from '../mesh-config/types';
+import { CA_TTL_MIN_SVID_MULTIPLE } from '../registrar/svid-policy';
+import { documentsText } from './emit';
+import type { Json } from './merge';
+import { mergeVariants } from './merge';
+import { base64Of, expressionOf, valueOf } from './placeholders';
+import { defaultValues, valuesSchema } from './values';
+
+export const CHART_NAME = PART_OF_VALUE;
+/** Where the chart lives in the repository. */
+export const CHART_DIRECTORY = `charts/${CHART_NAME}`;
+/** The oldest Kubernetes the mesh runs on (ValidatingAdmissionPolicy v1 is GA in 1.30). */
+export const CHART_KUBE_VERSION = '>= 1.30.0-0';
+
+const LB_METHOD_HELPER = `${CHART_NAME}.lbMethod`;
+const VALIDATE_HELPER = `${CHART_NAME}.validate`;
+
+interface Feature {
+  /** Helm condition under which the feature is on. */
+  readonly condition: string;
+  readonly input?: Partial<DeployInput>;
+  readonly config?: (config: FullMeshConfig) => FullMeshConfig;
+  readonly secrets?: MeshSecrets;
+}
+
+const v = valueOf;
+const upstreamDisk = (field: string): string =>
+  `(dig "upstreamAuthority" "disk" "${field}" "" .Values.mtls)`;
+
+/** deploy's input with every chart value as a placeholder, every optional feature off. */
+function baseInput(version: string): DeployInput {
+  return {
+    ...defaultDeployInput(version),
+    accessControlMode: v('accessControlMode'),
+    clientMaxBodySize: v('clientMaxBodySize'),
+    environment: v('environment'),
+    imageTag: v('registry.imageTag'),
+    mtlsCaKeyType: v('mtls.caKeyType'),
+    mtlsCaTtl: v('mtls.caTTL'),
+    mtlsMode: v('mtls.mode'),
+    mtlsSvidTtl: v('mtls.svidTTL'),
+    mtlsTrustDomain: v('mtls.trustDomain'),
+    nginxErrorLogLevel: v('nginxErrorLogLevel'),
+    nginxLbMethod: expressionOf(`include "${LB_METHOD_HELPER}" .`),
+    nginxLogFormat: v('nginxLogFormat'),
+    persistentStorage: v('mtls.persistentStorage'),
+    prometheusAddress: '',
+    registryServer: v('registry.server'),
+    spireServerKeyManager: v('mtls.spireServerKeyManager'),
+  };
+}
+
+function baseConfig(config: FullMeshConfig): FullMeshConfig {
+  return {
+    ...config,
+    registry: { ...config.registry, imagePullPolicy: v('registry.imagePullPolicy') as 'Always' },
+  };
+}
+
+const UPSTREAM = upstreamDisk('cert');
+const upstreamSecrets = (bundle: string): MeshSecrets => ({
+  upstreamAuthority: {
+    type: 'disk',
+    cert: v('mtls.upstreamAuthority.disk.cert'),
+    key: v('mtls.upstreamAuthority.disk.key'),
+    bundle,
+  },
+});
+
+/** Each optional part of the installation, and the value that turns it on. */
+const FEATURES: readonly Feature[] = [
+  { condition: '.Values.enableUDP', input: { enableUdp: true } },
+  { condition: '.Values.registry.disablePublicImages', input: { disablePublicImages: true } },
+  { condition: '.Values.prometheusAddress', input: { prometheusAddress: v('prometheusAddress') } },
+  {
+    condition: '.Values.telemetry.exporters',
+    config: (config) => ({
+      ...config,
+      telemetry: {
+        exporters: {
+          otlp: {
+            host: v('telemetry.exporters.otlp.host'),
+            port: v('telemetry.exporters.otlp.port') as unknown as number,
+          },
+        },
+        samplerRatio: v('telemetry.samplerRatio') as unknown as number,
+      },
+    }),
+  },
+  {
+    condition: '.Values.registry.username',
+    secrets: {
+      registry: {
+        kind: 'password',
+        username: v('registry.username'),
+        password: v('registry.password'),
+      },
+    },
+  },
+  {
+    condition: '.Values.registry.key',
+    secrets: { registry: { kind: 'key', key: v('registry.key') } },
+  },
+  { condition: UPSTREAM, secrets: upstreamSecrets('') },
+  {
+    condition: `and ${UPSTREAM} ${upstreamDisk('bundle')}`,
+    secrets: upstreamSecrets(v('mtls.upstreamAuthority.disk.bundle')),
+  },
+];
+
+/** The objects Helm installs itself or never templates: the namespace (--create-namespace) and CRDs. */
+const UNTEMPLATED_STEPS: ReadonlySet<InstallStepId> = new Set(['namespace', 'crds']);
+
+/** The managed-by label names Helm on objects it manages. */
+function helmManaged(value: Json, key = ''): Json {
+  if (key === MANAGED_BY_LABEL && value === FIELD_MANAGER) return expressionOf('.Release.Service');
+  if (Array.isArray(value)) return value.map((each: Json) => helmManaged(each));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([name, each]) => [name, helmManaged(each, name)]),
+    );
+  }
+  return value;
+}
+
+function renderPlan(version: string, feature: Feature | undefined): readonly InstallStep[] {
+  const input = { ...baseInput(version), ...feature?.input };
+  const secrets = feature?.secrets ?? {};
+  const base = baseConfig(
+    fullConfig(input, expressionOf('.Release.Namespace'), secrets.registry !== undefined),
+  );
+  const config = feature?.config?.(base) ?? base;
+  return buildInstallPlan(
+    {
+      config,
+      version: expressionOf('.Chart.AppVersion'),
+      secrets,
+      upstreamCa: secrets.upstreamAuthority !== undefined,
+    },
+    base64Of,
+  );
+}
+
+const HELPERS = `{{/* The method open-source NGINX runs: least_time ones need NGINX Plus. */}}
+{{- define "${LB_METHOD_HELPER}" -}}
+{{- $method := .Values.nginxLBMethod -}}
+{{- if hasPrefix "least_time" $method -}}
+least_conn
+{{- else if hasPrefix "random two least_time" $method -}}
+random two least_conn
+{{- else -}}
+{{ $method }}
+{{- end -}}
+{{- end -}}
+
+{{/* Rules the values schema cannot state; the same ones deploy applies to its flags. */}}
+{{- define "${VALIDATE_HELPER}" -}}
+{{- $registry := .Values.registry -}}
+{{- if and $registry.key (or $registry.username $registry.password) -}}
+{{- fail "invalid configuration: cannot set both registry.key and registry.username/registry.password" -}}
+{{- end -}}
+{{- if and (or $registry.username $registry.password) (not (and $registry.username $registry.password)) -}}
+{{- fail "invalid configuration: both registry.username and registry.password must be set" -}}
+{{- end -}}
+{{- if and .Values.telemetry (not .Values.telemetry.exporters) -}}
+{{- fail "invalid configuration: telemetry needs exporters.otlp.host and exporters.otlp.port" -}}
+{{- end -}}
+{{- $ca := trimSuffix "h" .Values.mtls.caTTL | atoi -}}
+{{- $svid := .Values.mtls.svidTTL -}}
+{{- $svidMinutes := hasSuffix "m" $svid | ternary (trimSuffix "m" $svid | atoi) (mul (trimSuffix "h" $svid | atoi) 60) -}}
+{{- if lt (mul $ca 60) (mul $svidMinutes ${CA_TTL_MIN_SVID_MULTIPLE}) -}}
+{{- fail (printf "invalid configuration: mtls.caTTL (%s) must be at least ${CA_TTL_MIN_SVID_MULTIPLE} times mtls.svidTTL (%s), so that a new CA reaches every workload before it signs" .Values.mtls.caTTL $svid) -}}
+{{- end -}}
+{{- end -}}
+`;
+
+const NOTES = `NGINX Service Mesh {{ .Chart.AppVersion }} is installed in namespace {{ .Release.Namespace }}.
+Check it with: nginx-meshctl status -n {{ .Release.Namespace }}
+{{- if ne (include "${LB_METHOD_HELPER}" .) .Values.nginxLBMethod }}
+Warning: nginxLBMethod "{{ .Values.nginxLBMethod }}": least_time is only available in NGINX Plus; using "{{ include "${LB_METHOD_HELPER}" . }}"
+{{- end }}
+{{- if .Values.enableUDP }}
+Warning: enableUDP: UDP traffic is not proxied yet; it keeps bypassing the sidecars
+{{- end }}
+`;
+
+function chartYaml(version: string): string {
+  return stringify({
+    apiVersion: 'v2',
+    name: CHART_NAME,
+    description:
+      'NGINX Service Mesh: the control plane (controller, registrar, metrics API, NATS), generated from the same manifests nginx-meshctl deploy applies.',
+    type: 'application',
+    version,
+    appVersion: version,
+    kubeVersion: CHART_KUBE_VERSION,
+  });
+}
+
+const GENERATED = '# Generated from src/manifests (npm run chart); do not edit.\n';
+
+/** Every file of the chart, by path under the chart directory, in a stable order. */
+export function buildChart(version: string): ReadonlyMap<string, string> {
+  const plans = [undefined, ...FEATURES].map((feature) => renderPlan(version, feature));
+  const conditions = [undefined, ...FEATURES.map((feature) => feature.condition)];
+  const files = new Map<string, string>();
+  files.set('Chart.yaml', chartYaml(version));
+  files.set('values.yaml', `${GENERATED}${stringify(defaultValues(version))}`);
+  files.set('values.schema.json', `${JSON.stringify(valuesSchema(), null, 2)}\n`);
+  for (const crd of buildMeshCrds()) {
+    const name = (crd as { metadata: { name: string } }).metadata.name;
+    files.set(`crds/${name}.yaml`, `${GENERATED}${stringify(crd)}`);
+  }
+  files.set('templates/_helpers.tpl', HELPERS);
+  files.set('templates/NOTES.txt', NOTES);
+  const [basePlan = []] = plans;
+  basePlan.forEach((step, index) => {
+    if (UNTEMPLATED_STEPS.has(step.id)) return;
+    const variants = plans.map((plan, variant) => ({
+      ...(conditions[variant] === undefined ? {} : { condition: conditions[variant] }),
+      value: helmManaged(
+        (plan.find((each) => each.id === step.id)?.objects ?? []) as unknown as Json,
+      ),
+    }));
+    const merged = mergeVariants(variants);
+    if (merged.kind !== 'list') throw new Error(`step ${step.id} did not merge into a list`);
+    const validate = step.id === 'config' ? `{{- include "${VALIDATE_HELPER}" . }}\n` : '';
+    const name = `templates/${String(index).padStart(2, '0')}-${step.id}.yaml`;
+    files.set(name, `${GENERATED}${validate}${documentsText(merged.items)}`);
+  });
+  return files;
+}
