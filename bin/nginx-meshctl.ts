@@ -41,6 +41,8 @@ async function start(): Promise<void> {
         for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
         return Buffer.concat(chunks).toString('utf8');
       },
+      readUrl: async (url, maxBytes) =>
+        (await import('../src/runtime/fetch-text')).fetchText(url, { maxBytes }),
     },
   });
   // Exit now rather than when the event loop drains: keep-alive sockets and abandoned role

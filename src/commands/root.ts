@@ -37,7 +37,7 @@ export interface CliDeps {
   readonly clock: Clock;
   /** Confirmation questions (remove, upgrade). */
   readonly prompt: Prompter;
-  /** Reads files (inject's manifests, deploy's key and CA files) and stdin. */
+  /** Reads files (inject's manifests, deploy's key and CA files), stdin and inject's URLs. */
   readonly input: InputReader;
 }
 

@@ -18,6 +18,10 @@ export function sortServices(services: readonly MeshService[]): MeshService[] {
   );
 }
 
+/**
+ * One row per upstream address, the Service named on its first; no blank row between Services
+ * (NGINX Service Mesh printed one after each), so that every line is an entry.
+ */
 export function renderServices(services: readonly MeshService[]): string {
   const rows: string[][] = [['Service', 'Upstream', 'Port']];
   for (const service of sortServices(services)) {
@@ -26,7 +30,6 @@ export function renderServices(services: readonly MeshService[]): string {
     addresses.forEach((address, index) => {
       rows.push([index === 0 ? `${service.namespace}/${service.name}` : '', address, ports]);
     });
-    rows.push(['', '', '']);
   }
   return renderTable(rows);
 }

@@ -1,6 +1,7 @@
 // Runs the whole CLI in-process with fakes, the way the executable runs it with real parts.
 import { main } from '../../src/main';
 import type { MainDeps } from '../../src/main';
+import type { InputReader } from '../../src/commands/inject/run-inject';
 import type { KubeAccess } from '../../src/runtime/kube/access';
 import type { RoleDefinition } from '../../src/runtime/role/role';
 import type { BufferedIo } from './fakes';
@@ -17,8 +18,10 @@ export const unreachableKube: KubeAccess = readOnlyKube(() =>
   Promise.reject(new Error('dial tcp 127.0.0.1:1: connect: connection refused')),
 );
 
-export interface CliOverrides extends Partial<Omit<MainDeps, 'io' | 'roles'>> {
+export interface CliOverrides extends Partial<Omit<MainDeps, 'io' | 'roles' | 'input'>> {
   readonly io?: BufferedIo;
+  /** Replaces the default readers one by one: none reads a real file or URL. */
+  readonly input?: Partial<InputReader>;
   readonly roles?: readonly RoleDefinition[];
 }
 
@@ -38,11 +41,13 @@ export async function runCli(
       interactive: false,
       ask: () => Promise.reject(new Error('no terminal: nothing can be asked')),
     },
+    ...overrides,
     input: {
       readFile: (path) => Promise.reject(new Error(`open ${path}: no such file or directory`)),
       readStdin: () => Promise.resolve(''),
+      readUrl: (url) => Promise.reject(new Error(`GET ${url}: no network in this test`)),
+      ...overrides.input,
     },
-    ...overrides,
     io,
     roles: new Map((overrides.roles ?? []).map((role) => [role.name, role])),
   });

@@ -270,6 +270,19 @@ describe('control-plane pods', () => {
   });
 });
 
+describe('--disable-public-images', () => {
+  const natsImages = (input: Partial<DeployInput>): string[] =>
+    byKind(planObjects(plan({ registryServer: 'registry.test/nsm', ...input })), 'Deployment')
+      .filter((each) => each.metadata.name === 'nats-server')
+      .map((each) => JSON.stringify(each.spec))
+      .flatMap((spec) => [...spec.matchAll(/"image":"([^"]*nats[^"]*)"/g)].map((m) => m[1] ?? ''));
+
+  it('moves NATS, the one third-party image, from its public name to --registry-server', () => {
+    expect(natsImages({})).toEqual(['nats:2.9']);
+    expect(natsImages({ disablePublicImages: true })).toEqual(['registry.test/nsm/nats:2.9']);
+  });
+});
+
 describe('NATS with TLS', () => {
   const objects = planObjects(plan());
   const nats = byKind(objects, 'Deployment').find((each) => each.metadata.name === 'nats-server');
@@ -413,6 +426,15 @@ describe('upgrade input', () => {
     expect('config' in outcome && outcome.config.registry.sidecarInitImage).toBe(
       'other.test/nsm/nginx-mesh-init:1.1.0',
     );
+  });
+
+  it('replays a stored --environment kubernetes, and the CA storage values, without a problem', () => {
+    const deployed = configFor({ persistentStorage: 'on', spireServerKeyManager: 'memory' });
+    const input = upgradeInput(JSON.parse(renderMeshConfigJson(deployed)) as unknown, undefined, {
+      imageTag: '2.0.0',
+    });
+    const outcome = buildMeshConfig(input, { namespace: 'nginx-mesh', files: new Map() });
+    expect('config' in outcome && outcome.config).toEqual(deployed);
   });
 
   it('compares versions numerically', () => {

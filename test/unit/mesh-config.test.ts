@@ -104,7 +104,6 @@ describe('deploy flags', () => {
 
   it.each([
     ['access-control-mode', 'allow', ['allow', 'deny']],
-    ['environment', 'kubernetes', ['kubernetes', 'openshift']],
     ['mtls-ca-key-type', 'ec-p256', ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096']],
     ['mtls-mode', 'permissive', ['off', 'permissive', 'strict']],
     [
@@ -121,6 +120,14 @@ describe('deploy flags', () => {
     expect(flag?.defaultValue).toBe(defaultValue);
     expect(flag?.choices).toEqual(choices);
     expect(flag?.usage).toContain(`\n\t\tValid values: ${choices.join(', ')}`);
+  });
+
+  it('--environment defaults to kubernetes, the only valid value, and leaves openshift to buildMeshConfig', () => {
+    const flag = flags.find((candidate) => candidate.long === 'environment');
+    expect(flag?.defaultValue).toBe('kubernetes');
+    // Not refused by the parser, so that buildMeshConfig can say why openshift is refused.
+    expect(flag?.choices).toBeUndefined();
+    expect(flag?.usage).toContain('\n\t\tValid values: kubernetes\n\t\topenshift is refused');
   });
 
   it('accepts all ten NGINX Service Mesh load-balancing methods', () => {
@@ -230,7 +237,6 @@ describe('buildMeshConfig values', () => {
       mtlsTrustDomain: 'mesh.example.com',
       accessControlMode: 'deny',
       clientMaxBodySize: '0',
-      environment: 'openshift',
       nginxErrorLogLevel: 'debug',
       nginxLbMethod: 'random two least_conn',
       nginxLogFormat: 'json',
@@ -323,7 +329,7 @@ describe('buildMeshConfig problems', () => {
     [
       'environment',
       { environment: 'eks' },
-      'invalid value "eks" for --environment: must be one of kubernetes, openshift',
+      'invalid value "eks" for --environment: must be one of kubernetes',
     ],
     [
       'mtls-ca-key-type',
@@ -519,6 +525,12 @@ describe('buildMeshConfig problems', () => {
     expect(problemsOf(overrides)).toEqual([message]);
   });
 
+  it('refuses --environment openshift in one line that says what to do instead', () => {
+    expect(problemsOf({ environment: 'openshift' })).toEqual([
+      'invalid configuration: --environment openshift is not supported: this mesh renders no SecurityContextConstraints and is not tested on OpenShift; deploy with --environment kubernetes (the default)',
+    ]);
+  });
+
   it('rejects a registry key together with a user name or password', () => {
     expect(
       problemsOf(
@@ -638,6 +650,47 @@ describe('buildMeshConfig warnings', () => {
   it('says a sampler ratio without an exporter has no effect', () => {
     expect(warningsOf({ telemetrySamplerRatio: '0.5' })).toEqual([
       '--telemetry-sampler-ratio has no effect without --telemetry-exporters',
+    ]);
+  });
+
+  it.each([
+    [
+      'off',
+      "--persistent-storage off: the registrar's CA persists all the same, in Secret nginx-mesh/nginx-mesh-registrar-ca, and survives restarts; the value is only stored",
+    ],
+    [
+      'on',
+      "--persistent-storage on: no PersistentVolume is used (no StorageClass is needed); the registrar's CA persists in Secret nginx-mesh/nginx-mesh-registrar-ca",
+    ],
+  ])(
+    'says where the CA persists for --persistent-storage %s, and stores the value',
+    (value, warning) => {
+      expect(warningsOf({ persistentStorage: value })).toEqual([warning]);
+      expect(configOf({ persistentStorage: value }).mtls.persistentStorage).toBe(value);
+    },
+  );
+
+  it('says the CA keys are not kept in memory only for --spire-server-key-manager memory', () => {
+    expect(warningsOf({ spireServerKeyManager: 'memory' })).toEqual([
+      "--spire-server-key-manager memory: the CA's private keys are not kept in memory only; the registrar stores them in Secret nginx-mesh/nginx-mesh-registrar-ca, where they survive restarts",
+    ]);
+    expect(configOf({ spireServerKeyManager: 'memory' }).mtls.spireServerKeyManager).toBe('memory');
+  });
+
+  it('says --nginx-log-format json has no effect, as the sidecars write no access log', () => {
+    expect(warningsOf({ nginxLogFormat: 'json' })).toEqual([
+      '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
+    ]);
+  });
+
+  it('says an exporter exports no spans, whatever the sampler ratio', () => {
+    expect(
+      warningsOf({
+        telemetryExporters: ['type=otlp,host=otel.observability.svc,port=4317'],
+        telemetrySamplerRatio: '0.5',
+      }),
+    ).toEqual([
+      '--telemetry-exporters: no spans are exported, the sidecars do not trace requests; the exporter and --telemetry-sampler-ratio are only stored in the mesh configuration',
     ]);
   });
 

@@ -50,10 +50,11 @@ export function injectCommand(globals: GlobalOptionsReader, deps: InjectCommandD
     name: 'inject',
     short: 'Inject the NGINX Service Mesh sidecars into Kubernetes resources',
     long: `Inject the NGINX Service Mesh sidecars into Kubernetes resources.
-Accepts YAML (one or more documents) or JSON (an object or a List) from a file or stdin and writes
-the injected resources to stdout in the same format. Pods, Deployments, StatefulSets, DaemonSets,
-ReplicaSets, ReplicationControllers, Jobs and CronJobs are injected; other documents pass through
-unchanged, in order. A report of what was injected or skipped, and why, goes to stderr.
+Accepts YAML (one or more documents) or JSON (an object or a List) from a file, an http(s) URL or
+stdin and writes the injected resources to stdout in the same format. Pods, Deployments,
+StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs are injected;
+other documents pass through unchanged, in order. A report of what was injected or skipped, and
+why, goes to stderr.
 Images and mesh-wide settings come from the deployed mesh's configuration when it can be read;
 otherwise inject works offline with NGINX Service Mesh's registry and this client's version, and
 says so on stderr.
@@ -62,6 +63,9 @@ The sidecar is injected as a native sidecar (an init container that keeps runnin
 --sidecar-layout classic for the layout of NGINX Service Mesh 2.0.`,
     example: `  # Inject a file and apply it
   nginx-meshctl inject -f ./my-app.yaml | kubectl apply -f -
+
+  # Inject a manifest served over HTTPS
+  nginx-meshctl inject -f https://example.com/my-app.yaml | kubectl apply -f -
 
   # Inject JSON from stdin
   nginx-meshctl inject < ./my-app.json > ./my-injected-app.json
@@ -73,7 +77,8 @@ The sidecar is injected as a native sidecar (an init container that keeps runnin
         long: 'file',
         short: 'f',
         type: 'string',
-        usage: 'file to inject; "-" or none reads stdin',
+        usage:
+          'file or http(s) URL to inject (a URL is fetched with GET, within 1 minute); "-" or none reads stdin',
       },
       {
         long: 'ignore-incoming-ports',

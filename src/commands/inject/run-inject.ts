@@ -14,7 +14,7 @@ import { settingsFromMeshConfig } from './mesh-settings';
 export type SidecarLayout = 'native' | 'classic';
 
 export interface InjectOptions {
-  /** A file path, "-" for stdin, or undefined for stdin. */
+  /** A file path, an http(s) URL, "-" for stdin, or undefined for stdin. */
   readonly file: string | undefined;
   readonly meshNamespace: string;
   readonly ignoreIncomingPorts: readonly number[];
@@ -27,7 +27,12 @@ export interface InjectOptions {
 export interface InputReader {
   readFile(path: string): Promise<string>;
   readStdin(): Promise<string>;
+  /** The body of a GET of an http(s) URL; errors are MeshctlErrors that name the URL. */
+  readUrl(url: string, maxBytes: number): Promise<string>;
 }
+
+/** What -f fetches rather than opens (NGINX Service Mesh fetched any value starting with http). */
+const URL_PATTERN = /^https?:\/\//i;
 
 /** The deployed mesh's configuration JSON, or why it could not be had. */
 export type MeshConfigLookup = () => Promise<
@@ -101,6 +106,15 @@ function reportLine(entry: InjectReportEntry): string {
   return `${warnings}${entry.outcome} ${entry.object}${reason}\n`;
 }
 
+async function readLocal(source: string, fromStdin: boolean, input: InputReader): Promise<string> {
+  try {
+    return fromStdin ? await input.readStdin() : await input.readFile(source);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MeshctlError(`cannot read ${source}: ${reason}`, { cause: error });
+  }
+}
+
 /**
  * Reads the manifests, injects every workload and writes the result to stdout in the input's
  * format. Nothing is written to stdout unless every document was handled.
@@ -110,13 +124,9 @@ export async function runInject(options: InjectOptions, deps: InjectDeps): Promi
   validatePorts(options.ignoreOutgoingPorts, '--ignore-outgoing-ports');
   const fromStdin = options.file === undefined || options.file === '-';
   const source = fromStdin ? 'stdin' : (options.file ?? 'stdin');
-  let text: string;
-  try {
-    text = fromStdin ? await deps.input.readStdin() : await deps.input.readFile(source);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new MeshctlError(`cannot read ${source}: ${reason}`, { cause: error });
-  }
+  const text = URL_PATTERN.test(source)
+    ? await deps.input.readUrl(source, MAX_MANIFEST_BYTES)
+    : await readLocal(source, fromStdin, deps.input);
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_MANIFEST_BYTES) {
     throw new MeshctlError(

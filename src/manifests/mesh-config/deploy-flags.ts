@@ -1,17 +1,24 @@
 // The flags of `nginx-meshctl deploy`, as data: NGINX Service Mesh 2.0's names, types, defaults,
 // usage text and valid values, so scripts written for it keep working. One difference:
-// --nginx-lb-method defaults to least_conn (see LB_METHOD_DEFAULT). Pure.
+// --nginx-lb-method defaults to least_conn (see LB_METHOD_DEFAULT). Where this mesh does not do
+// what NGINX Service Mesh did with a value, the usage text says so, and buildMeshConfig warns
+// about it or refuses it. Pure.
 import {
   CONTROLLER_IMAGE_NAME,
   DEFAULT_REGISTRY_SERVER,
   DEFAULT_TRUST_DOMAIN,
   INIT_IMAGE_NAME,
+  NATS_IMAGE,
+  REGISTRAR_CA_SECRET_NAME,
   SIDECAR_IMAGE_NAME,
 } from '../constants';
 import type { FlagSpec } from '../flag-spec';
 
 export const ACCESS_CONTROL_MODES = ['allow', 'deny'] as const;
+/** NGINX Service Mesh's environments; the stored configuration may name either. */
 export const ENVIRONMENTS = ['kubernetes', 'openshift'] as const;
+/** The environments this mesh deploys into: it renders no OpenShift SecurityContextConstraints. */
+export const SUPPORTED_ENVIRONMENTS = ['kubernetes'] as const;
 export const MTLS_CA_KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096'] as const;
 export const MTLS_MODES = ['off', 'permissive', 'strict'] as const;
 /** In severity order, as NGINX Service Mesh prints them (not sorted). */
@@ -79,23 +86,25 @@ function validValues(values: readonly string[]): string {
   return `Valid values: ${values.join(', ')}`;
 }
 
+/** A flag with a fixed set of values; `notes` follow the valid values in its usage text. */
 function choice(
   long: string,
   first: string,
   values: readonly string[],
   defaultValue: string,
+  ...notes: readonly string[]
 ): FlagSpec {
   return {
     long,
     type: 'string',
-    usage: usage(first, validValues(values)),
+    usage: usage(first, validValues(values), ...notes),
     defaultValue,
     choices: values,
   };
 }
 
-function hiddenImage(long: string, what: string): FlagSpec {
-  return { long, type: 'string', usage: `${what} image URI`, hidden: true };
+function hiddenImage(long: string, what: string, ...notes: readonly string[]): FlagSpec {
+  return { long, type: 'string', usage: usage(`${what} image URI`, ...notes), hidden: true };
 }
 
 /**
@@ -120,14 +129,30 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
     {
       long: 'disable-public-images',
       type: 'bool',
-      usage: "don't pull third party images from public repositories",
+      usage: usage(
+        "don't pull third party images from public repositories",
+        `Affects: nats (<registry-server>/${NATS_IMAGE} instead of ${NATS_IMAGE})`,
+      ),
     },
     {
       long: 'enable-udp',
       type: 'bool',
-      usage: 'enable UDP traffic proxying (beta); Linux kernel 4.18 or greater is required',
+      usage: usage(
+        'enable UDP traffic proxying (beta); Linux kernel 4.18 or greater is required',
+        'Not supported: UDP traffic bypasses the sidecars; the value is only stored, with a warning',
+      ),
     },
-    choice('environment', 'environment to deploy the mesh into', ENVIRONMENTS, 'kubernetes'),
+    // No choices: openshift must reach buildMeshConfig, which says why it is refused.
+    {
+      long: 'environment',
+      type: 'string',
+      usage: usage(
+        'environment to deploy the mesh into',
+        validValues(SUPPORTED_ENVIRONMENTS),
+        'openshift is refused: no SecurityContextConstraints are rendered',
+      ),
+      defaultValue: 'kubernetes',
+    },
     {
       long: 'image-tag',
       type: 'string',
@@ -163,7 +188,10 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
     {
       long: 'mtls-upstream-ca-conf',
       type: 'string',
-      usage: 'the upstream certificate authority configuration file',
+      usage: usage(
+        'the upstream certificate authority configuration file',
+        'Only upstreamAuthority "disk" is supported; the other kinds are refused',
+      ),
     },
     choice('nginx-error-log-level', 'NGINX error log level', NGINX_ERROR_LOG_LEVELS, 'warn'),
     {
@@ -177,12 +205,20 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       defaultValue: LB_METHOD_DEFAULT,
       choices: NGINX_LB_METHODS,
     },
-    choice('nginx-log-format', 'NGINX log format', NGINX_LOG_FORMATS, 'default'),
+    choice(
+      'nginx-log-format',
+      'NGINX access log format',
+      NGINX_LOG_FORMATS,
+      'default',
+      'The sidecars write no access log, so the format is only stored; json is accepted with a warning',
+    ),
     choice(
       'persistent-storage',
-      'use persistent storage. "auto" will enable persistent storage if a default StorageClass exists',
+      'persistent storage for the CA',
       PERSISTENT_STORAGE_OPTIONS,
       'auto',
+      `No PersistentVolume is used: the registrar keeps its CA in Secret ${REGISTRAR_CA_SECRET_NAME},`,
+      'which survives restarts, whatever the value; off and on are only stored, with a warning',
     ),
     {
       long: 'prometheus-address',
@@ -227,9 +263,10 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
     },
     choice(
       'spire-server-key-manager',
-      "storage logic for SPIRE Server's private keys",
+      "storage of the CA's private keys",
       SPIRE_SERVER_KEY_MANAGERS,
       'disk',
+      `The registrar keeps them in Secret ${REGISTRAR_CA_SECRET_NAME} either way; memory is only stored, with a warning`,
     ),
     {
       long: 'telemetry-exporters',
@@ -238,6 +275,7 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
         'list of telemetry exporter key-value configurations',
         'Format: "type=<exporter_type>,host=<exporter_host>,port=<exporter_port>".',
         'Type, host, and port are required. Only type "otlp" exporter is supported.',
+        'No spans are exported: the sidecars do not trace requests; the exporter is only stored, with a warning',
       ),
     },
     {
@@ -246,6 +284,7 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       usage: usage(
         'the percentage of traces that are processed and exported to the telemetry backend.',
         'Float between 0 and 1',
+        'No requests are traced (see --telemetry-exporters): the ratio is only stored, with a warning',
       ),
       defaultValue: TELEMETRY_SAMPLER_RATIO_DEFAULT,
     },
@@ -266,7 +305,11 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
     hiddenImage('nginx-mesh-metrics-image', 'NGINX Service Mesh metrics API'),
     hiddenImage('nginx-mesh-sidecar-image', 'NGINX Service Mesh sidecar'),
     hiddenImage('nginx-mesh-init-image', 'NGINX Service Mesh init'),
-    hiddenImage('cert-reloader-image', 'NGINX Service Mesh cert reloader'),
+    hiddenImage(
+      'cert-reloader-image',
+      'NGINX Service Mesh cert reloader',
+      'Ignored, with a warning: the cert reloader runs from the controller image',
+    ),
     {
       long: 'cleanup-on-error',
       type: 'bool',

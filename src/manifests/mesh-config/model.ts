@@ -5,13 +5,13 @@ import { quoteGo } from '../../render/help';
 import {
   CONTROLLER_IMAGE_NAME,
   INIT_IMAGE_NAME,
+  REGISTRAR_CA_SECRET_NAME,
   REGISTRY_KEY_SECRET_NAME,
   SIDECAR_IMAGE_NAME,
 } from '../constants';
 import {
   ACCESS_CONTROL_MODES,
   CLIENT_MAX_BODY_SIZE_PATTERN,
-  ENVIRONMENTS,
   MTLS_CA_KEY_TYPES,
   MTLS_MODES,
   NGINX_ERROR_LOG_LEVELS,
@@ -19,6 +19,7 @@ import {
   NGINX_LOG_FORMATS,
   PERSISTENT_STORAGE_OPTIONS,
   SPIRE_SERVER_KEY_MANAGERS,
+  SUPPORTED_ENVIRONMENTS,
   TELEMETRY_SAMPLER_RATIO_DEFAULT,
 } from './deploy-flags';
 import type {
@@ -69,7 +70,7 @@ const INVALID_CONFIGURATION = 'invalid configuration';
 
 const ENUM_FLAGS: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['access-control-mode', ACCESS_CONTROL_MODES],
-  ['environment', ENVIRONMENTS],
+  ['environment', SUPPORTED_ENVIRONMENTS],
   ['mtls-ca-key-type', MTLS_CA_KEY_TYPES],
   ['mtls-mode', MTLS_MODES],
   ['nginx-error-log-level', NGINX_ERROR_LOG_LEVELS],
@@ -164,11 +165,32 @@ function invalidValue(flag: string, value: string, expected: string): Problem {
   return { flag, message: `invalid value ${quoteGo(value)} for --${flag}: must be ${expected}` };
 }
 
+/**
+ * Values NGINX Service Mesh accepted that this mesh refuses rather than ignores: why, and what to
+ * do instead.
+ */
+const UNSUPPORTED_VALUES: ReadonlyArray<{ flag: string; value: string; reason: string }> = [
+  {
+    flag: 'environment',
+    value: 'openshift',
+    reason:
+      'this mesh renders no SecurityContextConstraints and is not tested on OpenShift; deploy with --environment kubernetes (the default)',
+  },
+];
+
 function valueProblems(input: DeployInput): Problem[] {
   const problems: Problem[] = [];
   for (const [flag, allowed] of ENUM_FLAGS) {
     const value = text(input, flag);
-    if (!allowed.includes(value)) {
+    const unsupported = UNSUPPORTED_VALUES.find(
+      (each) => each.flag === flag && each.value === value,
+    );
+    if (unsupported !== undefined) {
+      problems.push({
+        flag,
+        message: `${INVALID_CONFIGURATION}: --${flag} ${value} is not supported: ${unsupported.reason}`,
+      });
+    } else if (!allowed.includes(value)) {
       problems.push(invalidValue(flag, value, `one of ${allowed.join(', ')}`));
     }
   }
@@ -325,8 +347,49 @@ function telemetry(input: DeployInput): MeshConfigTelemetry {
   };
 }
 
+/**
+ * Where the registrar's CA lives whatever --persistent-storage and --spire-server-key-manager say
+ * (NGINX Service Mesh's SPIRE server kept it on a PersistentVolume, or only in memory).
+ */
+function caStorageWarnings(input: DeployInput, namespace: string): string[] {
+  const secret = `Secret ${namespace}/${REGISTRAR_CA_SECRET_NAME}`;
+  const warnings: string[] = [];
+  if (input.persistentStorage === 'off') {
+    warnings.push(
+      `--persistent-storage off: the registrar's CA persists all the same, in ${secret}, and survives restarts; the value is only stored`,
+    );
+  }
+  if (input.persistentStorage === 'on') {
+    warnings.push(
+      `--persistent-storage on: no PersistentVolume is used (no StorageClass is needed); the registrar's CA persists in ${secret}`,
+    );
+  }
+  if (input.spireServerKeyManager === 'memory') {
+    warnings.push(
+      `--spire-server-key-manager memory: the CA's private keys are not kept in memory only; the registrar stores them in ${secret}, where they survive restarts`,
+    );
+  }
+  return warnings;
+}
+
+/** Settings accepted and stored in the mesh configuration that nothing acts on. */
+function unusedSettingWarnings(input: DeployInput): string[] {
+  const warnings: string[] = [];
+  if (input.nginxLogFormat === 'json') {
+    warnings.push(
+      '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
+    );
+  }
+  if (input.telemetryExporters.length > 0) {
+    warnings.push(
+      '--telemetry-exporters: no spans are exported, the sidecars do not trace requests; the exporter and --telemetry-sampler-ratio are only stored in the mesh configuration',
+    );
+  }
+  return warnings;
+}
+
 /** Non-fatal findings: what this mesh does differently from what was asked. */
-function warningsFor(input: DeployInput): string[] {
+function warningsFor(input: DeployInput, namespace: string): string[] {
   const warnings: string[] = [];
   const fallback = lbMethodFallbackWarning(
     input.nginxLbMethod as NginxLbMethod,
@@ -348,7 +411,7 @@ function warningsFor(input: DeployInput): string[] {
       '--cert-reloader-image is ignored: this mesh has no separate cert reloader image',
     );
   }
-  return warnings;
+  return [...warnings, ...caStorageWarnings(input, namespace), ...unusedSettingWarnings(input)];
 }
 
 export function fullConfig(
@@ -430,6 +493,6 @@ export function buildMeshConfig(input: DeployInput, context: MeshConfigContext):
   return {
     config: fullConfig(input, context.namespace, registryCredentials !== undefined),
     secrets,
-    warnings: warningsFor(input),
+    warnings: warningsFor(input, context.namespace),
   };
 }

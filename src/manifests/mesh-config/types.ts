@@ -23,11 +23,14 @@ export interface MeshConfigMtls {
   readonly svidTTL: string;
   readonly trustDomain: string;
   /**
-   * Beyond NGINX Service Mesh (a Helm value there): whether the registrar keeps its CA on a
-   * PersistentVolume. "auto" until deploy resolves it against the cluster's default StorageClass.
+   * Beyond NGINX Service Mesh (a Helm value there): --persistent-storage as given, shown by
+   * `config`. Nothing reads it: the registrar keeps its CA in a Secret whatever it says.
    */
   readonly persistentStorage: PersistentStorage;
-  /** Beyond NGINX Service Mesh (a Helm value there): where the registrar keeps its CA keys. */
+  /**
+   * Beyond NGINX Service Mesh (a Helm value there): --spire-server-key-manager as given. Nothing
+   * reads it: the registrar keeps its CA keys in a Secret whatever it says.
+   */
   readonly spireServerKeyManager: SpireServerKeyManager;
 }
 
