@@ -150,6 +150,17 @@ const MATRIX: readonly { name: string; flags: readonly string[]; values: Values 
   },
 ];
 
+/** The chart value each flag a warning names is. */
+const VALUE_NAMES: Record<string, string> = {
+  'nginx-lb-method': 'nginxLBMethod',
+  'enable-udp': 'enableUDP',
+  'persistent-storage': 'mtls.persistentStorage',
+  'spire-server-key-manager': 'mtls.spireServerKeyManager',
+  'nginx-log-format': 'nginxLogFormat',
+  'telemetry-exporters': 'telemetry.exporters',
+  'telemetry-sampler-ratio': 'telemetry.samplerRatio',
+};
+
 type Manifest = {
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
@@ -183,7 +194,7 @@ function objectsOf(text: string): Manifest[] {
     .sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
 }
 
-async function dryRun(flags: readonly string[], namespace: string): Promise<Manifest[]> {
+async function deployDryRun(flags: readonly string[], namespace: string) {
   const result = await runCli(['deploy', '--dry-run', '-n', namespace, ...flags], {
     input: {
       readFile: (path) => {
@@ -199,6 +210,11 @@ async function dryRun(flags: readonly string[], namespace: string): Promise<Mani
     result.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('Warning: ')),
   ).toEqual([]);
   expect(result.code).toBe(0);
+  return result;
+}
+
+async function dryRun(flags: readonly string[], namespace: string): Promise<Manifest[]> {
+  const result = await deployDryRun(flags, namespace);
   // Helm creates the namespace (--create-namespace) and installs crds/ as they are.
   return objectsOf(result.stdout).filter(
     (o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition',
@@ -257,6 +273,51 @@ describe('the Helm chart', () => {
       expect(objectsOf(rendered.stdout)).toEqual(await dryRun(flags, namespace));
     }
   });
+
+  it.each([
+    ...MATRIX,
+    {
+      name: 'CA storage settings that are only stored',
+      flags: ['--persistent-storage', 'on', '--spire-server-key-manager', 'memory'],
+      values: { mtls: { persistentStorage: 'on', spireServerKeyManager: 'memory' } },
+    },
+    {
+      name: 'persistent storage off',
+      flags: ['--persistent-storage', 'off'],
+      values: { mtls: { persistentStorage: 'off' } },
+    },
+  ])(
+    'prints in its release notes every warning deploy prints: $name',
+    async ({ flags, values }) => {
+      const file = join(work, `notes-${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(file, JSON.stringify(values));
+      const installed = await execa(
+        helm,
+        [
+          'install',
+          'nginx-service-mesh',
+          chart,
+          '-n',
+          'mesh-system',
+          '-f',
+          file,
+          '--dry-run=client',
+        ],
+        { reject: false, env: { KUBECONFIG: join(work, 'no-kubeconfig') } },
+      );
+      expect(installed.exitCode).toBe(0);
+      const notes = installed.stdout.slice(installed.stdout.indexOf('NOTES:'));
+      const fromHelm = notes.split('\n').filter((line) => line.startsWith('Warning: '));
+      const deployed = await deployDryRun(flags, 'mesh-system');
+      const fromDeploy = deployed.stderr
+        .split('\n')
+        .filter((line) => line.startsWith('Warning: '))
+        .map((line) =>
+          line.replace(/--([a-z-]+)/g, (_flag, name: string) => VALUE_NAMES[name] ?? `--${name}`),
+        );
+      expect(fromHelm.sort()).toEqual(fromDeploy.sort());
+    },
+  );
 
   it.each([
     [{ mtls: { mode: 'mutual' } }, /mtls\/mode|mtls\.mode/],

@@ -11,7 +11,7 @@ import type { InstallStep, InstallStepId } from '../install/plan';
 import { buildInstallPlan } from '../install/plan';
 import { defaultDeployInput } from '../mesh-config/deploy-input';
 import type { DeployInput } from '../mesh-config/deploy-input';
-import { fullConfig } from '../mesh-config/model';
+import { buildMeshConfig, fullConfig } from '../mesh-config/model';
 import type { FullMeshConfig, MeshSecrets } from '../mesh-config/types';
 import { CA_TTL_MIN_SVID_MULTIPLE } from '../registrar/svid-policy';
 import { documentsText } from './emit';
@@ -188,15 +188,66 @@ random two least_conn
 {{- end -}}
 `;
 
-const NOTES = `NGINX Service Mesh {{ .Chart.AppVersion }} is installed in namespace {{ .Release.Namespace }}.
-Check it with: nginx-meshctl status -n {{ .Release.Namespace }}
-{{- if ne (include "${LB_METHOD_HELPER}" .) .Values.nginxLBMethod }}
+/** The value each deploy flag a warning names is, in the chart. */
+const VALUE_OF_FLAG: Readonly<Record<string, string>> = {
+  'nginx-lb-method': 'nginxLBMethod',
+  'enable-udp': 'enableUDP',
+  'persistent-storage': 'mtls.persistentStorage',
+  'spire-server-key-manager': 'mtls.spireServerKeyManager',
+  'nginx-log-format': 'nginxLogFormat',
+  'telemetry-exporters': 'telemetry.exporters',
+  'telemetry-sampler-ratio': 'telemetry.samplerRatio',
+};
+
+/** Settings deploy warns about, as the value that gives each one in the chart. */
+const WARNED: readonly { readonly condition: string; readonly input: Partial<DeployInput> }[] = [
+  { condition: '.Values.enableUDP', input: { enableUdp: true } },
+  { condition: 'eq .Values.mtls.persistentStorage "off"', input: { persistentStorage: 'off' } },
+  { condition: 'eq .Values.mtls.persistentStorage "on"', input: { persistentStorage: 'on' } },
+  {
+    condition: 'eq .Values.mtls.spireServerKeyManager "memory"',
+    input: { spireServerKeyManager: 'memory' },
+  },
+  { condition: 'eq .Values.nginxLogFormat "json"', input: { nginxLogFormat: 'json' } },
+  {
+    condition: '.Values.telemetry.exporters',
+    input: { telemetryExporters: ['type=otlp,host=collector,port=4317'] },
+  },
+];
+
+const NOTES_NAMESPACE = 'notes-namespace';
+
+/** deploy's warnings for a setting, worded with the chart's value names. */
+function warningsOf(version: string, input: Partial<DeployInput>): string[] {
+  const context = { namespace: NOTES_NAMESPACE, files: new Map<string, string>() };
+  const outcome = buildMeshConfig({ ...defaultDeployInput(version), ...input }, context);
+  if (!('config' in outcome))
+    throw new Error(`a warned setting is refused: ${outcome.problems.join('; ')}`);
+  return outcome.warnings.map((warning) =>
+    warning
+      .replace(/--([a-z-]+)/g, (flag, name: string) => VALUE_OF_FLAG[name] ?? flag)
+      .replaceAll(NOTES_NAMESPACE, '{{ .Release.Namespace }}'),
+  );
+}
+
+/** Release notes: what was installed, and every warning deploy prints for the same settings. */
+function notes(version: string): string {
+  const fallback = `{{- if ne (include "${LB_METHOD_HELPER}" .) .Values.nginxLBMethod }}
 Warning: nginxLBMethod "{{ .Values.nginxLBMethod }}": least_time is only available in NGINX Plus; using "{{ include "${LB_METHOD_HELPER}" . }}"
-{{- end }}
-{{- if .Values.enableUDP }}
-Warning: enableUDP: UDP traffic is not proxied yet; it keeps bypassing the sidecars
-{{- end }}
-`;
+{{- end }}`;
+  const warned = WARNED.flatMap(({ condition, input }) => [
+    `{{- if ${condition} }}`,
+    ...warningsOf(version, input).map((warning) => `Warning: ${warning}`),
+    '{{- end }}',
+  ]);
+  return [
+    'NGINX Service Mesh {{ .Chart.AppVersion }} is installed in namespace {{ .Release.Namespace }}.',
+    'Check it with: nginx-meshctl status -n {{ .Release.Namespace }}',
+    fallback,
+    ...warned,
+    '',
+  ].join('\n');
+}
 
 function chartYaml(version: string): string {
   return stringify({
@@ -226,7 +277,7 @@ export function buildChart(version: string): ReadonlyMap<string, string> {
     files.set(`crds/${name}.yaml`, `${GENERATED}${stringify(crd)}`);
   }
   files.set('templates/_helpers.tpl', HELPERS);
-  files.set('templates/NOTES.txt', NOTES);
+  files.set('templates/NOTES.txt', notes(version));
   const [basePlan = []] = plans;
   basePlan.forEach((step, index) => {
     if (UNTEMPLATED_STEPS.has(step.id)) return;
