@@ -9,6 +9,9 @@ import { MeshctlError, describeError } from '../../errors';
 import {
   CLI_NAME,
   CONTROLLER_NAME,
+  HELM_RELEASE_NAME_LABEL,
+  HELM_RELEASE_OWNER_LABEL,
+  HELM_RELEASE_OWNER_VALUE,
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
   MESH_CONFIG_API_VERSION,
@@ -326,6 +329,49 @@ async function deleteAll(context: WaitContext, objects: readonly Found[]): Promi
   }
 }
 
+/**
+ * Kinds of the mesh's own objects in its namespace besides the control plane's Deployments and
+ * Services: deleted one by one when the namespace stays (a namespace remove did not create, such
+ * as the one a Helm release was installed into).
+ */
+const NAMESPACED_KINDS: readonly string[] = [
+  'ConfigMap',
+  'Secret',
+  'ServiceAccount',
+  'RoleBinding',
+  'Role',
+  'NetworkPolicy',
+  'Lease',
+];
+
+/**
+ * The Secrets in which Helm records a release: once its objects are gone, the release is gone
+ * too, so that the chart can be installed again under the same name.
+ */
+async function findHelmRecords(
+  client: KubeClient,
+  namespace: string,
+  release: string,
+): Promise<Found[]> {
+  const type = resourceTypeOfKind('Secret');
+  const selector = `${HELM_RELEASE_OWNER_LABEL}=${HELM_RELEASE_OWNER_VALUE},${HELM_RELEASE_NAME_LABEL}=${release}`;
+  const items = (await client.list<KubeObject>(collectionPath(type, namespace), selector)) ?? [];
+  return items.map((item) => ({ type, name: item.metadata?.name ?? '', namespace }));
+}
+
+async function removeFromKeptNamespace(
+  context: WaitContext,
+  installation: Installation,
+  namespace: string,
+): Promise<void> {
+  for (const kind of NAMESPACED_KINDS) {
+    await deleteAll(context, await findLabelled(context.client, kind, namespace));
+  }
+  const release = installation.helmRelease;
+  if (release === undefined || release === '') return;
+  await deleteAll(context, await findHelmRecords(context.client, namespace, release));
+}
+
 export interface RemoveStep {
   readonly title: string;
   run(): Promise<void>;
@@ -404,6 +450,14 @@ export function removalSteps(
         }
       },
     },
+    ...(live && !installation.namespaceOwned
+      ? [
+          {
+            title: `Removing NGINX Service Mesh objects from namespace ${namespace}`,
+            run: () => removeFromKeptNamespace(context, installation, namespace),
+          },
+        ]
+      : []),
     {
       title: `Deleting namespace ${namespace}`,
       run: async () => {
