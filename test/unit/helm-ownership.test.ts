@@ -109,8 +109,11 @@ describe('nginx-meshctl remove on a Helm release', () => {
     [`/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies`]: ['nats'],
   };
 
+  const NATS_POD = `/api/v1/namespaces/${NS}/pods/nats-server-1`;
+
   function scripted(): { requests: SeenRequest[]; run: () => ReturnType<typeof runCli> } {
     const deleted = new Set<string>();
+    let natsPodReads = 0;
     const { connection, requests } = kubeScripted((request) => {
       const [path = '', query = ''] = request.path.split('?');
       if (request.method === 'DELETE') {
@@ -123,6 +126,13 @@ describe('nginx-meshctl remove on a Helm release', () => {
         return deleted.has(path) ? MISSING : okJson(HELM_CONTROLLER);
       }
       if (path === `/api/v1/namespaces/${NS}/configmaps/meshconfig`) return okJson({ data: {} });
+      if (path === NATS_POD) {
+        natsPodReads += 1;
+        return natsPodReads < 3 ? okJson(labelled('nats-server-1')) : MISSING;
+      }
+      if (path === `/api/v1/namespaces/${NS}/pods` && natsPodReads < 3) {
+        return okJson({ items: [labelled('nats-server-1')] });
+      }
       const selector = decodeURIComponent(new URLSearchParams(query).get('labelSelector') ?? '');
       if (path === `/api/v1/namespaces/${NS}/secrets` && selector === 'owner=helm,name=mesh') {
         return okJson({ items: [{ metadata: { name: 'sh.helm.release.v1.mesh.v1' } }] });
@@ -156,5 +166,13 @@ describe('nginx-meshctl remove on a Helm release', () => {
     }
     expect(deletions).toContain(`/api/v1/namespaces/${NS}/secrets/sh.helm.release.v1.mesh.v1`);
     expect(deletions).not.toContain(`/api/v1/namespaces/${NS}`);
+  });
+
+  it("waits for the control plane's pods, which no namespace deletion waits for", async () => {
+    const { requests, run } = scripted();
+    const result = await run();
+    expect(result.code).toBe(0);
+    const reads = requests.filter((each) => each.method === 'GET' && each.path === NATS_POD);
+    expect(reads).toHaveLength(3);
   });
 });

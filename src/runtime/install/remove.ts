@@ -331,7 +331,7 @@ async function deleteAll(context: WaitContext, objects: readonly Found[]): Promi
 
 /**
  * Kinds of the mesh's own objects in its namespace besides the control plane's Deployments and
- * Services: deleted one by one when the namespace stays (a namespace remove did not create, such
+ * Services: deleted one by one, and the control plane's pods waited for, when the namespace stays (a namespace remove did not create, such
  * as the one a Helm release was installed into).
  */
 const NAMESPACED_KINDS: readonly string[] = [
@@ -366,6 +366,10 @@ async function removeFromKeptNamespace(
 ): Promise<void> {
   for (const kind of NAMESPACED_KINDS) {
     await deleteAll(context, await findLabelled(context.client, kind, namespace));
+  }
+  // No namespace deletion waits for them: the control plane's pods are waited for here.
+  for (const pod of await findLabelled(context.client, 'Pod', namespace)) {
+    await waitGone(context, `pod ${namespace}/${pod.name}`, foundPath(pod));
   }
   const release = installation.helmRelease;
   if (release === undefined || release === '') return;
