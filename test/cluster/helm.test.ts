@@ -1,7 +1,9 @@
 // The Helm chart on the test cluster: helm installs a working mesh (status, injection, meshed
 // traffic, config, services, top), helm upgrade reaches the sidecars, nginx-meshctl refuses to
-// upgrade or deploy over a release Helm owns, helm uninstall leaves only the CRDs Helm keeps by
-// design, and nginx-meshctl remove takes a Helm-installed mesh off the cluster entirely.
+// upgrade or deploy over a release Helm owns, helm uninstall deletes every object of the chart
+// (the CRDs, which Helm keeps by design, and what the running mesh wrote itself stay, and are
+// deleted as the README says), and nginx-meshctl remove takes a Helm-installed mesh off the
+// cluster entirely.
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,11 +28,10 @@ import {
   shellDeployment,
 } from './support/mesh-apps';
 import { tagNodeImage } from './support/node-access';
-import { NATS_IMAGE } from '../../src/manifests/constants';
+import { NATS_IMAGE, SIDECAR_METRICS_PORT } from '../../src/manifests/constants';
 import { IMAGE_REGISTRY, IMAGE_TAG, NATS_IMAGE_REF } from '../support/images';
 import { freePort, startPrometheus } from '../support/prometheus';
 import type { TestPrometheus } from '../support/prometheus';
-import { SIDECAR_METRICS_PORT } from '../../src/manifests/constants';
 
 const root = join(__dirname, '..', '..');
 const chart = join(root, 'charts', 'nginx-service-mesh');
