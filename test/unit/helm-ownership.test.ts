@@ -111,6 +111,23 @@ describe('nginx-meshctl remove on a Helm release', () => {
 
   const NATS_POD = `/api/v1/namespaces/${NS}/pods/nats-server-1`;
 
+  /** Lists by label: the release's records, and the mesh's objects not deleted yet. */
+  function listAnswer(
+    path: string,
+    query: string,
+    deleted: ReadonlySet<string>,
+  ): RawResponse | undefined {
+    const selector = new URLSearchParams(query).get('labelSelector') ?? '';
+    if (path === `/api/v1/namespaces/${NS}/secrets` && selector === 'owner=helm,name=mesh') {
+      return okJson({ items: [{ metadata: { name: 'sh.helm.release.v1.mesh.v1' } }] });
+    }
+    const names = namespaced[path];
+    if (names === undefined || selector !== 'app.kubernetes.io/part-of=nginx-service-mesh') {
+      return undefined;
+    }
+    return okJson({ items: names.filter((name) => !deleted.has(`${path}/${name}`)).map(labelled) });
+  }
+
   function scripted(): { requests: SeenRequest[]; run: () => ReturnType<typeof runCli> } {
     const deleted = new Set<string>();
     let natsPodReads = 0;
@@ -133,16 +150,8 @@ describe('nginx-meshctl remove on a Helm release', () => {
       if (path === `/api/v1/namespaces/${NS}/pods` && natsPodReads < 3) {
         return okJson({ items: [labelled('nats-server-1')] });
       }
-      const selector = decodeURIComponent(new URLSearchParams(query).get('labelSelector') ?? '');
-      if (path === `/api/v1/namespaces/${NS}/secrets` && selector === 'owner=helm,name=mesh') {
-        return okJson({ items: [{ metadata: { name: 'sh.helm.release.v1.mesh.v1' } }] });
-      }
-      const names = namespaced[path];
-      if (names !== undefined && selector === 'app.kubernetes.io/part-of=nginx-service-mesh') {
-        return okJson({
-          items: names.filter((name) => !deleted.has(`${path}/${name}`)).map(labelled),
-        });
-      }
+      const listed = listAnswer(path, query, deleted);
+      if (listed !== undefined) return listed;
       return request.path.includes('?') ? okJson({ items: [] }) : MISSING;
     });
     const kube = {
