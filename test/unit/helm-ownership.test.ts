@@ -175,6 +175,8 @@ describe('nginx-meshctl remove on a Helm release', () => {
     }
     expect(deletions).toContain(`/api/v1/namespaces/${NS}/secrets/sh.helm.release.v1.mesh.v1`);
     expect(deletions).not.toContain(`/api/v1/namespaces/${NS}`);
+    expect(result.stderr).toContain(`Removing NGINX Service Mesh objects from namespace ${NS}`);
+    expect(result.stderr).not.toContain('Deleting namespace');
   });
 
   it("waits for the control plane's pods, which no namespace deletion waits for", async () => {

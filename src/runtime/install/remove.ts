@@ -331,8 +331,8 @@ async function deleteAll(context: WaitContext, objects: readonly Found[]): Promi
 
 /**
  * Kinds of the mesh's own objects in its namespace besides the control plane's Deployments and
- * Services: deleted one by one, and the control plane's pods waited for, when the namespace stays (a namespace remove did not create, such
- * as the one a Helm release was installed into).
+ * Services: deleted one by one, and the control plane's pods waited for, when the namespace
+ * stays (one remove did not create, such as the one a Helm release was installed into).
  */
 const NAMESPACED_KINDS: readonly string[] = [
   'ConfigMap',
@@ -462,19 +462,23 @@ export function removalSteps(
           },
         ]
       : []),
-    {
-      title: `Deleting namespace ${namespace}`,
-      run: async () => {
-        if (!installation.namespaceOwned) return;
-        const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
-        await context.client.delete(path);
-        await waitGone(
-          context,
-          `namespace ${namespace}`,
-          path,
-          `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
-        );
-      },
-    },
+    // Only a namespace deploy created: a Helm release's namespace is the user's.
+    ...(installation.namespaceOwned
+      ? [
+          {
+            title: `Deleting namespace ${namespace}`,
+            run: async () => {
+              const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
+              await context.client.delete(path);
+              await waitGone(
+                context,
+                `namespace ${namespace}`,
+                path,
+                `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
+              );
+            },
+          },
+        ]
+      : []),
   ];
 }
