@@ -208,6 +208,14 @@ export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller'
 /** Label on every object the mesh installs; remove and supportpkg find them by it. */
 export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
 export const PART_OF_VALUE = 'nginx-service-mesh';
+/** managed-by value on the objects of a mesh installed from the Helm chart (Helm's .Release.Service). */
+export const HELM_MANAGED_BY_VALUE = 'Helm';
+/** Annotation Helm puts on every object of a release, naming the release. */
+export const HELM_RELEASE_NAME_ANNOTATION = 'meta.helm.sh/release-name';
+/** Labels of the Secrets in which Helm records a release: owner=helm, name=<release>. */
+export const HELM_RELEASE_OWNER_LABEL = 'owner';
+export const HELM_RELEASE_OWNER_VALUE = 'helm';
+export const HELM_RELEASE_NAME_LABEL = 'name';
 
 // ---- Sidecar metrics (the contract between the agent and the metrics role; docs/metrics.md) ----
 

@@ -11,13 +11,13 @@ import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import type { KubeRest } from './harness/kube-rest';
 import { natsServerCertificate } from '../support/nats-tls';
 import { listPods, testKubeconfig, testKubectl, testRest, waitFor } from './support/kube';
+import { leftovers, waitForCleanCluster } from './support/leftovers';
 import { inNetns, netnsOf, tagNodeImage } from './support/node-access';
 import { NATS_IMAGE } from '../../src/manifests/constants';
 import { IMAGE_REGISTRY, IMAGE_TAG, NATS_IMAGE_REF } from '../support/images';
 
 const binary = join(__dirname, '..', '..', 'dist', 'nginx-meshctl');
 const namespace = 'mesh-lifecycle';
-const partOf = 'app.kubernetes.io/part-of=nginx-service-mesh';
 /** The images under a registry and tag of this file's own (see tagImagesForThisFile). */
 const imageFlags = [
   '--registry-server',
@@ -58,45 +58,6 @@ function kubectl(args: readonly string[], input?: string) {
     reject: false,
     ...(input === undefined ? {} : { input }),
   });
-}
-
-/** Every object labelled part-of the mesh, of every listable type, as "kind/name" lines. */
-async function leftovers(): Promise<string[]> {
-  // A type listed a moment ago may be gone when it is read (a CRD being deleted): ask again.
-  for (let attempt = 1; ; attempt += 1) {
-    const types = await kubectl(['api-resources', '--verbs=list', '-o', 'name']);
-    expect(types.exitCode).toBe(0);
-    const names = types.stdout
-      .split('\n')
-      .filter(
-        (line) =>
-          line !== '' &&
-          line !== 'events' &&
-          line !== 'componentstatuses' &&
-          line !== 'events.events.k8s.io',
-      );
-    const listed = await kubectl(['get', names.join(','), '-A', '-l', partOf, '-o', 'name']);
-    // Deprecation warnings (v1 Endpoints) are not errors.
-    const errors = listed.stderr
-      .split('\n')
-      .filter((line) => line !== '' && !line.startsWith('Warning:'));
-    const vanished = errors.every((line) => line.includes("doesn't have a resource type"));
-    if (errors.length === 0 || !vanished || attempt === 5) {
-      expect(errors).toEqual([]);
-      return listed.stdout.split('\n').filter((line) => line !== '');
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-  }
-}
-
-/** No mesh of an earlier test file is on the cluster any more. */
-async function waitForCleanCluster(): Promise<void> {
-  await waitFor(
-    'a cluster without mesh objects',
-    async () => ((await leftovers()).length === 0 ? true : undefined),
-    90_000,
-    1_000,
-  );
 }
 
 /** Sends `signal` to a running command once its output shows `marker`, and waits for its end. */

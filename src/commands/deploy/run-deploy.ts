@@ -10,7 +10,7 @@ import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import type { FullMeshConfig, MeshSecrets } from '../../manifests/mesh-config/types';
 import { upstreamCaFilePaths } from '../../manifests/mesh-config/upstream-ca';
 import type { Installation } from '../../runtime/install/inventory';
-import { findInstallation } from '../../runtime/install/inventory';
+import { findInstallation, helmReleaseArgument } from '../../runtime/install/inventory';
 import { removalSteps } from '../../runtime/install/remove';
 import type { KubeClient } from '../../runtime/kube/client';
 import type { InputReader } from '../inject/run-inject';
@@ -88,6 +88,10 @@ export function existingMeshProblem(
   const [foreign] = installation.foreignCrds;
   if (foreign !== undefined) {
     return `NGINX Service Mesh not detected, but '${foreign}' CRD already exists. Please remove before deploying NGINX Service Mesh`;
+  }
+  if (installation.helmRelease !== undefined) {
+    const release = helmReleaseArgument(installation.helmRelease);
+    return `mesh already exists: found NGINX Service Mesh installed with Helm (release '${release}') in namespace '${namespace}'. To remove it, run "helm uninstall ${release} -n ${namespace}"`;
   }
   if (
     installation.controller ||

@@ -15,6 +15,7 @@ import { VERSION_LABEL } from '../../manifests/install/objects';
 import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import { compareVersions, upgradeInput } from '../../manifests/mesh-config/stored';
 import type { FullMeshConfig } from '../../manifests/mesh-config/types';
+import { helmReleaseArgument, helmReleaseOf } from '../../runtime/install/inventory';
 import type { KubeClient, KubeObject } from '../../runtime/kube/client';
 import type { GlobalOptions } from '../global-flags';
 import type { LifecycleDeps } from '../lifecycle';
@@ -41,6 +42,14 @@ interface Stored {
   readonly deployedVersion: string | undefined;
 }
 
+/** Helm owns the mesh's objects and its record of their values: upgrading them here would fight it. */
+export function helmOwnedError(namespace: string, release: string): MeshctlError {
+  const name = helmReleaseArgument(release);
+  return new MeshctlError(
+    `NGINX Service Mesh in namespace '${namespace}' is managed by Helm (release '${name}'): upgrade it with "helm upgrade ${name} <chart> -n ${namespace}" instead`,
+  );
+}
+
 async function readStored(
   client: KubeClient,
   namespace: string,
@@ -51,6 +60,8 @@ async function readStored(
   const controller = await client.get<KubeObject>(
     `/apis/apps/v1/namespaces/${ns}/deployments/${CONTROLLER_NAME}`,
   );
+  const release = helmReleaseOf(controller);
+  if (release !== undefined) throw helmOwnedError(namespace, release);
   const configMap = await client.get<{ data?: Record<string, string> }>(
     `/api/v1/namespaces/${ns}/configmaps/${MESH_CONFIG_MAP_NAME}`,
   );

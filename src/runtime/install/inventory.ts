@@ -2,7 +2,14 @@
 // nginx-service-mesh that deploy creates outside the mesh namespace, the namespace itself, and
 // mesh CRDs someone else installed. Deploy refuses to run over it; remove deletes what it finds,
 // so an interrupted deploy or remove is finished by running remove again.
-import { CONTROLLER_NAME, PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
+import {
+  CONTROLLER_NAME,
+  HELM_MANAGED_BY_VALUE,
+  HELM_RELEASE_NAME_ANNOTATION,
+  PART_OF_LABEL,
+  PART_OF_VALUE,
+} from '../../manifests/constants';
+import { MANAGED_BY_LABEL } from '../../manifests/install/objects';
 import { MESH_CRDS } from '../../manifests/crds';
 import type { ResourceType } from '../../manifests/install/resources';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
@@ -24,6 +31,8 @@ export interface Installation {
   readonly namespaceTerminating: boolean;
   /** The controller's Deployment exists in the namespace. */
   readonly controller: boolean;
+  /** The Helm release the controller's Deployment belongs to, when the chart installed the mesh. */
+  readonly helmRelease?: string;
   readonly crds: readonly string[];
   /** Mesh CRD names present without the part-of label. */
   readonly foreignCrds: readonly string[];
@@ -75,6 +84,22 @@ export async function findBundles(client: KubeClient, namespace: string): Promis
   return (await findLabelled(client, 'ConfigMap')).filter((found) => found.namespace !== namespace);
 }
 
+/**
+ * The Helm release an object of the mesh belongs to, or undefined when Helm does not manage it.
+ * Helm names the release in an annotation; an object labelled managed-by Helm without it belongs
+ * to a release of unknown name ('').
+ */
+export function helmReleaseOf(object: KubeObject | undefined): string | undefined {
+  const release = object?.metadata?.annotations?.[HELM_RELEASE_NAME_ANNOTATION];
+  if (release !== undefined && release !== '') return release;
+  return object?.metadata?.labels?.[MANAGED_BY_LABEL] === HELM_MANAGED_BY_VALUE ? '' : undefined;
+}
+
+/** The release as a Helm command names it: a placeholder when the name is unknown. */
+export function helmReleaseArgument(release: string): string {
+  return release === '' ? '<release>' : release;
+}
+
 export async function findInstallation(
   client: KubeClient,
   namespace: string,
@@ -91,15 +116,18 @@ export async function findInstallation(
   }
   const bundles = await findBundles(client, namespace);
   const controller =
-    ns !== undefined &&
-    (await client.get(
-      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${CONTROLLER_NAME}`,
-    )) !== undefined;
+    ns === undefined
+      ? undefined
+      : await client.get<KubeObject>(
+          `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${CONTROLLER_NAME}`,
+        );
+  const helmRelease = helmReleaseOf(controller);
   return {
     namespaceExists: ns !== undefined,
     namespaceOwned: ns?.metadata?.labels?.[PART_OF_LABEL] === PART_OF_VALUE,
     namespaceTerminating: ns?.metadata?.deletionTimestamp !== undefined,
-    controller,
+    controller: controller !== undefined,
+    ...(helmRelease === undefined ? {} : { helmRelease }),
     crds: meshCrds.filter(labelled).map((crd) => crd.metadata?.name ?? ''),
     foreignCrds: meshCrds.filter((crd) => !labelled(crd)).map((crd) => crd.metadata?.name ?? ''),
     clusterObjects,

@@ -9,6 +9,9 @@ import { MeshctlError, describeError } from '../../errors';
 import {
   CLI_NAME,
   CONTROLLER_NAME,
+  HELM_RELEASE_NAME_LABEL,
+  HELM_RELEASE_OWNER_LABEL,
+  HELM_RELEASE_OWNER_VALUE,
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
   MESH_CONFIG_API_VERSION,
@@ -326,6 +329,53 @@ async function deleteAll(context: WaitContext, objects: readonly Found[]): Promi
   }
 }
 
+/**
+ * Kinds of the mesh's own objects in its namespace besides the control plane's Deployments and
+ * Services: deleted one by one, and the control plane's pods waited for, when the namespace
+ * stays (one remove did not create, such as the one a Helm release was installed into).
+ */
+const NAMESPACED_KINDS: readonly string[] = [
+  'ConfigMap',
+  'Secret',
+  'ServiceAccount',
+  'RoleBinding',
+  'Role',
+  'NetworkPolicy',
+  'Lease',
+];
+
+/**
+ * The Secrets in which Helm records a release: once its objects are gone, the release is gone
+ * too, so that the chart can be installed again under the same name.
+ */
+async function findHelmRecords(
+  client: KubeClient,
+  namespace: string,
+  release: string,
+): Promise<Found[]> {
+  const type = resourceTypeOfKind('Secret');
+  const selector = `${HELM_RELEASE_OWNER_LABEL}=${HELM_RELEASE_OWNER_VALUE},${HELM_RELEASE_NAME_LABEL}=${release}`;
+  const items = (await client.list<KubeObject>(collectionPath(type, namespace), selector)) ?? [];
+  return items.map((item) => ({ type, name: item.metadata?.name ?? '', namespace }));
+}
+
+async function removeFromKeptNamespace(
+  context: WaitContext,
+  installation: Installation,
+  namespace: string,
+): Promise<void> {
+  for (const kind of NAMESPACED_KINDS) {
+    await deleteAll(context, await findLabelled(context.client, kind, namespace));
+  }
+  // No namespace deletion waits for them: the control plane's pods are waited for here.
+  for (const pod of await findLabelled(context.client, 'Pod', namespace)) {
+    await waitGone(context, `pod ${namespace}/${pod.name}`, foundPath(pod));
+  }
+  const release = installation.helmRelease;
+  if (release === undefined || release === '') return;
+  await deleteAll(context, await findHelmRecords(context.client, namespace, release));
+}
+
 export interface RemoveStep {
   readonly title: string;
   run(): Promise<void>;
@@ -404,19 +454,31 @@ export function removalSteps(
         }
       },
     },
-    {
-      title: `Deleting namespace ${namespace}`,
-      run: async () => {
-        if (!installation.namespaceOwned) return;
-        const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
-        await context.client.delete(path);
-        await waitGone(
-          context,
-          `namespace ${namespace}`,
-          path,
-          `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
-        );
-      },
-    },
+    ...(live && !installation.namespaceOwned
+      ? [
+          {
+            title: `Removing NGINX Service Mesh objects from namespace ${namespace}`,
+            run: () => removeFromKeptNamespace(context, installation, namespace),
+          },
+        ]
+      : []),
+    // Only a namespace deploy created: a Helm release's namespace is the user's.
+    ...(installation.namespaceOwned
+      ? [
+          {
+            title: `Deleting namespace ${namespace}`,
+            run: async () => {
+              const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
+              await context.client.delete(path);
+              await waitGone(
+                context,
+                `namespace ${namespace}`,
+                path,
+                `Check what holds it with "kubectl get all -n ${namespace}" and run remove again.`,
+              );
+            },
+          },
+        ]
+      : []),
   ];
 }
