@@ -46,111 +46,35 @@ COREDNS_MODULE="github.com/coredns/coredns"
 
 log() { printf '[build-coredns] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=lib/go-tool-cache.sh
+source "$(dirname "$0")/lib/go-tool-cache.sh"
 
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    -h | --help)
-      sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-      exit 0
-      ;;
-    *) die "unknown argument: $arg (try --help)" ;;
-  esac
-done
+tool_cache_arguments "$0" "$@"
 
 [[ "$COREDNS_VERSION" =~ ^1\.[0-9]+\.[0-9]+$ ]] ||
   die "COREDNS_VERSION must look like 1.14.7 (got '$COREDNS_VERSION')"
 
-CACHE_ROOT="${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}"
-COREDNS_CACHE="$CACHE_ROOT/coredns"
-KEY="${COREDNS_VERSION}-r${RECIPE_REVISION}"
-FINAL_DIR="$COREDNS_CACHE/$KEY"
-BIN_DIR="$FINAL_DIR/bin"
-STAMP="$FINAL_DIR/stamp"
-
+tool_cache_init coredns "${COREDNS_VERSION}-r${RECIPE_REVISION}"
 # A cached build counts only if its stamp is complete and the binary is there.
-cache_is_complete() {
-  [[ -f "$STAMP" ]] || return 1
-  grep -qx "recipe_revision=$RECIPE_REVISION" "$STAMP" || return 1
-  grep -qx "coredns_version=v$COREDNS_VERSION" "$STAMP" || return 1
-  [[ -x "$BIN_DIR/coredns" ]]
+cached() {
+  [[ "$FORCE" == 0 ]] &&
+    tool_cache_valid coredns "recipe_revision=$RECIPE_REVISION" "coredns_version=v$COREDNS_VERSION"
 }
-
 report_cached() {
   local secs
   secs="$(sed -n 's/^build_seconds=//p' "$STAMP")"
   log "cached: CoreDNS v$COREDNS_VERSION (its build took ${secs:-?}s)"
   printf '%s\n' "$BIN_DIR"
 }
-
-if [[ "$FORCE" == 0 ]] && cache_is_complete; then
-  report_cached
-  exit 0
-fi
-
-# ---- toolchain ------------------------------------------------------------------
-GO="$(command -v "${GO:-go}" || true)"
-if [[ -z "$GO" && -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; fi
-[[ -n "$GO" ]] || die "no Go toolchain found (set GO=/path/to/go)"
-command -v flock >/dev/null || die "flock (util-linux) is required"
-
-# Settings for every go command below. GOMODCACHE/GOCACHE stay at the user's
-# (persistent) locations so a rebuild after deleting the cache dir is fast.
-export CGO_ENABLED=0
-export GOFLAGS="-trimpath -buildvcs=false"
-export GOWORK=off
-export GO111MODULE=on
-
-mkdir -p "$COREDNS_CACHE"
-
+if cached; then report_cached; exit 0; fi
 # Serialise concurrent runs for the same version, then re-check the cache.
-exec 9>"$COREDNS_CACHE/.lock-$KEY"
-if ! flock -n 9; then
-  log "another build of $KEY is running; waiting for it…"
-  flock 9
-fi
-if [[ "$FORCE" == 0 ]] && cache_is_complete; then
-  report_cached
-  exit 0
-fi
-
-START_SECONDS=$SECONDS
-# Leftovers of an interrupted build of this key (safe to remove: we hold its lock).
-rm -rf "$COREDNS_CACHE/.tmp-$KEY".*
-WORK_DIR="$(mktemp -d "$COREDNS_CACHE/.tmp-$KEY.XXXXXX")"
-chmod 0755 "$WORK_DIR"
-cleanup() {
-  if [[ -n "${WORK_DIR:-}" && -d "$WORK_DIR" ]]; then rm -rf "$WORK_DIR"; fi
-}
-trap cleanup EXIT
-
-# Long go commands run as a waited-for background job, so that INT/TERM reach
-# this script at once: it then stops go and removes the half-built work dir
-# instead of leaving an orphaned build behind. go gets TERM, not INT: a
-# background job of a non-interactive shell starts with INT ignored.
-CHILD_PID=""
-run_go() {
-  "$GO" "$@" >&2 &
-  CHILD_PID=$!
-  wait "$CHILD_PID"
-  CHILD_PID=""
-}
-on_signal() {
-  trap - INT TERM
-  if [[ -n "$CHILD_PID" ]]; then
-    kill -TERM "$CHILD_PID" 2>/dev/null || true
-    wait "$CHILD_PID" 2>/dev/null || true
-  fi
-  log "interrupted"
-  exit 130
-}
-trap on_signal INT TERM
+tool_cache_begin
+if cached; then report_cached; exit 0; fi
 
 log "building CoreDNS v$COREDNS_VERSION with the plugins: ${PLUGINS[*]}"
 log "with $("$GO" version); GOMODCACHE=$("$GO" env GOMODCACHE) GOCACHE=$("$GO" env GOCACHE)"
 log "work dir $WORK_DIR"
-mkdir -p "$WORK_DIR/bin" "$WORK_DIR/src/coredns"
+mkdir -p "$WORK_DIR/src/coredns"
 
 # "go" directive of a go.mod file (e.g. 1.25.0).
 gomod_go_version() { awk '$1 == "go" && NF == 2 { print $2; exit }' "$1"; }
@@ -275,8 +199,8 @@ verify_binary() {
 build_coredns
 verify_binary
 
-BUILD_SECONDS=$((SECONDS - START_SECONDS))
-{
+BUILD_SECONDS="$(tool_cache_seconds)"
+stamp_lines() {
   echo "coredns_version=v$COREDNS_VERSION"
   echo "recipe_revision=$RECIPE_REVISION"
   echo "directives=${DIRECTIVES[*]}"
@@ -284,13 +208,8 @@ BUILD_SECONDS=$((SECONDS - START_SECONDS))
   echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "build_seconds=$BUILD_SECONDS"
   (cd "$WORK_DIR/bin" && sha256sum -- *) | sed 's/^\([0-9a-f]*\)  \(.*\)$/sha256:\2=\1/'
-} >"$WORK_DIR/stamp.tmp"
-mv "$WORK_DIR/stamp.tmp" "$WORK_DIR/stamp" # stamp last, then publish atomically
-
-cd "$COREDNS_CACHE"
-if [[ -e "$FINAL_DIR" ]]; then rm -rf "$FINAL_DIR"; fi # stale/incomplete or --force
-mv -T "$WORK_DIR" "$FINAL_DIR"
-WORK_DIR=""
+}
+tool_cache_publish < <(stamp_lines) >/dev/null
 
 log "$(du -h "$BIN_DIR/coredns" | cut -f1)	$BIN_DIR/coredns"
 log "build took ${BUILD_SECONDS}s (cold if the Go build cache was empty)"

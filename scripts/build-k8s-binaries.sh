@@ -46,18 +46,10 @@ BUILD_TAGS="selinux,notest,grpcnotrace" # what Kubernetes' hack/lib/golang.sh us
 
 log() { printf '[build-k8s-binaries] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=lib/go-tool-cache.sh
+source "$(dirname "$0")/lib/go-tool-cache.sh"
 
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    -h | --help)
-      sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-      exit 0
-      ;;
-    *) die "unknown argument: $arg (try --help)" ;;
-  esac
-done
+tool_cache_arguments "$0" "$@"
 
 [[ "$K8S_VERSION" =~ ^1\.([0-9]+)\.([0-9]+)$ ]] ||
   die "K8S_VERSION must look like 1.35.4 (got '$K8S_VERSION')"
@@ -66,97 +58,30 @@ STAGING_VERSION="0.${K8S_VERSION#1.}" # Kubernetes v1.X.Y <=> staging modules v0
 [[ "$ETCD_VERSION" =~ ^3\.[0-9]+\.[0-9]+$ ]] ||
   die "ETCD_VERSION must look like 3.6.16 (got '$ETCD_VERSION')"
 
-CACHE_ROOT="${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}"
-K8S_CACHE="$CACHE_ROOT/k8s"
-KEY="${K8S_VERSION}-etcd${ETCD_VERSION}"
-FINAL_DIR="$K8S_CACHE/$KEY"
-BIN_DIR="$FINAL_DIR/bin"
-STAMP="$FINAL_DIR/stamp"
-
+tool_cache_init k8s "${K8S_VERSION}-etcd${ETCD_VERSION}"
 # A cached build counts only if its stamp is complete and every binary is there.
-cache_is_complete() {
-  [[ -f "$STAMP" ]] || return 1
-  grep -qx "recipe_revision=$RECIPE_REVISION" "$STAMP" || return 1
+cached() {
+  [[ "$FORCE" == 0 ]] && tool_cache_valid kubectl "recipe_revision=$RECIPE_REVISION" || return 1
   local b
   for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
     [[ -x "$BIN_DIR/$b" ]] || return 1
   done
 }
-
 report_cached() {
   local secs
   secs="$(sed -n 's/^build_seconds=//p' "$STAMP")"
   log "cached: Kubernetes v$K8S_VERSION + etcd v$ETCD_VERSION (its build took ${secs:-?}s)"
   printf '%s\n' "$BIN_DIR"
 }
-
-if [[ "$FORCE" == 0 ]] && cache_is_complete; then
-  report_cached
-  exit 0
-fi
-
-# ---- toolchain ------------------------------------------------------------------
-GO="$(command -v "${GO:-go}" || true)"
-if [[ -z "$GO" && -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; fi
-[[ -n "$GO" ]] || die "no Go toolchain found (set GO=/path/to/go)"
-command -v flock >/dev/null || die "flock (util-linux) is required"
-
-# Settings for every go command below. GOMODCACHE/GOCACHE stay at the user's
-# (persistent) locations so a rebuild after deleting the cache dir is fast.
-export CGO_ENABLED=0
-export GOFLAGS="-trimpath -buildvcs=false"
-export GOWORK=off
-export GO111MODULE=on
-
-mkdir -p "$K8S_CACHE"
-
+if cached; then report_cached; exit 0; fi
 # Serialise concurrent runs for the same versions, then re-check the cache.
-exec 9>"$K8S_CACHE/.lock-$KEY"
-if ! flock -n 9; then
-  log "another build of $KEY is running; waiting for it…"
-  flock 9
-fi
-if [[ "$FORCE" == 0 ]] && cache_is_complete; then
-  report_cached
-  exit 0
-fi
-
-START_SECONDS=$SECONDS
-# Leftovers of an interrupted build of this key (safe to remove: we hold its lock).
-rm -rf "$K8S_CACHE/.tmp-$KEY".*
-WORK_DIR="$(mktemp -d "$K8S_CACHE/.tmp-$KEY.XXXXXX")"
-chmod 0755 "$WORK_DIR"
-cleanup() {
-  if [[ -n "${WORK_DIR:-}" && -d "$WORK_DIR" ]]; then rm -rf "$WORK_DIR"; fi
-}
-trap cleanup EXIT
-
-# Long go commands run as a waited-for background job, so that INT/TERM reach
-# this script at once: it then stops go and removes the half-built work dir
-# instead of leaving an orphaned build behind. go gets TERM, not INT: a
-# background job of a non-interactive shell starts with INT ignored.
-CHILD_PID=""
-run_go() {
-  "$GO" "$@" >&2 &
-  CHILD_PID=$!
-  wait "$CHILD_PID"
-  CHILD_PID=""
-}
-on_signal() {
-  trap - INT TERM
-  if [[ -n "$CHILD_PID" ]]; then
-    kill -TERM "$CHILD_PID" 2>/dev/null || true
-    wait "$CHILD_PID" 2>/dev/null || true
-  fi
-  log "interrupted"
-  exit 130
-}
-trap on_signal INT TERM
+tool_cache_begin
+if cached; then report_cached; exit 0; fi
 
 log "building Kubernetes v$K8S_VERSION (staging v$STAGING_VERSION) and etcd v$ETCD_VERSION"
 log "with $("$GO" version); GOMODCACHE=$("$GO" env GOMODCACHE) GOCACHE=$("$GO" env GOCACHE)"
 log "work dir $WORK_DIR"
-mkdir -p "$WORK_DIR/bin" "$WORK_DIR/src/kubernetes" "$WORK_DIR/src/etcd"
+mkdir -p "$WORK_DIR/src/kubernetes" "$WORK_DIR/src/etcd"
 
 # Path of the go.mod file the proxy serves for module@version (downloads it).
 module_gomod() {
@@ -277,8 +202,8 @@ build_kubernetes
 build_etcd
 verify_binaries
 
-BUILD_SECONDS=$((SECONDS - START_SECONDS))
-{
+BUILD_SECONDS="$(tool_cache_seconds)"
+stamp_lines() {
   echo "k8s_version=v$K8S_VERSION"
   echo "staging_version=v$STAGING_VERSION"
   echo "etcd_version=v$ETCD_VERSION"
@@ -288,13 +213,8 @@ BUILD_SECONDS=$((SECONDS - START_SECONDS))
   echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "build_seconds=$BUILD_SECONDS"
   (cd "$WORK_DIR/bin" && sha256sum -- *) | sed 's/^\([0-9a-f]*\)  \(.*\)$/sha256:\2=\1/'
-} >"$WORK_DIR/stamp.tmp"
-mv "$WORK_DIR/stamp.tmp" "$WORK_DIR/stamp" # stamp last, then publish atomically
-
-cd "$K8S_CACHE"
-if [[ -e "$FINAL_DIR" ]]; then rm -rf "$FINAL_DIR"; fi # stale/incomplete or --force
-mv -T "$WORK_DIR" "$FINAL_DIR"
-WORK_DIR=""
+}
+tool_cache_publish < <(stamp_lines) >/dev/null
 
 for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
   log "$(du -h "$BIN_DIR/$b" | cut -f1)	$BIN_DIR/$b"

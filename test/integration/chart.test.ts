@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
-import { buildChart } from '../../src/manifests/chart';
+import { buildChart, VALUE_OF_FLAG } from '../../src/manifests/chart';
 import { runCli } from '../support/cli';
 import {
   FIXTURE_CERT as CERT,
@@ -149,17 +149,6 @@ const MATRIX: readonly { name: string; flags: readonly string[]; values: Values 
     },
   },
 ];
-
-/** The chart value each flag a warning names is. */
-const VALUE_NAMES: Record<string, string> = {
-  'nginx-lb-method': 'nginxLBMethod',
-  'enable-udp': 'enableUDP',
-  'persistent-storage': 'mtls.persistentStorage',
-  'spire-server-key-manager': 'mtls.spireServerKeyManager',
-  'nginx-log-format': 'nginxLogFormat',
-  'telemetry-exporters': 'telemetry.exporters',
-  'telemetry-sampler-ratio': 'telemetry.samplerRatio',
-};
 
 type Manifest = {
   kind: string;
@@ -313,7 +302,7 @@ describe('the Helm chart', () => {
         .split('\n')
         .filter((line) => line.startsWith('Warning: '))
         .map((line) =>
-          line.replace(/--([a-z-]+)/g, (_flag, name: string) => VALUE_NAMES[name] ?? `--${name}`),
+          line.replace(/--([a-z-]+)/g, (_flag, name: string) => VALUE_OF_FLAG[name] ?? `--${name}`),
         );
       expect(fromHelm.sort()).toEqual(fromDeploy.sort());
     },

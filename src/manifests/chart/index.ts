@@ -189,7 +189,7 @@ random two least_conn
 `;
 
 /** The value each deploy flag a warning names is, in the chart. */
-const VALUE_OF_FLAG: Readonly<Record<string, string>> = {
+export const VALUE_OF_FLAG: Readonly<Record<string, string>> = {
   'nginx-lb-method': 'nginxLBMethod',
   'enable-udp': 'enableUDP',
   'persistent-storage': 'mtls.persistentStorage',
