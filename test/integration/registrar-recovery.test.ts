@@ -140,6 +140,7 @@ function memoryApi() {
         namespace,
         data: { 'bundle.crt': bundle },
         resourceVersion: '1',
+        owned: true,
       }));
     },
     create: async (namespace, data) => {

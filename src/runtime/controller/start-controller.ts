@@ -14,6 +14,7 @@ import {
   WEBHOOK_SERVICE_NAME,
   WEBHOOK_TLS_SECRET_NAME,
 } from '../../manifests/constants';
+import { CONTROLLER_RBAC_NAME } from '../../manifests/install/rbac';
 import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
 import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
@@ -21,6 +22,7 @@ import type { BusLink } from '../bus/connect';
 import { startBusLink } from '../bus/connect';
 import { systemClock } from '../clock';
 import { createKubeAccess } from '../kube/access';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
@@ -179,6 +181,8 @@ export async function startController({
     initialBackoffMs: KUBE_RETRY_INITIAL_MS,
     maxBackoffMs: KUBE_RETRY_MAX_MS,
   };
+  // Read before the first write and retried with it, by the loop that writes.
+  const owner = kubeClusterRoleOwner(k8s, config, CONTROLLER_RBAC_NAME);
   const certificate = startServingCertificate(
     {
       namespace,
@@ -187,7 +191,7 @@ export async function startController({
       ...retry,
     },
     {
-      store: kubeCertificateStore(k8s, config),
+      store: kubeCertificateStore(k8s, config, owner),
       target: webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME),
       clock: systemClock,
       random: Math.random,
@@ -213,7 +217,7 @@ export async function startController({
   });
   const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
   const reportToken = startReportToken({
-    store: kubeReportTokenStore(k8s, config, namespace),
+    store: kubeReportTokenStore(k8s, config, namespace, owner),
     ...retry,
     logger,
   });

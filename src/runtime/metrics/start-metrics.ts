@@ -10,8 +10,10 @@ import {
   METRICS_SERVICE_NAME,
   METRICS_TLS_SECRET_NAME,
 } from '../../manifests/constants';
+import { METRICS_RBAC_NAME } from '../../manifests/install/rbac';
 import { parsePrometheusAddress } from '../../manifests/traffic-metrics/prometheus-address';
 import { systemClock } from '../clock';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { apiServiceCaBundleTarget, kubeCertificateStore } from '../pki/kube-tls-api';
 import { startServingCertificate } from '../pki/managed-certificate';
 import type { ServingCertificate } from '../pki/serving-certificate';
@@ -142,7 +144,12 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
   const certificates = startServingCertificate(
     { namespace, secretName: METRICS_TLS_SECRET_NAME, serviceName: METRICS_SERVICE_NAME, ...retry },
     {
-      store: kubeCertificateStore(k8s, config),
+      // The owner is read before the first write, and retried with it by the certificate's loop.
+      store: kubeCertificateStore(
+        k8s,
+        config,
+        kubeClusterRoleOwner(k8s, config, METRICS_RBAC_NAME),
+      ),
       target: apiServiceCaBundleTarget(k8s, config, METRICS_API_SERVICE_NAME),
       clock: systemClock,
       random: Math.random,

@@ -2,11 +2,13 @@
 // the Kubernetes calls are wired in, and registrar-service.ts does the rest.
 import { UsageError } from '../../errors';
 import { REGISTRAR_CA_SECRET_NAME, TRUST_BUNDLE_CONFIG_MAP_NAME } from '../../manifests/constants';
+import { REGISTRAR_RBAC_NAME } from '../../manifests/install/rbac';
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { checkTtls } from '../../manifests/registrar/svid-policy';
 import { systemClock } from '../clock';
 import { createKubeAccess } from '../kube/access';
 import type { KubeObject } from '../kube/client';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { startWatch } from '../kube/watch';
 import { parseBindAddress } from '../role/bind-address';
 import type { RoleContext, RunningRole } from '../role/role';
@@ -72,9 +74,11 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
     kubeconfig: process.env.KUBECONFIG ?? '',
     timeoutMs: KUBE_TIMEOUT_MS,
   });
+  // Read before the first write and retried with it: the round that writes reports the failure.
+  const owner = kubeClusterRoleOwner(k8s, config, REGISTRAR_RBAC_NAME);
   return startRegistrarService(settings, {
-    store: kubeCaStore(k8s, config, settings.namespace, settings.secretName),
-    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME),
+    store: kubeCaStore(k8s, config, settings.namespace, settings.secretName, owner),
+    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME, REGISTRAR_RBAC_NAME, owner),
     directory: kubeWorkloadDirectory(k8s, config),
     clock,
     random: Math.random,
