@@ -14,7 +14,6 @@ import {
   WEBHOOK_SERVICE_NAME,
   WEBHOOK_TLS_SECRET_NAME,
 } from '../../manifests/constants';
-import { CONTROLLER_RBAC_NAME } from '../../manifests/install/rbac';
 import { injectPodTemplate } from '../../manifests/inject/inject-pod';
 import type { ImagePullPolicy, InjectionSettings, MtlsMode } from '../../manifests/inject/types';
 import { spiffeIdOf, trustDomainOf } from '../../manifests/registrar/svid-policy';
@@ -44,10 +43,10 @@ const KUBE_TIMEOUT_MS = 30_000;
 const KUBE_RETRY_INITIAL_MS = 1_000;
 const KUBE_RETRY_MAX_MS = 60_000;
 
-function requiredImage(options: RoleOptions, flag: string): string {
-  const image = options.string(flag);
-  if (image === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
-  return image;
+function requiredString(options: RoleOptions, flag: string): string {
+  const value = options.string(flag);
+  if (value === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
+  return value;
 }
 
 function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
@@ -55,8 +54,8 @@ function injectionSettings(options: RoleOptions, native: boolean): InjectionSett
   const meshNamespace = options.string('mesh-namespace');
   return {
     meshNamespace,
-    sidecarImage: requiredImage(options, 'sidecar-image'),
-    initImage: requiredImage(options, 'init-image'),
+    sidecarImage: requiredString(options, 'sidecar-image'),
+    initImage: requiredString(options, 'init-image'),
     imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
     mtlsMode: options.string('mtls-mode') as MtlsMode,
     enableUdp: options.bool('enable-udp'),
@@ -182,7 +181,7 @@ export async function startController({
     maxBackoffMs: KUBE_RETRY_MAX_MS,
   };
   // Read before the first write and retried with it, by the loop that writes.
-  const owner = kubeClusterRoleOwner(k8s, config, CONTROLLER_RBAC_NAME);
+  const owner = kubeClusterRoleOwner(k8s, config, requiredString(options, 'cluster-role'));
   const certificate = startServingCertificate(
     {
       namespace,

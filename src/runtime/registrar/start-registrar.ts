@@ -2,7 +2,6 @@
 // the Kubernetes calls are wired in, and registrar-service.ts does the rest.
 import { UsageError } from '../../errors';
 import { REGISTRAR_CA_SECRET_NAME, TRUST_BUNDLE_CONFIG_MAP_NAME } from '../../manifests/constants';
-import { REGISTRAR_RBAC_NAME } from '../../manifests/install/rbac';
 import type { MtlsCaKeyType } from '../../manifests/mesh-config/deploy-flags';
 import { checkTtls } from '../../manifests/registrar/svid-policy';
 import { systemClock } from '../clock';
@@ -74,11 +73,13 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
     kubeconfig: process.env.KUBECONFIG ?? '',
     timeoutMs: KUBE_TIMEOUT_MS,
   });
+  const clusterRole = options.string('cluster-role');
+  if (clusterRole === '') throw usage('the registrar needs --cluster-role');
   // Read before the first write and retried with it: the round that writes reports the failure.
-  const owner = kubeClusterRoleOwner(k8s, config, REGISTRAR_RBAC_NAME);
+  const owner = kubeClusterRoleOwner(k8s, config, clusterRole);
   return startRegistrarService(settings, {
     store: kubeCaStore(k8s, config, settings.namespace, settings.secretName, owner),
-    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME, REGISTRAR_RBAC_NAME, owner),
+    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME, clusterRole, owner),
     directory: kubeWorkloadDirectory(k8s, config),
     clock,
     random: Math.random,
