@@ -132,7 +132,9 @@ describe('Secret writes through the API server', () => {
       config,
       kubeClusterRoleOwner(K8s, config, 'nmk-doomed-owner'),
     );
-    expect(await store.createSecret(NAMESPACE, 'nmk-owned', { 'tls.crt': 'YQ==' })).toBe('written');
+    expect(
+      await store.createSecret(NAMESPACE, 'nmk-owned', { 'tls.crt': 'YQ==', 'tls.key': 'Yg==' }),
+    ).toBe('written');
     const created = await core.readNamespacedSecret({ name: 'nmk-owned', namespace: NAMESPACE });
     expect(created.metadata?.ownerReferences).toEqual([
       {

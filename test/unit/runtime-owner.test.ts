@@ -4,69 +4,14 @@
 // adopted, and while the ClusterRole cannot be read nothing is written and the caller retries.
 import type * as K8s from '@kubernetes/client-node';
 import { kubeReportTokenStore, startReportToken } from '../../src/runtime/controller/report-token';
-import { clusterRoleOwner, kubeClusterRoleOwner } from '../../src/runtime/kube/owner';
+import { clusterRoleOwner } from '../../src/runtime/kube/owner';
 import { kubeCertificateStore } from '../../src/runtime/pki/kube-tls-api';
 import { publishBundle } from '../../src/runtime/registrar/bundle-publisher';
 import { kubeBundleApi, kubeCaStore } from '../../src/runtime/registrar/kube-registrar-api';
 import { createJsonLogger } from '../../src/runtime/role/log';
+import { FAKE_OWNER, fakeClientNode } from '../support/fake-client-node';
 
-const ROLE = 'nginx-mesh-registrar.security.builtin.nsm.nginx';
-const UID = '7f1c2d3e-0000-4000-8000-000000000001';
-const OWNER = {
-  apiVersion: 'rbac.authorization.k8s.io/v1',
-  kind: 'ClusterRole',
-  name: ROLE,
-  uid: UID,
-};
-
-interface Call {
-  readonly method: string;
-  readonly request: { body?: { metadata?: K8s.V1ObjectMeta } } & Record<string, unknown>;
-}
-
-/**
- * client-node's API classes as a KubeConfig hands them out: each method records its request and
- * answers from `answers` (an answer that throws is a failed request). readClusterRole answers
- * with the uid until `ownerDown` is set.
- */
-function fakeClient(answers: Record<string, (request: unknown) => unknown> = {}) {
-  const calls: Call[] = [];
-  const state = { ownerDown: false, ownerReads: 0 };
-  const method =
-    (name: string) =>
-    (request: Call['request']): Promise<unknown> => {
-      calls.push({ method: name, request });
-      const answer = answers[name];
-      return new Promise((resolve) => resolve(answer === undefined ? {} : answer(request)));
-    };
-  const core = Object.fromEntries(
-    [
-      'readNamespacedSecret',
-      'createNamespacedSecret',
-      'replaceNamespacedSecret',
-      'listConfigMapForAllNamespaces',
-      'createNamespacedConfigMap',
-      'replaceNamespacedConfigMap',
-    ].map((name) => [name, method(name)]),
-  );
-  const rbac = {
-    readClusterRole: ({ name }: { name: string }) => {
-      state.ownerReads += 1;
-      if (state.ownerDown) {
-        return Promise.reject(Object.assign(new Error('fetch failed'), { cause: 'ECONNREFUSED' }));
-      }
-      return Promise.resolve({ metadata: { name, uid: UID } });
-    },
-  };
-  const k8s = { CoreV1Api: 'core', RbacAuthorizationV1Api: 'rbac' } as unknown as typeof K8s;
-  const config = {
-    makeApiClient: (api: unknown) => (api === 'rbac' ? rbac : core),
-  } as unknown as K8s.KubeConfig;
-  const owner = kubeClusterRoleOwner(k8s, config, ROLE);
-  const written = (name: string) =>
-    calls.filter((call) => call.method === name).map((call) => call.request.body?.metadata);
-  return { k8s, config, owner, calls, state, written };
-}
+const { ROLE, UID, OWNER } = FAKE_OWNER;
 
 describe("the owner: the role's own ClusterRole", () => {
   it('is read once, and kept', async () => {
@@ -105,7 +50,7 @@ describe("the owner: the role's own ClusterRole", () => {
 
 describe('serving certificate Secrets', () => {
   it('are created with exactly the owner reference', async () => {
-    const fake = fakeClient();
+    const fake = fakeClientNode();
     const store = kubeCertificateStore(fake.k8s, fake.config, fake.owner);
     expect(await store.createSecret('nginx-mesh', 'tls', { 'tls.crt': 'YQ==' })).toBe('written');
     expect(fake.written('createNamespacedSecret')).toEqual([
@@ -114,7 +59,7 @@ describe('serving certificate Secrets', () => {
   });
 
   it('are adopted by their next update when an older version wrote them without one', async () => {
-    const fake = fakeClient();
+    const fake = fakeClientNode();
     const store = kubeCertificateStore(fake.k8s, fake.config, fake.owner);
     await store.updateSecret('nginx-mesh', 'tls', { 'tls.crt': 'YQ==' }, '41');
     expect(fake.written('replaceNamespacedSecret')).toEqual([
@@ -123,7 +68,7 @@ describe('serving certificate Secrets', () => {
   });
 
   it('are not written while the owner cannot be read', async () => {
-    const fake = fakeClient();
+    const fake = fakeClientNode();
     fake.state.ownerDown = true;
     const store = kubeCertificateStore(fake.k8s, fake.config, fake.owner);
     await expect(store.createSecret('nginx-mesh', 'tls', {})).rejects.toThrow(
@@ -135,7 +80,7 @@ describe('serving certificate Secrets', () => {
 
 describe("the registrar's CA Secret", () => {
   it('is created and replaced with exactly the owner reference', async () => {
-    const fake = fakeClient();
+    const fake = fakeClientNode();
     const store = kubeCaStore(fake.k8s, fake.config, 'nginx-mesh', 'ca', fake.owner);
     expect(await store.create({ 'ca.json': 'W10=' })).toBe(true);
     expect(await store.replace({ 'ca.json': 'W10=' }, '9')).toBe(true);
@@ -151,7 +96,7 @@ describe("the registrar's CA Secret", () => {
 
 describe('the trust bundle ConfigMaps', () => {
   const bundleApi = (items: K8s.V1ConfigMap[]) => {
-    const fake = fakeClient({ listConfigMapForAllNamespaces: () => ({ items }) });
+    const fake = fakeClientNode({ listConfigMapForAllNamespaces: () => ({ items }) });
     const api = kubeBundleApi(fake.k8s, fake.config, 'nginx-mesh-bundle', ROLE, fake.owner);
     return { fake, api };
   };
@@ -209,7 +154,7 @@ describe('the trust bundle ConfigMaps', () => {
 
 describe("the controller's report token Secret", () => {
   it('is created with exactly the owner reference', async () => {
-    const fake = fakeClient();
+    const fake = fakeClientNode();
     const store = kubeReportTokenStore(fake.k8s, fake.config, 'nginx-mesh', fake.owner);
     expect(await store.create('token')).toBe('written');
     expect(fake.written('createNamespacedSecret')).toEqual([
@@ -225,7 +170,7 @@ describe("the controller's report token Secret", () => {
     const wasCreated = new Promise<void>((resolve) => {
       created = resolve;
     });
-    const fake = fakeClient({
+    const fake = fakeClientNode({
       readNamespacedSecret: notFound,
       createNamespacedSecret: () => {
         created();
