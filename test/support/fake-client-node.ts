@@ -36,6 +36,7 @@ export function fakeClientNode(answers: Record<string, (request: unknown) => unk
     };
   const core = Object.fromEntries(
     [
+      'listNamespace',
       'readNamespacedSecret',
       'createNamespacedSecret',
       'replaceNamespacedSecret',
