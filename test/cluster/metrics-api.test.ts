@@ -77,6 +77,12 @@ async function deployMetrics(prometheusUrl: string): Promise<void> {
         resourceNames: [apiServiceName],
         verbs: ['get', 'patch'],
       },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: [clusterRbacName],
+        verbs: ['get'],
+      },
     ],
   });
   for (const [name, role] of [
@@ -122,6 +128,7 @@ async function deployMetrics(prometheusUrl: string): Promise<void> {
                 'metrics',
                 '--mesh-namespace',
                 meshNamespace,
+                `--cluster-role=${clusterRbacName}`,
                 '--prometheus-address',
                 prometheusUrl,
               ],

@@ -77,6 +77,12 @@ async function grantRegistrar(): Promise<void> {
         resourceNames: ['nginx-mesh-bundle'],
         verbs: ['list', 'update'],
       },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: [clusterRole],
+        verbs: ['get'],
+      },
     ],
   });
   await create(rbac('clusterrolebindings'), {
@@ -141,6 +147,7 @@ async function deployRegistrar(): Promise<void> {
                 'registrar',
                 '--mesh-namespace',
                 meshNamespace,
+                `--cluster-role=${clusterRole}`,
                 '--ca-ttl',
                 CA_TTL,
                 '--svid-ttl',

@@ -62,6 +62,12 @@ async function deployController(): Promise<void> {
         resourceNames: [configurationName],
         verbs: ['get', 'patch'],
       },
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: ['nginx-mesh-controller-webhook'],
+        verbs: ['get'],
+      },
     ],
   });
   await create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
@@ -109,6 +115,7 @@ async function deployController(): Promise<void> {
                 'controller',
                 '--mesh-namespace',
                 meshNamespace,
+                '--cluster-role=nginx-mesh-controller-webhook',
                 '--sidecar-image',
                 SIDECAR_IMAGE_REF,
                 '--init-image',

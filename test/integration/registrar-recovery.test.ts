@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Clock } from '../../src/runtime/clock';
 import type { BundleApi } from '../../src/runtime/registrar/bundle-publisher';
+import { kubeBundleApi, kubeCaStore } from '../../src/runtime/registrar/kube-registrar-api';
 import type { CaStore } from '../../src/runtime/registrar/ca-state';
 import type { WorkloadDirectory } from '../../src/runtime/registrar/issuer';
 import type {
@@ -21,6 +22,7 @@ import { startRegistrarService } from '../../src/runtime/registrar/registrar-ser
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { createKeyAndRequest } from '../../src/runtime/svid/csr';
 import { isolateBinary } from '../support/binary';
+import { FAKE_OWNER, fakeClientNode } from '../support/fake-client-node';
 import { injectedPodFacts, TEST_IMAGES, tokenReviewOf, WEB } from '../support/registrar-pods';
 import { waitForOutput } from '../support/processes';
 
@@ -140,6 +142,7 @@ function memoryApi() {
         namespace,
         data: { 'bundle.crt': bundle },
         resourceVersion: '1',
+        owned: true,
       }));
     },
     create: async (namespace, data) => {
@@ -205,7 +208,10 @@ afterEach(async () => {
   running = undefined;
 });
 
-function start(memory: ReturnType<typeof memoryApi>, time: ReturnType<typeof manualClock>) {
+function start(
+  memory: Pick<ReturnType<typeof memoryApi>, 'store' | 'bundles' | 'directory'>,
+  time: ReturnType<typeof manualClock>,
+) {
   const lines: LogLine[] = [];
   running = startRegistrarService(SETTINGS, {
     store: memory.store,
@@ -334,6 +340,61 @@ describe('the registrar started while the Kubernetes API is down', () => {
     expect(memory.api.bundles.size).toBe(2);
     const answer = await requestSvid(service.apiPort());
     expect(answer.status).toBe(200);
+  });
+});
+
+describe('the registrar started while its ClusterRole cannot be read', () => {
+  it('writes no CA and no bundle without their owner, says so, and writes both owned once it can', async () => {
+    const notFound = (): never => {
+      throw Object.assign(new Error('not found'), { code: 404 });
+    };
+    const fake = fakeClientNode({
+      readNamespacedSecret: notFound,
+      listNamespace: () => ({ items: [{ metadata: { name: 'app' } }] }),
+      listConfigMapForAllNamespaces: () => ({ items: [] }),
+    });
+    fake.state.ownerDown = true;
+    const time = manualClock();
+    const { service, lines } = start(
+      {
+        store: kubeCaStore(fake.k8s, fake.config, 'nginx-mesh', SETTINGS.secretName, fake.owner),
+        bundles: kubeBundleApi(
+          fake.k8s,
+          fake.config,
+          'nginx-mesh-bundle',
+          FAKE_OWNER.ROLE,
+          fake.owner,
+        ),
+        directory: memoryApi().directory,
+      },
+      time,
+    );
+    await time.idle();
+    const reason = `reading ClusterRole ${FAKE_OWNER.ROLE}, the owner of what this role writes: fetch failed`;
+    expect(service.readiness()).toEqual({
+      ready: false,
+      reason: `waiting for the Kubernetes API: ${reason}`,
+    });
+    expect(fake.written('createNamespacedSecret')).toEqual([]);
+    expect(fake.written('createNamespacedConfigMap')).toEqual([]);
+    await time.advance(MINUTE);
+    const waits = lines.filter((line) => line.msg === 'waiting for the Kubernetes API');
+    expect(waits.length).toBeGreaterThan(1);
+    expect(waits[0]).toMatchObject({ level: 'error', error: reason });
+    fake.state.ownerDown = false;
+    await time.advance(MINUTE);
+    await until(() => service.readiness().ready, 'the registrar to be ready');
+    // The fake API keeps nothing, so each round creates again: every write carries the owner.
+    const secrets = fake.written('createNamespacedSecret');
+    const bundles = fake.written('createNamespacedConfigMap');
+    expect(secrets.length).toBeGreaterThan(0);
+    expect(secrets.map((meta) => meta?.ownerReferences)).toEqual(
+      secrets.map(() => [FAKE_OWNER.OWNER]),
+    );
+    expect(bundles.length).toBeGreaterThan(0);
+    expect(bundles.map((meta) => [meta?.namespace, meta?.ownerReferences])).toEqual(
+      bundles.map(() => ['app', [FAKE_OWNER.OWNER]]),
+    );
   });
 });
 

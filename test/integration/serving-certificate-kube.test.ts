@@ -15,6 +15,8 @@ import type { ManagedServingCertificate } from '../../src/runtime/pki/managed-ce
 import { startServingCertificate } from '../../src/runtime/pki/managed-certificate';
 import { splitPemCertificates } from '../../src/runtime/pki/renewal-policy';
 import type { ServingCertificate } from '../../src/runtime/pki/serving-certificate';
+import type { OwnerSource } from '../../src/runtime/kube/owner';
+import { kubeClusterRoleOwner } from '../../src/runtime/kube/owner';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { startControlPlane } from '../cluster/harness/control-plane';
 import type { ControlPlane } from '../cluster/harness/control-plane';
@@ -24,6 +26,8 @@ const BUILD_TIMEOUT_MS = 20 * 60_000;
 const START_TIMEOUT_MS = 120_000;
 const NAMESPACE = 'default';
 const WEBHOOK = 'nmk-renewal-test';
+/** The ClusterRole that owns the Secrets, as a role's own ClusterRole does. */
+const OWNER = 'nmk-serving-owner';
 
 /** The cached cluster binaries (built on first use; a cached build answers at once). */
 function clusterBinDir(): Promise<string> {
@@ -69,6 +73,7 @@ const logger = createJsonLogger({
 let root: string;
 let plane: ControlPlane | undefined;
 let config: K8s.KubeConfig;
+let owner: OwnerSource;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'nmk-serving-kube-'));
@@ -81,6 +86,10 @@ beforeAll(async () => {
   });
   config = new K8s.KubeConfig();
   config.loadFromFile(plane.kubeconfigPath);
+  await config
+    .makeApiClient(K8s.RbacAuthorizationV1Api)
+    .createClusterRole({ body: { metadata: { name: OWNER }, rules: [] } });
+  owner = kubeClusterRoleOwner(K8s, config, OWNER);
 }, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -93,7 +102,7 @@ afterAll(async () => {
 
 describe('Secret writes through the API server', () => {
   it('creates once, and updates only over the resourceVersion it read', async () => {
-    const store = kubeCertificateStore(K8s, config);
+    const store = kubeCertificateStore(K8s, config, owner);
     const data = { 'tls.crt': 'YQ==', 'tls.key': 'Yg==', 'ca.crt': 'Yw==' };
     expect(await store.readSecret(NAMESPACE, 'nmk-store')).toBeUndefined();
     expect(await store.createSecret(NAMESPACE, 'nmk-store', data)).toBe('written');
@@ -112,6 +121,38 @@ describe('Secret writes through the API server', () => {
     expect((await store.readSecret(NAMESPACE, 'nmk-store'))?.data['tls.crt']).toBe('ZA==');
   });
 
+  it('makes the ClusterRole the owner, so the garbage collector deletes the Secret with it', async () => {
+    const rbac = config.makeApiClient(K8s.RbacAuthorizationV1Api);
+    const core = config.makeApiClient(K8s.CoreV1Api);
+    const role = await rbac.createClusterRole({
+      body: { metadata: { name: 'nmk-doomed-owner' }, rules: [] },
+    });
+    const store = kubeCertificateStore(
+      K8s,
+      config,
+      kubeClusterRoleOwner(K8s, config, 'nmk-doomed-owner'),
+    );
+    expect(
+      await store.createSecret(NAMESPACE, 'nmk-owned', { 'tls.crt': 'YQ==', 'tls.key': 'Yg==' }),
+    ).toBe('written');
+    const created = await core.readNamespacedSecret({ name: 'nmk-owned', namespace: NAMESPACE });
+    expect(created.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        name: 'nmk-doomed-owner',
+        uid: role.metadata?.uid,
+      },
+    ]);
+    await rbac.deleteClusterRole({ name: 'nmk-doomed-owner' });
+    await eventually(
+      'the garbage collector to delete Secret nmk-owned',
+      async () =>
+        (await store.readSecret(NAMESPACE, 'nmk-owned')) === undefined ? true : undefined,
+      60_000,
+    );
+  }, 70_000);
+
   it('names the Secret and the API server’s reason, on one line, when a request fails', async () => {
     if (plane === undefined) throw new Error('the control plane did not start');
     const stranger = new K8s.KubeConfig();
@@ -121,7 +162,7 @@ describe('Secret writes through the API server', () => {
       contexts: [{ name: 'test', cluster: 'test', user: 'stranger' }],
       currentContext: 'test',
     });
-    const store = kubeCertificateStore(K8s, stranger);
+    const store = kubeCertificateStore(K8s, stranger, owner);
     await expect(store.readSecret(NAMESPACE, 'nmk-store')).rejects.toThrow(
       /^reading Secret default\/nmk-store: 401 Unauthorized$/,
     );
@@ -170,7 +211,7 @@ describe('two replicas renewing through the API server', () => {
     const renewed: ServingCertificate[][] = [[], []];
     for (const index of [0, 1]) {
       const replica = startServingCertificate(options, {
-        store: kubeCertificateStore(K8s, config),
+        store: kubeCertificateStore(K8s, config, owner),
         target: webhookCaBundleTarget(K8s, config, WEBHOOK),
         clock: systemClock,
         random: Math.random,

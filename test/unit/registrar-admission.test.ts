@@ -55,10 +55,11 @@ describe("the registrar's ConfigMap writes", () => {
     ]);
   });
 
-  it('allow only ConfigMap nginx-mesh-bundle holding only bundle.crt', () => {
+  it("allow only ConfigMap nginx-mesh-bundle holding only bundle.crt, owned by nothing but the registrar's ClusterRole", () => {
     expect(policy?.spec.validations.map((validation) => validation.expression)).toEqual([
       "object.metadata.name == 'nginx-mesh-bundle'",
       "!has(object.binaryData) && (!has(object.data) || object.data.all(key, key == 'bundle.crt'))",
+      "!has(object.metadata.ownerReferences) || object.metadata.ownerReferences.all(owner, owner.apiVersion == 'rbac.authorization.k8s.io/v1' && owner.kind == 'ClusterRole' && owner.name == 'nginx-mesh-registrar.security.builtin.nsm.nginx')",
     ]);
   });
 

@@ -12,6 +12,7 @@ function memoryApi(namespaces: string[], existing: Record<string, string>, refus
           namespace,
           data: { 'bundle.crt': bundle },
           resourceVersion: '7',
+          owned: true,
         })),
       ),
     create: (namespace) => {

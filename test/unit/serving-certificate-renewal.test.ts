@@ -2,10 +2,12 @@
 // when it is checked next, when the role stops being ready, and how replicas sharing one Secret
 // settle who writes (the one that loses a race serves the winner's certificate).
 import type { CertificateTools } from '../../src/runtime/pki/managed-certificate';
+import { kubeCertificateStore } from '../../src/runtime/pki/kube-tls-api';
 import {
   caBundleOf,
   reconcileServingCertificate,
   serviceDnsNames,
+  startServingCertificate,
 } from '../../src/runtime/pki/managed-certificate';
 import type { CertificateFacts } from '../../src/runtime/pki/renewal-policy';
 import {
@@ -18,6 +20,7 @@ import {
 } from '../../src/runtime/pki/renewal-policy';
 import type { ServingCertificate } from '../../src/runtime/pki/serving-certificate';
 import { createJsonLogger } from '../../src/runtime/role/log';
+import { FAKE_OWNER, fakeClientNode } from '../support/fake-client-node';
 import { fixedClock } from '../support/fakes';
 import { memorySecrets } from '../support/memory-secrets';
 
@@ -333,5 +336,60 @@ describe('reconciling the Secret', () => {
       'conflict',
       'conflict',
     ]);
+  });
+});
+
+describe('the owner of the Secret at start', () => {
+  /** Lets pending promise callbacks run until check() holds (or gives up). */
+  async function settle(check: () => boolean): Promise<void> {
+    for (let turn = 0; turn < 100 && !check(); turn += 1) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  it('while unreadable, keeps the role not ready and writes nothing; then the Secret is created owned', async () => {
+    const notFound = (): never => {
+      throw Object.assign(new Error('not found'), { code: 404 });
+    };
+    const fake = fakeClientNode({ readNamespacedSecret: notFound });
+    fake.state.ownerDown = true;
+    let nowMs = t0;
+    let wake: (() => void) | undefined;
+    const clock = {
+      now: () => new Date(nowMs),
+      sleep: (ms: number, signal?: AbortSignal) =>
+        new Promise<void>((resolve, reject) => {
+          wake = () => {
+            nowMs += ms;
+            resolve();
+          };
+          signal?.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+    };
+    const managed = startServingCertificate(
+      { ...options, initialBackoffMs: 1_000, maxBackoffMs: 1_000 },
+      {
+        store: kubeCertificateStore(fake.k8s, fake.config, fake.owner),
+        target: { description: 'test target', publish: () => Promise.resolve(true) },
+        clock,
+        random: () => 0.5,
+        logger: quietLogger().logger,
+        tools: fakeTools(),
+      },
+    );
+    await settle(() => wake !== undefined);
+    expect(managed.readiness()).toEqual({
+      ready: false,
+      reason: `waiting for the Kubernetes API: reading ClusterRole ${FAKE_OWNER.ROLE}, the owner of what this role writes: fetch failed`,
+    });
+    expect(fake.written('createNamespacedSecret')).toEqual([]);
+    fake.state.ownerDown = false;
+    wake?.();
+    await managed.first;
+    expect(managed.readiness()).toEqual({ ready: true });
+    expect(fake.written('createNamespacedSecret')).toEqual([
+      expect.objectContaining({ name: 'webhook-tls', ownerReferences: [FAKE_OWNER.OWNER] }),
+    ]);
+    await managed.stop();
   });
 });

@@ -49,6 +49,13 @@ const ownSecret = (name: string): readonly Rule[] => [
   rule('', ['secrets'], ['get', 'update'], [name]),
 ];
 
+/**
+ * Reading the account's own ClusterRole: its uid makes it the owner of what the role writes at
+ * run time, so that the garbage collector deletes those objects with it.
+ */
+const ownClusterRole = (name: string): Rule =>
+  rule('rbac.authorization.k8s.io', ['clusterroles'], ['get'], [name]);
+
 /** Reading a status before patching it, and writing it (never the object itself). */
 const STATUS_WRITE = ['get', 'update', 'patch'] as const;
 
@@ -104,6 +111,7 @@ function accounts(): readonly Account[] {
           ['get', 'patch'],
           [WEBHOOK_CONFIGURATION_NAME],
         ),
+        ownClusterRole(CONTROLLER_RBAC_NAME),
       ],
       // The runtime MeshConfig, the meshconfig ConfigMap and the leader Lease exist only in
       // the mesh namespace, each by one name: list and watch select it with metadata.name.
@@ -130,6 +138,7 @@ function accounts(): readonly Account[] {
         rule('', ['namespaces'], ['list', 'watch']),
         rule('', ['configmaps'], ['create']),
         rule('', ['configmaps'], ['list', 'update'], [TRUST_BUNDLE_CONFIG_MAP_NAME]),
+        ownClusterRole(REGISTRAR_RBAC_NAME),
       ],
       namespaceRules: ownSecret(REGISTRAR_CA_SECRET_NAME),
     },
@@ -145,6 +154,7 @@ function accounts(): readonly Account[] {
           ['get', 'patch'],
           [METRICS_API_SERVICE_NAME],
         ),
+        ownClusterRole(METRICS_RBAC_NAME),
       ],
       namespaceRules: ownSecret(METRICS_TLS_SECRET_NAME),
     },

@@ -1,8 +1,9 @@
 // The registrar publishes the trust bundle as ConfigMap nginx-mesh-bundle in every namespace, so
 // its ClusterRole must grant `configmaps create` cluster-wide: RBAC cannot narrow create by name.
 // This ValidatingAdmissionPolicy does what RBAC cannot: a ConfigMap the registrar's
-// ServiceAccount creates or updates must be that one name holding only the bundle key, so the
-// account cannot plant any other ConfigMap anywhere. (admissionregistration.k8s.io/v1:
+// ServiceAccount creates or updates must be that one name holding only the bundle key, owned by
+// nothing but the registrar's own ClusterRole, so the account cannot plant any other ConfigMap
+// anywhere, nor hang one on another owner whose deletion would take it along. (admissionregistration.k8s.io/v1:
 // Kubernetes 1.30 or newer.) Pure.
 import { REGISTRAR_NAME, TRUST_BUNDLE_CONFIG_MAP_NAME, TRUST_BUNDLE_KEY } from '../constants';
 import type { Labels, Manifest } from './objects';
@@ -43,6 +44,10 @@ export function buildRegistrarAdmission(namespace: string, labels: Labels): Mani
           {
             expression: `!has(object.binaryData) && (!has(object.data) || object.data.all(key, key == '${TRUST_BUNDLE_KEY}'))`,
             message: `ConfigMap ${TRUST_BUNDLE_CONFIG_MAP_NAME} from ${REGISTRAR_NAME} may hold only ${TRUST_BUNDLE_KEY}`,
+          },
+          {
+            expression: `!has(object.metadata.ownerReferences) || object.metadata.ownerReferences.all(owner, owner.apiVersion == 'rbac.authorization.k8s.io/v1' && owner.kind == 'ClusterRole' && owner.name == '${REGISTRAR_RBAC_NAME}')`,
+            message: `ConfigMap ${TRUST_BUNDLE_CONFIG_MAP_NAME} from ${REGISTRAR_NAME} may be owned only by ClusterRole ${REGISTRAR_RBAC_NAME}`,
           },
         ],
       },

@@ -12,6 +12,7 @@ import {
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
 import { IDENTITY_FLAGS } from '../svid/identity-flags';
+import { CONTROLLER_RBAC_NAME } from '../../manifests/install/rbac';
 
 export const controllerRole: RoleDefinition = {
   name: 'controller',
@@ -22,6 +23,13 @@ export const controllerRole: RoleDefinition = {
       type: 'string',
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
+    },
+    {
+      long: 'cluster-role',
+      type: 'string',
+      usage:
+        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
+      defaultValue: CONTROLLER_RBAC_NAME,
     },
     {
       long: 'webhook-bind-address',

@@ -11,6 +11,7 @@ import {
   PART_OF_VALUE,
 } from '../../manifests/constants';
 import type { Clock } from '../clock';
+import type { OwnerSource } from '../kube/owner';
 import type { RetryLoop } from '../retry-loop';
 import { startRetryLoop } from '../retry-loop';
 import type { Logger } from '../role/log';
@@ -47,11 +48,12 @@ export async function loadReportToken(
 
 const statusOf = (error: unknown): unknown => (error as { code?: unknown }).code;
 
-/** The Secret through the API server. */
+/** The Secret through the API server, created owned by owner (the controller's ClusterRole). */
 export function kubeReportTokenStore(
   k8s: typeof K8s,
   config: K8s.KubeConfig,
   namespace: string,
+  owner: OwnerSource,
 ): ReportTokenStore {
   const core = config.makeApiClient(k8s.CoreV1Api);
   const name = CONTROLLER_REPORT_SECRET_NAME;
@@ -70,6 +72,7 @@ export function kubeReportTokenStore(
       }
     },
     async create(token) {
+      const ownerReference = await owner();
       try {
         await core.createNamespacedSecret({
           namespace,
@@ -77,7 +80,12 @@ export function kubeReportTokenStore(
             apiVersion: 'v1',
             kind: 'Secret',
             type: 'Opaque',
-            metadata: { name, namespace, labels: { [PART_OF_LABEL]: PART_OF_VALUE } },
+            metadata: {
+              name,
+              namespace,
+              labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+              ownerReferences: [{ ...ownerReference }],
+            },
             data: { [CONTROLLER_REPORT_TOKEN_KEY]: Buffer.from(token).toString('base64') },
           },
         });

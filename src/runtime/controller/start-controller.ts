@@ -21,6 +21,7 @@ import type { BusLink } from '../bus/connect';
 import { startBusLink } from '../bus/connect';
 import { systemClock } from '../clock';
 import { createKubeAccess } from '../kube/access';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { parseBindAddress } from '../role/bind-address';
 import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
@@ -42,10 +43,10 @@ const KUBE_TIMEOUT_MS = 30_000;
 const KUBE_RETRY_INITIAL_MS = 1_000;
 const KUBE_RETRY_MAX_MS = 60_000;
 
-function requiredImage(options: RoleOptions, flag: string): string {
-  const image = options.string(flag);
-  if (image === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
-  return image;
+function requiredString(options: RoleOptions, flag: string): string {
+  const value = options.string(flag);
+  if (value === '') throw new UsageError(`the controller needs --${flag}`, 'nginx-meshctl run');
+  return value;
 }
 
 function injectionSettings(options: RoleOptions, native: boolean): InjectionSettings {
@@ -53,8 +54,8 @@ function injectionSettings(options: RoleOptions, native: boolean): InjectionSett
   const meshNamespace = options.string('mesh-namespace');
   return {
     meshNamespace,
-    sidecarImage: requiredImage(options, 'sidecar-image'),
-    initImage: requiredImage(options, 'init-image'),
+    sidecarImage: requiredString(options, 'sidecar-image'),
+    initImage: requiredString(options, 'init-image'),
     imagePullPolicy: options.string('image-pull-policy') as ImagePullPolicy,
     mtlsMode: options.string('mtls-mode') as MtlsMode,
     enableUdp: options.bool('enable-udp'),
@@ -179,6 +180,8 @@ export async function startController({
     initialBackoffMs: KUBE_RETRY_INITIAL_MS,
     maxBackoffMs: KUBE_RETRY_MAX_MS,
   };
+  // Read before the first write and retried with it, by the loop that writes.
+  const owner = kubeClusterRoleOwner(k8s, config, requiredString(options, 'cluster-role'));
   const certificate = startServingCertificate(
     {
       namespace,
@@ -187,7 +190,7 @@ export async function startController({
       ...retry,
     },
     {
-      store: kubeCertificateStore(k8s, config),
+      store: kubeCertificateStore(k8s, config, owner),
       target: webhookCaBundleTarget(k8s, config, WEBHOOK_CONFIGURATION_NAME),
       clock: systemClock,
       random: Math.random,
@@ -213,7 +216,7 @@ export async function startController({
   });
   const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
   const reportToken = startReportToken({
-    store: kubeReportTokenStore(k8s, config, namespace),
+    store: kubeReportTokenStore(k8s, config, namespace, owner),
     ...retry,
     logger,
   });

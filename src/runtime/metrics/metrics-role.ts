@@ -7,6 +7,7 @@ import {
   METRICS_API_SERVICE_NAME,
 } from '../../manifests/constants';
 import type { RoleDefinition } from '../role/role';
+import { METRICS_RBAC_NAME } from '../../manifests/install/rbac';
 
 export const metricsRole: RoleDefinition = {
   name: 'metrics',
@@ -23,6 +24,13 @@ export const metricsRole: RoleDefinition = {
       type: 'string',
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
+    },
+    {
+      long: 'cluster-role',
+      type: 'string',
+      usage:
+        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
+      defaultValue: METRICS_RBAC_NAME,
     },
     {
       long: 'api-bind-address',

@@ -12,6 +12,7 @@ import {
 } from '../../manifests/constants';
 import { parsePrometheusAddress } from '../../manifests/traffic-metrics/prometheus-address';
 import { systemClock } from '../clock';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { apiServiceCaBundleTarget, kubeCertificateStore } from '../pki/kube-tls-api';
 import { startServingCertificate } from '../pki/managed-certificate';
 import type { ServingCertificate } from '../pki/serving-certificate';
@@ -130,6 +131,10 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
   }
   const prometheus = prometheusFrom(options.string('prometheus-address'), logger);
   const namespace = options.string('mesh-namespace');
+  const clusterRole = options.string('cluster-role');
+  if (clusterRole === '') {
+    throw new UsageError('the metrics API needs --cluster-role', 'nginx-meshctl run');
+  }
   const k8s = await import('@kubernetes/client-node');
   const config = new k8s.KubeConfig();
   config.loadFromDefault();
@@ -142,7 +147,8 @@ export async function startMetrics({ logger, options }: RoleContext): Promise<Ru
   const certificates = startServingCertificate(
     { namespace, secretName: METRICS_TLS_SECRET_NAME, serviceName: METRICS_SERVICE_NAME, ...retry },
     {
-      store: kubeCertificateStore(k8s, config),
+      // The owner is read before the first write, and retried with it by the certificate's loop.
+      store: kubeCertificateStore(k8s, config, kubeClusterRoleOwner(k8s, config, clusterRole)),
       target: apiServiceCaBundleTarget(k8s, config, METRICS_API_SERVICE_NAME),
       clock: systemClock,
       random: Math.random,

@@ -3,6 +3,7 @@
 import type * as K8s from '@kubernetes/client-node';
 import { MeshctlError } from '../../errors';
 import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
+import type { OwnerSource } from '../kube/owner';
 import type { CaBundleTarget, CertificateStore, SecretWrite } from './managed-certificate';
 
 function statusOf(error: unknown): number | undefined {
@@ -88,15 +89,22 @@ async function write(what: string, run: () => Promise<unknown>): Promise<SecretW
   }
 }
 
-/** Secrets through the API server; every write names the version it replaces. */
-export function kubeCertificateStore(k8s: typeof K8s, config: K8s.KubeConfig): CertificateStore {
+/**
+ * Secrets through the API server; every write names the version it replaces, and makes owner (the
+ * role's ClusterRole) the Secret's only owner, so that one written by an older version is adopted.
+ */
+export function kubeCertificateStore(
+  k8s: typeof K8s,
+  config: K8s.KubeConfig,
+  owner: OwnerSource,
+): CertificateStore {
   const core = config.makeApiClient(k8s.CoreV1Api);
-  const secret = (
+  const secret = async (
     namespace: string,
     name: string,
     data: Readonly<Record<string, string>>,
     resourceVersion?: string,
-  ): K8s.V1Secret => ({
+  ): Promise<K8s.V1Secret> => ({
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'kubernetes.io/tls',
@@ -104,6 +112,7 @@ export function kubeCertificateStore(k8s: typeof K8s, config: K8s.KubeConfig): C
       name,
       namespace,
       labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+      ownerReferences: [{ ...(await owner()) }],
       ...(resourceVersion === undefined ? {} : { resourceVersion }),
     },
     data: { ...data },
@@ -116,19 +125,19 @@ export function kubeCertificateStore(k8s: typeof K8s, config: K8s.KubeConfig): C
       if (found === undefined) return undefined;
       return { data: found.data ?? {}, resourceVersion: found.metadata?.resourceVersion ?? '' };
     },
-    createSecret: (namespace, name, data) =>
-      write(`creating Secret ${namespace}/${name}`, () =>
-        core.createNamespacedSecret({ namespace, body: secret(namespace, name, data) }),
-      ),
+    async createSecret(namespace, name, data) {
+      const body = await secret(namespace, name, data);
+      return write(`creating Secret ${namespace}/${name}`, () =>
+        core.createNamespacedSecret({ namespace, body }),
+      );
+    },
     // A replace that names a resourceVersion is refused (409) once the Secret has changed.
-    updateSecret: (namespace, name, data, resourceVersion) =>
-      write(`updating Secret ${namespace}/${name}`, () =>
-        core.replaceNamespacedSecret({
-          name,
-          namespace,
-          body: secret(namespace, name, data, resourceVersion),
-        }),
-      ),
+    async updateSecret(namespace, name, data, resourceVersion) {
+      const body = await secret(namespace, name, data, resourceVersion);
+      return write(`updating Secret ${namespace}/${name}`, () =>
+        core.replaceNamespacedSecret({ name, namespace, body }),
+      );
+    },
   };
 }
 

@@ -6,9 +6,12 @@ import { TRUST_BUNDLE_KEY } from '../../manifests/constants';
 
 export interface BundleApi {
   listNamespaces(): Promise<string[]>;
-  /** The bundle ConfigMaps in every namespace (one list call with a field selector). */
+  /**
+   * The bundle ConfigMaps in every namespace (one list call with a field selector); owned: it
+   * names the registrar's ClusterRole as owner.
+   */
   listBundles(): Promise<
-    { namespace: string; data: Record<string, string>; resourceVersion: string }[]
+    { namespace: string; data: Record<string, string>; resourceVersion: string; owned: boolean }[]
   >;
   /** Creating one that exists already is not an error. */
   create(namespace: string, data: Record<string, string>): Promise<void>;
@@ -22,7 +25,11 @@ export interface PublishResult {
   readonly failed: ReadonlyMap<string, string>;
 }
 
-/** Brings every namespace's bundle ConfigMap in line; one namespace's failure stops no other. */
+/**
+ * Brings every namespace's bundle ConfigMap in line; one namespace's failure stops no other. A
+ * copy without its owner (written by an older version) is written again once, to be adopted: the
+ * garbage collector deletes only the copies that name the registrar's ClusterRole.
+ */
 export async function publishBundle(api: BundleApi, bundlePem: string): Promise<PublishResult> {
   const [namespaces, existing] = await Promise.all([api.listNamespaces(), api.listBundles()]);
   const byNamespace = new Map(existing.map((item) => [item.namespace, item]));
@@ -31,7 +38,7 @@ export async function publishBundle(api: BundleApi, bundlePem: string): Promise<
   const failed = new Map<string, string>();
   for (const namespace of namespaces) {
     const current = byNamespace.get(namespace);
-    if (current?.data[TRUST_BUNDLE_KEY] === bundlePem) continue;
+    if (current?.data[TRUST_BUNDLE_KEY] === bundlePem && current.owned) continue;
     try {
       if (current === undefined) await api.create(namespace, data);
       else await api.replace(namespace, data, current.resourceVersion);

@@ -4,6 +4,8 @@ import type * as K8s from '@kubernetes/client-node';
 import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
 import { toPodFacts } from '../../manifests/registrar/pod-facts';
 import type { TokenReviewFacts } from '../../manifests/registrar/svid-policy';
+import type { OwnerSource } from '../kube/owner';
+import { ownedByClusterRole } from '../kube/owner';
 import type { BundleApi } from './bundle-publisher';
 import type { CaStore } from './ca-state';
 import type { WorkloadDirectory } from './issuer';
@@ -22,12 +24,22 @@ async function unlessStatus<T>(status: number, call: () => Promise<T>): Promise<
   }
 }
 
-/** Metadata of an object the registrar writes; with resourceVersion, a replace is conditional. */
-function metadataOf(name: string, namespace: string, resourceVersion?: string): K8s.V1ObjectMeta {
+/**
+ * Metadata of an object the registrar writes: owned by the registrar's ClusterRole alone (a write
+ * adopts an object an older version wrote without it); with resourceVersion, a replace is
+ * conditional.
+ */
+async function metadataOf(
+  name: string,
+  namespace: string,
+  owner: OwnerSource,
+  resourceVersion?: string,
+): Promise<K8s.V1ObjectMeta> {
   return {
     name,
     namespace,
     labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+    ownerReferences: [{ ...(await owner()) }],
     ...(resourceVersion === undefined ? {} : { resourceVersion }),
   };
 }
@@ -65,13 +77,17 @@ export function kubeCaStore(
   config: K8s.KubeConfig,
   namespace: string,
   name: string,
+  owner: OwnerSource,
 ): CaStore {
   const core = config.makeApiClient(k8s.CoreV1Api);
-  const body = (data: Record<string, string>, resourceVersion?: string): K8s.V1Secret => ({
+  const body = async (
+    data: Record<string, string>,
+    resourceVersion?: string,
+  ): Promise<K8s.V1Secret> => ({
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: metadataOf(name, namespace, resourceVersion),
+    metadata: await metadataOf(name, namespace, owner, resourceVersion),
     data,
   });
   return {
@@ -81,30 +97,39 @@ export function kubeCaStore(
       return { data: secret.data ?? {}, resourceVersion: secret.metadata?.resourceVersion ?? '' };
     },
     async create(data) {
+      const secret = await body(data);
       const created = await unlessStatus(409, () =>
-        core.createNamespacedSecret({ namespace, body: body(data) }),
+        core.createNamespacedSecret({ namespace, body: secret }),
       );
       return created !== undefined;
     },
     async replace(data, resourceVersion) {
+      const secret = await body(data, resourceVersion);
       const replaced = await unlessStatus(409, () =>
-        core.replaceNamespacedSecret({ name, namespace, body: body(data, resourceVersion) }),
+        core.replaceNamespacedSecret({ name, namespace, body: secret }),
       );
       return replaced !== undefined;
     },
   };
 }
 
-export function kubeBundleApi(k8s: typeof K8s, config: K8s.KubeConfig, name: string): BundleApi {
+/** The bundle ConfigMaps, owned by ClusterRole ownerName (owner() reads its uid). */
+export function kubeBundleApi(
+  k8s: typeof K8s,
+  config: K8s.KubeConfig,
+  name: string,
+  ownerName: string,
+  owner: OwnerSource,
+): BundleApi {
   const core = config.makeApiClient(k8s.CoreV1Api);
-  const body = (
+  const body = async (
     namespace: string,
     data: Record<string, string>,
     resourceVersion?: string,
-  ): K8s.V1ConfigMap => ({
+  ): Promise<K8s.V1ConfigMap> => ({
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: metadataOf(name, namespace, resourceVersion),
+    metadata: await metadataOf(name, namespace, owner, resourceVersion),
     data,
   });
   return {
@@ -123,20 +148,17 @@ export function kubeBundleApi(k8s: typeof K8s, config: K8s.KubeConfig, name: str
         namespace: item.metadata?.namespace ?? '',
         data: item.data ?? {},
         resourceVersion: item.metadata?.resourceVersion ?? '',
+        owned: ownedByClusterRole(item.metadata?.ownerReferences, ownerName),
       }));
     },
     async create(namespace, data) {
-      await unlessStatus(409, () =>
-        core.createNamespacedConfigMap({ namespace, body: body(namespace, data) }),
-      );
+      const configMap = await body(namespace, data);
+      await unlessStatus(409, () => core.createNamespacedConfigMap({ namespace, body: configMap }));
     },
     async replace(namespace, data, resourceVersion) {
+      const configMap = await body(namespace, data, resourceVersion);
       await unlessStatus(409, () =>
-        core.replaceNamespacedConfigMap({
-          name,
-          namespace,
-          body: body(namespace, data, resourceVersion),
-        }),
+        core.replaceNamespacedConfigMap({ name, namespace, body: configMap }),
       );
     },
   };

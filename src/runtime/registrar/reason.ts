@@ -24,8 +24,9 @@ function messageOf(error: unknown): string {
     const message = statusMessage(body);
     if (message !== undefined) return `the API server answered ${code}: ${message}`;
   }
+  // A message that names its cause already (ours do) is not followed by it again.
   const cause: unknown = error.cause;
-  return cause instanceof Error && cause.message !== '' && cause.message !== error.message
+  return cause instanceof Error && cause.message !== '' && !error.message.includes(cause.message)
     ? `${error.message}: ${cause.message}`
     : error.message;
 }

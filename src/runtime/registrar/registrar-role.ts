@@ -9,6 +9,7 @@ import {
 } from '../../manifests/constants';
 import { MTLS_CA_KEY_TYPES } from '../../manifests/mesh-config/deploy-flags';
 import type { RoleDefinition } from '../role/role';
+import { REGISTRAR_RBAC_NAME } from '../../manifests/install/rbac';
 
 export const registrarRole: RoleDefinition = {
   name: 'registrar',
@@ -19,6 +20,13 @@ export const registrarRole: RoleDefinition = {
       type: 'string',
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
+    },
+    {
+      long: 'cluster-role',
+      type: 'string',
+      usage:
+        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
+      defaultValue: REGISTRAR_RBAC_NAME,
     },
     {
       long: 'trust-domain',

@@ -7,6 +7,7 @@ import { checkTtls } from '../../manifests/registrar/svid-policy';
 import { systemClock } from '../clock';
 import { createKubeAccess } from '../kube/access';
 import type { KubeObject } from '../kube/client';
+import { kubeClusterRoleOwner } from '../kube/owner';
 import { startWatch } from '../kube/watch';
 import { parseBindAddress } from '../role/bind-address';
 import type { RoleContext, RunningRole } from '../role/role';
@@ -72,9 +73,13 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
     kubeconfig: process.env.KUBECONFIG ?? '',
     timeoutMs: KUBE_TIMEOUT_MS,
   });
+  const clusterRole = options.string('cluster-role');
+  if (clusterRole === '') throw usage('the registrar needs --cluster-role');
+  // Read before the first write and retried with it: the round that writes reports the failure.
+  const owner = kubeClusterRoleOwner(k8s, config, clusterRole);
   return startRegistrarService(settings, {
-    store: kubeCaStore(k8s, config, settings.namespace, settings.secretName),
-    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME),
+    store: kubeCaStore(k8s, config, settings.namespace, settings.secretName, owner),
+    bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME, clusterRole, owner),
     directory: kubeWorkloadDirectory(k8s, config),
     clock,
     random: Math.random,
