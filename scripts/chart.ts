@@ -4,7 +4,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync
 import { dirname, join, relative } from 'node:path';
 import { buildChart, CHART_DIRECTORY } from '../src/manifests/chart';
 
-const root = join(__dirname, '..', '..', '..');
+// npm runs scripts from the package's directory, whichever checkout it is.
+const root = process.cwd();
 const directory = join(root, CHART_DIRECTORY);
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   version: string;
