@@ -3,6 +3,7 @@
 // without a restart, two replicas sharing one Secret end up serving the same certificate, the
 // metrics API follows a rotated front-proxy CA, and the metrics role waits for an unreachable
 // Kubernetes API instead of exiting.
+import { METRICS_RBAC_NAME } from '../../src/manifests/install/rbac';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -326,6 +327,7 @@ describe('metrics role without a Kubernetes API', () => {
       'api-bind-address': '127.0.0.1:0',
       'prometheus-address': '',
       'mesh-namespace': 'nginx-mesh',
+      'cluster-role': METRICS_RBAC_NAME,
     };
     const unexpected = (name: string): never => {
       throw new Error(`flag ${name} is not under test`);
