@@ -1,8 +1,6 @@
 // The registrar's admission policy on a real kube-apiserver (with etcd): the registrar's
 // ServiceAccount may write its trust-bundle ConfigMap owned by its own ClusterRole, and no
 // ConfigMap that names another owner.
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,29 +10,10 @@ import { REGISTRAR_RBAC_NAME } from '../../src/manifests/install/rbac';
 import { buildRegistrarAdmission } from '../../src/manifests/install/registrar-admission';
 import { startControlPlane } from '../cluster/harness/control-plane';
 import type { ControlPlane } from '../cluster/harness/control-plane';
+import { K8S_BUILD_TIMEOUT_MS, k8sBinDir } from '../support/k8s-binaries';
 
-const repoRoot = join(__dirname, '..', '..');
-const BUILD_TIMEOUT_MS = 20 * 60_000;
 const START_TIMEOUT_MS = 120_000;
 const NAMESPACE = 'default';
-
-/** The cached cluster binaries (built on first use; a cached build answers at once). */
-function clusterBinDir(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'bash',
-      ['scripts/build-k8s-binaries.sh'],
-      { cwd: repoRoot, timeout: BUILD_TIMEOUT_MS },
-      (error, stdout, stderr) => {
-        const dir = stdout.trim().split('\n').at(-1) ?? '';
-        if (error !== null) reject(new Error(`build-k8s-binaries.sh failed: ${stderr}`));
-        else if (!existsSync(join(dir, 'kube-apiserver')))
-          reject(new Error(`no binaries in "${dir}"`));
-        else resolve(dir);
-      },
-    );
-  });
-}
 
 let root: string;
 let plane: ControlPlane | undefined;
@@ -49,7 +28,7 @@ beforeAll(async () => {
     bindAddress: '127.0.0.1',
     serviceCidr: '198.19.240.0/20',
     kubernetesServiceIP: '198.19.240.1',
-    binDir: await clusterBinDir(),
+    binDir: await k8sBinDir(),
   });
   admin = new K8s.KubeConfig();
   admin.loadFromFile(plane.kubeconfigPath);
@@ -98,7 +77,7 @@ beforeAll(async () => {
     currentContext: 'test',
   });
   registrar = config.makeApiClient(K8s.CoreV1Api);
-}, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
+}, K8S_BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
 
 afterAll(async () => {
   try {

@@ -2,8 +2,7 @@
 // (with etcd) on loopback: writes name the resourceVersion they replace and lose to a newer one,
 // two replicas renewing through the API server serve one certificate, and the requestheader CA
 // comes from kube-system/extension-apiserver-authentication.
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,32 +19,13 @@ import { kubeClusterRoleOwner } from '../../src/runtime/kube/owner';
 import { createJsonLogger } from '../../src/runtime/role/log';
 import { startControlPlane } from '../cluster/harness/control-plane';
 import type { ControlPlane } from '../cluster/harness/control-plane';
+import { K8S_BUILD_TIMEOUT_MS, k8sBinDir } from '../support/k8s-binaries';
 
-const repoRoot = join(__dirname, '..', '..');
-const BUILD_TIMEOUT_MS = 20 * 60_000;
 const START_TIMEOUT_MS = 120_000;
 const NAMESPACE = 'default';
 const WEBHOOK = 'nmk-renewal-test';
 /** The ClusterRole that owns the Secrets, as a role's own ClusterRole does. */
 const OWNER = 'nmk-serving-owner';
-
-/** The cached cluster binaries (built on first use; a cached build answers at once). */
-function clusterBinDir(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'bash',
-      ['scripts/build-k8s-binaries.sh'],
-      { cwd: repoRoot, timeout: BUILD_TIMEOUT_MS },
-      (error, stdout, stderr) => {
-        const dir = stdout.trim().split('\n').at(-1) ?? '';
-        if (error !== null) reject(new Error(`build-k8s-binaries.sh failed: ${stderr}`));
-        else if (!existsSync(join(dir, 'kube-apiserver')))
-          reject(new Error(`no binaries in "${dir}"`));
-        else resolve(dir);
-      },
-    );
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -82,7 +62,7 @@ beforeAll(async () => {
     bindAddress: '127.0.0.1',
     serviceCidr: '198.19.240.0/20',
     kubernetesServiceIP: '198.19.240.1',
-    binDir: await clusterBinDir(),
+    binDir: await k8sBinDir(),
   });
   config = new K8s.KubeConfig();
   config.loadFromFile(plane.kubeconfigPath);
@@ -90,7 +70,7 @@ beforeAll(async () => {
     .makeApiClient(K8s.RbacAuthorizationV1Api)
     .createClusterRole({ body: { metadata: { name: OWNER }, rules: [] } });
   owner = kubeClusterRoleOwner(K8s, config, OWNER);
-}, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
+}, K8S_BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
 
 afterAll(async () => {
   try {
