@@ -1,35 +1,26 @@
 // The registrar's admission policy on a real kube-apiserver (with etcd): the registrar's
 // ServiceAccount may write its trust-bundle ConfigMap owned by its own ClusterRole, and no
 // ConfigMap that names another owner.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as K8s from '@kubernetes/client-node';
 import { REGISTRAR_NAME } from '../../src/manifests/constants';
 import { REGISTRAR_RBAC_NAME } from '../../src/manifests/install/rbac';
 import { buildRegistrarAdmission } from '../../src/manifests/install/registrar-admission';
-import { startControlPlane } from '../cluster/harness/control-plane';
-import type { ControlPlane } from '../cluster/harness/control-plane';
-import { K8S_BUILD_TIMEOUT_MS, k8sBinDir } from '../support/k8s-binaries';
+import type { BareControlPlane } from '../support/bare-control-plane';
+import {
+  BARE_CONTROL_PLANE_TIMEOUT_MS,
+  startBareControlPlane,
+} from '../support/bare-control-plane';
 
-const START_TIMEOUT_MS = 120_000;
 const NAMESPACE = 'default';
 
-let root: string;
-let plane: ControlPlane | undefined;
+let bare: BareControlPlane | undefined;
 let admin: K8s.KubeConfig;
 let registrar: K8s.CoreV1Api;
 let ownerUid: string;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'nmk-registrar-admission-'));
-  plane = await startControlPlane({
-    stateDir: join(root, 'state'),
-    bindAddress: '127.0.0.1',
-    serviceCidr: '198.19.240.0/20',
-    kubernetesServiceIP: '198.19.240.1',
-    binDir: await k8sBinDir(),
-  });
+  bare = await startBareControlPlane('nmk-registrar-admission-');
+  const { plane } = bare;
   admin = new K8s.KubeConfig();
   admin.loadFromFile(plane.kubeconfigPath);
   const core = admin.makeApiClient(K8s.CoreV1Api);
@@ -77,15 +68,9 @@ beforeAll(async () => {
     currentContext: 'test',
   });
   registrar = config.makeApiClient(K8s.CoreV1Api);
-}, K8S_BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
+}, BARE_CONTROL_PLANE_TIMEOUT_MS);
 
-afterAll(async () => {
-  try {
-    await plane?.stop();
-  } finally {
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
-  }
-}, 60_000);
+afterAll(() => bare?.stop(), 60_000);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -3,9 +3,6 @@
 // two replicas renewing through the API server serve one certificate, and the requestheader CA
 // comes from kube-system/extension-apiserver-authentication.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as K8s from '@kubernetes/client-node';
 import { systemClock } from '../../src/runtime/clock';
 import { startRequestHeaderSource } from '../../src/runtime/metrics/request-header-source';
@@ -17,11 +14,12 @@ import type { ServingCertificate } from '../../src/runtime/pki/serving-certifica
 import type { OwnerSource } from '../../src/runtime/kube/owner';
 import { kubeClusterRoleOwner } from '../../src/runtime/kube/owner';
 import { createJsonLogger } from '../../src/runtime/role/log';
-import { startControlPlane } from '../cluster/harness/control-plane';
-import type { ControlPlane } from '../cluster/harness/control-plane';
-import { K8S_BUILD_TIMEOUT_MS, k8sBinDir } from '../support/k8s-binaries';
+import type { BareControlPlane } from '../support/bare-control-plane';
+import {
+  BARE_CONTROL_PLANE_TIMEOUT_MS,
+  startBareControlPlane,
+} from '../support/bare-control-plane';
 
-const START_TIMEOUT_MS = 120_000;
 const NAMESPACE = 'default';
 const WEBHOOK = 'nmk-renewal-test';
 /** The ClusterRole that owns the Secrets, as a role's own ClusterRole does. */
@@ -50,35 +48,22 @@ const logger = createJsonLogger({
   now: () => new Date(),
 });
 
-let root: string;
-let plane: ControlPlane | undefined;
+let bare: BareControlPlane | undefined;
 let config: K8s.KubeConfig;
 let owner: OwnerSource;
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'nmk-serving-kube-'));
-  plane = await startControlPlane({
-    stateDir: join(root, 'state'),
-    bindAddress: '127.0.0.1',
-    serviceCidr: '198.19.240.0/20',
-    kubernetesServiceIP: '198.19.240.1',
-    binDir: await k8sBinDir(),
-  });
+  bare = await startBareControlPlane('nmk-serving-kube-');
+  const { plane } = bare;
   config = new K8s.KubeConfig();
   config.loadFromFile(plane.kubeconfigPath);
   await config
     .makeApiClient(K8s.RbacAuthorizationV1Api)
     .createClusterRole({ body: { metadata: { name: OWNER }, rules: [] } });
   owner = kubeClusterRoleOwner(K8s, config, OWNER);
-}, K8S_BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
+}, BARE_CONTROL_PLANE_TIMEOUT_MS);
 
-afterAll(async () => {
-  try {
-    await plane?.stop();
-  } finally {
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
-  }
-}, 60_000);
+afterAll(() => bare?.stop(), 60_000);
 
 describe('Secret writes through the API server', () => {
   it('creates once, and updates only over the resourceVersion it read', async () => {
@@ -134,7 +119,8 @@ describe('Secret writes through the API server', () => {
   }, 70_000);
 
   it('names the Secret and the API server’s reason, on one line, when a request fails', async () => {
-    if (plane === undefined) throw new Error('the control plane did not start');
+    if (bare === undefined) throw new Error('the control plane did not start');
+    const { plane } = bare;
     const stranger = new K8s.KubeConfig();
     stranger.loadFromOptions({
       clusters: [{ name: 'test', server: plane.server, caFile: plane.caPath }],
@@ -230,7 +216,8 @@ describe('two replicas renewing through the API server', () => {
 
 describe('front-proxy CA', () => {
   it('is read from kube-system/extension-apiserver-authentication', async () => {
-    if (plane === undefined) throw new Error('the control plane did not start');
+    if (bare === undefined) throw new Error('the control plane did not start');
+    const { plane } = bare;
     const core = config.makeApiClient(K8s.CoreV1Api);
     const source = startRequestHeaderSource({
       read: async () =>
