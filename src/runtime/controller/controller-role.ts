@@ -10,6 +10,7 @@ import {
   WEBHOOK_PORT,
 } from '../../manifests/constants';
 import { MTLS_MODES } from '../../manifests/mesh-config/deploy-flags';
+import { clusterRoleFlag } from '../kube/owner';
 import type { RoleDefinition } from '../role/role';
 import { IDENTITY_FLAGS } from '../svid/identity-flags';
 import { CONTROLLER_RBAC_NAME } from '../../manifests/install/rbac';
@@ -24,13 +25,7 @@ export const controllerRole: RoleDefinition = {
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
     },
-    {
-      long: 'cluster-role',
-      type: 'string',
-      usage:
-        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
-      defaultValue: CONTROLLER_RBAC_NAME,
-    },
+    clusterRoleFlag(CONTROLLER_RBAC_NAME),
     {
       long: 'webhook-bind-address',
       type: 'string',

@@ -5,6 +5,7 @@
 // would need rights on the ClusterRole beyond get.
 import type * as K8s from '@kubernetes/client-node';
 import { describeError, MeshctlError } from '../../errors';
+import type { FlagSpec } from '../../manifests/flag-spec';
 
 const RBAC_API_VERSION = 'rbac.authorization.k8s.io/v1';
 const CLUSTER_ROLE_KIND = 'ClusterRole';
@@ -21,6 +22,17 @@ export interface OwnerReference {
  * that no object is written without it: the caller's own retry loop tries again, and says so.
  */
 export type OwnerSource = () => Promise<OwnerReference>;
+
+/** --cluster-role of a role that writes at run time: its own ClusterRole, by default the installed one. */
+export function clusterRoleFlag(installedName: string): FlagSpec {
+  return {
+    long: 'cluster-role',
+    type: 'string',
+    usage:
+      'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
+    defaultValue: installedName,
+  };
+}
 
 /** The reference to ClusterRole name with uid. */
 export function clusterRoleReference(name: string, uid: string): OwnerReference {

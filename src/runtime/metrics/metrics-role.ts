@@ -6,6 +6,7 @@ import {
   METRICS_API_PORT,
   METRICS_API_SERVICE_NAME,
 } from '../../manifests/constants';
+import { clusterRoleFlag } from '../kube/owner';
 import type { RoleDefinition } from '../role/role';
 import { METRICS_RBAC_NAME } from '../../manifests/install/rbac';
 
@@ -25,13 +26,7 @@ export const metricsRole: RoleDefinition = {
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
     },
-    {
-      long: 'cluster-role',
-      type: 'string',
-      usage:
-        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
-      defaultValue: METRICS_RBAC_NAME,
-    },
+    clusterRoleFlag(METRICS_RBAC_NAME),
     {
       long: 'api-bind-address',
       type: 'string',

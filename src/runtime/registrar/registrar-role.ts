@@ -8,6 +8,7 @@ import {
   REGISTRAR_API_PORT,
 } from '../../manifests/constants';
 import { MTLS_CA_KEY_TYPES } from '../../manifests/mesh-config/deploy-flags';
+import { clusterRoleFlag } from '../kube/owner';
 import type { RoleDefinition } from '../role/role';
 import { REGISTRAR_RBAC_NAME } from '../../manifests/install/rbac';
 
@@ -21,13 +22,7 @@ export const registrarRole: RoleDefinition = {
       usage: 'namespace of the control plane',
       defaultValue: DEFAULT_MESH_NAMESPACE,
     },
-    {
-      long: 'cluster-role',
-      type: 'string',
-      usage:
-        'its own ClusterRole, the owner of the Secrets and ConfigMaps it writes: deleting it deletes them',
-      defaultValue: REGISTRAR_RBAC_NAME,
-    },
+    clusterRoleFlag(REGISTRAR_RBAC_NAME),
     {
       long: 'trust-domain',
       type: 'string',
