@@ -193,11 +193,11 @@ function merge(occurrences: readonly Occurrence[], conditions: Conditions): Temp
   }
   if (values.every(isMap)) return mergeMaps(occurrences, conditions);
   if (values.every((value) => Array.isArray(value))) return mergeLists(occurrences, conditions);
-  const first = JSON.stringify(values[0] ?? null);
-  if (values.every((value) => JSON.stringify(value) === first)) {
-    const value = values[0] ?? null;
-    if (typeof value === 'object' && value !== null)
-      return merge([occurrences[0] as Occurrence], conditions);
+  // Maps and lists all alike were merged above; equal values here are scalars.
+  const value = values[0] ?? null;
+  const first = JSON.stringify(value);
+  const scalar = value === null || typeof value !== 'object';
+  if (scalar && values.every((each) => JSON.stringify(each) === first)) {
     return { kind: 'scalar', value };
   }
   return choice(occurrences, conditions);

@@ -13,6 +13,7 @@ import {
 } from '../mesh-config/deploy-flags';
 import type { DeployInput } from '../mesh-config/deploy-input';
 import { defaultDeployInput } from '../mesh-config/deploy-input';
+import { parseSamplerRatio, parseTelemetryExporter } from '../mesh-config/telemetry';
 import type { MeshSecrets } from '../mesh-config/types';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -22,19 +23,14 @@ export function valuesOf(input: DeployInput, secrets: MeshSecrets): { [key: stri
   const registry = secrets.registry;
   const upstream = secrets.upstreamAuthority;
   const [exporter] = input.telemetryExporters;
-  const telemetry: { [key: string]: Json } = {};
-  if (exporter !== undefined) {
-    const fields = new Map(
-      exporter.split(',').map((pair) => {
-        const [key = '', ...rest] = pair.split('=');
-        return [key.trim(), rest.join('=').trim()] as const;
-      }),
-    );
-    telemetry.exporters = {
-      otlp: { host: fields.get('host') ?? '', port: Number(fields.get('port') ?? '0') },
-    };
-    telemetry.samplerRatio = Number(input.telemetrySamplerRatio);
-  }
+  const otlp = exporter === undefined ? undefined : parseTelemetryExporter(exporter);
+  const telemetry: { [key: string]: Json } =
+    otlp === undefined || 'problem' in otlp
+      ? {}
+      : {
+          exporters: { otlp: { host: otlp.host, port: otlp.port } },
+          samplerRatio: parseSamplerRatio(input.telemetrySamplerRatio) ?? 0,
+        };
   return {
     registry: {
       server: input.registryServer,
