@@ -7,11 +7,10 @@ import { MeshctlError, describeError } from '../../errors';
 import {
   CONTROLLER_REPORT_SECRET_NAME,
   CONTROLLER_REPORT_TOKEN_KEY,
-  PART_OF_LABEL,
-  PART_OF_VALUE,
 } from '../../manifests/constants';
 import type { Clock } from '../clock';
 import type { OwnerSource } from '../kube/owner';
+import { ownedMetadata } from '../kube/owner';
 import type { RetryLoop } from '../retry-loop';
 import { startRetryLoop } from '../retry-loop';
 import type { Logger } from '../role/log';
@@ -72,7 +71,7 @@ export function kubeReportTokenStore(
       }
     },
     async create(token) {
-      const ownerReference = await owner();
+      const metadata = await ownedMetadata(name, namespace, owner);
       try {
         await core.createNamespacedSecret({
           namespace,
@@ -80,12 +79,7 @@ export function kubeReportTokenStore(
             apiVersion: 'v1',
             kind: 'Secret',
             type: 'Opaque',
-            metadata: {
-              name,
-              namespace,
-              labels: { [PART_OF_LABEL]: PART_OF_VALUE },
-              ownerReferences: [{ ...ownerReference }],
-            },
+            metadata,
             data: { [CONTROLLER_REPORT_TOKEN_KEY]: Buffer.from(token).toString('base64') },
           },
         });

@@ -4,6 +4,7 @@
 // valid for namespaced dependents). Neither controller nor blockOwnerDeletion is set: both
 // would need rights on the ClusterRole beyond get.
 import type * as K8s from '@kubernetes/client-node';
+import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
 import { describeError, MeshctlError } from '../../errors';
 import type { FlagSpec } from '../../manifests/flag-spec';
 
@@ -50,6 +51,26 @@ export function ownedByClusterRole(
       reference.kind === CLUSTER_ROLE_KIND &&
       reference.name === name,
   );
+}
+
+/**
+ * Metadata of an object a role writes: labelled part of the mesh and owned by the role's
+ * ClusterRole alone, so a write adopts an object an older version wrote without an owner; with
+ * resourceVersion, a replace is conditional.
+ */
+export async function ownedMetadata(
+  name: string,
+  namespace: string,
+  owner: OwnerSource,
+  resourceVersion?: string,
+): Promise<K8s.V1ObjectMeta> {
+  return {
+    name,
+    namespace,
+    labels: { [PART_OF_LABEL]: PART_OF_VALUE },
+    ownerReferences: [{ ...(await owner()) }],
+    ...(resourceVersion === undefined ? {} : { resourceVersion }),
+  };
 }
 
 /** A failed request on one line: the client's status errors span many. */

@@ -2,8 +2,8 @@
 // demand).
 import type * as K8s from '@kubernetes/client-node';
 import { MeshctlError } from '../../errors';
-import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
 import type { OwnerSource } from '../kube/owner';
+import { ownedMetadata } from '../kube/owner';
 import type { CaBundleTarget, CertificateStore, SecretWrite } from './managed-certificate';
 
 function statusOf(error: unknown): number | undefined {
@@ -108,13 +108,7 @@ export function kubeCertificateStore(
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'kubernetes.io/tls',
-    metadata: {
-      name,
-      namespace,
-      labels: { [PART_OF_LABEL]: PART_OF_VALUE },
-      ownerReferences: [{ ...(await owner()) }],
-      ...(resourceVersion === undefined ? {} : { resourceVersion }),
-    },
+    metadata: await ownedMetadata(name, namespace, owner, resourceVersion),
     data: { ...data },
   });
   return {

@@ -1,11 +1,10 @@
 // The registrar's Kubernetes calls over @kubernetes/client-node (loaded by the caller, on
 // demand): TokenReview, pod lookup, the CA Secret and the trust bundle ConfigMaps.
 import type * as K8s from '@kubernetes/client-node';
-import { PART_OF_LABEL, PART_OF_VALUE } from '../../manifests/constants';
 import { toPodFacts } from '../../manifests/registrar/pod-facts';
 import type { TokenReviewFacts } from '../../manifests/registrar/svid-policy';
 import type { OwnerSource } from '../kube/owner';
-import { ownedByClusterRole } from '../kube/owner';
+import { ownedByClusterRole, ownedMetadata } from '../kube/owner';
 import type { BundleApi } from './bundle-publisher';
 import type { CaStore } from './ca-state';
 import type { WorkloadDirectory } from './issuer';
@@ -22,26 +21,6 @@ async function unlessStatus<T>(status: number, call: () => Promise<T>): Promise<
     if (statusOf(error) === status) return undefined;
     throw error;
   }
-}
-
-/**
- * Metadata of an object the registrar writes: owned by the registrar's ClusterRole alone (a write
- * adopts an object an older version wrote without it); with resourceVersion, a replace is
- * conditional.
- */
-async function metadataOf(
-  name: string,
-  namespace: string,
-  owner: OwnerSource,
-  resourceVersion?: string,
-): Promise<K8s.V1ObjectMeta> {
-  return {
-    name,
-    namespace,
-    labels: { [PART_OF_LABEL]: PART_OF_VALUE },
-    ownerReferences: [{ ...(await owner()) }],
-    ...(resourceVersion === undefined ? {} : { resourceVersion }),
-  };
 }
 
 export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): WorkloadDirectory {
@@ -87,7 +66,7 @@ export function kubeCaStore(
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: await metadataOf(name, namespace, owner, resourceVersion),
+    metadata: await ownedMetadata(name, namespace, owner, resourceVersion),
     data,
   });
   return {
@@ -129,7 +108,7 @@ export function kubeBundleApi(
   ): Promise<K8s.V1ConfigMap> => ({
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: await metadataOf(name, namespace, owner, resourceVersion),
+    metadata: await ownedMetadata(name, namespace, owner, resourceVersion),
     data,
   });
   return {
