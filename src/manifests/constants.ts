@@ -112,6 +112,22 @@ export const SIDECAR_INBOUND_HTTP_PORT = 8888;
 export const SIDECAR_OUTBOUND_HTTP_PORT = 8889;
 /** Sidecar's inbound HTTP server for plaintext connections (NSM's incomingPermissive). */
 export const SIDECAR_INBOUND_HTTP_PLAIN_PORT = 8890;
+/** Sidecar's inbound HTTP/2 server (gRPC, h2c) for mTLS connections (NSM's incomingGrpc). */
+export const SIDECAR_INBOUND_HTTP2_PORT = 8891;
+/** Sidecar's outbound HTTP/2 server (gRPC, h2c); the app speaks h2c to it (NSM's outgoingGrpc). */
+export const SIDECAR_OUTBOUND_HTTP2_PORT = 8892;
+/** Sidecar's inbound HTTP/2 server for plaintext connections (NSM's incomingGrpcPermissive). */
+export const SIDECAR_INBOUND_HTTP2_PLAIN_PORT = 8893;
+/**
+ * Sidecar's server for traffic to destinations outside the mesh that strict mTLS refuses (NSM's
+ * "destination not in mesh"): HTTP gets 403 naming the reason, anything else is closed.
+ */
+export const SIDECAR_EGRESS_REFUSED_PORT = 8902;
+/**
+ * The Service label (dst_service) of traffic to destinations outside the mesh: one value however
+ * many destinations, with empty dst_namespace and dst_pod.
+ */
+export const EGRESS_SERVICE = 'egress';
 /** Sidecar's inbound TCP server terminating mTLS (NSM's incomingTcp). */
 export const SIDECAR_INBOUND_TCP_PORT = 8904;
 /** Sidecar's sink for TCP connections access control refuses: it closes them at once. */

@@ -1,5 +1,7 @@
-// Outbound TCP that the redirect server (8900) proxies in plaintext is counted, and traffic it
-// passes through is not: the rendered sidecar configuration (mTLS off) runs in a network
+// Outbound TCP that the redirect server (8900) proxies in plaintext is counted under its Service,
+// traffic that leaves the mesh under the one label egress; under strict mTLS that traffic is
+// refused (HTTP 403 naming the annotation, anything else closed) unless the pod's annotation
+// allows it: the rendered sidecar configuration (mTLS off, then strict) runs in a network
 // namespace whose outbound TCP is redirected to 8900 as nginx-mesh-init would, and the agent's
 // pipeline, in this process, takes what nginx counted (its stats server listens on the
 // namespace's side of the veth here, as this process is outside).
@@ -14,6 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import {
@@ -82,9 +86,9 @@ function removeNamespace(): void {
   ip(['netns', 'delete', NETNS]);
 }
 
-function snapshot(): MeshSnapshot {
+function snapshot(mtlsMode: 'off' | 'strict' = 'off'): MeshSnapshot {
   return withMesh(
-    { mtlsMode: 'off' },
+    { mtlsMode },
     {
       services: service(
         'shop/db',
@@ -94,6 +98,48 @@ function snapshot(): MeshSnapshot {
       ),
     },
   );
+}
+
+let meshModule = '';
+
+/** Renders the sidecar's configuration for this pod; returns its path. */
+function writeConfig(mesh: MeshSnapshot, defaultEgressAllowed: boolean): string {
+  const { text } = renderSidecarConfig(
+    mesh,
+    shopContext({ podIPs: [POD], containerPorts: [], defaultEgressAllowed }),
+  );
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    text
+      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
+      .replaceAll('/etc/nginx-mesh', dir),
+  );
+  return config;
+}
+
+/** Reloads nginx with a new configuration; resolves once the egress of the pod behaves so. */
+async function reconfigure(
+  mesh: MeshSnapshot,
+  defaultEgressAllowed: boolean,
+  egress: 'direct' | 'refused',
+): Promise<void> {
+  writeConfig(mesh, defaultEgressAllowed);
+  nginx?.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const echoed = (await fromPod(HOST, outsidePort, 'probe')) === 'probe';
+    if (echoed === (egress === 'direct')) return;
+    if (Date.now() > deadline) throw new Error(`nginx did not take the ${egress} configuration`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** An HTTP GET from the pod: status and body, or the error. */
+async function httpFromPod(host: string, port: number): Promise<string> {
+  const script = `fetch('http://${host}:${port}/', { signal: AbortSignal.timeout(8000) }).then(async (r) => console.log(r.status + ' ' + (await r.text())), (e) => console.log('error ' + (e.cause?.code ?? e.name)))`;
+  const { stdout } = await execa('ip', ['netns', 'exec', NETNS, process.execPath, '-e', script]);
+  return stdout.trim();
 }
 
 async function fromPod(host: string, port: number, payload: string): Promise<string> {
@@ -119,7 +165,7 @@ beforeAll(async () => {
   // The outbound HTTP server names a client certificate even without mTLS: a throwaway one.
   dir = prepareSidecarDir('sidecar-tcp-redirect-');
   chmodSync(dir, 0o755);
-  const meshModule = buildMeshModule();
+  meshModule = buildMeshModule();
 
   removeNamespace();
   ip(['netns', 'add', NETNS]);
@@ -153,17 +199,7 @@ beforeAll(async () => {
   });
   metrics.applySnapshot(snapshot());
 
-  const { text } = renderSidecarConfig(
-    snapshot(),
-    shopContext({ podIPs: [POD], containerPorts: [] }),
-  );
-  const config = join(dir, 'nginx.conf');
-  writeFileSync(
-    config,
-    text
-      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir),
-  );
+  const config = writeConfig(snapshot(), false);
   const child = spawn(
     'ip',
     ['netns', 'exec', NETNS, 'nginx', '-e', 'stderr', '-p', dir, '-c', config, '-g', 'daemon off;'],
@@ -188,24 +224,74 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('counts plaintext connections to a mesh Service under its endpoint, not passthrough', async () => {
+it('counts plaintext connections to a mesh Service under it, and what leaves as egress', async () => {
   // By ClusterIP and by endpoint address: both are the Service.
   const payloads = ['ping', 'y'.repeat(3000), 'bye\n'];
   expect(await fromPod(CLUSTER_IP, 5432, payloads[0] ?? '')).toBe(payloads[0]);
   expect(await fromPod(CLUSTER_IP, 5432, payloads[1] ?? '')).toBe(payloads[1]);
   expect(await fromPod(HOST, echoPort, payloads[2] ?? '')).toBe(payloads[2]);
-  // No Service's: passed through, not counted.
+  // No Service's: it leaves the mesh, counted under the one label egress.
   expect(await fromPod(HOST, outsidePort, 'outside')).toBe('outside');
   const deadline = Date.now() + 5_000;
-  while ((await tcpTotal()) < payloads.length && Date.now() < deadline)
+  while ((await tcpTotal()) < payloads.length + 1 && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  expect(await tcpTotal()).toBe(payloads.length);
+  expect(await tcpTotal()).toBe(payloads.length + 1);
   const labels =
     'direction="outbound",code="2xx",dst_namespace="shop",dst_pod="db-0",dst_statefulset="db",dst_service="db"';
   const bytes = payloads.reduce((sum, payload) => sum + payload.length, 0);
   expect(await series('nginx_mesh_tcp_connections_total', labels)).toBe(payloads.length);
   expect(await series('nginx_mesh_tcp_sent_bytes_total', labels)).toBe(bytes);
   expect(await series('nginx_mesh_tcp_received_bytes_total', labels)).toBe(bytes);
+  const egress = 'direction="outbound",code="2xx",dst_namespace="",dst_pod="",dst_service="egress"';
+  expect(await series('nginx_mesh_tcp_connections_total', egress)).toBe(1);
+  expect(await series('nginx_mesh_tcp_sent_bytes_total', egress)).toBe('outside'.length);
   expect(await metrics.exposition()).not.toMatch(/^nginx_mesh_requests_total\{/m);
 }, 30_000);
+
+describe('under strict mTLS', () => {
+  let outsideHttp: HttpServer;
+  let outsideHttpPort = 0;
+
+  beforeAll(async () => {
+    outsideHttp = createHttpServer((_, res) => res.end('outside answered'));
+    await new Promise<void>((resolve) => outsideHttp.listen(0, HOST, resolve));
+    outsideHttpPort = (outsideHttp.address() as AddressInfo).port;
+    await reconfigure(snapshot('strict'), false, 'refused');
+  }, 30_000);
+
+  afterAll(async () => {
+    await new Promise((resolve) => outsideHttp.close(resolve));
+  });
+
+  it('refuses HTTP to a destination outside the mesh with 403 naming the annotation', async () => {
+    const refused =
+      'direction="outbound",code="4xx",dst_namespace="",dst_pod="",dst_service="egress"';
+    const count = async () => Math.max(0, await series('nginx_mesh_requests_total', refused));
+    // The probes that saw the configuration change were refused too: count from here.
+    const before = await count();
+    expect(await httpFromPod(HOST, outsideHttpPort)).toBe(
+      '403 egress refused: mTLS is strict and this pod\'s annotation config.nsm.nginx.com/default-egress-allowed is not "true"',
+    );
+    const deadline = Date.now() + 5_000;
+    while ((await count()) < before + 1 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await count()) - before).toBe(1);
+  });
+
+  it('closes other protocols to it without an answer, and still reaches the mesh Service', async () => {
+    // A client that sends first (TLS, a database protocol): closed at once, nothing echoed.
+    const started = Date.now();
+    expect(await fromPod(HOST, outsidePort, 'not http at all')).toBe('');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(await fromPod(HOST, outsidePort, '\u0016\u0003\u0001\u0000\u0005hello')).toBe('');
+    expect(await fromPod(CLUSTER_IP, 5432, 'still here')).toBe('still here');
+  });
+
+  it('lets it leave directly for a pod annotated default-egress-allowed: "true"', async () => {
+    await reconfigure(snapshot('strict'), true, 'direct');
+    expect(await httpFromPod(HOST, outsideHttpPort)).toBe('200 outside answered');
+    expect(await fromPod(HOST, outsidePort, 'allowed')).toBe('allowed');
+  }, 30_000);
+});

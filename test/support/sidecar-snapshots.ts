@@ -18,6 +18,11 @@ export function httpPort(port: number, name = 'http'): SnapshotServicePort {
   return { name, port, protocol: 'TCP', kind: 'http' };
 }
 
+/** A port whose app speaks HTTP/2 in cleartext (gRPC, h2c). */
+export function http2Port(port: number, name = 'grpc'): SnapshotServicePort {
+  return { name, port, protocol: 'TCP', kind: 'http2' };
+}
+
 export function tcpPort(port: number, name: string): SnapshotServicePort {
   return { name, port, protocol: 'TCP', kind: 'tcp' };
 }
@@ -527,5 +532,64 @@ export function sidecarScenarios(): SidecarScenario[] {
       warnings: [],
     },
     plain('transparent', withMesh({ transparent: true })),
+    // gRPC both ways: web calls shop/rpc, and serves gRPC itself on 9090.
+    ...(['permissive', 'strict'] as const).map((mtlsMode): SidecarScenario => ({
+      name: `grpc-${mtlsMode}`,
+      snapshot: withMesh(
+        { mtlsMode },
+        { services: { ...shopSnapshot().services, ...grpcServices } },
+      ),
+      context,
+      warnings: [],
+    })),
+    {
+      name: 'egress-allowed',
+      snapshot: withMesh({ mtlsMode: 'strict' }),
+      context: shopContext({ defaultEgressAllowed: true }),
+      warnings: [],
+    },
+    plain(
+      'headless',
+      shopSnapshot({
+        services: {
+          ...shopSnapshot().services,
+          ...service(
+            'shop/kafka',
+            '',
+            [tcpPort(9092, 'tcp-broker'), httpPort(8083, 'http-admin')],
+            [
+              endpoint(
+                '10.1.0.41',
+                { 'tcp-broker': 9092, 'http-admin': 8083 },
+                'shop/kafka-0',
+                'shop/kafka',
+              ),
+              endpoint(
+                '10.1.0.42',
+                { 'tcp-broker': 9092, 'http-admin': 8083 },
+                'shop/kafka-1',
+                'shop/kafka',
+              ),
+            ],
+          ),
+        },
+      }),
+    ),
   ];
 }
+
+/** shop/rpc, a gRPC Service, and web-1 serving gRPC on 9090 behind shop/web-rpc. */
+const grpcServices = {
+  ...service(
+    'shop/rpc',
+    '10.96.0.30',
+    [http2Port(50051)],
+    [endpoint('10.1.0.31', { grpc: 50051 }, 'shop/rpc-1', 'shop/rpc')],
+  ),
+  ...service(
+    'shop/web-rpc',
+    '10.96.0.31',
+    [http2Port(9090, 'grpc-web-api')],
+    [endpoint('10.1.0.5', { 'grpc-web-api': 9090 }, 'shop/web-1', 'shop/web')],
+  ),
+};

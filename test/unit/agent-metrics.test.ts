@@ -73,6 +73,7 @@ describe('parseStatsKey', () => {
       direction: 'inbound',
       tcp: false,
       status: 200,
+      grpcStatus: '',
       peer: '10.3.0.2',
       peerId: 'spiffe://example.org/ns/front/sa/gateway',
     });
@@ -80,14 +81,42 @@ describe('parseStatsKey', () => {
 
   it('reads an outbound key; empty and "-" fields are empty', () => {
     expect(parseStatsKey('{"dir":"out","status":503,"upstream":"-","service":"shop/api"}')).toEqual(
-      { direction: 'outbound', tcp: false, status: 503, upstream: '', service: 'shop/api' },
+      {
+        direction: 'outbound',
+        tcp: false,
+        status: 503,
+        grpcStatus: '',
+        upstream: '',
+        service: 'shop/api',
+      },
     );
+  });
+
+  it('reads the gRPC status of HTTP/2 keys, and refuses one that is not a string', () => {
+    expect(
+      parseStatsKey(
+        '{"dir":"out","status":200,"grpc":"5","upstream":"10.1.0.7:9090","service":"shop/rpc"}',
+      ),
+    ).toMatchObject({ direction: 'outbound', status: 200, grpcStatus: '5' });
+    expect(
+      parseStatsKey('{"dir":"in","status":200,"grpc":"","peer":"10.3.0.2","peer_id":""}'),
+    ).toMatchObject({ direction: 'inbound', grpcStatus: '' });
+    expect(
+      parseStatsKey('{"dir":"in","status":200,"grpc":5,"peer":"10.3.0.2","peer_id":""}'),
+    ).toBeUndefined();
   });
 
   it('reads TCP keys in both directions', () => {
     expect(
       parseStatsKey('{"proto":"tcp","dir":"in","status":403,"peer":"10.3.0.2","peer_id":""}'),
-    ).toEqual({ direction: 'inbound', tcp: true, status: 403, peer: '10.3.0.2', peerId: '' });
+    ).toEqual({
+      direction: 'inbound',
+      tcp: true,
+      status: 403,
+      grpcStatus: '',
+      peer: '10.3.0.2',
+      peerId: '',
+    });
     expect(
       parseStatsKey(
         '{"proto":"tcp","dir":"out","status":200,"upstream":"10.1.0.7:6379","service":"shop/db"}',
@@ -96,6 +125,7 @@ describe('parseStatsKey', () => {
       direction: 'outbound',
       tcp: true,
       status: 200,
+      grpcStatus: '',
       upstream: '10.1.0.7:6379',
       service: 'shop/db',
     });
@@ -243,6 +273,34 @@ describe('labelsOf', () => {
       ['dst_pod', 'api-1'],
       ['dst_deployment', 'api'],
       ['dst_service', 'api'],
+    ]);
+  });
+
+  it('counts a gRPC call that ended in a status other than OK as a failure, whatever HTTP said', () => {
+    const call = (grpc: string) =>
+      parseStatsKey(
+        `{"dir":"out","status":200,"grpc":"${grpc}","upstream":"10.1.0.8:8080","service":"shop/api"}`,
+      );
+    const code = (grpc: string) => {
+      const record = call(grpc);
+      return record && labelsOf(record, peers).find(([name]) => name === 'code')?.[1];
+    };
+    expect(code('0')).toBe('2xx');
+    expect(code('')).toBe('2xx');
+    expect(code('5')).toBe('5xx');
+    expect(code('14')).toBe('5xx');
+  });
+
+  it('names traffic that left the mesh by one bounded Service label, egress', () => {
+    const record = parseStatsKey(
+      '{"proto":"tcp","dir":"out","status":200,"upstream":"203.0.113.9:443","service":"egress"}',
+    );
+    expect(record && labelsOf(record, peers)).toEqual([
+      ['direction', 'outbound'],
+      ['code', '2xx'],
+      ['dst_namespace', ''],
+      ['dst_pod', ''],
+      ['dst_service', 'egress'],
     ]);
   });
 

@@ -106,7 +106,7 @@ describe('buildSnapshot: services', () => {
     expect(snapshot.services['a/headless']?.clusterIPs).toEqual([]);
   });
 
-  it('marks HTTP ports by appProtocol or name and keeps UDP and SCTP protocols', () => {
+  it('marks HTTP and HTTP/2 ports by appProtocol or name and keeps UDP and SCTP protocols', () => {
     const { snapshot } = build({
       services: [
         service('a', 's', {
@@ -135,11 +135,11 @@ describe('buildSnapshot: services', () => {
       '443/TCP https tcp',
       '3868/SCTP sig tcp',
       '8000/TCP web http',
-      '8001/TCP h2 http',
-      '8002/TCP grpc-api http',
+      '8001/TCP h2 http2',
+      '8002/TCP grpc-api http2',
       '8003/TCP http-admin http',
-      '8004/TCP grpc http',
-      '8005/TCP http2 http',
+      '8004/TCP grpc http2',
+      '8005/TCP http2 http2',
     ]);
   });
 

@@ -60,7 +60,14 @@ otherwise inject works offline with NGINX Service Mesh's registry and this clien
 says so on stderr.
 The sidecar is injected as a native sidecar (an init container that keeps running, Kubernetes
 1.29+), so apps and init containers start after the proxy is ready and Jobs complete; use
---sidecar-layout classic for the layout of NGINX Service Mesh 2.0.`,
+--sidecar-layout classic for the layout of NGINX Service Mesh 2.0.
+Protocols follow each Service port's appProtocol, else its name: grpc, http2, h2c (HTTP/2 in
+cleartext from the app) and http, ws (HTTP/1.x with WebSocket upgrades) are proxied as HTTP, with
+mTLS between sidecars; anything else as TCP. UDP bypasses the sidecar.
+Under strict mTLS, traffic to a destination outside the mesh (no Service's address or endpoint)
+is refused: HTTP gets 403 naming the reason, other connections are closed. The pod annotation
+config.nsm.nginx.com/default-egress-allowed: "true" lets it leave the pod directly instead; in
+permissive and off modes it always does.`,
     example: `  # Inject a file and apply it
   nginx-meshctl inject -f ./my-app.yaml | kubectl apply -f -
 

@@ -1,7 +1,12 @@
 // Services of the snapshot: addresses, ports and load-balancing method from the Service, ready
 // endpoints from its EndpointSlices. Decisions:
-// - A port is 'http' by appProtocol (http, http2, h2c, kubernetes.io/h2c) or by name (http,
-//   http2, grpc, http-*, grpc-*), only when its protocol is TCP; UDP and SCTP ports are 'tcp'.
+// - The protocol of a TCP port is chosen as Kubernetes says: by its appProtocol when it has one,
+//   else by the prefix of its name (<protocol> or <protocol>-<suffix>, as Istio and Linkerd
+//   document). 'http2' (HTTP/2 in cleartext with prior knowledge from the app: gRPC, h2c) for
+//   appProtocol grpc, http2, h2c, kubernetes.io/h2c and names grpc, http2, h2c; 'http' (HTTP/1.x,
+//   WebSocket upgrades included) for appProtocol http, kubernetes.io/http, kubernetes.io/ws,
+//   grpc-web and names http, ws, grpc-web; anything else, an unknown appProtocol included, is
+//   'tcp' (bytes passed as they are). UDP and SCTP ports are 'tcp'.
 // - Ports are sorted by number, then protocol; a port without a valid number is left out.
 // - An endpoint is used unless conditions.ready is false; FQDN slices are ignored. When two
 //   slices hold one address, the slice first by name wins, so the result is order-independent.
@@ -28,9 +33,25 @@ import type { Json, KubeObject, ObjectRef } from './kube-objects';
 import type { InjectedPod, PodIndex } from './pods';
 import type { SnapshotEndpoint, SnapshotService, SnapshotServicePort } from './types';
 
-const HTTP_APP_PROTOCOLS = new Set(['http', 'http2', 'h2c', 'kubernetes.io/h2c']);
-const HTTP_PORT_NAMES = new Set(['http', 'http2', 'grpc']);
-const HTTP_PORT_NAME_PREFIXES = ['http-', 'grpc-'];
+const APP_PROTOCOL_KINDS: ReadonlyMap<string, SnapshotServicePort['kind']> = new Map([
+  ['grpc', 'http2'],
+  ['http2', 'http2'],
+  ['h2c', 'http2'],
+  ['kubernetes.io/h2c', 'http2'],
+  ['http', 'http'],
+  ['kubernetes.io/http', 'http'],
+  ['kubernetes.io/ws', 'http'],
+  ['grpc-web', 'http'],
+]);
+/** Port name prefixes, longest first, so that grpc-web wins over grpc. */
+const PORT_NAME_KINDS: readonly (readonly [string, SnapshotServicePort['kind']])[] = [
+  ['grpc-web', 'http'],
+  ['http2', 'http2'],
+  ['grpc', 'http2'],
+  ['h2c', 'http2'],
+  ['http', 'http'],
+  ['ws', 'http'],
+];
 const IP_ADDRESS_TYPES = new Set(['IPv4', 'IPv6']);
 
 /** The Services, and the pods their EndpointSlices name. */
@@ -111,17 +132,23 @@ function servicePorts(spec: Json): SnapshotServicePort[] {
     if (number === undefined) continue;
     const name = stringOf(port.name) ?? '';
     const protocol = port.protocol === 'UDP' || port.protocol === 'SCTP' ? port.protocol : 'TCP';
-    const http = protocol === 'TCP' && carriesHttp(name, stringOf(port.appProtocol));
-    ports.push({ name, port: number, protocol, kind: http ? 'http' : 'tcp' });
+    const kind = protocol === 'TCP' ? portKind(name, stringOf(port.appProtocol)) : 'tcp';
+    ports.push({ name, port: number, protocol, kind });
   }
   return ports.sort((a, b) => a.port - b.port || compareText(a.protocol, b.protocol));
 }
 
-function carriesHttp(name: string, appProtocol: string | undefined): boolean {
-  if (appProtocol !== undefined && HTTP_APP_PROTOCOLS.has(appProtocol.toLowerCase())) return true;
-  return (
-    HTTP_PORT_NAMES.has(name) || HTTP_PORT_NAME_PREFIXES.some((prefix) => name.startsWith(prefix))
-  );
+/** What a TCP port carries: its appProtocol decides when set, else its name's prefix. */
+export function portKind(
+  name: string,
+  appProtocol: string | undefined,
+): SnapshotServicePort['kind'] {
+  if (appProtocol !== undefined && appProtocol !== '')
+    return APP_PROTOCOL_KINDS.get(appProtocol.toLowerCase()) ?? 'tcp';
+  const lower = name.toLowerCase();
+  for (const [prefix, kind] of PORT_NAME_KINDS)
+    if (lower === prefix || lower.startsWith(`${prefix}-`)) return kind;
+  return 'tcp';
 }
 
 /** The open-source method the Service's annotation asks for, or undefined. */

@@ -32,8 +32,11 @@ export interface SnapshotServicePort {
   readonly name: string;
   readonly port: number;
   readonly protocol: 'TCP' | 'UDP' | 'SCTP';
-  /** 'http' when the port carries HTTP (appProtocol http/http2/h2c, or a name http or http-*). */
-  readonly kind: 'http' | 'tcp';
+  /**
+   * What the port carries (services.ts decides, from appProtocol, else the name): 'http' for
+   * HTTP/1.x, 'http2' for HTTP/2 in cleartext from the app (gRPC, h2c), 'tcp' for anything else.
+   */
+  readonly kind: 'http' | 'http2' | 'tcp';
 }
 
 /** One ready address behind a Service, from its EndpointSlices. */

@@ -17,6 +17,11 @@ export interface SidecarContext {
   readonly mtlsMode?: MeshMtlsMode;
   /** The pod's annotation overriding the mesh-wide limit. */
   readonly clientMaxBodySize?: string;
+  /**
+   * The pod's annotation config.nsm.nginx.com/default-egress-allowed: under strict mTLS, traffic
+   * to a destination outside the mesh leaves directly instead of being refused.
+   */
+  readonly defaultEgressAllowed?: boolean;
   readonly healthRedirects: Readonly<Record<string, HealthRedirect>>;
   readonly ipv6: boolean;
   /** Absolute .so paths, the stream module first, then ngx_mesh. */

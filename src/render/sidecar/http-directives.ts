@@ -5,10 +5,15 @@
 // matches become one 0/1 variable each, combined by maps. Mechanical: every decision is in the
 // model. Pure.
 import {
+  DEFAULT_EGRESS_ALLOWED_ANNOTATION,
+  EGRESS_SERVICE,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
+  SIDECAR_INBOUND_HTTP2_PLAIN_PORT,
+  SIDECAR_INBOUND_HTTP2_PORT,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
+  SIDECAR_OUTBOUND_HTTP2_PORT,
   SIDECAR_OUTBOUND_HTTP_PORT,
   SIDECAR_STATS_DIR,
   SIDECAR_STATS_HTTP_ZONE,
@@ -20,9 +25,18 @@ import {
 import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
-import type { AccessRule, HttpTarget, MatchModel, RateLimitModel, SidecarModel } from './model';
+import type {
+  AccessRule,
+  HttpTarget,
+  MatchModel,
+  RateLimitModel,
+  SidecarModel,
+  UpstreamModel,
+} from './model';
 import { INBOUND_UPSTREAM_PREFIX, freshUpstreamName, regexLiteral } from './names';
 import {
+  EGRESS_REFUSED,
+  IDLE_TIMEOUT,
   LOOPBACK_ONLY,
   OUTBOUND_CONNECT_TIMEOUT,
   block,
@@ -58,12 +72,30 @@ const HTTP_STATS_KEYS = {
     '{"dir":"in","status":$status,"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
   outbound:
     '{"dir":"out","status":$status,"upstream":"$upstream_addr","service":"$mesh_outbound_service"}',
+  // HTTP/2 servers add the gRPC status ($mesh_grpc_status): a gRPC call that fails answers
+  // HTTP 200 and says so in grpc-status.
+  inbound2:
+    '{"dir":"in","status":$status,"grpc":"$mesh_grpc_status","peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
+  outbound2:
+    '{"dir":"out","status":$status,"grpc":"$mesh_grpc_status","upstream":"$upstream_addr","service":"$mesh_outbound_service"}',
+  egress: `{"dir":"out","status":$status,"upstream":"","service":"${EGRESS_SERVICE}"}`,
 } as const;
 
 /** Counting for a traffic server. */
-function httpStats(direction: keyof typeof HTTP_STATS_KEYS): Directive {
-  return d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[direction]);
+function httpStats(kind: keyof typeof HTTP_STATS_KEYS): Directive {
+  return d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[kind]);
 }
+
+/**
+ * The gRPC status of a response: from the trailers, or from the headers of a trailers-only
+ * response (a call that fails at once); empty when the response carried none.
+ */
+const grpcStatus: Directive = map(
+  '$upstream_trailer_grpc_status',
+  '$mesh_grpc_status',
+  '$upstream_trailer_grpc_status',
+  [['', '$upstream_http_grpc_status']],
+);
 
 /**
  * The server the agent takes the counters from: both zones, HTTP's and TCP's, on a unix socket in
@@ -164,7 +196,10 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       ]),
     ];
   });
-  const kept = model.httpUpstreams.filter((upstream) => upstream.keepalive !== undefined);
+  const kept = model.httpUpstreams.filter(
+    (upstream) => upstream.keepalive !== undefined && upstream.http2 !== true,
+  );
+  const http2 = model.outboundHttp.some((http) => http.http2);
   return [
     ...model.httpUpstreams.map(upstreamBlock),
     ...kept.map((upstream) =>
@@ -187,10 +222,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       '$mesh_outbound_upstream',
       '$mesh_outbound_url',
       '',
-      model.httpUpstreams.map((upstream) => [
-        upstream.name,
-        `${upstream.tlsName === undefined ? 'http' : 'https'}://${upstream.name}`,
-      ]),
+      model.httpUpstreams.map((upstream) => [upstream.name, upstreamUrl(upstream)]),
     ),
     map(
       '$mesh_outbound_upstream',
@@ -225,9 +257,11 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
           ['/'],
           [
             block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+            upgradeDetour,
             d('proxy_pass', '$mesh_outbound_url'),
             ...outboundProxy(context),
             d('error_page', '502', '=', `@${FRESH_RETRY_LOCATION}`),
+            d('error_page', UPGRADE_STATUS, '=', `@${OUTBOUND_UPGRADE_LOCATION}`),
           ],
         ),
         block(
@@ -239,10 +273,93 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             ...outboundProxy(context),
           ],
         ),
+        block(
+          'location',
+          [`@${OUTBOUND_UPGRADE_LOCATION}`],
+          [d('proxy_pass', '$mesh_outbound_url'), ...outboundProxy(context), ...tunnelTimeouts],
+        ),
       ],
     ),
+    ...(http2 ? [outboundHttp2Server(context)] : []),
   ];
 }
+
+/** An upstream as the outbound servers' proxy_pass or grpc_pass names it. */
+function upstreamUrl(upstream: UpstreamModel): string {
+  const scheme = upstream.http2 === true ? 'grpc' : 'http';
+  return `${scheme}${upstream.tlsName === undefined ? '' : 's'}://${upstream.name}`;
+}
+
+/**
+ * The outbound HTTP/2 server: the app speaks HTTP/2 in cleartext (gRPC, h2c) and nginx's gRPC
+ * proxy carries each stream to the peer's sidecar as HTTP/2 over mTLS (ALPN h2), trailers, streams
+ * in both directions and deadlines (the grpc-timeout header) included. A stream's body is not
+ * limited (client_max_body_size is for HTTP/1 requests), and a stream may stay idle up to
+ * IDLE_TIMEOUT. No fresh retry: gRPC calls are POSTs, which are never retried once sent.
+ */
+function outboundHttp2Server(context: SidecarContext): Directive {
+  return block(
+    'server',
+    [],
+    [
+      d('listen', String(SIDECAR_OUTBOUND_HTTP2_PORT), 'http2'),
+      ...LOOPBACK_ONLY,
+      httpStats('outbound2'),
+      ...http2Streams,
+      block(
+        'location',
+        ['/'],
+        [
+          block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+          d('grpc_pass', '$mesh_outbound_url'),
+          d('grpc_ssl_certificate', '$mesh_svid'),
+          d('grpc_ssl_certificate_key', '$mesh_svid'),
+          d('grpc_ssl_trusted_certificate', context.bundleFile),
+          d('grpc_ssl_verify', 'on'),
+          d('grpc_ssl_verify_depth', '3'),
+          d('grpc_ssl_name', '$mesh_outbound_ssl_name'),
+          d('grpc_set_header', 'Host', '$mesh_outbound_host'),
+          d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
+          ...grpcTimeouts,
+        ],
+      ),
+    ],
+  );
+}
+
+/** Server settings of the HTTP/2 servers: unbounded stream bodies, long-lived streams. */
+const http2Streams: readonly Directive[] = [
+  d('client_max_body_size', '0'),
+  d('client_body_timeout', IDLE_TIMEOUT),
+  d('keepalive_requests', '100000'),
+];
+
+const grpcTimeouts: readonly Directive[] = [
+  d('grpc_read_timeout', IDLE_TIMEOUT),
+  d('grpc_send_timeout', IDLE_TIMEOUT),
+];
+
+/**
+ * WebSockets and other upgrades: a request with an Upgrade header leaves the normal location for
+ * one (@…_upgrade) whose timeouts let the tunnel live as long as its peers keep it (up to
+ * IDLE_TIMEOUT), instead of nginx's 60 s between reads. nginx has no other way to give one
+ * request other timeouts than its location's. The status only routes: no client sees it.
+ */
+const UPGRADE_STATUS = '418';
+const OUTBOUND_UPGRADE_LOCATION = 'mesh_outbound_upgrade';
+const INBOUND_UPGRADE_LOCATION = 'mesh_inbound_upgrade';
+const upgradeDetour: Directive = block(
+  'if',
+  ['($http_upgrade', '!=', '', ')'],
+  [d('return', UPGRADE_STATUS)],
+);
+const tunnelTimeouts: readonly Directive[] = [
+  d('proxy_read_timeout', IDLE_TIMEOUT),
+  d('proxy_send_timeout', IDLE_TIMEOUT),
+];
+
+/** The Connection header each HTTP/1 hop sends: upgrade when the client asked for one. */
+const connectionHeader: Directive = map('$http_upgrade', '$mesh_connection', 'upgrade', [['', '']]);
 
 /** How the outbound server proxies a request, on its first try and on the fresh retry. */
 function outboundProxy(context: SidecarContext): Directive[] {
@@ -273,9 +390,14 @@ const retryableMethods: Directive = map('$request_method', '$mesh_outbound_retry
   ['LOCK', '0'],
 ]);
 
+/**
+ * HTTP/1.1 on every hop, so connections are kept alive; the client's Upgrade passes on (empty, it
+ * is not sent), and Connection is "upgrade" for it, empty (keep-alive) otherwise.
+ */
 const proxyHeaders: readonly Directive[] = [
   d('proxy_http_version', '1.1'),
-  d('proxy_set_header', 'Connection', ''),
+  d('proxy_set_header', 'Upgrade', '$http_upgrade'),
+  d('proxy_set_header', 'Connection', '$mesh_connection'),
 ];
 
 /**
@@ -376,12 +498,33 @@ function rateLimitDirectives(limit: RateLimitModel): { zone: Directive[]; locati
 function inboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const deny = model.accessControl === 'deny';
   const limits = model.rateLimits.map(rateLimitDirectives);
-  const http = model.inboundPorts.filter((port) => port.kind === 'http');
+  const http = model.inboundPorts.filter((port) => port.kind !== 'tcp');
   const listen: Directive[] = [];
   if (model.mtlsMode !== 'off')
     listen.push(d('listen', String(SIDECAR_INBOUND_HTTP_PORT), 'ssl', 'proxy_protocol'));
   if (model.mtlsMode !== 'strict')
     listen.push(d('listen', String(SIDECAR_INBOUND_HTTP_PLAIN_PORT), 'proxy_protocol'));
+  const listen2: Directive[] = [];
+  if (model.mtlsMode !== 'off')
+    listen2.push(d('listen', String(SIDECAR_INBOUND_HTTP2_PORT), 'ssl', 'http2', 'proxy_protocol'));
+  if (model.mtlsMode !== 'strict')
+    listen2.push(d('listen', String(SIDECAR_INBOUND_HTTP2_PLAIN_PORT), 'http2', 'proxy_protocol'));
+  // What every request meets before the app: unknown port (502), access control (403).
+  const checks: Directive[] = [
+    block('if', ['($mesh_inbound_port', '=', '', ')'], [d('return', '502')]),
+    ...(deny ? [block('if', ['($mesh_access', '!=', '1)'], [d('return', '403')])] : []),
+  ];
+  const limiting: Directive[] = [
+    ...limits.map((limit) => limit.location),
+    ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
+  ];
+  // Names one of the inbound upstreams, so connections to the app are kept alive.
+  const toApp: Directive[] = [
+    d('proxy_pass', `http://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
+    d('proxy_set_header', 'Host', '$mesh_inbound_host'),
+    ...proxyHeaders,
+  ];
+  const http2 = http.some((port) => port.kind === 'http2');
   return [
     ...model.inboundHttpUpstreams.map(upstreamBlock),
     map(
@@ -408,19 +551,82 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
           'location',
           ['/'],
           [
-            block('if', ['($mesh_inbound_port', '=', '', ')'], [d('return', '502')]),
-            ...(deny ? [block('if', ['($mesh_access', '!=', '1)'], [d('return', '403')])] : []),
-            ...limits.map((limit) => limit.location),
-            ...(limits.length > 0 ? [d('limit_req_status', '503')] : []),
-            // Names one of the inbound upstreams, so connections to the app are kept alive.
-            d('proxy_pass', `http://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
-            d('proxy_set_header', 'Host', '$mesh_inbound_host'),
-            ...proxyHeaders,
+            ...checks,
+            upgradeDetour,
+            ...limiting,
+            ...toApp,
+            d('error_page', UPGRADE_STATUS, '=', `@${INBOUND_UPGRADE_LOCATION}`),
           ],
+        ),
+        // Checked already: the detour leaves only after the checks passed.
+        block(
+          'location',
+          [`@${INBOUND_UPGRADE_LOCATION}`],
+          [...limiting, ...toApp, ...tunnelTimeouts],
         ),
       ],
     ),
+    ...(http2
+      ? [
+          block(
+            'server',
+            [],
+            [
+              ...listen2,
+              ...LOOPBACK_ONLY,
+              httpStats('inbound2'),
+              ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
+              ...http2Streams,
+              block(
+                'location',
+                ['/'],
+                [
+                  ...checks,
+                  ...limiting,
+                  d('grpc_pass', `grpc://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
+                  d('grpc_set_header', 'Host', '$mesh_inbound_host'),
+                  ...grpcTimeouts,
+                ],
+              ),
+            ],
+          ),
+        ]
+      : []),
   ];
+}
+
+/**
+ * The server that refuses traffic for destinations outside the mesh under strict mTLS (the
+ * outbound redirect sends it here): an HTTP request gets 403 naming the reason; anything that is
+ * not HTTP (TLS, a database protocol) is closed without an answer, at once when it sends first,
+ * after a few seconds when it waits for the server to speak.
+ */
+function egressRefusedServer(): Directive {
+  const closed = '/.mesh-egress-closed';
+  return block(
+    'server',
+    [],
+    [
+      d('listen', EGRESS_REFUSED),
+      httpStats('egress'),
+      d('client_header_timeout', '5s'),
+      d('keepalive_timeout', '0'),
+      d('default_type', 'text/plain'),
+      d('error_page', '400', closed),
+      block(
+        'location',
+        ['/'],
+        [
+          d(
+            'return',
+            '403',
+            `egress refused: mTLS is strict and this pod's annotation ${DEFAULT_EGRESS_ALLOWED_ANNOTATION} is not "true"\n`,
+          ),
+        ],
+      ),
+      block('location', ['=', closed], [d('internal'), d('return', '444')]),
+    ],
+  );
 }
 
 /** The http block's children. */
@@ -450,9 +656,15 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     d('variables_hash_max_size', '8192'),
     d('variables_hash_bucket_size', '128'),
     map('$server_port', '$mesh_svid', context.svidFile, []),
+    connectionHeader,
+    ...(model.outboundHttp.some((http) => http.http2) ||
+    model.inboundPorts.some((port) => port.kind === 'http2')
+      ? [grpcStatus]
+      : []),
     ...model.matches.flatMap(matchDirectives),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
+    ...(model.egress === 'refused' ? [egressRefusedServer()] : []),
     statsServer(context.runDir),
     ...buildHealthServers({
       ipv6: context.ipv6,

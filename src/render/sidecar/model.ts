@@ -18,6 +18,7 @@ import type {
 import type {
   MeshSnapshot,
   SnapshotCircuitBreaker,
+  SnapshotEndpoint,
   SnapshotHttpMatch,
   SnapshotService,
   SnapshotServicePort,
@@ -26,6 +27,7 @@ import type { SidecarContext } from './context';
 import type { PolicyCollection, SidecarPolicy } from './policies';
 import {
   LOOPBACK_MAX,
+  endpointUpstreamName,
   fnv1a32,
   hostPort,
   identityDnsName,
@@ -57,6 +59,8 @@ export interface UpstreamModel {
   readonly keepalive?: number;
   /** How long an idle kept-alive connection stays open (nginx's default, 60 s, when absent). */
   readonly keepaliveTimeout?: string;
+  /** The endpoints speak HTTP/2 (gRPC, h2c): reached with grpc_pass, HTTP/2 over TLS with ALPN. */
+  readonly http2?: boolean;
 }
 
 /**
@@ -92,15 +96,27 @@ export interface OutboundHttp extends OutboundDestination {
   readonly target: HttpTarget;
   /** "<namespace>/<name>" of the Service addressed, as the metrics name it. */
   readonly service: string;
+  /** The app speaks HTTP/2 in cleartext (gRPC, h2c): the outbound HTTP/2 server takes it. */
+  readonly http2: boolean;
 }
 
 export interface OutboundTcp extends OutboundDestination {
+  /** An upstream's name, or the "addr:port" of the one endpoint a pod-addressed destination is. */
   readonly upstream: string;
   /** "<namespace>/<name>" of the Service addressed, as the metrics name it. */
   readonly service: string;
   /** Through the outbound TCP server with mTLS; plaintext straight from the redirect otherwise. */
   readonly tls: boolean;
+  /** The DNS SAN the peer's certificate must carry, when tls. */
+  readonly tlsName?: string;
 }
+
+/**
+ * What happens to traffic for a destination the mesh does not know (no Service's address or
+ * endpoint): it leaves the pod directly, or (strict mTLS, without the pod's
+ * default-egress-allowed annotation) it is refused.
+ */
+export type EgressPolicy = 'direct' | 'refused';
 
 /** An HTTP match, deduplicated across policies; id numbers its variable. */
 export interface MatchModel {
@@ -125,7 +141,7 @@ export interface SplitModel {
 /** A port the app serves on, as the inbound redirect sees it. */
 export interface InboundPort {
   readonly port: number;
-  readonly kind: 'http' | 'tcp';
+  readonly kind: SnapshotServicePort['kind'];
   readonly loopback: string;
 }
 
@@ -157,6 +173,7 @@ export interface SidecarModel {
   readonly clientMaxBodySize: string;
   readonly errorLogLevel: NginxErrorLogLevel;
   readonly logFormat: NginxLogFormat;
+  readonly egress: EgressPolicy;
   readonly outboundHttp: readonly OutboundHttp[];
   readonly outboundTcp: readonly OutboundTcp[];
   readonly httpUpstreams: readonly UpstreamModel[];
@@ -380,13 +397,6 @@ function buildUpstream(
   };
 }
 
-function destinationsOf(service: SnapshotService, port: SnapshotServicePort): string[] {
-  return [
-    ...service.clusterIPs.map((ip) => hostPort(ip, port.port)),
-    ...endpointAddresses(service, port.name),
-  ];
-}
-
 interface SplitBuild {
   readonly splits: SplitModel[];
   /** "<namespace>/<name>:<port>" of a root Service port → its split. */
@@ -424,7 +434,7 @@ function buildSplits(b: Builder, upstreams: ReadonlySet<string>): SplitBuild {
       b.warnings.push(`${what}: root service ${split.service} is not in the mesh`);
       continue;
     }
-    for (const port of root.ports.filter((candidate) => candidate.kind === 'http')) {
+    for (const port of root.ports.filter((candidate) => candidate.kind !== 'tcp')) {
       const rootPort = `${split.service}:${port.port}`;
       if (byRootPort.has(rootPort)) {
         b.warnings.push(`${what}: ${rootPort} is already split by another TrafficSplit`);
@@ -479,78 +489,187 @@ interface Outbound {
   readonly splits: SplitModel[];
 }
 
-function buildOutbound(b: Builder): Outbound {
-  const services = byKey(b.snapshot.services);
-  const httpUpstreams: UpstreamModel[] = [];
-  const tcpUpstreams: UpstreamModel[] = [];
-  for (const service of services) {
+/**
+ * The upstream of one endpoint of a Service port, for traffic that addresses the pod itself
+ * (a StatefulSet's pod by its DNS name, a peer by its address): it reaches that pod and no other,
+ * over mTLS when the pod is meshed.
+ */
+function endpointUpstream(
+  b: Builder,
+  endpoint: SnapshotEndpoint,
+  address: string,
+  port: SnapshotServicePort,
+): UpstreamModel {
+  const tls = b.mtlsMode !== 'off' && endpoint.identity !== undefined;
+  return {
+    name: endpointUpstreamName(address),
+    method: [],
+    servers: [{ address, backup: false }],
+    ...(tls ? { tlsName: identityDnsName(endpoint.identity ?? '') } : {}),
+    keepalive: HTTP_UPSTREAM_KEEPALIVE,
+    ...(port.kind === 'http2' ? { http2: true } : {}),
+  };
+}
+
+/** The Service upstreams of every TCP-protocol port: http and http2 ports', and TCP ports'. */
+function serviceUpstreams(b: Builder): { http: UpstreamModel[]; tcp: UpstreamModel[] } {
+  const http: UpstreamModel[] = [];
+  const tcp: UpstreamModel[] = [];
+  for (const service of byKey(b.snapshot.services)) {
     for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
       const upstream = buildUpstream(b, service, port);
-      if (upstream !== undefined)
-        if (port.kind === 'http')
-          httpUpstreams.push({ ...upstream, keepalive: HTTP_UPSTREAM_KEEPALIVE });
-        else tcpUpstreams.push(upstream);
-    }
-  }
-  const httpNames = new Set(httpUpstreams.map((upstream) => upstream.name));
-  const tcpByName = new Map(tcpUpstreams.map((upstream) => [upstream.name, upstream]));
-  const { splits, byRootPort } = buildSplits(b, httpNames);
-  const seen = new Set<string>();
-  const fresh = (destinations: string[]): string[] =>
-    destinations.filter(
-      (destination) => !seen.has(destination) && seen.add(destination) !== undefined,
-    );
-  const outboundHttp: OutboundHttp[] = [];
-  const outboundTcp: OutboundTcp[] = [];
-  for (const service of services) {
-    const key = `${service.namespace}/${service.name}`;
-    for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
-      const destinations = fresh(destinationsOf(service, port));
-      const name = upstreamName(key, port.port);
-      if (destinations.length === 0) continue;
-      if (port.kind === 'http') {
-        const split = byRootPort.get(`${key}:${port.port}`);
-        const target: HttpTarget =
-          split !== undefined
-            ? { kind: 'split', split }
-            : httpNames.has(name)
-              ? { kind: 'upstream', upstream: name }
-              : { kind: 'none' };
-        outboundHttp.push({
-          loopback: loopbackAddress('http', outboundHttp.length + 1),
-          destinations,
-          target,
-          service: key,
-        });
-        continue;
-      }
-      const upstream = tcpByName.get(name);
       if (upstream === undefined) continue;
-      outboundTcp.push({
-        loopback: loopbackAddress('tcp', outboundTcp.length + 1),
-        destinations,
-        upstream: name,
-        service: key,
-        tls: upstream.tlsName !== undefined,
-      });
+      if (port.kind === 'tcp') tcp.push(upstream);
+      else
+        http.push({
+          ...upstream,
+          keepalive: HTTP_UPSTREAM_KEEPALIVE,
+          ...(port.kind === 'http2' ? { http2: true } : {}),
+        });
     }
   }
-  if (outboundHttp.length > LOOPBACK_MAX || outboundTcp.length > LOOPBACK_MAX) {
-    b.warnings.push(`more than ${LOOPBACK_MAX} HTTP or TCP service ports; the rest pass through`);
+  return { http, tcp };
+}
+
+/** The destinations found so far; an address two Services share goes to the first. */
+class Destinations {
+  readonly http: OutboundHttp[] = [];
+  readonly tcp: OutboundTcp[] = [];
+  readonly endpointUpstreams: UpstreamModel[] = [];
+  private readonly seen = new Set<string>();
+
+  /** The addresses not taken yet, now taken. */
+  take(addresses: readonly string[]): string[] {
+    return addresses.filter((address) => !this.seen.has(address) && this.seen.add(address));
   }
+
+  addHttp(entry: Omit<OutboundHttp, 'loopback'>): void {
+    this.http.push({ loopback: loopbackAddress('http', this.http.length + 1), ...entry });
+  }
+
+  addTcp(entry: Omit<OutboundTcp, 'loopback'>): void {
+    this.tcp.push({ loopback: loopbackAddress('tcp', this.tcp.length + 1), ...entry });
+  }
+}
+
+/** The endpoints of a Service port that no other destination took: "addr:port" and endpoint. */
+function ownAddresses(
+  found: Destinations,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+): { address: string; endpoint: SnapshotEndpoint }[] {
+  return service.endpoints.flatMap((endpoint) => {
+    const target = endpoint.ports[port.name];
+    if (target === undefined) return [];
+    const address = hostPort(endpoint.address, target);
+    return found.take([address]).length === 0 ? [] : [{ address, endpoint }];
+  });
+}
+
+function addHttpPort(
+  found: Destinations,
+  b: Builder,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+  routes: { readonly httpNames: ReadonlySet<string>; readonly byRootPort: Map<string, string> },
+): void {
+  const key = `${service.namespace}/${service.name}`;
+  const name = upstreamName(key, port.port);
+  const http2 = port.kind === 'http2';
+  const destinations = found.take(service.clusterIPs.map((ip) => hostPort(ip, port.port)));
+  if (destinations.length > 0) {
+    const split = routes.byRootPort.get(`${key}:${port.port}`);
+    const target: HttpTarget =
+      split !== undefined
+        ? { kind: 'split', split }
+        : routes.httpNames.has(name)
+          ? { kind: 'upstream', upstream: name }
+          : { kind: 'none' };
+    found.addHttp({ destinations, target, service: key, http2 });
+  }
+  for (const { address, endpoint } of ownAddresses(found, service, port)) {
+    const upstream = endpointUpstream(b, endpoint, address, port);
+    found.endpointUpstreams.push(upstream);
+    found.addHttp({
+      destinations: [address],
+      target: { kind: 'upstream', upstream: upstream.name },
+      service: key,
+      http2,
+    });
+  }
+}
+
+function addTcpPort(
+  found: Destinations,
+  b: Builder,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+  tcpByName: ReadonlyMap<string, UpstreamModel>,
+): void {
+  const key = `${service.namespace}/${service.name}`;
+  const name = upstreamName(key, port.port);
+  const upstream = tcpByName.get(name);
+  const destinations = found.take(service.clusterIPs.map((ip) => hostPort(ip, port.port)));
+  if (upstream !== undefined && destinations.length > 0)
+    found.addTcp({
+      destinations,
+      upstream: name,
+      service: key,
+      tls: upstream.tlsName !== undefined,
+      ...(upstream.tlsName === undefined ? {} : { tlsName: upstream.tlsName }),
+    });
+  // A pod's own address goes straight to it: no upstream needed for one server.
+  for (const { address, endpoint } of ownAddresses(found, service, port)) {
+    const tls = b.mtlsMode !== 'off' && endpoint.identity !== undefined;
+    found.addTcp({
+      destinations: [address],
+      upstream: address,
+      service: key,
+      tls,
+      ...(tls ? { tlsName: identityDnsName(endpoint.identity ?? '') } : {}),
+    });
+  }
+}
+
+/**
+ * Every destination this pod's traffic may go to. A Service's ClusterIPs reach its upstream (or
+ * its TrafficSplit); an endpoint's own address reaches that endpoint only, which is how a
+ * headless Service's pods (a StatefulSet's web-0.web.ns.svc) and peers that address each other
+ * are served. An address two Services share belongs to the first by namespace and name.
+ */
+function buildOutbound(b: Builder): Outbound {
+  const upstreams = serviceUpstreams(b);
+  const httpNames = new Set(upstreams.http.map((upstream) => upstream.name));
+  const tcpByName = new Map(upstreams.tcp.map((upstream) => [upstream.name, upstream]));
+  const { splits, byRootPort } = buildSplits(b, httpNames);
+  const found = new Destinations();
+  for (const service of byKey(b.snapshot.services))
+    for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP'))
+      if (port.kind === 'tcp') addTcpPort(found, b, service, port, tcpByName);
+      else addHttpPort(found, b, service, port, { httpNames, byRootPort });
+  if (found.http.length > LOOPBACK_MAX || found.tcp.length > LOOPBACK_MAX) {
+    b.warnings.push(`more than ${LOOPBACK_MAX} HTTP or TCP destinations; the rest pass through`);
+  }
+  const kept = found.http.slice(0, LOOPBACK_MAX);
+  const keptUpstreams = new Set(
+    kept.flatMap((http) => (http.target.kind === 'upstream' ? [http.target.upstream] : [])),
+  );
   return {
-    outboundHttp: outboundHttp.slice(0, LOOPBACK_MAX),
-    outboundTcp: outboundTcp.slice(0, LOOPBACK_MAX),
-    httpUpstreams,
-    tcpUpstreams,
+    outboundHttp: kept,
+    outboundTcp: found.tcp.slice(0, LOOPBACK_MAX),
+    httpUpstreams: [
+      ...upstreams.http,
+      ...found.endpointUpstreams.filter((upstream) => keptUpstreams.has(upstream.name)),
+    ],
+    tcpUpstreams: upstreams.tcp,
     splits,
   };
 }
 
 /** The app's ports: declared container ports and every port a Service targets on this pod. */
 function buildInboundPorts(b: Builder): InboundPort[] {
-  const kinds = new Map<number, Set<'http' | 'tcp'>>();
-  const note = (port: number, kind: 'http' | 'tcp'): void => {
+  const kinds = new Map<number, Set<InboundPort['kind']>>();
+  const note = (port: number, kind: InboundPort['kind']): void => {
     const known = kinds.get(port) ?? new Set();
     known.add(kind);
     kinds.set(port, known);
@@ -569,14 +688,14 @@ function buildInboundPorts(b: Builder): InboundPort[] {
   return [...kinds.keys()]
     .sort((x, y) => x - y)
     .map((port) => {
-      const seen = kinds.get(port) ?? new Set();
-      if (seen.size > 1)
+      const seen = [...(kinds.get(port) ?? new Set())].sort();
+      if (seen.length > 1)
         b.warnings.push(
-          `port ${port} is both HTTP and TCP in different Services; serving it as TCP`,
+          `port ${port} is served as ${seen.join(' and ')} by different Services; serving it as TCP`,
         );
       return {
         port,
-        kind: seen.size === 1 && seen.has('http') ? 'http' : 'tcp',
+        kind: seen.length === 1 ? (seen[0] ?? 'tcp') : 'tcp',
         loopback: loopbackAddress('inbound', port),
       };
     });
@@ -674,17 +793,20 @@ export function buildSidecarModel(
       clientMaxBodySize: context.clientMaxBodySize ?? snapshot.mesh.clientMaxBodySize,
       errorLogLevel: snapshot.mesh.errorLogLevel,
       logFormat: snapshot.mesh.logFormat,
+      egress:
+        b.mtlsMode === 'strict' && context.defaultEgressAllowed !== true ? 'refused' : 'direct',
       ...outbound,
       matches: b.matches.all(),
       inboundPorts,
       inboundHttpUpstreams: inboundPorts
-        .filter((port) => port.kind === 'http')
+        .filter((port) => port.kind !== 'tcp')
         .map((port) => ({
           name: inboundUpstreamName(port.port),
           method: [],
           servers: [{ address: `127.0.0.1:${port.port}`, backup: false }],
           keepalive: HTTP_UPSTREAM_KEEPALIVE,
           keepaliveTimeout: APP_KEEPALIVE_TIMEOUT,
+          ...(port.kind === 'http2' ? { http2: true } : {}),
         })),
       accessRules,
       rateLimits,

@@ -32,6 +32,14 @@ export function freshUpstreamName(upstream: string): string {
   return `${upstream}_fresh`;
 }
 
+/**
+ * The upstream of one endpoint ("addr:port") for traffic addressed to that pod itself. No Service's
+ * upstream has this shape: that would need a namespace "ep" and a name starting with "_".
+ */
+export function endpointUpstreamName(address: string): string {
+  return `mesh_ep_${nameSafe(address)}`;
+}
+
 /** Prefix of the inbound upstreams; no Service's upstream has this shape (those have "__"). */
 export const INBOUND_UPSTREAM_PREFIX = 'mesh_inbound_';
 

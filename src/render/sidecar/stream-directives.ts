@@ -9,12 +9,17 @@
 // TCP) log one JSON record per connection to the agent, which counts them apart from HTTP
 // requests. Mechanical: every decision is in the model. Pure.
 import {
+  EGRESS_SERVICE,
+  SIDECAR_EGRESS_REFUSED_PORT,
+  SIDECAR_INBOUND_HTTP2_PLAIN_PORT,
+  SIDECAR_INBOUND_HTTP2_PORT,
   SIDECAR_INBOUND_HTTP_PLAIN_PORT,
   SIDECAR_INBOUND_HTTP_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
   SIDECAR_INBOUND_TCP_DENY_PORT,
   SIDECAR_INBOUND_TCP_PLAIN_PORT,
   SIDECAR_INBOUND_TCP_PORT,
+  SIDECAR_OUTBOUND_HTTP2_PORT,
   SIDECAR_OUTBOUND_HTTP_PORT,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_OUTBOUND_TCP_PORT,
@@ -24,7 +29,7 @@ import {
 import { printArg } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
-import type { SidecarModel, UpstreamModel } from './model';
+import type { InboundPort, SidecarModel, UpstreamModel } from './model';
 import { regexLiteral } from './names';
 
 export const d = (name: string, ...args: string[]): Directive => ({ name, args });
@@ -52,6 +57,16 @@ export function map(
 }
 
 export const DENY_SINK = `127.0.0.1:${SIDECAR_INBOUND_TCP_DENY_PORT}`;
+/** Where strict mTLS sends traffic for destinations outside the mesh (http-directives.ts). */
+export const EGRESS_REFUSED = `127.0.0.1:${SIDECAR_EGRESS_REFUSED_PORT}`;
+
+/**
+ * How long a proxied connection may stay idle, on every hop: WebSockets, gRPC streams and
+ * long-lived TCP (database pools, brokers) live as long as their peers keep them, up to this.
+ * nginx's defaults (10 min for TCP, 60 s between reads for HTTP) cut them; one hour is what
+ * Istio's sidecars allow too.
+ */
+export const IDLE_TIMEOUT = '1h';
 /** Internal listeners accept only the sidecar's own hops. */
 export const LOOPBACK_ONLY: readonly Directive[] = [d('allow', '127.0.0.0/8'), d('deny', 'all')];
 
@@ -172,7 +187,10 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   const entries: [string, string][] = [];
   for (const http of model.outboundHttp)
     for (const destination of http.destinations)
-      entries.push([destination, `${http.loopback}:${SIDECAR_OUTBOUND_HTTP_PORT}`]);
+      entries.push([
+        destination,
+        `${http.loopback}:${http.http2 ? SIDECAR_OUTBOUND_HTTP2_PORT : SIDECAR_OUTBOUND_HTTP_PORT}`,
+      ]);
   for (const tcp of model.outboundTcp)
     for (const destination of tcp.destinations)
       entries.push([
@@ -180,21 +198,20 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         tcp.tls ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream,
       ]);
   const tls = model.outboundTcp.filter((tcp) => tcp.tls);
-  const names = new Map(
-    model.tcpUpstreams.map((upstream) => [upstream.name, upstream.tlsName ?? '']),
-  );
+  // A destination the mesh does not know leaves directly, or goes to the server that refuses it.
+  const outside = model.egress === 'refused' ? EGRESS_REFUSED : '$mesh_original_dst';
   const out: Directive[] = [
     ...model.tcpUpstreams.map(upstreamBlock),
+    map('$mesh_original_dst', '$mesh_outbound', outside, entries),
     ...outboundServiceMaps(model),
-    map('$mesh_original_dst', '$mesh_outbound', '$mesh_original_dst', entries),
     block(
       'server',
       [],
       [
         ...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6),
-        // Only plaintext mesh TCP is proxied here: HTTP is counted by the http servers, mTLS by
-        // the outbound TCP server, and what passes through belongs to no Service.
-        tcpStats('outbound', '$mesh_outbound_plain_service'),
+        // Only plaintext mesh TCP and traffic leaving the mesh are counted here: HTTP is counted
+        // by the http servers, mTLS by the outbound TCP server.
+        tcpStats('outbound', '$mesh_outbound_passed_service'),
         d('proxy_pass', '$mesh_outbound'),
       ],
     ),
@@ -212,7 +229,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       '$server_addr',
       '$mesh_outbound_tcp_name',
       undefined,
-      tls.map((tcp) => [tcp.loopback, names.get(tcp.upstream) ?? '']),
+      tls.map((tcp) => [tcp.loopback, tcp.tlsName ?? '']),
     ),
     block(
       'server',
@@ -234,7 +251,9 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
 /**
  * $mesh_outbound_tcp_service, the Service an outbound TCP connection addressed, for the access
  * log: on the outbound TCP server (mTLS) by the loopback address the redirect server chose, on
- * the redirect server itself (plaintext) by the original destination; empty for anything else.
+ * the redirect server itself (plaintext) by the original destination, and EGRESS_SERVICE for a
+ * connection that leaves the mesh; empty for a hop to another of the sidecar's servers, which
+ * counts it itself.
  */
 function outboundServiceMaps(model: SidecarModel): Directive[] {
   const plain: [string, string][] = [];
@@ -248,7 +267,16 @@ function outboundServiceMaps(model: SidecarModel): Directive[] {
       model.outboundTcp.filter((tcp) => tcp.tls).map((tcp) => [tcp.loopback, tcp.service]),
     ),
     map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
-    map('$server_port', '$mesh_outbound_tcp_service', '$mesh_outbound_plain_service', [
+    map(
+      '$mesh_outbound_plain_service|$mesh_outbound',
+      '$mesh_outbound_passed_service',
+      EGRESS_SERVICE,
+      [
+        ['~^([^|]+)\\|', '$1'],
+        ['~^\\|127\\.', ''],
+      ],
+    ),
+    map('$server_port', '$mesh_outbound_tcp_service', '$mesh_outbound_passed_service', [
       [String(SIDECAR_OUTBOUND_TCP_PORT), '$mesh_outbound_tls_service'],
     ]),
   ];
@@ -275,15 +303,28 @@ function tcpAccessMap(model: SidecarModel): Directive {
   return map('$server_addr $mesh_peer_spiffe_id', '$mesh_inbound_tcp', DENY_SINK, unique);
 }
 
+/** The server that terminates an inbound port's mTLS, by what the port carries. */
+const INBOUND_TLS_PORTS: Readonly<Record<InboundPort['kind'], number>> = {
+  http: SIDECAR_INBOUND_HTTP_PORT,
+  http2: SIDECAR_INBOUND_HTTP2_PORT,
+  tcp: SIDECAR_INBOUND_TCP_PORT,
+};
+/** The server that takes an inbound port's plaintext connections. */
+const INBOUND_PLAIN_PORTS: Readonly<Record<InboundPort['kind'], number>> = {
+  http: SIDECAR_INBOUND_HTTP_PLAIN_PORT,
+  http2: SIDECAR_INBOUND_HTTP2_PLAIN_PORT,
+  tcp: SIDECAR_INBOUND_TCP_PLAIN_PORT,
+};
+
 function inboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const deny = model.accessControl === 'deny';
   const tlsEntries = model.inboundPorts.map((port): [string, string] => [
     String(port.port),
-    `${port.loopback}:${port.kind === 'http' ? SIDECAR_INBOUND_HTTP_PORT : SIDECAR_INBOUND_TCP_PORT}`,
+    `${port.loopback}:${INBOUND_TLS_PORTS[port.kind]}`,
   ]);
   const plainEntries = model.inboundPorts.map((port): [string, string] => [
     String(port.port),
-    `${port.loopback}:${port.kind === 'http' ? SIDECAR_INBOUND_HTTP_PLAIN_PORT : SIDECAR_INBOUND_TCP_PLAIN_PORT}`,
+    `${port.loopback}:${INBOUND_PLAIN_PORTS[port.kind]}`,
   ]);
   const tcpPorts = model.inboundPorts.filter((port) => port.kind === 'tcp');
   const out: Directive[] = [];
@@ -366,6 +407,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
 export function buildStreamDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   return [
     d('proxy_half_close', 'on'),
+    d('proxy_timeout', IDLE_TIMEOUT),
     d('map_hash_max_size', '262144'),
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '2048'),

@@ -52,7 +52,8 @@ export const agentRole: RoleDefinition = {
     {
       long: 'default-egress-allowed',
       type: 'bool',
-      usage: 'send traffic to non-mesh destinations through egress',
+      usage:
+        'the pod annotation: under strict mTLS, let traffic to destinations outside the mesh leave the pod directly (refused otherwise)',
     },
     {
       long: 'nginx',

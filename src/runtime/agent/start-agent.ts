@@ -335,6 +335,7 @@ function startMeshConfiguration(
     ...(options.string('client-max-body-size') === ''
       ? {}
       : { clientMaxBodySize: options.string('client-max-body-size') }),
+    defaultEgressAllowed: options.bool('default-egress-allowed'),
     healthRedirects: inputs.healthRedirects,
     ipv6: inputs.ipv6,
     modules: inputs.modules,

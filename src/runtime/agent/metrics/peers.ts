@@ -6,6 +6,7 @@ import {
   METRIC_DESTINATION_PREFIX,
   METRIC_DIRECTION_INBOUND,
   METRIC_DIRECTION_OUTBOUND,
+  EGRESS_SERVICE,
   METRIC_FAILURE_CODE,
   METRIC_LABEL_CODE,
   METRIC_LABEL_DIRECTION,
@@ -79,6 +80,16 @@ export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
 
+/**
+ * The class a request counts in: its HTTP status's, except that a gRPC call that ended with a
+ * status other than OK (0) is a failure, METRIC_FAILURE_CODE, whatever HTTP said (gRPC answers
+ * 200 and reports errors in grpc-status).
+ */
+export function requestClass(status: number, grpcStatus: string): string {
+  if (grpcStatus !== '' && grpcStatus !== '0') return METRIC_FAILURE_CODE;
+  return statusClass(status);
+}
+
 function peerLabels(
   prefix: string,
   namespace: string,
@@ -98,7 +109,9 @@ function peerLabels(
  * dst_* and dst_service outbound). A peer the snapshot does not know keeps empty labels.
  */
 export function labelsOf(record: StatsKey, peers: PeerIndex): Labels {
-  const common: [string, string][] = [[METRIC_LABEL_CODE, statusClass(record.status)]];
+  const common: [string, string][] = [
+    [METRIC_LABEL_CODE, requestClass(record.status, record.grpcStatus)],
+  ];
   if (record.direction === 'inbound') {
     return [
       [METRIC_LABEL_DIRECTION, METRIC_DIRECTION_INBOUND],
@@ -112,7 +125,11 @@ export function labelsOf(record: StatsKey, peers: PeerIndex): Labels {
   }
   const slash = record.service.indexOf('/');
   const serviceNamespace = slash < 0 ? '' : record.service.slice(0, slash);
-  const host = record.upstream === '' ? '' : lastUpstreamHost(record.upstream);
+  // Traffic that left the mesh names no pod, even when its address is one's on another port.
+  const host =
+    record.upstream === '' || record.service === EGRESS_SERVICE
+      ? ''
+      : lastUpstreamHost(record.upstream);
   return [
     [METRIC_LABEL_DIRECTION, METRIC_DIRECTION_OUTBOUND],
     ...common,

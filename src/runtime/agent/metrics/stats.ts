@@ -98,6 +98,8 @@ export type StatsKey =
       readonly direction: 'inbound';
       readonly tcp: boolean;
       readonly status: number;
+      /** The gRPC status of an HTTP/2 response ('' when it carried none or was not HTTP/2). */
+      readonly grpcStatus: string;
       /** The peer's address from the PROXY protocol header, or '' when nginx had none. */
       readonly peer: string;
       /** The peer's SPIFFE ID from its client certificate, or '' in plaintext. */
@@ -107,6 +109,8 @@ export type StatsKey =
       readonly direction: 'outbound';
       readonly tcp: boolean;
       readonly status: number;
+      /** The gRPC status of an HTTP/2 response ('' when it carried none or was not HTTP/2). */
+      readonly grpcStatus: string;
       /** The address of the endpoint that answered last, or '' when no endpoint was tried. */
       readonly upstream: string;
       /** "<namespace>/<name>" of the Service addressed, or '' for none. */
@@ -142,26 +146,35 @@ function fieldsOf(key: string): Record<string, unknown> | undefined {
   }
 }
 
-/** The key's meaning; undefined when it is not one the renderer writes. */
-export function parseStatsKey(key: string): StatsKey | undefined {
-  const fields = fieldsOf(key);
-  if (fields === undefined) return undefined;
+/** What every key says: protocol, status, gRPC status; undefined when one is malformed. */
+function commonOf(
+  fields: Record<string, unknown>,
+): { tcp: boolean; status: number; grpcStatus: string } | undefined {
   const { status, proto } = fields;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599)
     return undefined;
   if (proto !== undefined && proto !== 'tcp') return undefined;
-  const tcp = proto === 'tcp';
+  const grpcStatus = fields.grpc === undefined ? '' : text(fields.grpc);
+  if (grpcStatus === undefined) return undefined;
+  return { tcp: proto === 'tcp', status, grpcStatus };
+}
+
+/** The key's meaning; undefined when it is not one the renderer writes. */
+export function parseStatsKey(key: string): StatsKey | undefined {
+  const fields = fieldsOf(key);
+  const common = fields === undefined ? undefined : commonOf(fields);
+  if (fields === undefined || common === undefined) return undefined;
   if (fields.dir === 'in') {
     const peer = text(fields.peer);
     const peerId = text(fields.peer_id);
     if (peer === undefined || peerId === undefined) return undefined;
-    return { direction: 'inbound', tcp, status, peer, peerId };
+    return { direction: 'inbound', ...common, peer, peerId };
   }
   if (fields.dir === 'out') {
     const upstream = text(fields.upstream);
     const service = text(fields.service);
     if (upstream === undefined || service === undefined) return undefined;
-    return { direction: 'outbound', tcp, status, upstream, service };
+    return { direction: 'outbound', ...common, upstream, service };
   }
   return undefined;
 }
