@@ -30,6 +30,7 @@ import {
   SIDECAR_CONFIG_MOUNT_PATH,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_STATS_PATH,
+  SIDECAR_UID,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
 } from '../../src/manifests/constants';
@@ -118,9 +119,12 @@ async function podNetns(pod: PodSummary): Promise<string> {
   return netnsOf(pod.status?.podIP ?? '');
 }
 
-/** Runs one probe from inside the network namespace of pod; bounded by timeoutMs. */
-function probeFrom<T>(pod: PodSummary, probe: Probe, timeoutMs = 60_000): Promise<T> {
-  return podNetns(pod).then((netns) => runScriptIn<T>(netns, probeBundle, probe, timeoutMs));
+/**
+ * Runs one probe from inside the network namespace of pod, as root or as uid; bounded by
+ * timeoutMs.
+ */
+function probeFrom<T>(pod: PodSummary, probe: Probe, timeoutMs = 60_000, uid?: number): Promise<T> {
+  return podNetns(pod).then((netns) => runScriptIn<T>(netns, probeBundle, probe, timeoutMs, uid));
 }
 
 /** What `kubectl exec` prints from a container of a pod in namespace (the tenant can do this). */
@@ -432,7 +436,11 @@ async function waitForPodReady(namespace: string, name: string): Promise<PodSumm
   );
 }
 
-/** One SVID request with the token of a container of pod, from the pod's network namespace. */
+/**
+ * One SVID request with the token of a container of pod, from the pod's network namespace. The
+ * sidecar container's requests go as the sidecar's own uid: a meshed pod's other traffic to the
+ * control plane, which is outside the mesh, is refused by its sidecar under strict mTLS.
+ */
 async function svidRequest(
   pod: PodSummary,
   container: string,
@@ -456,6 +464,7 @@ async function svidRequest(
       deadlineMs: 60_000,
     },
     90_000,
+    container === SIDECAR_CONTAINER_NAME ? SIDECAR_UID : undefined,
   );
 }
 
