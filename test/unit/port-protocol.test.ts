@@ -263,22 +263,39 @@ describe('pod-addressed destinations', () => {
     ]);
   });
 
-  it('of a ClusterIP Service reach that pod too, while the ClusterIP balances', () => {
+  it('of a ClusterIP Service are one of its replicas: balanced like the ClusterIP', () => {
     const { model } = buildSidecarModel(shopSnapshot(), shopContext());
     const api = model.outboundHttp.filter((entry) => entry.service === 'shop/api');
     expect(api.map((entry) => [entry.destinations, entry.target])).toEqual([
-      [['10.96.0.11:8080'], { kind: 'upstream', upstream: 'mesh_shop__api_8080' }],
-      [['10.1.0.7:8080'], { kind: 'upstream', upstream: 'mesh_ep_10_1_0_7_8080' }],
-      [['10.1.0.8:8080'], { kind: 'upstream', upstream: 'mesh_ep_10_1_0_8_8080' }],
+      [
+        ['10.96.0.11:8080', '10.1.0.7:8080', '10.1.0.8:8080'],
+        { kind: 'upstream', upstream: 'mesh_shop__api_8080' },
+      ],
     ]);
+    expect(model.httpUpstreams.some((upstream) => upstream.name.startsWith('mesh_ep_'))).toBe(
+      false,
+    );
   });
 
-  it('of an unmeshed pod go in plaintext, straight to it', () => {
-    const { model } = buildSidecarModel(withMesh({ mtlsMode: 'strict' }), shopContext());
-    const cache = model.outboundTcp.filter((entry) => entry.service === 'legacy/cache');
-    expect(cache.map((entry) => [entry.destinations, entry.upstream, entry.tls])).toEqual([
-      [['10.96.0.13:6379'], 'mesh_legacy__cache_6379', false],
-      [['10.2.0.4:6379'], '10.2.0.4:6379', false],
+  it('of an unmeshed headless pod go in plaintext, straight to it', () => {
+    const unmeshed = withMesh(
+      { mtlsMode: 'strict' },
+      {
+        services: {
+          ...shopSnapshot().services,
+          ...service(
+            'legacy/zk',
+            '',
+            [tcpPort(2181, 'client')],
+            [endpoint('10.2.0.7', { client: 2181 })],
+          ),
+        },
+      },
+    );
+    const { model } = buildSidecarModel(unmeshed, shopContext());
+    const zk = model.outboundTcp.filter((entry) => entry.service === 'legacy/zk');
+    expect(zk.map((entry) => [entry.destinations, entry.upstream, entry.tls])).toEqual([
+      [['10.2.0.7:2181'], '10.2.0.7:2181', false],
     ]);
   });
 });

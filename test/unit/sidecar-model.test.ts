@@ -199,10 +199,6 @@ it('keeps HTTP connections alive to peer sidecars and to the app, and TCP upstre
   expect(model.httpUpstreams.map((upstream) => [upstream.name, upstream.keepalive])).toEqual([
     ['mesh_shop__api_8080', HTTP_UPSTREAM_KEEPALIVE],
     ['mesh_shop__web_80', HTTP_UPSTREAM_KEEPALIVE],
-    // Each endpoint addressed as itself (a pod's own address) has its own pool too.
-    ['mesh_ep_10_1_0_7_8080', HTTP_UPSTREAM_KEEPALIVE],
-    ['mesh_ep_10_1_0_8_8080', HTTP_UPSTREAM_KEEPALIVE],
-    ['mesh_ep_10_1_0_5_8080', HTTP_UPSTREAM_KEEPALIVE],
   ]);
   expect(model.tcpUpstreams.every((upstream) => upstream.keepalive === undefined)).toBe(true);
   expect(model.inboundHttpUpstreams).toEqual([

@@ -490,9 +490,9 @@ interface Outbound {
 }
 
 /**
- * The upstream of one endpoint of a Service port, for traffic that addresses the pod itself
- * (a StatefulSet's pod by its DNS name, a peer by its address): it reaches that pod and no other,
- * over mTLS when the pod is meshed.
+ * The upstream of one pod of a headless Service, for traffic that addresses the pod itself (a
+ * StatefulSet's pod by its DNS name): it reaches that pod and no other, over mTLS when the pod
+ * is meshed.
  */
 function endpointUpstream(
   b: Builder,
@@ -552,12 +552,29 @@ class Destinations {
   }
 }
 
-/** The endpoints of a Service port that no other destination took: "addr:port" and endpoint. */
+/**
+ * The destinations that mean a Service port as a whole: its ClusterIPs, and the addresses of its
+ * endpoints (balanced like the ClusterIP: a pod of a ClusterIP Service is one of its replicas).
+ * A headless Service has none: each of its pods is a destination of its own (pod-addressed).
+ */
+function serviceDestinations(service: SnapshotService, port: SnapshotServicePort): string[] {
+  if (service.clusterIPs.length === 0) return [];
+  return [
+    ...service.clusterIPs.map((ip) => hostPort(ip, port.port)),
+    ...endpointAddresses(service, port.name),
+  ];
+}
+
+/**
+ * The endpoints of a headless Service port that no other destination took: "addr:port" and
+ * endpoint. A ClusterIP Service's endpoints are its serviceDestinations.
+ */
 function ownAddresses(
   found: Destinations,
   service: SnapshotService,
   port: SnapshotServicePort,
 ): { address: string; endpoint: SnapshotEndpoint }[] {
+  if (service.clusterIPs.length > 0) return [];
   return service.endpoints.flatMap((endpoint) => {
     const target = endpoint.ports[port.name];
     if (target === undefined) return [];
@@ -576,7 +593,7 @@ function addHttpPort(
   const key = `${service.namespace}/${service.name}`;
   const name = upstreamName(key, port.port);
   const http2 = port.kind === 'http2';
-  const destinations = found.take(service.clusterIPs.map((ip) => hostPort(ip, port.port)));
+  const destinations = found.take(serviceDestinations(service, port));
   if (destinations.length > 0) {
     const split = routes.byRootPort.get(`${key}:${port.port}`);
     const target: HttpTarget =
@@ -609,7 +626,7 @@ function addTcpPort(
   const key = `${service.namespace}/${service.name}`;
   const name = upstreamName(key, port.port);
   const upstream = tcpByName.get(name);
-  const destinations = found.take(service.clusterIPs.map((ip) => hostPort(ip, port.port)));
+  const destinations = found.take(serviceDestinations(service, port));
   if (upstream !== undefined && destinations.length > 0)
     found.addTcp({
       destinations,
@@ -632,10 +649,10 @@ function addTcpPort(
 }
 
 /**
- * Every destination this pod's traffic may go to. A Service's ClusterIPs reach its upstream (or
- * its TrafficSplit); an endpoint's own address reaches that endpoint only, which is how a
- * headless Service's pods (a StatefulSet's web-0.web.ns.svc) and peers that address each other
- * are served. An address two Services share belongs to the first by namespace and name.
+ * Every destination this pod's traffic may go to. A Service's ClusterIPs and endpoints reach its
+ * upstream (or its TrafficSplit); each pod of a headless Service is reached by its own address
+ * only, which is how a StatefulSet's web-0.web.ns.svc is served. An address two Services share
+ * belongs to the first by namespace and name.
  */
 function buildOutbound(b: Builder): Outbound {
   const upstreams = serviceUpstreams(b);
