@@ -5,7 +5,8 @@ import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metr
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -223,6 +224,97 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     const response = await request({}, 'GET /from-a-job HTTP/1.0\r\n');
     expect(response).toMatch(/^HTTP\/1.1 200/);
     expect(response).toContain(`app saw GET /from-a-job host=127.0.0.1:${appPort}`);
+  }, 30_000);
+
+  /** An upgrade request through the inbound server; what came back, and the echo of payload. */
+  async function upgrade(payload: string): Promise<{ head: string; echoed: string }> {
+    const loopback = `127.1.${appPort >> 8}.${appPort & 255}`;
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: loopback, port: 8890 }, () => {
+        socket.write(
+          `PROXY TCP4 10.1.0.7 10.1.0.5 40000 ${appPort}\r\nGET /ws HTTP/1.1\r\nHost: web\r\n` +
+            'Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+        );
+      });
+      let data = '';
+      let sent = false;
+      socket.on('data', (chunk: Buffer) => {
+        data += chunk.toString();
+        const end = data.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = data.slice(0, end);
+        if (!head.startsWith('HTTP/1.1 101')) {
+          socket.destroy();
+          resolve({ head, echoed: '' });
+          return;
+        }
+        if (!sent) {
+          sent = true;
+          socket.write(payload);
+        }
+        const echoed = data.slice(end + 4);
+        if (echoed.length >= payload.length) {
+          socket.destroy();
+          resolve({ head, echoed });
+        }
+      });
+      socket.on('error', reject);
+      setTimeout(() => {
+        socket.destroy();
+        resolve({ head: data, echoed: '' });
+      }, 5_000).unref();
+    });
+  }
+
+  it('passes a WebSocket upgrade to the app, and the tunnel both ways', async () => {
+    const { text } = renderSidecarConfig(
+      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
+      shopContext({ containerPorts: [] }),
+    );
+    await startNginx(withAppPort(text));
+    const seen: string[] = [];
+    const onUpgrade = (req: IncomingMessage, socket: Duplex): void => {
+      seen.push(`${req.headers.upgrade ?? ''} ${req.headers.connection ?? ''}`);
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
+      socket.pipe(socket);
+    };
+    app.on('upgrade', onUpgrade);
+    try {
+      const { head, echoed } = await upgrade('ping through the tunnel');
+      expect(head).toMatch(/^HTTP\/1.1 101/);
+      expect(echoed).toBe('ping through the tunnel');
+      expect(seen).toEqual(['websocket upgrade']);
+      // A plain request on the same server still goes to the app with keep-alive, not upgrade.
+      expect(await request({})).toContain('app saw GET /items/7 host=web');
+    } finally {
+      app.off('upgrade', onUpgrade);
+    }
+  }, 30_000);
+
+  it('refuses an upgrade under deny before it reaches the app', async () => {
+    const snapshot = shopSnapshot();
+    const { text } = renderSidecarConfig(
+      {
+        ...snapshot,
+        mesh: { ...snapshot.mesh, mtlsMode: 'permissive', accessControlMode: 'deny' },
+      },
+      shopContext({ containerPorts: [] }),
+    );
+    await startNginx(withAppPort(text));
+    let upgrades = 0;
+    const onUpgrade = (_: IncomingMessage, socket: Duplex): void => {
+      upgrades += 1;
+      socket.destroy();
+    };
+    app.on('upgrade', onUpgrade);
+    try {
+      expect((await upgrade('x')).head).toMatch(/^HTTP\/1.1 403/);
+      expect(upgrades).toBe(0);
+    } finally {
+      app.off('upgrade', onUpgrade);
+    }
   }, 30_000);
 
   it('answers 403 under deny to a plaintext peer, which has no identity', async () => {
