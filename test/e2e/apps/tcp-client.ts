@@ -7,13 +7,24 @@
 //                                                 idles that long after connecting (and the
 //                                                 banner), then sends one line and reads its answer
 // Outcome: mode, banner (what arrived before the client sent a byte), received (everything after
-// it, as text with its CR LF), closedByServer, error (ECONNRESET, timeout, …), heldMs, elapsedMs.
+// it, as text with its CR LF), closedByServer, closedAfterMs (from connecting to the server's
+// close), error (ECONNRESET, timeout, …), heldMs, elapsedMs.
 import * as net from 'node:net';
-import { countOf, elapsedSince, errorText, hostPortOf, printOutcome, sleep } from './client-io';
+import {
+  countOf,
+  elapsedSince,
+  errorText,
+  hostPortOf,
+  printOutcome,
+  sleep,
+  withTimeout,
+} from './client-io';
 
 const USAGE = 'tcp-client <host:port> echo <text> | banner | hold <seconds> echo|banner';
 /** The longest wait for one answer. */
 const STEP_TIMEOUT_MS = 5_000;
+/** The longest wait for the server to close after QUIT. */
+const CLOSE_TIMEOUT_MS = 15_000;
 /** The lines sent after the banner, before QUIT. */
 const BANNER_LINES = ['HELO mesh', 'MAIL FROM:<client@mesh>', 'NOOP'];
 
@@ -21,8 +32,10 @@ const BANNER_LINES = ['HELO mesh', 'MAIL FROM:<client@mesh>', 'NOOP'];
 class Connection {
   received = '';
   closedByServer = false;
+  closedAfterMs: number | undefined;
   error: string | undefined;
   private wake: (() => void) | undefined;
+  private readonly connected = performance.now();
 
   constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -31,6 +44,7 @@ class Connection {
     });
     socket.on('end', () => {
       this.closedByServer = true;
+      this.closedAfterMs = elapsedSince(this.connected);
       this.wake?.();
     });
     socket.on('error', (error) => {
@@ -41,12 +55,12 @@ class Connection {
   }
 
   /** Until check holds, the connection ends, or the step times out; then takes what came. */
-  async take(check: (text: string) => boolean): Promise<string> {
-    const deadline = performance.now() + STEP_TIMEOUT_MS;
+  async take(check: (text: string) => boolean, timeoutMs = STEP_TIMEOUT_MS): Promise<string> {
+    const deadline = performance.now() + timeoutMs;
     while (!check(this.received) && !this.closedByServer && this.error === undefined) {
       const left = deadline - performance.now();
       if (left <= 0) break;
-      await Promise.race([new Promise<void>((resolve) => (this.wake = resolve)), sleep(left)]);
+      await withTimeout(new Promise<void>((resolve) => (this.wake = resolve)), left);
     }
     const taken = this.received;
     this.received = '';
@@ -79,7 +93,7 @@ async function converse(connection: Connection, mode: string, args: string[]): P
   if (mode === 'banner') {
     const banner = await connection.take(line);
     for (const sent of [...BANNER_LINES, 'QUIT']) socket.write(`${sent}\r\n`);
-    const received = await connection.take(() => false);
+    const received = await connection.take(() => false, CLOSE_TIMEOUT_MS);
     return { banner, received };
   }
   const heldMs = countOf(args[0], 70, USAGE) * 1000;
@@ -106,6 +120,7 @@ async function main(): Promise<void> {
     outcome = {
       ...answer,
       closedByServer: connection.closedByServer,
+      closedAfterMs: connection.closedAfterMs,
       error: connection.error,
     };
     connection.socket.destroy();

@@ -9,7 +9,15 @@
 // matched), heldMs (hold), closeCode (when the server closed first), error, elapsedMs.
 import WebSocket from 'ws';
 import type { RawData } from 'ws';
-import { countOf, elapsedSince, errorText, printOutcome, seededBytes, sleep } from './client-io';
+import {
+  countOf,
+  elapsedSince,
+  errorText,
+  printOutcome,
+  seededBytes,
+  sleep,
+  withTimeout,
+} from './client-io';
 
 const USAGE = 'ws-client <url> echo <N> | hold <seconds>';
 /** The longest wait for the handshake or one echo. */
@@ -46,11 +54,12 @@ class Inbox {
   }
 
   async next(): Promise<Message> {
-    const timer = sleep(STEP_TIMEOUT_MS).then(() => 'timeout' as const);
+    const deadline = performance.now() + STEP_TIMEOUT_MS;
     while (this.queue.length === 0) {
       if (this.closeCode !== undefined) throw new Error(`closed with ${this.closeCode}`);
-      const woken = new Promise<'woken'>((resolve) => (this.waiting = () => resolve('woken')));
-      if ((await Promise.race([woken, timer])) === 'timeout')
+      const woken = new Promise<void>((resolve) => (this.waiting = resolve));
+      const left = deadline - performance.now();
+      if (left <= 0 || (await withTimeout(woken, left)) === 'timeout')
         throw new Error(`no message within ${STEP_TIMEOUT_MS}ms`);
     }
     const message = this.queue.shift();
@@ -81,10 +90,13 @@ function connect(url: string, outcome: Record<string, unknown>): Promise<WebSock
     socket.on('open', () => resolve(socket));
     socket.on('unexpected-response', (_request, response) => {
       outcome.status = response.statusCode;
+      const connection = response.socket;
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
       response.on('end', () => {
         outcome.body = body;
+        // Not left to the peer's keep-alive timeout: the process ends with its outcome.
+        connection.destroy();
         reject(new Error(`handshake answered ${response.statusCode ?? '?'}`));
       });
     });

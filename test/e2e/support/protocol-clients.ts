@@ -115,6 +115,7 @@ export interface TcpOutcome {
   readonly banner?: string;
   readonly received?: string;
   readonly closedByServer?: boolean;
+  readonly closedAfterMs?: number;
   readonly closedDuringHold?: boolean;
   readonly heldMs?: number;
   readonly error?: string;
