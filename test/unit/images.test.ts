@@ -14,6 +14,13 @@ import {
 } from '../../src/manifests/constants';
 import { agentRole } from '../../src/runtime/agent/agent-role';
 import { DEFAULT_MODULES } from '../../src/runtime/agent/start-agent';
+import {
+  ECHO_BANNER_PORT,
+  ECHO_GRPC_PORT,
+  ECHO_HTTP_PORT,
+  ECHO_TCP_PORT,
+  ECHO_UDP_PORT,
+} from '../cluster/apps/echo-ports';
 
 const root = join(__dirname, '..', '..');
 const IMAGE_PREFIX = 'nginx-mesh-';
@@ -397,8 +404,18 @@ describe('the images the tests and the node need', () => {
 
   it('echo-server runs the bundle of the test app on the pinned Node, exposing its default ports', () => {
     const source = readFileSync(join(root, 'test/cluster/apps/echo-server.ts'), 'utf8');
-    const port = (name: string): string | undefined =>
-      new RegExp(`process\\.env\\.${name} \\?\\? (\\d+)`).exec(source)?.[1];
+    // Each port's default is a constant of echo-ports.ts, named in the source beside its variable.
+    const defaults: Record<string, number> = {
+      ECHO_HTTP_PORT,
+      ECHO_TCP_PORT,
+      ECHO_GRPC_PORT,
+      ECHO_BANNER_PORT,
+      ECHO_UDP_PORT,
+    };
+    const port = (name: string): string | undefined => {
+      const constant = new RegExp(`process\\.env\\.${name} \\?\\? (\\w+)`).exec(source)?.[1];
+      return constant === undefined ? undefined : String(defaults[constant]);
+    };
     const stage = finalStage('test/echo-server');
     const bundle = stageNamed('test/echo-server', 'bundle');
     const out = /--bundle-only (\S+) (\S+)$/.exec(all(bundle, 'RUN').at(-1) ?? '');
@@ -411,7 +428,13 @@ describe('the images the tests and the node need', () => {
       copied?.destination,
     ]);
     expect(all(stage, 'EXPOSE')).toEqual([
-      `${String(port('HTTP_PORT'))} ${String(port('TCP_PORT'))}`,
+      [
+        port('HTTP_PORT'),
+        port('TCP_PORT'),
+        port('GRPC_PORT'),
+        port('BANNER_PORT'),
+        `${String(port('UDP_PORT'))}/udp`,
+      ].join(' '),
     ]);
     expect(all(stage, 'USER')).not.toContain(`${SIDECAR_UID}:${SIDECAR_UID}`);
   });

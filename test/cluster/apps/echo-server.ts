@@ -1,11 +1,24 @@
 // The test cluster's sample application: an HTTP server that answers with who it is and what it
 // was asked, and a TCP echo server. FAIL_PERCENT makes a deterministic share of HTTP requests
-// answer 500 (for metrics), spread evenly over the request sequence.
+// answer 500 (for metrics), spread evenly over the request sequence. Beside them, each on its
+// own port (echo-ports.ts, movable by its variable): WebSocket echo on the HTTP server's /ws, the
+// gRPC service mesh.test.Echo (GRPC_PORT), a server-first TCP protocol (BANNER_PORT) and UDP
+// echo (UDP_PORT); what they answer names the pod (POD_NAME).
 //
 // Started with the agent role's arguments (`run --role=agent …`), the image stands in for the
 // mesh's sidecar in the registrar's tests instead: it runs the SVID client (svid-client.ts).
 import * as http from 'node:http';
 import * as net from 'node:net';
+import {
+  ECHO_BANNER_PORT,
+  ECHO_GRPC_PORT,
+  ECHO_HTTP_PORT,
+  ECHO_TCP_PORT,
+  ECHO_UDP_PORT,
+} from './echo-ports';
+import { startGrpcEcho } from './grpc-echo-server';
+import { startBannerServer, startUdpEcho } from './line-servers';
+import { attachWebSocketEcho, upgradesToWebSocket } from './websocket-echo';
 
 if (process.argv[2] === 'run' && process.argv[3] === '--role=agent') {
   void import('./svid-client');
@@ -14,8 +27,11 @@ if (process.argv[2] === 'run' && process.argv[3] === '--role=agent') {
 }
 
 function startEcho(): void {
-  const httpPort = Number(process.env.HTTP_PORT ?? 8080);
-  const tcpPort = Number(process.env.TCP_PORT ?? 9000);
+  const httpPort = Number(process.env.HTTP_PORT ?? ECHO_HTTP_PORT);
+  const tcpPort = Number(process.env.TCP_PORT ?? ECHO_TCP_PORT);
+  const grpcPort = Number(process.env.GRPC_PORT ?? ECHO_GRPC_PORT);
+  const bannerPort = Number(process.env.BANNER_PORT ?? ECHO_BANNER_PORT);
+  const udpPort = Number(process.env.UDP_PORT ?? ECHO_UDP_PORT);
   const failPercent = Math.min(100, Math.max(0, Number(process.env.FAIL_PERCENT ?? 0)));
   const name = process.env.POD_NAME ?? process.env.HOSTNAME ?? 'echo';
 
@@ -26,7 +42,7 @@ function startEcho(): void {
     return Math.floor(((index + 1) * failPercent) / 100) > Math.floor((index * failPercent) / 100);
   }
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ shouldUpgradeCallback: upgradesToWebSocket }, (req, res) => {
     // Probes neither fail nor take a place in the sequence the failure share is spread over.
     if (req.url === '/healthz') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
@@ -53,11 +69,26 @@ function startEcho(): void {
     socket.pipe(socket);
   });
 
+  const webSockets = attachWebSocketEcho(server, name);
   server.listen(httpPort, '0.0.0.0');
   tcp.listen(tcpPort, '0.0.0.0');
+  const banner = startBannerServer(bannerPort, name);
+  const udp = startUdpEcho(udpPort, name);
+  const grpcServer = startGrpcEcho(grpcPort, name);
+  // A port another process holds (a host-network run) costs that side only, not the server.
+  grpcServer.catch((error: unknown) =>
+    process.stderr.write(`gRPC on port ${grpcPort}: ${String(error)}\n`),
+  );
 
   function shutdown(): void {
     tcp.close();
+    banner.close();
+    udp.close();
+    for (const socket of webSockets.clients) socket.terminate();
+    grpcServer.then(
+      (grpcEcho) => grpcEcho.forceShutdown(),
+      () => undefined,
+    );
     server.close(() => process.exit(0));
     server.closeAllConnections();
     setTimeout(() => process.exit(0), 2_000).unref();

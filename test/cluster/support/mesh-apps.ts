@@ -41,13 +41,32 @@ export interface EchoDeploymentOptions {
   readonly env?: Record<string, string>;
 }
 
+/** The pod spec of an echo server with the extra environment; Ready once it answers HTTP. */
+function echoPodSpec(extraEnv: Record<string, string> = {}): object {
+  const env = Object.entries(extraEnv).map(([key, value]) => ({ name: key, value }));
+  return {
+    terminationGracePeriodSeconds: 2,
+    containers: [
+      {
+        name: 'echo',
+        image: ECHO_SERVER_IMAGE,
+        env: [
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          ...env,
+        ],
+        ports: [{ name: 'http', containerPort: ECHO_PORT }],
+        readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+      },
+    ],
+  };
+}
+
 /** An echo-server Deployment of one replica; its answers name the pod (POD_NAME). */
 export function echoDeployment(
   namespace: string,
   name: string,
   options: EchoDeploymentOptions,
 ): object {
-  const env = Object.entries(options.env ?? {}).map(([key, value]) => ({ name: key, value }));
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -55,33 +74,52 @@ export function echoDeployment(
     spec: {
       replicas: 1,
       selector: { matchLabels: options.labels },
-      template: {
-        metadata: { labels: options.labels },
-        spec: {
-          terminationGracePeriodSeconds: 2,
-          containers: [
-            {
-              name: 'echo',
-              image: ECHO_SERVER_IMAGE,
-              env: [
-                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                ...env,
-              ],
-              ports: [{ name: 'http', containerPort: ECHO_PORT }],
-              readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
+      template: { metadata: { labels: options.labels }, spec: echoPodSpec(options.env) },
     },
   };
+}
+
+/**
+ * An echo-server StatefulSet whose pods <name>-0, <name>-1, … have stable DNS names under the
+ * headless Service serviceName; its pods are labelled app=<name>.
+ */
+export function echoStatefulSet(
+  namespace: string,
+  name: string,
+  options: { readonly replicas: number; readonly serviceName: string },
+): object {
+  const labels = { app: name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name, namespace },
+    spec: {
+      replicas: options.replicas,
+      serviceName: options.serviceName,
+      // Pods start side by side: none waits for the one before it to be Ready.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: labels },
+      template: { metadata: { labels }, spec: echoPodSpec() },
+    },
+  };
+}
+
+/** What a shell pod runs as besides its defaults: pod annotations, a ServiceAccount. */
+export interface ShellPodOptions {
+  readonly annotations?: Record<string, string>;
+  readonly serviceAccountName?: string;
 }
 
 /**
  * A shell Deployment that only sleeps: a client whose network namespace tests send requests
  * from, or (with a port) a Ready backend that declares a port nothing listens on.
  */
-export function shellDeployment(namespace: string, name: string, port?: number): object {
+export function shellDeployment(
+  namespace: string,
+  name: string,
+  port?: number,
+  pod: ShellPodOptions = {},
+): object {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -90,9 +128,15 @@ export function shellDeployment(namespace: string, name: string, port?: number):
       replicas: 1,
       selector: { matchLabels: { app: name } },
       template: {
-        metadata: { labels: { app: name } },
+        metadata: {
+          labels: { app: name },
+          ...(pod.annotations === undefined ? {} : { annotations: pod.annotations }),
+        },
         spec: {
           terminationGracePeriodSeconds: 1,
+          ...(pod.serviceAccountName === undefined
+            ? {}
+            : { serviceAccountName: pod.serviceAccountName }),
           containers: [
             {
               name: 'sh',
@@ -103,6 +147,44 @@ export function shellDeployment(namespace: string, name: string, port?: number):
           ],
         },
       },
+    },
+  };
+}
+
+/** A ServiceAccount: an identity that TrafficTargets name. */
+export function serviceAccount(namespace: string, name: string): object {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } };
+}
+
+/** A Service port: name, port, target port (default: port), protocol, appProtocol. */
+export interface ServicePort {
+  readonly name: string;
+  readonly port: number;
+  readonly targetPort?: number | string;
+  readonly protocol?: 'TCP' | 'UDP';
+  readonly appProtocol?: string;
+}
+
+/** A Service with these ports to the selected pods; headless (clusterIP None) when asked. */
+export function portsService(
+  namespace: string,
+  name: string,
+  selector: Record<string, string>,
+  ports: readonly ServicePort[],
+  options: { readonly headless?: boolean } = {},
+): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: {
+      selector,
+      ...(options.headless === true ? { clusterIP: 'None' } : {}),
+      ports: ports.map((port) => ({
+        protocol: 'TCP',
+        targetPort: port.port,
+        ...port,
+      })),
     },
   };
 }
