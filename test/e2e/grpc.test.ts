@@ -4,7 +4,7 @@
 // HTTP/2 end to end: unary calls with their metadata and trailers, error statuses, streams in
 // both directions, deadlines and large messages, counted by the sidecar's metrics with the gRPC
 // status deciding success. A port is gRPC by appProtocol or by its name alone; access control by
-// method path and a TrafficSplit act per call.
+// method path, a TrafficSplit, a RateLimit and a CircuitBreaker act per call.
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
 import {
@@ -19,6 +19,7 @@ import {
   clusterIPOf,
   createInjectedNamespace,
   echoDeployment,
+  kubectl,
   meshctl as meshctlIn,
   netnsOf,
   patchMeshConfig,
@@ -108,13 +109,17 @@ beforeAll(async () => {
     portsService(apps, 'echo-named', { app: 'echo-v1' }, [
       { name: 'grpc-echo', port: ECHO_GRPC_PORT },
     ]),
+    // Ready, but nothing serves gRPC on its port: its sidecar answers 502, which gRPC reports as
+    // UNAVAILABLE.
+    shellDeployment(apps, 'broken', ECHO_GRPC_PORT),
+    portsService(apps, 'broken', { app: 'broken' }, [grpcPort]),
     echoDeployment(plain, 'direct-server', { labels: { app: 'direct-server' } }),
     shellDeployment(plain, 'direct-client'),
   ]);
   await waitFor(
     'the gRPC apps Ready',
     async () => {
-      for (const app of ['echo-v1', 'echo-v2', 'client']) await readyPod(apps, app);
+      for (const app of ['echo-v1', 'echo-v2', 'client', 'broken']) await readyPod(apps, app);
       for (const app of ['direct-server', 'direct-client']) await readyPod(plain, app);
       return true;
     },
@@ -246,6 +251,66 @@ describe('gRPC through both sidecars under strict mTLS', () => {
     // 80% of 200 within three standard deviations (about 17 calls).
     expect(v1 / 200).toBeGreaterThanOrEqual(0.7);
     expect(v1 / 200).toBeLessThanOrEqual(0.9);
+  });
+
+  it('answers calls over a RateLimit with UNAVAILABLE, and serves again after a pause', async () => {
+    await applyObjects([
+      {
+        apiVersion: 'specs.smi.nginx.com/v1alpha2',
+        kind: 'RateLimit',
+        metadata: { name: 'echo-v2-limit', namespace: apps },
+        spec: {
+          destination: { kind: 'Deployment', name: 'echo-v2', namespace: apps },
+          name: 'echo-v2-limit',
+          rate: '5r/s',
+          burst: 0,
+        },
+      },
+    ]);
+    await waitForSidecarConfig('echo-v2', 'the rate limit', (config) =>
+      config.includes('rate=5r/s'),
+    );
+    // 20 calls back to back, well over 5 a second (one per 200 ms, no burst).
+    const outcome = await call<GrpcRepeatOutcome>(await targetOf('echo-v2'), 'repeat', '20');
+    process.stderr.write(`gRPC rate limit: ${JSON.stringify(outcome.codes)} of 20\n`);
+    const ok = outcome.codes[OK] ?? 0;
+    const limited = outcome.codes[UNAVAILABLE] ?? 0;
+    expect(ok + limited).toBe(20);
+    expect(ok).toBeLessThanOrEqual(3);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect((await call(await targetOf('echo-v2'), 'unary', '16')).code).toBe(OK);
+    const deleted = await kubectl(['delete', 'ratelimit', 'echo-v2-limit', '-n', apps]);
+    expect(deleted.exitCode).toBe(0);
+  });
+
+  it('sends the calls of a failing gRPC Service to the fallback of its CircuitBreaker', async () => {
+    const broken = await targetOf('broken');
+    // Without the breaker the failure reaches the client.
+    expect((await call(broken, 'unary', '16')).code).toBe(UNAVAILABLE);
+    await applyObjects([
+      {
+        apiVersion: 'specs.smi.nginx.com/v1alpha1',
+        kind: 'CircuitBreaker',
+        metadata: { name: 'broken-breaker', namespace: apps },
+        spec: {
+          destination: { kind: 'Service', name: 'broken', namespace: apps },
+          errors: 2,
+          timeoutSeconds: 30,
+          fallback: { service: `${apps}/echo-v1`, port: ECHO_GRPC_PORT },
+        },
+      },
+    ]);
+    await waitForSidecarConfig('client', 'the fallback server', (config) =>
+      config.includes(' backup;'),
+    );
+    // A gRPC call is a POST, never sent twice: the calls that meet the failures before the
+    // breaker opens (errors: 2, one of them the unmeasured first call) fail; every later one is
+    // served by the fallback.
+    const outcome = await call<GrpcRepeatOutcome>(broken, 'repeat', '20');
+    process.stderr.write(`gRPC circuit breaker: ${JSON.stringify(outcome)}\n`);
+    expect(outcome.codes[OK] ?? 0).toBeGreaterThanOrEqual(18);
+    expect((outcome.codes[OK] ?? 0) + (outcome.codes[UNAVAILABLE] ?? 0)).toBe(20);
+    expect(outcome.pods).toEqual({ [serverPod]: outcome.codes[OK] ?? 0 });
   });
 
   it('under deny, admits only the method paths a TrafficTarget allows', async () => {

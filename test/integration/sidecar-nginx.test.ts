@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSidecarConfig } from '../../src/render/sidecar';
-import { largeSnapshot, shopContext, shopSnapshot } from '../support/sidecar-snapshots';
+import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
+import { largeSnapshot, shopContext, withMesh } from '../support/sidecar-snapshots';
 import { stopChild } from '../support/processes';
 
 const root = join(__dirname, '..', '..');
@@ -165,6 +166,12 @@ describe('a running sidecar nginx, inbound HTTP', () => {
     throw new Error(`nginx did not listen on 8890: ${stderr}`);
   }
 
+  /** Starts nginx with the shop's configuration under these mesh settings, on the test app. */
+  async function startWith(mesh: Partial<MeshSnapshot['mesh']>): Promise<void> {
+    const { text } = renderSidecarConfig(withMesh(mesh), shopContext({ containerPorts: [] }));
+    await startNginx(withAppPort(text));
+  }
+
   beforeAll(async () => {
     app = createServer((req, res) =>
       res.end(`app saw ${req.method ?? ''} ${req.url ?? ''} host=${req.headers.host ?? ''}`),
@@ -182,22 +189,14 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   });
 
   it('forwards plaintext to the app port named by the loopback address, keeping Host', async () => {
-    const { text } = renderSidecarConfig(
-      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'off' });
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 200/);
     expect(response).toContain('app saw GET /items/7 host=web');
   }, 30_000);
 
   it('lets an idle connection to the app go after 4 s, before a Node app (5 s) drops it', async () => {
-    const { text } = renderSidecarConfig(
-      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'off' });
     // This app keeps idle connections long: whoever closes within 4.6 s is the sidecar.
     app.keepAliveTimeout = 30_000;
     let connections = 0;
@@ -215,11 +214,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   }, 30_000);
 
   it('gives an HTTP/1.0 request without Host one naming the app, which HTTP/1.1 apps require', async () => {
-    const { text } = renderSidecarConfig(
-      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'permissive' } },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'permissive' });
     // Node's HTTP server answers 400 to an HTTP/1.1 request without Host, as nginx does.
     const response = await request({}, 'GET /from-a-job HTTP/1.0\r\n');
     expect(response).toMatch(/^HTTP\/1.1 200/);
@@ -267,11 +262,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   }
 
   it('passes a WebSocket upgrade to the app, and the tunnel both ways', async () => {
-    const { text } = renderSidecarConfig(
-      { ...shopSnapshot(), mesh: { ...shopSnapshot().mesh, mtlsMode: 'off' } },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'off' });
     const seen: string[] = [];
     const onUpgrade = (req: IncomingMessage, socket: Duplex): void => {
       seen.push(`${req.headers.upgrade ?? ''} ${req.headers.connection ?? ''}`);
@@ -294,15 +285,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   }, 30_000);
 
   it('refuses an upgrade under deny before it reaches the app', async () => {
-    const snapshot = shopSnapshot();
-    const { text } = renderSidecarConfig(
-      {
-        ...snapshot,
-        mesh: { ...snapshot.mesh, mtlsMode: 'permissive', accessControlMode: 'deny' },
-      },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'permissive', accessControlMode: 'deny' });
     let upgrades = 0;
     const onUpgrade = (_: IncomingMessage, socket: Duplex): void => {
       upgrades += 1;
@@ -318,15 +301,7 @@ describe('a running sidecar nginx, inbound HTTP', () => {
   }, 30_000);
 
   it('answers 403 under deny to a plaintext peer, which has no identity', async () => {
-    const snapshot = shopSnapshot();
-    const { text } = renderSidecarConfig(
-      {
-        ...snapshot,
-        mesh: { ...snapshot.mesh, mtlsMode: 'permissive', accessControlMode: 'deny' },
-      },
-      shopContext({ containerPorts: [] }),
-    );
-    await startNginx(withAppPort(text));
+    await startWith({ mtlsMode: 'permissive', accessControlMode: 'deny' });
     const response = await request({});
     expect(response).toMatch(/^HTTP\/1.1 403/);
   }, 30_000);

@@ -13,12 +13,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
-import { join } from 'node:path';
 import { execa } from 'execa';
 import {
   SIDECAR_STATS_HTTP_ZONE,
@@ -33,7 +32,7 @@ import {
   startSidecarMetrics,
 } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { service, shopContext, tcpPort, withMesh } from '../support/sidecar-snapshots';
-import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import { buildMeshModule, prepareSidecarDir, writeSidecarConfig } from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
 
 const id = randomBytes(3).toString('hex');
@@ -108,14 +107,7 @@ function writeConfig(mesh: MeshSnapshot, defaultEgressAllowed: boolean): string 
     mesh,
     shopContext({ podIPs: [POD], containerPorts: [], defaultEgressAllowed }),
   );
-  const config = join(dir, 'nginx.conf');
-  writeFileSync(
-    config,
-    text
-      .replace('/usr/lib/nginx/modules/ngx_mesh_module.so', meshModule)
-      .replaceAll('/etc/nginx-mesh', dir),
-  );
-  return config;
+  return writeSidecarConfig(dir, meshModule, text);
 }
 
 /** Reloads nginx with a new configuration; resolves once the egress of the pod behaves so. */

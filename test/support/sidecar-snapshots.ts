@@ -579,7 +579,7 @@ export function sidecarScenarios(): SidecarScenario[] {
 }
 
 /** shop/rpc, a gRPC Service, and web-1 serving gRPC on 9090 behind shop/web-rpc. */
-const grpcServices = {
+export const grpcServices: Record<string, SnapshotService> = {
   ...service(
     'shop/rpc',
     '10.96.0.30',

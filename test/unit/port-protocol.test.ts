@@ -7,7 +7,7 @@ import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import {
   endpoint,
-  http2Port,
+  grpcServices,
   httpPort,
   service,
   shopContext,
@@ -56,26 +56,7 @@ describe('portKind', () => {
 
 /** shop/rpc (gRPC), shop/web-rpc (web-1's own gRPC port 9090), next to the shop's HTTP and TCP. */
 function grpcShop(mtlsMode: 'off' | 'permissive' | 'strict'): MeshSnapshot {
-  return withMesh(
-    { mtlsMode },
-    {
-      services: {
-        ...shopSnapshot().services,
-        ...service(
-          'shop/rpc',
-          '10.96.0.30',
-          [http2Port(50051)],
-          [endpoint('10.1.0.31', { grpc: 50051 }, 'shop/rpc-1', 'shop/rpc')],
-        ),
-        ...service(
-          'shop/web-rpc',
-          '10.96.0.31',
-          [http2Port(9090)],
-          [endpoint('10.1.0.5', { grpc: 9090 }, 'shop/web-1', 'shop/web')],
-        ),
-      },
-    },
-  );
+  return withMesh({ mtlsMode }, { services: { ...shopSnapshot().services, ...grpcServices } });
 }
 
 /** The entries of the map block that sets this variable, as "key value" lines. */

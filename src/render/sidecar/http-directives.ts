@@ -330,6 +330,16 @@ function outboundHttp2Server(context: SidecarContext): Directive {
   );
 }
 
+/**
+ * Where the inbound HTTP/2 server sends a call its app could not take (502: refused, or the
+ * connection broke): the stream is reset instead of answered. The caller's sidecar counts a reset
+ * as a failure of this endpoint, as it counts a refused connection, so a CircuitBreaker opens;
+ * an answered 502 it would count as a success, since nginx counts a failed answer only where it
+ * may send the call again, and a gRPC call (a POST with a streamed body) is never sent twice.
+ * The caller's app still sees UNAVAILABLE (its sidecar answers 502).
+ */
+const INBOUND_RESET_LOCATION = 'mesh_inbound_reset';
+
 /** Server settings of the HTTP/2 servers: unbounded stream bodies, long-lived streams. */
 const http2Streams: readonly Directive[] = [
   d('client_max_body_size', '0'),
@@ -589,8 +599,10 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
                   d('grpc_pass', `grpc://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
                   d('grpc_set_header', 'Host', '$mesh_inbound_host'),
                   ...grpcTimeouts,
+                  d('error_page', '502', '=', `@${INBOUND_RESET_LOCATION}`),
                 ],
               ),
+              block('location', [`@${INBOUND_RESET_LOCATION}`], [d('return', '444')]),
             ],
           ),
         ]
