@@ -6,44 +6,41 @@
 // destination dst_service="egress". In permissive mode every meshed pod reaches it.
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
+import { waitFor } from '../cluster/support/kube';
 import {
-  createNamespace,
-  deleteNamespace,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
-import {
-  applyObjects,
-  createInjectedNamespace,
   ECHO_PORT,
-  echoDeployment,
-  meshctl as meshctlIn,
-  netnsOf,
   patchMeshConfig,
   readyPodOf,
-  removeMesh,
   shellDeployment,
   waitForSidecarsCurrent,
 } from '../cluster/support/mesh-apps';
 import { ECHO_TCP_PORT } from '../cluster/apps/echo-ports';
-import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import {
   DEFAULT_EGRESS_ALLOWED_ANNOTATION,
+  EGRESS_SERVICE,
   SIDECAR_REQUESTS_METRIC,
   SIDECAR_TCP_CONNECTIONS_METRIC,
 } from '../../src/manifests/constants';
 import type { HttpOutcome, ProtocolClients, TcpOutcome } from './support/protocol-clients';
-import { bundleClients, reportLatency } from './support/protocol-clients';
+import type { ProtocolMesh } from './support/protocol-mesh';
+import {
+  compareHttpLatency,
+  directPair,
+  netnsOfPod,
+  setUpProtocolMesh,
+  tearDownProtocolMesh,
+} from './support/protocol-mesh';
 import { seriesText, sidecarMetrics, sumOf } from './support/sidecar-metrics';
 
 const meshNamespace = 'mesh-e2e-egress';
 const apps = 'e2e-egress';
-/** Not injected, and no Service selects its pods: an address outside what the mesh knows. */
+/**
+ * Not injected, and no Service selects its pods: its direct server (the outsider) is an address
+ * outside what the mesh knows.
+ */
 const outside = 'e2e-egress-outside';
-/** The bounded dst_service of traffic to addresses the mesh does not know. */
-const EGRESS_SERVICE = 'egress';
 
+let mesh: ProtocolMesh | undefined;
 let rest: KubeRest;
 let clients: ProtocolClients;
 /** Meshed, without the annotation. */
@@ -80,51 +77,32 @@ async function egressCounts(): Promise<{ requests: number; connections: number; 
 }
 
 beforeAll(async () => {
-  rest = await testRest();
-  await waitForNoMesh(rest);
-  const [deployed, bundled] = await Promise.all([
-    meshctlIn(meshNamespace, ['deploy', ...LOCAL_IMAGE_FLAGS, '--mtls-mode', 'strict']),
-    bundleClients(['http-client', 'tcp-client']),
-  ]);
-  clients = bundled;
-  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createInjectedNamespace(rest, apps);
-  await createNamespace(rest, outside);
-  await applyObjects([
-    shellDeployment(apps, 'confined'),
-    shellDeployment(apps, 'allowed', undefined, {
-      annotations: { [DEFAULT_EGRESS_ALLOWED_ANNOTATION]: 'true' },
-    }),
-    echoDeployment(outside, 'outsider', { labels: { app: 'outsider' } }),
-    shellDeployment(outside, 'direct-client'),
-  ]);
-  await waitFor(
-    'the clients and the outsider Ready',
-    async () => {
-      for (const app of ['confined', 'allowed']) await readyPod(apps, app);
-      for (const app of ['outsider', 'direct-client']) await readyPod(outside, app);
-      return true;
-    },
-    120_000,
-    500,
-  );
+  mesh = await setUpProtocolMesh({
+    meshNamespace,
+    apps,
+    plain: outside,
+    deployFlags: ['--mtls-mode', 'strict'],
+    clients: ['http-client', 'tcp-client'],
+    objects: [
+      shellDeployment(apps, 'confined'),
+      shellDeployment(apps, 'allowed', undefined, {
+        annotations: { [DEFAULT_EGRESS_ALLOWED_ANNOTATION]: 'true' },
+      }),
+    ],
+    ready: { [apps]: ['confined', 'allowed'] },
+  });
+  ({ rest, clients } = mesh);
   await waitForSidecarsCurrent(rest, meshNamespace);
-  confinedNetns = await netnsOf((await readyPod(apps, 'confined')).status?.podIP ?? '');
+  confinedNetns = await netnsOfPod(await readyPod(apps, 'confined'));
   allowed = await readyPod(apps, 'allowed');
-  allowedNetns = await netnsOf(allowed.status?.podIP ?? '');
-  const outsider = await readyPod(outside, 'outsider');
+  allowedNetns = await netnsOfPod(allowed);
+  const outsider = (await directPair(mesh)).server;
   outsiderPod = outsider.metadata.name;
   outsiderHttp = `http://${outsider.status?.podIP ?? ''}:${ECHO_PORT}/`;
   outsiderTcp = `${outsider.status?.podIP ?? ''}:${ECHO_TCP_PORT}`;
 }, 300_000);
 
-afterAll(async () => {
-  clients?.remove();
-  await deleteNamespace(rest, apps);
-  await deleteNamespace(rest, outside);
-  await removeMesh(meshNamespace);
-  rest.close();
-}, 200_000);
+afterAll(() => tearDownProtocolMesh(mesh), 200_000);
 
 describe('egress to an address the mesh does not know, under strict mTLS', () => {
   it('answers HTTP from a pod without the annotation with 403, naming the annotation', async () => {
@@ -162,19 +140,12 @@ describe('egress to an address the mesh does not know, under strict mTLS', () =>
   });
 
   it('measures 200 sequential HTTP requests to the outsider through the sidecar and without it', async () => {
-    const meshed = await clients.run<HttpOutcome>(allowedNetns, 'http-client', [
+    await compareHttpLatency(
+      mesh as ProtocolMesh,
+      'HTTP GET to an outside pod',
+      allowedNetns,
       outsiderHttp,
-      'timed',
-      '200',
-    ]);
-    const direct = await clients.run<HttpOutcome>(
-      await netnsOf((await readyPod(outside, 'direct-client')).status?.podIP ?? ''),
-      'http-client',
-      [outsiderHttp, 'timed', '200'],
     );
-    reportLatency('HTTP GET to an outside pod (200 sequential requests)', meshed, direct);
-    expect(meshed.statuses).toEqual({ '200': 200 });
-    expect(direct.statuses).toEqual({ '200': 200 });
   });
 
   it('lets every meshed pod out once the mesh is permissive', async () => {

@@ -8,32 +8,27 @@
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
 import {
-  createNamespace,
-  deleteNamespace,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
-import {
   applyObjects,
   clusterIPOf,
-  createInjectedNamespace,
   echoDeployment,
   kubectl,
-  meshctl as meshctlIn,
-  netnsOf,
   patchMeshConfig,
   portsService,
   readyPodOf,
-  removeMesh,
   shellDeployment,
   waitForSidecarConfig as waitForSidecarConfigIn,
 } from '../cluster/support/mesh-apps';
 import { ECHO_GRPC_PORT } from '../cluster/apps/echo-ports';
-import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import { SIDECAR_REQUESTS_METRIC } from '../../src/manifests/constants';
 import type { GrpcOutcome, GrpcRepeatOutcome, ProtocolClients } from './support/protocol-clients';
-import { bundleClients, reportLatency } from './support/protocol-clients';
+import { reportLatency } from './support/protocol-clients';
+import type { ProtocolMesh } from './support/protocol-mesh';
+import {
+  directPair,
+  netnsOfPod,
+  setUpProtocolMesh,
+  tearDownProtocolMesh,
+} from './support/protocol-mesh';
 import { seriesText, sidecarMetrics, sumOf } from './support/sidecar-metrics';
 
 const meshNamespace = 'mesh-e2e-grpc';
@@ -47,6 +42,7 @@ const NOT_FOUND = 5;
 const PERMISSION_DENIED = 7;
 const UNAVAILABLE = 14;
 
+let mesh: ProtocolMesh | undefined;
 let rest: KubeRest;
 let clients: ProtocolClients;
 let client: PodSummary;
@@ -87,47 +83,34 @@ async function outboundRequests(
 }
 
 beforeAll(async () => {
-  rest = await testRest();
-  await waitForNoMesh(rest);
-  const [deployed, bundled] = await Promise.all([
-    meshctlIn(meshNamespace, ['deploy', ...LOCAL_IMAGE_FLAGS, '--mtls-mode', 'strict']),
-    bundleClients(['grpc-client']),
-  ]);
-  clients = bundled;
-  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createInjectedNamespace(rest, apps);
-  await createNamespace(rest, plain);
   const grpcPort = { name: 'grpc', port: ECHO_GRPC_PORT, appProtocol: 'grpc' };
-  await applyObjects([
-    echoDeployment(apps, 'echo-v1', { labels: { app: 'echo-v1', service: 'echo' } }),
-    echoDeployment(apps, 'echo-v2', { labels: { app: 'echo-v2', service: 'echo' } }),
-    shellDeployment(apps, 'client'),
-    portsService(apps, 'echo', { service: 'echo' }, [grpcPort]),
-    portsService(apps, 'echo-v1', { app: 'echo-v1' }, [grpcPort]),
-    portsService(apps, 'echo-v2', { app: 'echo-v2' }, [grpcPort]),
-    // gRPC by the port's name alone: no appProtocol.
-    portsService(apps, 'echo-named', { app: 'echo-v1' }, [
-      { name: 'grpc-echo', port: ECHO_GRPC_PORT },
-    ]),
-    // Ready, but nothing serves gRPC on its port: its sidecar answers 502, which gRPC reports as
-    // UNAVAILABLE.
-    shellDeployment(apps, 'broken', ECHO_GRPC_PORT),
-    portsService(apps, 'broken', { app: 'broken' }, [grpcPort]),
-    echoDeployment(plain, 'direct-server', { labels: { app: 'direct-server' } }),
-    shellDeployment(plain, 'direct-client'),
-  ]);
-  await waitFor(
-    'the gRPC apps Ready',
-    async () => {
-      for (const app of ['echo-v1', 'echo-v2', 'client', 'broken']) await readyPod(apps, app);
-      for (const app of ['direct-server', 'direct-client']) await readyPod(plain, app);
-      return true;
-    },
-    120_000,
-    500,
-  );
+  mesh = await setUpProtocolMesh({
+    meshNamespace,
+    apps,
+    plain,
+    deployFlags: ['--mtls-mode', 'strict'],
+    clients: ['grpc-client'],
+    objects: [
+      echoDeployment(apps, 'echo-v1', { labels: { app: 'echo-v1', service: 'echo' } }),
+      echoDeployment(apps, 'echo-v2', { labels: { app: 'echo-v2', service: 'echo' } }),
+      shellDeployment(apps, 'client'),
+      portsService(apps, 'echo', { service: 'echo' }, [grpcPort]),
+      portsService(apps, 'echo-v1', { app: 'echo-v1' }, [grpcPort]),
+      portsService(apps, 'echo-v2', { app: 'echo-v2' }, [grpcPort]),
+      // gRPC by the port's name alone: no appProtocol.
+      portsService(apps, 'echo-named', { app: 'echo-v1' }, [
+        { name: 'grpc-echo', port: ECHO_GRPC_PORT },
+      ]),
+      // Ready, but nothing serves gRPC on its port: its sidecar cannot reach the app, and the
+      // caller gets UNAVAILABLE.
+      shellDeployment(apps, 'broken', ECHO_GRPC_PORT),
+      portsService(apps, 'broken', { app: 'broken' }, [grpcPort]),
+    ],
+    ready: { [apps]: ['echo-v1', 'echo-v2', 'client', 'broken'] },
+  });
+  ({ rest, clients } = mesh);
   client = await readyPod(apps, 'client');
-  clientNetns = await netnsOf(client.status?.podIP ?? '');
+  clientNetns = await netnsOfPod(client);
   serverPod = (await readyPod(apps, 'echo-v1')).metadata.name;
   grpcTarget = await targetOf('echo-v1');
   await waitForSidecarConfig('client', 'the upstreams of the gRPC Services', (config) =>
@@ -135,13 +118,7 @@ beforeAll(async () => {
   );
 }, 300_000);
 
-afterAll(async () => {
-  clients?.remove();
-  await deleteNamespace(rest, apps);
-  await deleteNamespace(rest, plain);
-  await removeMesh(meshNamespace);
-  rest.close();
-}, 200_000);
+afterAll(() => tearDownProtocolMesh(mesh), 200_000);
 
 describe('gRPC through both sidecars under strict mTLS', () => {
   it('answers a unary call byte for byte, with the server pod in x-pod and the trailer x-trailer', async () => {
@@ -213,13 +190,12 @@ describe('gRPC through both sidecars under strict mTLS', () => {
 
   it('measures 200 sequential unary calls through the mesh and without it', async () => {
     const meshed = await call<GrpcRepeatOutcome>(grpcTarget, 'repeat', '200');
-    const directClient = await readyPod(plain, 'direct-client');
-    const directServer = await readyPod(plain, 'direct-server');
-    const direct = await clients.run<GrpcRepeatOutcome>(
-      await netnsOf(directClient.status?.podIP ?? ''),
-      'grpc-client',
-      [`${directServer.status?.podIP ?? ''}:${ECHO_GRPC_PORT}`, 'repeat', '200'],
-    );
+    const pair = await directPair(mesh as ProtocolMesh);
+    const direct = await clients.run<GrpcRepeatOutcome>(pair.clientNetns, 'grpc-client', [
+      `${pair.server.status?.podIP ?? ''}:${ECHO_GRPC_PORT}`,
+      'repeat',
+      '200',
+    ]);
     reportLatency('gRPC unary (200 sequential calls)', meshed, direct);
     expect(direct.codes).toEqual({ [OK]: 200 });
     expect(meshed.codes).toEqual({ [OK]: 200 });

@@ -1,44 +1,37 @@
 // A StatefulSet behind a headless Service on the test cluster, under strict mTLS: its pods have
 // stable DNS names (db-0.db.<namespace>.svc.cluster.local, from the cluster's CoreDNS), and a
 // meshed client that addresses one pod by its own address reaches exactly that pod, over HTTP and
-// over TCP (the echo, and a banner that names the pod), through both sidecars. Under deny, a TrafficTarget that names the client's
-// ServiceAccount admits it and refuses a client with another ServiceAccount.
+// over TCP (the echo, and a banner that names the pod), through both sidecars. Under deny, a
+// TrafficTarget that names the client's ServiceAccount admits it and refuses a client with
+// another ServiceAccount.
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
-import {
-  createNamespace,
-  deleteNamespace,
-  isReady,
-  listPods,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
+import { isReady, listPods, waitFor } from '../cluster/support/kube';
 import {
   applyObjects,
-  createInjectedNamespace,
   ECHO_PORT,
-  echoDeployment,
   echoStatefulSet,
-  meshctl as meshctlIn,
-  netnsOf,
   patchMeshConfig,
   portsService,
   readyPodOf,
-  removeMesh,
   serviceAccount,
   shellDeployment,
   waitForSidecarsCurrent,
 } from '../cluster/support/mesh-apps';
 import { ECHO_BANNER_PORT, ECHO_TCP_PORT } from '../cluster/apps/echo-ports';
-import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import type {
   DnsOutcome,
   HttpOutcome,
   ProtocolClients,
   TcpOutcome,
 } from './support/protocol-clients';
-import { bundleClients, reportLatency } from './support/protocol-clients';
+import type { ProtocolMesh } from './support/protocol-mesh';
+import {
+  compareHttpLatency,
+  netnsOfPod,
+  setUpProtocolMesh,
+  tearDownProtocolMesh,
+} from './support/protocol-mesh';
 
 const meshNamespace = 'mesh-e2e-headless';
 const apps = 'e2e-headless';
@@ -47,6 +40,7 @@ const plain = 'e2e-headless-plain';
 const REPLICAS = 2;
 const podNames = Array.from({ length: REPLICAS }, (_, index) => `db-${index}`);
 
+let mesh: ProtocolMesh | undefined;
 let rest: KubeRest;
 let clients: ProtocolClients;
 let clientNetns: string;
@@ -80,61 +74,42 @@ function addressOf(pod: string): string {
 }
 
 beforeAll(async () => {
-  rest = await testRest();
-  await waitForNoMesh(rest);
-  const [deployed, bundled] = await Promise.all([
-    meshctlIn(meshNamespace, ['deploy', ...LOCAL_IMAGE_FLAGS, '--mtls-mode', 'strict']),
-    bundleClients(['http-client', 'tcp-client', 'dns-client']),
-  ]);
-  clients = bundled;
-  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createInjectedNamespace(rest, apps);
-  await createNamespace(rest, plain);
-  await applyObjects([
-    serviceAccount(apps, 'client'),
-    serviceAccount(apps, 'other'),
-    echoStatefulSet(apps, 'db', { replicas: REPLICAS, serviceName: 'db' }),
-    portsService(
-      apps,
-      'db',
-      { app: 'db' },
-      [
-        { name: 'http', port: ECHO_PORT },
-        { name: 'tcp-echo', port: ECHO_TCP_PORT },
-        // TCP whose first bytes name the serving pod.
-        { name: 'smtp', port: ECHO_BANNER_PORT },
-      ],
-      { headless: true },
-    ),
-    shellDeployment(apps, 'client', undefined, { serviceAccountName: 'client' }),
-    shellDeployment(apps, 'other', undefined, { serviceAccountName: 'other' }),
-    echoDeployment(plain, 'direct-server', { labels: { app: 'direct-server' } }),
-    shellDeployment(plain, 'direct-client'),
-  ]);
-  await waitFor(
-    'the StatefulSet, the clients and the plain pair Ready',
-    async () => {
-      const db = (await listPods(rest, apps, 'app=db')).filter(isReady);
-      if (db.length !== REPLICAS) return undefined;
-      for (const app of ['client', 'other']) await readyPod(apps, app);
-      for (const app of ['direct-server', 'direct-client']) await readyPod(plain, app);
-      return true;
-    },
-    180_000,
-    500,
-  );
+  mesh = await setUpProtocolMesh({
+    meshNamespace,
+    apps,
+    plain,
+    deployFlags: ['--mtls-mode', 'strict'],
+    clients: ['http-client', 'tcp-client', 'dns-client'],
+    objects: [
+      serviceAccount(apps, 'client'),
+      serviceAccount(apps, 'other'),
+      echoStatefulSet(apps, 'db', { replicas: REPLICAS, serviceName: 'db' }),
+      portsService(
+        apps,
+        'db',
+        { app: 'db' },
+        [
+          { name: 'http', port: ECHO_PORT },
+          { name: 'tcp-echo', port: ECHO_TCP_PORT },
+          // TCP whose first bytes name the serving pod.
+          { name: 'smtp', port: ECHO_BANNER_PORT },
+        ],
+        { headless: true },
+      ),
+      shellDeployment(apps, 'client', undefined, { serviceAccountName: 'client' }),
+      shellDeployment(apps, 'other', undefined, { serviceAccountName: 'other' }),
+    ],
+    ready: { [apps]: ['client', 'other'] },
+    readyToo: async (kube) =>
+      (await listPods(kube, apps, 'app=db')).filter(isReady).length === REPLICAS,
+  });
+  ({ rest, clients } = mesh);
   await waitForSidecarsCurrent(rest, meshNamespace);
-  clientNetns = await netnsOf((await readyPod(apps, 'client')).status?.podIP ?? '');
-  otherNetns = await netnsOf((await readyPod(apps, 'other')).status?.podIP ?? '');
+  clientNetns = await netnsOfPod(await readyPod(apps, 'client'));
+  otherNetns = await netnsOfPod(await readyPod(apps, 'other'));
 }, 300_000);
 
-afterAll(async () => {
-  clients?.remove();
-  await deleteNamespace(rest, apps);
-  await deleteNamespace(rest, plain);
-  await removeMesh(meshNamespace);
-  rest.close();
-}, 200_000);
+afterAll(() => tearDownProtocolMesh(mesh), 200_000);
 
 describe('a headless Service of a StatefulSet under strict mTLS', () => {
   it("resolves each pod's stable name through the cluster DNS to that pod", async () => {
@@ -183,22 +158,12 @@ describe('a headless Service of a StatefulSet under strict mTLS', () => {
   });
 
   it('measures 200 sequential HTTP requests to db-0 through the mesh and without it', async () => {
-    const meshed = await http(
+    await compareHttpLatency(
+      mesh as ProtocolMesh,
+      'HTTP GET to a StatefulSet pod',
       clientNetns,
       `http://${addressOf('db-0')}:${ECHO_PORT}/`,
-      'timed',
-      '200',
     );
-    const directServer = await readyPod(plain, 'direct-server');
-    const direct = await http(
-      await netnsOf((await readyPod(plain, 'direct-client')).status?.podIP ?? ''),
-      `http://${directServer.status?.podIP ?? ''}:${ECHO_PORT}/`,
-      'timed',
-      '200',
-    );
-    reportLatency('HTTP GET to a StatefulSet pod (200 sequential requests)', meshed, direct);
-    expect(meshed.statuses).toEqual({ '200': 200 });
-    expect(direct.statuses).toEqual({ '200': 200 });
   });
 
   it("under deny, admits the TrafficTarget's ServiceAccount and refuses another", async () => {

@@ -7,28 +7,15 @@
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
 import {
-  createNamespace,
-  deleteNamespace,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
-import {
-  applyObjects,
   clusterIPOf,
-  createInjectedNamespace,
   ECHO_PORT,
   echoDeployment,
-  meshctl as meshctlIn,
-  netnsOf,
   portsService,
   readyPodOf,
-  removeMesh,
   shellDeployment,
   waitForSidecarConfig,
 } from '../cluster/support/mesh-apps';
 import { ECHO_BANNER_PORT, ECHO_TCP_PORT, ECHO_UDP_PORT } from '../cluster/apps/echo-ports';
-import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import {
   SIDECAR_REQUESTS_METRIC,
   SIDECAR_TCP_CONNECTIONS_METRIC,
@@ -39,7 +26,14 @@ import type {
   TcpOutcome,
   UdpOutcome,
 } from './support/protocol-clients';
-import { bundleClients, reportLatency } from './support/protocol-clients';
+import type { ProtocolMesh } from './support/protocol-mesh';
+import {
+  compareHttpLatency,
+  directPair,
+  netnsOfPod,
+  setUpProtocolMesh,
+  tearDownProtocolMesh,
+} from './support/protocol-mesh';
 import { sidecarMetrics, sumOf } from './support/sidecar-metrics';
 
 const meshNamespace = 'mesh-e2e-tcp';
@@ -49,6 +43,7 @@ const plain = 'e2e-tcp-plain';
 /** Past a minute: longer than nginx's default proxy_read_timeout (60 s), its shortest idle limit. */
 const HOLD_SECONDS = 70;
 
+let mesh: ProtocolMesh | undefined;
 let rest: KubeRest;
 let clients: ProtocolClients;
 let client: PodSummary;
@@ -81,40 +76,27 @@ async function sidecarTotals(): Promise<{ requests: number; connections: number 
 }
 
 beforeAll(async () => {
-  rest = await testRest();
-  await waitForNoMesh(rest);
-  const [deployed, bundled] = await Promise.all([
-    meshctlIn(meshNamespace, ['deploy', ...LOCAL_IMAGE_FLAGS, '--mtls-mode', 'strict']),
-    bundleClients(['tcp-client', 'udp-client', 'http-client']),
-  ]);
-  clients = bundled;
-  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createInjectedNamespace(rest, apps);
-  await createNamespace(rest, plain);
-  await applyObjects([
-    echoDeployment(apps, 'multi', { labels: { app: 'multi' } }),
-    shellDeployment(apps, 'client'),
-    portsService(apps, 'multi', { app: 'multi' }, [
-      { name: 'http', port: 80, targetPort: ECHO_PORT },
-      { name: 'tcp-echo', port: ECHO_TCP_PORT },
-      { name: 'smtp', port: ECHO_BANNER_PORT },
-      { name: 'udp', port: ECHO_UDP_PORT, protocol: 'UDP' },
-    ]),
-    echoDeployment(plain, 'direct-server', { labels: { app: 'direct-server' } }),
-    shellDeployment(plain, 'direct-client'),
-  ]);
-  await waitFor(
-    'the apps Ready',
-    async () => {
-      for (const app of ['multi', 'client']) await readyPod(apps, app);
-      for (const app of ['direct-server', 'direct-client']) await readyPod(plain, app);
-      return true;
-    },
-    120_000,
-    500,
-  );
+  mesh = await setUpProtocolMesh({
+    meshNamespace,
+    apps,
+    plain,
+    deployFlags: ['--mtls-mode', 'strict'],
+    clients: ['tcp-client', 'udp-client', 'http-client'],
+    objects: [
+      echoDeployment(apps, 'multi', { labels: { app: 'multi' } }),
+      shellDeployment(apps, 'client'),
+      portsService(apps, 'multi', { app: 'multi' }, [
+        { name: 'http', port: 80, targetPort: ECHO_PORT },
+        { name: 'tcp-echo', port: ECHO_TCP_PORT },
+        { name: 'smtp', port: ECHO_BANNER_PORT },
+        { name: 'udp', port: ECHO_UDP_PORT, protocol: 'UDP' },
+      ]),
+    ],
+    ready: { [apps]: ['multi', 'client'] },
+  });
+  ({ rest, clients } = mesh);
   client = await readyPod(apps, 'client');
-  clientNetns = await netnsOf(client.status?.podIP ?? '');
+  clientNetns = await netnsOfPod(client);
   serverPod = (await readyPod(apps, 'multi')).metadata.name;
   serviceIP = await clusterIPOf(rest, apps, 'multi');
   await waitForSidecarConfig(
@@ -129,13 +111,7 @@ beforeAll(async () => {
   heldBanner = tcp(ECHO_BANNER_PORT, 'hold', String(HOLD_SECONDS), 'banner').catch(failed);
 }, 300_000);
 
-afterAll(async () => {
-  clients?.remove();
-  await deleteNamespace(rest, apps);
-  await deleteNamespace(rest, plain);
-  await removeMesh(meshNamespace);
-  rest.close();
-}, 200_000);
+afterAll(() => tearDownProtocolMesh(mesh), 200_000);
 
 describe('several protocols on one Service under strict mTLS', () => {
   it('answers HTTP and echoes TCP on the same Service, from the same pod', async () => {
@@ -151,12 +127,11 @@ describe('several protocols on one Service under strict mTLS', () => {
 
   it("delivers a server-first protocol's banner before the client sends anything", async () => {
     const outcome = await tcp(ECHO_BANNER_PORT, 'banner');
-    const directServer = await readyPod(plain, 'direct-server');
-    const direct = await clients.run<TcpOutcome>(
-      await netnsOf((await readyPod(plain, 'direct-client')).status?.podIP ?? ''),
-      'tcp-client',
-      [`${directServer.status?.podIP ?? ''}:${ECHO_BANNER_PORT}`, 'banner'],
-    );
+    const pair = await directPair(mesh as ProtocolMesh);
+    const direct = await clients.run<TcpOutcome>(pair.clientNetns, 'tcp-client', [
+      `${pair.server.status?.podIP ?? ''}:${ECHO_BANNER_PORT}`,
+      'banner',
+    ]);
     process.stderr.write(
       `banner: the server's close after QUIT reached the client ${String(outcome.closedAfterMs)}ms after connecting through the mesh, ${String(direct.closedAfterMs)}ms without it\n`,
     );
@@ -181,20 +156,7 @@ describe('several protocols on one Service under strict mTLS', () => {
   });
 
   it('measures 200 sequential HTTP requests through the mesh and without it', async () => {
-    const meshed = await clients.run<HttpOutcome>(clientNetns, 'http-client', [
-      `http://${serviceIP}/`,
-      'timed',
-      '200',
-    ]);
-    const directServer = await readyPod(plain, 'direct-server');
-    const direct = await clients.run<HttpOutcome>(
-      await netnsOf((await readyPod(plain, 'direct-client')).status?.podIP ?? ''),
-      'http-client',
-      [`http://${directServer.status?.podIP ?? ''}:${ECHO_PORT}/`, 'timed', '200'],
-    );
-    reportLatency('HTTP GET (200 sequential requests)', meshed, direct);
-    expect(meshed.statuses).toEqual({ '200': 200 });
-    expect(direct.statuses).toEqual({ '200': 200 });
+    await compareHttpLatency(mesh as ProtocolMesh, 'HTTP GET', clientNetns, `http://${serviceIP}/`);
   });
 
   it(`keeps TCP connections idle for ${HOLD_SECONDS} s open: they still answer`, async () => {

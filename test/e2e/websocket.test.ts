@@ -5,31 +5,24 @@
 // sidecar counts the upgraded request once, as 1xx.
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
+import { waitFor } from '../cluster/support/kube';
 import {
-  createNamespace,
-  deleteNamespace,
-  testRest,
-  waitFor,
-  waitForNoMesh,
-} from '../cluster/support/kube';
-import {
-  applyObjects,
   clusterIPOf,
-  createInjectedNamespace,
-  ECHO_PORT,
   echoDeployment,
   httpService,
-  meshctl as meshctlIn,
-  netnsOf,
   readyPodOf,
-  removeMesh,
   shellDeployment,
   waitForSidecarConfig,
 } from '../cluster/support/mesh-apps';
-import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import { SIDECAR_REQUESTS_METRIC } from '../../src/manifests/constants';
-import type { HttpOutcome, ProtocolClients, WebSocketOutcome } from './support/protocol-clients';
-import { bundleClients, reportLatency } from './support/protocol-clients';
+import type { ProtocolClients, WebSocketOutcome } from './support/protocol-clients';
+import type { ProtocolMesh } from './support/protocol-mesh';
+import {
+  compareHttpLatency,
+  netnsOfPod,
+  setUpProtocolMesh,
+  tearDownProtocolMesh,
+} from './support/protocol-mesh';
 import { seriesText, sidecarMetrics, sumOf } from './support/sidecar-metrics';
 
 const meshNamespace = 'mesh-e2e-websocket';
@@ -39,6 +32,7 @@ const plain = 'e2e-websocket-plain';
 /** Longer than nginx's default proxy_read_timeout (60 s). */
 const HOLD_SECONDS = 70;
 
+let mesh: ProtocolMesh | undefined;
 let rest: KubeRest;
 let clients: ProtocolClients;
 let client: PodSummary;
@@ -66,35 +60,21 @@ async function outboundRequests(): Promise<{ byClass: Record<string, number>; se
 }
 
 beforeAll(async () => {
-  rest = await testRest();
-  await waitForNoMesh(rest);
-  const [deployed, bundled] = await Promise.all([
-    meshctlIn(meshNamespace, ['deploy', ...LOCAL_IMAGE_FLAGS]),
-    bundleClients(['ws-client', 'http-client']),
-  ]);
-  clients = bundled;
-  if (deployed.exitCode !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
-  await createInjectedNamespace(rest, apps);
-  await createNamespace(rest, plain);
-  await applyObjects([
-    echoDeployment(apps, 'ws-server', { labels: { app: 'ws-server' } }),
-    shellDeployment(apps, 'client'),
-    httpService(apps, 'ws', { app: 'ws-server' }),
-    echoDeployment(plain, 'direct-server', { labels: { app: 'direct-server' } }),
-    shellDeployment(plain, 'direct-client'),
-  ]);
-  await waitFor(
-    'the WebSocket apps Ready',
-    async () => {
-      for (const app of ['ws-server', 'client']) await readyPod(apps, app);
-      for (const app of ['direct-server', 'direct-client']) await readyPod(plain, app);
-      return true;
-    },
-    120_000,
-    500,
-  );
+  mesh = await setUpProtocolMesh({
+    meshNamespace,
+    apps,
+    plain,
+    clients: ['ws-client', 'http-client'],
+    objects: [
+      echoDeployment(apps, 'ws-server', { labels: { app: 'ws-server' } }),
+      shellDeployment(apps, 'client'),
+      httpService(apps, 'ws', { app: 'ws-server' }),
+    ],
+    ready: { [apps]: ['ws-server', 'client'] },
+  });
+  ({ rest, clients } = mesh);
   client = await readyPod(apps, 'client');
-  clientNetns = await netnsOf(client.status?.podIP ?? '');
+  clientNetns = await netnsOfPod(client);
   serverPod = (await readyPod(apps, 'ws-server')).metadata.name;
   wsUrl = `ws://${await clusterIPOf(rest, apps, 'ws')}/ws`;
   await waitForSidecarConfig(
@@ -109,13 +89,7 @@ beforeAll(async () => {
   }));
 }, 300_000);
 
-afterAll(async () => {
-  clients?.remove();
-  await deleteNamespace(rest, apps);
-  await deleteNamespace(rest, plain);
-  await removeMesh(meshNamespace);
-  rest.close();
-}, 200_000);
+afterAll(() => tearDownProtocolMesh(mesh), 200_000);
 
 describe('WebSockets through both sidecars', () => {
   it('upgrades, greets with the server pod, and echoes 100 text and 100 binary messages exactly', async () => {
@@ -156,20 +130,12 @@ describe('WebSockets through both sidecars', () => {
   });
 
   it('measures 200 sequential HTTP requests through the mesh and without it', async () => {
-    const meshed = await clients.run<HttpOutcome>(clientNetns, 'http-client', [
+    await compareHttpLatency(
+      mesh as ProtocolMesh,
+      'HTTP GET',
+      clientNetns,
       `http://${await clusterIPOf(rest, apps, 'ws')}/`,
-      'timed',
-      '200',
-    ]);
-    const directServer = await readyPod(plain, 'direct-server');
-    const direct = await clients.run<HttpOutcome>(
-      await netnsOf((await readyPod(plain, 'direct-client')).status?.podIP ?? ''),
-      'http-client',
-      [`http://${directServer.status?.podIP ?? ''}:${ECHO_PORT}/`, 'timed', '200'],
     );
-    reportLatency('HTTP GET (200 sequential requests)', meshed, direct);
-    expect(meshed.statuses).toEqual({ '200': 200 });
-    expect(direct.statuses).toEqual({ '200': 200 });
   });
 
   it(`keeps a connection idle for ${HOLD_SECONDS} s open, and it still echoes`, async () => {

@@ -82,12 +82,20 @@ async function exchange(
   if (answer.isBinary === isBinary && answer.data.equals(data)) tally.matched += 1;
 }
 
-/** Connects; resolves with the open socket, or rejects with the handshake's status and body. */
-function connect(url: string, outcome: Record<string, unknown>): Promise<WebSocket> {
+/**
+ * Connects; resolves with the open socket and its inbox, or rejects with the handshake's status
+ * and body. The inbox listens from the start: a message that arrives with the 101 (the server's
+ * greeting, in the same read) is emitted right after 'open', before a later listener could see it.
+ */
+function connect(
+  url: string,
+  outcome: Record<string, unknown>,
+): Promise<{ socket: WebSocket; inbox: Inbox }> {
   const socket = new WebSocket(url, { handshakeTimeout: STEP_TIMEOUT_MS });
+  const inbox = new Inbox(socket);
   socket.on('upgrade', (response) => (outcome.status = response.statusCode));
   return new Promise((resolve, reject) => {
-    socket.on('open', () => resolve(socket));
+    socket.on('open', () => resolve({ socket, inbox }));
     socket.on('unexpected-response', (_request, response) => {
       outcome.status = response.statusCode;
       const connection = response.socket;
@@ -105,12 +113,11 @@ function connect(url: string, outcome: Record<string, unknown>): Promise<WebSock
 }
 
 async function converse(
-  socket: WebSocket,
+  { socket, inbox }: { socket: WebSocket; inbox: Inbox },
   scenario: string | undefined,
   argument: string | undefined,
   outcome: Record<string, unknown>,
 ): Promise<void> {
-  const inbox = new Inbox(socket);
   outcome.hello = (await inbox.next()).data.toString('utf8');
   const text: Tally = { sent: 0, matched: 0 };
   const binary: Tally = { sent: 0, matched: 0 };
@@ -149,11 +156,11 @@ async function main(): Promise<void> {
   const outcome: Record<string, unknown> = { scenario };
   const started = performance.now();
   try {
-    const socket = await connect(url, outcome);
+    const open = await connect(url, outcome);
     try {
-      await converse(socket, scenario, argument, outcome);
+      await converse(open, scenario, argument, outcome);
     } finally {
-      socket.close();
+      open.socket.close();
     }
   } catch (error) {
     outcome.error = errorText(error);
