@@ -319,9 +319,6 @@ function outboundHttp2Server(context: SidecarContext): Directive {
           d('grpc_ssl_verify_depth', '3'),
           d('grpc_ssl_name', '$mesh_outbound_ssl_name'),
           d('grpc_set_header', 'Host', '$mesh_outbound_host'),
-          // As for HTTP/1: the failures a CircuitBreaker counts. A call already sent (a POST)
-          // is never sent again; later calls avoid an endpoint marked down.
-          d('grpc_next_upstream', 'error', 'timeout', 'http_502', 'http_504'),
           d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
           ...grpcTimeouts,
         ],
