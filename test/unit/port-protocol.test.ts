@@ -275,8 +275,8 @@ describe('pod-addressed destinations', () => {
     );
     const { model } = buildSidecarModel(unmeshed, shopContext());
     const zk = model.outboundTcp.filter((entry) => entry.service === 'legacy/zk');
-    expect(zk.map((entry) => [entry.destinations, entry.upstream, entry.tls])).toEqual([
-      [['10.2.0.7:2181'], '10.2.0.7:2181', false],
+    expect(zk.map((entry) => [entry.destinations, entry.upstream, entry.tlsName])).toEqual([
+      [['10.2.0.7:2181'], '10.2.0.7:2181', undefined],
     ]);
   });
 });

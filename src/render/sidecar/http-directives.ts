@@ -312,12 +312,7 @@ function outboundHttp2Server(context: SidecarContext): Directive {
         [
           block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
           d('grpc_pass', '$mesh_outbound_url'),
-          d('grpc_ssl_certificate', '$mesh_svid'),
-          d('grpc_ssl_certificate_key', '$mesh_svid'),
-          d('grpc_ssl_trusted_certificate', context.bundleFile),
-          d('grpc_ssl_verify', 'on'),
-          d('grpc_ssl_verify_depth', '3'),
-          d('grpc_ssl_name', '$mesh_outbound_ssl_name'),
+          ...clientTls(context, '$mesh_outbound_ssl_name', 'grpc'),
           d('grpc_set_header', 'Host', '$mesh_outbound_host'),
           d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
           ...grpcTimeouts,

@@ -105,9 +105,10 @@ export interface OutboundTcp extends OutboundDestination {
   readonly upstream: string;
   /** "<namespace>/<name>" of the Service addressed, as the metrics name it. */
   readonly service: string;
-  /** Through the outbound TCP server with mTLS; plaintext straight from the redirect otherwise. */
-  readonly tls: boolean;
-  /** The DNS SAN the peer's certificate must carry, when tls. */
+  /**
+   * The DNS SAN the peer's certificate must carry: through the outbound TCP server with mTLS.
+   * Absent: plaintext straight from the redirect.
+   */
   readonly tlsName?: string;
 }
 
@@ -500,15 +501,21 @@ function endpointUpstream(
   address: string,
   port: SnapshotServicePort,
 ): UpstreamModel {
-  const tls = b.mtlsMode !== 'off' && endpoint.identity !== undefined;
   return {
     name: endpointUpstreamName(address),
     method: [],
     servers: [{ address, backup: false }],
-    ...(tls ? { tlsName: identityDnsName(endpoint.identity ?? '') } : {}),
+    ...endpointTls(b, endpoint),
     keepalive: HTTP_UPSTREAM_KEEPALIVE,
     ...(port.kind === 'http2' ? { http2: true } : {}),
   };
+}
+
+/** mTLS to one endpoint: when mTLS is on and the endpoint is meshed, its identity's DNS SAN. */
+function endpointTls(b: Builder, endpoint: SnapshotEndpoint): { tlsName?: string } {
+  return b.mtlsMode === 'off' || endpoint.identity === undefined
+    ? {}
+    : { tlsName: identityDnsName(endpoint.identity) };
 }
 
 /** The Service upstreams of every TCP-protocol port: http and http2 ports', and TCP ports'. */
@@ -632,20 +639,16 @@ function addTcpPort(
       destinations,
       upstream: name,
       service: key,
-      tls: upstream.tlsName !== undefined,
       ...(upstream.tlsName === undefined ? {} : { tlsName: upstream.tlsName }),
     });
   // A pod's own address goes straight to it: no upstream needed for one server.
-  for (const { address, endpoint } of ownAddresses(found, service, port)) {
-    const tls = b.mtlsMode !== 'off' && endpoint.identity !== undefined;
+  for (const { address, endpoint } of ownAddresses(found, service, port))
     found.addTcp({
       destinations: [address],
       upstream: address,
       service: key,
-      tls,
-      ...(tls ? { tlsName: identityDnsName(endpoint.identity ?? '') } : {}),
+      ...endpointTls(b, endpoint),
     });
-  }
 }
 
 /**

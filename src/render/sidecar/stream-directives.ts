@@ -128,15 +128,22 @@ export function serverTls(context: SidecarContext): Directive[] {
   ];
 }
 
-/** Client-side mTLS of a proxy to a meshed upstream, verifying the identity's DNS SAN. */
-export function clientTls(context: SidecarContext, nameVariable: string): Directive[] {
+/**
+ * Client-side mTLS of a proxy to a meshed upstream, verifying the identity's DNS SAN: of nginx's
+ * proxy module (stream and http), or of its gRPC module (module 'grpc').
+ */
+export function clientTls(
+  context: SidecarContext,
+  nameVariable: string,
+  module: 'proxy' | 'grpc' = 'proxy',
+): Directive[] {
   return [
-    d('proxy_ssl_certificate', '$mesh_svid'),
-    d('proxy_ssl_certificate_key', '$mesh_svid'),
-    d('proxy_ssl_trusted_certificate', context.bundleFile),
-    d('proxy_ssl_verify', 'on'),
-    d('proxy_ssl_verify_depth', '3'),
-    d('proxy_ssl_name', nameVariable),
+    d(`${module}_ssl_certificate`, '$mesh_svid'),
+    d(`${module}_ssl_certificate_key`, '$mesh_svid'),
+    d(`${module}_ssl_trusted_certificate`, context.bundleFile),
+    d(`${module}_ssl_verify`, 'on'),
+    d(`${module}_ssl_verify_depth`, '3'),
+    d(`${module}_ssl_name`, nameVariable),
   ];
 }
 
@@ -195,9 +202,9 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
     for (const destination of tcp.destinations)
       entries.push([
         destination,
-        tcp.tls ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream,
+        tcp.tlsName !== undefined ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream,
       ]);
-  const tls = model.outboundTcp.filter((tcp) => tcp.tls);
+  const tls = model.outboundTcp.filter((tcp) => tcp.tlsName !== undefined);
   // A destination the mesh does not know leaves directly, or goes to the server that refuses it.
   const outside = model.egress === 'refused' ? EGRESS_REFUSED : '$mesh_original_dst';
   const out: Directive[] = [
@@ -257,14 +264,16 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
  */
 function outboundServiceMaps(model: SidecarModel): Directive[] {
   const plain: [string, string][] = [];
-  for (const tcp of model.outboundTcp.filter((candidate) => !candidate.tls))
+  for (const tcp of model.outboundTcp.filter((candidate) => candidate.tlsName === undefined))
     for (const destination of tcp.destinations) plain.push([destination, tcp.service]);
   return [
     map(
       '$server_addr',
       '$mesh_outbound_tls_service',
       '',
-      model.outboundTcp.filter((tcp) => tcp.tls).map((tcp) => [tcp.loopback, tcp.service]),
+      model.outboundTcp
+        .filter((tcp) => tcp.tlsName !== undefined)
+        .map((tcp) => [tcp.loopback, tcp.service]),
     ),
     map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
     map(
