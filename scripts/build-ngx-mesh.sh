@@ -55,7 +55,7 @@ SO_NAME="ngx_mesh_module.so"
 SO="$OUT_DIR/$SO_NAME"
 STAMP="$OUT_DIR/ngx_mesh_module.stamp"
 NGINX_DEV_SRC="${NGINX_DEV_SRC:-/usr/share/nginx/src}"
-MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR/ngx_mesh_module.c" "$MODULE_DIR/ngx_mesh_stats.c")
+MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR/ngx_mesh_module.c" "$MODULE_DIR/ngx_mesh_stats.c" "$MODULE_DIR/ngx_mesh_trace.c")
 
 # Warnings are errors for our module; the rest mirrors Debian's hardening flags (`nginx -V`).
 CC_OPT="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror"
@@ -162,6 +162,8 @@ GOT_SIG="$(signature "$BUILT")"
 mkdir -p "$WORK_DIR/check"
 # shellcheck disable=SC2016 # nginx variables, for nginx to expand
 VARS='$mesh_original_dst $mesh_original_dst_addr $mesh_original_dst_port $mesh_peer_spiffe_id'
+# shellcheck disable=SC2016
+TRACE_VARS='$mesh_trace_id $mesh_span_id $mesh_parent_span_id $mesh_trace_sampled $mesh_traceparent'
 cat >"$WORK_DIR/check/nginx.conf" <<EOF
 load_module $STREAM_SO;
 load_module $BUILT;
@@ -176,11 +178,15 @@ http {
     uwsgi_temp_path $WORK_DIR/check/uwsgi;
     scgi_temp_path $WORK_DIR/check/scgi;
     mesh_stats_zone check_http 64k;
+    mesh_trace_zone check_trace 64k;
+    mesh_trace_ratio 0.5;
     server {
         listen 127.0.0.1:1;
         mesh_stats check_http "\$status" if=\$mesh_original_dst;
-        location / { return 200 "$VARS"; }
+        mesh_trace_span check_trace server "\$status";
+        location / { return 200 "$VARS $TRACE_VARS"; }
         location = /stats { mesh_stats_dump check_http check_stream; }
+        location = /traces { mesh_trace_dump check_trace; }
     }
 }
 stream {
