@@ -152,6 +152,14 @@ export const SIDECAR_STATS_HTTP_ZONE = 'mesh_http';
 export const SIDECAR_STATS_TCP_ZONE = 'mesh_tcp';
 /** Size of each zone: about 3,000 series at 300 bytes each, far beyond one take's worth. */
 export const SIDECAR_STATS_ZONE_SIZE = '1m';
+/**
+ * The zone of span records (ngx_mesh's mesh_trace_zone) the agent takes with a POST to
+ * SIDECAR_TRACE_PATH on the stats socket, once a second while tracing is on. 4 MiB holds about
+ * 8,000 spans: 8 seconds at 1,000 sampled requests a second.
+ */
+export const SIDECAR_TRACE_ZONE = 'mesh_trace';
+export const SIDECAR_TRACE_ZONE_SIZE = '4m';
+export const SIDECAR_TRACE_PATH = '/traces';
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

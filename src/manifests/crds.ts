@@ -2,6 +2,7 @@
 // NGINX Service Mesh shipped them: SMI TrafficSplit v1alpha3, TrafficTarget v1alpha2,
 // HTTPRouteGroup and TCPRoute v1alpha3; RateLimit v1alpha1 + v1alpha2 and CircuitBreaker v1alpha1;
 // MeshConfig and MeshConfigClass v1alpha2. Pure; the same objects for deploy, dry runs and tests.
+import { OTLP_PROTOCOLS } from './mesh-config/types';
 import { PART_OF_LABEL, PART_OF_VALUE } from './constants';
 import {
   CLIENT_MAX_BODY_SIZE_PATTERN,
@@ -328,7 +329,11 @@ const meshConfig: CrdDefinition = {
             exporters: obj(
               {
                 otlp: obj(
-                  { host: str({ minLength: 1 }), port: int({ minimum: 0, maximum: 65535 }) },
+                  {
+                    host: str({ minLength: 1 }),
+                    port: int({ minimum: 0, maximum: 65535 }),
+                    protocol: str({ enum: [...OTLP_PROTOCOLS] }),
+                  },
                   ['host', 'port'],
                 ),
               },

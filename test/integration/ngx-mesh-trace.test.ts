@@ -57,7 +57,7 @@ function config(): string {
     mesh_trace_ratio 1;
     server {
         listen ${HOST}:${CLIENT};
-        mesh_trace_span t_spans client '{"service":"backend","upstream":"$upstream_addr"}';
+        mesh_trace_span t_spans client '{"service":"shop/backend","upstream":"$upstream_addr"}';
         location / {
             proxy_set_header traceparent $mesh_traceparent;
             proxy_pass http://${HOST}:${SERVER};
@@ -256,7 +256,7 @@ it('starts a trace at the client hop and joins the server hop and the app to it'
   expect(client.method).toBe('GET');
   expect(client.path).toBe('/orders/42');
   expect(client.status).toBe(200);
-  expect(client.attrs).toEqual({ service: 'backend', upstream: `${HOST}:${SERVER}` });
+  expect(client.attrs).toEqual({ service: 'shop/backend', upstream: `${HOST}:${SERVER}` });
   expect(server.attrs).toEqual({ peer: HOST });
   // the client hop's span encloses the server hop's
   expect(client.startUs).toBeLessThanOrEqual(server.startUs);
@@ -272,7 +272,7 @@ it('starts a trace at the client hop and joins the server hop and the app to it'
       'http.request.method': 'GET',
       'url.path': '/orders/42',
       'http.response.status_code': 200,
-      'server.address': 'backend',
+      'server.address': 'backend.shop.svc',
       'network.peer.address': HOST,
       'network.peer.port': SERVER,
     },

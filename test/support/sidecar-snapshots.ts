@@ -542,6 +542,20 @@ export function sidecarScenarios(): SidecarScenario[] {
       context,
       warnings: [],
     })),
+    // Tracing on, HTTP/1 and gRPC both ways, strict: every hop records its span and sends on a
+    // traceparent naming it.
+    {
+      name: 'tracing',
+      snapshot: withMesh(
+        {
+          mtlsMode: 'strict',
+          telemetry: { host: 'otel.tracing', port: 4317, protocol: 'grpc', samplerRatio: 0.25 },
+        },
+        { services: { ...shopSnapshot().services, ...grpcServices } },
+      ),
+      context,
+      warnings: [],
+    },
     {
       name: 'egress-allowed',
       snapshot: withMesh({ mtlsMode: 'strict' }),

@@ -512,6 +512,16 @@ describe('buildMeshConfig problems', () => {
       'invalid telemetry-exporters input "type=otlp,host=a,port=70000": invalid exporter config: invalid port "70000": expected 1-65535',
     ],
     [
+      'exporter with an unknown protocol',
+      { telemetryExporters: ['type=otlp,host=a,port=1,protocol=zipkin'] },
+      'invalid telemetry-exporters input "type=otlp,host=a,port=1,protocol=zipkin": invalid exporter config: unsupported protocol "zipkin": must be "grpc" or "http"',
+    ],
+    [
+      'exporter with an unknown key',
+      { telemetryExporters: ['type=otlp,host=a,port=1,tls=on'] },
+      'invalid telemetry-exporters input "type=otlp,host=a,port=1,tls=on": invalid exporter config: unknown key "tls"',
+    ],
+    [
       'registry-key file not read',
       { registryKey: 'missing.json' },
       '--registry-key "missing.json": the file could not be read',
@@ -683,15 +693,13 @@ describe('buildMeshConfig warnings', () => {
     ]);
   });
 
-  it('says an exporter exports no spans, whatever the sampler ratio', () => {
+  it('takes an exporter and a sampler ratio without a warning: the sidecars trace', () => {
     expect(
       warningsOf({
         telemetryExporters: ['type=otlp,host=otel.observability.svc,port=4317'],
         telemetrySamplerRatio: '0.5',
       }),
-    ).toEqual([
-      '--telemetry-exporters: no spans are exported, the sidecars do not trace requests; the exporter and --telemetry-sampler-ratio are only stored in the mesh configuration',
-    ]);
+    ).toEqual([]);
   });
 
   it('says --cert-reloader-image is ignored', () => {

@@ -209,10 +209,6 @@ const WARNED: readonly { readonly condition: string; readonly input: Partial<Dep
     input: { spireServerKeyManager: 'memory' },
   },
   { condition: 'eq .Values.nginxLogFormat "json"', input: { nginxLogFormat: 'json' } },
-  {
-    condition: '.Values.telemetry.exporters',
-    input: { telemetryExporters: ['type=otlp,host=collector,port=4317'] },
-  },
 ];
 
 const NOTES_NAMESPACE = 'notes-namespace';

@@ -275,7 +275,8 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
         'list of telemetry exporter key-value configurations',
         'Format: "type=<exporter_type>,host=<exporter_host>,port=<exporter_port>".',
         'Type, host, and port are required. Only type "otlp" exporter is supported.',
-        'No spans are exported: the sidecars do not trace requests; the exporter is only stored, with a warning',
+        'Optional protocol=grpc (the default, usually port 4317) or protocol=http (OTLP/HTTP with protobuf, usually port 4318).',
+        'Every sidecar then records a span per HTTP request and gRPC call and propagates W3C traceparent',
       ),
     },
     {
@@ -284,7 +285,8 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       usage: usage(
         'the percentage of traces that are processed and exported to the telemetry backend.',
         'Float between 0 and 1',
-        'No requests are traced (see --telemetry-exporters): the ratio is only stored, with a warning',
+        'It samples the traces a sidecar starts; a request whose traceparent says sampled (or not) is recorded (or not) as it says.',
+        'Without --telemetry-exporters it has no effect, with a warning',
       ),
       defaultValue: TELEMETRY_SAMPLER_RATIO_DEFAULT,
     },

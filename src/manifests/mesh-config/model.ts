@@ -380,11 +380,6 @@ function unusedSettingWarnings(input: DeployInput): string[] {
       '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
     );
   }
-  if (input.telemetryExporters.length > 0) {
-    warnings.push(
-      '--telemetry-exporters: no spans are exported, the sidecars do not trace requests; the exporter and --telemetry-sampler-ratio are only stored in the mesh configuration',
-    );
-  }
   return warnings;
 }
 

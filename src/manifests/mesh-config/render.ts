@@ -20,7 +20,17 @@ import type { FullMeshConfig, MeshConfigTelemetry } from './types';
 function orderedTelemetry(telemetry: MeshConfigTelemetry): Record<string, unknown> {
   const otlp = telemetry.exporters?.otlp;
   return {
-    ...(otlp === undefined ? {} : { exporters: { otlp: { host: otlp.host, port: otlp.port } } }),
+    ...(otlp === undefined
+      ? {}
+      : {
+          exporters: {
+            otlp: {
+              host: otlp.host,
+              port: otlp.port,
+              ...(otlp.protocol === undefined ? {} : { protocol: otlp.protocol }),
+            },
+          },
+        }),
     ...(telemetry.samplerRatio === undefined ? {} : { samplerRatio: telemetry.samplerRatio }),
   };
 }

@@ -29,6 +29,7 @@ function runtimeSettings(source: unknown): Partial<Record<keyof DeployInput, unk
   const otlp = field(field(field(source, 'telemetry'), 'exporters'), 'otlp');
   const host = text(field(otlp, 'host'));
   const port = field(otlp, 'port');
+  const protocol = text(field(otlp, 'protocol'));
   const ratio = field(field(source, 'telemetry'), 'samplerRatio');
   return {
     accessControlMode: text(field(source, 'accessControlMode')),
@@ -43,7 +44,11 @@ function runtimeSettings(source: unknown): Partial<Record<keyof DeployInput, unk
     prometheusAddress: text(field(source, 'prometheusAddress')),
     ...(host === undefined || typeof port !== 'number'
       ? {}
-      : { telemetryExporters: [`type=otlp,host=${host},port=${port}`] }),
+      : {
+          telemetryExporters: [
+            `type=otlp,host=${host},port=${port}${protocol === undefined ? '' : `,protocol=${protocol}`}`,
+          ],
+        }),
     ...(typeof ratio === 'number' ? { telemetrySamplerRatio: String(ratio) } : {}),
   };
 }

@@ -1,6 +1,7 @@
 // --telemetry-exporters and --telemetry-sampler-ratio, with NGINX Service Mesh's messages. Pure.
 import { quoteGo } from '../../render/help';
-import type { OtlpExporter } from './types';
+import { OTLP_PROTOCOLS } from './types';
+import type { OtlpExporter, OtlpProtocol } from './types';
 
 /**
  * Splits one line of comma-separated values as Go's encoding/csv reads a record: a field that
@@ -75,7 +76,12 @@ export function parseTelemetryExporter(text: string): OtlpExporter | { problem: 
       problem: `invalid telemetry-exporters input ${quoteGo(text)}: invalid exporter config: ${invalid}`,
     };
   }
-  return { host: settings.get('host') ?? '', port: Number(settings.get('port')) };
+  const protocol = settings.get('protocol') as OtlpProtocol | undefined;
+  return {
+    host: settings.get('host') ?? '',
+    port: Number(settings.get('port')),
+    ...(protocol === undefined || protocol === 'grpc' ? {} : { protocol }),
+  };
 }
 
 function exporterProblem(settings: ReadonlyMap<string, string>): string | undefined {
@@ -89,6 +95,14 @@ function exporterProblem(settings: ReadonlyMap<string, string>): string | undefi
   if (!(number >= 1 && number <= 65_535)) {
     return `invalid port ${quoteGo(port)}: expected 1-65535`;
   }
+  const protocol = settings.get('protocol');
+  if (protocol !== undefined && !(OTLP_PROTOCOLS as readonly string[]).includes(protocol)) {
+    return `unsupported protocol ${quoteGo(protocol)}: must be "grpc" or "http"`;
+  }
+  const unknown = [...settings.keys()].find(
+    (key) => !['type', 'host', 'port', 'protocol'].includes(key),
+  );
+  if (unknown !== undefined) return `unknown key ${quoteGo(unknown)}`;
   return undefined;
 }
 

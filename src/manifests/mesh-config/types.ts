@@ -52,7 +52,12 @@ export interface MeshConfigRegistry {
 export interface OtlpExporter {
   readonly host: string;
   readonly port: number;
+  /** OTLP over gRPC (NGINX Service Mesh's only choice, the default) or over HTTP/protobuf. */
+  readonly protocol?: OtlpProtocol;
 }
+
+export const OTLP_PROTOCOLS = ['grpc', 'http'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
 /** {} when tracing is off; otherwise an OTLP/gRPC exporter and the sampling ratio. */
 export interface MeshConfigTelemetry {

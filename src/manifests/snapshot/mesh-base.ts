@@ -18,6 +18,7 @@ import {
 import { openSourceLbMethod } from '../mesh-config/lb-method';
 import { objectOf } from './kube-objects';
 import type { Json } from './kube-objects';
+import { telemetryOf } from './telemetry';
 import type { SnapshotMesh } from './types';
 
 /** NGINX Service Mesh's defaults, used for whatever the ConfigMap lacks. */
@@ -62,6 +63,10 @@ export function meshBaseFromConfigMap(configMap: unknown): MeshBaseOutcome {
   const mtls = objectOf(stored.mtls);
   const d = DEFAULT_SNAPSHOT_MESH;
   const trustDomain = typeof mtls.trustDomain === 'string' ? mtls.trustDomain : '';
+  const telemetry = telemetryOf(stored.telemetry);
+  if ('problem' in telemetry) {
+    problems.push(`ConfigMap meshconfig: ${telemetry.problem}; tracing is off`);
+  }
   return {
     mesh: {
       mtlsMode: oneOf(mtls.mode, MTLS_MODES, d.mtlsMode),
@@ -74,6 +79,9 @@ export function meshBaseFromConfigMap(configMap: unknown): MeshBaseOutcome {
           : d.clientMaxBodySize,
       errorLogLevel: oneOf(stored.nginxErrorLogLevel, NGINX_ERROR_LOG_LEVELS, d.errorLogLevel),
       logFormat: oneOf(stored.nginxLogFormat, NGINX_LOG_FORMATS, d.logFormat),
+      ...('telemetry' in telemetry && telemetry.telemetry !== undefined
+        ? { telemetry: telemetry.telemetry }
+        : {}),
       trustDomain: trustDomain === '' ? d.trustDomain : trustDomain,
       // Either place turns the sidecars transparent: remove patches the key, deploy the JSON.
       transparent: data[MESH_CONFIG_MAP_TRANSPARENT_KEY] === 'true' || stored.transparent === true,

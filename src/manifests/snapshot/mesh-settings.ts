@@ -14,7 +14,8 @@ import { lbMethodFallbackWarning, openSourceLbMethod } from '../mesh-config/lb-m
 import { MESH_CONFIG_RESOURCE_NAME } from '../constants';
 import { objectOf } from './kube-objects';
 import type { KubeObject } from './kube-objects';
-import type { SnapshotMesh } from './types';
+import { telemetryOf } from './telemetry';
+import type { SnapshotMesh, SnapshotTelemetry } from './types';
 
 const WHERE = `MeshConfig ${MESH_CONFIG_RESOURCE_NAME}`;
 
@@ -58,9 +59,28 @@ export function buildMeshSettings(
       base.errorLogLevel,
     logFormat:
       pick('spec.nginxLogFormat', spec.nginxLogFormat, NGINX_LOG_FORMATS) ?? base.logFormat,
+    ...telemetrySetting(base.telemetry, spec.telemetry, warnings),
     trustDomain: base.trustDomain,
     transparent: base.transparent,
   };
+}
+
+/**
+ * MeshConfig's telemetry when it has one ({} turns tracing off), else the ConfigMap's; an invalid
+ * one is ignored with a warning.
+ */
+function telemetrySetting(
+  base: SnapshotTelemetry | undefined,
+  value: unknown,
+  warnings: string[],
+): { telemetry?: SnapshotTelemetry } {
+  if (value === undefined) return base === undefined ? {} : { telemetry: base };
+  const outcome = telemetryOf(value);
+  if ('problem' in outcome) {
+    warnings.push(`${WHERE} spec.${outcome.problem}; keeping the current value`);
+    return base === undefined ? {} : { telemetry: base };
+  }
+  return outcome.telemetry === undefined ? {} : { telemetry: outcome.telemetry };
 }
 
 function bodySize(value: unknown, warnings: string[]): string | undefined {

@@ -12,6 +12,7 @@ import type {
   NginxLbMethod,
   NginxLogFormat,
 } from '../mesh-config/deploy-flags';
+import type { OtlpProtocol } from '../mesh-config/types';
 
 /** The mesh-wide settings, from MeshConfig nginx-mesh-config (runtime) and ConfigMap meshconfig. */
 export interface SnapshotMesh {
@@ -22,9 +23,20 @@ export interface SnapshotMesh {
   readonly clientMaxBodySize: string;
   readonly errorLogLevel: NginxErrorLogLevel;
   readonly logFormat: NginxLogFormat;
+  /** Where sidecars export spans and which share of new traces they sample; absent: no tracing. */
+  readonly telemetry?: SnapshotTelemetry;
   readonly trustDomain: string;
   /** remove asked every sidecar to pass traffic through untouched. */
   readonly transparent: boolean;
+}
+
+/** MeshConfig's telemetry: an OTLP exporter and the sampler ratio for new traces. */
+export interface SnapshotTelemetry {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: OtlpProtocol;
+  /** 0 to 1. */
+  readonly samplerRatio: number;
 }
 
 /** A port of a Service; targetPort is resolved per endpoint (named ports differ per pod). */

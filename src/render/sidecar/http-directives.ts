@@ -21,6 +21,9 @@ import {
   SIDECAR_STATS_SOCKET,
   SIDECAR_STATS_TCP_ZONE,
   SIDECAR_STATS_ZONE_SIZE,
+  SIDECAR_TRACE_PATH,
+  SIDECAR_TRACE_ZONE,
+  SIDECAR_TRACE_ZONE_SIZE,
 } from '../../manifests/constants';
 import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
@@ -81,9 +84,45 @@ const HTTP_STATS_KEYS = {
   egress: `{"dir":"out","status":$status,"upstream":"","service":"${EGRESS_SERVICE}"}`,
 } as const;
 
-/** Counting for a traffic server. */
-function httpStats(kind: keyof typeof HTTP_STATS_KEYS): Directive {
-  return d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[kind]);
+/**
+ * What a traced server records with each sampled request's span (ngx_mesh's mesh_trace_span), as
+ * the agent reads it (src/runtime/agent/tracing/nginx-spans.ts): the Service addressed and the
+ * endpoint that answered (client spans), the caller's address and identity (server spans), and
+ * the gRPC status on the HTTP/2 servers.
+ */
+const SPAN_ATTRIBUTES = {
+  inbound: ['server', '{"peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}'],
+  outbound: ['client', '{"service":"$mesh_outbound_service","upstream":"$upstream_addr"}'],
+  inbound2: [
+    'server',
+    '{"grpc":"$mesh_grpc_status","peer":"$proxy_protocol_addr","peer_id":"$mesh_peer_spiffe_id"}',
+  ],
+  outbound2: [
+    'client',
+    '{"grpc":"$mesh_grpc_status","service":"$mesh_outbound_service","upstream":"$upstream_addr"}',
+  ],
+} as const;
+
+/**
+ * Counting for a traffic server and, when the mesh traces, its spans: each request joins the
+ * trace of its traceparent (or starts one, sampled at the mesh's ratio) and is recorded when
+ * sampled.
+ */
+function httpStats(kind: keyof typeof HTTP_STATS_KEYS, model?: SidecarModel): Directive[] {
+  const stats = d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[kind]);
+  if (model?.tracing === undefined || kind === 'egress') return [stats];
+  const [spanKind, attributes] = SPAN_ATTRIBUTES[kind];
+  return [stats, d('mesh_trace_span', SIDECAR_TRACE_ZONE, spanKind, attributes)];
+}
+
+/**
+ * The traceparent each hop sends on names its own span (the trace's id and sampled flag kept), so
+ * the next hop's span, or the app's, is its child. Without tracing the header passes untouched.
+ */
+function traceHeader(model: SidecarModel, module: 'proxy' | 'grpc'): Directive[] {
+  return model.tracing === undefined
+    ? []
+    : [d(`${module}_set_header`, 'traceparent', '$mesh_traceparent')];
 }
 
 /**
@@ -102,7 +141,7 @@ const grpcStatus: Directive = map(
  * a directory only the sidecar's uid enters (SIDECAR_STATS_DIR), never on the loopback the app
  * containers share, since a take empties the counters.
  */
-function statsServer(runDir: string): Directive {
+function statsServer(runDir: string, tracing: boolean): Directive {
   return block(
     'server',
     [],
@@ -113,6 +152,9 @@ function statsServer(runDir: string): Directive {
         ['=', SIDECAR_STATS_PATH],
         [d('mesh_stats_dump', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_TCP_ZONE)],
       ),
+      ...(tracing
+        ? [block('location', ['=', SIDECAR_TRACE_PATH], [d('mesh_trace_dump', SIDECAR_TRACE_ZONE)])]
+        : []),
     ],
   );
 }
@@ -251,7 +293,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
         ...LOOPBACK_ONLY,
-        httpStats('outbound'),
+        ...httpStats('outbound', model),
         block(
           'location',
           ['/'],
@@ -259,7 +301,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
             upgradeDetour,
             d('proxy_pass', '$mesh_outbound_url'),
-            ...outboundProxy(context),
+            ...outboundProxy(model, context),
             d('error_page', '502', '=', `@${FRESH_RETRY_LOCATION}`),
             d('error_page', UPGRADE_STATUS, '=', `@${OUTBOUND_UPGRADE_LOCATION}`),
           ],
@@ -270,17 +312,21 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
           [
             block('if', ['($mesh_outbound_retryable', '=', '0', ')'], [d('return', '502')]),
             d('proxy_pass', '$mesh_outbound_fresh_url'),
-            ...outboundProxy(context),
+            ...outboundProxy(model, context),
           ],
         ),
         block(
           'location',
           [`@${OUTBOUND_UPGRADE_LOCATION}`],
-          [d('proxy_pass', '$mesh_outbound_url'), ...outboundProxy(context), ...tunnelTimeouts],
+          [
+            d('proxy_pass', '$mesh_outbound_url'),
+            ...outboundProxy(model, context),
+            ...tunnelTimeouts,
+          ],
         ),
       ],
     ),
-    ...(http2 ? [outboundHttp2Server(context)] : []),
+    ...(http2 ? [outboundHttp2Server(model, context)] : []),
   ];
 }
 
@@ -297,14 +343,14 @@ function upstreamUrl(upstream: UpstreamModel): string {
  * limited (client_max_body_size is for HTTP/1 requests), and a stream may stay idle up to
  * IDLE_TIMEOUT. No fresh retry: gRPC calls are POSTs, which are never retried once sent.
  */
-function outboundHttp2Server(context: SidecarContext): Directive {
+function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Directive {
   return block(
     'server',
     [],
     [
       d('listen', String(SIDECAR_OUTBOUND_HTTP2_PORT), 'http2'),
       ...LOOPBACK_ONLY,
-      httpStats('outbound2'),
+      ...httpStats('outbound2', model),
       ...http2Streams,
       block(
         'location',
@@ -314,6 +360,7 @@ function outboundHttp2Server(context: SidecarContext): Directive {
           d('grpc_pass', '$mesh_outbound_url'),
           ...clientTls(context, '$mesh_outbound_ssl_name', 'grpc'),
           d('grpc_set_header', 'Host', '$mesh_outbound_host'),
+          ...traceHeader(model, 'grpc'),
           d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
           ...grpcTimeouts,
         ],
@@ -367,11 +414,12 @@ const tunnelTimeouts: readonly Directive[] = [
 const connectionHeader: Directive = map('$http_upgrade', '$mesh_connection', 'upgrade', [['', '']]);
 
 /** How the outbound server proxies a request, on its first try and on the fresh retry. */
-function outboundProxy(context: SidecarContext): Directive[] {
+function outboundProxy(model: SidecarModel, context: SidecarContext): Directive[] {
   return [
     ...clientTls(context, '$mesh_outbound_ssl_name'),
     d('proxy_set_header', 'Host', '$mesh_outbound_host'),
     ...proxyHeaders,
+    ...traceHeader(model, 'proxy'),
     outboundFailures,
     outboundConnectTimeout,
   ];
@@ -528,6 +576,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
     d('proxy_pass', `http://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
     d('proxy_set_header', 'Host', '$mesh_inbound_host'),
     ...proxyHeaders,
+    ...traceHeader(model, 'proxy'),
   ];
   const http2 = http.some((port) => port.kind === 'http2');
   return [
@@ -550,7 +599,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       [
         ...listen,
         ...LOOPBACK_ONLY,
-        httpStats('inbound'),
+        ...httpStats('inbound', model),
         ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
         block(
           'location',
@@ -579,7 +628,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
             [
               ...listen2,
               ...LOOPBACK_ONLY,
-              httpStats('inbound2'),
+              ...httpStats('inbound2', model),
               ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
               ...http2Streams,
               block(
@@ -590,6 +639,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
                   ...limiting,
                   d('grpc_pass', `grpc://${INBOUND_UPSTREAM_PREFIX}$mesh_inbound_port`),
                   d('grpc_set_header', 'Host', '$mesh_inbound_host'),
+                  ...traceHeader(model, 'grpc'),
                   ...grpcTimeouts,
                   d('error_page', '502', '=', `@${INBOUND_RESET_LOCATION}`),
                 ],
@@ -615,7 +665,7 @@ function egressRefusedServer(): Directive {
     [],
     [
       d('listen', EGRESS_REFUSED),
-      httpStats('egress'),
+      ...httpStats('egress'),
       d('client_header_timeout', '5s'),
       d('keepalive_timeout', '0'),
       d('default_type', 'text/plain'),
@@ -649,6 +699,12 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
       : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
     d('access_log', 'off'),
     d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
+    ...(model.tracing === undefined
+      ? []
+      : [
+          d('mesh_trace_zone', SIDECAR_TRACE_ZONE, SIDECAR_TRACE_ZONE_SIZE),
+          d('mesh_trace_ratio', model.tracing.ratio),
+        ]),
   ];
   return [
     ...log,
@@ -672,7 +728,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
     ...(model.egress === 'refused' ? [egressRefusedServer()] : []),
-    statsServer(context.runDir),
+    statsServer(context.runDir, model.tracing !== undefined),
     ...buildHealthServers({
       ipv6: context.ipv6,
       healthHttpPort: SIDECAR_HEALTH_HTTP_PORT,

@@ -174,6 +174,8 @@ export interface SidecarModel {
   readonly clientMaxBodySize: string;
   readonly errorLogLevel: NginxErrorLogLevel;
   readonly logFormat: NginxLogFormat;
+  /** Requests are traced (MeshConfig has an exporter): the share of new traces sampled, "0.01". */
+  readonly tracing?: { readonly ratio: string };
   readonly egress: EgressPolicy;
   readonly outboundHttp: readonly OutboundHttp[];
   readonly outboundTcp: readonly OutboundTcp[];
@@ -192,6 +194,12 @@ const byKey = <T>(record: Readonly<Record<string, T>>): T[] =>
   Object.keys(record)
     .sort()
     .map((key) => record[key] as T);
+
+/** A ratio as mesh_trace_ratio reads it: 0 to 1, at most six decimals. */
+export function samplerRatioText(ratio: number): string {
+  const clamped = Math.min(1, Math.max(0, ratio));
+  return clamped.toFixed(6).replace(/\.?0+$/, '') || '0';
+}
 
 /** The pod's mode: its annotation, except that nothing weakens a mesh-wide strict. */
 export function effectiveMtlsMode(
@@ -813,6 +821,9 @@ export function buildSidecarModel(
       clientMaxBodySize: context.clientMaxBodySize ?? snapshot.mesh.clientMaxBodySize,
       errorLogLevel: snapshot.mesh.errorLogLevel,
       logFormat: snapshot.mesh.logFormat,
+      ...(snapshot.mesh.telemetry === undefined
+        ? {}
+        : { tracing: { ratio: samplerRatioText(snapshot.mesh.telemetry.samplerRatio) } }),
       egress:
         b.mtlsMode === 'strict' && context.defaultEgressAllowed !== true ? 'refused' : 'direct',
       ...outbound,

@@ -70,11 +70,19 @@ export interface SidecarMetrics {
 
 /** POSTs to nginx's stats location; the body, or undefined when it did not answer 200. */
 function postTake(options: SidecarMetricsOptions): Promise<string | undefined> {
+  return takeFromNginx(options.socketPath, options.path);
+}
+
+/**
+ * POSTs to one of nginx's locations on the stats socket (a take: it empties what it prints); the
+ * body, or undefined when nginx did not answer 200 within TAKE_TIMEOUT_MS or sent too much.
+ */
+export function takeFromNginx(socketPath: string, path: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = request(
       {
-        socketPath: options.socketPath,
-        path: options.path,
+        socketPath,
+        path,
         method: 'POST',
         agent: false,
         timeout: TAKE_TIMEOUT_MS,

@@ -139,8 +139,9 @@ function rpcAttributes(rpc: RpcCall): Record<string, SpanAttribute> {
 function peerAttributes(span: NginxSpan): Record<string, SpanAttribute> {
   const attributes: Record<string, SpanAttribute> = {};
   if (span.kind === 'client') {
-    const service = text(span.attrs.service);
-    if (service !== '') attributes['server.address'] = service;
+    // "<namespace>/<name>" of the Service addressed: its DNS name, as the app called it
+    const [namespace, name] = text(span.attrs.service).split('/');
+    if (namespace && name) attributes['server.address'] = `${name}.${namespace}.svc`;
     const upstream = splitHostPort(lastUpstream(span.attrs.upstream));
     if (upstream.host !== '') attributes['network.peer.address'] = upstream.host;
     if (upstream.port !== undefined) attributes['network.peer.port'] = upstream.port;
