@@ -58,6 +58,7 @@ import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/r
 import { runningUntilStopped } from '../role/role';
 import { natsUrlOf, startIdentity, svidReadiness } from '../svid/identity';
 import type { ConfigApplier } from './config-applier';
+import { podResource, startAgentTracing } from './tracing/agent-tracing';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
@@ -141,7 +142,7 @@ function podOf(env: Readonly<Record<string, string | undefined>>): {
 async function startStatusServer(
   options: RoleOptions,
   readiness: { readonly proxy: () => Readiness; readonly mesh: () => Readiness },
-  metrics: SidecarMetrics,
+  metrics: Pick<SidecarMetrics, 'exposition'>,
 ): Promise<http.Server> {
   const bind = parseBindAddress(options.string('status-bind-address'));
   if (bind === undefined) {
@@ -175,10 +176,10 @@ async function startStatusServer(
   return server;
 }
 
-/** The metrics pipeline, taking nginx's counts from its stats socket (made ready here). */
-function startMetrics(runDir: string): SidecarMetrics {
+/** The metrics pipeline, taking nginx's counts from its stats socket (prepareStatsSocket). */
+function startMetrics(socketPath: string): SidecarMetrics {
   return startSidecarMetrics({
-    socketPath: prepareStatsSocket(runDir),
+    socketPath,
     path: SIDECAR_STATS_PATH,
     httpZone: SIDECAR_STATS_HTTP_ZONE,
     tcpZone: SIDECAR_STATS_TCP_ZONE,
@@ -239,11 +240,19 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     return { ready: false, reason };
   };
   // Counting starts before nginx does, so that no request of the first configuration is missed.
-  const metrics = startMetrics(runDir);
+  const statsSocket = prepareStatsSocket(runDir);
+  const metrics = startMetrics(statsSocket);
+  const pod = podOf(process.env);
+  const tracing = startAgentTracing({
+    socketPath: statsSocket,
+    resource: podResource({ ...pod, owner: options.string('owner') }),
+    version,
+    logger,
+  });
   const status = await startStatusServer(
     options,
     { proxy: () => supervisor.readiness(), mesh: meshReadiness },
-    metrics,
+    { exposition: async () => (await metrics.exposition()) + tracing.exposition() },
   );
   try {
     await supervisor.start();
@@ -252,6 +261,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     await supervisor.stop();
     await closeServer(status);
     await metrics.close();
+    await tracing.close();
     throw error;
   }
   logger.info(
@@ -269,6 +279,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     reloadFile: (path) => applier.reloadFile(path),
     onApplied: (snapshot) => {
       metrics.applySnapshot(snapshot);
+      tracing.applySnapshot(snapshot);
       if (!configured) logger.info('the mesh configuration runs; ready for traffic');
       configured = true;
       clearTimeout(configTimer);
@@ -286,6 +297,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     }
     await mesh.stop();
     applier.close();
+    // nginx still runs: the spans it recorded last are taken and sent.
+    await tracing.close();
     await supervisor.stop();
     await closeServer(status);
     await metrics.close();

@@ -48,6 +48,12 @@ function startEcho(): void {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
     }
+    // /forward?to=<url>: a service calling the next one, passing the trace context on as an
+    // instrumented app does (W3C traceparent and tracestate); answers with the downstream answer.
+    if (req.url?.startsWith('/forward?') === true) {
+      forward(req, res, name);
+      return;
+    }
     const index = requests;
     requests += 1;
     const status = shouldFail(index) ? 500 : 200;
@@ -95,4 +101,27 @@ function startEcho(): void {
   }
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+const TRACE_HEADERS = ['traceparent', 'tracestate'] as const;
+
+function forward(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
+  const to = new URL(req.url ?? '/', 'http://local').searchParams.get('to') ?? '';
+  const headers: Record<string, string> = {};
+  for (const header of TRACE_HEADERS) {
+    const value = req.headers[header];
+    if (typeof value === 'string') headers[header] = value;
+  }
+  fetch(to, { headers, signal: AbortSignal.timeout(10_000) })
+    .then(async (answer) => {
+      const body = await answer.text();
+      res
+        .writeHead(answer.status, { 'Content-Type': 'application/json', 'X-Served-By': name })
+        .end(`${JSON.stringify({ pod: name, forwardedTo: to, status: answer.status, body })}\n`);
+    })
+    .catch((error: unknown) => {
+      res
+        .writeHead(502, { 'Content-Type': 'text/plain' })
+        .end(`forward to ${to}: ${String(error)}\n`);
+    });
 }

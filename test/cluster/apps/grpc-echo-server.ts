@@ -45,8 +45,17 @@ function wantedStatus(metadata: grpc.Metadata): number | undefined {
 }
 
 function implementation(pod: string): UntypedServiceImplementation {
-  const hello = (call: { sendMetadata(metadata: grpc.Metadata): void }): void =>
-    call.sendMetadata(metadataOf(POD_METADATA, pod));
+  // The trace context the call arrived with comes back as x-traceparent, so a client can find
+  // the trace its call joined.
+  const hello = (call: {
+    metadata: grpc.Metadata;
+    sendMetadata(metadata: grpc.Metadata): void;
+  }): void => {
+    const metadata = metadataOf(POD_METADATA, pod);
+    const [traceparent] = call.metadata.get('traceparent');
+    if (typeof traceparent === 'string') metadata.set('x-traceparent', traceparent);
+    call.sendMetadata(metadata);
+  };
   const unary: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
     hello(call);
     const code = wantedStatus(call.metadata);

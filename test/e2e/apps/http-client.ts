@@ -2,7 +2,7 @@
 // one keep-alive connection, after one unmeasured, to compare latencies through the mesh and
 // without it; or one request, to read its status and body.
 //   http-client <url> timed <N>
-//   http-client <url> once
+//   http-client <url> once [<name>:<value> ...]   (request headers)
 // Outcome (timed): count, statuses (per status or error code), pods (per X-Served-By), p50Ms,
 // p99Ms, elapsedMs; (once): status, body, servedBy, error.
 import { bump, countOf, elapsedSince, errorText, percentiles, printOutcome } from './client-io';
@@ -10,9 +10,12 @@ import { bump, countOf, elapsedSince, errorText, percentiles, printOutcome } fro
 const USAGE = 'http-client <url> timed <N> | once';
 const REQUEST_TIMEOUT_MS = 5_000;
 
-async function once(url: string): Promise<object> {
+async function once(url: string, headers: Record<string, string> = {}): Promise<object> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const response = await fetch(url, {
+      headers,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
     return {
       status: response.status,
       servedBy: response.headers.get('x-served-by'),
@@ -45,9 +48,18 @@ async function timed(url: string, count: number): Promise<object> {
 }
 
 async function main(): Promise<void> {
-  const [url, mode, count] = process.argv.slice(2);
+  const [url, mode, count, ...rest] = process.argv.slice(2);
   if (url === undefined || (mode !== 'timed' && mode !== 'once')) throw new Error(USAGE);
-  printOutcome(mode === 'once' ? await once(url) : await timed(url, countOf(count, 200, USAGE)));
+  if (mode === 'once') {
+    const headers = Object.fromEntries(
+      [count, ...rest]
+        .filter((each): each is string => each !== undefined)
+        .map((each) => [each.slice(0, each.indexOf(':')), each.slice(each.indexOf(':') + 1)]),
+    );
+    printOutcome(await once(url, headers));
+    return;
+  }
+  printOutcome(await timed(url, countOf(count, 200, USAGE)));
 }
 
 main().catch((error: unknown) => {
