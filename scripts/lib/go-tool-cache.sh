@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The cache of third-party programs built from Go modules for the tests (helm, CoreDNS): one
-# directory per tool, version and recipe under
+# The cache of third-party programs built from Go modules for the tests (helm, CoreDNS, Jaeger):
+# one directory per tool, version and recipe under
 #   ${NGINX_MESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nginx-meshctl}/<tool>/<key>/
 # holding bin/ and a stamp. A build happens in a temporary directory under a lock and is renamed
 # into place after its stamp is written, so a killed build never looks complete and concurrent
