@@ -1,9 +1,10 @@
 // `npm run demo` / `npm run demo:down`: the mesh with real traffic on a fresh machine. Up builds
 // the executable, starts the local cluster (instance 0 in .cluster/, or NMK_CLUSTER_INSTANCE in
-// NMK_CLUSTER_DIR), runs Prometheus on the host's end of the node link scraping every sidecar,
-// deploys the mesh pointed at it, runs the sample application with its traffic generator, and
-// prints `nginx-meshctl top` once the figures arrive. Down removes all of it. Each step says what
-// it does and how long it took.
+// NMK_CLUSTER_DIR), runs Prometheus on the host's end of the node link scraping every sidecar and
+// Jaeger beside it receiving their spans, deploys the mesh pointed at both, runs the sample
+// application with its traffic generator, and prints `nginx-meshctl top` once the figures arrive
+// and a trace of the traffic. Down removes all of it. Each step says what it does and how long it
+// took.
 import { spawn } from 'node:child_process';
 import {
   closeSync,
@@ -22,6 +23,7 @@ import { SIDECAR_METRICS_PORT } from '../../src/manifests/constants';
 import { startCluster, stopCluster } from '../../test/cluster/harness/cluster';
 import { buildTopology } from '../../test/cluster/harness/topology';
 import { LOCAL_IMAGE_FLAGS } from '../../test/support/images';
+import { buildJaeger, jaegerConfig } from '../../test/support/jaeger';
 import { API_FAIL_PERCENT, DEMO_NAMESPACE, sampleServices, trafficGenerator } from './sample-app';
 
 const root = process.cwd();
@@ -33,7 +35,14 @@ const kubeconfig = join(clusterDir, 'kubeconfig');
 const kubectlPath = join(clusterDir, 'bin', 'kubectl');
 const meshctlPath = join(root, 'dist', 'nginx-meshctl');
 const prometheusPidFile = join(demoDir, 'prometheus.pid');
+const jaegerPidFile = join(demoDir, 'jaeger.pid');
 const PROMETHEUS_PORT = 9090;
+/** Jaeger's query UI and API, and its OTLP receivers (gRPC, HTTP), at their usual ports. */
+const JAEGER_QUERY_PORT = 16686;
+const JAEGER_OTLP_GRPC_PORT = 4317;
+const JAEGER_OTLP_HTTP_PORT = 4318;
+/** The share of the demo's requests traced: about two traces a second. */
+const DEMO_SAMPLER_RATIO = '0.2';
 /** How often Prometheus scrapes the sidecars: short, so that top has figures soon. */
 const SCRAPE_INTERVAL = '5s';
 /** The longest the demo waits for top to show both services. */
@@ -131,15 +140,70 @@ async function writeScrapeTargets(): Promise<number> {
   return targets.length;
 }
 
-function stopPrometheus(): void {
-  if (!existsSync(prometheusPidFile)) return;
-  const pid = Number(readFileSync(prometheusPidFile, 'utf8').trim());
+/** Stops the process group a pid file names, and removes the file. */
+function stopDetached(pidFile: string): void {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
   try {
     if (pid > 0) process.kill(-pid, 'SIGTERM');
   } catch {
     // already gone
   }
-  rmSync(prometheusPidFile, { force: true });
+  rmSync(pidFile, { force: true });
+}
+
+const stopPrometheus = (): void => stopDetached(prometheusPidFile);
+const stopJaeger = (): void => stopDetached(jaegerPidFile);
+
+/**
+ * Jaeger (built from its Go module once, then cached) on the host's end of the node link, where
+ * the sidecars export their spans over OTLP/gRPC; its query API answers on JAEGER_QUERY_PORT.
+ */
+async function startJaegerBackground(): Promise<string> {
+  stopJaeger();
+  const binary = await buildJaeger(root);
+  const dir = join(demoDir, 'jaeger');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'jaeger.yaml');
+  writeFileSync(
+    config,
+    jaegerConfig({
+      dir,
+      host: prometheusHost(),
+      otlpGrpcPort: JAEGER_OTLP_GRPC_PORT,
+      otlpHttpPort: JAEGER_OTLP_HTTP_PORT,
+      queryPort: JAEGER_QUERY_PORT,
+    }),
+  );
+  const log = openSync(join(dir, 'jaeger.log'), 'a');
+  const child = spawn(binary, ['--config', config], {
+    stdio: ['ignore', log, log],
+    detached: true,
+  });
+  closeSync(log);
+  child.unref();
+  writeFileSync(jaegerPidFile, `${String(child.pid)}\n`);
+  const url = `http://${prometheusHost()}:${JAEGER_QUERY_PORT}`;
+  await waitUntil('Jaeger ready', 60_000, async () => {
+    const response = await fetch(`${url}/api/services`).catch(() => undefined);
+    return response?.ok === true ? true : undefined;
+  });
+  return url;
+}
+
+/** The id of a trace of the demo's traffic with at least two spans (both sidecars'). */
+async function demoTrace(jaegerUrl: string): Promise<string> {
+  return waitUntil('a trace of the demo in Jaeger', TRAFFIC_WAIT_MS, async () => {
+    const response = await fetch(`${jaegerUrl}/api/traces?service=traffic&limit=20`).catch(
+      () => undefined,
+    );
+    if (response?.ok !== true) return undefined;
+    const body = (await response.json()) as {
+      data?: { traceID: string; spans: unknown[] }[];
+    };
+    return body.data?.find((trace) => trace.spans.length >= 2)?.traceID;
+  });
 }
 
 async function startPrometheus(): Promise<string> {
@@ -224,7 +288,7 @@ async function topWithTraffic(): Promise<string> {
 
 async function up(): Promise<void> {
   const started = Date.now();
-  const total = 7;
+  const total = 8;
   await step(total, 'building nginx-meshctl and the nginx module', async () => {
     await run('node', [join(root, 'scripts', 'build-binary.mjs'), '--if-stale']);
     await run('bash', [join(root, 'scripts', 'build-ngx-mesh.sh')]);
@@ -241,8 +305,22 @@ async function up(): Promise<void> {
     },
   );
   const prometheusUrl = await step(total, 'starting Prometheus', startPrometheus);
+  const jaegerUrl = await step(
+    total,
+    'starting Jaeger (built from its Go module once)',
+    startJaegerBackground,
+  );
   await step(total, 'deploying the mesh', () =>
-    meshctl(['deploy', ...LOCAL_IMAGE_FLAGS, '--prometheus-address', prometheusUrl]),
+    meshctl([
+      'deploy',
+      ...LOCAL_IMAGE_FLAGS,
+      '--prometheus-address',
+      prometheusUrl,
+      '--telemetry-exporters',
+      `type=otlp,host=${prometheusHost()},port=${JAEGER_OTLP_GRPC_PORT}`,
+      '--telemetry-sampler-ratio',
+      DEMO_SAMPLER_RATIO,
+    ]),
   );
   await step(total, 'deploying the sample app (web, api) in namespace demo', async () => {
     await kubectl(
@@ -283,6 +361,7 @@ async function up(): Promise<void> {
     topWithTraffic,
   );
   process.stdout.write(`\n$ nginx-meshctl top deployments -n ${DEMO_NAMESPACE}\n${table}`);
+  const traceId = await demoTrace(jaegerUrl);
   process.stdout.write(
     [
       '',
@@ -293,6 +372,8 @@ async function up(): Promise<void> {
       `  dist/nginx-meshctl top deployment/traffic -n ${DEMO_NAMESPACE}`,
       `  ${kubectlPath} get pods -n ${DEMO_NAMESPACE}`,
       `Prometheus: ${prometheusUrl}`,
+      `Jaeger: ${jaegerUrl} (query API; ${DEMO_SAMPLER_RATIO} of the requests are traced)`,
+      `  a trace of the demo: ${jaegerUrl}/api/traces/${traceId}`,
       'Remove it all with: npm run demo:down',
       '',
     ].join('\n'),
@@ -300,7 +381,7 @@ async function up(): Promise<void> {
 }
 
 async function down(): Promise<void> {
-  const total = 3;
+  const total = 4;
   const clusterRunning = existsSync(kubeconfig) && existsSync(kubectlPath);
   await step(total, 'removing the sample app and the mesh', async () => {
     if (!clusterRunning) return;
@@ -321,6 +402,7 @@ async function down(): Promise<void> {
       process.stderr.write('demo: no mesh removed; stopping the cluster\n');
   });
   await step(total, 'stopping Prometheus', () => Promise.resolve(stopPrometheus()));
+  await step(total, 'stopping Jaeger', () => Promise.resolve(stopJaeger()));
   await step(total, 'stopping the local cluster', async () => {
     await stopCluster(clusterDir, INSTANCE);
     rmSync(demoDir, { recursive: true, force: true });

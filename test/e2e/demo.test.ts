@@ -1,7 +1,8 @@
 // The README's demo, run as a user runs it (`npm run demo`, then `npm run demo:down`), on a cluster
 // instance of its own: it must end with nginx-meshctl top's table of real traffic, read from the
 // sidecars through a real Prometheus and the Traffic Metrics API behind the real API server, with
-// the failure share the sample app injects, and leave nothing behind when taken down.
+// the failure share the sample app injects, and a trace of its traffic in the demo's Jaeger, and
+// leave nothing behind when taken down.
 import { execa } from 'execa';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +34,29 @@ function percent(text: string | undefined): number {
   return Number((text ?? '').replace('%', ''));
 }
 
+/** Jaeger holds the demo's traces: the one printed has both sidecars' spans, one trace. */
+async function expectDemoTrace(stdout: string): Promise<void> {
+  const traceUrl = /a trace of the demo: (http:\/\/\S+\/api\/traces\/[0-9a-f]{32})$/m.exec(
+    stdout,
+  )?.[1];
+  expect(traceUrl).toBeDefined();
+  const trace = (await (await fetch(traceUrl ?? '')).json()) as {
+    data: {
+      spans: { processID: string; tags: { key: string; value: unknown }[] }[];
+      processes: Record<string, { serviceName: string }>;
+    }[];
+  };
+  const [first] = trace.data;
+  const hops = (first?.spans ?? []).map((span) => [
+    first?.processes[span.processID]?.serviceName,
+    span.tags.find((tag) => tag.key === 'span.kind')?.value,
+  ]);
+  expect(hops).toContainEqual(['traffic', 'client']);
+  expect(
+    hops.some(([service, kind]) => kind === 'server' && ['web', 'api'].includes(String(service))),
+  ).toBe(true);
+}
+
 afterAll(async () => {
   const down = await demo('down');
   process.stderr.write(`demo:down exit ${String(down.exitCode)}\n`);
@@ -45,7 +69,7 @@ it('ends with a top table of real traffic, api failing its injected share', asyn
   const wallMs = Date.now() - started;
   process.stderr.write(`demo up: exit ${String(up.exitCode)} in ${wallMs} ms\n${up.stdout}\n`);
   if (up.exitCode !== 0) throw new Error(`demo failed:\n${up.all.slice(-4000)}`);
-  expect(up.stderr).toMatch(/\[7\/7\] waiting for the first figures in nginx-meshctl top: done/);
+  expect(up.stderr).toMatch(/\[8\/8\] waiting for the first figures in nginx-meshctl top: done/);
   const table = up.stdout;
   expect(table).toContain('Deployment  Incoming Success  Outgoing Success  NumRequests');
   const web = row(table, 'web');
@@ -102,10 +126,13 @@ it('ends with a top table of real traffic, api failing its injected share', asyn
   expect(edges.stdout).toMatch(/^\s+To\s+web\s+100\.00%/m);
   expect(edges.stdout).toMatch(/^\s+To\s+api\s+\d+\.\d\d%/m);
 
+  await expectDemoTrace(up.stdout);
+
   const down = await demo('down');
   expect(down.exitCode).toBe(0);
-  expect(down.stderr).toMatch(/\[3\/3\] stopping the local cluster: done/);
+  expect(down.stderr).toMatch(/\[4\/4\] stopping the local cluster: done/);
   const namespaces = await execa('ip', ['netns', 'list']);
   expect(namespaces.stdout).not.toMatch(new RegExp(`nmk${DEMO_INSTANCE}-`));
   expect(existsSync(join(clusterDir, 'demo', 'prometheus.pid'))).toBe(false);
+  expect(existsSync(join(clusterDir, 'demo', 'jaeger.pid'))).toBe(false);
 }, 480_000);
