@@ -162,7 +162,7 @@ beforeAll(async () => {
     otlpHttpPort: await freePort(),
     queryPort: await freePort(),
   });
-  app = createServer((req, res) => res.end(`app ${req.headers.traceparent ?? ''}\n`));
+  app = createServer((req, res) => res.end(`app ${String(req.headers.traceparent)}\n`));
   await new Promise<void>((resolve) => app.listen(APP, HOST, resolve));
   writeFileSync(join(dir, 'nginx.conf'), config(meshModule));
   nginx = spawn(
