@@ -282,8 +282,13 @@ it('starts a trace at the client hop and joins the server hop and the app to it'
 it('keeps an incoming sampled trace, with the caller as the parent', async () => {
   const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
   const parent = '00f067aa0ba902b7';
-  await call(CLIENT, '/', [['traceparent', `00-${trace}-${parent}-01`]]);
+  await call(CLIENT, '/', [
+    ['traceparent', `00-${trace}-${parent}-01`],
+    ['tracestate', 'vendor=opaque,other=1'],
+  ]);
   const { client, server } = byKind(await spans(2));
+  // tracestate travels on untouched: only its vendors may change their entries
+  expect(seen[0]?.tracestate).toBe('vendor=opaque,other=1');
   expect(client.traceId).toBe(trace);
   expect(client.parentSpanId).toBe(parent);
   expect(server.parentSpanId).toBe(client.spanId);
