@@ -9,6 +9,7 @@ import { MESH_CONFIG_MAP_KEY } from '../../src/manifests/constants';
 import { meshBaseFromConfigMap } from '../../src/manifests/snapshot/mesh-base';
 import { buildMeshSettings } from '../../src/manifests/snapshot/mesh-settings';
 import { samplerRatioText } from '../../src/render/sidecar/model';
+import { podResource } from '../../src/runtime/agent/tracing/agent-tracing';
 import { parseSpanTake, toMeshSpan } from '../../src/runtime/agent/tracing/nginx-spans';
 import type { NginxSpan } from '../../src/runtime/agent/tracing/nginx-spans';
 
@@ -215,5 +216,25 @@ describe("the agent reads nginx's span lines", () => {
       'nsm.peer.spiffe_id': 'spiffe://example.org/ns/shop/sa/web',
     });
     expect(toMeshSpan(span({ status: 0 })).statusMessage).toBe('no response');
+  });
+});
+
+it("names the pod's resource after its workload", () => {
+  expect(
+    podResource({ namespace: 'shop', name: 'web-5d9c-x7k2p', owner: 'deployment/web' }),
+  ).toEqual({
+    'service.name': 'web',
+    'k8s.namespace.name': 'shop',
+    'k8s.pod.name': 'web-5d9c-x7k2p',
+    'k8s.deployment.name': 'web',
+  });
+  // a bare pod: its own name; an owner kind without a k8s.* attribute adds none
+  expect(podResource({ namespace: 'shop', name: 'debug', owner: 'pod/debug' })).toEqual({
+    'service.name': 'debug',
+    'k8s.namespace.name': 'shop',
+    'k8s.pod.name': 'debug',
+  });
+  expect(podResource({ namespace: '', name: '', owner: '' })).toEqual({
+    'service.name': 'unknown',
   });
 });
