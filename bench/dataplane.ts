@@ -305,7 +305,8 @@ async function measureSideBySide(dir: string, meshModule: string): Promise<SideB
   for (const ns of pods) net.addNamespace(ns);
   const masters: number[] = [];
   for (const [index, ns] of pods.entries()) {
-    const runDir = makeRunDir(join(dir, `side-${index}`));
+    // The rendered config listens on the stats socket, whose directory the agent makes.
+    const { runDir } = makeSidecarRunDir(join(dir, `side-${index}`));
     const { text } = renderSidecarConfig(
       benchSnapshot(),
       podContext(dir, meshModule, 'server', runDir),
