@@ -10,6 +10,7 @@ import { meshBaseFromConfigMap } from '../../src/manifests/snapshot/mesh-base';
 import { buildMeshSettings } from '../../src/manifests/snapshot/mesh-settings';
 import { samplerRatioText } from '../../src/render/sidecar/model';
 import { podResource } from '../../src/runtime/agent/tracing/agent-tracing';
+import { withRoom } from '../../src/runtime/agent/tracing/span-pump';
 import { parseSpanTake, toMeshSpan } from '../../src/runtime/agent/tracing/nginx-spans';
 import type { NginxSpan } from '../../src/runtime/agent/tracing/nginx-spans';
 
@@ -237,4 +238,19 @@ it("names the pod's resource after its workload", () => {
   expect(podResource({ namespace: '', name: '', owner: '' })).toEqual({
     'service.name': 'unknown',
   });
+});
+
+it('cuts a take to the spans the exporter has room for, counting the rest unread', () => {
+  const take = 'zone mesh_trace spans 3 dropped 0 bytes 30/4000\na\nb\nc\n';
+  expect(withRoom(take, Number.POSITIVE_INFINITY)).toEqual({ text: take, skipped: 0 });
+  expect(withRoom(take, 3)).toEqual({ text: take, skipped: 0 });
+  expect(withRoom(take, 2)).toEqual({
+    text: 'zone mesh_trace spans 3 dropped 0 bytes 30/4000\na\nb\n',
+    skipped: 1,
+  });
+  expect(withRoom(take, 0)).toEqual({
+    text: 'zone mesh_trace spans 3 dropped 0 bytes 30/4000\n',
+    skipped: 3,
+  });
+  expect(withRoom('zone only', 0)).toEqual({ text: 'zone only', skipped: 0 });
 });

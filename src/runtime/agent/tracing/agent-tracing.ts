@@ -15,6 +15,8 @@ import type { TraceResource } from './span';
 export const SPANS_EXPORTED_METRIC = 'nginx_mesh_spans_exported_total';
 export const SPANS_DROPPED_METRIC = 'nginx_mesh_spans_dropped_total';
 export const SPAN_EXPORT_FAILURES_METRIC = 'nginx_mesh_span_export_failures_total';
+/** Spans the agent holds at most, queued or being sent: about a second of a busy sidecar's. */
+const MAX_QUEUED_SPANS = 4096;
 
 export interface AgentTracingOptions {
   /** nginx's stats socket, where the span zone is taken too. */
@@ -66,11 +68,13 @@ export function startAgentTracing(options: AgentTracingOptions): AgentTracing {
   const exporter = new SpanExporter({
     resource: options.resource,
     scope: { name: 'nginx-meshctl', version: options.version },
+    maxQueue: MAX_QUEUED_SPANS,
   });
   const pump: SpanPump = startSpanPump({
     socketPath: options.socketPath,
     path: SIDECAR_TRACE_PATH,
     add: (spans) => exporter.add(spans),
+    room: () => MAX_QUEUED_SPANS - exporter.stats().queued,
   });
   let current: string = describe(undefined);
   return {
@@ -98,7 +102,7 @@ export function startAgentTracing(options: AgentTracingOptions): AgentTracing {
         `# HELP ${SPANS_DROPPED_METRIC} Spans lost: nginx's span zone was full (stage nginx), or the agent's queue was full, export failed after its retries or was off (stage agent).`,
         `# TYPE ${SPANS_DROPPED_METRIC} counter`,
         `${SPANS_DROPPED_METRIC}{stage="nginx"} ${pumped.droppedInNginx}`,
-        `${SPANS_DROPPED_METRIC}{stage="agent"} ${exported.dropped + pumped.unreadable}`,
+        `${SPANS_DROPPED_METRIC}{stage="agent"} ${exported.dropped + pumped.unreadable + pumped.noRoom}`,
         `# HELP ${SPAN_EXPORT_FAILURES_METRIC} Batches of spans the exporter gave up on after its retries.`,
         `# TYPE ${SPAN_EXPORT_FAILURES_METRIC} counter`,
         `${SPAN_EXPORT_FAILURES_METRIC} ${exported.failedBatches}`,
