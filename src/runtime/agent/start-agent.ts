@@ -197,6 +197,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     paths,
     logger,
     readyPort: SIDECAR_OUTBOUND_REDIRECT_PORT,
+    // A master killed outright leaves its stats socket, which the next one could not bind.
+    beforeStart: () => void prepareStatsSocket(runDir),
   });
   // Before nginx starts, applying only writes and checks the file; the first start reads it.
   const applier = createConfigApplier({ paths, supervisor, logger });
