@@ -152,6 +152,12 @@ export const SIDECAR_STATS_HTTP_ZONE = 'mesh_http';
 export const SIDECAR_STATS_TCP_ZONE = 'mesh_tcp';
 /** Size of each zone: about 3,000 series at 300 bytes each, far beyond one take's worth. */
 export const SIDECAR_STATS_ZONE_SIZE = '1m';
+/**
+ * Name, in the agent's run directory, of the FIFO nginx writes its access log to (mode 0600, the
+ * sidecar's uid): the agent reads it and copies every line to its own stdout, the container's
+ * log, which nginx cannot open itself when it is a socket.
+ */
+export const SIDECAR_ACCESS_LOG_FIFO = 'access.log';
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

@@ -375,11 +375,6 @@ function caStorageWarnings(input: DeployInput, namespace: string): string[] {
 /** Settings accepted and stored in the mesh configuration that nothing acts on. */
 function unusedSettingWarnings(input: DeployInput): string[] {
   const warnings: string[] = [];
-  if (input.nginxLogFormat === 'json') {
-    warnings.push(
-      '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
-    );
-  }
   if (input.telemetryExporters.length > 0) {
     warnings.push(
       '--telemetry-exporters: no spans are exported, the sidecars do not trace requests; the exporter and --telemetry-sampler-ratio are only stored in the mesh configuration',

@@ -10,7 +10,8 @@
 // --config-wait only when transparent (and says so), never when closed. Once configured the
 // sidecar stays ready while the control plane is away: it serves its last configuration.
 // nginx counts requests in shared memory; the agent takes the counts over a unix socket only its
-// uid reaches and serves them on /metrics.
+// uid reaches and serves them on /metrics. nginx's access log, in the mesh configuration's format,
+// reaches the agent through a FIFO, which it copies to its stdout (access-log-relay.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -57,6 +58,7 @@ import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
 import { natsUrlOf, startIdentity, svidReadiness } from '../svid/identity';
+import { startAgentAccessLog } from './access-log-relay';
 import type { ConfigApplier } from './config-applier';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
@@ -185,9 +187,16 @@ function startMetrics(runDir: string): SidecarMetrics {
   });
 }
 
-export async function startAgent({ logger, options, version }: RoleContext): Promise<RunningRole> {
+export async function startAgent({
+  logger,
+  options,
+  version,
+  outStream,
+}: RoleContext): Promise<RunningRole> {
   const runDir = options.string('run-dir');
   for (const dir of TEMP_DIRS) mkdirSync(join(runDir, dir), { recursive: true });
+  // Made before any `nginx -t`: every mesh configuration names it, and nginx opens it to check.
+  const accessLog = await startAgentAccessLog(runDir, outStream, logger);
   const paths: NginxPaths = {
     nginx: options.string('nginx'),
     prefix: runDir,
@@ -209,7 +218,10 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     renderTransparent(inputs, runDir, closed),
     closed ? 'closed' : 'transparent',
   );
-  if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
+  if (!outcome.applied) {
+    await accessLog?.close();
+    throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
+  }
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
   const configWaitMs = options.duration('config-wait');
   const startedMs = Date.now();
@@ -252,6 +264,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   } catch (error) {
     clearTimeout(configTimer);
     await supervisor.stop();
+    await accessLog?.close();
     await closeServer(status);
     await metrics.close();
     throw error;
@@ -266,6 +279,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     version,
     runDir,
     inputs,
+    accessLog: accessLog?.path,
     apply: (text, label) => applier.apply(text, label),
     check: (text) => applier.check(text),
     reloadFile: (path) => applier.reloadFile(path),
@@ -289,6 +303,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     await mesh.stop();
     applier.close();
     await supervisor.stop();
+    // After nginx, so that its last lines are copied.
+    await accessLog?.close();
     await closeServer(status);
     await metrics.close();
   }, meshReadiness);
@@ -306,6 +322,8 @@ function startMeshConfiguration(
     readonly version: string;
     readonly runDir: string;
     readonly inputs: ProxyInputs;
+    /** The FIFO nginx logs to; absent: no access log. */
+    readonly accessLog: string | undefined;
     readonly apply: ConfigApplier['apply'];
     readonly check: ConfigApplier['check'];
     /** Reloads nginx for a file its configuration names that changed (the trust bundle). */
@@ -344,6 +362,7 @@ function startMeshConfiguration(
     runDir,
     svidFile: join(tlsDir, SVID_FILE_NAME),
     bundleFile: join(tlsDir, SVID_BUNDLE_FILE_NAME),
+    ...(settings.accessLog === undefined ? {} : { accessLog: settings.accessLog }),
   };
   let stopped = false;
   let link: BusLink | undefined;
