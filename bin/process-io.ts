@@ -54,6 +54,7 @@ function lazyStyles(env: Readonly<Record<string, string | undefined>>): Styles {
 export function processIo(env: Readonly<Record<string, string | undefined>>): Io {
   return {
     out: fdWriter(1, () => process.stdout),
+    outStream: () => process.stdout,
     err: fdWriter(2, () => process.stderr),
     get stdoutIsTTY() {
       return isatty(1);

@@ -160,6 +160,12 @@ export const SIDECAR_STATS_ZONE_SIZE = '1m';
 export const SIDECAR_TRACE_ZONE = 'mesh_trace';
 export const SIDECAR_TRACE_ZONE_SIZE = '4m';
 export const SIDECAR_TRACE_PATH = '/traces';
+/**
+ * Name, in the agent's run directory, of the FIFO nginx writes its access log to (mode 0600, the
+ * sidecar's uid): the agent reads it and copies every line to its own stdout, the container's
+ * log, which nginx cannot open itself when it is a socket.
+ */
+export const SIDECAR_ACCESS_LOG_FIFO = 'access.log';
 /** First and last port of the range the sidecar reserves for its own listeners (NSM tech specs). */
 export const SIDECAR_RESERVED_PORT_FIRST = 8886;
 export const SIDECAR_RESERVED_PORT_LAST = 8909;

@@ -4,6 +4,17 @@ export interface Writer {
   write(text: string): void;
 }
 
+/**
+ * A byte stream that says when it is full: write returns false once the caller should wait for
+ * 'drain' (Node's writable streams are such). For output another process produces faster than a
+ * synchronous Writer should take it, such as the sidecar's access log.
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+}
+
 export interface Styles {
   /** Marks an error prefix; identity when colour is off. */
   error(text: string): string;
@@ -14,6 +25,8 @@ export interface Styles {
 export interface Io {
   /** Data: what pipes into other tools. */
   readonly out: Writer;
+  /** stdout as a ByteSink, opened on first use (in tests: absent). */
+  readonly outStream?: () => ByteSink;
   /** Diagnostics, progress and warnings. */
   readonly err: Writer;
   readonly stdoutIsTTY: boolean;

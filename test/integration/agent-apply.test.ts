@@ -1,5 +1,6 @@
 // The agent's apply loop against the real nginx: new configurations are checked, loaded with a
-// graceful reload, refused without harm, and survive a master that is killed outright.
+// graceful reload, refused without harm, and survive a master that is killed outright (which
+// leaves the file of its unix socket behind, as the sidecar's stats socket).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -79,6 +80,7 @@ function config(body: string, extraListen?: number): string {
     `  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join(' ')}`,
     '  server {',
     `    listen 127.0.0.1:${port};`,
+    `    listen unix:${join(dir, 'nginx.sock')};`,
     extraListen === undefined ? '' : `    listen 127.0.0.1:${extraListen};`,
     `    location / { return 200 "${body}"; }`,
     `    location /stream { proxy_pass http://127.0.0.1:${upstreamPort}; proxy_buffering off; }`,
@@ -125,6 +127,7 @@ beforeAll(async () => {
     readyPort: port,
     backoff: { initialMs: 100, maxMs: 1_000 },
     reloadTimeoutMs: 5_000,
+    beforeStart: () => rmSync(join(dir, 'nginx.sock'), { force: true }),
   });
   applier = createConfigApplier({ paths, supervisor, logger });
   expect(await applier.apply(config('A'), 'A')).toEqual({ applied: true });

@@ -514,7 +514,20 @@ export function sidecarScenarios(): SidecarScenario[] {
       context: shopContext({ clientMaxBodySize: '0' }),
       warnings: [],
     },
-    plain('json-log', withMesh({ logFormat: 'json', errorLogLevel: 'info' })),
+    // The access log where the agent relays it: default (strict, so refused egress logs too)
+    // and json.
+    {
+      name: 'access-log',
+      snapshot: withMesh({ mtlsMode: 'strict' }),
+      context: shopContext({ accessLog: '/etc/nginx-mesh/access.log' }),
+      warnings: [],
+    },
+    {
+      name: 'json-log',
+      snapshot: withMesh({ logFormat: 'json', errorLogLevel: 'info' }),
+      context: shopContext({ accessLog: '/etc/nginx-mesh/access.log' }),
+      warnings: [],
+    },
     {
       name: 'ipv6',
       snapshot: shopSnapshot({
@@ -550,10 +563,12 @@ export function sidecarScenarios(): SidecarScenario[] {
         {
           mtlsMode: 'strict',
           telemetry: { host: 'otel.tracing', port: 4317, protocol: 'grpc', samplerRatio: 0.25 },
+          logFormat: 'json',
         },
         { services: { ...shopSnapshot().services, ...grpcServices } },
       ),
-      context,
+      // the access log carries each request's trace id
+      context: shopContext({ accessLog: '/etc/nginx-mesh/access.log' }),
       warnings: [],
     },
     {

@@ -687,10 +687,9 @@ describe('buildMeshConfig warnings', () => {
     expect(configOf({ spireServerKeyManager: 'memory' }).mtls.spireServerKeyManager).toBe('memory');
   });
 
-  it('says --nginx-log-format json has no effect, as the sidecars write no access log', () => {
-    expect(warningsOf({ nginxLogFormat: 'json' })).toEqual([
-      '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
-    ]);
+  it('accepts --nginx-log-format json without a warning: the sidecars log in it', () => {
+    expect(warningsOf({ nginxLogFormat: 'json' })).toEqual([]);
+    expect(configOf({ nginxLogFormat: 'json' }).nginxLogFormat).toBe('json');
   });
 
   it('takes an exporter and a sampler ratio without a warning: the sidecars trace', () => {

@@ -199,14 +199,14 @@ describe('egress: destinations the mesh does not know', () => {
     expect(text).not.toContain('8902');
   });
 
-  it('counts what leaves under one Service label, and the sidecar-internal hops not at all', () => {
+  it('counts what leaves under one Service label, and neither the sidecar-internal hops nor a connection without a destination', () => {
     const { text } = renderSidecarConfig(shopSnapshot(), shopContext());
     expect(
       mapEntries(
         text,
         'map $mesh_outbound_plain_service|$mesh_outbound $mesh_outbound_passed_service',
       ),
-    ).toEqual(['default egress', '"~^([^|]+)\\\\|" $1', '"~^\\\\|127\\\\." ""']);
+    ).toEqual(['default egress', '| ""', '"~^([^|]+)\\\\|" $1', '"~^\\\\|127\\\\." ""']);
   });
 });
 

@@ -88,6 +88,7 @@ export function runCommand(deps: RunDeps): CommandSpec {
         {
           log: deps.io.err,
           out: deps.io.out,
+          outStream: deps.io.outStream,
           clock: deps.clock,
           signals: deps.signals,
           version: deps.build.version,

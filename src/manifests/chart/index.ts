@@ -208,7 +208,6 @@ const WARNED: readonly { readonly condition: string; readonly input: Partial<Dep
     condition: 'eq .Values.mtls.spireServerKeyManager "memory"',
     input: { spireServerKeyManager: 'memory' },
   },
-  { condition: 'eq .Values.nginxLogFormat "json"', input: { nginxLogFormat: 'json' } },
 ];
 
 const NOTES_NAMESPACE = 'notes-namespace';

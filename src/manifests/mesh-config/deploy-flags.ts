@@ -10,6 +10,7 @@ import {
   INIT_IMAGE_NAME,
   NATS_IMAGE,
   REGISTRAR_CA_SECRET_NAME,
+  SIDECAR_CONTAINER_NAME,
   SIDECAR_IMAGE_NAME,
 } from '../constants';
 import type { FlagSpec } from '../flag-spec';
@@ -210,7 +211,8 @@ export function buildDeployFlags(imageTag: string): readonly FlagSpec[] {
       'NGINX access log format',
       NGINX_LOG_FORMATS,
       'default',
-      'The sidecars write no access log, so the format is only stored; json is accepted with a warning',
+      `Each sidecar logs one line per HTTP request and TCP connection to its stdout (kubectl logs <pod> -c ${SIDECAR_CONTAINER_NAME}):`,
+      "default is nginx's combined format followed by the mesh's fields, json one object per line",
     ),
     choice(
       'persistent-storage',

@@ -372,17 +372,6 @@ function caStorageWarnings(input: DeployInput, namespace: string): string[] {
   return warnings;
 }
 
-/** Settings accepted and stored in the mesh configuration that nothing acts on. */
-function unusedSettingWarnings(input: DeployInput): string[] {
-  const warnings: string[] = [];
-  if (input.nginxLogFormat === 'json') {
-    warnings.push(
-      '--nginx-log-format json: the sidecars write no access log, so the format has no effect; it is only stored in the mesh configuration',
-    );
-  }
-  return warnings;
-}
-
 /** Non-fatal findings: what this mesh does differently from what was asked. */
 function warningsFor(input: DeployInput, namespace: string): string[] {
   const warnings: string[] = [];
@@ -406,7 +395,7 @@ function warningsFor(input: DeployInput, namespace: string): string[] {
       '--cert-reloader-image is ignored: this mesh has no separate cert reloader image',
     );
   }
-  return [...warnings, ...caStorageWarnings(input, namespace), ...unusedSettingWarnings(input)];
+  return [...warnings, ...caStorageWarnings(input, namespace)];
 }
 
 export function fullConfig(

@@ -32,4 +32,9 @@ export interface SidecarContext {
   readonly svidFile: string;
   /** Trust bundle PEM. */
   readonly bundleFile: string;
+  /**
+   * Where nginx writes its access log, in the mesh configuration's format: the FIFO the agent
+   * copies to its stdout. Absent: no access log.
+   */
+  readonly accessLog?: string;
 }

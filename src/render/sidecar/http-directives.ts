@@ -27,6 +27,7 @@ import {
 } from '../../manifests/constants';
 import { buildHealthServers } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
+import { buildHttpLogFormats, httpAccessLog } from './access-log';
 import type { SidecarContext } from './context';
 import type {
   AccessRule,
@@ -49,18 +50,6 @@ import {
   serverTls,
   upstreamBlock,
 } from './stream-directives';
-
-/** nginx's combined format, plus the peer's identity and the request time. */
-const DEFAULT_LOG_FORMAT =
-  '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent ' +
-  '"$http_referer" "$http_user_agent" peer="$mesh_peer_spiffe_id" rt=$request_time';
-
-/** One JSON object per request; the agent turns these into metrics. */
-const JSON_LOG_FORMAT =
-  '{"time":"$time_iso8601","remote":"$remote_addr","client":"$proxy_protocol_addr",' +
-  '"peer":"$mesh_peer_spiffe_id","server_port":"$server_port","method":"$request_method",' +
-  '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,' +
-  '"duration":$request_time,"upstream":"$upstream_addr","upstream_status":"$upstream_status"}';
 
 /**
  * The series the agent counts HTTP requests under (src/runtime/agent/metrics): nginx's ngx_mesh
@@ -294,6 +283,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
         ...LOOPBACK_ONLY,
         ...httpStats('outbound', model),
+        ...httpAccessLog(context, 'outbound'),
         block(
           'location',
           ['/'],
@@ -351,6 +341,7 @@ function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Dire
       d('listen', String(SIDECAR_OUTBOUND_HTTP2_PORT), 'http2'),
       ...LOOPBACK_ONLY,
       ...httpStats('outbound2', model),
+      ...httpAccessLog(context, 'outbound'),
       ...http2Streams,
       block(
         'location',
@@ -600,6 +591,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
         ...listen,
         ...LOOPBACK_ONLY,
         ...httpStats('inbound', model),
+        ...httpAccessLog(context, 'inbound'),
         ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
         block(
           'location',
@@ -629,6 +621,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
               ...listen2,
               ...LOOPBACK_ONLY,
               ...httpStats('inbound2', model),
+              ...httpAccessLog(context, 'inbound'),
               ...(model.mtlsMode === 'off' ? [] : serverTls(context)),
               ...http2Streams,
               block(
@@ -658,7 +651,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
  * not HTTP (TLS, a database protocol) is closed without an answer, at once when it sends first,
  * after a few seconds when it waits for the server to speak.
  */
-function egressRefusedServer(): Directive {
+function egressRefusedServer(context: SidecarContext): Directive {
   const closed = '/.mesh-egress-closed';
   return block(
     'server',
@@ -666,6 +659,7 @@ function egressRefusedServer(): Directive {
     [
       d('listen', EGRESS_REFUSED),
       ...httpStats('egress'),
+      ...httpAccessLog(context, 'egress'),
       d('client_header_timeout', '5s'),
       d('keepalive_timeout', '0'),
       d('default_type', 'text/plain'),
@@ -689,14 +683,9 @@ function egressRefusedServer(): Directive {
 /** The http block's children. */
 export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
-  // The access log is off: /dev/stderr cannot be opened when stderr is a socket (as when the agent
-  // spawns nginx), and error_log already goes to stderr. The format named mesh is the one a
-  // human-readable access log uses once it has a destination. Metrics are counted in nginx's
-  // shared memory (mesh_stats), not logged.
-  const log = [
-    model.logFormat === 'json'
-      ? d('log_format', 'mesh', 'escape=json', JSON_LOG_FORMAT)
-      : d('log_format', 'mesh', DEFAULT_LOG_FORMAT),
+  // Only the traffic servers log (httpAccessLog), where the agent relays it; the rest never do.
+  // Metrics are counted in nginx's shared memory (mesh_stats), not logged.
+  return [
     d('access_log', 'off'),
     d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
     ...(model.tracing === undefined
@@ -705,9 +694,6 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
           d('mesh_trace_zone', SIDECAR_TRACE_ZONE, SIDECAR_TRACE_ZONE_SIZE),
           d('mesh_trace_ratio', model.tracing.ratio),
         ]),
-  ];
-  return [
-    ...log,
     temp('client_body'),
     temp('proxy'),
     temp('fastcgi'),
@@ -718,6 +704,13 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '8192'),
     d('variables_hash_bucket_size', '128'),
+    // After the hash sizes: a map before them (json's status has one) would fix them unset.
+    ...buildHttpLogFormats(
+      model.logFormat,
+      model.egress === 'refused',
+      model.tracing !== undefined,
+      context,
+    ),
     map('$server_port', '$mesh_svid', context.svidFile, []),
     connectionHeader,
     ...(model.outboundHttp.some((http) => http.http2) ||
@@ -727,7 +720,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
     ...model.matches.flatMap(matchDirectives),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
-    ...(model.egress === 'refused' ? [egressRefusedServer()] : []),
+    ...(model.egress === 'refused' ? [egressRefusedServer(context)] : []),
     statsServer(context.runDir, model.tracing !== undefined),
     ...buildHealthServers({
       ipv6: context.ipv6,

@@ -6,8 +6,8 @@
 // client's address) to the TLS terminators (8888 HTTP, 8904 TCP), the plaintext servers (8890,
 // 8907) or the deny sink (8905). The destination crosses each internal hop as a loopback
 // address (names.ts). The TCP traffic servers (8904, 8907, 8906, and 8900 for plaintext mesh
-// TCP) log one JSON record per connection to the agent, which counts them apart from HTTP
-// requests. Mechanical: every decision is in the model. Pure.
+// TCP and egress) count every connection apart from HTTP requests (mesh_stats) and, with an
+// access log, log it (access-log.ts). Mechanical: every decision is in the model. Pure.
 import {
   EGRESS_SERVICE,
   SIDECAR_EGRESS_REFUSED_PORT,
@@ -28,6 +28,7 @@ import {
 } from '../../manifests/constants';
 import { printArg } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
+import { buildTcpLogFormats, tcpAccessLog } from './access-log';
 import type { SidecarContext } from './context';
 import type { InboundPort, SidecarModel, UpstreamModel } from './model';
 import { regexLiteral } from './names';
@@ -216,9 +217,10 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [],
       [
         ...listens(SIDECAR_OUTBOUND_REDIRECT_PORT, context.ipv6),
-        // Only plaintext mesh TCP and traffic leaving the mesh are counted here: HTTP is counted
+        // Only plaintext mesh TCP and traffic leaving the mesh are counted and logged here: HTTP
         // by the http servers, mTLS by the outbound TCP server.
         tcpStats('outbound', '$mesh_outbound_passed_service'),
+        ...tcpAccessLog(context, 'outbound', '$mesh_outbound_passed_service'),
         d('proxy_pass', '$mesh_outbound'),
       ],
     ),
@@ -245,6 +247,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         d('listen', String(SIDECAR_OUTBOUND_TCP_PORT)),
         ...LOOPBACK_ONLY,
         tcpStats('outbound'),
+        ...tcpAccessLog(context, 'outbound'),
         d('proxy_pass', '$mesh_outbound_tcp'),
         // A connect to a replaced pod's address moves on to the next endpoint after this.
         d('proxy_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
@@ -256,11 +259,11 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
 }
 
 /**
- * $mesh_outbound_tcp_service, the Service an outbound TCP connection addressed, for the access
- * log: on the outbound TCP server (mTLS) by the loopback address the redirect server chose, on
- * the redirect server itself (plaintext) by the original destination, and EGRESS_SERVICE for a
- * connection that leaves the mesh; empty for a hop to another of the sidecar's servers, which
- * counts it itself.
+ * $mesh_outbound_tcp_service, the Service an outbound TCP connection addressed, for its series
+ * and the access log: on the outbound TCP server (mTLS) by the loopback address the redirect
+ * server chose, on the redirect server itself (plaintext) by the original destination, and
+ * EGRESS_SERVICE for a connection that leaves the mesh; empty for a hop to another of the
+ * sidecar's servers, which counts and logs it itself.
  */
 function outboundServiceMaps(model: SidecarModel): Directive[] {
   const plain: [string, string][] = [];
@@ -276,11 +279,14 @@ function outboundServiceMaps(model: SidecarModel): Directive[] {
         .map((tcp) => [tcp.loopback, tcp.service]),
     ),
     map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
+    // Neither a hop nor egress: a connection made to the redirect server itself, which has no
+    // original destination (the supervisor's probe that nginx listens).
     map(
       '$mesh_outbound_plain_service|$mesh_outbound',
       '$mesh_outbound_passed_service',
       EGRESS_SERVICE,
       [
+        ['|', ''],
         ['~^([^|]+)\\|', '$1'],
         ['~^\\|127\\.', ''],
       ],
@@ -382,6 +388,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
           d('listen', String(SIDECAR_INBOUND_TCP_PORT), 'ssl', 'proxy_protocol'),
           ...LOOPBACK_ONLY,
           tcpStats('inbound'),
+          ...tcpAccessLog(context, 'inbound'),
           ...serverTls(context),
           d('proxy_pass', deny ? '$mesh_inbound_tcp' : '$mesh_inbound_app'),
         ],
@@ -399,6 +406,7 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
           d('listen', String(SIDECAR_INBOUND_TCP_PLAIN_PORT), 'proxy_protocol'),
           ...LOOPBACK_ONLY,
           tcpStats('inbound'),
+          ...tcpAccessLog(context, 'inbound'),
           d('proxy_pass', deny ? DENY_SINK : '$mesh_inbound_app'),
         ],
       ),
@@ -422,6 +430,7 @@ export function buildStreamDirectives(model: SidecarModel, context: SidecarConte
     d('variables_hash_max_size', '2048'),
     map('$server_port', '$mesh_svid', context.svidFile, []),
     ...tcpStatsDirectives(),
+    ...buildTcpLogFormats(model.logFormat, context),
     ...outboundDirectives(model, context),
     ...inboundDirectives(model, context),
   ];

@@ -10,7 +10,8 @@
 // --config-wait only when transparent (and says so), never when closed. Once configured the
 // sidecar stays ready while the control plane is away: it serves its last configuration.
 // nginx counts requests in shared memory; the agent takes the counts over a unix socket only its
-// uid reaches and serves them on /metrics.
+// uid reaches and serves them on /metrics. nginx's access log, in the mesh configuration's format,
+// reaches the agent through a FIFO, which it copies to its stdout (access-log-relay.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
@@ -57,6 +58,7 @@ import type { Logger } from '../role/log';
 import type { Readiness, RoleContext, RoleOptions, RunningRole } from '../role/role';
 import { runningUntilStopped } from '../role/role';
 import { natsUrlOf, startIdentity, svidReadiness } from '../svid/identity';
+import { startAgentAccessLog } from './access-log-relay';
 import type { ConfigApplier } from './config-applier';
 import { podResource, startAgentTracing } from './tracing/agent-tracing';
 import { createConfigApplier } from './config-applier';
@@ -186,9 +188,16 @@ function startMetrics(socketPath: string): SidecarMetrics {
   });
 }
 
-export async function startAgent({ logger, options, version }: RoleContext): Promise<RunningRole> {
+export async function startAgent({
+  logger,
+  options,
+  version,
+  outStream,
+}: RoleContext): Promise<RunningRole> {
   const runDir = options.string('run-dir');
   for (const dir of TEMP_DIRS) mkdirSync(join(runDir, dir), { recursive: true });
+  // Made before any `nginx -t`: every mesh configuration names it, and nginx opens it to check.
+  const accessLog = await startAgentAccessLog(runDir, outStream, logger);
   const paths: NginxPaths = {
     nginx: options.string('nginx'),
     prefix: runDir,
@@ -198,6 +207,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     paths,
     logger,
     readyPort: SIDECAR_OUTBOUND_REDIRECT_PORT,
+    // A master killed outright leaves its stats socket, which the next one could not bind.
+    beforeStart: () => void prepareStatsSocket(runDir),
   });
   // Before nginx starts, applying only writes and checks the file; the first start reads it.
   const applier = createConfigApplier({ paths, supervisor, logger });
@@ -208,7 +219,10 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     renderTransparent(inputs, runDir, closed),
     closed ? 'closed' : 'transparent',
   );
-  if (!outcome.applied) throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
+  if (!outcome.applied) {
+    await accessLog?.close();
+    throw new MeshctlError(outcome.error ?? `cannot apply ${paths.config}`);
+  }
   logger.info('configuration written', { path: paths.config, owner: options.string('owner') });
   const configWaitMs = options.duration('config-wait');
   const startedMs = Date.now();
@@ -259,6 +273,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
   } catch (error) {
     clearTimeout(configTimer);
     await supervisor.stop();
+    await accessLog?.close();
     await closeServer(status);
     await metrics.close();
     await tracing.close();
@@ -274,6 +289,7 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     version,
     runDir,
     inputs,
+    accessLog: accessLog?.path,
     apply: (text, label) => applier.apply(text, label),
     check: (text) => applier.check(text),
     reloadFile: (path) => applier.reloadFile(path),
@@ -300,6 +316,8 @@ export async function startAgent({ logger, options, version }: RoleContext): Pro
     // nginx still runs: the spans it recorded last are taken and sent.
     await tracing.close();
     await supervisor.stop();
+    // After nginx, so that its last lines are copied.
+    await accessLog?.close();
     await closeServer(status);
     await metrics.close();
   }, meshReadiness);
@@ -317,6 +335,8 @@ function startMeshConfiguration(
     readonly version: string;
     readonly runDir: string;
     readonly inputs: ProxyInputs;
+    /** The FIFO nginx logs to; absent: no access log. */
+    readonly accessLog: string | undefined;
     readonly apply: ConfigApplier['apply'];
     readonly check: ConfigApplier['check'];
     /** Reloads nginx for a file its configuration names that changed (the trust bundle). */
@@ -355,6 +375,7 @@ function startMeshConfiguration(
     runDir,
     svidFile: join(tlsDir, SVID_FILE_NAME),
     bundleFile: join(tlsDir, SVID_BUNDLE_FILE_NAME),
+    ...(settings.accessLog === undefined ? {} : { accessLog: settings.accessLog }),
   };
   let stopped = false;
   let link: BusLink | undefined;

@@ -23,6 +23,11 @@ export interface SupervisorOptions {
   readonly reloadTimeoutMs?: number;
   /** How long a graceful stop may take before nginx is killed. */
   readonly stopGraceMs?: number;
+  /**
+   * Called before every start of nginx, the restarts included: clears what a master that was
+   * killed left behind (nginx cannot bind a unix socket whose file exists).
+   */
+  readonly beforeStart?: () => void;
 }
 
 const DEFAULT_BACKOFF: RestartBackoff = { initialMs: 1_000, maxMs: 30_000 };
@@ -119,6 +124,7 @@ export class Supervisor {
 
   private async launch(): Promise<void> {
     const { paths, logger, readyPort } = this.options;
+    this.options.beforeStart?.();
     const master = startNginx(paths, logger);
     this.master = master;
     this.starting = waitForListener(master, readyPort, this.options.listenWaitMs ?? 10_000);

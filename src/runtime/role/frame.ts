@@ -2,7 +2,7 @@
 // bounded, clean shutdown on SIGTERM. A second signal abandons the shutdown at once.
 import { describeError, ExitCode } from '../../errors';
 import type { Clock } from '../clock';
-import type { Writer } from '../io';
+import type { ByteSink, Writer } from '../io';
 import type { SignalSource, TerminationSignal } from '../signals';
 import { startHealthServer } from './health-server';
 import type { HealthServer } from './health-server';
@@ -24,6 +24,8 @@ export interface RoleFrameDeps {
   readonly log: Writer;
   /** Where a role's data output goes (stdout). */
   readonly out: Writer;
+  /** The same stdout as a ByteSink (absent in tests). */
+  readonly outStream?: () => ByteSink;
   readonly clock: Clock;
   readonly signals: SignalSource;
   /** Version of this executable, reported by roles that answer version queries. */
@@ -77,6 +79,7 @@ export async function runRole(
       signal: abort.signal,
       options: options.roleOptions,
       out: deps.out,
+      outStream: deps.outStream,
       version: deps.version,
     });
     logger.info('started', { version: deps.version });

@@ -2,7 +2,7 @@
 // that runs it.
 import type { ActionContext } from '../../commands/spec';
 import type { FlagSpec } from '../../manifests/flag-spec';
-import type { Writer } from '../io';
+import type { ByteSink, Writer } from '../io';
 import type { Logger } from './log';
 
 export type Readiness =
@@ -22,6 +22,11 @@ export interface RoleContext {
   readonly options: RoleOptions;
   /** stdout: data only (a dry run's output); logs go through the logger. */
   readonly out: Writer;
+  /**
+   * The same stdout as a stream that says when it is full, for data relayed from another
+   * process (the sidecar's access log); absent where the caller gives none.
+   */
+  readonly outStream?: () => ByteSink;
   /** Version of this executable (without a leading "v"). */
   readonly version: string;
 }
