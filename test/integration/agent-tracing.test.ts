@@ -9,7 +9,6 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +20,12 @@ import { buildJaeger, startJaeger } from '../support/jaeger';
 import type { JaegerSpan, RunningJaeger } from '../support/jaeger';
 import { freePort } from '../support/prometheus';
 import { stopChild } from '../support/processes';
-import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import {
+  buildMeshModule,
+  moduleConfigPreamble,
+  prepareSidecarDir,
+  waitForPort,
+} from '../support/sidecar-dir';
 
 const HOST = '127.0.0.1';
 const ROOT = join(__dirname, '..', '..');
@@ -47,19 +51,7 @@ const logger = {
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
 function config(meshModule: string): string {
-  return `
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-load_module ${meshModule};
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events {}
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+  return `${moduleConfigPreamble(dir, meshModule)}
     mesh_trace_zone mesh_trace 1m;
     mesh_trace_ratio 1;
     server {
@@ -84,21 +76,6 @@ http {
     }
 }
 `;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect({ host: HOST, port }, () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 /** A request through both hops in trace traceId; its status. */

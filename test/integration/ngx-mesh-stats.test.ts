@@ -13,7 +13,12 @@ import { join } from 'node:path';
 import { startSidecarMetrics } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { parseStatsTake } from '../../src/runtime/agent/metrics/stats';
 import type { StatsZone } from '../../src/runtime/agent/metrics/stats';
-import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import {
+  buildMeshModule,
+  moduleConfigPreamble,
+  prepareSidecarDir,
+  waitForPort,
+} from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
 
 const HOST = '127.0.0.1';
@@ -32,19 +37,7 @@ let slowApp: Server;
 let echo: TcpServer;
 
 /** The modules, a pid file named pid, and the start of the http block with its temp paths. */
-const preamble = (pid: string): string => `
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-load_module ${meshModule};
-pid ${dir}/${pid};
-worker_processes 1;
-events {}
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;`;
+const preamble = (pid: string): string => moduleConfigPreamble(dir, meshModule, { pid });
 
 /** The test's configuration; zoneSize changes the http zone's size (a new zone on reload). */
 function config(zoneSize = '64k'): string {
@@ -90,21 +83,6 @@ function nginxTest(text: string): { ok: boolean; output: string } {
   writeFileSync(path, text);
   const result = spawnSync('nginx', ['-t', '-p', dir, '-c', path], { encoding: 'utf8' });
   return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect({ host: HOST, port }, () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 /** One request; its status and body. */

@@ -12,7 +12,12 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseSpanTake, toMeshSpan } from '../../src/runtime/agent/tracing/nginx-spans';
 import type { NginxSpan } from '../../src/runtime/agent/tracing/nginx-spans';
-import { buildMeshModule, prepareSidecarDir } from '../support/sidecar-dir';
+import {
+  buildMeshModule,
+  moduleConfigPreamble,
+  prepareSidecarDir,
+  waitForPort,
+} from '../support/sidecar-dir';
 import { stopChild } from '../support/processes';
 
 const HOST = '127.0.0.1';
@@ -36,19 +41,7 @@ let app: Server;
 /** The headers of each request the app received, in order. */
 const seen: IncomingHttpHeaders[] = [];
 
-const preamble = (): string => `
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-load_module ${meshModule};
-pid ${dir}/nginx.pid;
-worker_processes 2;
-events {}
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;`;
+const preamble = (): string => moduleConfigPreamble(dir, meshModule, { workers: 2 });
 
 function config(): string {
   return `${preamble()}
@@ -111,21 +104,6 @@ function nginxTest(text: string): { ok: boolean; output: string } {
   writeFileSync(path, text);
   const result = spawnSync('nginx', ['-t', '-p', dir, '-c', path], { encoding: 'utf8' });
   return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect({ host: HOST, port }, () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 interface Answer {

@@ -98,3 +98,32 @@ export async function listensSoon(port: number): Promise<boolean> {
   }
   return false;
 }
+
+/** Waits until 127.0.0.1:port accepts connections; throws naming the port when it never does. */
+export async function waitForPort(port: number): Promise<void> {
+  if (!(await listensSoon(port))) throw new Error(`nothing listens on ${port}`);
+}
+
+/**
+ * The start of a hand-written configuration for nginx with the stream module and ngx_mesh: the
+ * pid file in dir, and the http block opened with its temporary paths in dir and no access log.
+ */
+export function moduleConfigPreamble(
+  dir: string,
+  meshModule: string,
+  options: { readonly pid?: string; readonly workers?: number } = {},
+): string {
+  return `
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+load_module ${meshModule};
+pid ${dir}/${options.pid ?? 'nginx.pid'};
+worker_processes ${options.workers ?? 1};
+events {}
+http {
+    access_log off;
+    client_body_temp_path ${dir}/client_body;
+    proxy_temp_path ${dir}/proxy;
+    fastcgi_temp_path ${dir}/fastcgi;
+    uwsgi_temp_path ${dir}/uwsgi;
+    scgi_temp_path ${dir}/scgi;`;
+}
