@@ -142,8 +142,20 @@ class ProtoWriter {
     this.length += value.length;
   }
 
+  /** UTF-8; ASCII (ids, methods, paths, most attributes) is written without an encoder. */
   string(field: number, value: string): void {
-    this.bytes(field, utf8.encode(value));
+    for (let index = 0; index < value.length; index++) {
+      if (value.charCodeAt(index) > 127) {
+        this.bytes(field, utf8.encode(value));
+        return;
+      }
+    }
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(value.length);
+    this.reserve(value.length);
+    for (let index = 0; index < value.length; index++) {
+      this.buffer[this.length++] = value.charCodeAt(index);
+    }
   }
 
   /** Bytes from hex, two digits a byte; a digit that is not hex counts as 0. */
@@ -158,18 +170,27 @@ class ProtoWriter {
     }
   }
 
-  /** A nested message: what body writes, prefixed by its tag and length. */
+  /**
+   * A nested message: what body writes, prefixed by its tag and length. The body is written
+   * first and moved up by the length's size once it is known (one copy, no allocation).
+   */
   message(field: number, body: () => void): void {
     this.tag(field, LENGTH_DELIMITED);
     const start = this.length;
     body();
     const size = this.length - start;
-    const end = this.length;
-    this.varint(size);
-    const prefix = this.length - end;
-    const encoded = this.buffer.slice(end, this.length);
-    this.buffer.copyWithin(start + prefix, start, end);
-    this.buffer.set(encoded, start);
+    let prefix = 1;
+    for (let rest = size; rest > 127; rest = Math.floor(rest / 128)) prefix += 1;
+    this.reserve(prefix);
+    this.buffer.copyWithin(start + prefix, start, this.length);
+    let at = start;
+    let rest = size;
+    while (rest > 127) {
+      this.buffer[at++] = (rest % 128) | 128;
+      rest = Math.floor(rest / 128);
+    }
+    this.buffer[at] = rest;
+    this.length += prefix;
   }
 
   finish(): Uint8Array {
