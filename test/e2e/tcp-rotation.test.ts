@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REGISTRAR_NAME, SVID_FILE_NAME } from '../../src/manifests/constants';
 import type { KubeRest } from '../cluster/harness/kube-rest';
-import { inNetns, podLogs } from '../cluster/support/node-access';
+import { inNetns } from '../cluster/support/node-access';
 import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import type { PodSummary } from '../cluster/support/kube';
 import { deleteNamespace, testRest, waitFor, waitForNoMesh } from '../cluster/support/kube';
@@ -253,11 +253,6 @@ function svidSerials(uid: string): string[] {
 }
 
 /** How many times the sidecar of the pod with this uid logged a new SVID so far. */
-function svidRenewals(uid: string): number {
-  const sidecar = podLogs(uid)['nginx-mesh-sidecar'] ?? '';
-  return sidecar.split('SVID renewed').length - 1;
-}
-
 let admittedNetns: string;
 let otherNetns: string;
 
@@ -412,8 +407,6 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     const server = await readyPod('echo');
     const clientPod = await readyPod('admitted');
     const url = `http://${await clusterIP('echo')}/`;
-    const renewalsBefore = svidRenewals(server.metadata.uid);
-    const clientRenewalsBefore = svidRenewals(clientPod.metadata.uid);
     const load = loadFrom(admittedNetns, url, LOAD_MS, LOAD_CONCURRENCY);
     const serverSerials = new Set<string>();
     const clientSerials = new Set<string>();
@@ -424,8 +417,11 @@ describe('raw TCP and certificate rotation through the mesh', () => {
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
     const outcome = await load;
-    const renewals = svidRenewals(server.metadata.uid) - renewalsBefore;
-    const clientRenewals = svidRenewals(clientPod.metadata.uid) - clientRenewalsBefore;
+    // Renewals are counted by the serials seen, sampled every second (a renewal every few
+    // seconds), not by the agent's log lines: under this load the access log has the container's
+    // log file rotated several times a minute, and its older lines leave the file read.
+    const renewals = serverSerials.size - 1;
+    const clientRenewals = clientSerials.size - 1;
     const rps = (outcome.requests / outcome.ms) * 1_000;
     process.stderr.write(
       `rotation under load: ${outcome.requests} requests in ${outcome.ms}ms (${rps.toFixed(0)} rps), ` +
