@@ -687,6 +687,9 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
   // Metrics are counted in nginx's shared memory (mesh_stats), not logged.
   return [
     d('access_log', 'off'),
+    // A reload closes an idle keep-alive connection only after answering one more request on it
+    // with "Connection: close" (ngx_mesh_drain.c), so a request sent as nginx reloads is answered.
+    d('mesh_keepalive_drain', 'on'),
     d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
     ...(model.tracing === undefined
       ? []
