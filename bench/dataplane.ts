@@ -9,11 +9,12 @@
 // The pods are two network namespaces joined by a veth pair in 198.19.250.0/30; the paths take
 // turns over rounds (rules swapped between them), and the figures are medians of the rounds.
 // Load comes from bench/support/load.ts inside the client namespace on CPU 1; every server runs
-// on CPU 0. Then: nginx reloads (SIGHUP, once a second) under paced load, and the memory of ten
+// on CPU 0. Then: nginx reloads (SIGHUP, once a second) under paced load, with the rendered
+// configuration and, as the baseline, without its mesh_keepalive_drain line; and the memory of ten
 // sidecars side by side (PSS), with and without the agent's own process.
 // The pods, their sidecars and the load are bench/support/netns-pods.ts's, shared with tracing.ts.
 // Needs root (namespaces, iptables). Everything is removed at the end, also on failure.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   SIDECAR_STATS_HTTP_ZONE,
@@ -200,6 +201,13 @@ interface MeshSidecars {
   readonly clientMaster: number;
   readonly serverMaster: number;
   readonly receivers: readonly number[];
+  /** The two sidecars' nginx.conf files, client's first. */
+  readonly configs: readonly string[];
+}
+
+interface ReloadResult {
+  readonly result: LoadResult;
+  readonly reloads: number;
 }
 
 const sidecarPids = (mesh: MeshSidecars): number[] => [
@@ -264,9 +272,33 @@ async function measurePath(
 // ---------------------------------------------------------------------------------------------
 // Reloads and memory.
 
+/** The rendered line that keeps keep-alive connections through reloads (ngx_mesh_drain.c). */
+const DRAIN_DIRECTIVE = 'mesh_keepalive_drain on;';
+
+/**
+ * Reloads of both sidecars under paced load: first with the rendered configuration, then, as the
+ * baseline in the same run, with its mesh_keepalive_drain line removed (nginx's own behaviour:
+ * idle keep-alive connections closed at each reload). The rendered configuration is back at the end.
+ */
 async function measureReloads(
   mesh: MeshSidecars,
-): Promise<{ result: LoadResult; reloads: number }> {
+): Promise<{ drain: ReloadResult; withoutDrain: ReloadResult }> {
+  const rendered = mesh.configs.map((config) => readFileSync(config, 'utf8'));
+  if (!rendered.every((text) => text.includes(DRAIN_DIRECTIVE)))
+    throw new Error(`the rendered sidecar configuration has no "${DRAIN_DIRECTIVE}"`);
+  const drain = await reloadPhase(mesh);
+  mesh.configs.forEach((config, index) =>
+    writeFileSync(config, (rendered[index] ?? '').replace(DRAIN_DIRECTIVE, '')),
+  );
+  const withoutDrain = await reloadPhase(mesh);
+  mesh.configs.forEach((config, index) => writeFileSync(config, rendered[index] ?? ''));
+  process.kill(mesh.clientMaster, 'SIGHUP');
+  process.kill(mesh.serverMaster, 'SIGHUP');
+  await sleep(1_000);
+  return { drain, withoutDrain };
+}
+
+async function reloadPhase(mesh: MeshSidecars): Promise<ReloadResult> {
   usePath('mesh');
   const running = net.load({
     mode: 'paced',
@@ -435,6 +467,7 @@ async function benchmark(dir: string, meshModule: string): Promise<void> {
   );
   const meshMasters: number[] = [];
   const sockets: string[] = [];
+  const configs: string[] = [];
   for (const [pod, ns] of [
     ['client', net.clientNs],
     ['server', net.serverNs],
@@ -443,11 +476,13 @@ async function benchmark(dir: string, meshModule: string): Promise<void> {
     sockets.push(socket);
     const { text } = renderSidecarConfig(benchSnapshot(), podContext(dir, meshModule, pod, runDir));
     const config = writeConfig(join(runDir, 'nginx.conf'), text);
+    configs.push(config);
     meshMasters.push(await net.startNginx(ns, runDir, config, SIDECAR_PORTS, SIDECAR_UID));
   }
   const mesh: MeshSidecars = {
     clientMaster: meshMasters[0] ?? 0,
     serverMaster: meshMasters[1] ?? 0,
+    configs,
     receivers: [
       await startReceiver(net.clientNs, sockets[0] ?? ''),
       await startReceiver(net.serverNs, sockets[1] ?? ''),
@@ -487,7 +522,7 @@ function report(
   results: Record<Path, RoundResult[]>,
   sink: { cpu: number[]; receiverCpu: number[]; rssLoad: number[] },
   rssIdle: number,
-  reload: { result: LoadResult; reloads: number },
+  reload: { drain: ReloadResult; withoutDrain: ReloadResult },
   side: SideBySide,
 ): void {
   const pick = (path: Path, f: (round: RoundResult) => number): number =>
@@ -521,10 +556,21 @@ function report(
     ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', ''],
     ['sidecar_pss_mib_per_pod_10', side.nginxPss + (side.agentPss ?? 0), 'MiB', 'target <= 30'],
     ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', ''],
-    ['errors_per_reload', reload.result.errors / reload.reloads, 'requests', ''],
+    [
+      'failed_requests_per_reload',
+      reload.drain.result.errors / reload.drain.reloads,
+      'requests',
+      'target 0',
+    ],
+    [
+      'failed_requests_per_reload_without_drain',
+      reload.withoutDrain.result.errors / reload.withoutDrain.reloads,
+      'requests',
+      '',
+    ],
     [
       'failed_after_retry_per_reload',
-      reload.result.failedAfterRetry / reload.reloads,
+      reload.drain.result.failedAfterRetry / reload.drain.reloads,
       'requests',
       'target 0',
     ],
@@ -539,7 +585,8 @@ function report(
       (side.agentPss === undefined
         ? '; agent not measured (dist/nginx-meshctl missing: npm run build:binary)'
         : `; agent process (Node SEA, no controller) PSS ${side.agentPss.toFixed(1)} MiB (RSS ${side.agentRss?.toFixed(1) ?? '?'}), its own transparent nginx PSS ${side.agentNginxPss?.toFixed(1) ?? '?'}; the figure is nginx + agent`),
-    `reloads: ${reload.reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${reload.result.errors} requests failed (first: ${reload.result.firstError || 'none'}), ${reload.result.failedAfterRetry} still failed after one retry; ${reload.result.connectionsOpened} connections opened; p99 ${ms(reload.result.p99Us)} ms, max ${ms(reload.result.maxUs)} ms`,
+    describeReloads('reloads', reload.drain),
+    describeReloads('reloads without mesh_keepalive_drain (baseline)', reload.withoutDrain),
     `load now: ${loadAverage()}`,
     '',
     ...figures
@@ -549,6 +596,10 @@ function report(
     ...figures.map(([name, value, unit]) => `${name} ${value.toFixed(3)} ${unit}`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function describeReloads(label: string, { result, reloads }: ReloadResult): string {
+  return `${label}: ${reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${result.errors} requests failed (first: ${result.firstError || 'none'}), ${result.failedAfterRetry} still failed after one retry; ${result.connectionsOpened} connections opened; p99 ${ms(result.p99Us)} ms, max ${ms(result.maxUs)} ms`;
 }
 
 const [mode, arg] = process.argv.slice(2);
