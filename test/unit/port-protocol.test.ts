@@ -16,6 +16,11 @@ import {
   withMesh,
 } from '../support/sidecar-snapshots';
 
+/** Outbound HTTP destinations' loopback addresses: 127.2.x.y to 127.127.x.y. */
+const HTTP_LOOPBACK = String.raw`127\.([2-9]|[1-9]\d|1[01]\d|12[0-7])\.\d+\.\d+`;
+/** Outbound TCP destinations': 127.128.x.y to 127.253.x.y. */
+const TCP_LOOPBACK = String.raw`127\.(12[89]|1[3-9]\d|2[0-4]\d|25[0-3])\.\d+\.\d+`;
+
 describe('portKind', () => {
   it.each([
     // appProtocol decides when set, whatever the name says.
@@ -79,9 +84,9 @@ describe('outbound: the server each destination reaches', () => {
       const outbound = mapEntries(text, 'map $mesh_original_dst $mesh_outbound');
       const to = (destination: string) =>
         outbound.find((line) => line.startsWith(`${destination} `))?.split(' ')[1];
-      expect(to('10.96.0.11:8080')).toMatch(/^127\.2\.\d+\.\d+:8889$/);
-      expect(to('10.96.0.30:50051')).toMatch(/^127\.2\.\d+\.\d+:8892$/);
-      expect(to('10.96.0.12:5432')).toMatch(/^127\.3\.\d+\.\d+:8906$/);
+      expect(to('10.96.0.11:8080')).toMatch(new RegExp(`^${HTTP_LOOPBACK}:8889$`));
+      expect(to('10.96.0.30:50051')).toMatch(new RegExp(`^${HTTP_LOOPBACK}:8892$`));
+      expect(to('10.96.0.12:5432')).toMatch(new RegExp(`^${TCP_LOOPBACK}:8906$`));
       expect(to('10.96.0.13:6379')).toBe('mesh_legacy__cache_6379');
       // gRPC to a meshed endpoint goes as HTTP/2 over mTLS, verifying the peer's identity.
       expect(text).toContain('mesh_shop__rpc_50051 grpcs://mesh_shop__rpc_50051;');

@@ -7,10 +7,16 @@ import {
   rateLimitZoneName,
   splitPercentages,
 } from '../../src/render/sidecar/model';
-import { fnv1a32, loopbackAddress } from '../../src/render/sidecar/names';
+import {
+  fnv1a32,
+  LOOPBACK_MAX,
+  loopbackAddress,
+  loopbackSlot,
+} from '../../src/render/sidecar/names';
 import type { SnapshotRateLimit } from '../../src/manifests/snapshot/types';
 import {
   endpoint,
+  httpPort,
   service,
   shopContext,
   shopSnapshot,
@@ -88,9 +94,44 @@ it('fnv1a32 matches the reference value of the empty string and "a"', () => {
   expect(fnv1a32('a')).toBe('e40c292c');
 });
 
-it('encodes an inbound port in a loopback address', () => {
+it('encodes an inbound port, and an outbound slot per kind, in a loopback address', () => {
   expect(loopbackAddress('inbound', 8080)).toBe('127.1.31.144');
-  expect(loopbackAddress('http', 1)).toBe('127.2.0.1');
+  expect(loopbackAddress('http', 0)).toBe('127.2.0.1');
+  expect(loopbackAddress('http', 255)).toBe('127.2.1.2');
+  expect(loopbackAddress('http', LOOPBACK_MAX - 1)).toBe('127.127.255.254');
+  expect(loopbackAddress('tcp', 0)).toBe('127.128.0.1');
+  expect(loopbackAddress('tcp', LOOPBACK_MAX - 1)).toBe('127.253.255.254');
+});
+
+it('keeps a destination at its loopback address when other Services come and go', () => {
+  const outbound = (names: readonly string[]) => {
+    const { model } = buildSidecarModel(
+      shopSnapshot({
+        services: Object.assign(
+          {},
+          ...names.map((name, index) =>
+            service(`shop/${name}`, `10.96.1.${index + 1}`, [httpPort(80)], []),
+          ),
+        ) as ReturnType<typeof service>,
+      }),
+      shopContext(),
+    );
+    return new Map(model.outboundHttp.map((http) => [http.service, http.loopback]));
+  };
+  const before = outbound(['web', 'api']);
+  // New Services that sort before and between the old ones, and one removed.
+  const after = outbound(['aaa', 'api', 'bbb', 'web', 'zzz']);
+  expect(after.get('shop/web')).toBe(before.get('shop/web'));
+  expect(after.get('shop/api')).toBe(before.get('shop/api'));
+  expect(outbound(['web']).get('shop/web')).toBe(before.get('shop/web'));
+  expect(new Set(after.values()).size).toBe(5);
+});
+
+it('gives colliding meanings the next free slot, and stops at the last one', () => {
+  const taken = new Set<number>();
+  const first = loopbackSlot('shop/web:80', taken);
+  expect(loopbackSlot('shop/web:80', taken)).toBe((first + 1) % LOOPBACK_MAX);
+  expect(taken.size).toBe(2);
 });
 
 it('applies a rate limit only to the pods it names', () => {

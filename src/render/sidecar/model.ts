@@ -33,6 +33,7 @@ import {
   identityDnsName,
   inboundUpstreamName,
   loopbackAddress,
+  loopbackSlot,
   nameSafe,
   spiffeId,
   upstreamName,
@@ -552,18 +553,34 @@ class Destinations {
   readonly tcp: OutboundTcp[] = [];
   readonly endpointUpstreams: UpstreamModel[] = [];
   private readonly seen = new Set<string>();
+  private readonly httpSlots = new Set<number>();
+  private readonly tcpSlots = new Set<number>();
 
   /** The addresses not taken yet, now taken. */
   take(addresses: readonly string[]): string[] {
     return addresses.filter((address) => !this.seen.has(address) && this.seen.add(address));
   }
 
-  addHttp(entry: Omit<OutboundHttp, 'loopback'>): void {
-    this.http.push({ loopback: loopbackAddress('http', this.http.length + 1), ...entry });
+  /** meaning: what the destination stands for ("<ns>/<svc>:<port>", or a pod's address). */
+  /** Destinations beyond LOOPBACK_MAX of a kind, which pass through. */
+  overflow = 0;
+
+  addHttp(meaning: string, entry: Omit<OutboundHttp, 'loopback'>): void {
+    if (this.http.length >= LOOPBACK_MAX) {
+      this.overflow += 1;
+      return;
+    }
+    const slot = loopbackSlot(meaning, this.httpSlots);
+    this.http.push({ loopback: loopbackAddress('http', slot), ...entry });
   }
 
-  addTcp(entry: Omit<OutboundTcp, 'loopback'>): void {
-    this.tcp.push({ loopback: loopbackAddress('tcp', this.tcp.length + 1), ...entry });
+  addTcp(meaning: string, entry: Omit<OutboundTcp, 'loopback'>): void {
+    if (this.tcp.length >= LOOPBACK_MAX) {
+      this.overflow += 1;
+      return;
+    }
+    const slot = loopbackSlot(meaning, this.tcpSlots);
+    this.tcp.push({ loopback: loopbackAddress('tcp', slot), ...entry });
   }
 }
 
@@ -617,12 +634,12 @@ function addHttpPort(
         : routes.httpNames.has(name)
           ? { kind: 'upstream', upstream: name }
           : { kind: 'none' };
-    found.addHttp({ destinations, target, service: key, http2 });
+    found.addHttp(`${key}:${port.port}`, { destinations, target, service: key, http2 });
   }
   for (const { address, endpoint } of ownAddresses(found, service, port)) {
     const upstream = endpointUpstream(b, endpoint, address, port);
     found.endpointUpstreams.push(upstream);
-    found.addHttp({
+    found.addHttp(address, {
       destinations: [address],
       target: { kind: 'upstream', upstream: upstream.name },
       service: key,
@@ -643,7 +660,7 @@ function addTcpPort(
   const upstream = tcpByName.get(name);
   const destinations = found.take(serviceDestinations(service, port));
   if (upstream !== undefined && destinations.length > 0)
-    found.addTcp({
+    found.addTcp(`${key}:${port.port}`, {
       destinations,
       upstream: name,
       service: key,
@@ -651,7 +668,7 @@ function addTcpPort(
     });
   // A pod's own address goes straight to it: no upstream needed for one server.
   for (const { address, endpoint } of ownAddresses(found, service, port))
-    found.addTcp({
+    found.addTcp(address, {
       destinations: [address],
       upstream: address,
       service: key,
@@ -675,16 +692,16 @@ function buildOutbound(b: Builder): Outbound {
     for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP'))
       if (port.kind === 'tcp') addTcpPort(found, b, service, port, tcpByName);
       else addHttpPort(found, b, service, port, { httpNames, byRootPort });
-  if (found.http.length > LOOPBACK_MAX || found.tcp.length > LOOPBACK_MAX) {
+  if (found.overflow > 0) {
     b.warnings.push(`more than ${LOOPBACK_MAX} HTTP or TCP destinations; the rest pass through`);
   }
-  const kept = found.http.slice(0, LOOPBACK_MAX);
+  const kept = found.http;
   const keptUpstreams = new Set(
     kept.flatMap((http) => (http.target.kind === 'upstream' ? [http.target.upstream] : [])),
   );
   return {
     outboundHttp: kept,
-    outboundTcp: found.tcp.slice(0, LOOPBACK_MAX),
+    outboundTcp: found.tcp,
     httpUpstreams: [
       ...upstreams.http,
       ...found.endpointUpstreams.filter((upstream) => keptUpstreams.has(upstream.name)),

@@ -67,17 +67,35 @@ export function hostPort(address: string, port: number): string {
 
 /**
  * Loopback addresses name a destination across an internal hop, because a REDIRECTed
- * connection's PROXY protocol header carries the redirect port, not the original one:
- * 127.1.h.l is inbound port h*256+l, 127.2.h.l outbound HTTP destination number h*256+l,
- * 127.3.h.l outbound TCP destination number h*256+l (numbers from 1).
+ * connection's PROXY protocol header carries the redirect port, not the original one.
+ * 127.1.h.l is inbound port h*256+l. An outbound destination's address comes from a hash of
+ * what it means (a Service port, or a pod's address), so it does not move when other Services
+ * come and go: across a reload, a connection the old worker's stream server opens to the HTTP
+ * server, which the new worker accepts, still means what it meant. HTTP destinations take
+ * 127.2.0.1 to 127.127.255.254, TCP destinations 127.128.0.1 to 127.253.255.254.
  */
+export function loopbackAddress(kind: 'inbound', port: number): string;
+export function loopbackAddress(kind: 'http' | 'tcp', slot: number): string;
 export function loopbackAddress(kind: 'inbound' | 'http' | 'tcp', number: number): string {
-  const second = kind === 'inbound' ? 1 : kind === 'http' ? 2 : 3;
-  return `127.${second}.${number >> 8}.${number & 255}`;
+  if (kind === 'inbound') return `127.1.${number >> 8}.${number & 255}`;
+  const block = Math.floor(number / LOOPBACK_BLOCK);
+  const rest = number % LOOPBACK_BLOCK;
+  return `127.${(kind === 'http' ? 2 : 128) + block}.${Math.floor(rest / 254)}.${(rest % 254) + 1}`;
 }
 
-/** The most destinations loopbackAddress can number per kind. */
-export const LOOPBACK_MAX = 65535;
+/** Addresses per second octet: third octet 0-255, fourth 1-254. */
+const LOOPBACK_BLOCK = 256 * 254;
+
+/** The most destinations loopbackAddress can number per kind: 126 second octets' worth. */
+export const LOOPBACK_MAX = 126 * LOOPBACK_BLOCK;
+
+/** The slot of a destination's loopback address: from its meaning, then the next free one. */
+export function loopbackSlot(meaning: string, taken: Set<number>): number {
+  let slot = Number.parseInt(fnv1a32(meaning), 16) % LOOPBACK_MAX;
+  while (taken.has(slot)) slot = (slot + 1) % LOOPBACK_MAX;
+  taken.add(slot);
+  return slot;
+}
 
 /** A literal as a PCRE pattern. */
 export function regexLiteral(text: string): string {
