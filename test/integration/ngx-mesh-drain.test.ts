@@ -1,8 +1,9 @@
 // Keep-alive connections through a reload (images/sidecar/ngx_mesh/ngx_mesh_drain.c), in Debian's
 // real nginx: with mesh_keepalive_drain on, the old worker answers one more request on an idle
 // connection, with "Connection: close", instead of closing it unanswered; a request in flight is
-// answered, with "Connection: close" as nginx itself says then; a silent client is still cut at worker_shutdown_timeout; and
-// paced load over keep-alive connections loses nothing while nginx reloads.
+// answered, with "Connection: close" as nginx itself says then; a server can turn it off; a silent
+// client is still cut at worker_shutdown_timeout; and paced load over keep-alive connections loses
+// nothing while nginx reloads.
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,8 @@ const HOST = '127.0.0.1';
 const DRAIN = 15_401;
 const PLAIN = 15_402;
 const APP = 15_403;
+/** A server of the draining nginx that turns it off for itself. */
+const DRAIN_OFF = 15_404;
 
 let dir: string;
 let meshModule: string;
@@ -38,6 +41,15 @@ function config(name: string, port: number, on: boolean): string {
         keepalive_requests 100000;
         location / { return 200 "ok"; }
         location /slow { proxy_pass http://${HOST}:${APP}; }
+    }
+    ${
+      on
+        ? `server {
+        listen ${HOST}:${DRAIN_OFF};
+        mesh_keepalive_drain off;
+        location / { return 200 "ok"; }
+    }`
+        : ''
     }
 }
 `.replace('events {}', 'worker_shutdown_timeout 1500ms;\nevents {}');
@@ -180,10 +192,13 @@ test('an idle keep-alive connection is answered once more after a reload, with C
   await client.closed;
 });
 
-test('without mesh_keepalive_drain, nginx closes the idle connection at the reload', async () => {
-  const client = await Client.open(PLAIN);
+test.each([
+  ['without mesh_keepalive_drain', PLAIN, () => plain],
+  ['in a server that turns it off', DRAIN_OFF, () => drain],
+])('%s, nginx closes the idle connection at the reload', async (_, port, master) => {
+  const client = await Client.open(port);
   expect(await client.get('/')).toMatch(/^HTTP\/1\.1 200/);
-  await reload(plain as ChildProcess);
+  await reload(master() as ChildProcess);
   // Closed unanswered: a request sent now would be lost.
   await Promise.race([
     client.closed,
@@ -264,12 +279,12 @@ test('paced requests over 16 keep-alive connections: none lost while nginx reloa
   expect(reopened).toBeGreaterThanOrEqual(16 * 5);
 }, 20_000);
 
-test('nginx -t refuses the directive outside the http block', () => {
+test('nginx -t refuses the directive in a location', () => {
   const file = join(dir, 'bad.conf');
   writeFileSync(
     file,
     `${moduleConfigPreamble(dir, meshModule, { pid: 'bad.pid' })}
-    server { listen ${HOST}:15409; mesh_keepalive_drain on; }
+    server { listen ${HOST}:15409; location / { mesh_keepalive_drain on; } }
 }
 `,
   );

@@ -2,7 +2,9 @@
  * ngx_mesh_drain: keep-alive connections that survive a reload without losing a request.
  *
  *   http {
- *       mesh_keepalive_drain on;
+ *       server {
+ *           mesh_keepalive_drain on;    # or in http, for every server
+ *       }
  *   }
  *
  * When nginx reloads, the old worker closes every HTTP/1.x keep-alive connection that is idle
@@ -16,6 +18,11 @@
  * to send on that connection again. The other ends of a connection are the ones nginx already
  * has: keepalive_timeout for a client that stays silent, and worker_shutdown_timeout for the
  * worker itself.
+ *
+ * That one more request is answered under the configuration the old worker has: turn it on
+ * where that is harmless (the mesh's outbound servers, which only route), not where a reload
+ * may have revoked access (a peer's nginx retries a request whose kept-alive connection closed
+ * under it anyway).
  *
  * How: the log phase of every HTTP/1.x request posts an event, which
  * runs once nginx has put the connection into its keep-alive state (in the same turn of the
@@ -32,8 +39,13 @@
 
 
 typedef struct {
-    ngx_flag_t  enable;
+    ngx_flag_t  any;                 /* some server has it on */
 } ngx_http_mesh_drain_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t  enable;
+} ngx_http_mesh_drain_srv_conf_t;
 
 
 /* One per connection slot of the worker: the event that clears the idle mark. */
@@ -45,6 +57,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_mesh_drain_init(ngx_conf_t *cf);
 static void *ngx_http_mesh_drain_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_mesh_drain_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_mesh_drain_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
 static ngx_int_t ngx_http_mesh_drain_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mesh_drain_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_mesh_drain_log_handler(ngx_http_request_t *r);
@@ -58,10 +72,10 @@ static ngx_uint_t                   ngx_http_mesh_drain_nslots;
 static ngx_command_t  ngx_http_mesh_drain_commands[] = {
 
     { ngx_string("mesh_keepalive_drain"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_mesh_drain_main_conf_t, enable),
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_mesh_drain_srv_conf_t, enable),
       NULL },
 
       ngx_null_command
@@ -75,8 +89,8 @@ static ngx_http_module_t  ngx_http_mesh_drain_module_ctx = {
     ngx_http_mesh_drain_create_main_conf,  /* create main configuration */
     NULL,                                  /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_mesh_drain_create_srv_conf,   /* create server configuration */
+    ngx_http_mesh_drain_merge_srv_conf,    /* merge server configuration */
 
     NULL,                                  /* create location configuration */
     NULL                                   /* merge location configuration */
@@ -109,13 +123,45 @@ ngx_http_mesh_drain_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    dmcf->enable = NGX_CONF_UNSET;
-
     return dmcf;
 }
 
 
-/* Off unless asked for: the log handler is only installed when it is on. */
+static void *
+ngx_http_mesh_drain_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_mesh_drain_srv_conf_t  *dscf;
+
+    dscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mesh_drain_srv_conf_t));
+    if (dscf == NULL) {
+        return NULL;
+    }
+
+    dscf->enable = NGX_CONF_UNSET;
+
+    return dscf;
+}
+
+
+static char *
+ngx_http_mesh_drain_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mesh_drain_srv_conf_t   *prev = parent;
+    ngx_http_mesh_drain_srv_conf_t   *conf = child;
+    ngx_http_mesh_drain_main_conf_t  *dmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (conf->enable) {
+        dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mesh_drain_module);
+        dmcf->any = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* Off unless asked for: the log handler is only installed when some server has it on. */
 static ngx_int_t
 ngx_http_mesh_drain_init(ngx_conf_t *cf)
 {
@@ -125,8 +171,7 @@ ngx_http_mesh_drain_init(ngx_conf_t *cf)
 
     dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mesh_drain_module);
 
-    if (dmcf->enable != 1) {
-        dmcf->enable = 0;
+    if (!dmcf->any) {
         return NGX_OK;
     }
 
@@ -154,7 +199,7 @@ ngx_http_mesh_drain_init_process(ngx_cycle_t *cycle)
     }
 
     dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mesh_drain_module);
-    if (dmcf == NULL || !dmcf->enable) {
+    if (dmcf == NULL || !dmcf->any) {
         return NGX_OK;
     }
 
@@ -205,11 +250,17 @@ ngx_http_mesh_drain_exit_process(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_mesh_drain_log_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                   n;
-    ngx_connection_t            *c;
-    ngx_http_mesh_drain_slot_t  *slot;
+    ngx_uint_t                       n;
+    ngx_connection_t                *c;
+    ngx_http_mesh_drain_slot_t      *slot;
+    ngx_http_mesh_drain_srv_conf_t  *dscf;
 
     if (ngx_http_mesh_drain_slots == NULL || r != r->main) {
+        return NGX_OK;
+    }
+
+    dscf = ngx_http_get_module_srv_conf(r, ngx_http_mesh_drain_module);
+    if (!dscf->enable) {
         return NGX_OK;
     }
 

@@ -282,6 +282,11 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       [
         d('listen', String(SIDECAR_OUTBOUND_HTTP_PORT)),
         ...LOOPBACK_ONLY,
+        // A reload closes an idle keep-alive connection from the app only after answering one
+        // more request on it, with "Connection: close" (ngx_mesh_drain.c), so a request the app
+        // sent as nginx reloads is answered. Only here, where a request is routed: inbound, the
+        // one more request would pass the old access rules, and the peer's nginx retries anyway.
+        d('mesh_keepalive_drain', 'on'),
         ...httpStats('outbound', model),
         ...httpAccessLog(context, 'outbound'),
         block(
@@ -687,9 +692,6 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
   // Metrics are counted in nginx's shared memory (mesh_stats), not logged.
   return [
     d('access_log', 'off'),
-    // A reload closes an idle keep-alive connection only after answering one more request on it
-    // with "Connection: close" (ngx_mesh_drain.c), so a request sent as nginx reloads is answered.
-    d('mesh_keepalive_drain', 'on'),
     d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
     ...(model.tracing === undefined
       ? []
