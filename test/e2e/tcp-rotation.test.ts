@@ -19,6 +19,7 @@ import {
   applyObjects,
   clusterIPOf,
   echoDeployment,
+  httpLoadFrom,
   kubectl,
   meshctl as meshctlIn,
   netnsOf,
@@ -195,47 +196,6 @@ setTimeout(() => finish('timeout'), ${timeoutMs}).unref();`;
   return JSON.parse(result.stdout) as EchoOutcome;
 }
 
-/** What a timed HTTP load got: a count per status (or error code), and how long it ran. */
-interface LoadOutcome {
-  readonly statuses: Record<string, number>;
-  readonly requests: number;
-  readonly ms: number;
-}
-
-/** GETs url from inside the pod's network namespace for durationMs, concurrency at a time. */
-async function loadFrom(
-  netns: string,
-  url: string,
-  durationMs: number,
-  concurrency: number,
-): Promise<LoadOutcome> {
-  const script = `
-const url = ${JSON.stringify(url)};
-const started = Date.now();
-const statuses = {};
-let requests = 0;
-const bump = (key) => { statuses[key] = (statuses[key] ?? 0) + 1; };
-async function worker() {
-  while (Date.now() - started < ${durationMs}) {
-    requests += 1;
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      await response.arrayBuffer();
-      bump(String(response.status));
-    } catch (error) {
-      bump('error ' + (error.cause?.code ?? error.name));
-    }
-  }
-}
-Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
-  console.log(JSON.stringify({ statuses, requests, ms: Date.now() - started })),
-);`;
-  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
-  const result = await execa(file, args, { reject: false, timeout: durationMs + 30_000 });
-  if (result.exitCode !== 0) throw new Error(`load on ${url} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as LoadOutcome;
-}
-
 /** Serial numbers of the SVIDs in the volumes of the pod with this uid right now. */
 function svidSerials(uid: string): string[] {
   const serials: string[] = [];
@@ -407,7 +367,7 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     const server = await readyPod('echo');
     const clientPod = await readyPod('admitted');
     const url = `http://${await clusterIP('echo')}/`;
-    const load = loadFrom(admittedNetns, url, LOAD_MS, LOAD_CONCURRENCY);
+    const load = httpLoadFrom(admittedNetns, url, LOAD_MS, LOAD_CONCURRENCY);
     const serverSerials = new Set<string>();
     const clientSerials = new Set<string>();
     const deadline = Date.now() + LOAD_MS;

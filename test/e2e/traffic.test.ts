@@ -3,7 +3,8 @@
 // namespace through its sidecar to the servers' sidecars. A TrafficSplit divides requests by
 // weight, a RateLimit turns the excess into 503, a CircuitBreaker sends a failing Service's
 // traffic to its fallback, strict mTLS refuses plaintext clients while meshed traffic crosses the
-// wire as TLS records only, an injected Job completes, and remove leaves the apps serving.
+// wire as TLS records only, an injected Job completes, both sidecars reload under load without
+// losing a request, and remove leaves the apps serving.
 import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   clusterIPOf,
   ECHO_PORT,
   echoDeployment,
+  httpLoadFrom,
   httpService,
   kubectl,
   meshctl as meshctlIn,
@@ -47,6 +49,9 @@ const plain = 'e2e-plain';
 /** A namespace without injection whose workload is injected by the CLI instead. */
 const offline = 'e2e-offline';
 let rest: KubeRest;
+/** Reloads under load: how long the load runs, and at most how many new Services it sees. */
+const RELOAD_LOAD_MS = 45_000;
+const RELOAD_STEPS = 10;
 
 function meshctl(args: readonly string[]) {
   return meshctlIn(meshNamespace, args);
@@ -358,6 +363,44 @@ describe('traffic through the mesh', () => {
       (await requestFrom(outsider, direct)) === '200' ? true : undefined,
     );
   });
+
+  it('loses no request while both sidecars reload again and again under load', async () => {
+    // Each new Service is in every sidecar's configuration, so each one reloads both the
+    // client's and web-v1's nginx; the load runs on keep-alive connections all along.
+    const url = `http://${await clusterIP('web-v1')}/`;
+    const started = Date.now();
+    const load = httpLoadFrom(clientNetns, url, RELOAD_LOAD_MS, 8);
+    const configs = { client: new Set<string>(), 'web-v1': new Set<string>() };
+    let reloads = 0;
+    for (
+      let step = 1;
+      step <= RELOAD_STEPS && Date.now() - started < RELOAD_LOAD_MS - 3_000;
+      step += 1
+    ) {
+      const name = `reload-${step}`;
+      await apply([httpService(apps, name, { app: 'web-v1' })]);
+      for (const app of ['client', 'web-v1'] as const)
+        configs[app].add(
+          await waitForSidecarConfig(app, `the upstream of ${name}`, (config) =>
+            config.includes(`reload_${step}_80`),
+          ),
+        );
+      reloads = step;
+    }
+    const outcome = await load;
+    await kubectl([
+      ...['delete', 'service', '-n', apps, '--wait=false'],
+      ...Array.from({ length: reloads }, (_, index) => `reload-${index + 1}`),
+    ]);
+    process.stderr.write(
+      `reloads under load: ${reloads} new configurations in each sidecar, ${outcome.requests} requests in ${outcome.ms} ms: ${JSON.stringify(outcome.statuses)}\n`,
+    );
+    expect(reloads).toBeGreaterThanOrEqual(5);
+    expect(configs.client.size).toBe(reloads);
+    expect(configs['web-v1'].size).toBe(reloads);
+    expect(outcome.statuses).toEqual({ '200': outcome.requests });
+    expect(outcome.requests).toBeGreaterThan(1_000);
+  }, 120_000);
 
   it('leaves the apps serving after remove', async () => {
     const removed = await meshctl(['remove', '-y', '-t', '120s']);

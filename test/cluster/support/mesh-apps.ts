@@ -264,6 +264,47 @@ Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
   return JSON.parse(result.stdout) as BatchOutcome;
 }
 
+/** What a timed HTTP load got: a count per status (or error code), and how long it ran. */
+export interface LoadOutcome {
+  readonly statuses: Record<string, number>;
+  readonly requests: number;
+  readonly ms: number;
+}
+
+/** GETs url from inside the pod's network namespace for durationMs, concurrency at a time. */
+export async function httpLoadFrom(
+  netns: string,
+  url: string,
+  durationMs: number,
+  concurrency: number,
+): Promise<LoadOutcome> {
+  const script = `
+const url = ${JSON.stringify(url)};
+const started = Date.now();
+const statuses = {};
+let requests = 0;
+const bump = (key) => { statuses[key] = (statuses[key] ?? 0) + 1; };
+async function worker() {
+  while (Date.now() - started < ${durationMs}) {
+    requests += 1;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      await response.arrayBuffer();
+      bump(String(response.status));
+    } catch (error) {
+      bump('error ' + (error.cause?.code ?? error.name));
+    }
+  }
+}
+Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
+  console.log(JSON.stringify({ statuses, requests, ms: Date.now() - started })),
+);`;
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: durationMs + 30_000 });
+  if (result.exitCode !== 0) throw new Error(`load on ${url} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as LoadOutcome;
+}
+
 /** What the controller's GET /sidecars answers, read through the API server's service proxy. */
 export interface SidecarReport {
   readonly generation?: number;
