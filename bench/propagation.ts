@@ -13,7 +13,9 @@
 // of that generation from every agent, and an agent acks only once its apply finished.
 //
 // One change per round: a service's endpoints move, as in a rollout, which every sidecar renders.
-// One sidecar with nginx is measured alone first, then all of them.
+// One sidecar with nginx is measured alone first, then all of them. Alone, most of an apply is
+// the reload: the supervisor counts it done once the old workers stop accepting, and nginx's
+// master tells them to only 100 ms after it started the new ones.
 //
 // What this machine cannot be: a cluster gives each pod its own CPU; here every render, every
 // `nginx -t` and every reload of 1,000 sidecars shares two cores (and whatever else runs), so a
@@ -454,6 +456,7 @@ async function measureRounds(
     const started = performance.now();
     await untilAcked(bus, bus.publish(snapshot), agents);
     latencies.push(performance.now() - started);
+    if ((measured + 1) % 25 === 0 && agents > 1) progress(`${measured + 1} rounds measured`);
   }
   const cpuAfter = machineCpu();
   const ownAfter = ownCpu();
