@@ -25,6 +25,23 @@ export function processTree(pid: number): number[] {
   return [pid, ...children];
 }
 
+/** roots and every process descending from them, from one pass over /proc. */
+export function descendantsOf(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = Number(statFields(Number(entry))?.[1]);
+    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const found: number[] = [];
+  const queue = [...roots];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    found.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return found;
+}
+
 /** User plus system CPU seconds of the processes alive now. */
 export function cpuSeconds(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => {
@@ -32,6 +49,17 @@ export function cpuSeconds(pids: readonly number[]): number {
     if (fields === undefined) return sum;
     return sum + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   }, 0);
+}
+
+/**
+ * CPU seconds of a process (user + system) and of the children it has waited for (cutime +
+ * cstime: an nginx master's replaced workers, a parent's finished `nginx -t` runs); zero for
+ * both when it is gone.
+ */
+export function cpuTimesOf(pid: number): { readonly own: number; readonly reaped: number } {
+  const fields = statFields(pid);
+  const seconds = (index: number): number => Number(fields?.[index] ?? 0) / CLOCK_TICKS;
+  return { own: seconds(11) + seconds(12), reaped: seconds(13) + seconds(14) };
 }
 
 /** RSS and PSS of a set of processes, in MiB, from /proc/<pid>/smaps_rollup. */
