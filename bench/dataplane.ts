@@ -13,6 +13,9 @@
 // sidecars side by side (PSS), with and without the agent's own process.
 // The pods, their sidecars and the load are bench/support/netns-pods.ts's, shared with tracing.ts.
 // Needs root (namespaces, iptables). Everything is removed at the end, also on failure.
+//
+//   BENCH_ONLY=memory npm run bench -- dataplane   only the ten sidecars side by side (PSS),
+//                                                  without the pods, rounds and reloads
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -368,6 +371,28 @@ async function measureSideBySide(dir: string, meshModule: string): Promise<SideB
 // ---------------------------------------------------------------------------------------------
 // Report.
 
+/** Target of sidecar_pss_mib_per_pod_10: nginx + agent PSS per pod with ten side by side. */
+const PSS_TARGET_MIB = 24;
+
+const pssPerPod = (side: SideBySide): number => side.nginxPss + (side.agentPss ?? 0);
+
+function pssTarget(side: SideBySide): string {
+  return `target <= ${PSS_TARGET_MIB}: ${pssPerPod(side) <= PSS_TARGET_MIB ? 'met' : 'missed'}`;
+}
+
+function pssFigure(side: SideBySide): string {
+  return `sidecar_pss_mib_per_pod_10 ${pssPerPod(side).toFixed(3)} (${pssTarget(side)})`;
+}
+
+function sideBySideLine(side: SideBySide): string {
+  return (
+    `${SIDE_BY_SIDE} sidecars side by side, per pod: nginx with the rendered config PSS ${side.nginxPss.toFixed(1)} MiB (RSS ${side.nginxRss.toFixed(1)})` +
+    (side.agentPss === undefined
+      ? '; agent not measured (dist/nginx-meshctl missing: npm run build:binary)'
+      : `; agent process (Node SEA, no controller) PSS ${side.agentPss.toFixed(1)} MiB (RSS ${side.agentRss?.toFixed(1) ?? '?'}), its own transparent nginx PSS ${side.agentNginxPss?.toFixed(1) ?? '?'}; the figure is nginx + agent`)
+  );
+}
+
 function describe(path: Path, rounds: readonly RoundResult[]): string {
   const pick = (f: (round: RoundResult) => number): number => median(rounds.map(f));
   const errors = rounds.reduce(
@@ -393,7 +418,19 @@ function describe(path: Path, rounds: readonly RoundResult[]): string {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  await runPodBench('dataplane', net, ROOT, benchmark);
+  const only = process.env['BENCH_ONLY'];
+  if (only !== undefined && only !== 'memory') {
+    throw new Error(`unknown BENCH_ONLY "${only}": expected memory`);
+  }
+  await runPodBench('dataplane', net, ROOT, only === 'memory' ? memoryOnly : benchmark);
+}
+
+/** The side-by-side memory figure alone. */
+async function memoryOnly(dir: string, meshModule: string): Promise<void> {
+  await writeCertificates(dir);
+  const side = await measureSideBySide(dir, meshModule);
+  const lines = [sideBySideLine(side), '', pssFigure(side), ''];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** The metrics pipeline of the sidecar whose nginx serves its counts on socketPath. */
@@ -519,7 +556,7 @@ function report(
     ],
     ['sidecar_rss_mib_idle', rssIdle, 'MiB', ''],
     ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', ''],
-    ['sidecar_pss_mib_per_pod_10', side.nginxPss + (side.agentPss ?? 0), 'MiB', 'target <= 30'],
+    ['sidecar_pss_mib_per_pod_10', pssPerPod(side), 'MiB', pssTarget(side)],
     ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', ''],
     ['errors_per_reload', reload.result.errors / reload.reloads, 'requests', ''],
     [
@@ -535,10 +572,7 @@ function report(
     '',
     `mesh sidecar CPU during paced load: ${median(sink.cpu).toFixed(4)} vCPU per 1,000 rps for both nginx (master + worker), plus ${median(sink.receiverCpu).toFixed(4)} for both agents' metrics pipelines`,
     `sidecar RSS (nginx master + worker, mean of the two pods): idle ${rssIdle.toFixed(1)} MiB, under c=${SATURATION_CONNECTIONS} load ${median(sink.rssLoad).toFixed(1)} MiB`,
-    `${SIDE_BY_SIDE} sidecars side by side, per pod: nginx with the rendered config PSS ${side.nginxPss.toFixed(1)} MiB (RSS ${side.nginxRss.toFixed(1)})` +
-      (side.agentPss === undefined
-        ? '; agent not measured (dist/nginx-meshctl missing: npm run build:binary)'
-        : `; agent process (Node SEA, no controller) PSS ${side.agentPss.toFixed(1)} MiB (RSS ${side.agentRss?.toFixed(1) ?? '?'}), its own transparent nginx PSS ${side.agentNginxPss?.toFixed(1) ?? '?'}; the figure is nginx + agent`),
+    sideBySideLine(side),
     `reloads: ${reload.reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${reload.result.errors} requests failed (first: ${reload.result.firstError || 'none'}), ${reload.result.failedAfterRetry} still failed after one retry; ${reload.result.connectionsOpened} connections opened; p99 ${ms(reload.result.p99Us)} ms, max ${ms(reload.result.maxUs)} ms`,
     `load now: ${loadAverage()}`,
     '',
