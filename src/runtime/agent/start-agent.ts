@@ -63,6 +63,7 @@ import type { ConfigApplier } from './config-applier';
 import { podResource, startAgentTracing } from './tracing/agent-tracing';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
+import { createHeapTrimmer } from './heap-trim';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
 import { prepareStatsSocket, startSidecarMetrics } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
@@ -284,6 +285,8 @@ export async function startAgent({
       ? 'proxy is closed (strict mTLS) until the controller sends its configuration'
       : 'proxy is transparent until the controller sends its configuration',
   );
+  const heap = createHeapTrimmer(logger);
+  heap.schedule();
   const mesh = startMeshConfiguration(options, {
     logger,
     version,
@@ -299,11 +302,13 @@ export async function startAgent({
       if (!configured) logger.info('the mesh configuration runs; ready for traffic');
       configured = true;
       clearTimeout(configTimer);
+      heap.schedule();
     },
   });
   background.mesh = mesh;
   return runningUntilStopped(async () => {
     clearTimeout(configTimer);
+    heap.close();
     // Still serving, with the mesh configuration still applied, while peers hear the pod is going.
     const drainMs = options.duration('drain-duration');
     if (drainMs > 0) {
