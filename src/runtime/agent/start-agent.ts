@@ -299,10 +299,14 @@ export async function startAgent({
     onApplied: (snapshot) => {
       metrics.applySnapshot(snapshot);
       tracing.applySnapshot(snapshot);
-      if (!configured) logger.info('the mesh configuration runs; ready for traffic');
+      if (!configured) {
+        logger.info('the mesh configuration runs; ready for traffic');
+        // Once: the start of the mesh configuration (SVID, NATS, the first render) is a burst
+        // like the agent's own start. Later configurations keep their code warm (heap-trim.ts).
+        heap.schedule();
+      }
       configured = true;
       clearTimeout(configTimer);
-      heap.schedule();
     },
   });
   background.mesh = mesh;
