@@ -19,6 +19,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  SIDECAR_AGENT_ENV,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
   SIDECAR_STATS_TCP_ZONE,
@@ -335,6 +336,9 @@ async function measureSideBySide(dir: string, meshModule: string): Promise<SideB
   const agents = pods.map((ns, index) => {
     const runDir = makeRunDir(join(dir, `agent-${index}`));
     return net.startIn(ns, SERVER_CPU, [
+      // The environment the injected sidecar container gives the agent.
+      'env',
+      ...Object.entries(SIDECAR_AGENT_ENV).map(([name, value]) => `${name}=${value}`),
       binary,
       'run',
       '--role',
