@@ -42,23 +42,35 @@ const LAZY_BUNDLES = [
   { specifier: 'ora', asset: 'ora.cjs', prelude: [] },
 ];
 
-/** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */
 /**
  * What only role processes (`run --role …`) run: the frame and each role's start, with all they
- * import. They go into a lazy bundle of their own, so that every other command starts without
- * them. One bundle for all of them, so that a role's classes (errors caught by the frame, say)
- * exist once in a process.
+ * import. They go into lazy bundles of their own, so that every other command starts without
+ * them. The agent, which runs in every meshed pod, has a bundle of its own, with the frame, so
+ * that it neither compiles nor keeps the control plane's code; the control-plane roles share
+ * the other. A process runs one role and so loads one of them, and the frame's classes (errors
+ * caught by the frame, say) exist once in it.
  */
-const ROLE_BUNDLE = 'roles.cjs';
-const ROLE_MODULES = [
-  ['src/runtime/role/frame.ts', 'runRole'],
-  ['src/runtime/agent/start-agent.ts', 'startAgent'],
-  ['src/runtime/controller/start-controller.ts', 'startController'],
-  ['src/runtime/registrar/start-registrar.ts', 'startRegistrar'],
-  ['src/runtime/metrics/start-metrics.ts', 'startMetrics'],
-  ['src/runtime/cert-reloader/start-cert-reloader.ts', 'startCertReloader'],
+const ROLE_BUNDLES = [
+  {
+    asset: 'agent.cjs',
+    modules: [
+      ['src/runtime/role/agent-frame.ts', 'runRole'],
+      ['src/runtime/agent/start-agent.ts', 'startAgent'],
+    ],
+  },
+  {
+    asset: 'roles.cjs',
+    modules: [
+      ['src/runtime/role/frame.ts', 'runRole'],
+      ['src/runtime/controller/start-controller.ts', 'startController'],
+      ['src/runtime/registrar/start-registrar.ts', 'startRegistrar'],
+      ['src/runtime/metrics/start-metrics.ts', 'startMetrics'],
+      ['src/runtime/cert-reloader/start-cert-reloader.ts', 'startCertReloader'],
+    ],
+  },
 ];
 
+/** The SEA fuse Node looks for; fixed by Node's single-executable-application design. */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 function assertSupportedNode() {
@@ -153,16 +165,21 @@ const lazyBundles = {
 
 /**
  * esbuild plugin for the main bundle: the dynamic imports of the role modules become the stub
- * that loads ROLE_BUNDLE (which exports every role module's entry point) on first use.
+ * that loads their ROLE_BUNDLES entry (which exports each of its modules' entry points) on
+ * first use.
  */
 const roleBundle = {
   name: 'role-bundle',
   setup(builder) {
-    const paths = new Set(ROLE_MODULES.map(([file]) => join(root, file)));
-    builder.onResolve({ filter: /(start-[a-z-]+|role\/frame)$/ }, (args) => {
+    const bundles = new Map(
+      ROLE_BUNDLES.flatMap(({ asset, modules }) =>
+        modules.map(([file]) => [join(root, file), asset]),
+      ),
+    );
+    builder.onResolve({ filter: /(start-[a-z-]+|role\/(agent-)?frame)$/ }, (args) => {
       if (args.kind !== 'dynamic-import') return undefined;
-      const path = `${join(args.resolveDir, args.path)}.ts`;
-      return paths.has(path) ? { path: ROLE_BUNDLE, namespace: 'lazy-bundle' } : undefined;
+      const asset = bundles.get(`${join(args.resolveDir, args.path)}.ts`);
+      return asset === undefined ? undefined : { path: asset, namespace: 'lazy-bundle' };
     });
   },
 };
@@ -236,20 +253,24 @@ async function main() {
     });
     assets[asset] = outfile;
   }
-  const roles = join(dist, ROLE_BUNDLE);
-  await build({
-    ...commonOptions,
-    stdin: {
-      contents: ROLE_MODULES.map(
-        ([file, name]) => `exports.${name} = require(${JSON.stringify(`./${file}`)}).${name};`,
-      ).join('\n'),
-      resolveDir: root,
-      loader: 'ts',
-    },
-    outfile: roles,
-    plugins: [lazyBundles, deferChildProcess],
-  });
-  assets[ROLE_BUNDLE] = roles;
+  for (const { asset, modules } of ROLE_BUNDLES) {
+    const outfile = join(dist, asset);
+    await build({
+      ...commonOptions,
+      stdin: {
+        contents: modules
+          .map(
+            ([file, name]) => `exports.${name} = require(${JSON.stringify(`./${file}`)}).${name};`,
+          )
+          .join('\n'),
+        resolveDir: root,
+        loader: 'ts',
+      },
+      outfile,
+      plugins: [lazyBundles, deferChildProcess],
+    });
+    assets[asset] = outfile;
+  }
   const seaConfig = join(dist, 'sea-config.json');
   writeFileSync(
     seaConfig,
@@ -276,8 +297,8 @@ async function main() {
   const size = statSync(output).size / (1024 * 1024);
   const bundleSize = statSync(bundle).size / (1024 * 1024);
   const lazySize =
-    [...LAZY_BUNDLES.map(({ asset }) => asset), ROLE_BUNDLE].reduce(
-      (sum, asset) => sum + statSync(join(dist, asset)).size,
+    [...LAZY_BUNDLES, ...ROLE_BUNDLES].reduce(
+      (sum, { asset }) => sum + statSync(join(dist, asset)).size,
       0,
     ) /
     (1024 * 1024);

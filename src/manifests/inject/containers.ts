@@ -10,6 +10,7 @@ import {
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_METRICS_PORT,
+  SIDECAR_AGENT_ENV,
   SIDECAR_READY_PATH,
   SIDECAR_UID,
 } from '../constants';
@@ -164,6 +165,7 @@ function buildSidecarEnv(owner: PodOwner): JsonObject[] {
     fromField('MY_POD_NAME', 'metadata.name'),
     fromField('MY_POD_IP', 'status.podIP'),
     fromField('MY_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    ...Object.entries(SIDECAR_AGENT_ENV).map(([name, value]) => ({ name, value })),
   ];
 }
 

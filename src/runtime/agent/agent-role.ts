@@ -94,5 +94,6 @@ export const agentRole: RoleDefinition = {
       defaultValue: `:${SIDECAR_METRICS_PORT}`,
     },
   ],
+  loadFrame: async () => (await import('../role/agent-frame')).runRole,
   start: async (context) => (await import('./start-agent')).startAgent(context),
 };

@@ -63,6 +63,7 @@ import type { ConfigApplier } from './config-applier';
 import { podResource, startAgentTracing } from './tracing/agent-tracing';
 import { createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
+import { createHeapTrimmer } from './heap-trim';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
 import { prepareStatsSocket, startSidecarMetrics } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
@@ -284,6 +285,8 @@ export async function startAgent({
       ? 'proxy is closed (strict mTLS) until the controller sends its configuration'
       : 'proxy is transparent until the controller sends its configuration',
   );
+  const heap = createHeapTrimmer(logger);
+  heap.schedule();
   const mesh = startMeshConfiguration(options, {
     logger,
     version,
@@ -296,7 +299,12 @@ export async function startAgent({
     onApplied: (snapshot) => {
       metrics.applySnapshot(snapshot);
       tracing.applySnapshot(snapshot);
-      if (!configured) logger.info('the mesh configuration runs; ready for traffic');
+      if (!configured) {
+        logger.info('the mesh configuration runs; ready for traffic');
+        // Once: the start of the mesh configuration (SVID, NATS, the first render) is a burst
+        // like the agent's own start. Later configurations keep their code warm (heap-trim.ts).
+        heap.schedule();
+      }
       configured = true;
       clearTimeout(configTimer);
     },
@@ -304,6 +312,7 @@ export async function startAgent({
   background.mesh = mesh;
   return runningUntilStopped(async () => {
     clearTimeout(configTimer);
+    heap.close();
     // Still serving, with the mesh configuration still applied, while peers hear the pod is going.
     const drainMs = options.duration('drain-duration');
     if (drainMs > 0) {

@@ -4,6 +4,7 @@ import type { ActionContext } from '../../commands/spec';
 import type { FlagSpec } from '../../manifests/flag-spec';
 import type { ByteSink, Writer } from '../io';
 import type { Logger } from './log';
+import type { runRole } from './frame';
 
 export type Readiness =
   { readonly ready: true } | { readonly ready: false; readonly reason: string };
@@ -85,8 +86,17 @@ export interface RoleDefinition {
    * binds --health-probe-bind-address in a pod whose app may use that port. Default true.
    */
   readonly probes?: boolean;
+  /**
+   * Loads the frame this role runs in; by default the control plane's. A role whose code the
+   * executable carries apart (the agent) loads the frame from there, so that the frame's classes
+   * exist once in its process.
+   */
+  readonly loadFrame?: () => Promise<RunRole>;
   start(context: RoleContext): Promise<RunningRole>;
 }
+
+/** The frame's entry point (./frame). */
+export type RunRole = typeof runRole;
 
 /** The roles compiled into this executable, by name. */
 export type RoleRegistry = ReadonlyMap<string, RoleDefinition>;
