@@ -46,6 +46,8 @@ import {
   writeConfig,
 } from './support/netns-pods';
 import { cpuSeconds, memoryOf, processTree } from './support/proc-stats';
+import type { Target } from './support/targets.mjs';
+import { targetLine } from './support/targets.mjs';
 
 // npm runs benchmarks from the checkout's root; the bundle itself lives under node_modules.
 const ROOT = process.cwd();
@@ -494,39 +496,44 @@ function report(
     median(results[path].map(f));
   const added = (f: (round: RoundResult) => number): number =>
     (pick('mesh', f) - pick('direct', f)) / 1000;
-  const figures: [string, number, string, string][] = [
-    ['added_p50_ms_c1', added((r) => r.c1.p50Us), 'ms', 'target <= 0.2'],
-    ['added_p99_ms_c1', added((r) => r.c1.p99Us), 'ms', ''],
-    ['added_p50_ms_paced', added((r) => r.paced.p50Us), 'ms', ''],
-    ['added_p99_ms_paced', added((r) => r.paced.p99Us), 'ms', ''],
+  const figures: [string, number, string, Target | undefined][] = [
+    ['added_p50_ms_c1', added((r) => r.c1.p50Us), 'ms', { how: '<=', limit: 0.2 }],
+    ['added_p99_ms_c1', added((r) => r.c1.p99Us), 'ms', undefined],
+    ['added_p50_ms_paced', added((r) => r.paced.p50Us), 'ms', undefined],
+    ['added_p99_ms_paced', added((r) => r.paced.p99Us), 'ms', undefined],
     [
       'throughput_ratio_mesh_vs_direct',
       pick('mesh', (r) => r.saturation.rps) / pick('direct', (r) => r.saturation.rps),
       'x',
-      '',
+      undefined,
     ],
     [
       'throughput_ratio_mesh_vs_nginx_chain',
       pick('mesh', (r) => r.saturation.rps) / pick('chain', (r) => r.saturation.rps),
       'x',
-      'target >= 0.9',
+      { how: '>=', limit: 0.9 },
     ],
     [
       'p99_ratio_mesh_vs_nginx_chain',
       pick('mesh', (r) => r.paced.p99Us) / pick('chain', (r) => r.paced.p99Us),
       'x',
-      'target <= 1.1',
+      { how: '<=', limit: 1.1 },
     ],
-    ['sidecar_rss_mib_idle', rssIdle, 'MiB', ''],
-    ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', ''],
-    ['sidecar_pss_mib_per_pod_10', side.nginxPss + (side.agentPss ?? 0), 'MiB', 'target <= 30'],
-    ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', ''],
-    ['errors_per_reload', reload.result.errors / reload.reloads, 'requests', ''],
+    ['sidecar_rss_mib_idle', rssIdle, 'MiB', undefined],
+    ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', undefined],
+    [
+      'sidecar_pss_mib_per_pod_10',
+      side.nginxPss + (side.agentPss ?? 0),
+      'MiB',
+      { how: '<=', limit: 30 },
+    ],
+    ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', undefined],
+    ['errors_per_reload', reload.result.errors / reload.reloads, 'requests', undefined],
     [
       'failed_after_retry_per_reload',
       reload.result.failedAfterRetry / reload.reloads,
       'requests',
-      'target 0',
+      { how: '=', limit: 0 },
     ],
   ];
   const lines = [
@@ -542,9 +549,9 @@ function report(
     `reloads: ${reload.reloads} SIGHUPs of both sidecars during ${RELOAD_PHASE_MS / 1000} s at ${PACED_RATE} rps: ${reload.result.errors} requests failed (first: ${reload.result.firstError || 'none'}), ${reload.result.failedAfterRetry} still failed after one retry; ${reload.result.connectionsOpened} connections opened; p99 ${ms(reload.result.p99Us)} ms, max ${ms(reload.result.maxUs)} ms`,
     `load now: ${loadAverage()}`,
     '',
-    ...figures
-      .filter(([, , , target]) => target !== '')
-      .map(([name, value, , target]) => `${name} ${value.toFixed(3)} (${target})`),
+    ...figures.flatMap(([name, value, , target]) =>
+      target === undefined ? [] : [targetLine(name, value, target)],
+    ),
     '',
     ...figures.map(([name, value, unit]) => `${name} ${value.toFixed(3)} ${unit}`),
   ];
