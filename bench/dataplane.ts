@@ -51,6 +51,8 @@ import {
   writeConfig,
 } from './support/netns-pods';
 import { cpuSeconds, memoryOf, processTree } from './support/proc-stats';
+import type { Target } from './support/targets.mjs';
+import { targetLine } from './support/targets.mjs';
 
 // npm runs benchmarks from the checkout's root; the bundle itself lives under node_modules.
 const ROOT = process.cwd();
@@ -423,16 +425,12 @@ async function measureSideBySide(dir: string, meshModule: string): Promise<SideB
 // Report.
 
 /** Target of sidecar_pss_mib_per_pod_10: nginx + agent PSS per pod with ten side by side. */
-const PSS_TARGET_MIB = 24;
+const PSS_TARGET: Target = { how: '<=', limit: 24 };
 
 const pssPerPod = (side: SideBySide): number => side.nginxPss + (side.agentPss ?? 0);
 
-function pssTarget(side: SideBySide): string {
-  return `target <= ${PSS_TARGET_MIB}: ${pssPerPod(side) <= PSS_TARGET_MIB ? 'met' : 'missed'}`;
-}
-
 function pssFigure(side: SideBySide): string {
-  return `sidecar_pss_mib_per_pod_10 ${pssPerPod(side).toFixed(3)} (${pssTarget(side)})`;
+  return targetLine('sidecar_pss_mib_per_pod_10', pssPerPod(side), PSS_TARGET);
 }
 
 function sideBySideLine(side: SideBySide): string {
@@ -585,50 +583,50 @@ function report(
     median(results[path].map(f));
   const added = (f: (round: RoundResult) => number): number =>
     (pick('mesh', f) - pick('direct', f)) / 1000;
-  const figures: [string, number, string, string][] = [
-    ['added_p50_ms_c1', added((r) => r.c1.p50Us), 'ms', 'target <= 0.2'],
-    ['added_p99_ms_c1', added((r) => r.c1.p99Us), 'ms', ''],
-    ['added_p50_ms_paced', added((r) => r.paced.p50Us), 'ms', ''],
-    ['added_p99_ms_paced', added((r) => r.paced.p99Us), 'ms', ''],
+  const figures: [string, number, string, Target | undefined][] = [
+    ['added_p50_ms_c1', added((r) => r.c1.p50Us), 'ms', { how: '<=', limit: 0.2 }],
+    ['added_p99_ms_c1', added((r) => r.c1.p99Us), 'ms', undefined],
+    ['added_p50_ms_paced', added((r) => r.paced.p50Us), 'ms', undefined],
+    ['added_p99_ms_paced', added((r) => r.paced.p99Us), 'ms', undefined],
     [
       'throughput_ratio_mesh_vs_direct',
       pick('mesh', (r) => r.saturation.rps) / pick('direct', (r) => r.saturation.rps),
       'x',
-      '',
+      undefined,
     ],
     [
       'throughput_ratio_mesh_vs_nginx_chain',
       pick('mesh', (r) => r.saturation.rps) / pick('chain', (r) => r.saturation.rps),
       'x',
-      'target >= 0.9',
+      { how: '>=', limit: 0.9 },
     ],
     [
       'p99_ratio_mesh_vs_nginx_chain',
       pick('mesh', (r) => r.paced.p99Us) / pick('chain', (r) => r.paced.p99Us),
       'x',
-      'target <= 1.1',
+      { how: '<=', limit: 1.1 },
     ],
-    ['sidecar_rss_mib_idle', rssIdle, 'MiB', ''],
-    ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', ''],
-    ['sidecar_pss_mib_per_pod_10', pssPerPod(side), 'MiB', pssTarget(side)],
-    ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', ''],
+    ['sidecar_rss_mib_idle', rssIdle, 'MiB', undefined],
+    ['sidecar_rss_mib_load', median(sink.rssLoad), 'MiB', undefined],
+    ['sidecar_pss_mib_per_pod_10', pssPerPod(side), 'MiB', PSS_TARGET],
+    ['vcpu_per_1000_rps', median(sink.cpu), 'vCPU', undefined],
     [
       'failed_requests_per_reload',
       reload.drain.result.errors / reload.drain.reloads,
       'requests',
-      'target 0',
+      { how: '=', limit: 0 },
     ],
     [
       'failed_requests_per_reload_without_drain',
       reload.withoutDrain.result.errors / reload.withoutDrain.reloads,
       'requests',
-      '',
+      undefined,
     ],
     [
       'failed_after_retry_per_reload',
       reload.drain.result.failedAfterRetry / reload.drain.reloads,
       'requests',
-      'target 0',
+      { how: '=', limit: 0 },
     ],
   ];
   const lines = [
@@ -642,9 +640,9 @@ function report(
     describeReloads('reloads without mesh_keepalive_drain (baseline)', reload.withoutDrain),
     `load now: ${loadAverage()}`,
     '',
-    ...figures
-      .filter(([, , , target]) => target !== '')
-      .map(([name, value, , target]) => `${name} ${value.toFixed(3)} (${target})`),
+    ...figures.flatMap(([name, value, , target]) =>
+      target === undefined ? [] : [targetLine(name, value, target)],
+    ),
     '',
     ...figures.map(([name, value, unit]) => `${name} ${value.toFixed(3)} ${unit}`),
   ];

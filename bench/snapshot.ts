@@ -15,11 +15,13 @@ import { gzipSync } from 'node:zlib';
 import { buildSnapshot } from '../src/manifests/snapshot/build';
 import type { ClusterState } from '../src/manifests/snapshot/build';
 import { syntheticClusterState, syntheticSnapshotSettings } from './support/synthetic-cluster';
+import type { Target } from './support/targets.mjs';
+import { targetLine } from './support/targets.mjs';
 
 const SIZES = [1_000, 10_000] as const;
 const ENDPOINTS_PER_SERVICE = 3;
 const ROUNDS = 9;
-const TARGET_MS_10000 = 100;
+const TARGET_MS_10000: Target = { how: '<', limit: 100 };
 
 interface Measurement {
   readonly services: number;
@@ -106,10 +108,6 @@ for (const result of results) {
   );
 }
 const large = results[1] as Measurement;
-const met = large.rebuildMs < TARGET_MS_10000;
-console.log(
-  `  target 10000 Services < ${TARGET_MS_10000} ms on a rebuild: ${met ? 'met' : 'NOT met'}; cold ${large.buildMs < TARGET_MS_10000 ? 'met' : 'NOT met'}`,
-);
 for (const result of results) {
   console.log(`snapshot_build_ms_${result.services}_services ${result.buildMs.toFixed(1)} ms`);
   console.log(`snapshot_rebuild_ms_${result.services}_services ${result.rebuildMs.toFixed(1)} ms`);
@@ -120,4 +118,10 @@ for (const result of results) {
   console.log(`snapshot_bytes_${result.services}_services ${result.bytes} bytes`);
   console.log(`snapshot_gzip_bytes_${result.services}_services ${result.gzipBytes} bytes`);
 }
-process.exitCode = met ? 0 : 1;
+// The target is the rebuild after one change; the cold build is held to it for comparison.
+console.log(
+  targetLine(`snapshot_rebuild_ms_${large.services}_services`, large.rebuildMs, TARGET_MS_10000, 1),
+);
+console.log(
+  targetLine(`snapshot_build_ms_${large.services}_services`, large.buildMs, TARGET_MS_10000, 1),
+);

@@ -56,6 +56,7 @@ import {
   writeConfig,
 } from './support/netns-pods';
 import { cpuSeconds, processTree } from './support/proc-stats';
+import { targetLine } from './support/targets.mjs';
 
 // npm runs benchmarks from the checkout's root; the bundle itself lives under node_modules.
 const ROOT = process.cwd();
@@ -687,8 +688,6 @@ function report(
     ],
     ['agent_cpu_ms_per_1000_spans', median(perThousand), 'ms', undefined, undefined],
   ];
-  const verdict = (value: number, target: number, how: '>=' | '<='): string =>
-    (how === '>=' ? value >= target : value <= target) ? 'met' : 'NOT met';
   const lines = [
     '',
     ...SETTINGS.map((setting) => describe(setting.name)),
@@ -713,12 +712,9 @@ function report(
     sanity.line,
     `load now: ${loadAverage()}`,
     '',
-    ...figures
-      .filter(([, , , target]) => target !== undefined)
-      .map(
-        ([name, value, , target, how]) =>
-          `${name} ${value.toFixed(3)} (target ${how ?? ''} ${target ?? ''}: ${verdict(value, target ?? 0, how ?? '>=')})`,
-      ),
+    ...figures.flatMap(([name, value, , limit, how]) =>
+      limit === undefined ? [] : [targetLine(name, value, { how: how ?? '>=', limit })],
+    ),
     '',
     ...figures.map(([name, value, unit]) => `${name} ${value.toFixed(3)} ${unit}`),
   ];

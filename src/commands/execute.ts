@@ -39,13 +39,18 @@ interface BuildContext {
   readonly targetPath: () => string;
 }
 
+/**
+ * The command of spec, ready to parse: its flags, its action, and its subcommands by name only.
+ * A subcommand is built when commander dispatches to it (preSubcommand, before it parses), so a
+ * command line pays for the commands it names and not for every flag of the tree.
+ */
 function buildCommand(
   spec: CommandSpec,
   chain: readonly CommandSpec[],
   build: BuildContext,
+  command = new Command(spec.name),
 ): Command {
   const { io, state } = build;
-  const command = new Command(spec.name);
   command
     .exitOverride()
     .helpCommand(false)
@@ -63,7 +68,6 @@ function buildCommand(
     })
     .configureHelp({ formatHelp: () => renderHelp(toCommandHelp(chain)) })
     .argument('[args...]');
-  for (const alias of spec.aliases ?? []) command.alias(alias);
   const path = commandPath(chain);
   const options = new Map<string, Option>();
   for (const flag of spec.flags ?? []) {
@@ -75,11 +79,19 @@ function buildCommand(
       command.addOption(new Option(`--no-${flag.long}`).hideHelp());
     }
   }
+  const unbuilt = new Map<Command, CommandSpec>();
   for (const sub of spec.subcommands ?? []) {
-    command.addCommand(buildCommand(sub, [...chain, sub], build), {
-      hidden: sub.hidden === true,
-    });
+    const child = new Command(sub.name);
+    for (const alias of sub.aliases ?? []) child.alias(alias);
+    unbuilt.set(child, sub);
+    command.addCommand(child, { hidden: sub.hidden === true });
   }
+  command.hook('preSubcommand', (_self, child) => {
+    const sub = unbuilt.get(child);
+    if (sub === undefined) return;
+    unbuilt.delete(child);
+    buildCommand(sub, [...chain, sub], build, child);
+  });
   command.action(async (args: string[], _opts: unknown, self: Command) => {
     const context = toActionContext(chain, args, self);
     const isGroup = (spec.subcommands ?? []).length > 0;

@@ -19,13 +19,16 @@ export const BARE_CONTROL_PLANE_TIMEOUT_MS = K8S_BUILD_TIMEOUT_MS + START_TIMEOU
 
 const repoRoot = join(__dirname, '..', '..');
 
-/** The directory holding kube-apiserver, etcd and the rest. */
-export function k8sBinDir(): Promise<string> {
+/**
+ * The directory holding kube-apiserver, etcd and the rest; root is the repository's (bundled
+ * callers, whose __dirname is elsewhere, pass it).
+ */
+export function k8sBinDir(root = repoRoot): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'bash',
       ['scripts/build-k8s-binaries.sh'],
-      { cwd: repoRoot, timeout: K8S_BUILD_TIMEOUT_MS },
+      { cwd: root, timeout: K8S_BUILD_TIMEOUT_MS },
       (error, stdout, stderr) => {
         const dir = stdout.trim().split('\n').at(-1) ?? '';
         if (error !== null) reject(new Error(`build-k8s-binaries.sh failed: ${stderr}`));
@@ -43,18 +46,24 @@ export interface BareControlPlane {
   stop(): Promise<void>;
 }
 
-/** A control plane whose state lives under a new temporary directory named after `prefix`. */
-export async function startBareControlPlane(prefix: string): Promise<BareControlPlane> {
-  const root = await mkdtemp(join(tmpdir(), prefix));
-  const remove = (): Promise<void> => rm(root, { recursive: true, force: true });
+/**
+ * A control plane whose state lives under a new temporary directory named after `prefix`; root
+ * as for k8sBinDir.
+ */
+export async function startBareControlPlane(
+  prefix: string,
+  root = repoRoot,
+): Promise<BareControlPlane> {
+  const stateRoot = await mkdtemp(join(tmpdir(), prefix));
+  const remove = (): Promise<void> => rm(stateRoot, { recursive: true, force: true });
   let plane: ControlPlane;
   try {
     plane = await startControlPlane({
-      stateDir: join(root, 'state'),
+      stateDir: join(stateRoot, 'state'),
       bindAddress: '127.0.0.1',
       serviceCidr: '198.19.240.0/20',
       kubernetesServiceIP: '198.19.240.1',
-      binDir: await k8sBinDir(),
+      binDir: await k8sBinDir(root),
     });
   } catch (error) {
     await remove();

@@ -1,8 +1,11 @@
-// The registrar's Kubernetes calls over @kubernetes/client-node (loaded by the caller, on
-// demand): TokenReview, pod lookup, the CA Secret and the trust bundle ConfigMaps.
+// The registrar's Kubernetes calls: TokenReview and pod lookup over the mesh's own client (they
+// are on every SVID's path), the CA Secret and the trust bundle ConfigMaps over
+// @kubernetes/client-node (loaded by the caller, on demand).
 import type * as K8s from '@kubernetes/client-node';
 import { toPodFacts } from '../../manifests/registrar/pod-facts';
 import type { TokenReviewFacts } from '../../manifests/registrar/svid-policy';
+import type { KubeConnection } from '../kube/access';
+import { KubeClient } from '../kube/client';
 import type { OwnerSource } from '../kube/owner';
 import { ownedByClusterRole, ownedMetadata } from '../kube/owner';
 import type { BundleApi } from './bundle-publisher';
@@ -23,18 +26,32 @@ async function unlessStatus<T>(status: number, call: () => Promise<T>): Promise<
   }
 }
 
-export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): WorkloadDirectory {
-  const authentication = config.makeApiClient(k8s.AuthenticationV1Api);
-  const core = config.makeApiClient(k8s.CoreV1Api);
+interface TokenReviewStatus {
+  readonly status?: {
+    readonly authenticated?: boolean;
+    readonly user?: { readonly username?: string; readonly extra?: Record<string, string[]> };
+    readonly audiences?: string[];
+    readonly error?: string;
+  };
+}
+
+/**
+ * The TokenReview and the pod read of every SVID, over the mesh's own client: its requests share
+ * kept-alive connections, where client-node opens a new TLS connection to the API server for
+ * each call (two handshakes per SVID, on both sides).
+ */
+export function kubeWorkloadDirectory(connection: KubeConnection): WorkloadDirectory {
+  const client = new KubeClient(connection);
   return {
     async reviewToken(token, audience) {
-      const review = await authentication.createTokenReview({
-        body: {
+      const review = await client.create<TokenReviewStatus>(
+        '/apis/authentication.k8s.io/v1/tokenreviews',
+        {
           apiVersion: 'authentication.k8s.io/v1',
           kind: 'TokenReview',
           spec: { token, audiences: [audience] },
         },
-      });
+      );
       const status = review.status ?? {};
       return {
         authenticated: status.authenticated === true,
@@ -45,7 +62,9 @@ export function kubeWorkloadDirectory(k8s: typeof K8s, config: K8s.KubeConfig): 
       } satisfies TokenReviewFacts;
     },
     async readPod(namespace, name) {
-      const pod = await unlessStatus(404, () => core.readNamespacedPod({ name, namespace }));
+      const pod = await client.get<unknown>(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      );
       return pod === undefined ? undefined : toPodFacts(pod, { namespace, name });
     },
   };

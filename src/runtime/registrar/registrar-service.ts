@@ -78,15 +78,15 @@ const RETRY_MAX_MS = 30_000;
 /** How long stop waits for a round in flight (a Kubernetes request may hang). */
 const STOP_WAIT_MS = 5000;
 /** Per-identity issuance limit: a rollout's burst, then a steady rate. */
-const RATE_LIMIT = { perSecond: 20, burst: 200 };
+export const RATE_LIMIT = { perSecond: 20, burst: 200 };
 /**
  * Per client address, before any API call: a sidecar asks once at start and then at half-life,
  * and retries with backoff, so a handful at once and one a second is generous.
  */
 const CLIENT_RATE_LIMIT = { perSecond: 1, burst: 10 };
 /** TokenReviews in flight at most: the API server's work the registrar can cause at once. */
-const MAX_REVIEWS_IN_FLIGHT = 32;
-const MAX_BUCKETS = 100_000;
+export const MAX_REVIEWS_IN_FLIGHT = 32;
+export const MAX_BUCKETS = 100_000;
 
 /** When the serving certificate is half used, counted from its issue (notBefore is dated back). */
 function servingHalfLife(serving: ServingCertificate): number {

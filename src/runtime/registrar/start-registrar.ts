@@ -80,7 +80,7 @@ export async function startRegistrar({ logger, options }: RoleContext): Promise<
   return startRegistrarService(settings, {
     store: kubeCaStore(k8s, config, settings.namespace, settings.secretName, owner),
     bundles: kubeBundleApi(k8s, config, TRUST_BUNDLE_CONFIG_MAP_NAME, clusterRole, owner),
-    directory: kubeWorkloadDirectory(k8s, config),
+    directory: kubeWorkloadDirectory(kube),
     clock,
     random: Math.random,
     logger,

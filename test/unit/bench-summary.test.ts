@@ -1,6 +1,7 @@
-import { describeTarget, percentile, summarize, verdict } from '../../bench/support/targets';
+import { percentile, summarize } from '../../bench/support/summary';
+import { targetLine, verdictOf } from '../../bench/support/targets.mjs';
 
-describe('bench targets', () => {
+describe('bench figures', () => {
   it('takes the nearest-rank percentile', () => {
     const sorted = Array.from({ length: 100 }, (_, index) => index + 1);
     expect(percentile(sorted, 50)).toBe(50);
@@ -21,16 +22,19 @@ describe('bench targets', () => {
   });
 
   it.each([
-    [500, { atMost: 500 }, 'met'],
-    [500.1, { atMost: 500 }, 'missed'],
-    [0.9, { atLeast: 0.9 }, 'met'],
-    [0.89, { atLeast: 0.9 }, 'missed'],
-    [Number.NaN, { atMost: 500 }, 'missed'],
+    [500, { how: '<=', limit: 500 }, 'met'],
+    [500.1, { how: '<=', limit: 500 }, 'missed'],
+    [0.9, { how: '>=', limit: 0.9 }, 'met'],
+    [0.89, { how: '>=', limit: 0.9 }, 'missed'],
+    [0, { how: '=', limit: 0 }, 'met'],
+    [Number.NaN, { how: '<=', limit: 500 }, 'missed'],
   ] as const)('judges %d against %j as %s', (value, target, expected) => {
-    expect(verdict(value, target)).toBe(expected);
+    expect(verdictOf(value, target)).toBe(expected);
   });
 
-  it('describes a target as the report prints it', () => {
-    expect(describeTarget({ atMost: 500 })).toBe('target <= 500');
+  it('prints a figure with its target and verdict', () => {
+    expect(targetLine('propagation_p99_ms', 7208.04, { how: '<=', limit: 500 }, 1)).toBe(
+      'propagation_p99_ms 7208.0 (target <= 500: missed)',
+    );
   });
 });
