@@ -276,7 +276,7 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     // sidecar terminates it (8904) and hands it to the app's TCP port.
     const clientConfig = sidecarConfig((await readyPod('admitted')).metadata.uid) ?? '';
     expect(clientConfig).toMatch(
-      new RegExp(`${host}:${TCP_SERVICE_PORT} 127\\.3\\.\\d+\\.\\d+:8906;`),
+      new RegExp(`${host}:${TCP_SERVICE_PORT} 127(\\.\\d+){3}:8906;`),
     );
     const serverConfig = sidecarConfig(server.metadata.uid) ?? '';
     expect(serverConfig).toMatch(new RegExp(`\\n\\s+${TCP_ECHO_PORT} 127\\.1\\.\\d+\\.\\d+:8904;`));
