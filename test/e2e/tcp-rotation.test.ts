@@ -275,9 +275,7 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     // The client sidecar sends the Service port to its mTLS client server (8906); the server
     // sidecar terminates it (8904) and hands it to the app's TCP port.
     const clientConfig = sidecarConfig((await readyPod('admitted')).metadata.uid) ?? '';
-    expect(clientConfig).toMatch(
-      new RegExp(`${host}:${TCP_SERVICE_PORT} 127(\\.\\d+){3}:8906;`),
-    );
+    expect(clientConfig).toMatch(new RegExp(`${host}:${TCP_SERVICE_PORT} 127(\\.\\d+){3}:8906;`));
     const serverConfig = sidecarConfig(server.metadata.uid) ?? '';
     expect(serverConfig).toMatch(new RegExp(`\\n\\s+${TCP_ECHO_PORT} 127\\.1\\.\\d+\\.\\d+:8904;`));
 
