@@ -24,10 +24,10 @@
  * may have revoked access (a peer's nginx retries a request whose kept-alive connection closed
  * under it anyway).
  *
- * How: the log phase of every HTTP/1.x request posts an event, which
- * runs once nginx has put the connection into its keep-alive state (in the same turn of the
- * event loop, so before a reload's quit is acted on), and takes the connection off the list of
- * idle connections nginx closes when its worker starts exiting. Nothing else depends on that
+ * How: the log phase of every HTTP/1.x request in such a server posts an event, which runs once
+ * nginx has put the connection into its keep-alive state (in the same turn of the event loop, so
+ * before a reload's quit is acted on), and takes the connection off the list of idle
+ * connections nginx closes when its worker starts exiting. Nothing else depends on that
  * mark: the connection stays reusable (nginx may still close it when it runs out of
  * connections) and its keep-alive timer runs as before. HTTP/2 connections are left alone: nginx
  * ends them with GOAWAY, which tells the client which requests were not processed.
@@ -116,14 +116,7 @@ ngx_module_t  ngx_http_mesh_drain_module = {
 static void *
 ngx_http_mesh_drain_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_mesh_drain_main_conf_t  *dmcf;
-
-    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mesh_drain_main_conf_t));
-    if (dmcf == NULL) {
-        return NULL;
-    }
-
-    return dmcf;
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_mesh_drain_main_conf_t));
 }
 
 

@@ -561,26 +561,28 @@ class Destinations {
     return addresses.filter((address) => !this.seen.has(address) && this.seen.add(address));
   }
 
-  /** meaning: what the destination stands for ("<ns>/<svc>:<port>", or a pod's address). */
   /** Destinations beyond LOOPBACK_MAX of a kind, which pass through. */
   overflow = 0;
 
+  /** meaning: what the destination stands for ("<ns>/<svc>:<port>", or a pod's address). */
   addHttp(meaning: string, entry: Omit<OutboundHttp, 'loopback'>): void {
-    if (this.http.length >= LOOPBACK_MAX) {
-      this.overflow += 1;
-      return;
-    }
-    const slot = loopbackSlot(meaning, this.httpSlots);
-    this.http.push({ loopback: loopbackAddress('http', slot), ...entry });
+    const loopback = this.loopback('http', meaning);
+    if (loopback !== undefined) this.http.push({ loopback, ...entry });
   }
 
   addTcp(meaning: string, entry: Omit<OutboundTcp, 'loopback'>): void {
-    if (this.tcp.length >= LOOPBACK_MAX) {
+    const loopback = this.loopback('tcp', meaning);
+    if (loopback !== undefined) this.tcp.push({ loopback, ...entry });
+  }
+
+  /** A new destination's loopback address; undefined, counted, past LOOPBACK_MAX of its kind. */
+  private loopback(kind: 'http' | 'tcp', meaning: string): string | undefined {
+    const slots = kind === 'http' ? this.httpSlots : this.tcpSlots;
+    if (slots.size >= LOOPBACK_MAX) {
       this.overflow += 1;
-      return;
+      return undefined;
     }
-    const slot = loopbackSlot(meaning, this.tcpSlots);
-    this.tcp.push({ loopback: loopbackAddress('tcp', slot), ...entry });
+    return loopbackAddress(kind, loopbackSlot(meaning, slots));
   }
 }
 
