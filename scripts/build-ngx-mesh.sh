@@ -55,8 +55,8 @@ SO_NAME="ngx_mesh_module.so"
 SO="$OUT_DIR/$SO_NAME"
 STAMP="$OUT_DIR/ngx_mesh_module.stamp"
 NGINX_DEV_SRC="${NGINX_DEV_SRC:-/usr/share/nginx/src}"
-# Every source the config file lists: a new .c file counts without editing this line.
-MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR"/*.c)
+# Every source the config file lists: a new .c or .h file counts without editing this line.
+MODULE_SOURCES=("$MODULE_DIR/config" "$MODULE_DIR"/*.c "$MODULE_DIR"/*.h)
 
 # Warnings are errors for our module; the rest mirrors Debian's hardening flags (`nginx -V`).
 CC_OPT="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror"
