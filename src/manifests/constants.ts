@@ -151,6 +151,11 @@ export const SIDECAR_INBOUND_TCP_PLAIN_PORT = 8907;
  * and the run directory's volume is mounted in the sidecar alone.
  */
 export const SIDECAR_STATS_DIR = 'stats';
+/**
+ * The location on the stats socket where a PUT makes nginx read its members file again
+ * (ngx_mesh's mesh_members_update): endpoints that changed without a reload.
+ */
+export const SIDECAR_MEMBERS_PATH = '/members';
 /** The socket's name in SIDECAR_STATS_DIR. */
 export const SIDECAR_STATS_SOCKET = 'nginx.sock';
 export const SIDECAR_STATS_PATH = '/stats';

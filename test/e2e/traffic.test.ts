@@ -38,6 +38,7 @@ import {
   removeMesh,
   requestFrom,
   shellDeployment,
+  sidecarCounterFrom,
   waitForSidecarConfig as waitForSidecarConfigIn,
 } from '../cluster/support/mesh-apps';
 import { CLIENT_IMAGE, LOCAL_IMAGE_FLAGS } from '../support/images';
@@ -52,6 +53,8 @@ let rest: KubeRest;
 /** Reloads under load: how long the load runs, and at most how many new Services it sees. */
 const RELOAD_LOAD_MS = 45_000;
 const RELOAD_STEPS = 10;
+/** Endpoint churn under load: the load's length, which the scaling and restart must fit in. */
+const CHURN_LOAD_MS = 90_000;
 
 function meshctl(args: readonly string[]) {
   return meshctlIn(meshNamespace, args);
@@ -69,6 +72,33 @@ const waitForSidecarConfig = (
   waitForSidecarConfigIn(rest, { meshNamespace, namespace: apps, app }, what, check);
 const patchMtlsMode = (mode: string): Promise<void> =>
   patchMeshConfig(meshNamespace, { mtls: { mode } });
+
+/** Scales a Deployment of apps and waits until that many of its pods are Ready. */
+async function scale(name: string, replicas: number): Promise<void> {
+  const scaled = await kubectl([
+    'scale',
+    `deployment/${name}`,
+    '-n',
+    apps,
+    `--replicas=${replicas}`,
+  ]);
+  if (scaled.exitCode !== 0) throw new Error(scaled.stderr);
+  await rolledOut(name);
+}
+
+/** Waits until a Deployment of apps has rolled out: all its replicas updated, Ready, and alone. */
+async function rolledOut(name: string): Promise<void> {
+  const status = await kubectl([
+    ...['rollout', 'status', `deployment/${name}`, '-n', apps, '--timeout=120s'],
+  ]);
+  if (status.exitCode !== 0) throw new Error(`${name} did not roll out: ${status.stderr}`);
+}
+
+async function waitForReplicas(name: string, replicas: number): Promise<void> {
+  await rolledOut(name);
+  const pods = await listPods(rest, apps, `app=${name}`);
+  expect(pods.filter((pod) => pod.status?.phase === 'Running').length).toBe(replicas);
+}
 
 /** Requests per serving pod whose name starts with prefix. */
 function servedBy(pods: Record<string, number>, prefix: string): number {
@@ -401,6 +431,48 @@ describe('traffic through the mesh', () => {
     expect(outcome.statuses).toEqual({ '200': outcome.requests });
     expect(outcome.requests).toBeGreaterThan(1_000);
   }, 120_000);
+
+  it('changes endpoints under load without reloading nginx or losing a request', async () => {
+    // Two replicas get 4 slots; scaling to 3 and a rolling restart (one surge pod at a time)
+    // never need more, so every endpoint change is a members update.
+    await apply([
+      echoDeployment(apps, 'churn', { labels: { app: 'churn' }, replicas: 2 }),
+      httpService(apps, 'churn', { app: 'churn' }),
+    ]);
+    await waitForReplicas('churn', 2);
+    await waitForSidecarConfig('client', 'the upstream of churn', (config) =>
+      config.includes('mesh_e2e_apps__churn_80'),
+    );
+    const url = `http://${await clusterIP('churn')}/`;
+    const counters = async () => ({
+      reloads: await sidecarCounterFrom(clientNetns, 'nginx_mesh_reloads_total'),
+      updates: await sidecarCounterFrom(clientNetns, 'nginx_mesh_endpoint_updates_total'),
+    });
+    const before = await counters();
+    const load = httpLoadFrom(clientNetns, url, CHURN_LOAD_MS, 8);
+    const started = Date.now();
+    await scale('churn', 3);
+    const restarted = await kubectl([...['rollout', 'restart', 'deployment/churn', '-n', apps]]);
+    expect(restarted.exitCode).toBe(0);
+    await rolledOut('churn');
+    await scale('churn', 2);
+    const churnMs = Date.now() - started;
+    const outcome = await load;
+    const after = await counters();
+    const reloads = after.reloads - before.reloads;
+    const updates = after.updates - before.updates;
+    await kubectl(['delete', 'deployment,service', 'churn', '-n', apps, '--wait=false']);
+    process.stderr.write(
+      `endpoint churn under load: ${updates} member updates and ${reloads} reloads in the client sidecar in ${churnMs} ms (reloads_per_1000_endpoint_changes ${updates === 0 ? 'n/a' : Math.round((reloads * 1000) / updates)}); ${outcome.requests} requests: ${JSON.stringify(outcome.statuses)}, served by ${Object.keys(outcome.pods).length} pods\n`,
+    );
+    expect(churnMs).toBeLessThan(CHURN_LOAD_MS);
+    expect(reloads).toBe(0);
+    // scale up, three surges and three retirements, scale down: each a change of members
+    expect(updates).toBeGreaterThanOrEqual(5);
+    expect(outcome.statuses).toEqual({ '200': outcome.requests });
+    // the pods the restart started served too: their endpoints reached nginx
+    expect(Object.keys(outcome.pods).length).toBeGreaterThanOrEqual(5);
+  }, 240_000);
 
   it('leaves the apps serving after remove', async () => {
     const removed = await meshctl(['remove', '-y', '-t', '120s']);

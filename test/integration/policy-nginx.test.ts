@@ -33,6 +33,7 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** nginx -t of a configuration (which reads no members file: an empty one will do). */
 function nginxTest(text: string): void {
   const config = writeSidecarConfig(dir, meshModule, text);
   execFileSync('nginx', ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', config], { stdio: 'pipe' });

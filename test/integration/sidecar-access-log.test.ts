@@ -130,8 +130,11 @@ function snapshot(logFormat: 'default' | 'json', traced = false): MeshSnapshot {
   );
 }
 
+/** The configuration for a log format; its members (the same for every format) go to the file. */
 function render(logFormat: 'default' | 'json', traced = false): string {
-  return renderSidecarConfig(snapshot(logFormat, traced), context).text;
+  const rendered = renderSidecarConfig(snapshot(logFormat, traced), context);
+  writeFileSync(join(dir, 'members'), rendered.members);
+  return rendered.text;
 }
 
 const inboundLoopback = (port: number): string => `127.1.${port >> 8}.${port & 255}`;

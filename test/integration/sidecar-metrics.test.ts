@@ -145,16 +145,21 @@ async function listenApp(host: string, port: number): Promise<number> {
   return (app.address() as AddressInfo).port;
 }
 
-/** This pod's configuration with its paths made the test's; returns its path. */
+/** The members file of the configuration rendered last. */
+let renderedMembers = '';
+
+/** This pod's configuration with its paths made the test's, and its members; returns its path. */
 function writeConfig(text: string): string {
-  return writeSidecarConfig(dir, meshModule, text);
+  return writeSidecarConfig(dir, meshModule, text, renderedMembers);
 }
 
 const tcpContext = () => shopContext({ containerPorts: [echoPort, closedPort] });
 
 /** The sidecar's configuration for this pod, whose TCP ports are the echo and the closed one. */
 function renderConfig(mesh: MeshSnapshot = snapshot()): string {
-  return renderSidecarConfig(mesh, tcpContext()).text;
+  const rendered = renderSidecarConfig(mesh, tcpContext());
+  renderedMembers = rendered.members;
+  return rendered.text;
 }
 
 /** Rewrites the configuration and reloads nginx with it. */

@@ -94,11 +94,8 @@ beforeAll(async () => {
   const meshModule = buildMeshModule();
   appPort = await listenApp('127.0.0.1', 0);
   await listenApp('127.0.0.2', appPort);
-  const config = writeSidecarConfig(
-    dir,
-    meshModule,
-    renderSidecarConfig(snapshot(), shopContext()).text,
-  );
+  const rendered = renderSidecarConfig(snapshot(), shopContext());
+  const config = writeSidecarConfig(dir, meshModule, rendered.text, rendered.members);
   nginx = await startSidecarNginx(dir, config, 8889);
 }, 120_000);
 

@@ -103,11 +103,11 @@ let meshModule = '';
 
 /** Renders the sidecar's configuration for this pod; returns its path. */
 function writeConfig(mesh: MeshSnapshot, defaultEgressAllowed: boolean): string {
-  const { text } = renderSidecarConfig(
+  const { text, members } = renderSidecarConfig(
     mesh,
     shopContext({ podIPs: [POD], containerPorts: [], defaultEgressAllowed }),
   );
-  return writeSidecarConfig(dir, meshModule, text);
+  return writeSidecarConfig(dir, meshModule, text, members);
 }
 
 /** Reloads nginx with a new configuration; resolves once the egress of the pod behaves so. */

@@ -55,8 +55,17 @@ export function prepareSidecarDir(prefix: string): string {
   return dir;
 }
 
-/** The rendered configuration with the run directory's paths and the built module; its path. */
-export function writeSidecarConfig(dir: string, meshModule: string, text: string): string {
+/**
+ * The rendered configuration with the run directory's paths and the built module, and its
+ * members file (the endpoints of its upstreams, as the agent writes it); the configuration's path.
+ */
+export function writeSidecarConfig(
+  dir: string,
+  meshModule: string,
+  text: string,
+  members = '',
+): string {
+  writeFileSync(join(dir, 'members'), members);
   const config = join(dir, 'nginx.conf');
   writeFileSync(
     config,

@@ -172,8 +172,15 @@ describe('inbound: the server each app port is handed to', () => {
 });
 
 describe('egress: destinations the mesh does not know', () => {
-  const defaultOf = (text: string) =>
-    mapEntries(text, 'map $mesh_original_dst $mesh_outbound')[0] ?? '';
+  /** Where a destination neither the map nor the members file names goes. */
+  const defaultOf = (text: string) => {
+    expect(mapEntries(text, 'map $mesh_original_dst $mesh_outbound')[0]).toBe(
+      'default $mesh_outbound_endpoint',
+    );
+    const fallback =
+      /mesh_members_map outbound \$mesh_original_dst \$mesh_outbound_endpoint (\S+);/.exec(text);
+    return `default ${fallback?.[1] ?? ''}`;
+  };
 
   it('refuses them under strict mTLS: HTTP gets 403 naming the annotation, the rest is closed', () => {
     const { text, model } = (() => {
@@ -252,9 +259,10 @@ describe('pod-addressed destinations', () => {
   it('of a ClusterIP Service are one of its replicas: balanced like the ClusterIP', () => {
     const { model } = buildSidecarModel(shopSnapshot(), shopContext());
     const api = model.outboundHttp.filter((entry) => entry.service === 'shop/api');
-    expect(api.map((entry) => [entry.destinations, entry.target])).toEqual([
+    expect(api.map((entry) => [entry.destinations, entry.endpoints, entry.target])).toEqual([
       [
-        ['10.96.0.11:8080', '10.1.0.7:8080', '10.1.0.8:8080'],
+        ['10.96.0.11:8080'],
+        ['10.1.0.7:8080', '10.1.0.8:8080'],
         { kind: 'upstream', upstream: 'mesh_shop__api_8080' },
       ],
     ]);

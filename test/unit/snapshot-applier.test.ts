@@ -219,3 +219,47 @@ describe('a configuration nginx refuses because of policy objects', () => {
     );
   });
 });
+
+describe('endpoints within the slots of the configuration in force', () => {
+  /** shop/api with n endpoints. */
+  function apiWith(n: number): MeshSnapshot {
+    const base = shopSnapshot();
+    const api = base.services['shop/api'];
+    if (api === undefined) throw new Error('shop/api missing');
+    const endpoints = Array.from({ length: n }, (_, index) => ({
+      ...(api.endpoints[0] ?? { address: '', ports: {} }),
+      address: `10.1.9.${index + 1}`,
+      pod: `shop/api-${index}`,
+    }));
+    return { ...base, services: { ...base.services, 'shop/api': { ...api, endpoints } } };
+  }
+
+  it('hands the applier the same text with new members, and new slots only once applied', async () => {
+    const applied: { text: string; members: string | undefined }[] = [];
+    const outcomes: ApplyOutcome[] = [];
+    const applier = createSnapshotApplier({
+      context: shopContext(),
+      logger,
+      apply: (text, _label, members) => {
+        applied.push({ text, members });
+        return Promise.resolve(outcomes.shift() ?? { applied: true });
+      },
+      check: () => Promise.resolve({ accepted: true }),
+      onApplied: () => undefined,
+    });
+    await applier.apply(apiWith(2), 1, false);
+    await applier.apply(apiWith(3), 2, false);
+    await applier.apply(apiWith(4), 3, false);
+    expect(applied[1]?.text).toBe(applied[0]?.text);
+    expect(applied[2]?.text).toBe(applied[0]?.text);
+    expect(applied[1]?.members).toContain('10.1.9.3:8080');
+    expect(applied[1]?.members).not.toBe(applied[0]?.members);
+    // 5 endpoints outgrow the 4 slots; the text with room for them is not applied...
+    outcomes.push({ applied: false, error: 'reload failed' });
+    await applier.apply(apiWith(5), 4, false);
+    expect(applied[3]?.text).not.toBe(applied[0]?.text);
+    // ...so 3 endpoints still fit the slots of the text in force
+    await applier.apply(apiWith(3), 5, false);
+    expect(applied[4]?.text).toBe(applied[0]?.text);
+  });
+});

@@ -37,4 +37,15 @@ export interface SidecarContext {
    * copies to its stdout. Absent: no access log.
    */
   readonly accessLog?: string;
+  /**
+   * The slots each upstream had in the configuration in force (by upstream name): kept while the
+   * members still fit, so that endpoints coming and going change only the members file.
+   */
+  readonly upstreamSlots?: ReadonlyMap<string, UpstreamSlots>;
+}
+
+/** How many members an upstream's configuration has room for (upstream-slots.ts). */
+export interface UpstreamSlots {
+  readonly primary: number;
+  readonly backup: number;
 }

@@ -19,6 +19,7 @@ import {
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
   SIDECAR_STATS_SOCKET,
+  SIDECAR_MEMBERS_PATH,
   SIDECAR_STATS_TCP_ZONE,
   SIDECAR_STATS_ZONE_SIZE,
   SIDECAR_TRACE_PATH,
@@ -38,6 +39,7 @@ import type {
   UpstreamModel,
 } from './model';
 import { INBOUND_UPSTREAM_PREFIX, freshUpstreamName, regexLiteral } from './names';
+import { membersPath } from './upstream-slots';
 import {
   EGRESS_REFUSED,
   IDLE_TIMEOUT,
@@ -144,6 +146,7 @@ function statsServer(runDir: string, tracing: boolean): Directive {
       ...(tracing
         ? [block('location', ['=', SIDECAR_TRACE_PATH], [d('mesh_trace_dump', SIDECAR_TRACE_ZONE)])]
         : []),
+      block('location', ['=', SIDECAR_MEMBERS_PATH], [d('mesh_members_update')]),
     ],
   );
 }
@@ -227,9 +230,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       ]),
     ];
   });
-  const kept = model.httpUpstreams.filter(
-    (upstream) => upstream.keepalive !== undefined && upstream.http2 !== true,
-  );
+  const kept = model.httpUpstreams.filter(hasFreshTwin);
   const http2 = model.outboundHttp.some((http) => http.http2);
   return [
     ...model.httpUpstreams.map(upstreamBlock),
@@ -323,6 +324,14 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
     ),
     ...(http2 ? [outboundHttp2Server(model, context)] : []),
   ];
+}
+
+/**
+ * Whether an upstream has a twin that keeps no connections (freshUpstreamName), for the retry of
+ * a request whose kept-alive connection closed under it: HTTP/1 upstreams that keep connections.
+ */
+export function hasFreshTwin(upstream: UpstreamModel): boolean {
+  return upstream.keepalive !== undefined && upstream.http2 !== true;
 }
 
 /** An upstream as the outbound servers' proxy_pass or grpc_pass names it. */
@@ -693,6 +702,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
   return [
     d('access_log', 'off'),
     d('mesh_stats_zone', SIDECAR_STATS_HTTP_ZONE, SIDECAR_STATS_ZONE_SIZE),
+    d('mesh_members', membersPath(context.runDir)),
     ...(model.tracing === undefined
       ? []
       : [

@@ -12,12 +12,21 @@ import type { MeshSnapshot } from '../../manifests/snapshot/types';
 import { buildTransparentModel, printNginxConfig } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
-import { buildHttpDirectives } from './http-directives';
+import type { UpstreamSlots } from './context';
+import { buildHttpDirectives, hasFreshTwin } from './http-directives';
 import { buildSidecarModel } from './model';
+import { freshUpstreamName } from './names';
 import type { SidecarPolicy } from './policies';
-import { block, d, buildStreamDirectives } from './stream-directives';
+import {
+  block,
+  d,
+  buildStreamDirectives,
+  outboundHttpHop,
+  outboundTcpHop,
+} from './stream-directives';
+import { membersText, slotsOf } from './upstream-slots';
 
-export type { SidecarContext } from './context';
+export type { SidecarContext, UpstreamSlots } from './context';
 export { buildSidecarModel } from './model';
 export type { SidecarModel } from './model';
 export { policyLabel, withoutPolicies } from './policies';
@@ -26,18 +35,23 @@ export type { SidecarPolicy } from './policies';
 /** How long a reload lets old workers finish their connections. */
 const WORKER_SHUTDOWN_TIMEOUT = '10s';
 
-/**
- * The configuration nginx runs in the sidecar, what could not be applied, and the policy objects
- * the text is made of (none while transparent).
- */
+/** What the sidecar runs: the configuration and its members file. */
+export interface RenderedSidecar {
+  readonly text: string;
+  /** The members file (upstream-slots.ts); empty while transparent. */
+  readonly members: string;
+  /** The slots of each slotted upstream, for the next render's context.upstreamSlots. */
+  readonly slots: ReadonlyMap<string, UpstreamSlots>;
+  readonly warnings: readonly string[];
+  /** The policy objects the text is made of (none while transparent). */
+  readonly policies: readonly SidecarPolicy[];
+}
+
+/** The configuration nginx runs in the sidecar, its members, and what could not be applied. */
 export function renderSidecarConfig(
   snapshot: MeshSnapshot,
   context: SidecarContext,
-): {
-  readonly text: string;
-  readonly warnings: readonly string[];
-  readonly policies: readonly SidecarPolicy[];
-} {
+): RenderedSidecar {
   if (snapshot.mesh.transparent) {
     const directives = buildTransparentModel({
       runDir: context.runDir,
@@ -50,7 +64,13 @@ export function renderSidecarConfig(
       healthHttpsPort: SIDECAR_HEALTH_HTTPS_PORT,
       healthRedirects: context.healthRedirects,
     });
-    return { text: printNginxConfig(directives), warnings: [], policies: [] };
+    return {
+      text: printNginxConfig(directives),
+      members: '',
+      slots: new Map(),
+      warnings: [],
+      policies: [],
+    };
   }
   const { model, warnings, policies } = buildSidecarModel(snapshot, context);
   const directives: Directive[] = [
@@ -63,5 +83,16 @@ export function renderSidecarConfig(
     block('stream', [], buildStreamDirectives(model, context)),
     block('http', [], buildHttpDirectives(model, context)),
   ];
-  return { text: printNginxConfig(directives), warnings, policies };
+  const members = membersText(
+    model,
+    (upstream) => (hasFreshTwin(upstream) ? freshUpstreamName(upstream.name) : undefined),
+    { http: outboundHttpHop, tcp: outboundTcpHop },
+  );
+  return {
+    text: printNginxConfig(directives),
+    members,
+    slots: slotsOf(model),
+    warnings,
+    policies,
+  };
 }

@@ -23,8 +23,9 @@ import type {
   SnapshotService,
   SnapshotServicePort,
 } from '../../manifests/snapshot/types';
-import type { SidecarContext } from './context';
+import type { SidecarContext, UpstreamSlots } from './context';
 import type { PolicyCollection, SidecarPolicy } from './policies';
+import { upstreamSlots } from './upstream-slots';
 import {
   LOOPBACK_MAX,
   endpointUpstreamName,
@@ -46,6 +47,8 @@ export interface UpstreamServer {
   /** From a CircuitBreaker: max_fails and fail_timeout (seconds). */
   readonly maxFails?: number;
   readonly failTimeoutSeconds?: number;
+  /** A slot without a member yet (upstream-slots.ts). */
+  readonly down?: boolean;
 }
 
 /** The endpoints of one Service port, with the load-balancing method. */
@@ -62,6 +65,11 @@ export interface UpstreamModel {
   readonly keepaliveTimeout?: string;
   /** The endpoints speak HTTP/2 (gRPC, h2c): reached with grpc_pass, HTTP/2 over TLS with ALPN. */
   readonly http2?: boolean;
+  /**
+   * A Service's upstream: its servers are slots the members file fills (upstream-slots.ts), so
+   * that its endpoints change without a reload. Absent: the servers are in the configuration.
+   */
+  readonly slots?: UpstreamSlots;
 }
 
 /**
@@ -89,8 +97,13 @@ export type HttpTarget =
 export interface OutboundDestination {
   /** Loopback address that names it on the internal hop. */
   readonly loopback: string;
-  /** "addr:port" of the ClusterIPs and endpoints. */
+  /** "addr:port" of the ClusterIPs, or of the one pod a pod-addressed destination is. */
   readonly destinations: readonly string[];
+  /**
+   * "addr:port" of a ClusterIP Service's endpoints, which mean the Service too: in the members
+   * file, so that they change without a reload.
+   */
+  readonly endpoints: readonly string[];
 }
 
 export interface OutboundHttp extends OutboundDestination {
@@ -533,8 +546,12 @@ function serviceUpstreams(b: Builder): { http: UpstreamModel[]; tcp: UpstreamMod
   const tcp: UpstreamModel[] = [];
   for (const service of byKey(b.snapshot.services)) {
     for (const port of service.ports.filter((candidate) => candidate.protocol === 'TCP')) {
-      const upstream = buildUpstream(b, service, port);
-      if (upstream === undefined) continue;
+      const built = buildUpstream(b, service, port);
+      if (built === undefined) continue;
+      const upstream = {
+        ...built,
+        slots: upstreamSlots(built.servers, b.context.upstreamSlots?.get(built.name)),
+      };
       if (port.kind === 'tcp') tcp.push(upstream);
       else
         http.push({
@@ -591,12 +608,16 @@ class Destinations {
  * endpoints (balanced like the ClusterIP: a pod of a ClusterIP Service is one of its replicas).
  * A headless Service has none: each of its pods is a destination of its own (pod-addressed).
  */
-function serviceDestinations(service: SnapshotService, port: SnapshotServicePort): string[] {
-  if (service.clusterIPs.length === 0) return [];
-  return [
-    ...service.clusterIPs.map((ip) => hostPort(ip, port.port)),
-    ...endpointAddresses(service, port.name),
-  ];
+function serviceDestinations(
+  found: Destinations,
+  service: SnapshotService,
+  port: SnapshotServicePort,
+): { destinations: string[]; endpoints: string[] } {
+  if (service.clusterIPs.length === 0) return { destinations: [], endpoints: [] };
+  return {
+    destinations: found.take(service.clusterIPs.map((ip) => hostPort(ip, port.port))),
+    endpoints: found.take(endpointAddresses(service, port.name)),
+  };
 }
 
 /**
@@ -627,8 +648,8 @@ function addHttpPort(
   const key = `${service.namespace}/${service.name}`;
   const name = upstreamName(key, port.port);
   const http2 = port.kind === 'http2';
-  const destinations = found.take(serviceDestinations(service, port));
-  if (destinations.length > 0) {
+  const { destinations, endpoints } = serviceDestinations(found, service, port);
+  if (destinations.length + endpoints.length > 0) {
     const split = routes.byRootPort.get(`${key}:${port.port}`);
     const target: HttpTarget =
       split !== undefined
@@ -636,13 +657,20 @@ function addHttpPort(
         : routes.httpNames.has(name)
           ? { kind: 'upstream', upstream: name }
           : { kind: 'none' };
-    found.addHttp(`${key}:${port.port}`, { destinations, target, service: key, http2 });
+    found.addHttp(`${key}:${port.port}`, {
+      destinations,
+      endpoints,
+      target,
+      service: key,
+      http2,
+    });
   }
   for (const { address, endpoint } of ownAddresses(found, service, port)) {
     const upstream = endpointUpstream(b, endpoint, address, port);
     found.endpointUpstreams.push(upstream);
     found.addHttp(address, {
       destinations: [address],
+      endpoints: [],
       target: { kind: 'upstream', upstream: upstream.name },
       service: key,
       http2,
@@ -660,10 +688,11 @@ function addTcpPort(
   const key = `${service.namespace}/${service.name}`;
   const name = upstreamName(key, port.port);
   const upstream = tcpByName.get(name);
-  const destinations = found.take(serviceDestinations(service, port));
-  if (upstream !== undefined && destinations.length > 0)
+  const { destinations, endpoints } = serviceDestinations(found, service, port);
+  if (upstream !== undefined && destinations.length + endpoints.length > 0)
     found.addTcp(`${key}:${port.port}`, {
       destinations,
+      endpoints,
       upstream: name,
       service: key,
       ...(upstream.tlsName === undefined ? {} : { tlsName: upstream.tlsName }),
@@ -672,6 +701,7 @@ function addTcpPort(
   for (const { address, endpoint } of ownAddresses(found, service, port))
     found.addTcp(address, {
       destinations: [address],
+      endpoints: [],
       upstream: address,
       service: key,
       ...endpointTls(b, endpoint),

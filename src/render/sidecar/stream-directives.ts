@@ -30,8 +30,14 @@ import { printArg } from '../agent-nginx';
 import type { Directive } from '../agent-nginx';
 import { buildTcpLogFormats, tcpAccessLog } from './access-log';
 import type { SidecarContext } from './context';
-import type { InboundPort, SidecarModel, UpstreamModel } from './model';
+import type { InboundPort, OutboundHttp, OutboundTcp, SidecarModel, UpstreamModel } from './model';
 import { regexLiteral } from './names';
+import {
+  MEMBERS_OUTBOUND_TABLE,
+  MEMBERS_PLAIN_SERVICE_TABLE,
+  membersPath,
+  slotServers,
+} from './upstream-slots';
 
 export const d = (name: string, ...args: string[]): Directive => ({ name, args });
 export const block = (
@@ -163,7 +169,9 @@ export const OUTBOUND_CONNECT_TIMEOUT = '2s';
  * A failed request still moves on to the next server (proxy_next_upstream).
  */
 export function upstreamBlock(upstream: UpstreamModel): Directive {
-  const servers = upstream.servers.map((server) =>
+  const lines =
+    upstream.slots === undefined ? upstream.servers : slotServers(upstream, upstream.slots);
+  const servers = lines.map((server) =>
     d(
       'server',
       server.address,
@@ -172,6 +180,7 @@ export function upstreamBlock(upstream: UpstreamModel): Directive {
         ? []
         : [`fail_timeout=${server.failTimeoutSeconds}s`]),
       ...(server.backup ? ['backup'] : []),
+      ...(server.down === true ? ['down'] : []),
     ),
   );
   return block(
@@ -181,6 +190,8 @@ export function upstreamBlock(upstream: UpstreamModel): Directive {
       ...(upstream.method.length === 0
         ? []
         : [d(upstream.method[0] ?? '', ...upstream.method.slice(1))]),
+      // After the method, which it wraps; before keepalive, which wraps it.
+      ...(upstream.slots === undefined ? [] : [d('mesh_upstream_slots')]),
       ...servers,
       // After the method and servers: nginx requires the balancing method before keepalive.
       ...(upstream.keepalive === undefined ? [] : [d('keepalive', String(upstream.keepalive))]),
@@ -191,26 +202,36 @@ export function upstreamBlock(upstream: UpstreamModel): Directive {
   );
 }
 
+/** Where the outbound redirect server sends an HTTP destination: its loopback address. */
+export function outboundHttpHop(http: OutboundHttp): string {
+  return `${http.loopback}:${http.http2 ? SIDECAR_OUTBOUND_HTTP2_PORT : SIDECAR_OUTBOUND_HTTP_PORT}`;
+}
+
+/** Where it sends a TCP destination: the outbound TCP server (mTLS), or the upstream itself. */
+export function outboundTcpHop(tcp: OutboundTcp): string {
+  return tcp.tlsName !== undefined ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream;
+}
+
 function outboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
   const entries: [string, string][] = [];
   for (const http of model.outboundHttp)
-    for (const destination of http.destinations)
-      entries.push([
-        destination,
-        `${http.loopback}:${http.http2 ? SIDECAR_OUTBOUND_HTTP2_PORT : SIDECAR_OUTBOUND_HTTP_PORT}`,
-      ]);
+    for (const destination of http.destinations) entries.push([destination, outboundHttpHop(http)]);
   for (const tcp of model.outboundTcp)
-    for (const destination of tcp.destinations)
-      entries.push([
-        destination,
-        tcp.tlsName !== undefined ? `${tcp.loopback}:${SIDECAR_OUTBOUND_TCP_PORT}` : tcp.upstream,
-      ]);
+    for (const destination of tcp.destinations) entries.push([destination, outboundTcpHop(tcp)]);
   const tls = model.outboundTcp.filter((tcp) => tcp.tlsName !== undefined);
   // A destination the mesh does not know leaves directly, or goes to the server that refuses it.
   const outside = model.egress === 'refused' ? EGRESS_REFUSED : '$mesh_original_dst';
   const out: Directive[] = [
     ...model.tcpUpstreams.map(upstreamBlock),
-    map('$mesh_original_dst', '$mesh_outbound', outside, entries),
+    // A Service's endpoints, addressed directly, are in the members file (upstream-slots.ts).
+    d(
+      'mesh_members_map',
+      MEMBERS_OUTBOUND_TABLE,
+      '$mesh_original_dst',
+      '$mesh_outbound_endpoint',
+      outside,
+    ),
+    map('$mesh_original_dst', '$mesh_outbound', '$mesh_outbound_endpoint', entries),
     ...outboundServiceMaps(model),
     block(
       'server',
@@ -270,6 +291,12 @@ function outboundServiceMaps(model: SidecarModel): Directive[] {
   for (const tcp of model.outboundTcp.filter((candidate) => candidate.tlsName === undefined))
     for (const destination of tcp.destinations) plain.push([destination, tcp.service]);
   return [
+    d(
+      'mesh_members_map',
+      MEMBERS_PLAIN_SERVICE_TABLE,
+      '$mesh_original_dst',
+      '$mesh_outbound_endpoint_service',
+    ),
     map(
       '$server_addr',
       '$mesh_outbound_tls_service',
@@ -278,7 +305,12 @@ function outboundServiceMaps(model: SidecarModel): Directive[] {
         .filter((tcp) => tcp.tlsName !== undefined)
         .map((tcp) => [tcp.loopback, tcp.service]),
     ),
-    map('$mesh_original_dst', '$mesh_outbound_plain_service', '', plain),
+    map(
+      '$mesh_original_dst',
+      '$mesh_outbound_plain_service',
+      '$mesh_outbound_endpoint_service',
+      plain,
+    ),
     // Neither a hop nor egress: a connection made to the redirect server itself, which has no
     // original destination (the supervisor's probe that nginx listens).
     map(
@@ -428,6 +460,7 @@ export function buildStreamDirectives(model: SidecarModel, context: SidecarConte
     d('map_hash_max_size', '262144'),
     d('map_hash_bucket_size', '128'),
     d('variables_hash_max_size', '2048'),
+    d('mesh_members', membersPath(context.runDir)),
     map('$server_port', '$mesh_svid', context.svidFile, []),
     ...tcpStatsDirectives(),
     ...buildTcpLogFormats(model.logFormat, context),

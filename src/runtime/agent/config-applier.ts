@@ -9,6 +9,13 @@
 // overlap, and only after `nginx -t` accepts the live file with the file's new content; while
 // that fails it retries with backoff and nginx keeps what it loaded last. The SVID itself needs
 // no reload: the configuration names it through a variable, which nginx reads at each handshake.
+//
+// A configuration comes with its members file (the endpoints of its upstreams,
+// render/sidecar/upstream-slots.ts), replaced the same way (written beside, flushed, renamed).
+// When only the members changed, nginx is told to read the file again (a PUT on its stats socket)
+// and not reloaded: endpoints come and go without a reload. After a reload the running workers
+// are told too, so that old workers still serving follow. Should nginx not take the PUT, it is
+// reloaded instead, which reads the file as well.
 import { readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -24,6 +31,8 @@ import type { Supervisor } from './supervisor';
 export interface ApplyOutcome {
   /** True when the text is the one in use afterwards (also when it already was). */
   readonly applied: boolean;
+  /** Only the members changed, and nginx took them without a reload. */
+  readonly membersOnly?: boolean;
   /** Why it was not applied, in one line (nginx's own words where it gave any). */
   readonly error?: string;
   /** `nginx -t` read the text and refused it: the text is at fault, not the machine. */
@@ -39,8 +48,11 @@ export interface CheckOutcome {
 
 /** Applies configurations one at a time; a call made during another waits for it. */
 export interface ConfigApplier {
-  /** Applies text; label names it in logs (e.g. the snapshot generation). Never rejects. */
-  apply(text: string, label: string): Promise<ApplyOutcome>;
+  /**
+   * Applies text, with its members file when given; label names it in logs (e.g. the snapshot
+   * generation). Never rejects.
+   */
+  apply(text: string, label: string, members?: string): Promise<ApplyOutcome>;
   /**
    * Runs `nginx -t` on text without applying it, in turn with applies: the live file and nginx
    * stay as they are. Never rejects.
@@ -57,6 +69,8 @@ export interface ConfigApplier {
   reloadFile(path: string): Promise<ApplyOutcome>;
   /** Whether a changed file waits for a reload that has not succeeded yet. */
   filesPending(): boolean;
+  /** How often nginx was reloaded, and told of new members without a reload, since creation. */
+  counts(): { readonly reloads: number; readonly memberUpdates: number };
   /** Stops retrying; a reloadFile after this does nothing. */
   close(): void;
 }
@@ -70,6 +84,11 @@ export interface ConfigApplierOptions {
   readonly retry?: { readonly initialMs: number; readonly maxMs: number };
   /** A number in [0, 1), for the backoff's jitter (default Math.random). */
   readonly random?: () => number;
+  /**
+   * The members file the configurations name, and how to make the running nginx read it again
+   * (rejects when nginx did not take it). Absent: apply's members are ignored.
+   */
+  readonly members?: { readonly path: string; readonly update: () => Promise<void> };
 }
 
 /** Writes text to path and flushes it to disk, so a rename after it never exposes half a file. */
@@ -93,11 +112,11 @@ async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-/** Replaces the live file with text through the candidate path: readers see old or new, whole. */
-async function replaceLive(paths: NginxPaths, candidate: string, text: string): Promise<void> {
+/** Replaces path with text through candidate: readers see old or new, whole. */
+async function replaceFile(path: string, candidate: string, text: string): Promise<void> {
   await writeDurably(candidate, text);
-  await rename(candidate, paths.config);
-  await syncDirectory(dirname(paths.config));
+  await rename(candidate, path);
+  await syncDirectory(dirname(path));
 }
 
 function readLive(path: string): string {
@@ -110,10 +129,33 @@ function readLive(path: string): string {
 
 const DEFAULT_RETRY = { initialMs: 1_000, maxMs: 30_000 };
 
+/** Counter of nginx reloads, for configuration changes and changed files alike. */
+export const RELOADS_METRIC = 'nginx_mesh_reloads_total';
+/** Counter of member updates nginx took without a reload. */
+export const MEMBER_UPDATES_METRIC = 'nginx_mesh_endpoint_updates_total';
+
+/** The applier's counters, in Prometheus's text format. */
+export function applierExposition(applier: Pick<ConfigApplier, 'counts'>): string {
+  const { reloads, memberUpdates } = applier.counts();
+  return [
+    `# HELP ${RELOADS_METRIC} Reloads of the sidecar's nginx since the agent started.`,
+    `# TYPE ${RELOADS_METRIC} counter`,
+    `${RELOADS_METRIC} ${reloads}`,
+    `# HELP ${MEMBER_UPDATES_METRIC} Endpoint changes nginx took without a reload since the agent started.`,
+    `# TYPE ${MEMBER_UPDATES_METRIC} counter`,
+    `${MEMBER_UPDATES_METRIC} ${memberUpdates}`,
+    '',
+  ].join('\n');
+}
+
 export function createConfigApplier(options: ConfigApplierOptions): ConfigApplier {
   const { paths, supervisor, logger } = options;
   const candidate = `${paths.config}.new`;
   let inUse = readLive(paths.config);
+  /** The members nginx was last told of (undefined: unknown, so the next ones are written). */
+  let membersInUse: string | undefined;
+  let reloads = 0;
+  let memberUpdates = 0;
   let queue: Promise<unknown> = Promise.resolve();
   /** Counts reloadFile calls; changed maps each file to the count at its last change. */
   let changes = 0;
@@ -140,6 +182,7 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
   async function reload(): Promise<void> {
     const startedAt = changes;
     await supervisor.reload();
+    reloads += 1;
     loaded = Math.max(loaded, startedAt);
     if (pendingFiles().length === 0) {
       failures = 0;
@@ -190,13 +233,46 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
     retryTimer.unref();
   }
 
-  async function applyNow(text: string): Promise<ApplyOutcome> {
-    if (text === inUse) return { applied: true };
+  /**
+   * Makes the running nginx read the members file: a PUT, or when nginx does not take it, a
+   * reload. Rejects when neither worked.
+   */
+  async function updateMembers(members: string): Promise<void> {
+    try {
+      await options.members?.update();
+      memberUpdates += 1;
+    } catch (error) {
+      logger.warn('nginx did not take the new members; reloading it instead', {
+        error: describeError(error),
+      });
+      await reload();
+    }
+    membersInUse = members;
+  }
+
+  async function applyNow(text: string, members: string | undefined): Promise<ApplyOutcome> {
+    const membersChanged =
+      options.members !== undefined && members !== undefined && members !== membersInUse;
+    if (membersChanged) {
+      await replaceFile(options.members.path, `${options.members.path}.new`, members);
+      membersInUse = undefined;
+    }
+    if (text === inUse) {
+      if (!membersChanged) return { applied: true };
+      try {
+        await updateMembers(members);
+      } catch (error) {
+        return { applied: false, error: describeError(error) };
+      }
+      return { applied: true, membersOnly: true };
+    }
     await writeDurably(candidate, text);
     try {
       await testNginxConfig({ ...paths, config: candidate });
     } catch (error) {
       await rm(candidate, { force: true });
+      // The configuration in force still gets the endpoints its upstreams have now.
+      if (membersChanged) await updateMembers(members).catch(() => undefined);
       return {
         applied: false,
         error: describeError(error),
@@ -211,10 +287,15 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
       // nginx kept its previous workers; the file goes back to what they run. (After a reload
       // that timed out rather than failed, nginx may still switch late; the next apply of any
       // different text reloads again and settles it.)
-      await replaceLive(paths, candidate, inUse);
+      await replaceFile(paths.config, candidate, inUse);
       return { applied: false, error: describeError(error) };
     }
     inUse = text;
+    // The new workers read the file as they start; the old ones, still serving, are told.
+    if (membersChanged) {
+      await options.members?.update().catch(() => undefined);
+      membersInUse = members;
+    }
     return { applied: true };
   }
 
@@ -231,15 +312,22 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
     }
   }
 
-  async function applyLogged(text: string, label: string): Promise<ApplyOutcome> {
+  async function applyLogged(
+    text: string,
+    label: string,
+    members: string | undefined,
+  ): Promise<ApplyOutcome> {
     const started = performance.now();
     const unchanged = text === inUse;
     let outcome: ApplyOutcome;
     try {
-      outcome = await applyNow(text);
+      outcome = await applyNow(text, members);
     } catch (error) {
       await rm(candidate, { force: true }).catch(() => undefined);
-      outcome = { applied: false, error: `cannot write ${paths.config}: ${describeError(error)}` };
+      outcome = {
+        applied: false,
+        error: `cannot write ${unchanged ? (options.members?.path ?? paths.config) : paths.config}: ${describeError(error)}`,
+      };
     }
     const fields = {
       label,
@@ -248,13 +336,15 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
       durationMs: Math.round(performance.now() - started),
       ...(outcome.error === undefined ? {} : { error: outcome.error }),
     };
-    if (outcome.applied) logger.info('configuration applied', fields);
+    if (outcome.membersOnly === true)
+      logger.info('endpoints updated without a reload', { label, durationMs: fields.durationMs });
+    else if (outcome.applied) logger.info('configuration applied', fields);
     else logger.warn('configuration not applied', fields);
     return outcome;
   }
 
   return {
-    apply: (text, label) => enqueue(() => applyLogged(text, label)),
+    apply: (text, label, members) => enqueue(() => applyLogged(text, label, members)),
     check: (text) => enqueue(() => checkNow(text)),
     current: () => inUse,
     reloadFile(path) {
@@ -264,6 +354,7 @@ export function createConfigApplier(options: ConfigApplierOptions): ConfigApplie
       return enqueue(reloadFilesNow);
     },
     filesPending: () => pendingFiles().length > 0,
+    counts: () => ({ reloads, memberUpdates }),
     close() {
       closed = true;
       clearTimeout(retryTimer);

@@ -18,7 +18,12 @@ import {
   AGENT_POLICY_BISECT_MAX_CHECKS,
 } from '../../manifests/constants';
 import type { MeshSnapshot } from '../../manifests/snapshot/types';
-import type { SidecarContext, SidecarPolicy } from '../../render/sidecar';
+import type {
+  RenderedSidecar,
+  SidecarContext,
+  SidecarPolicy,
+  UpstreamSlots,
+} from '../../render/sidecar';
 import { policyLabel, renderSidecarConfig, withoutPolicies } from '../../render/sidecar';
 import type { Logger } from '../role/log';
 import type { ConfigApplier } from './config-applier';
@@ -75,7 +80,11 @@ function leftOutMessage(isolation: Isolation<SidecarPolicy>): string {
 }
 
 export function createSnapshotApplier(settings: SnapshotApplierSettings): SnapshotApplier {
-  const { context, logger } = settings;
+  const { logger } = settings;
+  /** The upstream slots of the configuration in force: kept while the endpoints fit them. */
+  let slots: ReadonlyMap<string, UpstreamSlots> | undefined;
+  const context = (): SidecarContext =>
+    slots === undefined ? settings.context : { ...settings.context, upstreamSlots: slots };
   const warned = new Set<string>();
   /** Whether the last rendered configuration runs: then the renderer's inputs are in force. */
   let inForce = false;
@@ -90,21 +99,27 @@ export function createSnapshotApplier(settings: SnapshotApplierSettings): Snapsh
     firstError: string,
     generation: number,
   ): Promise<string | undefined> {
-    const render = (kept: readonly SidecarPolicy[]): string => {
+    const render = (kept: readonly SidecarPolicy[]): RenderedSidecar => {
       const keptKeys = new Set(kept);
       const dropped = policies.filter((policy) => !keptKeys.has(policy));
-      return renderSidecarConfig(withoutPolicies(snapshot, dropped), context).text;
+      return renderSidecarConfig(withoutPolicies(snapshot, dropped), context());
     };
     const started = performance.now();
     const isolation = await isolateRefused(
       policies,
       firstError,
-      async (kept) => (await settings.check(render(kept))).error,
+      async (kept) => (await settings.check(render(kept).text)).error,
       settings.maxChecks ?? AGENT_POLICY_BISECT_MAX_CHECKS,
     );
     if (isolation === undefined) return undefined;
-    const outcome = await settings.apply(render(isolation.kept), `generation ${generation}`);
+    const rendered = render(isolation.kept);
+    const outcome = await settings.apply(
+      rendered.text,
+      `generation ${generation}`,
+      rendered.members,
+    );
     if (!outcome.applied) return undefined;
+    slots = rendered.slots;
     const message = leftOutMessage(isolation);
     logger.warn('configuration applied without the policy objects nginx refused', {
       generation,
@@ -123,16 +138,21 @@ export function createSnapshotApplier(settings: SnapshotApplierSettings): Snapsh
         return leftOut;
       }
       renders += 1;
-      const rendered = renderSidecarConfig(snapshot, context);
+      const rendered = renderSidecarConfig(snapshot, context());
       for (const warning of rendered.warnings) {
         if (warned.has(warning)) continue;
         warned.add(warning);
         logger.warn(warning, { generation });
       }
-      const outcome = await settings.apply(rendered.text, `generation ${generation}`);
+      const outcome = await settings.apply(
+        rendered.text,
+        `generation ${generation}`,
+        rendered.members,
+      );
       leftOut = undefined;
       inForce = outcome.applied;
       if (outcome.applied) {
+        slots = rendered.slots;
         settings.onApplied(snapshot);
         return undefined;
       }

@@ -22,12 +22,15 @@ import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
+  SIDECAR_MEMBERS_PATH,
   SIDECAR_METRICS_PATH,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_PROXY_READY_PATH,
   SIDECAR_READY_PATH,
+  SIDECAR_STATS_DIR,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
+  SIDECAR_STATS_SOCKET,
   SIDECAR_STATS_TCP_ZONE,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
@@ -48,6 +51,7 @@ import {
   printNginxConfig,
 } from '../../render/agent-nginx';
 import type { SidecarContext } from '../../render/sidecar';
+import { membersPath } from '../../render/sidecar/upstream-slots';
 import type { AgentBus } from '../bus/agent-bus';
 import { startAgentBus } from '../bus/agent-bus';
 import type { BusLink } from '../bus/connect';
@@ -61,11 +65,15 @@ import { natsUrlOf, startIdentity, svidReadiness } from '../svid/identity';
 import { startAgentAccessLog } from './access-log-relay';
 import type { ConfigApplier } from './config-applier';
 import { podResource, startAgentTracing } from './tracing/agent-tracing';
-import { createConfigApplier } from './config-applier';
+import { applierExposition, createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
 import { createHeapTrimmer } from './heap-trim';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
-import { prepareStatsSocket, startSidecarMetrics } from './metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  startSidecarMetrics,
+  updateNginxMembers,
+} from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
 
@@ -212,7 +220,19 @@ export async function startAgent({
     beforeStart: () => void prepareStatsSocket(runDir),
   });
   // Before nginx starts, applying only writes and checks the file; the first start reads it.
-  const applier = createConfigApplier({ paths, supervisor, logger });
+  const applier = createConfigApplier({
+    paths,
+    supervisor,
+    logger,
+    members: {
+      path: membersPath(runDir),
+      update: () =>
+        updateNginxMembers(
+          join(runDir, SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET),
+          SIDECAR_MEMBERS_PATH,
+        ),
+    },
+  });
   const inputs = proxyInputs(options);
   // Strict mTLS: closed until the mesh configuration says otherwise.
   const closed = options.changed('mtls-mode') && options.string('mtls-mode') === 'strict';
@@ -267,7 +287,10 @@ export async function startAgent({
   const status = await startStatusServer(
     options,
     { proxy: () => supervisor.readiness(), mesh: meshReadiness },
-    { exposition: async () => (await metrics.exposition()) + tracing.exposition() },
+    {
+      exposition: async () =>
+        (await metrics.exposition()) + tracing.exposition() + applierExposition(applier),
+    },
   );
   try {
     await supervisor.start();
@@ -293,7 +316,7 @@ export async function startAgent({
     runDir,
     inputs,
     accessLog: accessLog?.path,
-    apply: (text, label) => applier.apply(text, label),
+    apply: (text, label, members) => applier.apply(text, label, members),
     check: (text) => applier.check(text),
     reloadFile: (path) => applier.reloadFile(path),
     onApplied: (snapshot) => {

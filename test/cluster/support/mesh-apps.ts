@@ -9,6 +9,7 @@ import type { PodSummary } from './kube';
 import { createNamespace, isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
 import { inNetns, sidecarConfig } from './node-access';
 import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../../support/images';
+import { SIDECAR_METRICS_PORT } from '../../../src/manifests/constants';
 
 /** The built executable the tests deploy and remove the mesh with. */
 export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
@@ -39,6 +40,8 @@ export interface EchoDeploymentOptions {
   readonly labels: Record<string, string>;
   /** Extra environment for the echo server (FAIL_PERCENT, for example). */
   readonly env?: Record<string, string>;
+  /** Replicas (1 unless given). */
+  readonly replicas?: number;
 }
 
 /** The pod spec of an echo server with the extra environment; Ready once it answers HTTP. */
@@ -72,7 +75,7 @@ export function echoDeployment(
     kind: 'Deployment',
     metadata: { name, namespace },
     spec: {
-      replicas: 1,
+      replicas: options.replicas ?? 1,
       selector: { matchLabels: options.labels },
       template: { metadata: { labels: options.labels }, spec: echoPodSpec(options.env) },
     },
@@ -267,6 +270,8 @@ Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
 /** What a timed HTTP load got: a count per status (or error code), and how long it ran. */
 export interface LoadOutcome {
   readonly statuses: Record<string, number>;
+  /** Successful answers per serving pod (the echo server's X-Served-By header). */
+  readonly pods: Record<string, number>;
   readonly requests: number;
   readonly ms: number;
 }
@@ -282,22 +287,24 @@ export async function httpLoadFrom(
 const url = ${JSON.stringify(url)};
 const started = Date.now();
 const statuses = {};
+const pods = {};
 let requests = 0;
-const bump = (key) => { statuses[key] = (statuses[key] ?? 0) + 1; };
+const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
 async function worker() {
   while (Date.now() - started < ${durationMs}) {
     requests += 1;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
       await response.arrayBuffer();
-      bump(String(response.status));
+      bump(statuses, String(response.status));
+      if (response.status === 200) bump(pods, response.headers.get('x-served-by') ?? '');
     } catch (error) {
-      bump('error ' + (error.cause?.code ?? error.name));
+      bump(statuses, 'error ' + (error.cause?.code ?? error.name));
     }
   }
 }
 Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
-  console.log(JSON.stringify({ statuses, requests, ms: Date.now() - started })),
+  console.log(JSON.stringify({ statuses, pods, requests, ms: Date.now() - started })),
 );`;
   const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
   const result = await execa(file, args, { reject: false, timeout: durationMs + 30_000 });
@@ -439,4 +446,17 @@ export async function createInjectedNamespace(rest: KubeRest, name: string): Pro
     'injector.nsm.nginx.com/auto-inject=enabled',
   ]);
   if (labelled.exitCode !== 0) throw new Error(labelled.stderr);
+}
+
+/**
+ * The value of a counter (without labels) on the sidecar's metrics port, read from inside the
+ * pod's network namespace.
+ */
+export async function sidecarCounterFrom(netns: string, name: string): Promise<number> {
+  const script = `fetch('http://127.0.0.1:${SIDECAR_METRICS_PORT}/metrics', { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((text) => console.log(text))`;
+  const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
+  const result = await execa(file, args, { reject: false, timeout: 15_000 });
+  const line = result.stdout.split('\n').find((entry) => entry.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name} on the sidecar's metrics: ${result.stderr}`);
+  return Number(line.slice(name.length + 1));
 }

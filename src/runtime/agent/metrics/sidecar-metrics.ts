@@ -188,3 +188,41 @@ export function startSidecarMetrics(options: SidecarMetricsOptions): SidecarMetr
     },
   };
 }
+
+/** The longest nginx may take to read its members file again (a parse, in milliseconds). */
+const MEMBERS_TIMEOUT_MS = 5_000;
+
+/**
+ * PUTs to nginx's members location on the stats socket (ngx_mesh's mesh_members_update), so that
+ * its workers read the members file again. Rejects unless nginx answers 204, with nginx's words
+ * for a file it could not read.
+ */
+export function updateNginxMembers(socketPath: string, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path, method: 'PUT', agent: false, timeout: MEMBERS_TIMEOUT_MS },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 1024) body += chunk;
+        });
+        res.on('end', () => {
+          if (res.statusCode === 204) resolve();
+          else
+            reject(
+              new Error(
+                `nginx answered ${res.statusCode ?? 0} to the members update${body.trim() === '' ? '' : `: ${body.trim()}`}`,
+              ),
+            );
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`nginx did not answer the members update in ${MEMBERS_TIMEOUT_MS} ms`)),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
