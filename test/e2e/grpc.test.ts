@@ -277,7 +277,7 @@ describe('gRPC through both sidecars under strict mTLS', () => {
       },
     ]);
     await waitForSidecarConfig('client', 'the fallback server', (config) =>
-      config.includes(' backup;'),
+      config.includes(' backup down;'),
     );
     // A gRPC call is a POST, never sent twice: the calls that meet the failures before the
     // breaker opens (errors: 2, one of them the unmeasured first call) fail; every later one is

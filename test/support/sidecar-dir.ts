@@ -6,7 +6,14 @@ import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metr
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -66,6 +73,8 @@ export function writeSidecarConfig(
   members = '',
 ): string {
   writeFileSync(join(dir, 'members'), members);
+  // nginx's workers read the members file, and run as another user when the master is root.
+  chmodSync(dir, 0o755);
   const config = join(dir, 'nginx.conf');
   writeFileSync(
     config,

@@ -341,6 +341,7 @@ ngx_mesh_members_parse(ngx_str_t *path, ngx_log_t *log)
     if (fd == NGX_INVALID_FILE) {
         if (ngx_errno == NGX_ENOENT) {
             /* no file yet: no members */
+            ngx_pfree(pool, field);
             return t;
         }
 
@@ -399,6 +400,9 @@ ngx_mesh_members_parse(ngx_str_t *path, ngx_log_t *log)
 
         p = eol + 1;
     }
+
+    /* the fields were scratch: a large allocation, handed back */
+    ngx_pfree(pool, field);
 
     return t;
 

@@ -276,12 +276,16 @@ export interface LoadOutcome {
   readonly ms: number;
 }
 
-/** GETs url from inside the pod's network namespace for durationMs, concurrency at a time. */
+/**
+ * GETs url from inside the pod's network namespace for durationMs, concurrency at a time, or
+ * until `until` settles, when given (the requests in flight then are finished and counted).
+ */
 export async function httpLoadFrom(
   netns: string,
   url: string,
   durationMs: number,
   concurrency: number,
+  until?: Promise<unknown>,
 ): Promise<LoadOutcome> {
   const script = `
 const url = ${JSON.stringify(url)};
@@ -289,9 +293,11 @@ const started = Date.now();
 const statuses = {};
 const pods = {};
 let requests = 0;
+let stopped = false;
+process.on('SIGINT', () => { stopped = true; });
 const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
 async function worker() {
-  while (Date.now() - started < ${durationMs}) {
+  while (!stopped && Date.now() - started < ${durationMs}) {
     requests += 1;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
@@ -307,7 +313,11 @@ Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() =>
   console.log(JSON.stringify({ statuses, pods, requests, ms: Date.now() - started })),
 );`;
   const [file, args] = inNetns(netns, [process.execPath, '-e', script]);
-  const result = await execa(file, args, { reject: false, timeout: durationMs + 30_000 });
+  // nsenter execs node in place: a signal to the child reaches the script.
+  const child = execa(file, args, { reject: false, timeout: durationMs + 30_000 });
+  const stop = (): void => void child.kill('SIGINT');
+  void until?.then(stop, stop);
+  const result = await child;
   if (result.exitCode !== 0) throw new Error(`load on ${url} failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as LoadOutcome;
 }
