@@ -12,6 +12,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
+import { membersPath } from '../src/render/sidecar/upstream-slots';
 import { startAccessLogRelay } from '../src/runtime/agent/access-log-relay';
 import type { LogFields } from '../src/runtime/role/log';
 import { httpPort, service, shopContext, withMesh } from '../test/support/sidecar-snapshots';
@@ -64,8 +65,15 @@ function snapshot(logFormat: 'default' | 'json'): MeshSnapshot {
   );
 }
 
-/** The three configurations, with this machine's paths and the upstream server added. */
-function configurations(dir: string, meshModule: string, fifo: string): Record<Mode, string> {
+/**
+ * The three configurations, with this machine's paths and the upstream server added, and the
+ * members file they name (the same for every mode: only the log differs).
+ */
+function configurations(
+  dir: string,
+  meshModule: string,
+  fifo: string,
+): { texts: Record<Mode, string>; members: string } {
   const context = shopContext({
     containerPorts: [],
     runDir: dir,
@@ -79,12 +87,16 @@ function configurations(dir: string, meshModule: string, fifo: string): Record<M
       /\n}\n$/,
       `\n    server {\n        listen 127.0.0.1:${APP_PORT};\n        return 200 "ok\\n";\n    }\n}\n`,
     );
+  const off = renderSidecarConfig(snapshot('default'), context);
   return {
-    off: withApp(renderSidecarConfig(snapshot('default'), context).text),
-    default: withApp(
-      renderSidecarConfig(snapshot('default'), { ...context, accessLog: fifo }).text,
-    ),
-    json: withApp(renderSidecarConfig(snapshot('json'), { ...context, accessLog: fifo }).text),
+    texts: {
+      off: withApp(off.text),
+      default: withApp(
+        renderSidecarConfig(snapshot('default'), { ...context, accessLog: fifo }).text,
+      ),
+      json: withApp(renderSidecarConfig(snapshot('json'), { ...context, accessLog: fifo }).text),
+    },
+    members: off.members,
   };
 }
 
@@ -178,7 +190,9 @@ async function main(): Promise<void> {
   const fifo = join(dir, 'access.log');
   // As the agent: the FIFO is there before nginx first opens it.
   const agent = await startRelay(fifo);
-  const texts = configurations(dir, meshModule, fifo);
+  const { texts, members } = configurations(dir, meshModule, fifo);
+  // Without it the Service's upstream has no live server.
+  writeFileSync(membersPath(dir), members);
   const loopback =
     buildSidecarModel(snapshot('default'), shopContext({ containerPorts: [] })).model
       .outboundHttp[0]?.loopback ?? '';

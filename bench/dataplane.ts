@@ -49,6 +49,7 @@ import {
   versions,
   writeCertificates,
   writeConfig,
+  writeSidecarFiles,
 } from './support/netns-pods';
 import { cpuSeconds, memoryOf, processTree } from './support/proc-stats';
 import type { Target } from './support/targets.mjs';
@@ -357,11 +358,10 @@ async function measureSideBySide(dir: string, meshModule: string): Promise<SideB
   for (const [index, ns] of pods.entries()) {
     // The rendered config listens on the stats socket, whose directory the agent makes.
     const { runDir } = makeSidecarRunDir(join(dir, `side-${index}`));
-    const { text } = renderSidecarConfig(
-      benchSnapshot(),
-      podContext(dir, meshModule, 'server', runDir),
+    const config = writeSidecarFiles(
+      runDir,
+      renderSidecarConfig(benchSnapshot(), podContext(dir, meshModule, 'server', runDir)),
     );
-    const config = writeConfig(join(runDir, 'nginx.conf'), text);
     masters.push(await net.startNginx(ns, runDir, config, SIDECAR_PORTS, SIDECAR_UID));
   }
   await sleep(1_000);
@@ -528,8 +528,10 @@ async function benchmark(dir: string, meshModule: string): Promise<void> {
   ] as const) {
     const { runDir, socket } = makeSidecarRunDir(join(dir, `mesh-${pod}`));
     sockets.push(socket);
-    const { text } = renderSidecarConfig(benchSnapshot(), podContext(dir, meshModule, pod, runDir));
-    const config = writeConfig(join(runDir, 'nginx.conf'), text);
+    const config = writeSidecarFiles(
+      runDir,
+      renderSidecarConfig(benchSnapshot(), podContext(dir, meshModule, pod, runDir)),
+    );
     configs.push(config);
     meshMasters.push(await net.startNginx(ns, runDir, config, SIDECAR_PORTS, SIDECAR_UID));
   }

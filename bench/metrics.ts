@@ -18,6 +18,7 @@ import {
 } from '../src/manifests/constants';
 import type { MeshSnapshot } from '../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../src/render/sidecar';
+import { membersPath } from '../src/render/sidecar/upstream-slots';
 import {
   prepareStatsSocket,
   startSidecarMetrics,
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
   const meshModule = buildMeshModule();
   const dir = prepareSidecarDir('bench-metrics-');
   const context = shopContext({ containerPorts: [] });
-  const rendered = renderSidecarConfig(snapshot(), context).text;
+  const { text: rendered, members } = renderSidecarConfig(snapshot(), context);
   const loopback = buildSidecarModel(snapshot(), context).model.outboundHttp[0]?.loopback ?? '';
   // The upstream is a server of the same nginx, so the app costs the same in both runs.
   const base = rendered
@@ -161,6 +162,9 @@ async function main(): Promise<void> {
       `\n    server {\n        listen 127.0.0.1:${APP_PORT};\n        return 200 "ok\\n";\n    }\n}\n`,
     );
   const off = base.replace(/\n *mesh_stats [^;]*;/g, '');
+  // The file the configuration names (the run directory made this one): without it the Service's
+  // upstream has no live server.
+  writeFileSync(membersPath(dir), members);
   process.env[STATS_SOCKET_ENV] = prepareStatsSocket(dir);
   const receiver = await startChildServer('receiver', 10_000);
   const on = base;

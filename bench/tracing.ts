@@ -53,7 +53,7 @@ import {
   sleep,
   versions,
   writeCertificates,
-  writeConfig,
+  writeSidecarFiles,
 } from './support/netns-pods';
 import { cpuSeconds, processTree } from './support/proc-stats';
 import { targetLine } from './support/targets.mjs';
@@ -335,11 +335,10 @@ interface Sidecar {
 }
 
 function renderFor(dir: string, meshModule: string, pod: Pod, runDir: string, setting: Setting) {
-  const { text } = renderSidecarConfig(
-    snapshotFor(setting),
-    podContext(dir, meshModule, pod, runDir),
+  return writeSidecarFiles(
+    runDir,
+    renderSidecarConfig(snapshotFor(setting), podContext(dir, meshModule, pod, runDir)),
   );
-  return writeConfig(join(runDir, 'nginx.conf'), text);
 }
 
 const workers = (master: number): number[] => processTree(master).slice(1);

@@ -1,21 +1,26 @@
 // A process hosting mesh agents for the propagation benchmark, each as the sidecar runs it: its
 // own TLS connection to NATS with the workload's SVID, the agent's bus (agent-bus.ts), and the
 // agent's snapshot applier (snapshot-applier.ts), which renders the pod's nginx configuration
-// from the snapshot the deltas built. With nginx, the applier hands the text to the agent's
-// config applier and supervisor (write, `nginx -t`, rename, reload and wait for the new workers),
-// as start-agent.ts wires them; without, the rendered text is taken as applied, and the apply is
-// the render alone. An ack leaves only once the apply finished.
+// from the snapshot the deltas built. With nginx, the applier hands the text and its members file
+// to the agent's config applier and supervisor, as start-agent.ts wires them: a new text is
+// written, checked with `nginx -t`, renamed and reloaded (waiting for the new workers); new members
+// alone are written and PUT to nginx's stats socket, without a reload. Without nginx, the
+// rendered text is taken as applied, and the apply is the render alone. An ack leaves only once
+// the apply finished.
 //
 // The parent talks over the IPC channel: the host says "ready" once every agent subscribed,
-// answers "stats" with each apply's duration so far, and on "stop" (or when the
-// parent goes away) stops nginx and exits.
+// answers "stats" with each apply so far and the config appliers' counts, and on "stop" (or when
+// the parent goes away) stops nginx and exits.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
+  SIDECAR_MEMBERS_PATH,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
+  SIDECAR_STATS_DIR,
+  SIDECAR_STATS_SOCKET,
 } from '../../src/manifests/constants';
 import type { BusIdentity } from '../../src/manifests/install/nats-config';
 import {
@@ -24,12 +29,16 @@ import {
 } from '../../src/manifests/install/nats-config';
 import { buildTransparentModel, printNginxConfig } from '../../src/render/agent-nginx';
 import type { SidecarContext } from '../../src/render/sidecar';
-import type { ConfigApplier } from '../../src/runtime/agent/config-applier';
+import { membersPath } from '../../src/render/sidecar/upstream-slots';
+import type { ApplyOutcome, ConfigApplier } from '../../src/runtime/agent/config-applier';
 import { createConfigApplier } from '../../src/runtime/agent/config-applier';
-import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import {
+  prepareStatsSocket,
+  updateNginxMembers,
+} from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { createSnapshotApplier } from '../../src/runtime/agent/snapshot-applier';
 import { Supervisor } from '../../src/runtime/agent/supervisor';
-import type { AgentBus } from '../../src/runtime/bus/agent-bus';
+import type { AgentBus, AgentBusOptions } from '../../src/runtime/bus/agent-bus';
 import { startAgentBus } from '../../src/runtime/bus/agent-bus';
 import { startBusLink } from '../../src/runtime/bus/connect';
 import type { Logger } from '../../src/runtime/role/log';
@@ -52,15 +61,33 @@ export interface AgentHostSpec {
   readonly nginxRunRoot?: string;
 }
 
+/** How nginx took an apply: a reload, new members without a reload, or nothing (no change). */
+export type NginxTook = 'reload' | 'members' | 'nothing';
+
+/** One apply of an agent with nginx. */
+export interface NginxApply {
+  /** The whole apply, in milliseconds: the render, then the config applier's part. */
+  readonly ms: number;
+  /** The config applier's part: the writes, and `nginx -t`, rename and reload or the PUT. */
+  readonly applierMs: number;
+  /** Of that, the supervisor's reloads (SIGHUP until the new workers replaced the old); 0: none. */
+  readonly reloadMs: number;
+  readonly took: NginxTook;
+  /** Whether the rendered text, and the members, differ from the agent's previous apply's. */
+  readonly textChanged: boolean;
+  readonly membersChanged: boolean;
+}
+
 /** The host's answer to "stats". */
 export interface AgentHostStats {
   readonly kind: 'stats';
-  /** Milliseconds of every apply (render, and with nginx `nginx -t` and reload), in order. */
+  /** Milliseconds of every apply (render, and with nginx the config applier's part), in order. */
   readonly applyMs: readonly number[];
-  /** Of those with nginx: the config applier's part (write, `nginx -t`, rename, reload). */
-  readonly applierMs: readonly number[];
-  /** Of that: the supervisor's reload (SIGHUP until the new workers replaced the old). */
-  readonly reloadMs: readonly number[];
+  /** The applies of the agents with nginx, in order. */
+  readonly nginxApplies: readonly NginxApply[];
+  /** The agents' config applier counts (counts()), summed: nginx reloads and PUTs of members. */
+  readonly reloads: number;
+  readonly memberUpdates: number;
 }
 
 export type HostToParent = { readonly kind: 'ready' } | AgentHostStats;
@@ -80,23 +107,21 @@ function podIpOf(number: number): string {
   return `198.18.${200 + Math.floor(number / 250)}.${(number % 250) + 1}`;
 }
 
-/** Where each apply's durations go, in milliseconds. */
+/** Where each apply goes. */
 interface Timings {
   readonly applyMs: number[];
-  readonly applierMs: number[];
-  readonly reloadMs: number[];
-}
-
-async function timed<T>(into: number[], work: () => Promise<T>): Promise<T> {
-  const started = performance.now();
-  try {
-    return await work();
-  } finally {
-    into.push(performance.now() - started);
-  }
+  readonly nginxApplies: NginxApply[];
 }
 
 interface RunningAgent {
+  readonly counts: ConfigApplier['counts'];
+  readonly stop: () => Promise<void>;
+}
+
+interface NginxApplier {
+  readonly applier: ConfigApplier;
+  /** Milliseconds of the reloads since the last call. */
+  readonly takeReloadMs: () => number;
   readonly stop: () => Promise<void>;
 }
 
@@ -105,8 +130,7 @@ async function startNginxApplier(
   spec: AgentHostSpec,
   runDir: string,
   logger: Logger,
-  timings: Timings,
-): Promise<{ applier: ConfigApplier; stop: () => Promise<void> }> {
+): Promise<NginxApplier> {
   for (const dir of TEMP_DIRS) mkdirSync(join(runDir, dir), { recursive: true });
   const paths = { nginx: '/usr/sbin/nginx', prefix: runDir, config: join(runDir, 'nginx.conf') };
   const supervisor = new Supervisor({
@@ -117,13 +141,28 @@ async function startNginxApplier(
   });
   // Timed from the first reload of a running nginx on: the transparent apply has none.
   let running = false;
+  let reloadMs = 0;
   const applier = createConfigApplier({
     paths,
     supervisor: {
-      reload: () =>
-        running ? timed(timings.reloadMs, () => supervisor.reload()) : supervisor.reload(),
+      reload: async () => {
+        const started = performance.now();
+        try {
+          await supervisor.reload();
+        } finally {
+          if (running) reloadMs += performance.now() - started;
+        }
+      },
     },
     logger,
+    members: {
+      path: membersPath(runDir),
+      update: () =>
+        updateNginxMembers(
+          join(runDir, SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET),
+          SIDECAR_MEMBERS_PATH,
+        ),
+    },
   });
   const transparent = printNginxConfig(
     buildTransparentModel({
@@ -145,10 +184,44 @@ async function startNginxApplier(
   running = true;
   return {
     applier,
+    takeReloadMs: () => {
+      const taken = reloadMs;
+      reloadMs = 0;
+      return taken;
+    },
     stop: async () => {
       applier.close();
       await supervisor.stop();
     },
+  };
+}
+
+/** How nginx took an apply, from the config applier's counts before and after it. */
+function tookOf(
+  before: ReturnType<ConfigApplier['counts']>,
+  after: ReturnType<ConfigApplier['counts']>,
+): NginxTook {
+  if (after.reloads > before.reloads) return 'reload';
+  return after.memberUpdates > before.memberUpdates ? 'members' : 'nothing';
+}
+
+/** The sidecar context of bench agent number: its pod, and with nginx its run directory. */
+export function agentContext(
+  spec: Pick<AgentHostSpec, 'identity' | 'svidFile' | 'bundleFile' | 'modules' | 'nginxRunRoot'>,
+  number: number,
+): SidecarContext {
+  return {
+    pod: benchPod(spec.identity, number),
+    serviceAccount: spec.identity.serviceAccount,
+    podIPs: [podIpOf(number)],
+    containerPorts: [8080],
+    mtlsMode: 'strict',
+    healthRedirects: {},
+    ipv6: false,
+    modules: spec.modules,
+    runDir: join(spec.nginxRunRoot ?? '/nonexistent', `agent-${number}`),
+    svidFile: spec.svidFile,
+    bundleFile: spec.bundleFile,
   };
 }
 
@@ -159,35 +232,62 @@ async function startAgent(
   timings: Timings,
 ): Promise<RunningAgent> {
   const pod = benchPod(spec.identity, number);
-  const runDir = join(spec.nginxRunRoot ?? '/nonexistent', `agent-${number}`);
-  const context: SidecarContext = {
-    pod,
-    serviceAccount: spec.identity.serviceAccount,
-    podIPs: [podIpOf(number)],
-    containerPorts: [8080],
-    mtlsMode: 'strict',
-    healthRedirects: {},
-    ipv6: false,
-    modules: spec.modules,
-    runDir,
-    svidFile: spec.svidFile,
-    bundleFile: spec.bundleFile,
-  };
+  const context = agentContext(spec, number);
   const nginx =
     spec.nginxRunRoot === undefined
       ? undefined
-      : await startNginxApplier(spec, runDir, logger, timings);
+      : await startNginxApplier(spec, context.runDir, logger);
+  /** The config applier's part of the apply in progress (the bus applies one at a time). */
+  let part: Omit<NginxApply, 'ms'> | undefined;
+  const takePart = (): Omit<NginxApply, 'ms'> | undefined => {
+    const taken = part;
+    part = undefined;
+    return taken;
+  };
+  let last = { text: '', members: '' };
+  const applyWithNginx = async (
+    applier: NginxApplier,
+    text: string,
+    label: string,
+    members = '',
+  ): Promise<ApplyOutcome> => {
+    const before = applier.applier.counts();
+    const started = performance.now();
+    const outcome = await applier.applier.apply(text, label, members);
+    part = {
+      applierMs: performance.now() - started,
+      reloadMs: applier.takeReloadMs(),
+      took: tookOf(before, applier.applier.counts()),
+      textChanged: text !== last.text,
+      membersChanged: members !== last.members,
+    };
+    last = { text, members };
+    return outcome;
+  };
   const snapshots = createSnapshotApplier({
     context,
     logger,
-    apply: (text, label) =>
+    apply: (text, label, members) =>
       nginx === undefined
         ? Promise.resolve({ applied: true })
-        : timed(timings.applierMs, () => nginx.applier.apply(text, label)),
+        : applyWithNginx(nginx, text, label, members),
     check: (text) =>
       nginx === undefined ? Promise.resolve({ accepted: true }) : nginx.applier.check(text),
     onApplied: () => undefined,
   });
+  /** The bus's apply: the snapshot applier's, timed, with what nginx made of it. */
+  const apply: AgentBusOptions['apply'] = async (snapshot, generation, unrendered) => {
+    takePart();
+    const started = performance.now();
+    try {
+      return await snapshots.apply(snapshot, generation, unrendered);
+    } finally {
+      const ms = performance.now() - started;
+      timings.applyMs.push(ms);
+      const taken = takePart();
+      if (taken !== undefined) timings.nginxApplies.push({ ms, ...taken });
+    }
+  };
   // As the agent does: dialled until a connection is made (a handshake that misses the server's
   // TLS timeout on a busy machine is dialled again), subscribing anew on every new connection.
   let bus: Promise<AgentBus | undefined> = Promise.resolve(undefined);
@@ -210,8 +310,7 @@ async function startAgent(
           subject: agentSubscriptionSubject(spec.identity),
           version: 'bench',
           logger,
-          apply: (snapshot, generation, unrendered) =>
-            timed(timings.applyMs, () => snapshots.apply(snapshot, generation, unrendered)),
+          apply,
         });
         subscribed();
         return started;
@@ -223,6 +322,7 @@ async function startAgent(
   });
   await first;
   return {
+    counts: () => nginx?.applier.counts() ?? { reloads: 0, memberUpdates: 0 },
     stop: async () => {
       await (await bus)?.close();
       await link.close();
@@ -241,7 +341,7 @@ export async function runAgentHost(arg: string): Promise<void> {
     fields: { host: spec.first },
   });
   const agents: RunningAgent[] = [];
-  const timings: Timings = { applyMs: [], applierMs: [], reloadMs: [] };
+  const timings: Timings = { applyMs: [], nginxApplies: [] };
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
@@ -251,7 +351,15 @@ export async function runAgentHost(arg: string): Promise<void> {
   process.on('disconnect', () => void stop());
   process.on('message', (message: ParentToHost) => {
     if (message.kind === 'stop') void stop();
-    else send({ kind: 'stats', ...timings });
+    else {
+      const counts = agents.map((agent) => agent.counts());
+      send({
+        kind: 'stats',
+        ...timings,
+        reloads: counts.reduce((sum, count) => sum + count.reloads, 0),
+        memberUpdates: counts.reduce((sum, count) => sum + count.memberUpdates, 0),
+      });
+    }
   });
   for (let next = spec.first; next < spec.first + spec.count; next += CONNECT_BATCH) {
     const batch = Array.from(

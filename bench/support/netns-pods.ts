@@ -1,8 +1,8 @@
 // Two meshed pods on one machine, for the benchmarks that measure the data plane (dataplane.ts,
 // tracing.ts): two network namespaces joined by a veth pair in 198.19.250.0/30, an app (nginx
 // answering 1 KB) in the server pod, each pod's sidecar nginx running what renderSidecarConfig
-// renders (mTLS strict, one worker, as the sidecar's uid) behind the init role's iptables rules,
-// and load from load.ts in the client pod. Servers run on CPU 0, load on CPU 1. Namespaces and
+// renders (its configuration and members file; mTLS strict, one worker, as the sidecar's uid)
+// behind the init role's iptables rules, and load from load.ts in the client pod. Servers run on CPU 0, load on CPU 1. Namespaces and
 // links are named after the benchmark's pid; cleanup() removes them and every process started
 // here, also on failure.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -14,7 +14,8 @@ import { SIDECAR_STATS_DIR, SIDECAR_UID } from '../../src/manifests/constants';
 import { DEFAULT_SNAPSHOT_MESH } from '../../src/manifests/snapshot/mesh-base';
 import type { MeshSnapshot } from '../../src/manifests/snapshot/types';
 import { buildRedirectModel, printRestoreInput } from '../../src/render/iptables-rules';
-import type { SidecarContext } from '../../src/render/sidecar';
+import type { RenderedSidecar, SidecarContext } from '../../src/render/sidecar';
+import { membersPath } from '../../src/render/sidecar/upstream-slots';
 import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { createAuthority } from '../../src/runtime/registrar/authority';
 import { endpoint, httpPort, service } from '../../test/support/sidecar-snapshots';
@@ -383,6 +384,19 @@ export function writeConfig(path: string, text: string): string {
   writeFileSync(path, text);
   chownSync(path, SIDECAR_UID, SIDECAR_UID);
   return path;
+}
+
+/**
+ * What the agent writes for a rendered sidecar in its run directory: nginx.conf, and the members
+ * file it names (the endpoints of its Service upstreams, which have none without it); the
+ * configuration's path.
+ */
+export function writeSidecarFiles(
+  runDir: string,
+  rendered: Pick<RenderedSidecar, 'text' | 'members'>,
+): string {
+  writeConfig(membersPath(runDir), rendered.members);
+  return writeConfig(join(runDir, 'nginx.conf'), rendered.text);
 }
 
 /** A trust bundle and the client's and server's SVIDs (readable by the sidecar's uid) in dir. */

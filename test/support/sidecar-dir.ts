@@ -41,10 +41,13 @@ export function buildMeshModule(): string {
 
 /**
  * A new run directory under the system's temp directory, named from prefix, with nginx's temp
- * directories and the stats socket's directory, as the agent prepares its own.
+ * directories and the stats socket's directory, as the agent prepares its own; others may open
+ * its files but not list them.
  */
 export function prepareSidecarDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  // nginx's workers run as another user when the master is root, and open the members file here.
+  chmodSync(dir, 0o711);
   for (const temp of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(dir, temp));
   prepareStatsSocket(dir);
