@@ -269,6 +269,9 @@ describe('upstream members from the members file', () => {
   it('falls back to the backup members when the primary ones fail, and to none when none are listed', async () => {
     await update([`upstream bk ${closed(1)} ${closed(2)} backup ${backend(3)} ${backend(2)}`]);
     expect(await spread('bk', 12)).toEqual(new Set(['b2', 'b3']));
+    // one primary member with backups is no "single" server: it fails over too
+    await update([`upstream bk ${closed(4)} backup ${backend(1)}`]);
+    expect(await spread('bk', 6)).toEqual(new Set(['b1']));
     await update([`upstream bk ${closed(3)}`]);
     expect(await spread('bk', 4)).toEqual(new Set(['502']));
   });

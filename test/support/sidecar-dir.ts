@@ -76,8 +76,6 @@ export function writeSidecarConfig(
   members = '',
 ): string {
   writeFileSync(join(dir, 'members'), members);
-  // nginx's workers read the members file, and run as another user when the master is root.
-  chmodSync(dir, 0o755);
   const config = join(dir, 'nginx.conf');
   writeFileSync(
     config,

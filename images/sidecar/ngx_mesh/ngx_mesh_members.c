@@ -878,6 +878,13 @@ ngx_http_mesh_slots_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_
                                           u->backup);
                 peers->next = (scf->backup.live > 0) ? backup : NULL;
             }
+
+            /* as nginx: one server alone is "single" (never failed over) unless it has backups */
+            peers->single = (scf->primary.live == 1 && peers->next == NULL);
+
+            if (backup != NULL) {
+                backup->single = 0;
+            }
         }
     }
 
@@ -1194,6 +1201,13 @@ ngx_stream_mesh_slots_init_peer(ngx_stream_session_t *s, ngx_stream_upstream_srv
                 ngx_stream_mesh_slots_apply(&scf->backup, backup, u->addr + u->primary,
                                             u->backup);
                 peers->next = (scf->backup.live > 0) ? backup : NULL;
+            }
+
+            /* as nginx: one server alone is "single" (never failed over) unless it has backups */
+            peers->single = (scf->primary.live == 1 && peers->next == NULL);
+
+            if (backup != NULL) {
+                backup->single = 0;
             }
         }
     }
