@@ -17,10 +17,7 @@ import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
-  SIDECAR_MEMBERS_PATH,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
-  SIDECAR_STATS_DIR,
-  SIDECAR_STATS_SOCKET,
 } from '../../src/manifests/constants';
 import type { BusIdentity } from '../../src/manifests/install/nats-config';
 import {
@@ -29,12 +26,11 @@ import {
 } from '../../src/manifests/install/nats-config';
 import { buildTransparentModel, printNginxConfig } from '../../src/render/agent-nginx';
 import type { SidecarContext } from '../../src/render/sidecar';
-import { membersPath } from '../../src/render/sidecar/upstream-slots';
 import type { ApplyOutcome, ConfigApplier } from '../../src/runtime/agent/config-applier';
 import { createConfigApplier } from '../../src/runtime/agent/config-applier';
 import {
   prepareStatsSocket,
-  updateNginxMembers,
+  sidecarMembers,
 } from '../../src/runtime/agent/metrics/sidecar-metrics';
 import { createSnapshotApplier } from '../../src/runtime/agent/snapshot-applier';
 import { Supervisor } from '../../src/runtime/agent/supervisor';
@@ -155,14 +151,7 @@ async function startNginxApplier(
       },
     },
     logger,
-    members: {
-      path: membersPath(runDir),
-      update: () =>
-        updateNginxMembers(
-          join(runDir, SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET),
-          SIDECAR_MEMBERS_PATH,
-        ),
-    },
+    members: sidecarMembers(runDir),
   });
   const transparent = printNginxConfig(
     buildTransparentModel({

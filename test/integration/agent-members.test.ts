@@ -77,9 +77,20 @@ function config(body: string): string {
 const members = (...indexes: number[]): string =>
   `upstream app ${indexes.map((index) => `127.0.0.1:${backendPorts[index] ?? 0}`).join(' ')}\n`;
 
-async function get(path = '/'): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return `${response.status === 200 ? '' : `${response.status} `}${await response.text()}`;
+/** One request on a new connection (none kept alive across a reload): its answer. */
+function get(path = '/'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve(res.statusCode === 200 ? body : `${res.statusCode ?? 0} ${body}`);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 /** Which backends answer 16 requests. */
@@ -212,4 +223,11 @@ it('lets the configuration in force follow new members when nginx refuses a new 
   expect(outcome.error).toContain('unknown directive "bogus"');
   expect(await get('/config')).toBe('B');
   expect(await answering()).toEqual(['b0', 'b1']);
+});
+
+it('never lost a worker through all of the above', () => {
+  const crashed = logLines.filter((line) =>
+    JSON.stringify(line.fields).includes('exited on signal'),
+  );
+  expect(crashed).toEqual([]);
 });

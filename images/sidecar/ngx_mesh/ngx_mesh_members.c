@@ -320,7 +320,11 @@ ngx_mesh_members_parse(ngx_str_t *path, ngx_log_t *log)
     ngx_file_info_t            fi;
     ngx_mesh_members_table_t  *t;
 
-    pool = ngx_create_pool(16384, log);
+    /*
+     * The table outlives the request that reads the file: its pool logs to the cycle's log,
+     * never to that request's connection's, which is freed with the connection.
+     */
+    pool = ngx_create_pool(16384, ngx_cycle->log);
     if (pool == NULL) {
         ngx_sprintf(ngx_mesh_members_error, "out of memory%Z");
         return NULL;
@@ -589,33 +593,6 @@ ngx_mesh_members_define(ngx_conf_t *cf, ngx_mesh_members_ctx_t **slot)
 
 /* ---- slots ---- */
 
-/* Records the slots of one peers list; peer is its first peer, linked by next. */
-#define ngx_mesh_slots_init(cf, set, first, peer_t)                                  \
-    do {                                                                             \
-        peer_t      *p_;                                                              \
-        ngx_uint_t   i_;                                                              \
-        (set)->nslots = 0;                                                            \
-        for (p_ = (first); p_; p_ = p_->next) {                                       \
-            (set)->nslots++;                                                          \
-        }                                                                             \
-        (set)->peer = ngx_pcalloc((cf)->pool, sizeof(void *) * (set)->nslots);        \
-        (set)->occupant = ngx_pcalloc((cf)->pool,                                     \
-                                      sizeof(ngx_mesh_addr_t *) * (set)->nslots);     \
-        (set)->old = ngx_pcalloc((cf)->pool,                                          \
-                                 sizeof(ngx_mesh_addr_t *) * (set)->nslots);          \
-        (set)->from = ngx_pcalloc((cf)->pool, sizeof(ngx_uint_t) * (set)->nslots);    \
-        if ((set)->peer == NULL || (set)->occupant == NULL || (set)->old == NULL      \
-            || (set)->from == NULL)                                                   \
-        {                                                                             \
-            return NGX_ERROR;                                                         \
-        }                                                                             \
-        for (p_ = (first), i_ = 0; p_; p_ = p_->next, i_++) {                         \
-            (set)->peer[i_] = p_;                                                     \
-        }                                                                             \
-        (set)->live = (set)->nslots;                                                  \
-    } while (0)
-
-
 /*
  * Decides the slots of want[0..n): an address already in a slot below k (the members that
  * fit) stays in it; the others fill the free slots below k in order, taking the state of the
@@ -704,27 +681,6 @@ ngx_mesh_slots_plan(ngx_mesh_slots_t *set, ngx_mesh_addr_t **want, ngx_uint_t n)
 }
 
 
-#define NGX_MESH_SLOTS_APPLY   ngx_http_mesh_slots_apply
-#define NGX_MESH_PEERS_T       ngx_http_upstream_rr_peers_t
-#define NGX_MESH_PEER_T        ngx_http_upstream_rr_peer_t
-#define NGX_MESH_SLOTS_SSL     NGX_HTTP_SSL
-#include "ngx_mesh_slots.h"
-#undef NGX_MESH_SLOTS_APPLY
-#undef NGX_MESH_PEERS_T
-#undef NGX_MESH_PEER_T
-#undef NGX_MESH_SLOTS_SSL
-
-#define NGX_MESH_SLOTS_APPLY   ngx_stream_mesh_slots_apply
-#define NGX_MESH_PEERS_T       ngx_stream_upstream_rr_peers_t
-#define NGX_MESH_PEER_T        ngx_stream_upstream_rr_peer_t
-#define NGX_MESH_SLOTS_SSL     NGX_STREAM_SSL
-#include "ngx_mesh_slots.h"
-#undef NGX_MESH_SLOTS_APPLY
-#undef NGX_MESH_PEERS_T
-#undef NGX_MESH_PEER_T
-#undef NGX_MESH_SLOTS_SSL
-
-
 /* What mesh_upstream_slots keeps of one upstream (http or stream). */
 typedef struct {
     ngx_uint_t            enabled;
@@ -746,6 +702,27 @@ ngx_mesh_slots_log_overflow(ngx_log_t *log, ngx_str_t *name, ngx_uint_t want, ng
                       name, want, have);
     }
 }
+
+
+#define NGX_MESH_SLOTS(name)   ngx_http_mesh_slots_##name
+#define NGX_MESH_PEERS_T       ngx_http_upstream_rr_peers_t
+#define NGX_MESH_PEER_T        ngx_http_upstream_rr_peer_t
+#define NGX_MESH_SLOTS_SSL     NGX_HTTP_SSL
+#include "ngx_mesh_slots.h"
+#undef NGX_MESH_SLOTS
+#undef NGX_MESH_PEERS_T
+#undef NGX_MESH_PEER_T
+#undef NGX_MESH_SLOTS_SSL
+
+#define NGX_MESH_SLOTS(name)   ngx_stream_mesh_slots_##name
+#define NGX_MESH_PEERS_T       ngx_stream_upstream_rr_peers_t
+#define NGX_MESH_PEER_T        ngx_stream_upstream_rr_peer_t
+#define NGX_MESH_SLOTS_SSL     NGX_STREAM_SSL
+#include "ngx_mesh_slots.h"
+#undef NGX_MESH_SLOTS
+#undef NGX_MESH_PEERS_T
+#undef NGX_MESH_PEER_T
+#undef NGX_MESH_SLOTS_SSL
 
 
 /* ---- http ---- */
@@ -848,66 +825,22 @@ ngx_http_mesh_members(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_mesh_slots_init_peer(ngx_http_request_t *r, ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_int_t                            rc;
-    ngx_uint_t                           number, backup_number;
-    ngx_mesh_slots_conf_t               *scf;
-    ngx_http_upstream_rr_peers_t        *peers, *backup;
-    ngx_mesh_members_upstream_t         *u;
-    ngx_http_mesh_members_main_conf_t   *mmcf;
+    ngx_int_t                             rc;
+    ngx_uint_t                            saved[2] = { 0, 0 };
+    ngx_mesh_slots_conf_t                *scf;
+    ngx_http_upstream_rr_peers_t       *peers;
+    ngx_http_mesh_members_main_conf_t  *mmcf;
 
     scf = ngx_http_conf_upstream_srv_conf(us, ngx_http_mesh_members_module);
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_mesh_members_module);
     peers = us->peer.data;
-    backup = scf->backup_peers;
 
     (void) ngx_mesh_members_refresh(mmcf->ctx, r->connection->log);
+    ngx_http_mesh_slots_put(scf, peers, &us->host, r->connection->log);
 
-    if (scf->version != ngx_mesh_members_version) {
-        scf->version = ngx_mesh_members_version;
-        u = ngx_mesh_members_upstream(&us->host);
-
-        if (u != NULL) {
-            ngx_mesh_slots_log_overflow(r->connection->log, &us->host, u->primary,
-                                        scf->primary.nslots);
-            ngx_http_mesh_slots_apply(&scf->primary, peers, u->addr, u->primary);
-
-            if (backup != NULL) {
-                ngx_mesh_slots_log_overflow(r->connection->log, &us->host, u->backup,
-                                            scf->backup.nslots);
-                ngx_http_mesh_slots_apply(&scf->backup, backup, u->addr + u->primary,
-                                          u->backup);
-                peers->next = (scf->backup.live > 0) ? backup : NULL;
-            }
-
-            /* as nginx: one server alone is "single" (never failed over) unless it has backups */
-            peers->single = (scf->primary.live == 1 && peers->next == NULL);
-
-            if (backup != NULL) {
-                backup->single = 0;
-            }
-        }
-    }
-
-    /*
-     * The peer data nginx makes now sizes its "tried" bits by the peers' number: make that every
-     * slot, so a request still in flight when the members grow never indexes past its bits.
-     */
-    number = peers->number;
-    peers->number = scf->primary.nslots;
-    backup_number = 0;
-
-    if (backup != NULL) {
-        backup_number = backup->number;
-        backup->number = scf->backup.nslots;
-    }
-
+    ngx_http_mesh_slots_widen(scf, peers, saved, 1);
     rc = ((ngx_http_upstream_init_peer_pt) scf->original_init_peer)(r, us);
-
-    peers->number = number;
-
-    if (backup != NULL) {
-        backup->number = backup_number;
-    }
+    ngx_http_mesh_slots_widen(scf, peers, saved, 0);
 
     return rc;
 }
@@ -917,7 +850,6 @@ static ngx_int_t
 ngx_http_mesh_slots_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
     ngx_mesh_slots_conf_t               *scf;
-    ngx_http_upstream_rr_peers_t        *peers;
     ngx_http_mesh_members_main_conf_t   *mmcf;
 
     scf = ngx_http_conf_upstream_srv_conf(us, ngx_http_mesh_members_module);
@@ -934,14 +866,8 @@ ngx_http_mesh_slots_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *
         return NGX_ERROR;
     }
 
-    peers = us->peer.data;
-
-    ngx_mesh_slots_init(cf, &scf->primary, peers->peer, ngx_http_upstream_rr_peer_t);
-
-    if (peers->next != NULL) {
-        scf->backup_peers = peers->next;
-        ngx_mesh_slots_init(cf, &scf->backup, peers->next->peer,
-                            ngx_http_upstream_rr_peer_t);
+    if (ngx_http_mesh_slots_record(cf, scf, us->peer.data) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     scf->original_init_peer = (void *) us->peer.init;
@@ -1173,62 +1099,21 @@ static ngx_int_t
 ngx_stream_mesh_slots_init_peer(ngx_stream_session_t *s, ngx_stream_upstream_srv_conf_t *us)
 {
     ngx_int_t                             rc;
-    ngx_uint_t                            number, backup_number;
+    ngx_uint_t                            saved[2] = { 0, 0 };
     ngx_mesh_slots_conf_t                *scf;
-    ngx_mesh_members_upstream_t          *u;
-    ngx_stream_upstream_rr_peers_t       *peers, *backup;
+    ngx_stream_upstream_rr_peers_t       *peers;
     ngx_stream_mesh_members_main_conf_t  *mmcf;
 
     scf = ngx_stream_conf_upstream_srv_conf(us, ngx_stream_mesh_members_module);
     mmcf = ngx_stream_get_module_main_conf(s, ngx_stream_mesh_members_module);
     peers = us->peer.data;
-    backup = scf->backup_peers;
 
     (void) ngx_mesh_members_refresh(mmcf->ctx, s->connection->log);
+    ngx_stream_mesh_slots_put(scf, peers, &us->host, s->connection->log);
 
-    if (scf->version != ngx_mesh_members_version) {
-        scf->version = ngx_mesh_members_version;
-        u = ngx_mesh_members_upstream(&us->host);
-
-        if (u != NULL) {
-            ngx_mesh_slots_log_overflow(s->connection->log, &us->host, u->primary,
-                                        scf->primary.nslots);
-            ngx_stream_mesh_slots_apply(&scf->primary, peers, u->addr, u->primary);
-
-            if (backup != NULL) {
-                ngx_mesh_slots_log_overflow(s->connection->log, &us->host, u->backup,
-                                            scf->backup.nslots);
-                ngx_stream_mesh_slots_apply(&scf->backup, backup, u->addr + u->primary,
-                                            u->backup);
-                peers->next = (scf->backup.live > 0) ? backup : NULL;
-            }
-
-            /* as nginx: one server alone is "single" (never failed over) unless it has backups */
-            peers->single = (scf->primary.live == 1 && peers->next == NULL);
-
-            if (backup != NULL) {
-                backup->single = 0;
-            }
-        }
-    }
-
-    /* as in http: "tried" bits for every slot */
-    number = peers->number;
-    peers->number = scf->primary.nslots;
-    backup_number = 0;
-
-    if (backup != NULL) {
-        backup_number = backup->number;
-        backup->number = scf->backup.nslots;
-    }
-
+    ngx_stream_mesh_slots_widen(scf, peers, saved, 1);
     rc = ((ngx_stream_upstream_init_peer_pt) scf->original_init_peer)(s, us);
-
-    peers->number = number;
-
-    if (backup != NULL) {
-        backup->number = backup_number;
-    }
+    ngx_stream_mesh_slots_widen(scf, peers, saved, 0);
 
     return rc;
 }
@@ -1238,7 +1123,6 @@ static ngx_int_t
 ngx_stream_mesh_slots_init_upstream(ngx_conf_t *cf, ngx_stream_upstream_srv_conf_t *us)
 {
     ngx_mesh_slots_conf_t                *scf;
-    ngx_stream_upstream_rr_peers_t       *peers;
     ngx_stream_mesh_members_main_conf_t  *mmcf;
 
     scf = ngx_stream_conf_upstream_srv_conf(us, ngx_stream_mesh_members_module);
@@ -1255,14 +1139,8 @@ ngx_stream_mesh_slots_init_upstream(ngx_conf_t *cf, ngx_stream_upstream_srv_conf
         return NGX_ERROR;
     }
 
-    peers = us->peer.data;
-
-    ngx_mesh_slots_init(cf, &scf->primary, peers->peer, ngx_stream_upstream_rr_peer_t);
-
-    if (peers->next != NULL) {
-        scf->backup_peers = peers->next;
-        ngx_mesh_slots_init(cf, &scf->backup, peers->next->peer,
-                            ngx_stream_upstream_rr_peer_t);
+    if (ngx_stream_mesh_slots_record(cf, scf, us->peer.data) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     scf->original_init_peer = (void *) us->peer.init;

@@ -22,15 +22,12 @@ import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
   SIDECAR_INBOUND_REDIRECT_PORT,
-  SIDECAR_MEMBERS_PATH,
   SIDECAR_METRICS_PATH,
   SIDECAR_OUTBOUND_REDIRECT_PORT,
   SIDECAR_PROXY_READY_PATH,
   SIDECAR_READY_PATH,
-  SIDECAR_STATS_DIR,
   SIDECAR_STATS_HTTP_ZONE,
   SIDECAR_STATS_PATH,
-  SIDECAR_STATS_SOCKET,
   SIDECAR_STATS_TCP_ZONE,
   SVID_BUNDLE_FILE_NAME,
   SVID_FILE_NAME,
@@ -51,7 +48,6 @@ import {
   printNginxConfig,
 } from '../../render/agent-nginx';
 import type { SidecarContext } from '../../render/sidecar';
-import { membersPath } from '../../render/sidecar/upstream-slots';
 import type { AgentBus } from '../bus/agent-bus';
 import { startAgentBus } from '../bus/agent-bus';
 import type { BusLink } from '../bus/connect';
@@ -69,11 +65,7 @@ import { applierExposition, createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
 import { createHeapTrimmer } from './heap-trim';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
-import {
-  prepareStatsSocket,
-  startSidecarMetrics,
-  updateNginxMembers,
-} from './metrics/sidecar-metrics';
+import { prepareStatsSocket, startSidecarMetrics, sidecarMembers } from './metrics/sidecar-metrics';
 import type { NginxPaths } from './nginx-process';
 import { Supervisor } from './supervisor';
 
@@ -224,14 +216,7 @@ export async function startAgent({
     paths,
     supervisor,
     logger,
-    members: {
-      path: membersPath(runDir),
-      update: () =>
-        updateNginxMembers(
-          join(runDir, SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET),
-          SIDECAR_MEMBERS_PATH,
-        ),
-    },
+    members: sidecarMembers(runDir),
   });
   const inputs = proxyInputs(options);
   // Strict mTLS: closed until the mesh configuration says otherwise.

@@ -8,8 +8,13 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET } from '../../../manifests/constants';
+import {
+  SIDECAR_MEMBERS_PATH,
+  SIDECAR_STATS_DIR,
+  SIDECAR_STATS_SOCKET,
+} from '../../../manifests/constants';
 import type { MeshSnapshot } from '../../../manifests/snapshot/types';
+import { membersPath } from '../../../render/sidecar/upstream-slots';
 import type { PeerIndex } from './peers';
 import { buildPeerIndex, labelsOf, overflowLabels } from './peers';
 import { createRequestRegistry, createTcpRegistry } from './registry';
@@ -225,4 +230,19 @@ export function updateNginxMembers(socketPath: string, path: string): Promise<vo
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * The members file of the sidecar nginx running in runDir, and how to make it read the file
+ * again: the config applier's members option.
+ */
+export function sidecarMembers(runDir: string): {
+  readonly path: string;
+  readonly update: () => Promise<void>;
+} {
+  const socketPath = join(runDir, SIDECAR_STATS_DIR, SIDECAR_STATS_SOCKET);
+  return {
+    path: membersPath(runDir),
+    update: () => updateNginxMembers(socketPath, SIDECAR_MEMBERS_PATH),
+  };
 }
