@@ -308,7 +308,7 @@ ngx_mesh_members_parse_line(ngx_mesh_members_table_t *t, ngx_str_t *field, ngx_u
 
 /* Reads the file into a new table; NULL, with ngx_mesh_members_error set, when it cannot. */
 static ngx_mesh_members_table_t *
-ngx_mesh_members_parse(ngx_str_t *path, ngx_log_t *log)
+ngx_mesh_members_parse(ngx_str_t *path)
 {
     u_char                    *buf, *p, *end, *eol, *why;
     size_t                     size;
@@ -437,7 +437,7 @@ ngx_mesh_members_refresh(ngx_mesh_members_ctx_t *ctx, ngx_log_t *log)
     ngx_mesh_members_looked = 1;
     ngx_mesh_members_seen = generation;
 
-    t = ngx_mesh_members_parse(&ctx->path, log);
+    t = ngx_mesh_members_parse(&ctx->path);
     if (t == NULL) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "mesh members not changed: %s",
                       ngx_mesh_members_error);

@@ -8,7 +8,13 @@
 // the same file as the members map "outbound" (and "plain_service" for plaintext TCP), which the
 // stream server reads through mesh_members_map. Pure.
 import type { UpstreamSlots } from './context';
-import type { SidecarModel, UpstreamModel, UpstreamServer } from './model';
+import type {
+  OutboundHttp,
+  OutboundTcp,
+  SidecarModel,
+  UpstreamModel,
+  UpstreamServer,
+} from './model';
 
 /** The fewest slots an upstream gets: room for a rolling update of one or two replicas. */
 export const MIN_UPSTREAM_SLOTS = 4;
@@ -45,7 +51,7 @@ export function upstreamSlots(
   const backups = servers.filter((server) => server.backup).length;
   return {
     primary: slotCount(servers.length - backups, previous?.primary),
-    backup: slotCount(backups, previous?.backup === 0 ? undefined : previous?.backup),
+    backup: slotCount(backups, previous?.backup),
   };
 }
 
@@ -93,8 +99,8 @@ export function membersText(
   model: SidecarModel,
   twinName: (upstream: UpstreamModel) => string | undefined,
   outbound: {
-    readonly http: (http: SidecarModel['outboundHttp'][number]) => string;
-    readonly tcp: (tcp: SidecarModel['outboundTcp'][number]) => string;
+    readonly http: (http: OutboundHttp) => string;
+    readonly tcp: (tcp: OutboundTcp) => string;
   },
 ): string {
   const lines: string[] = [];
