@@ -74,6 +74,13 @@ export const EGRESS_REFUSED = `127.0.0.1:${SIDECAR_EGRESS_REFUSED_PORT}`;
  * Istio's sidecars allow too.
  */
 export const IDLE_TIMEOUT = '1h';
+/**
+ * How long an inbound connection under permissive mTLS waits for the client's first byte, which
+ * tells TLS from plaintext, before it goes on as plaintext. A TLS client (another sidecar) sends
+ * its ClientHello at once; a client that sends nothing is waiting for a server that speaks first.
+ */
+const PEEK_CLIENT_TIMEOUT = '5s';
+
 /** Internal listeners accept only the sidecar's own hops. */
 export const LOOPBACK_ONLY: readonly Directive[] = [d('allow', '127.0.0.0/8'), d('deny', 'all')];
 
@@ -242,6 +249,9 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         // by the http servers, mTLS by the outbound TCP server.
         tcpStats('outbound', '$mesh_outbound_passed_service'),
         ...tcpAccessLog(context, 'outbound', '$mesh_outbound_passed_service'),
+        // A connection bound for one of this nginx's own servers goes to it in the same worker,
+        // without a loopback connection; anything else is proxied.
+        d('mesh_handoff', '$mesh_outbound'),
         d('proxy_pass', '$mesh_outbound'),
       ],
     ),
@@ -382,9 +392,8 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
     out.push(map('$mesh_original_dst_port', '$mesh_inbound_plain', DENY_SINK, plainEntries));
   if (mode === 'permissive')
     out.push(
-      map('$ssl_preread_protocol', '$mesh_inbound', '$mesh_inbound_tls', [
-        ['', '$mesh_inbound_plain'],
-      ]),
+      // The client's first byte, looked at without reading it (mesh_peek_client).
+      map('$mesh_client_tls', '$mesh_inbound', '$mesh_inbound_tls', [['', '$mesh_inbound_plain']]),
     );
   const chosen =
     mode === 'permissive'
@@ -404,7 +413,11 @@ function inboundDirectives(model: SidecarModel, context: SidecarContext): Direct
       [],
       [
         ...listens(SIDECAR_INBOUND_REDIRECT_PORT, context.ipv6),
-        ...(mode === 'permissive' ? [d('ssl_preread', 'on')] : []),
+        // Under permissive, TLS or plaintext is told by the client's first byte, which stays
+        // unread; a server that speaks first gets its plaintext connection after the wait.
+        ...(mode === 'permissive' ? [d('mesh_peek_client', PEEK_CLIENT_TIMEOUT)] : []),
+        // The connection goes to the chosen server in the worker, without a loopback hop.
+        d('mesh_handoff', chosen),
         d('proxy_protocol', 'on'),
         d('proxy_pass', chosen),
       ],
