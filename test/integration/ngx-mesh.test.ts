@@ -572,6 +572,24 @@ describe('ngx_mesh module in Debian nginx', () => {
       }
     });
 
+    it('answers every request of a kept-alive connection for that connection alone', async () => {
+      // The ID is worked out once per TLS connection and kept with it: never another's.
+      const pipelined = (name: string) =>
+        connect({
+          host: '127.0.0.1',
+          port: HTTP_TLS,
+          tls: tlsFor(name),
+          send:
+            'GET / HTTP/1.1\r\nHost: server.test\r\n\r\n'.repeat(3) +
+            'GET / HTTP/1.1\r\nHost: server.test\r\nConnection: close\r\n\r\n',
+        });
+      const answers = (data = '', answer: string) => data.split(answer).length - 1;
+      const spiffe = await pipelined('spiffe');
+      const plain = await pipelined('plain');
+      expect(answers(spiffe.data, `id=${SPIFFE_ID} verify=SUCCESS\n`)).toBe(4);
+      expect(answers(plain.data, 'id= verify=SUCCESS\n')).toBe(4);
+    });
+
     it('is empty when the certificate carries two SPIFFE IDs', async () => {
       expect(await httpGet('127.0.0.1', HTTP_TLS, tlsFor('twoIds'))).toBe('id= verify=SUCCESS\n');
       expect(await connect({ host: '127.0.0.1', port: STREAM_TLS, tls: tlsFor('twoIds') })).toEqual(

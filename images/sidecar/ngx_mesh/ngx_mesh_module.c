@@ -14,7 +14,8 @@
  * cases are listed at the functions below. None of them ever logs above debug level, because
  * "no value" is normal traffic, not an error. nginx caches the value of every variable the
  * configuration names per HTTP request or stream session, so the system calls below run at
- * most once per variable and request or session.
+ * most once per variable and request or session. The peer's SPIFFE ID is worked out once per
+ * TLS connection and kept with it, as every request on a kept-alive connection asks again.
  *
  * Built dynamically, both modules share one object, which needs ngx_stream_module.so to be
  * loaded first. See scripts/build-ngx-mesh.sh.
@@ -52,6 +53,26 @@ static ngx_int_t ngx_mesh_original_dst(ngx_connection_t *c, ngx_pool_t *pool,
     ngx_variable_value_t *v, uintptr_t part);
 static ngx_int_t ngx_mesh_peer_spiffe_id(ngx_connection_t *c, ngx_pool_t *pool,
     ngx_variable_value_t *v);
+static ngx_int_t ngx_mesh_init_module(ngx_cycle_t *cycle);
+
+#if (NGX_SSL)
+
+/*
+ * A peer's SPIFFE ID as worked out for a TLS connection, kept on its SSL object (the streams of
+ * an HTTP/2 connection share it) and freed with it; len 0: the peer has none.
+ */
+typedef struct {
+    size_t   len;
+    u_char   data[1];
+} ngx_mesh_spiffe_id_t;
+
+static int  ngx_mesh_spiffe_id_index = -1;
+
+static ngx_mesh_spiffe_id_t *ngx_mesh_spiffe_id_of(ngx_connection_t *c);
+static void ngx_mesh_spiffe_id_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp);
+
+#endif
 
 static ngx_int_t ngx_http_mesh_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_mesh_original_dst_variable(ngx_http_request_t *r,
@@ -228,21 +249,17 @@ ngx_mesh_original_dst(ngx_connection_t *c, ngx_pool_t *pool, ngx_variable_value_
  *     X.509-SVID carries exactly one; two would make the identity ambiguous), or
  *   - that URI holds bytes outside printable ASCII (no valid SPIFFE ID does; rejecting
  *     them keeps control characters out of maps and logs).
- * The value is copied into pool. Returns NGX_ERROR only when memory runs out.
+ * Once the handshake is over, the answer is kept with the connection. The value is copied
+ * into pool. Returns NGX_ERROR only when memory runs out.
  */
 static ngx_int_t
 ngx_mesh_peer_spiffe_id(ngx_connection_t *c, ngx_pool_t *pool, ngx_variable_value_t *v)
 {
 #if (NGX_SSL)
-    int                 i, n, len;
-    X509               *cert;
-    u_char             *p;
-    ngx_int_t           rc;
-    const u_char       *data, *id;
-    GENERAL_NAME       *name;
-    GENERAL_NAMES      *names;
-    ASN1_IA5STRING     *uri;
-    static const char   scheme[] = NGX_MESH_SPIFFE_SCHEME;
+    u_char                *p;
+    ngx_int_t              rc;
+    ngx_uint_t             kept;
+    ngx_mesh_spiffe_id_t  *id;
 #endif
 
     v->not_found = 1;
@@ -253,26 +270,91 @@ ngx_mesh_peer_spiffe_id(ngx_connection_t *c, ngx_pool_t *pool, ngx_variable_valu
         return NGX_OK;
     }
 
-    if (SSL_get_verify_result(c->ssl->connection) != X509_V_OK) {
-        return NGX_OK;
-    }
+    kept = 1;
+    id = (ngx_mesh_spiffe_id_index >= 0)
+         ? SSL_get_ex_data(c->ssl->connection, ngx_mesh_spiffe_id_index)
+         : NULL;
 
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    cert = SSL_get1_peer_certificate(c->ssl->connection);
-#else
-    cert = SSL_get_peer_certificate(c->ssl->connection);
-#endif
+    if (id == NULL) {
+        id = ngx_mesh_spiffe_id_of(c);
+        if (id == NULL) {
+            return NGX_ERROR;
+        }
 
-    if (cert == NULL) {
-        return NGX_OK;
+        kept = ngx_mesh_spiffe_id_index >= 0
+               && SSL_is_init_finished(c->ssl->connection)
+               && SSL_set_ex_data(c->ssl->connection, ngx_mesh_spiffe_id_index, id) == 1;
     }
 
     rc = NGX_OK;
-    id = NULL;
+
+    if (id->len > 0) {
+        p = ngx_pnalloc(pool, id->len);
+
+        if (p == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(p, id->data, id->len);
+
+            v->data = p;
+            v->len = id->len;
+            v->valid = 1;
+            v->no_cacheable = 0;
+            v->not_found = 0;
+        }
+    }
+
+    if (!kept) {
+        ngx_free(id);
+    }
+
+    return rc;
+
+#else
+
+    return NGX_OK;
+
+#endif
+}
+
+
+#if (NGX_SSL)
+
+/*
+ * The peer's SPIFFE ID from its verified certificate (see above), in memory of its own;
+ * NULL when memory runs out.
+ */
+static ngx_mesh_spiffe_id_t *
+ngx_mesh_spiffe_id_of(ngx_connection_t *c)
+{
+    int                    i, n, len;
+    X509                  *cert;
+    const u_char          *data, *found;
+    GENERAL_NAME          *name;
+    GENERAL_NAMES         *names;
+    ASN1_IA5STRING        *uri;
+    ngx_mesh_spiffe_id_t  *id;
+    static const char      scheme[] = NGX_MESH_SPIFFE_SCHEME;
+
+    cert = NULL;
+    names = NULL;
+    found = NULL;
     len = 0;
 
-    /* NULL too when the extension is absent, malformed or present twice. */
-    names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (SSL_get_verify_result(c->ssl->connection) == X509_V_OK) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        cert = SSL_get1_peer_certificate(c->ssl->connection);
+#else
+        cert = SSL_get_peer_certificate(c->ssl->connection);
+#endif
+    }
+
+    if (cert != NULL) {
+        /* NULL too when the extension is absent, malformed or present twice. */
+        names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    }
+
     n = (names != NULL) ? sk_GENERAL_NAME_num(names) : 0;
 
     for (i = 0; i < n; i++) {
@@ -291,37 +373,34 @@ ngx_mesh_peer_spiffe_id(ngx_connection_t *c, ngx_pool_t *pool, ngx_variable_valu
             continue;
         }
 
-        if (id != NULL) {
+        if (found != NULL) {
             ngx_log_debug0(NGX_LOG_DEBUG_CORE, c->log, 0,
                            "mesh: peer certificate has several SPIFFE IDs");
-            id = NULL;
+            found = NULL;
             break;
         }
 
-        id = data;
+        found = data;
         len = ASN1_STRING_length(uri);
     }
 
-    for (i = 0; id != NULL && i < len; i++) {
-        if (id[i] <= 0x20 || id[i] >= 0x7f) {
-            id = NULL;
+    for (i = 0; found != NULL && i < len; i++) {
+        if (found[i] <= 0x20 || found[i] >= 0x7f) {
+            found = NULL;
         }
     }
 
+    if (found == NULL) {
+        len = 0;
+    }
+
+    id = ngx_alloc(offsetof(ngx_mesh_spiffe_id_t, data) + len, c->log);
+
     if (id != NULL) {
-        p = ngx_pnalloc(pool, len);
+        id->len = len;
 
-        if (p == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            ngx_memcpy(p, id, len);
-
-            v->data = p;
-            v->len = len;
-            v->valid = 1;
-            v->no_cacheable = 0;
-            v->not_found = 0;
+        if (len > 0) {
+            ngx_memcpy(id->data, found, len);
         }
     }
 
@@ -329,15 +408,49 @@ ngx_mesh_peer_spiffe_id(ngx_connection_t *c, ngx_pool_t *pool, ngx_variable_valu
         GENERAL_NAMES_free(names);
     }
 
-    X509_free(cert);
+    if (cert != NULL) {
+        X509_free(cert);
+    }
 
-    return rc;
+    return id;
+}
 
-#else
 
-    return NGX_OK;
+static void
+ngx_mesh_spiffe_id_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+    (void) parent;
+    (void) ad;
+    (void) idx;
+    (void) argl;
+    (void) argp;
+
+    ngx_free(ptr);
+}
 
 #endif
+
+
+/* The index under which SSL objects keep their peer's SPIFFE ID, once per process. */
+static ngx_int_t
+ngx_mesh_init_module(ngx_cycle_t *cycle)
+{
+#if (NGX_SSL)
+    if (ngx_mesh_spiffe_id_index < 0) {
+        ngx_mesh_spiffe_id_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+                                                        ngx_mesh_spiffe_id_free);
+        if (ngx_mesh_spiffe_id_index < 0) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "mesh: SSL_get_ex_new_index() failed");
+            return NGX_ERROR;
+        }
+    }
+#endif
+
+    (void) cycle;
+
+    return NGX_OK;
 }
 
 
@@ -364,7 +477,7 @@ ngx_module_t  ngx_http_mesh_module = {
     NULL,                                  /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_mesh_init_module,                  /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
