@@ -38,6 +38,7 @@ import {
   removeMesh,
   requestFrom,
   shellDeployment,
+  sidecarConnectionsIn,
   sidecarCounterFrom,
   waitForSidecarConfig as waitForSidecarConfigIn,
 } from '../cluster/support/mesh-apps';
@@ -459,6 +460,10 @@ describe('traffic through the mesh', () => {
     })();
     // The load runs until the churn is over.
     const load = httpLoadFrom(clientNetns, url, CHURN_LOAD_MS, 8, churn);
+    // Meanwhile the client's keep-alive connections go from the redirect server to the HTTP
+    // server inside nginx's worker: no loopback connection between them.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const connections = await sidecarConnectionsIn(clientNetns);
     await churn;
     const churnMs = Date.now() - started;
     const outcome = await load;
@@ -470,6 +475,8 @@ describe('traffic through the mesh', () => {
       `endpoint churn under load: ${updates} member updates and ${reloads} reloads in the client sidecar in ${churnMs} ms (reloads_per_1000_endpoint_changes ${updates === 0 ? 'n/a' : Math.round((reloads * 1000) / updates)}); ${outcome.requests} requests: ${JSON.stringify(outcome.statuses)}, served by ${Object.keys(outcome.pods).length} pods\n`,
     );
     expect(outcome.ms).toBeLessThan(CHURN_LOAD_MS);
+    expect(connections.redirected).toBeGreaterThanOrEqual(8);
+    expect(connections.loopbackHops).toBe(0);
     expect(reloads).toBe(0);
     // scale up, three surges and three retirements, scale down: each a change of members
     expect(updates).toBeGreaterThanOrEqual(5);

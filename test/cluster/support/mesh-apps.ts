@@ -459,6 +459,31 @@ export async function createInjectedNamespace(rest: KubeRest, name: string): Pro
 }
 
 /**
+ * The pod's established TCP connections, from inside its network namespace: those nginx made to
+ * one of its own servers over loopback (a hop: to 127.0.0.0/8, ports 8886–8909), and those the
+ * outbound redirect server (8900) accepted.
+ */
+export async function sidecarConnectionsIn(
+  netns: string,
+): Promise<{ readonly loopbackHops: number; readonly redirected: number }> {
+  const [file, args] = inNetns(netns, ['cat', '/proc/net/tcp']);
+  const result = await execa(file, args, { reject: false, timeout: 15_000 });
+  if (result.exitCode !== 0) throw new Error(`/proc/net/tcp in ${netns}: ${result.stderr}`);
+  let loopbackHops = 0;
+  let redirected = 0;
+  for (const line of result.stdout.split('\n').slice(1)) {
+    // sl local_address rem_address st ...: addresses are hex, the IPv4 address little-endian.
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (state !== '01' || local === undefined || remote === undefined) continue;
+    const [remoteAddress = '', remotePort = ''] = remote.split(':');
+    const port = Number.parseInt(remotePort, 16);
+    if (remoteAddress.endsWith('7F') && port >= 8886 && port <= 8909) loopbackHops += 1;
+    if (Number.parseInt(local.split(':')[1] ?? '', 16) === 8900) redirected += 1;
+  }
+  return { loopbackHops, redirected };
+}
+
+/**
  * The value of a counter (without labels) on the sidecar's metrics port, read from inside the
  * pod's network namespace.
  */
