@@ -83,13 +83,12 @@ async function child(mode: string, arg: string): Promise<void> {
     return;
   }
   if (mode === '--receiver') {
-    // Takes every second, more often than the agent (every 5 s and per scrape) does.
+    // Takes as the agent does in the pod: on its own interval (no scrape comes here).
     startSidecarMetrics({
       socketPath: arg,
       path: SIDECAR_STATS_PATH,
       httpZone: SIDECAR_STATS_HTTP_ZONE,
       tcpZone: SIDECAR_STATS_TCP_ZONE,
-      takeIntervalMs: 1_000,
     });
     process.stdout.write('ready\n');
     // The pipeline's timer does not hold the process open; the run ends it by pid.
