@@ -211,8 +211,6 @@ interface MeshSidecars {
   readonly clientMaster: number;
   readonly serverMaster: number;
   readonly receivers: readonly number[];
-  /** The processes of the hand-written chain's two nginx. */
-  readonly chainPids: () => number[];
   /** The two sidecars' nginx.conf files, client's first. */
   readonly configs: readonly string[];
 }
@@ -227,10 +225,14 @@ const sidecarPids = (mesh: MeshSidecars): number[] => [
   ...processTree(mesh.serverMaster),
 ];
 
-/** The three phases on the current path; for the mesh, CPU during paced and RSS under load. */
+/**
+ * The three phases on the current path; for the mesh, CPU during paced and RSS under load; for
+ * the chain and the mesh, their proxies' CPU at saturation (chainPids: the chain's processes).
+ */
 async function measurePath(
   path: Path,
   mesh: MeshSidecars,
+  chainPids: () => number[],
   sink: { cpu: number[]; receiverCpu: number[]; rssLoad: number[] },
 ): Promise<RoundResult> {
   usePath(path);
@@ -258,7 +260,7 @@ async function measurePath(
     sink.cpu.push(perThousand(cpuSeconds(sidecarPids(mesh)) - cpuBefore));
     sink.receiverCpu.push(perThousand(cpuSeconds(mesh.receivers) - receiverBefore));
   }
-  const proxies = path === 'mesh' ? sidecarPids(mesh) : path === 'chain' ? mesh.chainPids() : [];
+  const proxies = path === 'mesh' ? sidecarPids(mesh) : path === 'chain' ? chainPids() : [];
   const proxyCpuBefore = cpuSeconds(proxies);
   const saturationRun = net.load({
     mode: 'closed',
@@ -545,6 +547,7 @@ async function benchmark(dir: string, meshModule: string, pathOnly: boolean): Pr
     [CHAIN_IN_PORT],
     SIDECAR_UID,
   );
+  const chainPids = (): number[] => [...processTree(chainOut), ...processTree(chainIn)];
   const meshMasters: number[] = [];
   const sockets: string[] = [];
   const configs: string[] = [];
@@ -562,7 +565,6 @@ async function benchmark(dir: string, meshModule: string, pathOnly: boolean): Pr
     meshMasters.push(await net.startNginx(ns, runDir, config, SIDECAR_PORTS, SIDECAR_UID));
   }
   const mesh: MeshSidecars = {
-    chainPids: () => [...processTree(chainOut), ...processTree(chainIn)],
     clientMaster: meshMasters[0] ?? 0,
     serverMaster: meshMasters[1] ?? 0,
     configs,
@@ -591,7 +593,7 @@ async function benchmark(dir: string, meshModule: string, pathOnly: boolean): Pr
   const results: Record<Path, RoundResult[]> = { direct: [], chain: [], mesh: [] };
   const sink = { cpu: [] as number[], receiverCpu: [] as number[], rssLoad: [] as number[] };
   for (let round = 0; round < ROUNDS; round += 1) {
-    for (const path of PATHS) results[path].push(await measurePath(path, mesh, sink));
+    for (const path of PATHS) results[path].push(await measurePath(path, mesh, chainPids, sink));
     process.stdout.write(
       `round ${round + 1}/${ROUNDS} done (load ${loadAverage().split(' ').slice(0, 3).join(' ')})\n`,
     );

@@ -65,7 +65,8 @@ static ngx_int_t ngx_stream_mesh_peek_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_mesh_client_tls_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_mesh_handoff_add_variables(ngx_conf_t *cf);
-static ngx_listening_t *ngx_stream_mesh_handoff_listening(struct sockaddr *sa);
+static ngx_listening_t *ngx_stream_mesh_handoff_listening(struct sockaddr *sa,
+    socklen_t socklen);
 static ngx_uint_t ngx_stream_mesh_handoff_loopback(struct sockaddr *sa);
 static ngx_uint_t ngx_stream_mesh_handoff_any(struct sockaddr *sa);
 static ngx_uint_t ngx_stream_mesh_handoff_stream_pp(ngx_listening_t *ls,
@@ -167,7 +168,7 @@ ngx_stream_mesh_handoff_handler(ngx_stream_session_t *s)
         return NGX_DECLINED;
     }
 
-    ls = ngx_stream_mesh_handoff_listening(to.sockaddr);
+    ls = ngx_stream_mesh_handoff_listening(to.sockaddr, to.socklen);
     if (ls == NULL) {
         return NGX_DECLINED;
     }
@@ -405,7 +406,7 @@ ngx_stream_mesh_handoff_add_variables(ngx_conf_t *cf)
  * when it belongs to neither http nor stream.
  */
 static ngx_listening_t *
-ngx_stream_mesh_handoff_listening(struct sockaddr *sa)
+ngx_stream_mesh_handoff_listening(struct sockaddr *sa, socklen_t socklen)
 {
     in_port_t         port;
     ngx_uint_t        i;
@@ -434,8 +435,7 @@ ngx_stream_mesh_handoff_listening(struct sockaddr *sa)
         }
 #endif
 
-        if (ngx_cmp_sockaddr(ls[i].sockaddr, ls[i].socklen, sa,
-                             ls[i].socklen, 1)
+        if (ngx_cmp_sockaddr(ls[i].sockaddr, ls[i].socklen, sa, socklen, 1)
             == NGX_OK)
         {
             return &ls[i];

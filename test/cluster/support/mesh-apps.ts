@@ -9,7 +9,12 @@ import type { PodSummary } from './kube';
 import { createNamespace, isReady, listPods, testKubeconfig, testKubectl, waitFor } from './kube';
 import { inNetns, sidecarConfig } from './node-access';
 import { CLIENT_IMAGE, ECHO_SERVER_IMAGE } from '../../support/images';
-import { SIDECAR_METRICS_PORT } from '../../../src/manifests/constants';
+import {
+  SIDECAR_METRICS_PORT,
+  SIDECAR_OUTBOUND_REDIRECT_PORT,
+  SIDECAR_RESERVED_PORT_FIRST,
+  SIDECAR_RESERVED_PORT_LAST,
+} from '../../../src/manifests/constants';
 
 /** The built executable the tests deploy and remove the mesh with. */
 export const MESHCTL_BINARY = join(__dirname, '..', '..', '..', 'dist', 'nginx-meshctl');
@@ -477,8 +482,14 @@ export async function sidecarConnectionsIn(
     if (state !== '01' || local === undefined || remote === undefined) continue;
     const [remoteAddress = '', remotePort = ''] = remote.split(':');
     const port = Number.parseInt(remotePort, 16);
-    if (remoteAddress.endsWith('7F') && port >= 8886 && port <= 8909) loopbackHops += 1;
-    if (Number.parseInt(local.split(':')[1] ?? '', 16) === 8900) redirected += 1;
+    if (
+      remoteAddress.endsWith('7F') &&
+      port >= SIDECAR_RESERVED_PORT_FIRST &&
+      port <= SIDECAR_RESERVED_PORT_LAST
+    )
+      loopbackHops += 1;
+    if (Number.parseInt(local.split(':')[1] ?? '', 16) === SIDECAR_OUTBOUND_REDIRECT_PORT)
+      redirected += 1;
   }
   return { loopbackHops, redirected };
 }
