@@ -200,14 +200,16 @@ describe('one trace per request, across every hop', () => {
     expect(spans[3]?.tags['nsm.peer.spiffe_id']).toMatch(
       new RegExp(`^spiffe://.*/ns/${apps}/sa/default$`),
     );
-    // each span lies within its parent's
+    // each span starts within its parent's and ends with it. A span ends when its nginx runs the
+    // log phase, after the response's last byte is written; the parent's nginx can read that byte
+    // and log first while the child's worker waits for a core, so the end gets a scheduling margin.
     for (let index = 1; index < spans.length; index += 1) {
       const [outer, inner] = [spans[index - 1], spans[index]];
       if (outer === undefined || inner === undefined) throw new Error('missing span');
+      const outerEnd = outer.startTimeUs + outer.durationUs;
       expect(inner.startTimeUs).toBeGreaterThanOrEqual(outer.startTimeUs - 1_000);
-      expect(inner.startTimeUs + inner.durationUs).toBeLessThanOrEqual(
-        outer.startTimeUs + outer.durationUs + 1_000,
-      );
+      expect(inner.startTimeUs).toBeLessThanOrEqual(outerEnd);
+      expect(inner.startTimeUs + inner.durationUs).toBeLessThanOrEqual(outerEnd + 50_000);
     }
   });
 
