@@ -336,6 +336,7 @@ export function benchSnapshot(): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    httpRoutes: {},
     peers: {},
   };
 }

@@ -247,6 +247,12 @@ export const MESH_CONFIG_CLASS_SUFFIX = '-meshconfig-class';
 /** controllerName of the MeshConfigClass; the controller only acts on MeshConfigs of its class. */
 export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller';
 
+/** The Gateway API controllerName this mesh writes in the status of the routes it serves. */
+export const GATEWAY_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh';
+
+/** The Gateway API release whose CRDs deploy installs when absent, and whose suite runs. */
+export const GATEWAY_API_VERSION = 'v1.6.3';
+
 /** Label on every object the mesh installs; remove and supportpkg find them by it. */
 export const PART_OF_LABEL = 'app.kubernetes.io/part-of';
 export const PART_OF_VALUE = 'nginx-service-mesh';

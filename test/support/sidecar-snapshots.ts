@@ -114,6 +114,7 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    httpRoutes: {},
     peers: SHOP_PEERS,
   };
   return { ...base, ...change };

@@ -26,7 +26,7 @@ import { buildPolicies } from './policy-problem';
 import { RATE_LIMIT, toRateLimit, withoutConflicts } from './rate-limits';
 import { buildServiceIndex } from './services';
 import { TRAFFIC_SPLIT, TRAFFIC_TARGET, toTrafficSplit, toTrafficTarget } from './smi-policies';
-import type { MeshSnapshot, SnapshotMesh, SnapshotProblem } from './types';
+import type { MeshSnapshot, RouteStatus, SnapshotMesh, SnapshotProblem } from './types';
 
 export type { ClusterState, KubeObject } from './kube-objects';
 
@@ -45,6 +45,11 @@ export interface SnapshotOutcome {
   readonly problems: readonly SnapshotProblem[];
   /** Sorted. */
   readonly warnings: readonly string[];
+  /**
+   * The status of every HTTPRoute with a parentRef of kind Service, sorted by namespace and name:
+   * one entry per such parentRef.
+   */
+  readonly routeStatuses: readonly RouteStatus[];
 }
 
 /** The mesh snapshot of `state`; total (never throws on odd objects) and deterministic. */
@@ -91,9 +96,15 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
+    httpRoutes: {},
     peers: pods.peers(),
   };
-  return { snapshot, problems: log.sorted(), warnings: [...warnings].sort(compareText) };
+  return {
+    snapshot,
+    problems: log.sorted(),
+    warnings: [...warnings].sort(compareText),
+    routeStatuses: [],
+  };
 }
 
 function tcpRouteKeys(routes: readonly KubeObject[], ignored: ReadonlySet<string>): Set<string> {

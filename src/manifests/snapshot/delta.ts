@@ -55,6 +55,7 @@ export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
     trafficSplits: {},
     rateLimits: {},
     circuitBreakers: {},
+    httpRoutes: {},
     peers: {},
   };
 }

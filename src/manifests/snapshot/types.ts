@@ -175,6 +175,125 @@ export interface SnapshotCircuitBreaker {
   readonly fallback?: { readonly service: string; readonly port: number };
 }
 
+/** Gateway API HTTPRoute path match; a match without a path has PathPrefix "/". */
+export interface SnapshotRoutePathMatch {
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  /** Exact and PathPrefix: an absolute path; a PathPrefix's trailing "/" is dropped (but "/" stays). */
+  readonly value: string;
+}
+
+/** A header or query parameter match: the value compared whole, or a regular expression (PCRE). */
+export interface SnapshotRouteValueMatch {
+  /** Header names lower case; query parameter names as written (they are case-sensitive). */
+  readonly name: string;
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly value: string;
+}
+
+/** One HTTPRouteMatch: every present condition must hold. */
+export interface SnapshotRouteMatch {
+  readonly path: SnapshotRoutePathMatch;
+  /** Sorted by name, one per name (the route's first). */
+  readonly headers: readonly SnapshotRouteValueMatch[];
+  /** Sorted by name, one per name (the route's first). */
+  readonly queryParams: readonly SnapshotRouteValueMatch[];
+  /** Upper case; absent: any method. */
+  readonly method?: string;
+}
+
+/** A header name and value, as a filter writes it. */
+export interface SnapshotHeader {
+  /** As written (nginx and HTTP compare names without case). */
+  readonly name: string;
+  readonly value: string;
+}
+
+/** RequestHeaderModifier / ResponseHeaderModifier. */
+export interface SnapshotHeaderModifier {
+  /** Replaces the header (or adds it). */
+  readonly set: readonly SnapshotHeader[];
+  /** Appends a value to the header ("old,new"), or adds it. */
+  readonly add: readonly SnapshotHeader[];
+  /** Names of headers to drop. */
+  readonly remove: readonly string[];
+}
+
+/** A path modifier of a redirect or a rewrite. */
+export interface SnapshotPathModifier {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly value: string;
+}
+
+/** RequestRedirect: the answer is a redirect, no backend is called. */
+export interface SnapshotRouteRedirect {
+  readonly scheme?: 'http' | 'https';
+  readonly hostname?: string;
+  readonly port?: number;
+  readonly path?: SnapshotPathModifier;
+  /** 301, 302, 303, 307 or 308. */
+  readonly statusCode: number;
+}
+
+/** URLRewrite: what the backend is sent instead. */
+export interface SnapshotRouteRewrite {
+  readonly hostname?: string;
+  readonly path?: SnapshotPathModifier;
+}
+
+/** A backendRef of a rule: a Service port of the mesh. */
+export interface SnapshotRouteBackend {
+  /** "<namespace>/<name>" of the Service. */
+  readonly service: string;
+  /** The Service's port number. */
+  readonly port: number;
+  /** > 0 (backends of weight 0 are left out). */
+  readonly weight: number;
+  /**
+   * The reference could not be used (no such Service or port, a kind other than Service, another
+   * namespace without a ReferenceGrant): its share of requests is answered 500, as the Gateway
+   * API requires, and the route's ResolvedRefs condition names it.
+   */
+  readonly invalid?: true;
+}
+
+/** One HTTPRouteRule. */
+export interface SnapshotRouteRule {
+  /** The rule's name, when it has one. */
+  readonly name?: string;
+  /** At least one (a rule without matches has PathPrefix "/"). */
+  readonly matches: readonly SnapshotRouteMatch[];
+  readonly requestHeaders?: SnapshotHeaderModifier;
+  readonly responseHeaders?: SnapshotHeaderModifier;
+  readonly redirect?: SnapshotRouteRedirect;
+  readonly rewrite?: SnapshotRouteRewrite;
+  /** Empty: the request is answered 500 (unless it is redirected). */
+  readonly backends: readonly SnapshotRouteBackend[];
+}
+
+/** A Service an HTTPRoute attaches to (a parentRef of kind Service). */
+export interface SnapshotRouteParent {
+  /** "<namespace>/<name>" of the Service. */
+  readonly service: string;
+  /** Only this Service port; absent: every HTTP port of the Service. */
+  readonly port?: number;
+}
+
+/**
+ * A Gateway API HTTPRoute (gateway.networking.k8s.io/v1) attached to Services (GAMMA), accepted
+ * by this mesh. A route in its Service's namespace (a producer route) applies to every client; a
+ * route in another namespace (a consumer route) applies to that namespace's clients only, and in
+ * place of the producer's routes for them.
+ */
+export interface SnapshotHttpRoute {
+  readonly namespace: string;
+  readonly name: string;
+  /** metadata.creationTimestamp (RFC 3339): older routes win ties between equal matches. */
+  readonly created: string;
+  /** The parents this mesh accepted, sorted. */
+  readonly parents: readonly SnapshotRouteParent[];
+  readonly rules: readonly SnapshotRouteRule[];
+}
+
 /** A policy that could not be used; the rest of the snapshot stands. */
 export interface SnapshotProblem {
   readonly apiVersion: string;
@@ -187,6 +306,34 @@ export interface SnapshotProblem {
   readonly message: string;
 }
 
+/** One condition of a route's parent status, as the Gateway API defines it. */
+export interface RouteCondition {
+  readonly status: 'True' | 'False';
+  /** The Gateway API's reason, e.g. Accepted, NoMatchingParent, UnsupportedValue, BackendNotFound. */
+  readonly reason: string;
+  /** One line naming the field and the value. */
+  readonly message: string;
+}
+
+/** What this mesh says of one parentRef of a route (status.parents[] entry, our controllerName). */
+export interface RouteParentStatus {
+  /** The parentRef as the route wrote it, with group "" and kind "Service" made explicit. */
+  readonly parentRef: Readonly<Record<string, unknown>>;
+  readonly accepted: RouteCondition;
+  readonly resolvedRefs: RouteCondition;
+}
+
+/** The status this mesh owns on one route: one entry per parentRef of kind Service. */
+export interface RouteStatus {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** metadata.generation, the conditions' observedGeneration. */
+  readonly generation: number;
+  readonly parents: readonly RouteParentStatus[];
+}
+
 export interface MeshSnapshot {
   readonly mesh: SnapshotMesh;
   readonly services: Readonly<Record<string, SnapshotService>>;
@@ -194,6 +341,8 @@ export interface MeshSnapshot {
   readonly trafficSplits: Readonly<Record<string, SnapshotTrafficSplit>>;
   readonly rateLimits: Readonly<Record<string, SnapshotRateLimit>>;
   readonly circuitBreakers: Readonly<Record<string, SnapshotCircuitBreaker>>;
+  /** Gateway API HTTPRoutes with a Service parent, "<namespace>/<name>" → route. */
+  readonly httpRoutes: Readonly<Record<string, SnapshotHttpRoute>>;
   /** Pod IP → the injected pod holding it; read by the agents' metrics, not by the renderer. */
   readonly peers: Readonly<Record<string, SnapshotPeer>>;
 }
@@ -205,6 +354,7 @@ export const SNAPSHOT_COLLECTIONS = [
   'trafficSplits',
   'rateLimits',
   'circuitBreakers',
+  'httpRoutes',
   'peers',
 ] as const;
 export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];

@@ -10,6 +10,7 @@ export const POLICY_KINDS = {
   trafficSplits: 'TrafficSplit',
   rateLimits: 'RateLimit',
   circuitBreakers: 'CircuitBreaker',
+  httpRoutes: 'HTTPRoute',
 } as const;
 export type PolicyCollection = keyof typeof POLICY_KINDS;
 
