@@ -10,6 +10,10 @@
 // - The output does not depend on the order of the input: collections are records whose keys
 //   were inserted in sorted order, lists are sorted, problems are sorted by kind, namespace and
 //   name, warnings alphabetically.
+// - Gateway API HTTPRoutes attached to Services (gamma-routes.ts) are built before the SMI
+//   policies' split is kept: a producer HTTPRoute accepted for a Service overrides a TrafficSplit
+//   of that Service (OverriddenByHTTPRoute), and routeStatuses holds what the controller writes
+//   on every route naming a Service parent.
 // - peers names every injected, unfinished pod by address, whether or not it backs a Service, for
 //   the agents' metrics; no sidecar's nginx configuration depends on it.
 // - Work is linear in the size of the cluster (indexes by key, one pass per list, no nested
@@ -17,6 +21,11 @@
 // Pure.
 import { DEFAULT_MESH_NAMESPACE, KUBE_SYSTEM_NAMESPACE } from '../constants';
 import { CIRCUIT_BREAKER, toCircuitBreaker } from './circuit-breakers';
+import {
+  buildGammaRoutes,
+  OVERRIDDEN_BY_HTTP_ROUTE,
+  withoutOverriddenSplits,
+} from './gamma-routes';
 import { buildRouteGroups } from './http-matches';
 import { compareText, indexByKey, ProblemLog, refOf, sortedRecord } from './kube-objects';
 import type { ClusterState, KubeObject } from './kube-objects';
@@ -72,8 +81,25 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
   const trafficTargets = buildPolicies(state.trafficTargets, TRAFFIC_TARGET, ignored, log, (o, r) =>
     toTrafficTarget(o, r, smi),
   );
-  const trafficSplits = buildPolicies(state.trafficSplits, TRAFFIC_SPLIT, ignored, log, (o, r) =>
-    toTrafficSplit(o, r, smi),
+  const gamma = buildGammaRoutes(
+    state.httpRoutes ?? [],
+    state.referenceGrants ?? [],
+    services.byKey,
+    ignored,
+  );
+  const trafficSplitIndex = indexByKey(state.trafficSplits);
+  const trafficSplits = withoutOverriddenSplits(
+    buildPolicies(state.trafficSplits, TRAFFIC_SPLIT, ignored, log, (o, r) =>
+      toTrafficSplit(o, r, smi),
+    ),
+    gamma.producers,
+    (key, message) =>
+      log.add(
+        trafficSplitIndex.get(key) as KubeObject,
+        TRAFFIC_SPLIT,
+        OVERRIDDEN_BY_HTTP_ROUTE,
+        message,
+      ),
   );
   const rateLimitIndex = indexByKey(state.rateLimits);
   const resolvedRateLimits = buildPolicies(state.rateLimits, RATE_LIMIT, ignored, log, (o, r) =>
@@ -96,14 +122,14 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     trafficSplits: sortedRecord(trafficSplits),
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
-    httpRoutes: {},
+    httpRoutes: sortedRecord(gamma.routes),
     peers: pods.peers(),
   };
   return {
     snapshot,
     problems: log.sorted(),
     warnings: [...warnings].sort(compareText),
-    routeStatuses: [],
+    routeStatuses: gamma.statuses,
   };
 }
 
