@@ -105,6 +105,9 @@ for name in "${NAMES[@]}"; do
 done
 
 cd "$REPO"
+# The executable embeds the Gateway API CRDs, a generated file git ignores but the build context
+# carries (.dockerignore lets it through): make sure it is there and current.
+bash scripts/build-gateway-api.sh
 VERSION="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' package.json | sed -n 1p)"
 TAG="${TAG:-$VERSION}"
 CACHE="${NGINX_MESH_CACHE:-$HOME/.cache/nginx-meshctl}"

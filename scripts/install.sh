@@ -44,7 +44,8 @@ fi
 
 # Go builds the test cluster's Kubernetes binaries (scripts/build-k8s-binaries.sh); this kind of
 # machine ships it in /usr/local/go, and Debian's golang is too old for Kubernetes 1.35.
-# Only the tests need it (`install.sh --tests`); the executable itself does not.
+# The tests need it (`install.sh --tests`); the executable needs it once per Gateway API
+# version, to fetch that release's CRDs (below).
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   message="Go 1.25 or newer is needed to build the test cluster's Kubernetes binaries; install it to /usr/local/go"
   if [ "${1:-}" = "--tests" ]; then
@@ -63,4 +64,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x node_modules/
   npm ci --no-audit --no-fund --loglevel=error --engine-strict=false
   echo "$want" >"$stamp"
 fi
+# The Gateway API CRDs deploy installs (scripts/build-gateway-api.sh): fetched once per version
+# through the Go module proxy, then a no-op. The code imports them, so type checks, the binary
+# and every test need them.
+bash scripts/build-gateway-api.sh
 echo "install: ready (Node $(node_modules/.bin/node --version) for builds and tests)" >&2

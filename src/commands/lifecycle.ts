@@ -13,7 +13,6 @@ import type { Prompter } from '../runtime/prompt';
 import { isYes } from '../runtime/prompt';
 import type { SignalSource, TerminationSignal } from '../runtime/signals';
 import type { InstallStep } from '../manifests/install/plan';
-import { planObjects } from '../manifests/install/plan';
 import { renderYamlDocuments } from '../render/yaml-documents';
 import { applyStep } from '../runtime/install/apply';
 import type { Installation } from '../runtime/install/inventory';
@@ -127,10 +126,16 @@ export function planSteps(plan: readonly InstallStep[], context: WaitContext): T
   return plan.map((step) => ({ title: step.title, run: () => applyStep(step, context) }));
 }
 
-/** --dry-run: the plan's objects as one YAML stream for kubectl apply -f -. */
+/**
+ * --dry-run: the plan's objects as one YAML stream for kubectl apply -f -, a step's note as a
+ * comment before its objects.
+ */
 export async function printPlan(io: Io, plan: readonly InstallStep[]): Promise<void> {
   const { stringify } = await import('yaml');
-  io.out.write(renderYamlDocuments(planObjects(plan), stringify));
+  for (const step of plan) {
+    if (step.note !== undefined) io.out.write(`# ${step.note}\n`);
+    io.out.write(renderYamlDocuments(step.objects, stringify));
+  }
 }
 
 export async function waitContext(

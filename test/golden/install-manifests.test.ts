@@ -1,6 +1,9 @@
 // `deploy --dry-run` prints every manifest of the mesh: byte-exact golden files for several flag
 // sets, read back as YAML to check they are one stream of whole Kubernetes objects.
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
+import { GATEWAY_API_VERSION } from '../../src/manifests/constants';
+import { buildGatewayApiCrds, GATEWAY_API_CRD_NAMES } from '../../src/manifests/gateway-api/crds';
+import { loadGatewayApiRelease } from '../../src/runtime/install/gateway-api';
 import { runCli } from '../support/cli';
 import { expectGolden } from '../support/golden';
 import { FIXTURE_CERT as CERT, FIXTURE_KEY as KEY } from '../support/pem-fixtures';
@@ -88,7 +91,12 @@ describe('deploy --dry-run', () => {
     // The CRDs have their own golden file (crds/crds.yaml); these hold everything else.
     const documents = text.split(/^(?=---\n)/m);
     const crds = documents.filter((document) => document.includes('\nkind: CustomResourceDefinition\n'));
-    expect(crds).toHaveLength(8);
+    // 8 of the mesh, then the 5 of the Gateway API release (not in the repository, so in no golden file).
+    expect(crds).toHaveLength(8 + GATEWAY_API_CRD_NAMES.length);
+    const gateway = crds.slice(8).map((document) => parse(document) as unknown);
+    expect(gateway).toEqual(buildGatewayApiCrds(await loadGatewayApiRelease()));
+    expect(text).toContain(`# Gateway API ${GATEWAY_API_VERSION} CRDs (standard channel). deploy applies each only when the cluster lacks it`);
+    expect(text.indexOf('# Gateway API')).toBeLessThan(text.indexOf(`name: ${GATEWAY_API_CRD_NAMES[0]}\n`));
     expectGolden(`install/${name}.yaml`, documents.filter((document) => !crds.includes(document)).join(''));
     for (const document of parseAllDocuments(text)) {
       expect(document.errors).toEqual([]);

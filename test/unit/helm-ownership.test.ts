@@ -50,6 +50,7 @@ describe('existingMeshProblem on a Helm release', () => {
     helmRelease: 'mesh',
     crds: ['meshconfigs.nsm.nginx.com'],
     foreignCrds: [],
+    gatewayApiCrds: [],
     clusterObjects: [],
     bundles: [],
   };

@@ -228,14 +228,18 @@ describe('images/', () => {
     }
   });
 
-  it('keeps everything git ignores, and the git history, out of the build context', () => {
+  it('keeps everything git ignores, and the git history, out of the build context, but the embedded Gateway API CRDs', () => {
     const patterns = (file: string): string[] =>
       readFileSync(join(root, file), 'utf8')
         .split('\n')
         .map((line) => line.trim())
         .filter((line) => line !== '' && !line.startsWith('#'));
     const ignored = patterns('.dockerignore');
+    const embedded = 'src/manifests/gateway-api/crds.generated.json';
     for (const pattern of [...patterns('.gitignore'), '.git']) expect(ignored).toContain(pattern);
+    // The one exception, the last word on its path: the executable the images build embeds it.
+    expect(ignored.filter((pattern) => pattern.startsWith('!'))).toEqual([`!${embedded}`]);
+    expect(ignored.indexOf(`!${embedded}`)).toBeGreaterThan(ignored.indexOf(embedded));
   });
 
   it.each(dockerfileDirectories())(

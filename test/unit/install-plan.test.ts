@@ -452,6 +452,7 @@ describe('existing mesh detection', () => {
     controller: false,
     crds: [],
     foreignCrds: [],
+    gatewayApiCrds: [],
     clusterObjects: [],
     bundles: [],
   };

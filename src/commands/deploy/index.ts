@@ -1,4 +1,5 @@
 // `deploy`: the control plane onto a cluster. NGINX Service Mesh's flags, public and hidden.
+import { GATEWAY_API_VERSION } from '../../manifests/constants';
 import { buildDeployFlags } from '../../manifests/mesh-config/deploy-flags';
 import { deployInputFromFlags } from '../../manifests/mesh-config/deploy-input';
 import type { GlobalOptionsReader } from '../global-flags';
@@ -17,6 +18,9 @@ export function deployCommand(globals: GlobalOptionsReader, deps: DeployDeps): C
       '- NGINX Metrics API: Serves SMI-formatted metrics.',
       '- Registrar: Issues certificates to enable mTLS.',
       '- NATS: Connects the Control Plane to the sidecar proxies.',
+      `- The Gateway API ${GATEWAY_API_VERSION} CRDs (standard channel), for HTTPRoutes on Services, each only`,
+      '  where the cluster lacks it; remove deletes only those. --dry-run prints them all, after a',
+      '  comment: leave out any the cluster has before piping to kubectl apply.',
       '',
       TIMEOUT_NOTE,
     ].join('\n'),

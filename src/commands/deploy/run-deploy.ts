@@ -4,11 +4,13 @@
 import { InterruptedError, MeshctlError } from '../../errors';
 import { CLI_NAME } from '../../manifests/constants';
 import type { InstallStep } from '../../manifests/install/plan';
+import { buildGatewayApiCrds } from '../../manifests/gateway-api/crds';
 import { buildInstallPlan } from '../../manifests/install/plan';
 import type { DeployInput } from '../../manifests/mesh-config/deploy-input';
 import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import type { FullMeshConfig, MeshSecrets } from '../../manifests/mesh-config/types';
 import { upstreamCaFilePaths } from '../../manifests/mesh-config/upstream-ca';
+import { loadGatewayApiRelease } from '../../runtime/install/gateway-api';
 import type { Installation } from '../../runtime/install/inventory';
 import { findInstallation, helmReleaseArgument } from '../../runtime/install/inventory';
 import { removalSteps } from '../../runtime/install/remove';
@@ -161,7 +163,13 @@ export async function runDeploy(
   const { config } = flagged;
   const secrets = flagged.secrets;
   const plan = buildInstallPlan(
-    { config, version: deps.version, secrets, upstreamCa: secrets.upstreamAuthority !== undefined },
+    {
+      config,
+      version: deps.version,
+      secrets,
+      upstreamCa: secrets.upstreamAuthority !== undefined,
+      gatewayApiCrds: buildGatewayApiCrds(await loadGatewayApiRelease()),
+    },
     base64,
   );
   if (options.dryRun) {

@@ -60,7 +60,8 @@ export function removeCommand(globals: GlobalOptionsReader, deps: LifecycleDeps)
     short: 'Remove NGINX Service Mesh from your Kubernetes cluster',
     long: [
       'Remove NGINX Service Mesh from your Kubernetes cluster.',
-      '- Removes the NGINX Service Mesh control plane, its CRDs and its namespace.',
+      '- Removes the NGINX Service Mesh control plane, its CRDs and its namespace, and the Gateway',
+      '  API CRDs deploy installed (with every route made since); ones that were there before stay.',
       '- Sidecar proxies are made transparent first; re-roll the workloads to remove them.',
       `- Each running sidecar must confirm pass-through to the controller within ${formatDuration(TRANSPARENT_WAIT_MS)}; if one does`,
       '  not, remove names its pod, keeps the control plane and fails, unless --force is given.',

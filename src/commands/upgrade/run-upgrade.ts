@@ -10,11 +10,13 @@ import {
   MESH_CONFIG_RESOURCE_NAME,
   UPSTREAM_CA_SECRET_NAME,
 } from '../../manifests/constants';
+import { buildGatewayApiCrds } from '../../manifests/gateway-api/crds';
 import { buildInstallPlan } from '../../manifests/install/plan';
 import { VERSION_LABEL } from '../../manifests/install/objects';
 import { buildMeshConfig } from '../../manifests/mesh-config/model';
 import { compareVersions, upgradeInput } from '../../manifests/mesh-config/stored';
 import type { FullMeshConfig } from '../../manifests/mesh-config/types';
+import { loadGatewayApiRelease } from '../../runtime/install/gateway-api';
 import { helmReleaseArgument, helmReleaseOf } from '../../runtime/install/inventory';
 import type { KubeClient, KubeObject } from '../../runtime/kube/client';
 import type { GlobalOptions } from '../global-flags';
@@ -136,7 +138,12 @@ export async function runUpgrade(
     );
   }
   const plan = buildInstallPlan(
-    { config: stored.config, version: deps.version, upstreamCa: stored.upstreamCa },
+    {
+      config: stored.config,
+      version: deps.version,
+      upstreamCa: stored.upstreamCa,
+      gatewayApiCrds: buildGatewayApiCrds(await loadGatewayApiRelease()),
+    },
     base64,
   );
   if (context.bool('dry-run')) {

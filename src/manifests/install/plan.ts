@@ -4,6 +4,7 @@
 // prints for --dry-run and drives upgrade. Pure.
 import {
   CONTROLLER_NAME,
+  GATEWAY_API_VERSION,
   TRAFFIC_METRICS_GROUP,
   METRICS_API_SERVICE_NAME,
   TRAFFIC_METRICS_VERSION,
@@ -51,6 +52,11 @@ export interface InstallInput {
    */
   readonly secrets?: MeshSecrets;
   readonly upstreamCa: boolean;
+  /**
+   * The Gateway API CRDs (buildGatewayApiCrds), installed where the cluster has none of its own.
+   * Left out, the plan has no step for them (the Helm chart leaves them to the user).
+   */
+  readonly gatewayApiCrds?: readonly Manifest[];
 }
 
 export type InstallWait =
@@ -69,6 +75,7 @@ export interface CaBundleSource {
 export type InstallStepId =
   | 'namespace'
   | 'crds'
+  | 'gateway-api'
   | 'rbac'
   | 'config'
   | 'nats'
@@ -84,6 +91,13 @@ export interface InstallStep {
   readonly objects: readonly Manifest[];
   readonly waits: readonly InstallWait[];
   readonly caBundles: readonly CaBundleSource[];
+  /**
+   * Objects that may belong to someone else: one that exists without the part-of label is left
+   * as it is (and not waited for); an absent one, or one deploy made, is applied.
+   */
+  readonly keepForeign?: true;
+  /** Why the step's objects are as they are, for a reader of --dry-run (a YAML comment). */
+  readonly note?: string;
 }
 
 const step = (
@@ -93,6 +107,20 @@ const step = (
   waits: readonly InstallWait[] = [],
   caBundles: readonly CaBundleSource[] = [],
 ): InstallStep => ({ id, title, objects, waits, caBundles });
+
+/** The Gateway API CRDs, where the cluster has none of its own. */
+function gatewayApiStep(crds: readonly Manifest[]): InstallStep {
+  return {
+    ...step(
+      'gateway-api',
+      `Installing the Gateway API ${GATEWAY_API_VERSION} CRDs where absent`,
+      crds,
+      crds.map((crd) => ({ kind: 'crd-established', name: crd.metadata.name })),
+    ),
+    keepForeign: true,
+    note: `Gateway API ${GATEWAY_API_VERSION} CRDs (standard channel). deploy applies each only when the cluster lacks it, and remove deletes only those; leave out any your cluster already has.`,
+  };
+}
 
 function dockerConfig(
   server: string,
@@ -256,6 +284,7 @@ export function buildInstallPlan(
       crds,
       crds.map((crd) => ({ kind: 'crd-established', name: crd.metadata.name })),
     ),
+    ...(input.gatewayApiCrds === undefined ? [] : [gatewayApiStep(input.gatewayApiCrds)]),
     // The policy that confines the registrar's ConfigMap writes comes before the rights it guards.
     step('rbac', 'Creating service accounts and RBAC', [
       ...buildRegistrarAdmission(namespace, labels(REGISTRAR_NAME)),

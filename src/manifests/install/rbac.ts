@@ -18,6 +18,7 @@ import {
   WEBHOOK_CONFIGURATION_NAME,
   WEBHOOK_TLS_SECRET_NAME,
 } from '../constants';
+import { GATEWAY_API_GROUP } from '../gateway-api/crds';
 import type { Labels, Manifest } from './objects';
 import { meta } from './objects';
 
@@ -74,6 +75,20 @@ const POLICY_RULES: readonly Rule[] = [
   rule('specs.smi.nginx.com', ['ratelimits/status', 'circuitbreakers/status'], STATUS_WRITE),
 ];
 
+/**
+ * The Gateway API kinds the controller reads (HTTPRoutes attached to Services, the
+ * ReferenceGrants that let them reach other namespaces, and the Gateway kinds a route may name
+ * as parent), and the route status subresources where it writes its parents' conditions.
+ */
+const GATEWAY_API_RULES: readonly Rule[] = [
+  rule(
+    GATEWAY_API_GROUP,
+    ['httproutes', 'grpcroutes', 'referencegrants', 'gateways', 'gatewayclasses'],
+    READ,
+  ),
+  rule(GATEWAY_API_GROUP, ['httproutes/status', 'grpcroutes/status'], ['update', 'patch']),
+];
+
 export interface RbacNames {
   readonly clusterRole: string;
   readonly role: string;
@@ -104,6 +119,7 @@ function accounts(): readonly Account[] {
         rule('', ['events'], ['create', 'patch']),
         rule('events.k8s.io', ['events'], ['create', 'patch']),
         ...POLICY_RULES,
+        ...GATEWAY_API_RULES,
         rule('nsm.nginx.com', ['meshconfigclasses'], READ),
         rule(
           'admissionregistration.k8s.io',

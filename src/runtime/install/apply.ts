@@ -1,11 +1,17 @@
 // Applies an install plan step by step with server-side apply under one field manager, waiting
 // after each step for what the next one needs. Applying is idempotent: a step that was applied
-// before is applied again to the same result, so an interrupted upgrade can simply be re-run.
-import { FIELD_MANAGER, TLS_SECRET_CA_KEY } from '../../manifests/constants';
+// before is applied again to the same result, so an interrupted upgrade can simply be re-run. A
+// step of objects others may own (the Gateway API CRDs) leaves theirs alone.
+import {
+  FIELD_MANAGER,
+  PART_OF_LABEL,
+  PART_OF_VALUE,
+  TLS_SECRET_CA_KEY,
+} from '../../manifests/constants';
 import type { CaBundleSource, InstallStep } from '../../manifests/install/plan';
 import type { Manifest } from '../../manifests/install/objects';
 import { describeRef, objectPath } from '../../manifests/install/resources';
-import type { KubeClient } from '../kube/client';
+import type { KubeClient, KubeObject } from '../kube/client';
 import { KubeApiError } from '../kube/client';
 import { MeshctlError } from '../../errors';
 import type { WaitContext } from './waits';
@@ -77,17 +83,33 @@ export async function applyObject(client: KubeClient, manifest: Manifest): Promi
   }
 }
 
+/** Whether the object exists without the part-of label: someone else's, to be left alone. */
+async function isForeign(client: KubeClient, manifest: Manifest): Promise<boolean> {
+  const found = await client.get<KubeObject>(objectPath(refOf(manifest)));
+  return found !== undefined && found.metadata?.labels?.[PART_OF_LABEL] !== PART_OF_VALUE;
+}
+
 export async function applyStep(
   step: InstallStep,
   context: WaitContext,
   transform: (manifest: Manifest) => Manifest = (manifest) => manifest,
 ): Promise<void> {
+  const kept = new Set<string>();
   for (const manifest of step.objects) {
-    context.progress.detail(`applying ${describeRef(refOf(manifest))}`);
+    const described = describeRef(refOf(manifest));
+    if (step.keepForeign === true && (await isForeign(context.client, manifest))) {
+      context.progress.detail(`keeping ${described}, which was there before`);
+      kept.add(manifest.metadata.name);
+      continue;
+    }
+    context.progress.detail(`applying ${described}`);
     await applyObject(
       context.client,
       transform(await completed(context.client, manifest, step.caBundles)),
     );
   }
-  for (const wait of step.waits) await waitFor(wait, context);
+  for (const wait of step.waits) {
+    if (wait.kind === 'crd-established' && kept.has(wait.name)) continue;
+    await waitFor(wait, context);
+  }
 }

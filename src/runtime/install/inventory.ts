@@ -1,6 +1,6 @@
 // What of a mesh is on the cluster: every object labelled app.kubernetes.io/part-of=
 // nginx-service-mesh that deploy creates outside the mesh namespace, the namespace itself, and
-// mesh CRDs someone else installed. Deploy refuses to run over it; remove deletes what it finds,
+// mesh CRDs someone else installed, and the Gateway API CRDs deploy installed. Deploy refuses to run over it; remove deletes what it finds,
 // so an interrupted deploy or remove is finished by running remove again.
 import {
   CONTROLLER_NAME,
@@ -11,6 +11,7 @@ import {
 } from '../../manifests/constants';
 import { MANAGED_BY_LABEL } from '../../manifests/install/objects';
 import { MESH_CRDS } from '../../manifests/crds';
+import { GATEWAY_API_CRD_NAMES } from '../../manifests/gateway-api/crds';
 import type { ResourceType } from '../../manifests/install/resources';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
@@ -36,6 +37,11 @@ export interface Installation {
   readonly crds: readonly string[];
   /** Mesh CRD names present without the part-of label. */
   readonly foreignCrds: readonly string[];
+  /**
+   * Gateway API CRDs deploy installed (they carry the part-of label); ones that were there before
+   * deploy do not, and stay.
+   */
+  readonly gatewayApiCrds: readonly string[];
   /** Labelled objects outside the mesh namespace, in the order remove deletes them. */
   readonly clusterObjects: readonly Found[];
   /** The registrar's trust-bundle ConfigMaps, one per namespace. */
@@ -59,6 +65,7 @@ const CLUSTER_KINDS: readonly { kind: string; namespace?: string }[] = [
 const CRD_NAMES: ReadonlySet<string> = new Set(
   MESH_CRDS.map((crd) => `${crd.plural}.${crd.group}`),
 );
+const GATEWAY_API_CRDS: ReadonlySet<string> = new Set(GATEWAY_API_CRD_NAMES);
 
 /** Every object of a kind labelled part of the mesh, in one namespace or in all of them. */
 export async function findLabelled(
@@ -130,6 +137,9 @@ export async function findInstallation(
     ...(helmRelease === undefined ? {} : { helmRelease }),
     crds: meshCrds.filter(labelled).map((crd) => crd.metadata?.name ?? ''),
     foreignCrds: meshCrds.filter((crd) => !labelled(crd)).map((crd) => crd.metadata?.name ?? ''),
+    gatewayApiCrds: crds
+      .filter((crd) => GATEWAY_API_CRDS.has(crd.metadata?.name ?? '') && labelled(crd))
+      .map((crd) => crd.metadata?.name ?? ''),
     clusterObjects,
     bundles,
   };
@@ -141,6 +151,7 @@ export function isEmpty(installation: Installation): boolean {
     !installation.namespaceOwned &&
     !installation.controller &&
     installation.crds.length === 0 &&
+    installation.gatewayApiCrds.length === 0 &&
     installation.clusterObjects.length === 0 &&
     installation.bundles.length === 0
   );

@@ -447,7 +447,11 @@ export function removalSteps(
       title: 'Removing CRDs',
       run: async () => {
         const type = resourceTypeOfKind('CustomResourceDefinition');
-        const crds = installation.crds.map((name) => ({ type, name }));
+        // The Gateway API CRDs only where deploy installed them: ones that were there stay.
+        const crds = [...installation.crds, ...installation.gatewayApiCrds].map((name) => ({
+          type,
+          name,
+        }));
         await deleteAll(context, crds);
         for (const crd of crds) {
           await waitGone(context, `CustomResourceDefinition ${crd.name}`, foundPath(crd));
