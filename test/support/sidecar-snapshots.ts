@@ -578,6 +578,25 @@ export function sidecarScenarios(): SidecarScenario[] {
       context: shopContext({ defaultEgressAllowed: true }),
       warnings: [],
     },
+    // GAMMA: HTTPRoutes on shop/api (producer) and shop/web (a consumer route from shop, the
+    // pod's own namespace, would be the same namespace: producer too), with every feature
+    {
+      name: 'gamma-routes',
+      snapshot: shopSnapshot({
+        services: {
+          ...shopSnapshot().services,
+          ...service(
+            'shop/api-v2',
+            '10.96.0.21',
+            [httpPort(8080)],
+            [endpoint('10.1.0.21', { http: 8080 }, 'shop/api-v2-1', 'shop/api')],
+          ),
+        },
+        httpRoutes: gammaRoutes(),
+      }),
+      context,
+      warnings: [],
+    },
     plain(
       'headless',
       shopSnapshot({
@@ -606,6 +625,77 @@ export function sidecarScenarios(): SidecarScenario[] {
       }),
     ),
   ];
+}
+
+/** HTTPRoutes on shop/api: matches of every kind, a split, filters, a redirect, a bad backend. */
+export function gammaRoutes(): MeshSnapshot['httpRoutes'] {
+  const prefix = (value: string) => ({ type: 'PathPrefix' as const, value });
+  return {
+    'shop/api-canary': {
+      namespace: 'shop',
+      name: 'api-canary',
+      created: '2026-01-01T00:00:00Z',
+      parents: [{ service: 'shop/api', port: 8080 }],
+      rules: [
+        {
+          matches: [
+            {
+              path: prefix('/v2'),
+              headers: [{ name: 'x-canary', type: 'Exact', value: 'yes' }],
+              queryParams: [{ name: 'tier', type: 'RegularExpression', value: 'gold|silver' }],
+              method: 'GET',
+            },
+          ],
+          requestHeaders: {
+            set: [{ name: 'X-Route', value: 'canary $1' }],
+            add: [{ name: 'X-Trail', value: 'canary' }],
+            remove: ['X-Debug'],
+          },
+          responseHeaders: {
+            set: [{ name: 'X-Served-By', value: 'v2' }],
+            add: [],
+            remove: ['Server'],
+          },
+          rewrite: { path: { type: 'ReplacePrefixMatch', value: '/' } },
+          backends: [
+            { service: 'shop/api-v2', port: 8080, weight: 90 },
+            { service: 'shop/api', port: 8080, weight: 10 },
+            { service: 'shop/missing', port: 80, weight: 5, invalid: true },
+          ],
+        },
+      ],
+    },
+    'shop/api-routes': {
+      namespace: 'shop',
+      name: 'api-routes',
+      created: '2026-02-01T00:00:00Z',
+      parents: [{ service: 'shop/api' }],
+      rules: [
+        {
+          matches: [{ path: { type: 'Exact', value: '/old' }, headers: [], queryParams: [] }],
+          redirect: {
+            hostname: 'api.example',
+            path: { type: 'ReplaceFullPath', value: '/new' },
+            statusCode: 301,
+          },
+          backends: [],
+        },
+        {
+          matches: [
+            { path: prefix('/'), headers: [], queryParams: [] },
+            {
+              path: { type: 'RegularExpression', value: '/items/[0-9]+' },
+              headers: [{ name: 'x-canary', type: 'RegularExpression', value: 'n.*' }],
+              queryParams: [],
+            },
+          ],
+          rewrite: { hostname: 'api.internal' },
+          backends: [{ service: 'shop/api', port: 8080, weight: 1 }],
+        },
+        { matches: [{ path: prefix('/none'), headers: [], queryParams: [] }], backends: [] },
+      ],
+    },
+  };
 }
 
 /** shop/rpc, a gRPC Service, and web-1 serving gRPC on 9090 behind shop/web-rpc. */

@@ -233,6 +233,14 @@ describe('parsing bus messages', () => {
     });
   });
 
+  it('reads a full snapshot of an earlier controller, without routes or peers, as empty ones', () => {
+    const text =
+      '{"kind":"full","generation":3,"snapshot":{"mesh":{},"services":{},"trafficTargets":{},"trafficSplits":{},"rateLimits":{},"circuitBreakers":{}}}';
+    expect(parseDownMessage(text)).toMatchObject({
+      message: { snapshot: { httpRoutes: {}, peers: {} } },
+    });
+  });
+
   it.each([
     ['not json', 'not JSON: not json'],
     ['[1]', 'not a JSON object'],
@@ -246,7 +254,7 @@ describe('parsing bus messages', () => {
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"secrets":{}}}',
-      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, peers',
+      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, httpRoutes, peers',
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"services":{"a/b":1}}}',

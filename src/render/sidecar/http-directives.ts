@@ -39,6 +39,7 @@ import type {
   UpstreamModel,
 } from './model';
 import { INBOUND_UPSTREAM_PREFIX, freshUpstreamName, regexLiteral } from './names';
+import { routeDirectives, routedUpstreamMap } from './route-directives';
 import { membersPath } from './upstream-slots';
 import {
   EGRESS_REFUSED,
@@ -200,6 +201,9 @@ function matchDirectives(match: MatchModel): Directive[] {
   return [...parts, all];
 }
 
+/** The Service's own upstream of an outbound request, when routes may pick another. */
+const SERVICE_UPSTREAM = '$mesh_outbound_service_upstream';
+
 function targetValue(target: HttpTarget): string {
   switch (target.kind) {
     case 'upstream':
@@ -232,18 +236,26 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   });
   const kept = model.httpUpstreams.filter(hasFreshTwin);
   const http2 = model.outboundHttp.some((http) => http.http2);
+  const routes = routeDirectives(model.routes, {
+    base: (host) => outboundProxy(model, context, host),
+    upgradeDetour,
+    upgradeStatus: UPGRADE_STATUS,
+    tunnelTimeouts,
+  });
   return [
     ...model.httpUpstreams.map(upstreamBlock),
     ...kept.map((upstream) =>
       upstreamBlock({ ...upstream, name: freshUpstreamName(upstream.name), keepalive: undefined }),
     ),
     ...splits,
+    ...routes.http,
     map(
       '$server_addr',
-      '$mesh_outbound_upstream',
+      model.routes === undefined ? '$mesh_outbound_upstream' : SERVICE_UPSTREAM,
       '',
       model.outboundHttp.map((http) => [http.loopback, targetValue(http.target)]),
     ),
+    ...(model.routes === undefined ? [] : [routedUpstreamMap(model.routes, SERVICE_UPSTREAM)]),
     map(
       '$server_addr',
       '$mesh_outbound_service',
@@ -290,6 +302,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         d('mesh_keepalive_drain', 'on'),
         ...httpStats('outbound', model),
         ...httpAccessLog(context, 'outbound'),
+        ...routes.server,
         block(
           'location',
           ['/'],
@@ -320,6 +333,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
             ...tunnelTimeouts,
           ],
         ),
+        ...routes.locations,
       ],
     ),
     ...(http2 ? [outboundHttp2Server(model, context)] : []),
@@ -356,6 +370,8 @@ function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Dire
       ...LOOPBACK_ONLY,
       ...httpStats('outbound2', model),
       ...httpAccessLog(context, 'outbound'),
+      // HTTPRoutes act on the HTTP/1 server only; here every request takes its Service's upstream.
+      ...(model.routes === undefined ? [] : [d('set', '$mesh_rule', '')]),
       ...http2Streams,
       block(
         'location',
@@ -419,10 +435,14 @@ const tunnelTimeouts: readonly Directive[] = [
 const connectionHeader: Directive = map('$http_upgrade', '$mesh_connection', 'upgrade', [['', '']]);
 
 /** How the outbound server proxies a request, on its first try and on the fresh retry. */
-function outboundProxy(model: SidecarModel, context: SidecarContext): Directive[] {
+function outboundProxy(
+  model: SidecarModel,
+  context: SidecarContext,
+  host = '$mesh_outbound_host',
+): Directive[] {
   return [
     ...clientTls(context, '$mesh_outbound_ssl_name'),
-    d('proxy_set_header', 'Host', '$mesh_outbound_host'),
+    d('proxy_set_header', 'Host', host),
     ...proxyHeaders,
     ...traceHeader(model, 'proxy'),
     outboundFailures,

@@ -25,6 +25,8 @@ import type {
 } from '../../manifests/snapshot/types';
 import type { SidecarContext, UpstreamSlots } from './context';
 import type { PolicyCollection, SidecarPolicy } from './policies';
+import { buildRouteTable } from './routes';
+import type { RoutablePort, RouteTableModel } from './routes';
 import { upstreamSlots } from './upstream-slots';
 import {
   LOOPBACK_MAX,
@@ -196,6 +198,8 @@ export interface SidecarModel {
   readonly httpUpstreams: readonly UpstreamModel[];
   readonly tcpUpstreams: readonly UpstreamModel[];
   readonly splits: readonly SplitModel[];
+  /** Gateway API HTTPRoutes acting on this pod's outbound requests; absent when none do. */
+  readonly routes?: RouteTableModel;
   readonly matches: readonly MatchModel[];
   readonly inboundPorts: readonly InboundPort[];
   /** One upstream per inbound HTTP port: the app on loopback, over kept-alive connections. */
@@ -505,6 +509,7 @@ function buildSplits(b: Builder, upstreams: ReadonlySet<string>): SplitBuild {
 }
 
 interface Outbound {
+  readonly routable: RoutablePort[];
   readonly outboundHttp: OutboundHttp[];
   readonly outboundTcp: OutboundTcp[];
   readonly httpUpstreams: UpstreamModel[];
@@ -569,6 +574,8 @@ class Destinations {
   readonly http: OutboundHttp[] = [];
   readonly tcp: OutboundTcp[] = [];
   readonly endpointUpstreams: UpstreamModel[] = [];
+  /** The Service ports (not pod-addressed destinations) among http, for HTTPRoutes. */
+  readonly routable: RoutablePort[] = [];
   private readonly seen = new Set<string>();
   private readonly httpSlots = new Set<number>();
   private readonly tcpSlots = new Set<number>();
@@ -582,9 +589,10 @@ class Destinations {
   overflow = 0;
 
   /** meaning: what the destination stands for ("<ns>/<svc>:<port>", or a pod's address). */
-  addHttp(meaning: string, entry: Omit<OutboundHttp, 'loopback'>): void {
+  addHttp(meaning: string, entry: Omit<OutboundHttp, 'loopback'>): string | undefined {
     const loopback = this.loopback('http', meaning);
     if (loopback !== undefined) this.http.push({ loopback, ...entry });
+    return loopback;
   }
 
   addTcp(meaning: string, entry: Omit<OutboundTcp, 'loopback'>): void {
@@ -657,13 +665,14 @@ function addHttpPort(
         : routes.httpNames.has(name)
           ? { kind: 'upstream', upstream: name }
           : { kind: 'none' };
-    found.addHttp(`${key}:${port.port}`, {
+    const loopback = found.addHttp(`${key}:${port.port}`, {
       destinations,
       endpoints,
       target,
       service: key,
       http2,
     });
+    if (loopback !== undefined) found.routable.push({ loopback, service, port });
   }
   for (const { address, endpoint } of ownAddresses(found, service, port)) {
     const upstream = endpointUpstream(b, endpoint, address, port);
@@ -732,6 +741,7 @@ function buildOutbound(b: Builder): Outbound {
     kept.flatMap((http) => (http.target.kind === 'upstream' ? [http.target.upstream] : [])),
   );
   return {
+    routable: found.routable,
     outboundHttp: kept,
     outboundTcp: found.tcp,
     httpUpstreams: [
@@ -859,7 +869,14 @@ export function buildSidecarModel(
     breakers,
     used: new Set(),
   };
-  const outbound = buildOutbound(b);
+  const { routable, ...outbound } = buildOutbound(b);
+  const routes = buildRouteTable(
+    byKey(snapshot.httpRoutes),
+    routable,
+    context.pod.split('/')[0] ?? '',
+    splitPercentages,
+    (route) => use(b, 'httpRoutes', route),
+  );
   const inboundPorts = buildInboundPorts(b);
   const accessRules = buildAccessRules(b);
   const rateLimits = buildRateLimits(b);
@@ -876,6 +893,7 @@ export function buildSidecarModel(
       egress:
         b.mtlsMode === 'strict' && context.defaultEgressAllowed !== true ? 'refused' : 'direct',
       ...outbound,
+      ...(routes === undefined ? {} : { routes }),
       matches: b.matches.all(),
       inboundPorts,
       inboundHttpUpstreams: inboundPorts

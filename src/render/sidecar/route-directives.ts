@@ -1,0 +1,311 @@
+// Stage 2 for Gateway API HTTPRoutes (routes.ts decides): how the outbound HTTP server (8889)
+// routes a request to a routed Service port. Mechanical. Pure.
+//
+// - One map turns the request into the id of the first match that takes it ($mesh_route_match):
+//   its source is the text routes.ts describes, its entries the matches' regexes in order.
+// - The server's rewrite phase, for a routed Service port only, keeps that id ($mesh_rule) and
+//   moves the request to the id's location ("/.mesh/rule/<id>"; "/.mesh/rule/" for no match:
+//   404). The request URI sent on is given explicitly ($request_uri, or the rewritten one), so the
+//   move is never seen by the backend. A location refuses a request whose $mesh_rule is not its
+//   own, so a client cannot pick a rule by its path.
+// - $mesh_outbound_upstream follows the rule: its backend, or a split_clients of its backends,
+//   and the Service's own upstream otherwise; every map after it (URL, TLS name, fresh twin) is
+//   the one unrouted requests use.
+// - Values from routes are written with "$" as ${mesh_dollar}, so a header value or path can hold
+//   a dollar sign and never names a variable.
+import type { Directive } from '../agent-nginx';
+import type { SnapshotHeaderModifier } from '../../manifests/snapshot/types';
+import type { RouteActionModel, RouteTableModel, RouteUri } from './routes';
+import { regexLiteral } from './names';
+import { block, d, map } from './stream-directives';
+
+/** Where a routed request goes in the outbound server; the id follows. */
+export const RULE_PATH = '/.mesh/rule/';
+
+/** A literal for an nginx value: "$" cannot start a variable. */
+export function literal(text: string): string {
+  return text.replace(/\$/g, '${mesh_dollar}');
+}
+
+/** What routes add to the http block, to the outbound server, and the rules' locations. */
+export interface RouteDirectives {
+  readonly http: Directive[];
+  /** Server-level directives of the outbound HTTP server, before its locations. */
+  readonly server: Directive[];
+  readonly locations: Directive[];
+}
+
+/** How a rule proxies (TLS, headers, failures), shared by its locations; given per server. */
+export interface RuleProxy {
+  /** The directives of an unrouted request's proxying, without the Host header. */
+  readonly base: (hostHeader: string) => Directive[];
+  /** Directives of the upgrade detour and its 418 status, and the tunnel's timeouts. */
+  readonly upgradeDetour: Directive;
+  readonly upgradeStatus: string;
+  readonly tunnelTimeouts: readonly Directive[];
+}
+
+const headerVariable = (name: string): string =>
+  `$http_${name.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
+
+/** The text the match regexes read, fields separated by newlines. */
+function matchText(table: RouteTableModel): string {
+  return [
+    '$server_addr',
+    '$request_method',
+    '$args',
+    ...table.headers.map(headerVariable),
+    '$uri',
+  ].join('\n');
+}
+
+function backendVariable(action: RouteActionModel): string {
+  return `$mesh_rule_${action.id}_backend`;
+}
+
+/** The upstream a rule's requests go to, as $mesh_outbound_upstream's value. */
+function upstreamValue(action: RouteActionModel): string {
+  if (action.backends.length === 0) return '';
+  if (action.backends.length === 1) return action.backends[0]?.upstream ?? '';
+  return backendVariable(action);
+}
+
+function uriValue(action: RouteActionModel, uri: RouteUri): string {
+  switch (uri.kind) {
+    case 'request':
+      return '$request_uri';
+    case 'full':
+      return `${literal(uri.path)}$is_args$args`;
+    case 'prefix':
+      return `$mesh_rule_${action.id}_uri`;
+  }
+}
+
+/** The map that replaces a matched prefix in $request_uri (the query string kept). */
+function prefixMap(action: RouteActionModel, prefix: string, replacement: string): Directive {
+  const variable = `$mesh_rule_${action.id}_uri`;
+  const trimmed = replacement.replace(/\/+$/, '');
+  if (prefix === '/') {
+    return map('$request_uri', variable, '$request_uri', [
+      ['~^/([\\s\\S]*)$', `${literal(trimmed)}/$1`],
+    ]);
+  }
+  const head = `~^${regexLiteral(prefix)}`;
+  return map('$request_uri', variable, '$request_uri', [
+    [`${head}(/[\\s\\S]*)$`, `${literal(trimmed)}$1`],
+    [`${head}(\\?[\\s\\S]*)?$`, `${literal(trimmed === '' ? '/' : replacement)}$1`],
+  ]);
+}
+
+function headerAddMaps(action: RouteActionModel): Directive[] {
+  return (action.requestHeaders?.add ?? []).map((header, index) => {
+    const source = headerVariable(header.name);
+    return map(
+      source,
+      `$mesh_rule_${action.id}_add_${index}`,
+      `${source},${literal(header.value)}`,
+      [['', literal(header.value)]],
+    );
+  });
+}
+
+/** The http-level maps and splits of the route table. */
+function httpDirectives(table: RouteTableModel): Directive[] {
+  const out: Directive[] = [
+    block('geo', ['$mesh_dollar'], [d('default', '$')]),
+    map(
+      '$server_addr',
+      '$mesh_routed',
+      '0',
+      table.routed.map((entry) => [entry.loopback, '1']),
+    ),
+    map(
+      matchText(table),
+      '$mesh_route_match',
+      '',
+      table.entries.map((entry) => [`~${entry.regex}`, entry.action]),
+    ),
+    map(
+      '$server_addr',
+      '$mesh_route_port',
+      '',
+      table.routed.flatMap((entry) =>
+        entry.port === 80 ? [] : [[entry.loopback, `:${entry.port}`] as const],
+      ),
+    ),
+  ];
+  for (const action of table.actions) {
+    if (action.backends.length > 1) {
+      out.push(
+        block(
+          'split_clients',
+          ['$request_id', backendVariable(action)],
+          action.backends.map((backend) =>
+            d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
+          ),
+        ),
+      );
+    }
+    if (action.uri.kind === 'prefix')
+      out.push(prefixMap(action, action.uri.prefix, action.uri.replacement));
+    out.push(...headerAddMaps(action));
+  }
+  return out;
+}
+
+/** The $mesh_outbound_upstream map when routes exist: the rule's backend, else the Service's. */
+export function routedUpstreamMap(table: RouteTableModel, serviceUpstream: string): Directive {
+  return map(
+    '$mesh_rule',
+    '$mesh_outbound_upstream',
+    serviceUpstream,
+    table.actions
+      .filter((action) => action.redirect === undefined)
+      .map((action) => [action.id, upstreamValue(action)]),
+  );
+}
+
+const WELL_KNOWN_PORTS: Readonly<Record<string, number>> = { http: 80, https: 443 };
+
+/** The Location of a RequestRedirect. */
+function redirectUrl(action: RouteActionModel): string {
+  const redirect = action.redirect;
+  if (redirect === undefined) return '';
+  const scheme = redirect.scheme ?? 'http';
+  const host = redirect.hostname === undefined ? '$host' : literal(redirect.hostname);
+  const port =
+    redirect.port !== undefined
+      ? redirect.port === WELL_KNOWN_PORTS[scheme]
+        ? ''
+        : `:${redirect.port}`
+      : redirect.scheme !== undefined
+        ? ''
+        : '$mesh_route_port';
+  return `${scheme}://${host}${port}${uriValue(action, redirect.uri)}`;
+}
+
+/** Header names a modifier touches, lower case. */
+function touched(modifier: SnapshotHeaderModifier | undefined): Set<string> {
+  if (modifier === undefined) return new Set();
+  return new Set(
+    [...modifier.set, ...modifier.add]
+      .map((h) => h.name)
+      .concat(modifier.remove)
+      .map((n) => n.toLowerCase()),
+  );
+}
+
+/** The request header directives of a rule. */
+function requestHeaderDirectives(action: RouteActionModel): Directive[] {
+  const request = action.requestHeaders;
+  return [
+    ...(request?.set ?? []).map((h) => d('proxy_set_header', h.name, literal(h.value))),
+    ...(request?.add ?? []).map((h, index) =>
+      d('proxy_set_header', h.name, `$mesh_rule_${action.id}_add_${index}`),
+    ),
+    ...(request?.remove ?? []).map((name) => d('proxy_set_header', name, '')),
+  ];
+}
+
+/** The response header directives of a rule: hidden from the backend's answer, then added. */
+function responseHeaderDirectives(action: RouteActionModel): Directive[] {
+  const response = action.responseHeaders;
+  return [
+    ...[...(response?.set ?? []).map((h) => h.name), ...(response?.remove ?? [])].map((name) =>
+      d('proxy_hide_header', name),
+    ),
+    ...[...(response?.set ?? []), ...(response?.add ?? [])].map((h) =>
+      d('add_header', h.name, literal(h.value), 'always'),
+    ),
+  ];
+}
+
+/** A rule's proxying: the base without the headers the rule sets itself, then the rule's. */
+function ruleProxy(action: RouteActionModel, proxy: RuleProxy): Directive[] {
+  const own = touched(action.requestHeaders);
+  const host = action.hostname === undefined ? '$mesh_outbound_host' : literal(action.hostname);
+  const base = proxy
+    .base(host)
+    .filter(
+      (directive) =>
+        directive.name !== 'proxy_set_header' || !own.has((directive.args[0] ?? '').toLowerCase()),
+    );
+  return [...base, ...requestHeaderDirectives(action), ...responseHeaderDirectives(action)];
+}
+
+function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[] {
+  const guard = block('if', ['($mesh_rule', '!=', action.id, ')'], [d('return', '404')]);
+  if (action.redirect !== undefined) {
+    return [
+      block(
+        'location',
+        ['=', `${RULE_PATH}${action.id}`],
+        [
+          guard,
+          ...responseHeaderDirectives(action),
+          d('return', String(action.redirect.status), redirectUrl(action)),
+        ],
+      ),
+    ];
+  }
+  const uri = uriValue(action, action.uri);
+  const fresh = `@mesh_rule_${action.id}_fresh`;
+  const upgrade = `@mesh_rule_${action.id}_upgrade`;
+  const proxied = ruleProxy(action, proxy);
+  return [
+    block(
+      'location',
+      ['=', `${RULE_PATH}${action.id}`],
+      [
+        guard,
+        block('if', ['($mesh_outbound_upstream', '=', '', ')'], [d('return', '500')]),
+        block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+        proxy.upgradeDetour,
+        d('proxy_pass', `$mesh_outbound_url${uri}`),
+        ...proxied,
+        d('error_page', '502', '=', fresh),
+        d('error_page', proxy.upgradeStatus, '=', upgrade),
+      ],
+    ),
+    block(
+      'location',
+      [fresh],
+      [
+        block('if', ['($mesh_outbound_retryable', '=', '0', ')'], [d('return', '502')]),
+        d('proxy_pass', `$mesh_outbound_fresh_url${uri}`),
+        ...proxied,
+      ],
+    ),
+    block(
+      'location',
+      [upgrade],
+      [d('proxy_pass', `$mesh_outbound_url${uri}`), ...proxied, ...proxy.tunnelTimeouts],
+    ),
+  ];
+}
+
+/** Everything the route table adds to the configuration; empty parts when there is none. */
+export function routeDirectives(
+  table: RouteTableModel | undefined,
+  proxy: RuleProxy,
+): RouteDirectives {
+  if (table === undefined) return { http: [], server: [], locations: [] };
+  return {
+    http: httpDirectives(table),
+    server: [
+      d('set', '$mesh_rule', ''),
+      block(
+        'if',
+        ['($mesh_routed)'],
+        [
+          d('set', '$mesh_rule', '$mesh_route_match'),
+          d('rewrite', '^', `${RULE_PATH}$mesh_rule`, 'break'),
+        ],
+      ),
+    ],
+    locations: [
+      block('location', ['=', RULE_PATH], [d('return', '404')]),
+      ...table.actions.flatMap((action) => actionLocations(action, proxy)),
+    ],
+  };
+}

@@ -1,0 +1,307 @@
+// Stage 1 for Gateway API HTTPRoutes attached to Services (GAMMA): which routes act on this pod's
+// outbound requests, in which order their matches are tried, and what each matched rule does.
+// Stage 2 (http-directives.ts) prints it. Pure.
+//
+// Decisions:
+// - A route applies to a Service port when a parent names the Service and that port (or no port).
+//   A consumer route (in the client's namespace, for a Service of another namespace) applies to
+//   this pod's requests in place of the producer routes (in the Service's namespace); other
+//   namespaces' consumer routes do not apply here at all.
+// - Routes go on the HTTP/1 ports (appProtocol http or a name that says so). HTTP/2 ports (gRPC,
+//   h2c) keep their Service's upstream.
+// - A routed Service port answers 404 to a request no match takes, as the Gateway API requires.
+// - Matches are tried in the Gateway API's order: an Exact path before any prefix, a longer prefix
+//   before a shorter one. The API leaves regular expressions to the implementation: here they
+//   come after Exact paths and before every prefix (one is written to be specific, and "/" would
+//   otherwise hide it). Then a match with a
+//   method before one without, more header matches before fewer, more query matches before fewer;
+//   then the older route, then the route's namespace/name, then the rule's and the match's order.
+// - Every match becomes one PCRE over one text nginx builds per request, "addr\nmethod\nargs\n
+//   <each header>\npath": the loopback address naming the Service port, the method, the query
+//   string as sent, the values of every header some match names (sorted by name), and the
+//   normalized path last. Header values and query strings cannot hold a newline and the path is
+//   last, so a field never bleeds into the next.
+// - A rule's share of requests for a backend that could not be resolved is answered 500; a rule
+//   without backends is answered 500; a backend whose Service has no endpoints here answers 503.
+import type {
+  SnapshotHeaderModifier,
+  SnapshotHttpRoute,
+  SnapshotPathModifier,
+  SnapshotRouteMatch,
+  SnapshotRouteRule,
+  SnapshotService,
+  SnapshotServicePort,
+} from '../../manifests/snapshot/types';
+import { regexLiteral, upstreamName } from './names';
+
+/** The URI a rule sends on: the request's, a full replacement, or its matched prefix replaced. */
+export type RouteUri =
+  | { readonly kind: 'request' }
+  | { readonly kind: 'full'; readonly path: string }
+  | { readonly kind: 'prefix'; readonly prefix: string; readonly replacement: string };
+
+/** A RequestRedirect, ready to print. */
+export interface RouteRedirectModel {
+  readonly status: number;
+  /** Absent: the request's own scheme (http: the app spoke plaintext to its sidecar). */
+  readonly scheme?: 'http' | 'https';
+  /** Absent: the request's host. */
+  readonly hostname?: string;
+  /**
+   * The port written after the host. Absent: the Gateway API's default (the well-known port of
+   * a scheme given, else the Service port called), left out of the Location when it is the
+   * scheme's well-known one.
+   */
+  readonly port?: number;
+  readonly uri: RouteUri;
+}
+
+/** What one matched (route, rule, match) does; its id names its location. */
+export interface RouteActionModel {
+  readonly id: string;
+  /** "HTTPRoute <namespace>/<name>", for warnings. */
+  readonly route: string;
+  readonly redirect?: RouteRedirectModel;
+  readonly uri: RouteUri;
+  /**
+   * The backends with their share, in percent (the last "*"); an upstream "" is a backend that
+   * could not be resolved (answered 500). Empty: every request is answered 500.
+   */
+  readonly backends: readonly { readonly upstream: string; readonly percent: string }[];
+  /** URLRewrite hostname: the Host header sent. */
+  readonly hostname?: string;
+  readonly requestHeaders?: SnapshotHeaderModifier;
+  readonly responseHeaders?: SnapshotHeaderModifier;
+}
+
+/** The routed Service ports of this pod and their ordered matches. */
+export interface RouteTableModel {
+  /** Lower-case header names some match reads, sorted: the header fields of the match text. */
+  readonly headers: readonly string[];
+  /** The loopback address of every routed Service port, with the Service port number. */
+  readonly routed: readonly { readonly loopback: string; readonly port: number }[];
+  /** In the order nginx tries them: the first regex that matches the text picks the action. */
+  readonly entries: readonly { readonly regex: string; readonly action: string }[];
+  readonly actions: readonly RouteActionModel[];
+}
+
+/** A routable Service port of this pod's outbound destinations. */
+export interface RoutablePort {
+  readonly loopback: string;
+  readonly service: SnapshotService;
+  readonly port: SnapshotServicePort;
+}
+
+interface Candidate {
+  readonly loopback: string;
+  readonly route: SnapshotHttpRoute;
+  readonly match: SnapshotRouteMatch;
+  readonly action: string;
+  readonly order: readonly number[];
+}
+
+const keyOf = (route: { namespace: string; name: string }): string =>
+  `${route.namespace}/${route.name}`;
+
+/** The routes that act on `port` for a client in `namespace`: consumer routes, else producer. */
+function routesFor(
+  routes: readonly SnapshotHttpRoute[],
+  port: RoutablePort,
+  namespace: string,
+): SnapshotHttpRoute[] {
+  const key = keyOf(port.service);
+  const attached = routes.filter((route) =>
+    route.parents.some(
+      (parent) =>
+        parent.service === key && (parent.port === undefined || parent.port === port.port.port),
+    ),
+  );
+  const consumer = attached.filter(
+    (route) => route.namespace === namespace && namespace !== port.service.namespace,
+  );
+  if (consumer.length > 0) return consumer;
+  return attached.filter((route) => route.namespace === port.service.namespace);
+}
+
+/** Sort key of a match: lower sorts first (see the header's order). */
+function precedence(match: SnapshotRouteMatch): number[] {
+  const { path } = match;
+  const pathRank =
+    path.type === 'Exact'
+      ? [0, 0]
+      : path.type === 'RegularExpression'
+        ? [1, 0]
+        : [2, -path.value.length];
+  return [
+    ...pathRank,
+    match.method === undefined ? 1 : 0,
+    -match.headers.length,
+    -match.queryParams.length,
+  ];
+}
+
+function compareNumbers(a: readonly number[], b: readonly number[]): number {
+  for (let index = 0; index < Math.max(a.length, b.length); index += 1) {
+    const difference = (a[index] ?? 0) - (b[index] ?? 0);
+    if (difference !== 0) return difference;
+  }
+  return 0;
+}
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The regex of a header or query value: the whole value, or the expression. */
+function valuePattern(match: { type: 'Exact' | 'RegularExpression'; value: string }): string {
+  return match.type === 'Exact' ? regexLiteral(match.value) : `(?:${match.value})`;
+}
+
+function pathPattern(match: SnapshotRouteMatch): string {
+  const { type, value } = match.path;
+  if (type === 'Exact') return `${regexLiteral(value)}\\z`;
+  if (type === 'RegularExpression') return `(?:${value})\\z`;
+  if (value === '/') return '/[\\s\\S]*\\z';
+  return `${regexLiteral(value)}(?:/[\\s\\S]*)?\\z`;
+}
+
+/** The PCRE of one match on one Service port, over the text the header describes. */
+export function matchRegex(
+  loopback: string,
+  match: SnapshotRouteMatch,
+  headers: readonly string[],
+): string {
+  const field = '[^\\n]*';
+  const method = match.method === undefined ? field : regexLiteral(match.method);
+  const queries = match.queryParams
+    .map((query) => `(?=(?:${field}&)?${regexLiteral(query.name)}=${valuePattern(query)}(?:&|\\n))`)
+    .join('');
+  const headerFields = headers.map((name) => {
+    const condition = match.headers.find((header) => header.name === name);
+    return condition === undefined ? field : valuePattern(condition);
+  });
+  return [
+    `^${regexLiteral(loopback)}`,
+    method,
+    `${queries}${field}`,
+    ...headerFields,
+    pathPattern(match),
+  ].join('\\n');
+}
+
+/** The URI a rule's path modifier makes of a request that matched `match`. */
+function modifiedUri(
+  modifier: SnapshotPathModifier | undefined,
+  match: SnapshotRouteMatch,
+): RouteUri {
+  if (modifier === undefined) return { kind: 'request' };
+  if (modifier.type === 'ReplaceFullPath') return { kind: 'full', path: modifier.value };
+  return { kind: 'prefix', prefix: match.path.value, replacement: modifier.value };
+}
+
+/**
+ * Percent shares of the rule's backends, the last "*". A backend whose Service has no endpoints
+ * keeps its upstream's name: the outbound maps know no URL for it, which answers 503.
+ */
+function shares(
+  rule: SnapshotRouteRule,
+  percentages: (weights: readonly number[]) => string[],
+): { upstream: string; percent: string }[] {
+  const backends = rule.backends.map((backend) => ({
+    upstream: backend.invalid === true ? '' : upstreamName(backend.service, backend.port),
+    weight: backend.weight,
+  }));
+  const percents = percentages(backends.map((backend) => backend.weight));
+  return backends
+    .map((backend, index) => ({ upstream: backend.upstream, percent: percents[index] ?? '0' }))
+    .filter((backend) => backend.percent !== '0')
+    .map((backend, index, all) =>
+      index === all.length - 1 ? { ...backend, percent: '*' } : backend,
+    );
+}
+
+/**
+ * The route table of a pod in `namespace` calling `ports`, or undefined when no route acts on
+ * them. `routes` in key order; `percentages` splits weights as split_clients shares.
+ */
+export function buildRouteTable(
+  routes: readonly SnapshotHttpRoute[],
+  ports: readonly RoutablePort[],
+  namespace: string,
+  percentages: (weights: readonly number[]) => string[],
+  use: (route: SnapshotHttpRoute) => void,
+): RouteTableModel | undefined {
+  const candidates: Candidate[] = [];
+  const actions = new Map<string, RouteActionModel>();
+  const routed: { loopback: string; port: number }[] = [];
+  for (const port of ports) {
+    if (port.port.kind !== 'http') continue;
+    const acting = routesFor(routes, port, namespace);
+    if (acting.length === 0) continue;
+    routed.push({ loopback: port.loopback, port: port.port.port });
+    for (const route of acting) {
+      use(route);
+      route.rules.forEach((rule, ruleIndex) => {
+        rule.matches.forEach((match, matchIndex) => {
+          const id = `${keyOf(route)} ${ruleIndex} ${matchIndex}`;
+          if (!actions.has(id)) {
+            const uriModifier = rule.redirect?.path ?? rule.rewrite?.path;
+            const uri = modifiedUri(uriModifier, match);
+            actions.set(id, {
+              id: `r${actions.size + 1}`,
+              route: `HTTPRoute ${keyOf(route)}`,
+              ...(rule.redirect === undefined
+                ? {}
+                : {
+                    redirect: {
+                      status: rule.redirect.statusCode,
+                      ...(rule.redirect.scheme === undefined
+                        ? {}
+                        : { scheme: rule.redirect.scheme }),
+                      ...(rule.redirect.hostname === undefined
+                        ? {}
+                        : { hostname: rule.redirect.hostname }),
+                      ...(rule.redirect.port === undefined ? {} : { port: rule.redirect.port }),
+                      uri,
+                    },
+                  }),
+              uri,
+              backends: shares(rule, percentages),
+              ...(rule.rewrite?.hostname === undefined ? {} : { hostname: rule.rewrite.hostname }),
+              ...(rule.requestHeaders === undefined ? {} : { requestHeaders: rule.requestHeaders }),
+              ...(rule.responseHeaders === undefined
+                ? {}
+                : { responseHeaders: rule.responseHeaders }),
+            });
+          }
+          candidates.push({
+            loopback: port.loopback,
+            route,
+            match,
+            action: actions.get(id)?.id ?? '',
+            order: [ruleIndex, matchIndex],
+          });
+        });
+      });
+    }
+  }
+  if (routed.length === 0) return undefined;
+  const headers = [
+    ...new Set(candidates.flatMap((candidate) => candidate.match.headers.map((h) => h.name))),
+  ].sort(compareText);
+  const sorted = [...candidates].sort(
+    (a, b) =>
+      compareText(a.loopback, b.loopback) ||
+      compareNumbers(precedence(a.match), precedence(b.match)) ||
+      compareText(a.route.created, b.route.created) ||
+      compareText(keyOf(a.route), keyOf(b.route)) ||
+      compareNumbers(a.order, b.order),
+  );
+  return {
+    headers,
+    routed: routed.sort((a, b) => compareText(a.loopback, b.loopback)),
+    entries: sorted.map((candidate) => ({
+      regex: matchRegex(candidate.loopback, candidate.match, headers),
+      action: candidate.action,
+    })),
+    actions: [...actions.values()],
+  };
+}

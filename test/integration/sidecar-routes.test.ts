@@ -1,0 +1,413 @@
+// Gateway API HTTPRoutes on a Service (GAMMA), against the real nginx: the outbound HTTP server
+// takes each request to the rule of the first match in the Gateway API's order, rewrites, adds
+// and drops headers, redirects, splits by weight, answers 404 when nothing matches and 500 for
+// a backend that could not be resolved, and applies a consumer route only to its namespace's pods.
+import type { ChildProcess } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
+import type {
+  MeshSnapshot,
+  SnapshotHttpRoute,
+  SnapshotRouteMatch,
+} from '../../src/manifests/snapshot/types';
+import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
+import type { SidecarContext } from '../../src/render/sidecar/context';
+import { httpPort, service, shopContext, withMesh } from '../support/sidecar-snapshots';
+import {
+  buildMeshModule,
+  prepareSidecarDir,
+  startSidecarNginx,
+  writeSidecarConfig,
+} from '../support/sidecar-dir';
+import { stopChild } from '../support/processes';
+
+let appPort: number;
+const apps: Server[] = [];
+
+/** What an app saw of a request, as it answers it. */
+interface Seen {
+  readonly app: string;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly seen?: Seen;
+}
+
+async function listenApp(name: string, host: string, port: number): Promise<number> {
+  const app = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const seen: Seen = {
+        app: name,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+      };
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-app', name);
+      res.setHeader('x-debug-token', 'secret');
+      res.end(JSON.stringify(seen));
+    });
+  });
+  apps.push(app);
+  await new Promise<void>((resolve) => app.listen(port, host, resolve));
+  return (app.address() as AddressInfo).port;
+}
+
+const prefix = (value: string, extra: Partial<SnapshotRouteMatch> = {}): SnapshotRouteMatch => ({
+  path: { type: 'PathPrefix', value },
+  headers: [],
+  queryParams: [],
+  ...extra,
+});
+
+const exact = (value: string, extra: Partial<SnapshotRouteMatch> = {}): SnapshotRouteMatch => ({
+  ...prefix(value, extra),
+  path: { type: 'Exact', value },
+});
+
+function route(
+  key: string,
+  rules: SnapshotHttpRoute['rules'],
+  parents: SnapshotHttpRoute['parents'] = [{ service: 'shop/api' }],
+  created = '2026-01-01T00:00:00Z',
+): Record<string, SnapshotHttpRoute> {
+  const [namespace = '', name = ''] = key.split('/');
+  return { [key]: { namespace, name, created, parents, rules } };
+}
+
+const v1 = { service: 'shop/api', port: 8080, weight: 1 };
+const v2 = { service: 'shop/api-v2', port: 8080, weight: 1 };
+
+/** shop/api (app v1 on 127.0.0.1), shop/api-v2 (app v2 on 127.0.0.2), shop/plain (unrouted). */
+function snapshot(httpRoutes: MeshSnapshot['httpRoutes']): MeshSnapshot {
+  return withMesh(
+    { mtlsMode: 'off' },
+    {
+      services: {
+        ...service(
+          'shop/api',
+          '10.96.0.11',
+          [httpPort(8080)],
+          [{ address: '127.0.0.1', ports: { http: appPort }, pod: 'shop/api-1' }],
+        ),
+        ...service(
+          'shop/api-v2',
+          '10.96.0.12',
+          [httpPort(8080)],
+          [{ address: '127.0.0.2', ports: { http: appPort }, pod: 'shop/api-v2-1' }],
+        ),
+        ...service(
+          'shop/plain',
+          '10.96.0.13',
+          [httpPort(80)],
+          [{ address: '127.0.0.3', ports: { http: appPort }, pod: 'shop/plain-1' }],
+        ),
+        ...service('shop/empty', '10.96.0.14', [httpPort(8080)], []),
+      },
+      httpRoutes,
+    },
+  );
+}
+
+/** The routes most tests use, all on shop/api. */
+function routes(): MeshSnapshot['httpRoutes'] {
+  return {
+    ...route('shop/api-main', [
+      {
+        matches: [
+          prefix('/v2', {
+            method: 'GET',
+            headers: [{ name: 'x-canary', type: 'Exact', value: 'yes' }],
+            queryParams: [{ name: 'tier', type: 'RegularExpression', value: 'gold|silver' }],
+          }),
+        ],
+        rewrite: { path: { type: 'ReplacePrefixMatch', value: '/api' } },
+        requestHeaders: {
+          set: [{ name: 'X-Route', value: 'canary $uri' }],
+          add: [{ name: 'X-Trail', value: 'mesh' }],
+          remove: ['X-Debug'],
+        },
+        responseHeaders: {
+          set: [{ name: 'X-Served', value: 'v2' }],
+          add: [],
+          remove: ['X-Debug-Token'],
+        },
+        backends: [v2],
+      },
+      { matches: [prefix('/v2')], backends: [v1] },
+      { matches: [exact('/v2/exact')], backends: [v2] },
+      { matches: [prefix('/v2/longer')], backends: [v2] },
+      {
+        matches: [prefix('/split')],
+        backends: [
+          { ...v1, weight: 3 },
+          { ...v2, weight: 1 },
+        ],
+      },
+      {
+        matches: [{ ...prefix('/'), path: { type: 'RegularExpression', value: '/re/[0-9]+' } }],
+        backends: [v2],
+      },
+      { matches: [prefix('/re')], backends: [v1] },
+      {
+        matches: [exact('/moved')],
+        redirect: { path: { type: 'ReplaceFullPath', value: '/here' }, statusCode: 301 },
+        backends: [],
+      },
+      {
+        matches: [exact('/elsewhere')],
+        redirect: { scheme: 'https', hostname: 'api.example', statusCode: 302 },
+        backends: [],
+      },
+      { matches: [prefix('/broken')], backends: [{ ...v1, service: 'shop/gone', invalid: true }] },
+      { matches: [prefix('/nothing')], backends: [] },
+      { matches: [prefix('/empty')], backends: [{ service: 'shop/empty', port: 8080, weight: 1 }] },
+      {
+        matches: [prefix('/full')],
+        rewrite: { hostname: 'api.internal', path: { type: 'ReplaceFullPath', value: '/whole' } },
+        backends: [v1],
+      },
+    ]),
+  };
+}
+
+interface Sidecar {
+  readonly dir: string;
+  readonly nginx: ChildProcess;
+  readonly loopbacks: ReadonlyMap<string, string>;
+}
+
+const sidecars: Sidecar[] = [];
+
+async function startSidecar(
+  httpRoutes: MeshSnapshot['httpRoutes'],
+  context: SidecarContext = shopContext(),
+): Promise<Sidecar> {
+  const dir = prepareSidecarDir('sidecar-routes-');
+  const meshModule = buildMeshModule();
+  const rendered = renderSidecarConfig(snapshot(httpRoutes), context);
+  const config = writeSidecarConfig(dir, meshModule, rendered.text, rendered.members);
+  const nginx = await startSidecarNginx(dir, config, 8889);
+  const { model } = buildSidecarModel(snapshot(httpRoutes), context);
+  const loopbacks = new Map(model.outboundHttp.map((http) => [http.service, http.loopback]));
+  const sidecar = { dir, nginx, loopbacks };
+  sidecars.push(sidecar);
+  return sidecar;
+}
+
+async function stopSidecar(sidecar: Sidecar): Promise<void> {
+  await stopChild(sidecar.nginx);
+  rmSync(sidecar.dir, { recursive: true, force: true });
+  sidecars.splice(sidecars.indexOf(sidecar), 1);
+}
+
+function call(
+  sidecar: Sidecar,
+  path: string,
+  options: { service?: string; method?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
+  const host = sidecar.loopbacks.get(options.service ?? 'shop/api') ?? '';
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host,
+        port: 8889,
+        method: options.method ?? 'GET',
+        path,
+        headers: { Host: 'api.shop.svc:8080', ...options.headers },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          const seen =
+            res.headers['content-type'] === 'application/json'
+              ? (JSON.parse(body) as Seen)
+              : undefined;
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, ...(seen ? { seen } : {}) });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let main: Sidecar;
+
+beforeAll(async () => {
+  appPort = await listenApp('v1', '127.0.0.1', 0);
+  await listenApp('v2', '127.0.0.2', appPort);
+  await listenApp('plain', '127.0.0.3', appPort);
+  main = await startSidecar(routes());
+}, 120_000);
+
+afterAll(async () => {
+  for (const sidecar of [...sidecars]) await stopSidecar(sidecar);
+  for (const app of apps) await new Promise((resolve) => app.close(resolve));
+});
+
+describe('matching', () => {
+  it('takes a request to the rule whose method, header and query all match', async () => {
+    const answer = await call(main, '/v2/items?tier=gold&x=1', { headers: { 'x-canary': 'yes' } });
+    expect(answer.status).toBe(200);
+    expect(answer.seen?.app).toBe('v2');
+  });
+
+  it('leaves that rule when one condition fails: the next match in order takes it', async () => {
+    for (const [path, headers, method] of [
+      ['/v2/items?tier=gold', { 'x-canary': 'no' }, 'GET'],
+      ['/v2/items?tier=bronze', { 'x-canary': 'yes' }, 'GET'],
+      ['/v2/items?tiers=gold', { 'x-canary': 'yes' }, 'GET'],
+      ['/v2/items?tier=gold', { 'x-canary': 'yes' }, 'POST'],
+    ] as const) {
+      const answer = await call(main, path, { headers, method });
+      expect([path, answer.seen?.app]).toEqual([path, 'v1']);
+    }
+  });
+
+  it('prefers an exact path, then the longest prefix; a prefix matches whole segments', async () => {
+    expect((await call(main, '/v2/exact')).seen?.app).toBe('v2');
+    expect((await call(main, '/v2/exact/more')).seen?.app).toBe('v1');
+    expect((await call(main, '/v2/longer/x')).seen?.app).toBe('v2');
+    expect((await call(main, '/v2/longerx')).seen?.app).toBe('v1');
+    expect((await call(main, '/v2')).seen?.app).toBe('v1');
+  });
+
+  it('tries a regular expression path before every prefix', async () => {
+    expect((await call(main, '/re/42')).seen?.app).toBe('v2');
+    expect((await call(main, '/re/x')).seen?.app).toBe('v1');
+    expect((await call(main, '/re/42/more')).seen?.app).toBe('v1');
+  });
+
+  it('answers 404 when no match takes the request, and a rule path picks no rule', async () => {
+    expect((await call(main, '/v3')).status).toBe(404);
+    expect((await call(main, '/v2x')).status).toBe(404);
+    expect((await call(main, '/.mesh/rule/r1')).status).toBe(404);
+  });
+
+  it('leaves a Service without routes as it was', async () => {
+    const answer = await call(main, '/anything?x=1', { service: 'shop/plain' });
+    expect(answer.seen).toMatchObject({ app: 'plain', url: '/anything?x=1' });
+  });
+});
+
+describe('filters', () => {
+  it('replaces the matched prefix and keeps the query; sets, appends and drops headers', async () => {
+    const answer = await call(main, '/v2/items?tier=silver', {
+      headers: { 'x-canary': 'yes', 'x-trail': 'app', 'x-debug': '1' },
+    });
+    expect(answer.seen?.url).toBe('/api/items?tier=silver');
+    expect(answer.seen?.headers['x-route']).toBe('canary $uri');
+    expect(answer.seen?.headers['x-trail']).toBe('app,mesh');
+    expect(answer.seen?.headers['x-debug']).toBeUndefined();
+    expect(answer.seen?.headers.host).toBe('api.shop.svc:8080');
+    expect(answer.headers['x-served']).toBe('v2');
+    expect(answer.headers['x-debug-token']).toBeUndefined();
+    expect(answer.headers['x-app']).toBe('v2');
+  });
+
+  it('adds a header the request did not have', async () => {
+    const answer = await call(main, '/v2/a?tier=gold', { headers: { 'x-canary': 'yes' } });
+    expect(answer.seen?.headers['x-trail']).toBe('mesh');
+    expect(answer.seen?.url).toBe('/api/a?tier=gold');
+  });
+
+  it('rewrites the whole path and the host', async () => {
+    const answer = await call(main, '/full/x?q=1');
+    expect(answer.seen).toMatchObject({ app: 'v1', url: '/whole?q=1' });
+    expect(answer.seen?.headers.host).toBe('api.internal');
+  });
+
+  it('redirects, on the Service port unless a scheme is given', async () => {
+    const moved = await call(main, '/moved?a=b');
+    expect(moved.status).toBe(301);
+    expect(moved.headers.location).toBe('http://api.shop.svc:8080/here?a=b');
+    const elsewhere = await call(main, '/elsewhere');
+    expect(elsewhere.status).toBe(302);
+    expect(elsewhere.headers.location).toBe('https://api.example/elsewhere');
+  });
+});
+
+describe('backends', () => {
+  it('splits by weight', async () => {
+    const counts = { v1: 0, v2: 0 };
+    for (let index = 0; index < 200; index += 1) {
+      const app = (await call(main, `/split/${index}`)).seen?.app;
+      if (app === 'v1' || app === 'v2') counts[app] += 1;
+    }
+    expect(counts.v1 + counts.v2).toBe(200);
+    // 3:1 → 150 expected; binomial sd ≈ 6
+    expect(counts.v1).toBeGreaterThan(120);
+    expect(counts.v1).toBeLessThan(180);
+  });
+
+  it('answers 500 for an unresolved backend or none, 503 for a Service without endpoints', async () => {
+    expect((await call(main, '/broken')).status).toBe(500);
+    expect((await call(main, '/nothing')).status).toBe(500);
+    expect((await call(main, '/empty')).status).toBe(503);
+  });
+});
+
+describe('producers and consumers', () => {
+  // one sidecar at a time: each listens on the outbound port
+  beforeAll(async () => stopSidecar(main));
+
+  const consumer = (): MeshSnapshot['httpRoutes'] => ({
+    ...route('shop/producer', [{ matches: [prefix('/')], backends: [v1] }]),
+    ...route(
+      'other/consumer',
+      [{ matches: [prefix('/')], backends: [v2] }],
+      [{ service: 'shop/api', port: 8080 }],
+    ),
+  });
+
+  it('applies a consumer route to its namespace’s pods in place of the producer’s', async () => {
+    const sidecar = await startSidecar(consumer(), shopContext({ pod: 'other/client-1' }));
+    try {
+      expect((await call(sidecar, '/x')).seen?.app).toBe('v2');
+    } finally {
+      await stopSidecar(sidecar);
+    }
+  });
+
+  it('leaves other namespaces’ pods on the producer route', async () => {
+    const sidecar = await startSidecar(consumer());
+    try {
+      expect((await call(sidecar, '/x')).seen?.app).toBe('v1');
+    } finally {
+      await stopSidecar(sidecar);
+    }
+  });
+
+  it('lets an older route win between equal matches', async () => {
+    const sidecar = await startSidecar({
+      ...route(
+        'shop/newer',
+        [{ matches: [prefix('/')], backends: [v2] }],
+        undefined,
+        '2026-05-01T00:00:00Z',
+      ),
+      ...route(
+        'shop/older',
+        [{ matches: [prefix('/')], backends: [v1] }],
+        undefined,
+        '2026-01-01T00:00:00Z',
+      ),
+    });
+    try {
+      expect((await call(sidecar, '/x')).seen?.app).toBe('v1');
+    } finally {
+      await stopSidecar(sidecar);
+    }
+  });
+});
