@@ -74,6 +74,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   typed('specs.smi.nginx.com/v1alpha2', 'RateLimit', 'ratelimits', true),
   typed('specs.smi.nginx.com/v1alpha1', 'RateLimit', 'ratelimits', true),
   typed('specs.smi.nginx.com/v1alpha1', 'CircuitBreaker', 'circuitbreakers', true),
+  typed('gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true),
+  typed('gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'referencegrants', true),
 ];
 
 /** An object as far as the API paths need it. */

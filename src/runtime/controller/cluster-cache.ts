@@ -1,6 +1,6 @@
 // The controller's view of the cluster: one watched cache per kind the mesh snapshot is built
-// from (Services, EndpointSlices, Pods, Namespaces, the SMI and NSM policies, the runtime
-// MeshConfig and the meshconfig ConfigMap). It hands out plain JSON in a stable order, so the
+// from (Services, EndpointSlices, Pods, Namespaces, the SMI and NSM policies, the Gateway API's
+// HTTPRoutes and ReferenceGrants, the runtime MeshConfig and the meshconfig ConfigMap). It hands out plain JSON in a stable order, so the
 // pure snapshot builder gets the same input for the same cluster. Pods, the largest set, are
 // kept trimmed to the fields a snapshot reads, and no object keeps its managedFields.
 import { objectOf } from '../../manifests/snapshot/kube-objects';
@@ -37,6 +37,10 @@ export interface CachedClusterState {
   /** Read through v1alpha2, the storage version; v1alpha1 objects come converted. */
   readonly rateLimits: readonly KubeJson[];
   readonly circuitBreakers: readonly KubeJson[];
+  /** gateway.networking.k8s.io/v1 HTTPRoutes; none while the CRD is not installed. */
+  readonly httpRoutes: readonly KubeJson[];
+  /** gateway.networking.k8s.io/v1beta1 ReferenceGrants; none while the CRD is not installed. */
+  readonly referenceGrants: readonly KubeJson[];
   /** MeshConfig nginx-mesh-config of the mesh namespace: none or one. */
   readonly meshConfig: readonly KubeJson[];
   /** ConfigMap meshconfig of the mesh namespace, when it exists. */
@@ -76,6 +80,13 @@ const SOURCES: readonly Source[] = [
     collection: 'circuitBreakers',
     apiVersion: 'specs.smi.nginx.com/v1alpha1',
     kind: 'CircuitBreaker',
+  },
+  // Kinds of the Gateway API, whose CRDs a cluster may lack: their watches retry until served.
+  { collection: 'httpRoutes', apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' },
+  {
+    collection: 'referenceGrants',
+    apiVersion: 'gateway.networking.k8s.io/v1beta1',
+    kind: 'ReferenceGrant',
   },
   {
     collection: 'meshConfig',
@@ -245,6 +256,8 @@ export function startClusterCache(
       tcpRoutes: values('tcpRoutes'),
       rateLimits: values('rateLimits'),
       circuitBreakers: values('circuitBreakers'),
+      httpRoutes: values('httpRoutes'),
+      referenceGrants: values('referenceGrants'),
       meshConfig: values('meshConfig'),
       meshConfigMap: values('meshConfigMaps')[0],
     }),

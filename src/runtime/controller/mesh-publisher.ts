@@ -1,7 +1,7 @@
 // The controller's main loop: the cluster cache feeds the snapshot builder, and the leader
-// publishes each snapshot on NATS, writes the policies' Events and Accepted conditions, and
-// tells remove (through MeshConfig status.transparent) once every sidecar passes traffic
-// through. A replica that does not lead keeps its cache warm so that it can take over at once.
+// publishes each snapshot on NATS, writes the policies' Events and Accepted conditions and the
+// HTTPRoutes' parent status, and tells remove (through MeshConfig status.transparent) once every
+// sidecar passes traffic through. A replica that does not lead keeps its cache warm so that it can take over at once.
 // Nothing here gives up: a bus that cannot start, a connection that is replaced, and a build
 // that fails are all retried on a one-second reconcile tick with jittered backoff, and
 // readiness says which of them the replica is waiting for.
@@ -24,6 +24,7 @@ import { startClusterCache } from './cluster-cache';
 import { createDebouncer } from './debounce';
 import { startLeaderElection } from './leader';
 import { createPolicyStatusWriter } from './policy-status';
+import { createRouteStatusWriter } from './route-status';
 
 /** How often the leader reconciles: the bus, a failed build, whether sidecars went transparent. */
 const RECONCILE_MS = 1_000;
@@ -145,6 +146,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     meshNamespace,
     instance: options.identity,
   });
+  const routeStatus = createRouteStatusWriter({ client, clock: options.clock, logger });
   let bus: ControllerBus | undefined;
   /** The connection bus runs on; a new connection needs a new bus. */
   let busConnection: NatsConnection | undefined;
@@ -214,6 +216,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     } catch (error) {
       throw new Error(`published, but cannot write the policies' status: ${describeError(error)}`);
     }
+    await routeStatus.report(outcome.routeStatuses, state.httpRoutes);
   };
   const debouncer = createDebouncer(rebuild, {
     onError: (error) =>

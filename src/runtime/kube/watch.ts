@@ -178,9 +178,12 @@ export function startWatch<T extends KubeObject>(
     );
     if (listed === undefined) {
       if (!missing) logger.warn('resource type is not served yet; retrying', {});
+      // A kind that is not served has no objects: a deleted CRD took its objects with it.
+      if (!missing || !synced) deliver({ type: 'SYNC', items: [] });
       missing = true;
-      if (!synced) deliver({ type: 'SYNC', items: [] });
       synced = true;
+      // Not a failure of the watch: the cache is complete, the kind is empty.
+      recovered();
       return false;
     }
     if (missing) logger.info('resource type is served now', {});
@@ -252,6 +255,9 @@ export function startWatch<T extends KubeObject>(
     }
     if (end.kind === 'failed') {
       if (abort.signal.aborted) return true;
+      // The collection is no longer served (its CRD was deleted): list again to learn whether
+      // it comes back.
+      if (end.error instanceof KubeApiError && end.error.status === 404) resourceVersion = '';
       logger.warn('watch failed; reconnecting', { error: end.error, failures });
       failedWith(end.error);
       return true;
