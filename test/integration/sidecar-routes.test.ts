@@ -120,6 +120,18 @@ function snapshot(httpRoutes: MeshSnapshot['httpRoutes']): MeshSnapshot {
 /** The routes most tests use, all on shop/api. */
 function routes(): MeshSnapshot['httpRoutes'] {
   return {
+    ...route(
+      'shop/plain-moved',
+      [
+        {
+          matches: [exact('/old')],
+          redirect: { path: { type: 'ReplaceFullPath', value: '/new' }, statusCode: 308 },
+          backends: [],
+        },
+        { matches: [prefix('/')], backends: [{ service: 'shop/plain', port: 80, weight: 1 }] },
+      ],
+      [{ service: 'shop/plain', port: 80 }],
+    ),
     ...route('shop/api-main', [
       {
         matches: [
@@ -269,6 +281,7 @@ describe('matching', () => {
       ['/v2/items?tier=bronze', { 'x-canary': 'yes' }, 'GET'],
       ['/v2/items?tiers=gold', { 'x-canary': 'yes' }, 'GET'],
       ['/v2/items?tier=gold', { 'x-canary': 'yes' }, 'POST'],
+      ['/v2/items?TIER=gold', { 'x-canary': 'yes' }, 'GET'],
     ] as const) {
       const answer = await call(main, path, { headers, method });
       expect([path, answer.seen?.app]).toEqual([path, 'v1']);
@@ -293,11 +306,12 @@ describe('matching', () => {
     expect((await call(main, '/v3')).status).toBe(404);
     expect((await call(main, '/v2x')).status).toBe(404);
     expect((await call(main, '/.mesh/rule/r1')).status).toBe(404);
+    expect((await call(main, '/.mesh/rule/r1', { service: 'shop/api-v2' })).status).toBe(404);
   });
 
   it('leaves a Service without routes as it was', async () => {
-    const answer = await call(main, '/anything?x=1', { service: 'shop/plain' });
-    expect(answer.seen).toMatchObject({ app: 'plain', url: '/anything?x=1' });
+    const answer = await call(main, '/anything?x=1', { service: 'shop/api-v2' });
+    expect(answer.seen).toMatchObject({ app: 'v2', url: '/anything?x=1' });
   });
 });
 
@@ -332,6 +346,10 @@ describe('filters', () => {
     const moved = await call(main, '/moved?a=b');
     expect(moved.status).toBe(301);
     expect(moved.headers.location).toBe('http://api.shop.svc:8080/here?a=b');
+    const onPort80 = await call(main, '/old', { service: 'shop/plain' });
+    expect(onPort80.status).toBe(308);
+    expect(onPort80.headers.location).toBe('http://api.shop.svc/new');
+    expect((await call(main, '/kept', { service: 'shop/plain' })).seen?.app).toBe('plain');
     const elsewhere = await call(main, '/elsewhere');
     expect(elsewhere.status).toBe(302);
     expect(elsewhere.headers.location).toBe('https://api.example/elsewhere');
