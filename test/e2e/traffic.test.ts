@@ -198,6 +198,78 @@ describe('traffic through the mesh', () => {
     expect(v1 / 2000).toBeLessThanOrEqual(0.95);
   });
 
+  it('routes by an HTTPRoute on the Service, which takes over from its TrafficSplit', async () => {
+    await apply([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'web-paths', namespace: apps },
+        spec: {
+          parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 80 }],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/v2' } }],
+              backendRefs: [{ name: 'web-v2', port: 80 }],
+            },
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+              backendRefs: [
+                { name: 'web-v1', port: 80 },
+                { name: 'missing', port: 80, weight: 0 },
+              ],
+            },
+          ],
+        },
+      },
+    ]);
+    await waitForSidecarConfig('client', 'the route', (config) =>
+      config.includes('$mesh_route_match'),
+    );
+    const status = async (kind: string, name: string): Promise<unknown> => {
+      const read = await kubectl(['get', kind, name, '-n', apps, '-o', 'json']);
+      return (JSON.parse(read.stdout) as { status?: unknown }).status;
+    };
+    const conditions = await waitFor('the route status', async () => {
+      const parents = (
+        (await status('httproute', 'web-paths')) as {
+          parents?: {
+            controllerName: string;
+            conditions: { type: string; status: string; reason: string }[];
+          }[];
+        }
+      )?.parents;
+      return parents?.[0]?.conditions;
+    });
+    expect(conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Accepted', 'True', 'Accepted'],
+      ['ResolvedRefs', 'False', 'BackendNotFound'],
+    ]);
+    const split = await waitFor('the split overridden', async () => {
+      const found = (
+        (await status('trafficsplit', 'web-canary')) as {
+          conditions?: { type: string; status: string; reason: string }[];
+        }
+      )?.conditions?.find((c) => c.type === 'Accepted');
+      return found?.reason === 'OverriddenByHTTPRoute' ? found : undefined;
+    });
+    expect(split?.status).toBe('False');
+    const web = await clusterIP('web');
+    const toV2 = await requestBatchFrom(clientNetns, `http://${web}/v2/items`, 200, 10);
+    const toV1 = await requestBatchFrom(clientNetns, `http://${web}/items`, 200, 10);
+    expect(toV2.statuses).toEqual({ '200': 200 });
+    expect(servedBy(toV2.pods, 'web-v2-')).toBe(200);
+    expect(toV1.statuses).toEqual({ '200': 200 });
+    expect(servedBy(toV1.pods, 'web-v1-')).toBe(200);
+    // Without the route, the TrafficSplit routes the Service again.
+    const deleted = await kubectl(['delete', 'httproute', 'web-paths', '-n', apps]);
+    expect(deleted.exitCode).toBe(0);
+    await waitForSidecarConfig(
+      'client',
+      'the split back',
+      (config) => config.includes('split_clients') && !config.includes('$mesh_route_match'),
+    );
+  });
+
   it('answers 503 to requests over a RateLimit, and 200 again after a pause', async () => {
     const limit = {
       apiVersion: 'specs.smi.nginx.com/v1alpha2',
