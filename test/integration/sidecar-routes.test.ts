@@ -2,6 +2,7 @@
 // takes each request to the rule of the first match in the Gateway API's order, rewrites, adds
 // and drops headers, redirects, splits by weight, answers 404 when nothing matches and 500 for
 // a backend that could not be resolved, and applies a consumer route only to its namespace's pods.
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
@@ -14,7 +15,15 @@ import type {
 } from '../../src/manifests/snapshot/types';
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarContext } from '../../src/render/sidecar/context';
-import { httpPort, service, shopContext, withMesh } from '../support/sidecar-snapshots';
+import {
+  endpoint,
+  gammaRoutes,
+  httpPort,
+  service,
+  shopContext,
+  shopSnapshot,
+  withMesh,
+} from '../support/sidecar-snapshots';
 import {
   buildMeshModule,
   prepareSidecarDir,
@@ -25,6 +34,8 @@ import { stopChild } from '../support/processes';
 
 let appPort: number;
 const apps: Server[] = [];
+/** Every request each app saw, mirrored ones included. */
+const log: Seen[] = [];
 
 /** What an app saw of a request, as it answers it. */
 interface Seen {
@@ -50,7 +61,13 @@ async function listenApp(name: string, host: string, port: number): Promise<numb
         url: req.url ?? '',
         headers: req.headers,
       };
+      log.push(seen);
+      const delay = /[?&]delay=(\d+)/.exec(seen.url);
       res.setHeader('content-type', 'application/json');
+      if (delay !== null) {
+        setTimeout(() => res.end(JSON.stringify(seen)), Number(delay[1]));
+        return;
+      }
       res.setHeader('x-app', name);
       res.setHeader('x-debug-token', 'secret');
       res.end(JSON.stringify(seen));
@@ -183,6 +200,26 @@ function routes(): MeshSnapshot['httpRoutes'] {
       { matches: [prefix('/nothing')], backends: [] },
       { matches: [prefix('/empty')], backends: [{ service: 'shop/empty', port: 8080, weight: 1 }] },
       {
+        matches: [prefix('/mirrored')],
+        mirrors: [{ service: 'shop/plain', port: 80, percent: 100 }],
+        backends: [v1],
+      },
+      {
+        matches: [prefix('/sampled')],
+        mirrors: [{ service: 'shop/plain', port: 80, percent: 25 }],
+        backends: [v1],
+      },
+      {
+        matches: [prefix('/deadline')],
+        timeouts: { requestMs: 400 },
+        backends: [v1],
+      },
+      {
+        matches: [prefix('/per-try')],
+        timeouts: { requestMs: 0, backendRequestMs: 300 },
+        backends: [v1],
+      },
+      {
         matches: [prefix('/full')],
         rewrite: { hostname: 'api.internal', path: { type: 'ReplaceFullPath', value: '/whole' } },
         backends: [v1],
@@ -266,6 +303,34 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const sidecar of [...sidecars]) await stopSidecar(sidecar);
   for (const app of apps) await new Promise((resolve) => app.close(resolve));
+});
+
+it('passes nginx -t with every route feature over mTLS', () => {
+  const dir = prepareSidecarDir('sidecar-routes-t-');
+  try {
+    const snapshot = shopSnapshot({
+      services: {
+        ...shopSnapshot().services,
+        ...service(
+          'shop/api-v2',
+          '10.96.0.21',
+          [httpPort(8080)],
+          [endpoint('10.1.0.21', { http: 8080 }, 'shop/api-v2-1', 'shop/api')],
+        ),
+      },
+      httpRoutes: gammaRoutes(),
+    });
+    const rendered = renderSidecarConfig(snapshot, shopContext());
+    expect(rendered.text).toContain('proxy_ssl_name api.shop.svc;');
+    const config = writeSidecarConfig(dir, buildMeshModule(), rendered.text, rendered.members);
+    expect(() =>
+      execFileSync('nginx', ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', config], {
+        stdio: 'pipe',
+      }),
+    ).not.toThrow();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('matching', () => {
@@ -375,6 +440,51 @@ describe('backends', () => {
     expect((await call(main, '/empty')).status).toBe(503);
   });
 });
+
+describe('mirrors and timeouts', () => {
+  const mirrored = (url: string): Seen[] =>
+    log.filter((seen) => seen.app === 'plain' && seen.url === url);
+
+  it('sends a copy of each request to the mirror and answers from the backend', async () => {
+    const answer = await call(main, '/mirrored/a?b=1', { headers: { 'x-who': 'me' } });
+    expect(answer.seen?.app).toBe('v1');
+    const copy = await waitForCopy(() => mirrored('/mirrored/a?b=1'));
+    expect(copy[0]?.headers['x-who']).toBe('me');
+  });
+
+  it('mirrors the share it is given', async () => {
+    for (let index = 0; index < 200; index += 1) await call(main, `/sampled/${index}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const copies = log.filter((seen) => seen.app === 'plain' && seen.url.startsWith('/sampled/'));
+    // 25% of 200 → 50 expected; binomial sd ≈ 6
+    expect(copies.length).toBeGreaterThan(25);
+    expect(copies.length).toBeLessThan(75);
+  });
+
+  it('answers 504 when the backend is slower than the request timeout', async () => {
+    const started = Date.now();
+    expect((await call(main, '/deadline?delay=1500')).status).toBe(504);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(350);
+    expect(took).toBeLessThan(1400);
+    expect((await call(main, '/deadline?delay=50')).status).toBe(200);
+  });
+
+  it('bounds each try by backendRequest when request is "0s"', async () => {
+    expect((await call(main, '/per-try?delay=1000')).status).toBe(504);
+    expect((await call(main, '/per-try?delay=20')).status).toBe(200);
+  });
+});
+
+/** Polls for a mirrored copy, which nginx sends beside the request, for up to 2 s. */
+async function waitForCopy(find: () => Seen[]): Promise<Seen[]> {
+  for (let attempt = 0; attempt < 40; attempt += 1) {
+    const found = find();
+    if (found.length > 0) return found;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return find();
+}
 
 describe('producers and consumers', () => {
   // one sidecar at a time: each listens on the outbound port

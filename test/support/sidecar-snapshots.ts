@@ -691,6 +691,11 @@ export function gammaRoutes(): MeshSnapshot['httpRoutes'] {
           ],
           rewrite: { hostname: 'api.internal' },
           backends: [{ service: 'shop/api', port: 8080, weight: 1 }],
+          mirrors: [
+            { service: 'shop/api-v2', port: 8080, percent: 100 },
+            { service: 'shop/api-v2', port: 8080, percent: 12.5 },
+          ],
+          timeouts: { requestMs: 1500, backendRequestMs: 500 },
         },
         { matches: [{ path: prefix('/none'), headers: [], queryParams: [] }], backends: [] },
       ],

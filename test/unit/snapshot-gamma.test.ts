@@ -270,6 +270,67 @@ describe('buildSnapshot: HTTPRoutes attached to Services', () => {
   });
 });
 
+describe('buildSnapshot: HTTPRoute mirrors and timeouts', () => {
+  const mirror = (extra: Record<string, unknown>, name = 'web-v2') => ({
+    type: 'RequestMirror',
+    requestMirror: { backendRef: backend(name, 80), ...extra },
+  });
+
+  it('reads every mirror with its share: all, percent, or a fraction', () => {
+    const outcome = routes(
+      httpRoute('shop', 'r', 'web', {
+        rules: [
+          {
+            backendRefs: [backend('web', 80)],
+            filters: [
+              mirror({}),
+              mirror({ percent: 25 }),
+              mirror({ fraction: { numerator: 1, denominator: 3 } }),
+              mirror({ percent: 0 }),
+            ],
+          },
+        ],
+      }),
+    );
+    expect(outcome.snapshot.httpRoutes['shop/r']?.rules[0]?.mirrors).toEqual([
+      { service: 'shop/web-v2', port: 80, percent: 100 },
+      { service: 'shop/web-v2', port: 80, percent: 25 },
+      { service: 'shop/web-v2', port: 80, percent: 33.33 },
+    ]);
+  });
+
+  it('leaves out a mirror whose backend does not resolve, and says so in ResolvedRefs', () => {
+    const object = httpRoute('shop', 'r', 'web', {
+      rules: [{ backendRefs: [backend('web', 80)], filters: [mirror({}, 'gone')] }],
+    });
+    const outcome = routes(object);
+    expect(outcome.snapshot.httpRoutes['shop/r']?.rules[0]?.mirrors).toBeUndefined();
+    expect(resolvedRefsLine(object)).toBe(
+      'False BackendNotFound: spec.rules[0].filters[0].requestMirror.backendRef.name "gone": no Service shop/gone',
+    );
+  });
+
+  it('reads timeouts in milliseconds, "0s" as none', () => {
+    const outcome = routes(
+      httpRoute('shop', 'r', 'web', {
+        rules: [
+          {
+            backendRefs: [backend('web', 80)],
+            timeouts: { request: '1m30s', backendRequest: '500ms' },
+          },
+          { backendRefs: [backend('web', 80)], timeouts: { request: '0s' } },
+          { backendRefs: [backend('web', 80)], timeouts: { backendRequest: '2h' } },
+        ],
+      }),
+    );
+    expect(outcome.snapshot.httpRoutes['shop/r']?.rules.map((rule) => rule.timeouts)).toEqual([
+      { requestMs: 90_000, backendRequestMs: 500 },
+      { requestMs: 0 },
+      { backendRequestMs: 7_200_000 },
+    ]);
+  });
+});
+
 describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
   const rule = (fields: Record<string, unknown>): KubeObject =>
     httpRoute('shop', 'r', 'web', { rules: [{ backendRefs: [backend('web', 80)], ...fields }] });
@@ -279,13 +340,6 @@ describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
   it.each(
     (
       [
-        [
-          filter({
-            type: 'RequestMirror',
-            requestMirror: { backendRef: { name: 'db', port: 5432 } },
-          }),
-          'spec.rules[0].filters[0].type "RequestMirror": not supported by this mesh',
-        ],
         [
           filter({ type: 'ExtensionRef', extensionRef: { group: 'x', kind: 'Y', name: 'z' } }),
           'spec.rules[0].filters[0].type "ExtensionRef": not supported by this mesh',
@@ -313,8 +367,19 @@ describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
           'spec.rules[0].backendRefs[0].filters: not supported by this mesh',
         ],
         [
-          rule({ timeouts: { request: '10s' } }),
-          'spec.rules[0].timeouts: not supported by this mesh',
+          rule({ timeouts: { request: '10 s' } }),
+          'spec.rules[0].timeouts.request "10 s": expected a duration such as "10s" or "1m30s"',
+        ],
+        [
+          rule({ timeouts: { request: '1s', backendRequest: '2s' } }),
+          'spec.rules[0].timeouts.backendRequest "2s": longer than request "1s"',
+        ],
+        [
+          filter({
+            type: 'RequestMirror',
+            requestMirror: { backendRef: backend('db', 5432), percent: 101 },
+          }),
+          'spec.rules[0].filters[0].requestMirror.percent 101: expected an integer from 0 to 100',
         ],
         [rule({ retry: { attempts: 2 } }), 'spec.rules[0].retry: not supported by this mesh'],
         [
@@ -442,12 +507,12 @@ describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
   it('reports a missing parent before an unsupported field, and the refusal on every parent that exists', () => {
     const object = httpRoute('shop', 'r', 'web', {
       parentRefs: [serviceParent('nope'), serviceParent('web'), serviceParent('db')],
-      rules: [{ timeouts: { request: '1s' } }],
+      rules: [{ retry: { attempts: 2 } }],
     });
     expect(acceptedLines(object)).toEqual([
       'False NoMatchingParent: spec.parentRefs[0].name "nope": no Service shop/nope in the mesh',
-      'False UnsupportedValue: spec.rules[0].timeouts: not supported by this mesh',
-      'False UnsupportedValue: spec.rules[0].timeouts: not supported by this mesh',
+      'False UnsupportedValue: spec.rules[0].retry: not supported by this mesh',
+      'False UnsupportedValue: spec.rules[0].retry: not supported by this mesh',
     ]);
   });
 
@@ -786,7 +851,7 @@ describe('buildSnapshot: SMI and Gateway API on one Service', () => {
           parentRefs: [serviceParent('web', { namespace: 'shop' })],
         }),
       ],
-      [httpRoute('shop', 'refused', 'web', { rules: [{ timeouts: { request: '1s' } }] })],
+      [httpRoute('shop', 'refused', 'web', { rules: [{ retry: { attempts: 2 } }] })],
       [httpRoute('shop', 'db-route', 'db')],
       [httpRoute('shop', 'no-port', 'web', { parentRefs: [serviceParent('web', { port: 9 })] })],
     ]) {
@@ -823,7 +888,7 @@ describe('buildSnapshot: HTTPRoutes whatever the order of the input', () => {
       httpRoute('other-ns', 'a', 'web', {
         parentRefs: [serviceParent('web', { namespace: 'shop' })],
       }),
-      httpRoute('shop', 'a', 'db', { rules: [{ filters: [{ type: 'RequestMirror' }] }] }),
+      httpRoute('shop', 'a', 'db', { rules: [{ filters: [{ type: 'CORS' }] }] }),
     ];
     const referenceGrants = [
       referenceGrant('other', 'g1', 'shop', 'api'),

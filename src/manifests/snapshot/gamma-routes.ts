@@ -54,6 +54,7 @@ import type {
   RouteStatus,
   SnapshotHttpRoute,
   SnapshotRouteBackend,
+  SnapshotRouteMirror,
   SnapshotRouteParent,
   SnapshotRouteRule,
   SnapshotService,
@@ -318,6 +319,10 @@ function resolvedRefsOf(
       )
       .find((backend) => backend.failure !== undefined)?.failure;
     if (failure !== undefined) return { status: 'False', ...failure };
+    const mirrorFailure = mirrorRefs(rule, `spec.rules[${position}]`)
+      .map(([entry, at]) => resolveBackend(entry, at, route, context))
+      .find((backend) => backend.failure !== undefined)?.failure;
+    if (mirrorFailure !== undefined) return { status: 'False', ...mirrorFailure };
   }
   return { status: 'True', reason: 'ResolvedRefs', message: 'every backendRef resolved' };
 }
@@ -353,7 +358,69 @@ function toRule(
       ...(backend.failure === undefined ? {} : { invalid: true }),
     });
   });
-  return { ...shape, backends };
+  const mirrors = toMirrors(rule, field, route, context);
+  return { ...shape, backends, ...(mirrors.length === 0 ? {} : { mirrors }) };
+}
+
+/** The backendRef of each RequestMirror filter of a rule, with its field. */
+function mirrorRefs(rule: Json, field: string): [Json, string][] {
+  return arrayOf(rule.filters).flatMap((item, position) => {
+    const filter = objectOf(item);
+    if (filter.type !== 'RequestMirror') return [];
+    const at = `${field}.filters[${position}].requestMirror`;
+    return [[objectOf(objectOf(filter.requestMirror).backendRef), `${at}.backendRef`]];
+  });
+}
+
+/** The rule's mirrors whose backend resolved (the others show in ResolvedRefs). */
+function toMirrors(
+  rule: Json,
+  field: string,
+  route: ObjectRef,
+  context: RouteContext,
+): SnapshotRouteMirror[] {
+  return arrayOf(rule.filters).flatMap((item, position) => {
+    const filter = objectOf(item);
+    if (filter.type !== 'RequestMirror') return [];
+    const at = `${field}.filters[${position}].requestMirror`;
+    const mirror = objectOf(filter.requestMirror);
+    const percent = mirrorPercent(mirror, at);
+    const backend = resolveBackend(objectOf(mirror.backendRef), `${at}.backendRef`, route, context);
+    if (backend.failure !== undefined || percent === 0) return [];
+    return [{ service: backend.service, port: backend.port, percent }];
+  });
+}
+
+/** The share a RequestMirror copies, in percent with two decimals: percent, fraction, or all. */
+function mirrorPercent(mirror: Json, field: string): number {
+  if (mirror.percent !== undefined) {
+    const percent = countOf(mirror.percent);
+    if (percent === undefined || percent > 100) {
+      throw new PolicyProblem(
+        UNSUPPORTED_VALUE,
+        `${field}.percent ${quoted(mirror.percent)}: expected an integer from 0 to 100`,
+      );
+    }
+    return percent;
+  }
+  if (mirror.fraction !== undefined) {
+    const fraction = objectOf(mirror.fraction);
+    const numerator = countOf(fraction.numerator);
+    const denominator = fraction.denominator === undefined ? 100 : countOf(fraction.denominator);
+    if (
+      numerator === undefined ||
+      denominator === undefined ||
+      denominator === 0 ||
+      numerator > denominator
+    ) {
+      throw new PolicyProblem(
+        UNSUPPORTED_VALUE,
+        `${field}.fraction: expected a numerator from 0 to a denominator above 0`,
+      );
+    }
+    return Math.round((numerator * 10000) / denominator) / 100;
+  }
+  return 100;
 }
 
 /** The Service port a backendRef names, with why it cannot be used when it cannot. */

@@ -16,12 +16,16 @@
 //   spec says; both lists are sorted by name. At most HTTP_MATCH_MAX_HEADERS of each per match.
 //   The method is upper-cased.
 // - Filters: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect and URLRewrite, each
-//   at most once, and not RequestRedirect with URLRewrite. RequestMirror, ExtensionRef, CORS,
-//   ExternalAuth and any other type are refused. A header modifier's names are letters, digits,
+//   at most once, RequestMirror any number of times, and not RequestRedirect with URLRewrite.
+//   ExtensionRef, CORS, ExternalAuth and any other type are refused. A header modifier's names are letters, digits,
 //   "-" and "_"; a name given twice (without case) keeps its first entry.
 // - A redirect's statusCode defaults to 302 and is 301, 302, 303, 307 or 308; ReplacePrefixMatch
 //   (redirect or rewrite) needs every match of the rule to be a PathPrefix.
-// - rules[].timeouts, retry and sessionPersistence are refused: this mesh does not implement them.
+// - RequestMirror may be given several times; its backendRef is resolved like a backend's
+//   (gamma-routes.ts), its share is `percent` or `fraction` (default all requests).
+// - rules[].timeouts: Durations as GEP-2257 writes them, "0s" for none; backendRequest may not
+//   be longer than request. retry and sessionPersistence are refused: this mesh does not
+//   implement them.
 // - Values that reach nginx as text (Exact values, header values, hostnames) hold no control
 //   characters.
 // Pure.
@@ -43,6 +47,7 @@ import type {
   SnapshotRouteRedirect,
   SnapshotRouteRewrite,
   SnapshotRouteRule,
+  SnapshotRouteTimeouts,
   SnapshotRouteValueMatch,
 } from './types';
 
@@ -76,8 +81,20 @@ const SUPPORTED_FILTERS = new Set([
   'ResponseHeaderModifier',
   'RequestRedirect',
   'URLRewrite',
+  'RequestMirror',
 ]);
-const UNSUPPORTED_RULE_FIELDS = ['timeouts', 'retry', 'sessionPersistence'] as const;
+/** Filters a rule may hold more than once. */
+const REPEATABLE_FILTERS = new Set(['RequestMirror']);
+const UNSUPPORTED_RULE_FIELDS = ['retry', 'sessionPersistence'] as const;
+/** A Gateway API Duration (GEP-2257): up to four "<1-5 digits><h|m|s|ms>" parts. */
+const DURATION = /^(?:[0-9]{1,5}(?:h|ms|m|s)){1,4}$/;
+const DURATION_PART = /([0-9]{1,5})(h|ms|m|s)/g;
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+};
 
 function unsupported(message: string): PolicyProblem {
   return new PolicyProblem(UNSUPPORTED_VALUE, message);
@@ -101,7 +118,52 @@ export function toRuleShape(rule: Json, field: string): Omit<SnapshotRouteRule, 
       ? [defaultMatch()]
       : entries.map((entry, position) => toMatch(entry, `${field}.matches[${position}]`));
   const name = stringOf(rule.name);
-  return { ...(name === undefined ? {} : { name }), matches, ...toFilters(rule, field, matches) };
+  const timeouts = toTimeouts(rule.timeouts, `${field}.timeouts`);
+  return {
+    ...(name === undefined ? {} : { name }),
+    matches,
+    ...toFilters(rule, field, matches),
+    ...(timeouts === undefined ? {} : { timeouts }),
+  };
+}
+
+/** A Gateway API Duration in milliseconds; throws naming the field when it is not one. */
+export function durationMs(value: unknown, field: string): number {
+  if (typeof value !== 'string' || !DURATION.test(value)) {
+    throw unsupported(`${field} ${quoted(value)}: expected a duration such as "10s" or "1m30s"`);
+  }
+  let total = 0;
+  for (const [, amount, unit] of value.matchAll(DURATION_PART)) {
+    total += Number(amount) * (DURATION_UNIT_MS[unit ?? ''] ?? 0);
+  }
+  return total;
+}
+
+/** rules[].timeouts; backendRequest may not exceed request (both non-zero), as the CRD says. */
+function toTimeouts(value: unknown, field: string): SnapshotRouteTimeouts | undefined {
+  if (value === undefined || value === null) return undefined;
+  const timeouts = objectOf(value);
+  const requestMs =
+    timeouts.request === undefined ? undefined : durationMs(timeouts.request, `${field}.request`);
+  const backendRequestMs =
+    timeouts.backendRequest === undefined
+      ? undefined
+      : durationMs(timeouts.backendRequest, `${field}.backendRequest`);
+  if (
+    requestMs !== undefined &&
+    backendRequestMs !== undefined &&
+    requestMs > 0 &&
+    (backendRequestMs === 0 || backendRequestMs > requestMs)
+  ) {
+    throw unsupported(
+      `${field}.backendRequest ${quoted(timeouts.backendRequest)}: longer than request ${quoted(timeouts.request)}`,
+    );
+  }
+  if (requestMs === undefined && backendRequestMs === undefined) return undefined;
+  return {
+    ...(requestMs === undefined ? {} : { requestMs }),
+    ...(backendRequestMs === undefined ? {} : { backendRequestMs }),
+  };
 }
 
 function defaultMatch(): SnapshotRouteMatch {
@@ -237,7 +299,9 @@ function toFilters(rule: Json, field: string, matches: readonly SnapshotRouteMat
     if (!SUPPORTED_FILTERS.has(type)) {
       throw unsupported(`${at}.type ${quoted(type)}: not supported by this mesh`);
     }
-    if (seen.has(type)) throw unsupported(`${at}.type ${quoted(type)}: given twice in one rule`);
+    if (seen.has(type) && !REPEATABLE_FILTERS.has(type)) {
+      throw unsupported(`${at}.type ${quoted(type)}: given twice in one rule`);
+    }
     seen.set(type, filter);
     fieldOf.set(type, at);
   });

@@ -268,6 +268,27 @@ export interface SnapshotRouteRule {
   readonly rewrite?: SnapshotRouteRewrite;
   /** Empty: the request is answered 500 (unless it is redirected). */
   readonly backends: readonly SnapshotRouteBackend[];
+  /** RequestMirror filters whose backend resolved: a copy of each request, answer ignored. */
+  readonly mirrors?: readonly SnapshotRouteMirror[];
+  /** rules[].timeouts, in milliseconds; 0 means none (the Gateway API's "0s"). */
+  readonly timeouts?: SnapshotRouteTimeouts;
+}
+
+/** A RequestMirror filter: a Service port and the share of requests copied to it. */
+export interface SnapshotRouteMirror {
+  /** "<namespace>/<name>" of the Service. */
+  readonly service: string;
+  readonly port: number;
+  /** Share of requests mirrored, in percent, 0 to 100 (up to two decimals). */
+  readonly percent: number;
+}
+
+/** HTTPRouteTimeouts in milliseconds; absent: the mesh's own defaults. */
+export interface SnapshotRouteTimeouts {
+  /** The whole request, every try included. */
+  readonly requestMs?: number;
+  /** One try to a backend. */
+  readonly backendRequestMs?: number;
 }
 
 /** A Service an HTTPRoute attaches to (a parentRef of kind Service). */

@@ -238,6 +238,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   const http2 = model.outboundHttp.some((http) => http.http2);
   const routes = routeDirectives(model.routes, {
     base: (host) => outboundProxy(model, context, host),
+    mirrorTls: (tlsName) => clientTls(context, tlsName),
     upgradeDetour,
     upgradeStatus: UPGRADE_STATUS,
     tunnelTimeouts,

@@ -870,13 +870,12 @@ export function buildSidecarModel(
     used: new Set(),
   };
   const { routable, ...outbound } = buildOutbound(b);
-  const routes = buildRouteTable(
-    byKey(snapshot.httpRoutes),
-    routable,
-    context.pod.split('/')[0] ?? '',
-    splitPercentages,
-    (route) => use(b, 'httpRoutes', route),
-  );
+  const routes = buildRouteTable(byKey(snapshot.httpRoutes), routable, {
+    namespace: context.pod.split('/')[0] ?? '',
+    upstreams: new Map(outbound.httpUpstreams.map((upstream) => [upstream.name, upstream])),
+    percentages: splitPercentages,
+    use: (route) => use(b, 'httpRoutes', route),
+  });
   const inboundPorts = buildInboundPorts(b);
   const accessRules = buildAccessRules(b);
   const rateLimits = buildRateLimits(b);

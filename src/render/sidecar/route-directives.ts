@@ -11,6 +11,11 @@
 // - $mesh_outbound_upstream follows the rule: its backend, or a split_clients of its backends,
 //   and the Service's own upstream otherwise; every map after it (URL, TLS name, fresh twin) is
 //   the one unrouted requests use.
+// - A RequestMirror is nginx's mirror subrequest to a location of its own, which proxies to the
+//   mirror's upstream (mTLS with its peers' name when they are meshed); a share below 100% is a
+//   split_clients on the request id, the rest answered 204 inside the sidecar.
+// - timeouts.backendRequest (or request) bounds each connect, send and read of a try, the wait
+//   for the response's first byte included; timeouts.request bounds every try together.
 // - Values from routes are written with "$" as ${mesh_dollar}, so a header value or path can hold
 //   a dollar sign and never names a variable.
 import type { Directive } from '../agent-nginx';
@@ -21,6 +26,9 @@ import { block, d, map } from './stream-directives';
 
 /** Where a routed request goes in the outbound server; the id follows. */
 export const RULE_PATH = '/.mesh/rule/';
+
+/** Where a rule's mirror subrequests go: "<id>/<n>" follows. */
+const MIRROR_PATH = '/.mesh/mirror/';
 
 /** A literal for an nginx value: "$" cannot start a variable. */
 export function literal(text: string): string {
@@ -37,8 +45,10 @@ export interface RouteDirectives {
 
 /** How a rule proxies (TLS, headers, failures), shared by its locations; given per server. */
 export interface RuleProxy {
-  /** The directives of an unrouted request's proxying, without the Host header. */
+  /** The directives of an unrouted request's proxying, with this Host header. */
   readonly base: (hostHeader: string) => Directive[];
+  /** mTLS to a mirror's peers: the client certificate and this literal DNS SAN verified. */
+  readonly mirrorTls: (tlsName: string) => Directive[];
   /** Directives of the upgrade detour and its 418 status, and the tunnel's timeouts. */
   readonly upgradeDetour: Directive;
   readonly upgradeStatus: string;
@@ -57,6 +67,10 @@ function matchText(table: RouteTableModel): string {
     ...table.headers.map(headerVariable),
     '$uri',
   ].join('\n');
+}
+
+function mirrorVariable(action: RouteActionModel, index: number): string {
+  return `$mesh_rule_${action.id}_mirror_${index}`;
 }
 
 function backendVariable(action: RouteActionModel): string {
@@ -146,6 +160,16 @@ function httpDirectives(table: RouteTableModel): Directive[] {
         ),
       );
     }
+    action.mirrors.forEach((mirror, index) => {
+      if (mirror.percent < 100)
+        out.push(
+          block(
+            'split_clients',
+            ['$request_id', mirrorVariable(action, index)],
+            [d(`${mirror.percent}%`, '1'), d('*', '')],
+          ),
+        );
+    });
     if (action.uri.kind === 'prefix')
       out.push(prefixMap(action, action.uri.prefix, action.uri.replacement));
     out.push(...headerAddMaps(action));
@@ -230,7 +254,79 @@ function ruleProxy(action: RouteActionModel, proxy: RuleProxy): Directive[] {
       (directive) =>
         directive.name !== 'proxy_set_header' || !own.has((directive.args[0] ?? '').toLowerCase()),
     );
-  return [...base, ...requestHeaderDirectives(action), ...responseHeaderDirectives(action)];
+  return [
+    ...base.map((directive) => timed(directive, action)),
+    ...requestHeaderDirectives(action),
+    ...responseHeaderDirectives(action),
+    ...timeoutDirectives(action),
+  ];
+}
+
+/** The base's connect timeout, shortened to the rule's backend timeout when that is shorter. */
+function timed(directive: Directive, action: RouteActionModel): Directive {
+  const backend = action.timeouts?.backend;
+  if (directive.name !== 'proxy_connect_timeout' || backend === undefined) return directive;
+  const current = directive.args[0] ?? '';
+  return milliseconds(backend) < milliseconds(current) ? d(directive.name, backend) : directive;
+}
+
+const TIME_UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** An nginx time value ("2s", "500ms", "1h") in milliseconds. */
+function milliseconds(value: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (match === null) return Number.POSITIVE_INFINITY;
+  return Number(match[1]) * (TIME_UNIT_MS[match[2] ?? ''] ?? 1);
+}
+
+/**
+ * timeouts.backendRequest (or request) bounds each send to and each read from the backend,
+ * the wait for the response's first byte included; timeouts.request bounds the tries together.
+ */
+function timeoutDirectives(action: RouteActionModel): Directive[] {
+  const timeouts = action.timeouts;
+  if (timeouts === undefined) return [];
+  return [
+    ...(timeouts.backend === undefined
+      ? []
+      : [d('proxy_read_timeout', timeouts.backend), d('proxy_send_timeout', timeouts.backend)]),
+    ...(timeouts.request === undefined ? [] : [d('proxy_next_upstream_timeout', timeouts.request)]),
+  ];
+}
+
+/** The mirror directives of a rule's location, and each mirror's own location. */
+function mirrorDirectives(
+  action: RouteActionModel,
+  uri: string,
+  proxy: RuleProxy,
+): { mirror: Directive[]; locations: Directive[] } {
+  const mirror = action.mirrors.map((_, index) =>
+    d('mirror', `${MIRROR_PATH}${action.id}/${index}`),
+  );
+  const host = action.hostname === undefined ? '$mesh_outbound_host' : literal(action.hostname);
+  const locations = action.mirrors.map((target, index) =>
+    block(
+      'location',
+      ['=', `${MIRROR_PATH}${action.id}/${index}`],
+      [
+        d('internal'),
+        ...(target.percent < 100
+          ? [block('if', [`(${mirrorVariable(action, index)}`, '=', '', ')'], [d('return', '204')])]
+          : []),
+        d(
+          'proxy_pass',
+          `${target.tlsName === undefined ? 'http' : 'https'}://${target.upstream}${uri}`,
+        ),
+        ...(target.tlsName === undefined ? [] : proxy.mirrorTls(target.tlsName)),
+        d('proxy_set_header', 'Host', host),
+        d('proxy_http_version', '1.1'),
+        d('proxy_set_header', 'Connection', ''),
+        ...requestHeaderDirectives(action),
+        d('proxy_connect_timeout', '2s'),
+      ],
+    ),
+  );
+  return { mirror, locations };
 }
 
 function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[] {
@@ -252,6 +348,7 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
   const fresh = `@mesh_rule_${action.id}_fresh`;
   const upgrade = `@mesh_rule_${action.id}_upgrade`;
   const proxied = ruleProxy(action, proxy);
+  const mirrors = mirrorDirectives(action, uri, proxy);
   return [
     block(
       'location',
@@ -261,6 +358,7 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
         block('if', ['($mesh_outbound_upstream', '=', '', ')'], [d('return', '500')]),
         block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
         proxy.upgradeDetour,
+        ...mirrors.mirror,
         d('proxy_pass', `$mesh_outbound_url${uri}`),
         ...proxied,
         d('error_page', '502', '=', fresh),
@@ -279,8 +377,15 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
     block(
       'location',
       [upgrade],
-      [d('proxy_pass', `$mesh_outbound_url${uri}`), ...proxied, ...proxy.tunnelTimeouts],
+      [
+        d('proxy_pass', `$mesh_outbound_url${uri}`),
+        ...proxied.filter(
+          (directive) => !proxy.tunnelTimeouts.some((tunnel) => tunnel.name === directive.name),
+        ),
+        ...proxy.tunnelTimeouts,
+      ],
     ),
+    ...mirrors.locations,
   ];
 }
 
@@ -293,6 +398,11 @@ export function routeDirectives(
   return {
     http: httpDirectives(table),
     server: [
+      // A mirror's subrequest starts in this phase too, and shares its request's variables: it
+      // goes straight to its location, leaving $mesh_rule as the request set it.
+      ...(table.actions.some((action) => action.mirrors.length > 0)
+        ? [block('if', ['($uri', '~', `^${regexLiteral(MIRROR_PATH)}`, ')'], [d('break')])]
+        : []),
       d('set', '$mesh_rule', ''),
       block(
         'if',

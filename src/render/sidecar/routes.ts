@@ -32,6 +32,8 @@ import type {
   SnapshotService,
   SnapshotServicePort,
 } from '../../manifests/snapshot/types';
+import type { UpstreamModel } from './model';
+import { IDLE_TIMEOUT } from './stream-directives';
 import { regexLiteral, upstreamName } from './names';
 
 /** The URI a rule sends on: the request's, a full replacement, or its matched prefix replaced. */
@@ -56,6 +58,23 @@ export interface RouteRedirectModel {
   readonly uri: RouteUri;
 }
 
+/** A copy of each request (or a share of them) sent to a Service's upstream. */
+export interface RouteMirrorModel {
+  readonly upstream: string;
+  /** The upstream's peers are meshed: mTLS with this DNS SAN. */
+  readonly tlsName?: string;
+  /** Share of requests, in percent ("25", "33.33"); 100 mirrors every request. */
+  readonly percent: number;
+}
+
+/** A rule's timeouts, ready to print (nginx time values); absent: the server's. */
+export interface RouteTimeoutsModel {
+  /** Each connect, send and read to a backend. */
+  readonly backend?: string;
+  /** Every try of the request together. */
+  readonly request?: string;
+}
+
 /** What one matched (route, rule, match) does; its id names its location. */
 export interface RouteActionModel {
   readonly id: string;
@@ -72,6 +91,8 @@ export interface RouteActionModel {
   readonly hostname?: string;
   readonly requestHeaders?: SnapshotHeaderModifier;
   readonly responseHeaders?: SnapshotHeaderModifier;
+  readonly mirrors: readonly RouteMirrorModel[];
+  readonly timeouts?: RouteTimeoutsModel;
 }
 
 /** The routed Service ports of this pod and their ordered matches. */
@@ -218,16 +239,58 @@ function shares(
     );
 }
 
+/** The rule's mirrors to upstreams this sidecar has (HTTP/1; a Service without endpoints, none). */
+function mirrorsOf(
+  rule: SnapshotRouteRule,
+  upstreams: ReadonlyMap<string, UpstreamModel>,
+): RouteMirrorModel[] {
+  return (rule.mirrors ?? []).flatMap((mirror) => {
+    const upstream = upstreams.get(upstreamName(mirror.service, mirror.port));
+    if (upstream === undefined || upstream.http2 === true) return [];
+    return [
+      {
+        upstream: upstream.name,
+        ...(upstream.tlsName === undefined ? {} : { tlsName: upstream.tlsName }),
+        percent: mirror.percent,
+      },
+    ];
+  });
+}
+
+/** A timeout as nginx reads it; "0s" (none) is the longest any hop of the sidecar waits. */
+const msText = (ms: number): string => (ms === 0 ? IDLE_TIMEOUT : `${ms}ms`);
+
+function timeoutsOf(rule: SnapshotRouteRule): { timeouts?: RouteTimeoutsModel } {
+  const timeouts = rule.timeouts;
+  if (timeouts === undefined) return {};
+  const backendMs = timeouts.backendRequestMs ?? timeouts.requestMs;
+  return {
+    timeouts: {
+      ...(backendMs === undefined ? {} : { backend: msText(backendMs) }),
+      ...(timeouts.requestMs === undefined ? {} : { request: msText(timeouts.requestMs) }),
+    },
+  };
+}
+
+/** What the route table is built for: the pod, its upstreams, and how weights become shares. */
+export interface RouteTableInput {
+  /** The client pod's namespace. */
+  readonly namespace: string;
+  readonly upstreams: ReadonlyMap<string, UpstreamModel>;
+  /** Weights as split_clients percentages (the last "*"). */
+  readonly percentages: (weights: readonly number[]) => string[];
+  /** Called with every route the table uses. */
+  readonly use: (route: SnapshotHttpRoute) => void;
+}
+
 /**
- * The route table of a pod in `namespace` calling `ports`, or undefined when no route acts on
- * them. `routes` in key order; `percentages` splits weights as split_clients shares.
+ * The route table of a pod calling `ports` (its outbound Service ports), or undefined when no
+ * route acts on them. `routes` in key order.
  */
 export function buildRouteTable(
   routes: readonly SnapshotHttpRoute[],
   ports: readonly RoutablePort[],
-  namespace: string,
-  percentages: (weights: readonly number[]) => string[],
-  use: (route: SnapshotHttpRoute) => void,
+  { namespace, upstreams, percentages, use }: RouteTableInput,
 ): RouteTableModel | undefined {
   const candidates: Candidate[] = [];
   const actions = new Map<string, RouteActionModel>();
@@ -270,6 +333,8 @@ export function buildRouteTable(
               ...(rule.responseHeaders === undefined
                 ? {}
                 : { responseHeaders: rule.responseHeaders }),
+              mirrors: mirrorsOf(rule, upstreams),
+              ...timeoutsOf(rule),
             });
           }
           candidates.push({
