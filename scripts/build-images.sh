@@ -8,6 +8,11 @@
 #   coredns                     <registry>/coredns:<its version>, the test cluster's DNS, from
 #                               the binary --coredns-binary names (built with Go by
 #                               scripts/build-coredns.sh); left out unless that is given
+#   echo-basic, echo-advanced   the Gateway API conformance suite's echo apps, under the
+#                               references its manifests name (registry.k8s.io/gateway-api/
+#                               echo-basic:v1.5.1, …/echo-advanced:v1.5.1), from the binaries in
+#                               the directory --conformance-dir names (built with Go by
+#                               scripts/build-conformance.sh); left out unless that is given
 # Each comes from images/<name>/Dockerfile (test apps: images/test/<name>/Dockerfile).
 # controller, init and sidecar build on one common image (images/base): they share its layers,
 # the executable's among them. Before anything else the Debian bases are made locally when the
@@ -25,8 +30,11 @@
 #   --push            push each image to the registry (no TLS for localhost:<port>, 127.0.0.1:<port>)
 #   --insecure-registry  push over plain HTTP whatever the registry's name
 #   --coredns-binary B  the CoreDNS binary the coredns image carries
-#   name...           controller init sidecar nats echo-server client pause coredns (default:
-#                     all; coredns only with --coredns-binary)
+#   --conformance-dir D  the bin directory of scripts/build-conformance.sh (echo-basic,
+#                     echo-server, echo-client), which the conformance echo images carry
+#   name...           controller init sidecar nats echo-server client pause coredns echo-basic
+#                     echo-advanced (default: all; coredns only with --coredns-binary, the
+#                     conformance echo images only with --conformance-dir)
 # Progress goes to stderr and ends with each image's size.
 # Environment:
 #   CONTAINER_ENGINE  docker, podman or buildah (default: docker if `docker info` works, else
@@ -43,12 +51,17 @@ set -euo pipefail
 
 # Bump when the way images are built changes in a way that should invalidate old archives.
 RECIPE_REVISION=1
-ALL_NAMES=(controller init sidecar nats echo-server client pause coredns)
+ALL_NAMES=(controller init sidecar nats echo-server client pause coredns echo-basic echo-advanced)
+CONFORMANCE_NAMES=(echo-basic echo-advanced)
 MESH_NAMES=(controller init sidecar)
 PAUSE_IMAGE="registry.k8s.io/pause:3.10.1"
 # The tag the mesh names NATS by (NATS_IMAGE in src/manifests/constants.ts), which
 # `deploy --disable-public-images` looks up in the given registry.
 NATS_TAG="2.9"
+# The references the Gateway API conformance suite's manifests (embedded in its test binary) give
+# its echo apps; the images made here carry them, so that the node never needs to pull.
+CONFORMANCE_ECHO_REGISTRY="registry.k8s.io/gateway-api"
+CONFORMANCE_ECHO_TAG="v1.5.1"
 DEBIAN_IMAGE="docker.io/library/debian:12"
 DEBIAN_SLIM_IMAGE="docker.io/library/debian:12-slim"
 DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
@@ -66,6 +79,7 @@ ARCHIVE_DIR=""
 PUSH=0
 INSECURE=0
 COREDNS_BINARY=""
+CONFORMANCE_DIR=""
 NAMES=()
 while (($# > 0)); do
   case "$1" in
@@ -75,6 +89,7 @@ while (($# > 0)); do
     --push) PUSH=1 && shift ;;
     --insecure-registry) INSECURE=1 && shift ;;
     --coredns-binary) COREDNS_BINARY="${2:?--coredns-binary needs a value}" && shift 2 ;;
+    --conformance-dir) CONFORMANCE_DIR="${2:?--conformance-dir needs a value}" && shift 2 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
       exit 0
@@ -85,9 +100,22 @@ while (($# > 0)); do
 done
 if ((${#NAMES[@]} == 0)); then
   for name in "${ALL_NAMES[@]}"; do
-    [[ "$name" == coredns && -z "$COREDNS_BINARY" ]] || NAMES+=("$name")
+    [[ "$name" == coredns && -z "$COREDNS_BINARY" ]] && continue
+    [[ " ${CONFORMANCE_NAMES[*]} " == *" $name "* && -z "$CONFORMANCE_DIR" ]] && continue
+    NAMES+=("$name")
   done
 fi
+for name in "${CONFORMANCE_NAMES[@]}"; do
+  [[ " ${NAMES[*]} " == *" $name "* ]] || continue
+  for binary in echo-basic echo-server echo-client; do
+    [[ -x "$CONFORMANCE_DIR/$binary" ]] || {
+      echo "build-images: the $name image needs --conformance-dir <the bin directory of scripts/build-conformance.sh>, with an executable $binary" >&2
+      exit 2
+    }
+  done
+  CONFORMANCE_DIR="$(cd "$CONFORMANCE_DIR" && pwd)"
+  break
+done
 if [[ " ${NAMES[*]} " == *" coredns "* ]]; then
   [[ -x "$COREDNS_BINARY" ]] || {
     echo "build-images: the coredns image needs --coredns-binary <path to an executable coredns>" >&2
@@ -280,12 +308,13 @@ image_ref() {
     echo-server | client) echo "$REGISTRY/nginx-mesh-test-$1:$TAG" ;;
     pause) echo "$PAUSE_IMAGE" ;;
     coredns) echo "$REGISTRY/coredns:$COREDNS_VERSION" ;;
+    echo-basic | echo-advanced) echo "$CONFORMANCE_ECHO_REGISTRY/$1:$CONFORMANCE_ECHO_TAG" ;;
   esac
 }
 
 dockerfile_of() {
   case "$1" in
-    echo-server | client) echo "images/test/$1/Dockerfile" ;;
+    echo-server | client | echo-basic | echo-advanced) echo "images/test/$1/Dockerfile" ;;
     *) echo "images/$1/Dockerfile" ;;
   esac
 }
@@ -301,6 +330,8 @@ inputs_of() {
     nats) ;;
     pause) echo images/pause ;;
     coredns) echo "$COREDNS_BINARY" ;;
+    echo-basic) echo "$CONFORMANCE_DIR/echo-basic" ;;
+    echo-advanced) echo "$CONFORMANCE_DIR/echo-server" "$CONFORMANCE_DIR/echo-client" ;;
   esac
 }
 
@@ -330,11 +361,11 @@ build_image() {
       engine_build "$dockerfile" "$image" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
         --build-arg "VERSION=$VERSION" || die "building $image failed (output above)"
       ;;
-    coredns)
-      # A context of its own: the binary alone, from outside the repository.
-      local context
-      context="$(mktemp -d "${TMPDIR:-/tmp}/nginx-mesh-coredns.XXXXXX")"
-      cp "$COREDNS_BINARY" "$context/coredns"
+    coredns | echo-basic | echo-advanced)
+      # A context of its own: the binaries alone, from outside the repository.
+      local context binary
+      context="$(mktemp -d "${TMPDIR:-/tmp}/nginx-mesh-$name.XXXXXX")"
+      for binary in $(inputs_of "$name"); do cp "$binary" "$context/"; done
       BUILD_CONTEXT="$context" engine_build "$REPO/$dockerfile" "$image" || {
         rm -rf "$context"
         die "building $image failed (output above)"

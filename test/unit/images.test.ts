@@ -169,6 +169,8 @@ function scriptValue(name: string): string {
   return value;
 }
 
+/** The images whose Dockerfiles live under images/test/: the tests' apps. */
+const TEST_IMAGES = ['echo-server', 'client', ...scriptArray('CONFORMANCE_NAMES')];
 const MODULES = DEFAULT_MODULES.split(',');
 const BINARY_SOURCE = `/src/${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['nginx-meshctl']}`;
 const BASE = finalStage('base');
@@ -216,7 +218,7 @@ describe('the Dockerfile reader', () => {
 describe('images/', () => {
   it('has a Dockerfile for each image scripts/build-images.sh builds, the common base, and no other', () => {
     const built = scriptArray('ALL_NAMES').map((name) =>
-      ['echo-server', 'client'].includes(name) ? `test/${name}` : name,
+      TEST_IMAGES.includes(name) ? `test/${name}` : name,
     );
     expect(dockerfileDirectories().sort()).toEqual(['base', ...built].sort());
   });
@@ -467,5 +469,38 @@ describe('the images the tests and the node need', () => {
     expect(copiesFrom(stage, 'build')).toEqual([{ source: '/out/pause', destination: '/pause' }]);
     expect(entrypoint(stage)).toEqual(['/pause']);
     expect(scriptValue('PAUSE_IMAGE')).toBe('registry.k8s.io/pause:3.10.1');
+  });
+
+  it('tags the conformance echo apps with the references the Gateway API suite names', () => {
+    expect(scriptArray('CONFORMANCE_NAMES')).toEqual(['echo-basic', 'echo-advanced']);
+    expect(scriptValue('CONFORMANCE_ECHO_REGISTRY')).toBe('registry.k8s.io/gateway-api');
+    expect(scriptValue('CONFORMANCE_ECHO_TAG')).toBe('v1.5.1');
+  });
+
+  it("echo-basic is the suite's static echo server alone in an empty image", () => {
+    const stage = finalStage('test/echo-basic');
+    expect(stage.from).toBe('scratch');
+    expect(all(stage, 'COPY')).toEqual(['echo-basic /echo-basic']);
+    expect(entrypoint(stage)).toEqual(['/echo-basic']);
+    expect(only(stage, 'USER')).not.toBe(`${SIDECAR_UID}:${SIDECAR_UID}`);
+  });
+
+  it('echo-advanced runs the echo server with client on PATH and a certificate at /cert.*', () => {
+    const stage = finalStage('test/echo-advanced');
+    expect(all(stage, 'COPY')).toEqual(
+      expect.arrayContaining([
+        'echo-server /usr/local/bin/server',
+        'echo-client /usr/local/bin/client',
+      ]),
+    );
+    expect(copiesFrom(stage, 'cert')).toEqual([
+      { source: '/cert.crt', destination: '/cert.crt' },
+      { source: '/cert.key', destination: '/cert.key' },
+    ]);
+    expect(all(stageNamed('test/echo-advanced', 'cert'), 'RUN').join('\n')).toMatch(
+      /openssl req -x509 .*-keyout \/cert\.key -out \/cert\.crt/,
+    );
+    expect(entrypoint(stage)).toEqual(['/usr/local/bin/server']);
+    expect(only(stage, 'USER')).not.toBe(String(SIDECAR_UID));
   });
 });
