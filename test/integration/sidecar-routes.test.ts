@@ -43,6 +43,7 @@ interface Seen {
   readonly method: string;
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
+  readonly body: string;
 }
 
 interface Answer {
@@ -53,15 +54,28 @@ interface Answer {
 
 async function listenApp(name: string, host: string, port: number): Promise<number> {
   const app = createServer((req, res) => {
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
       const seen: Seen = {
         app: name,
         method: req.method ?? '',
         url: req.url ?? '',
         headers: req.headers,
+        body,
       };
       log.push(seen);
+      // /…?key=K&fail=N&code=C: the first N requests of key K are answered C
+      const flaky = /[?&]key=(\w+)&fail=(\d+)&code=(\d+)/.exec(seen.url);
+      if (flaky !== null) {
+        const tries = log.filter((each) => each.url.includes(`key=${flaky[1]}&`)).length;
+        if (tries <= Number(flaky[2])) {
+          res.statusCode = Number(flaky[3]);
+          res.end(`failed try ${tries}`);
+          return;
+        }
+      }
       const delay = /[?&]delay=(\d+)/.exec(seen.url);
       res.setHeader('content-type', 'application/json');
       if (delay !== null) {
@@ -220,6 +234,22 @@ function routes(): MeshSnapshot['httpRoutes'] {
         backends: [v1],
       },
       {
+        matches: [prefix('/retry')],
+        retry: { attempts: 2, codes: [503], backoffMs: 0 },
+        backends: [v1],
+      },
+      {
+        matches: [prefix('/retry-wait')],
+        retry: { attempts: 2, codes: [503], backoffMs: 200 },
+        backends: [v1],
+      },
+      {
+        matches: [prefix('/retry-deadline')],
+        retry: { attempts: 3, codes: [503], backoffMs: 300 },
+        timeouts: { requestMs: 500 },
+        backends: [v1],
+      },
+      {
         matches: [prefix('/full')],
         rewrite: { hostname: 'api.internal', path: { type: 'ReplaceFullPath', value: '/whole' } },
         backends: [v1],
@@ -261,7 +291,12 @@ async function stopSidecar(sidecar: Sidecar): Promise<void> {
 function call(
   sidecar: Sidecar,
   path: string,
-  options: { service?: string; method?: string; headers?: Record<string, string> } = {},
+  options: {
+    service?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+  } = {},
 ): Promise<Answer> {
   const host = sidecar.loopbacks.get(options.service ?? 'shop/api') ?? '';
   return new Promise((resolve, reject) => {
@@ -287,7 +322,7 @@ function call(
       },
     );
     req.on('error', reject);
-    req.end();
+    req.end(options.body);
   });
 }
 
@@ -485,6 +520,54 @@ async function waitForCopy(find: () => Seen[]): Promise<Seen[]> {
   }
   return find();
 }
+
+describe('retries', () => {
+  const tries = (key: string): Seen[] => log.filter((seen) => seen.url.includes(`key=${key}&`));
+
+  it('tries exactly once plus the attempts, and answers with the last try', async () => {
+    const answer = await call(main, '/retry/a?key=always&fail=99&code=503');
+    expect(answer.status).toBe(503);
+    expect(tries('always')).toHaveLength(3);
+  });
+
+  it('answers from the first try that succeeds', async () => {
+    const answer = await call(main, '/retry/a?key=twice&fail=2&code=503');
+    expect(answer.status).toBe(200);
+    expect(tries('twice')).toHaveLength(3);
+  });
+
+  it('does not retry a code the rule does not name', async () => {
+    const answer = await call(main, '/retry/a?key=other&fail=99&code=500');
+    expect(answer.status).toBe(500);
+    expect(tries('other')).toHaveLength(1);
+  });
+
+  it('sends a request body again on each try', async () => {
+    const answer = await call(main, '/retry/a?key=posted&fail=1&code=503', {
+      method: 'POST',
+      body: 'order=7',
+    });
+    expect(answer.status).toBe(200);
+    expect(tries('posted').map((seen) => seen.body)).toEqual(['order=7', 'order=7']);
+  });
+
+  it('waits the backoff before each retry', async () => {
+    const started = Date.now();
+    const answer = await call(main, '/retry-wait?key=slow&fail=2&code=503');
+    expect(answer.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(390);
+    expect(tries('slow')).toHaveLength(3);
+  });
+
+  it('answers 504 instead of a retry that the request timeout would not leave time for', async () => {
+    const started = Date.now();
+    const answer = await call(main, '/retry-deadline?key=late&fail=99&code=503');
+    expect(answer.status).toBe(504);
+    // tries at 0 and after one 300 ms wait; a second wait would end past 500 ms
+    expect(tries('late')).toHaveLength(2);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+});
 
 describe('producers and consumers', () => {
   // one sidecar at a time: each listens on the outbound port

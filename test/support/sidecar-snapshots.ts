@@ -696,6 +696,7 @@ export function gammaRoutes(): MeshSnapshot['httpRoutes'] {
             { service: 'shop/api-v2', port: 8080, percent: 12.5 },
           ],
           timeouts: { requestMs: 1500, backendRequestMs: 500 },
+          retry: { attempts: 2, codes: [502, 503], backoffMs: 100 },
         },
         { matches: [{ path: prefix('/none'), headers: [], queryParams: [] }], backends: [] },
       ],

@@ -310,6 +310,24 @@ describe('buildSnapshot: HTTPRoute mirrors and timeouts', () => {
     );
   });
 
+  it('reads retries, with one attempt and the four required codes by default', () => {
+    const outcome = routes(
+      httpRoute('shop', 'r', 'web', {
+        rules: [
+          {
+            backendRefs: [backend('web', 80)],
+            retry: { attempts: 3, codes: [504, 503, 503], backoff: '250ms' },
+          },
+          { backendRefs: [backend('web', 80)], retry: {} },
+        ],
+      }),
+    );
+    expect(outcome.snapshot.httpRoutes['shop/r']?.rules.map((rule) => rule.retry)).toEqual([
+      { attempts: 3, codes: [503, 504], backoffMs: 250 },
+      { attempts: 1, codes: [500, 502, 503, 504], backoffMs: 0 },
+    ]);
+  });
+
   it('reads timeouts in milliseconds, "0s" as none', () => {
     const outcome = routes(
       httpRoute('shop', 'r', 'web', {
@@ -381,7 +399,18 @@ describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
           }),
           'spec.rules[0].filters[0].requestMirror.percent 101: expected an integer from 0 to 100',
         ],
-        [rule({ retry: { attempts: 2 } }), 'spec.rules[0].retry: not supported by this mesh'],
+        [
+          rule({ retry: { attempts: 11 } }),
+          'spec.rules[0].retry.attempts 11: expected an integer from 1 to 10',
+        ],
+        [
+          rule({ retry: { codes: [503, 404] } }),
+          'spec.rules[0].retry.codes[1] 404: expected a status from 500 to 599',
+        ],
+        [
+          rule({ retry: { backoff: 'soon' } }),
+          'spec.rules[0].retry.backoff "soon": expected a duration such as "10s" or "1m30s"',
+        ],
         [
           rule({ sessionPersistence: { type: 'Cookie' } }),
           'spec.rules[0].sessionPersistence: not supported by this mesh',
@@ -507,18 +536,18 @@ describe('buildSnapshot: HTTPRoute fields this mesh refuses', () => {
   it('reports a missing parent before an unsupported field, and the refusal on every parent that exists', () => {
     const object = httpRoute('shop', 'r', 'web', {
       parentRefs: [serviceParent('nope'), serviceParent('web'), serviceParent('db')],
-      rules: [{ retry: { attempts: 2 } }],
+      rules: [{ sessionPersistence: { type: 'Cookie' } }],
     });
     expect(acceptedLines(object)).toEqual([
       'False NoMatchingParent: spec.parentRefs[0].name "nope": no Service shop/nope in the mesh',
-      'False UnsupportedValue: spec.rules[0].retry: not supported by this mesh',
-      'False UnsupportedValue: spec.rules[0].retry: not supported by this mesh',
+      'False UnsupportedValue: spec.rules[0].sessionPersistence: not supported by this mesh',
+      'False UnsupportedValue: spec.rules[0].sessionPersistence: not supported by this mesh',
     ]);
   });
 
   it('still resolves the references of a refused route', () => {
     const object = httpRoute('shop', 'r', 'web', {
-      rules: [{ retry: { attempts: 1 }, backendRefs: [backend('gone', 80)] }],
+      rules: [{ sessionPersistence: {}, backendRefs: [backend('gone', 80)] }],
     });
     expect(resolvedRefsLine(object)).toBe(
       'False BackendNotFound: spec.rules[0].backendRefs[0].name "gone": no Service shop/gone',
@@ -851,7 +880,7 @@ describe('buildSnapshot: SMI and Gateway API on one Service', () => {
           parentRefs: [serviceParent('web', { namespace: 'shop' })],
         }),
       ],
-      [httpRoute('shop', 'refused', 'web', { rules: [{ retry: { attempts: 2 } }] })],
+      [httpRoute('shop', 'refused', 'web', { rules: [{ sessionPersistence: {} }] })],
       [httpRoute('shop', 'db-route', 'db')],
       [httpRoute('shop', 'no-port', 'web', { parentRefs: [serviceParent('web', { port: 9 })] })],
     ]) {

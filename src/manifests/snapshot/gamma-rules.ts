@@ -24,8 +24,9 @@
 // - RequestMirror may be given several times; its backendRef is resolved like a backend's
 //   (gamma-routes.ts), its share is `percent` or `fraction` (default all requests).
 // - rules[].timeouts: Durations as GEP-2257 writes them, "0s" for none; backendRequest may not
-//   be longer than request. retry and sessionPersistence are refused: this mesh does not
-//   implement them.
+//   be longer than request. retry (in the experimental channel's CRD): attempts 1 to
+//   RETRY_MAX_ATTEMPTS (1 when left out), codes 500-599 (500, 502, 503 and 504 when left out),
+//   backoff a Duration. sessionPersistence is refused: this mesh does not implement it.
 // - Values that reach nginx as text (Exact values, header values, hostnames) hold no control
 //   characters.
 // Pure.
@@ -34,7 +35,15 @@ import {
   HTTP_MATCH_MAX_HEADERS,
   HTTP_METHOD_MAX_LENGTH,
 } from '../constants';
-import { arrayOf, compareText, isObject, objectOf, portOf, stringOf } from './kube-objects';
+import {
+  arrayOf,
+  compareText,
+  countOf,
+  isObject,
+  objectOf,
+  portOf,
+  stringOf,
+} from './kube-objects';
 import type { Json } from './kube-objects';
 import { PolicyProblem, quoted } from './policy-problem';
 import { findRegexProblem } from './safe-regex';
@@ -46,6 +55,7 @@ import type {
   SnapshotRoutePathMatch,
   SnapshotRouteRedirect,
   SnapshotRouteRewrite,
+  SnapshotRouteRetry,
   SnapshotRouteRule,
   SnapshotRouteTimeouts,
   SnapshotRouteValueMatch,
@@ -85,7 +95,11 @@ const SUPPORTED_FILTERS = new Set([
 ]);
 /** Filters a rule may hold more than once. */
 const REPEATABLE_FILTERS = new Set(['RequestMirror']);
-const UNSUPPORTED_RULE_FIELDS = ['retry', 'sessionPersistence'] as const;
+const UNSUPPORTED_RULE_FIELDS = ['sessionPersistence'] as const;
+/** The codes a retry defaults to: those the Gateway API says every implementation supports. */
+const DEFAULT_RETRY_CODES = [500, 502, 503, 504];
+/** Most retries of one request: each is a location of the sidecar's configuration. */
+export const RETRY_MAX_ATTEMPTS = 10;
 /** A Gateway API Duration (GEP-2257): up to four "<1-5 digits><h|m|s|ms>" parts. */
 const DURATION = /^(?:[0-9]{1,5}(?:h|ms|m|s)){1,4}$/;
 const DURATION_PART = /([0-9]{1,5})(h|ms|m|s)/g;
@@ -119,11 +133,39 @@ export function toRuleShape(rule: Json, field: string): Omit<SnapshotRouteRule, 
       : entries.map((entry, position) => toMatch(entry, `${field}.matches[${position}]`));
   const name = stringOf(rule.name);
   const timeouts = toTimeouts(rule.timeouts, `${field}.timeouts`);
+  const retry = toRetry(rule.retry, `${field}.retry`);
   return {
     ...(name === undefined ? {} : { name }),
     matches,
     ...toFilters(rule, field, matches),
     ...(timeouts === undefined ? {} : { timeouts }),
+    ...(retry === undefined ? {} : { retry }),
+  };
+}
+
+/** rules[].retry: attempts 1 to RETRY_MAX_ATTEMPTS, codes 500-599, backoff a Duration. */
+function toRetry(value: unknown, field: string): SnapshotRouteRetry | undefined {
+  if (value === undefined || value === null) return undefined;
+  const retry = objectOf(value);
+  const attempts = retry.attempts === undefined ? 1 : countOf(retry.attempts);
+  if (attempts === undefined || attempts < 1 || attempts > RETRY_MAX_ATTEMPTS) {
+    throw unsupported(
+      `${field}.attempts ${quoted(retry.attempts)}: expected an integer from 1 to ${RETRY_MAX_ATTEMPTS}`,
+    );
+  }
+  const given = arrayOf(retry.codes);
+  const codes = given.map((code, position) => {
+    if (typeof code !== 'number' || !Number.isInteger(code) || code < 500 || code > 599) {
+      throw unsupported(
+        `${field}.codes[${position}] ${quoted(code)}: expected a status from 500 to 599`,
+      );
+    }
+    return code;
+  });
+  return {
+    attempts,
+    codes: [...new Set(codes.length === 0 ? DEFAULT_RETRY_CODES : codes)].sort((a, b) => a - b),
+    backoffMs: retry.backoff === undefined ? 0 : durationMs(retry.backoff, `${field}.backoff`),
   };
 }
 

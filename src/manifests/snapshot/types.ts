@@ -272,6 +272,18 @@ export interface SnapshotRouteRule {
   readonly mirrors?: readonly SnapshotRouteMirror[];
   /** rules[].timeouts, in milliseconds; 0 means none (the Gateway API's "0s"). */
   readonly timeouts?: SnapshotRouteTimeouts;
+  /** rules[].retry (the experimental channel's field). */
+  readonly retry?: SnapshotRouteRetry;
+}
+
+/** HTTPRouteRetry: a failed try is sent again, up to `attempts` more times. */
+export interface SnapshotRouteRetry {
+  /** Retries after the first try (1 when the route leaves it out). */
+  readonly attempts: number;
+  /** Status codes that make a try fail, sorted (500, 502, 503, 504 when left out). */
+  readonly codes: readonly number[];
+  /** The least wait before each retry, in milliseconds (0 when left out). */
+  readonly backoffMs: number;
 }
 
 /** A RequestMirror filter: a Service port and the share of requests copied to it. */

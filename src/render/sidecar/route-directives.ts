@@ -20,7 +20,7 @@
 //   a dollar sign and never names a variable.
 import type { Directive } from '../agent-nginx';
 import type { SnapshotHeaderModifier } from '../../manifests/snapshot/types';
-import type { RouteActionModel, RouteTableModel, RouteUri } from './routes';
+import type { RouteActionModel, RouteRetryModel, RouteTableModel, RouteUri } from './routes';
 import { regexLiteral } from './names';
 import { block, d, map } from './stream-directives';
 
@@ -345,6 +345,7 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
     ];
   }
   const uri = uriValue(action, action.uri);
+  if (action.retry !== undefined) return retryLocations(action, action.retry, uri, proxy);
   const fresh = `@mesh_rule_${action.id}_fresh`;
   const upgrade = `@mesh_rule_${action.id}_upgrade`;
   const proxied = ruleProxy(action, proxy);
@@ -374,6 +375,78 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
         ...proxied,
       ],
     ),
+    block(
+      'location',
+      [upgrade],
+      [
+        d('proxy_pass', `$mesh_outbound_url${uri}`),
+        ...proxied.filter(
+          (directive) => !proxy.tunnelTimeouts.some((tunnel) => tunnel.name === directive.name),
+        ),
+        ...proxy.tunnelTimeouts,
+      ],
+    ),
+    ...mirrors.locations,
+  ];
+}
+
+/**
+ * A rule with retries: its location and one named location per retry, each proxying once
+ * (proxy_next_upstream off, so that a try is one request to one endpoint). A try answered with
+ * one of the codes, or failing as nginx's own 502 (no connection, or a broken one) or 504 (a
+ * timeout) when the codes name them, goes to the next retry, which waits the backoff first and
+ * answers 504 instead when the request's deadline would pass; the last retry's answer is the
+ * client's. The retries replace the fresh-connection retry of other rules.
+ */
+function retryLocations(
+  action: RouteActionModel,
+  retry: RouteRetryModel,
+  uri: string,
+  proxy: RuleProxy,
+): Directive[] {
+  const upgrade = `@mesh_rule_${action.id}_upgrade`;
+  const name = (attempt: number): string => `@mesh_rule_${action.id}_retry_${attempt}`;
+  const proxied = ruleProxy(action, proxy).map((directive) =>
+    directive.name === 'proxy_next_upstream' ? d('proxy_next_upstream', 'off') : directive,
+  );
+  const onFailure = (attempt: number): Directive[] =>
+    attempt > retry.attempts
+      ? []
+      : [
+          d('proxy_intercept_errors', 'on'),
+          d('recursive_error_pages', 'on'),
+          d('error_page', ...retry.codes, '=', name(attempt)),
+        ];
+  const wait = d(
+    'mesh_retry_backoff',
+    retry.backoff,
+    ...(retry.deadline === undefined ? [] : [`deadline=${retry.deadline}`]),
+  );
+  const mirrors = mirrorDirectives(action, uri, proxy);
+  const retries = Array.from({ length: retry.attempts }, (_, index) =>
+    block(
+      'location',
+      [name(index + 1)],
+      [wait, d('proxy_pass', `$mesh_outbound_url${uri}`), ...proxied, ...onFailure(index + 2)],
+    ),
+  );
+  return [
+    block(
+      'location',
+      ['=', `${RULE_PATH}${action.id}`],
+      [
+        block('if', ['($mesh_rule', '!=', action.id, ')'], [d('return', '404')]),
+        block('if', ['($mesh_outbound_upstream', '=', '', ')'], [d('return', '500')]),
+        block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+        proxy.upgradeDetour,
+        ...mirrors.mirror,
+        d('proxy_pass', `$mesh_outbound_url${uri}`),
+        ...proxied,
+        ...onFailure(1),
+        d('error_page', proxy.upgradeStatus, '=', upgrade),
+      ],
+    ),
+    ...retries,
     block(
       'location',
       [upgrade],

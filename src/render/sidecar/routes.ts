@@ -75,6 +75,17 @@ export interface RouteTimeoutsModel {
   readonly request?: string;
 }
 
+/** A rule's retries, ready to print. */
+export interface RouteRetryModel {
+  /** Tries after the first. */
+  readonly attempts: number;
+  /** Status codes ("503") that make a try fail; nginx's own 502 and 504 count as their codes. */
+  readonly codes: readonly string[];
+  /** nginx time values: the wait before each retry, and the request's deadline if any. */
+  readonly backoff: string;
+  readonly deadline?: string;
+}
+
 /** What one matched (route, rule, match) does; its id names its location. */
 export interface RouteActionModel {
   readonly id: string;
@@ -93,6 +104,7 @@ export interface RouteActionModel {
   readonly responseHeaders?: SnapshotHeaderModifier;
   readonly mirrors: readonly RouteMirrorModel[];
   readonly timeouts?: RouteTimeoutsModel;
+  readonly retry?: RouteRetryModel;
 }
 
 /** The routed Service ports of this pod and their ordered matches. */
@@ -260,6 +272,20 @@ function mirrorsOf(
 /** A timeout as nginx reads it; "0s" (none) is the longest any hop of the sidecar waits. */
 const msText = (ms: number): string => (ms === 0 ? IDLE_TIMEOUT : `${ms}ms`);
 
+function retryOf(rule: SnapshotRouteRule): { retry?: RouteRetryModel } {
+  const retry = rule.retry;
+  if (retry === undefined) return {};
+  const deadline = rule.timeouts?.requestMs;
+  return {
+    retry: {
+      attempts: retry.attempts,
+      codes: retry.codes.map(String),
+      backoff: `${retry.backoffMs}ms`,
+      ...(deadline === undefined || deadline === 0 ? {} : { deadline: `${deadline}ms` }),
+    },
+  };
+}
+
 function timeoutsOf(rule: SnapshotRouteRule): { timeouts?: RouteTimeoutsModel } {
   const timeouts = rule.timeouts;
   if (timeouts === undefined) return {};
@@ -335,6 +361,7 @@ export function buildRouteTable(
                 : { responseHeaders: rule.responseHeaders }),
               mirrors: mirrorsOf(rule, upstreams),
               ...timeoutsOf(rule),
+              ...retryOf(rule),
             });
           }
           candidates.push({
