@@ -337,6 +337,7 @@ export function benchSnapshot(): MeshSnapshot {
     rateLimits: {},
     circuitBreakers: {},
     httpRoutes: {},
+    grpcRoutes: {},
     peers: {},
   };
 }

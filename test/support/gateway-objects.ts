@@ -62,3 +62,13 @@ export function referenceGrant(
     },
   };
 }
+
+/** A GRPCRoute: an HTTPRoute's shape with the kind changed. */
+export function grpcRoute(
+  namespace: string,
+  name: string,
+  parent: string,
+  options: HttpRouteOptions = {},
+): KubeObject {
+  return { ...httpRoute(namespace, name, parent, options), kind: 'GRPCRoute' };
+}

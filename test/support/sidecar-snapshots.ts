@@ -4,6 +4,7 @@
 import type { SidecarContext } from '../../src/render/sidecar';
 import type {
   MeshSnapshot,
+  SnapshotHttpRoute,
   SnapshotEndpoint,
   SnapshotHttpMatch,
   SnapshotService,
@@ -115,6 +116,7 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
     rateLimits: {},
     circuitBreakers: {},
     httpRoutes: {},
+    grpcRoutes: {},
     peers: SHOP_PEERS,
   };
   return { ...base, ...change };
@@ -593,6 +595,47 @@ export function sidecarScenarios(): SidecarScenario[] {
           ),
         },
         httpRoutes: gammaRoutes(),
+      }),
+      context,
+      warnings: [],
+    },
+    // GAMMA for gRPC: a GRPCRoute on shop/rpc beside an HTTPRoute on shop/api
+    {
+      name: 'gamma-grpc-routes',
+      snapshot: shopSnapshot({
+        services: { ...shopSnapshot().services, ...grpcServices },
+        httpRoutes: { 'shop/api-routes': gammaRoutes()['shop/api-routes'] as SnapshotHttpRoute },
+        grpcRoutes: {
+          'shop/rpc-routes': {
+            namespace: 'shop',
+            name: 'rpc-routes',
+            created: '2026-03-01T00:00:00Z',
+            parents: [{ service: 'shop/rpc', port: 50051 }],
+            rules: [
+              {
+                matches: [
+                  {
+                    path: { type: 'Exact', value: '/shop.Orders/Place' },
+                    headers: [{ name: 'x-tenant', type: 'Exact', value: 'gold' }],
+                    queryParams: [],
+                  },
+                ],
+                requestHeaders: { set: [{ name: 'x-route', value: 'place' }], add: [], remove: [] },
+                responseHeaders: { set: [], add: [{ name: 'x-served', value: 'rpc' }], remove: [] },
+                backends: [
+                  { service: 'shop/rpc', port: 50051, weight: 3 },
+                  { service: 'shop/web-rpc', port: 9090, weight: 1 },
+                ],
+              },
+              {
+                matches: [
+                  { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] },
+                ],
+                backends: [{ service: 'shop/rpc', port: 50051, weight: 1 }],
+              },
+            ],
+          },
+        },
       }),
       context,
       warnings: [],

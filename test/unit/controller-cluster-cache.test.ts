@@ -157,10 +157,10 @@ describe('startClusterCache', () => {
     let changes = 0;
     cache.onChange(() => (changes += 1));
     await untilSynced(cache);
-    for (let i = 0; i < 100 && changes < 16; i += 1) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100 && changes < 17; i += 1) await new Promise((r) => setImmediate(r));
     expect(cache.state().trafficSplits).toEqual([split('b', '2')]);
-    // One complete set per kind (14), then one call per event.
-    expect(changes).toBe(16);
+    // One complete set per kind (15), then one call per event.
+    expect(changes).toBe(17);
     await cache.stop();
   });
 });

@@ -237,7 +237,7 @@ describe('parsing bus messages', () => {
     const text =
       '{"kind":"full","generation":3,"snapshot":{"mesh":{},"services":{},"trafficTargets":{},"trafficSplits":{},"rateLimits":{},"circuitBreakers":{}}}';
     expect(parseDownMessage(text)).toMatchObject({
-      message: { snapshot: { httpRoutes: {}, peers: {} } },
+      message: { snapshot: { httpRoutes: {}, grpcRoutes: {}, peers: {} } },
     });
   });
 
@@ -254,7 +254,7 @@ describe('parsing bus messages', () => {
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"secrets":{}}}',
-      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, httpRoutes, peers',
+      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, httpRoutes, grpcRoutes, peers',
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"services":{"a/b":1}}}',

@@ -1,7 +1,13 @@
 import { buildSnapshot } from '../../src/manifests/snapshot/build';
 import type { ClusterState, KubeObject } from '../../src/manifests/snapshot/build';
 import type { RouteStatus } from '../../src/manifests/snapshot/types';
-import { backend, httpRoute, referenceGrant, serviceParent } from '../support/gateway-objects';
+import {
+  backend,
+  grpcRoute,
+  httpRoute,
+  referenceGrant,
+  serviceParent,
+} from '../support/gateway-objects';
 import { service, SETTINGS, state, trafficSplit, trafficTarget } from '../support/kube-objects';
 
 /** web (80 "http", 8080 "admin"), web-v2 (80) and db (5432) in shop; api (80) in other. */
@@ -943,5 +949,92 @@ describe('buildSnapshot: HTTPRoutes whatever the order of the input', () => {
       'shop/b',
     ]);
     expect(Object.keys(forward.snapshot.httpRoutes)).toEqual(['other-ns/a', 'other/z', 'shop/b']);
+  });
+});
+
+describe('buildSnapshot: GRPCRoutes attached to Services', () => {
+  const grpc = (rules: unknown[], extra: Record<string, unknown> = {}) =>
+    build({ grpcRoutes: [grpcRoute('shop', 'rpc', 'web', { rules, ...extra })] });
+  const methodRule = (method: Record<string, unknown>) => ({
+    matches: [{ method }],
+    backendRefs: [backend('web-v2', 80)],
+  });
+
+  it('reads each method match as the path of the calls it takes', () => {
+    const outcome = grpc([
+      methodRule({ service: 'shop.Orders', method: 'Place' }),
+      methodRule({ service: 'shop.Orders' }),
+      methodRule({ method: 'Get' }),
+      methodRule({ type: 'RegularExpression', service: 'shop\\..*', method: 'List.*' }),
+      methodRule({ type: 'RegularExpression', method: 'Watch' }),
+      { backendRefs: [backend('web', 80)] },
+    ]);
+    expect(
+      outcome.snapshot.grpcRoutes['shop/rpc']?.rules.map((rule) => rule.matches[0]?.path),
+    ).toEqual([
+      { type: 'Exact', value: '/shop.Orders/Place' },
+      { type: 'PathPrefix', value: '/shop.Orders' },
+      { type: 'RegularExpression', value: '/[^/]+/Get' },
+      { type: 'RegularExpression', value: '/(?:shop\\..*)/(?:List.*)' },
+      { type: 'RegularExpression', value: '/[^/]+/(?:Watch)' },
+      { type: 'PathPrefix', value: '/' },
+    ]);
+    expect(outcome.snapshot.httpRoutes).toEqual({});
+  });
+
+  it('writes a GRPCRoute status, and keeps it apart from an HTTPRoute of the same name', () => {
+    const outcome = build({
+      grpcRoutes: [grpcRoute('shop', 'same', 'web', { rules: [methodRule({ service: 'a.B' })] })],
+      httpRoutes: [httpRoute('shop', 'same', 'web')],
+    });
+    expect(outcome.routeStatuses.map((status) => [status.kind, status.name])).toEqual([
+      ['GRPCRoute', 'same'],
+      ['HTTPRoute', 'same'],
+    ]);
+    expect(Object.keys(outcome.snapshot.grpcRoutes)).toEqual(['shop/same']);
+    expect(Object.keys(outcome.snapshot.httpRoutes)).toEqual(['shop/same']);
+  });
+
+  it.each([
+    [
+      methodRule({ service: 'shop Orders' }),
+      'spec.rules[0].matches[0].method.service "shop Orders": expected a gRPC service name',
+    ],
+    [methodRule({}), 'spec.rules[0].matches[0].method: expected a service, a method or both'],
+    [
+      { filters: [{ type: 'RequestMirror', requestMirror: { backendRef: backend('web', 80) } }] },
+      'spec.rules[0].filters[0].type "RequestMirror": not supported by this mesh for GRPCRoutes',
+    ],
+  ])('refuses what it cannot apply: %#', (rule, message) => {
+    const outcome = grpc([rule]);
+    expect(outcome.routeStatuses[0]?.parents[0]?.accepted).toEqual({
+      status: 'False',
+      reason: 'UnsupportedValue',
+      message,
+    });
+    expect(outcome.snapshot.grpcRoutes).toEqual({});
+  });
+
+  it('needs a ReferenceGrant from GRPCRoutes, not HTTPRoutes, for another namespace', () => {
+    const rules = [{ backendRefs: [backend('api', 80, { namespace: 'other' })] }];
+    const fromHttp = build({
+      grpcRoutes: [grpcRoute('shop', 'rpc', 'web', { rules })],
+      referenceGrants: [referenceGrant('other', 'g', 'shop')],
+    });
+    expect(fromHttp.routeStatuses[0]?.parents[0]?.resolvedRefs.reason).toBe('RefNotPermitted');
+    const grant = referenceGrant('other', 'g', 'shop');
+    const fromGrpc = build({
+      grpcRoutes: [grpcRoute('shop', 'rpc', 'web', { rules })],
+      referenceGrants: [
+        {
+          ...grant,
+          spec: {
+            ...(grant.spec as Record<string, unknown>),
+            from: [{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', namespace: 'shop' }],
+          },
+        },
+      ],
+    });
+    expect(fromGrpc.routeStatuses[0]?.parents[0]?.resolvedRefs.reason).toBe('ResolvedRefs');
   });
 });

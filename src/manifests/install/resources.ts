@@ -75,6 +75,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   typed('specs.smi.nginx.com/v1alpha1', 'RateLimit', 'ratelimits', true),
   typed('specs.smi.nginx.com/v1alpha1', 'CircuitBreaker', 'circuitbreakers', true),
   typed('gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true),
+  typed('gateway.networking.k8s.io/v1', 'GRPCRoute', 'grpcroutes', true),
   typed('gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'referencegrants', true),
 ];
 

@@ -23,6 +23,7 @@ import { DEFAULT_MESH_NAMESPACE, KUBE_SYSTEM_NAMESPACE } from '../constants';
 import { CIRCUIT_BREAKER, toCircuitBreaker } from './circuit-breakers';
 import {
   buildGammaRoutes,
+  GRPC_ROUTE_KIND,
   OVERRIDDEN_BY_HTTP_ROUTE,
   withoutOverriddenSplits,
 } from './gamma-routes';
@@ -87,6 +88,13 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     services.byKey,
     ignored,
   );
+  const grpc = buildGammaRoutes(
+    state.grpcRoutes ?? [],
+    state.referenceGrants ?? [],
+    services.byKey,
+    ignored,
+    GRPC_ROUTE_KIND,
+  );
   const trafficSplitIndex = indexByKey(state.trafficSplits);
   const trafficSplits = withoutOverriddenSplits(
     buildPolicies(state.trafficSplits, TRAFFIC_SPLIT, ignored, log, (o, r) =>
@@ -123,13 +131,19 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     rateLimits: sortedRecord(rateLimits),
     circuitBreakers: sortedRecord(circuitBreakers),
     httpRoutes: sortedRecord(gamma.routes),
+    grpcRoutes: sortedRecord(grpc.routes),
     peers: pods.peers(),
   };
   return {
     snapshot,
     problems: log.sorted(),
     warnings: [...warnings].sort(compareText),
-    routeStatuses: gamma.statuses,
+    routeStatuses: [...gamma.statuses, ...grpc.statuses].sort(
+      (a, b) =>
+        compareText(a.namespace, b.namespace) ||
+        compareText(a.name, b.name) ||
+        compareText(a.kind, b.kind),
+    ),
   };
 }
 

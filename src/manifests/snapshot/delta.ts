@@ -56,6 +56,7 @@ export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
     rateLimits: {},
     circuitBreakers: {},
     httpRoutes: {},
+    grpcRoutes: {},
     peers: {},
   };
 }

@@ -46,7 +46,7 @@ import {
   stringOf,
 } from './kube-objects';
 import type { Json, KubeObject, ObjectRef, PolicyType } from './kube-objects';
-import { isRedirectRule, toRuleShape, UNSUPPORTED_VALUE } from './gamma-rules';
+import { isRedirectRule, toGrpcRuleShape, toRuleShape, UNSUPPORTED_VALUE } from './gamma-rules';
 import { PolicyProblem, quoted } from './policy-problem';
 import type {
   RouteCondition,
@@ -64,6 +64,19 @@ export const HTTP_ROUTE: PolicyType = {
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'HTTPRoute',
 };
+export const GRPC_ROUTE: PolicyType = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'GRPCRoute',
+};
+
+/** A kind of route: what it is, and how one of its rules reads without its backends. */
+export interface RouteKind {
+  readonly type: PolicyType;
+  readonly shape: (rule: Json, field: string) => Omit<SnapshotRouteRule, 'backends'>;
+}
+
+export const HTTP_ROUTE_KIND: RouteKind = { type: HTTP_ROUTE, shape: toRuleShape };
+export const GRPC_ROUTE_KIND: RouteKind = { type: GRPC_ROUTE, shape: toGrpcRuleShape };
 /** The Gateway API's group, as a ReferenceGrant names HTTPRoutes by it. */
 const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 /** The largest backendRef weight the Gateway API allows. */
@@ -82,6 +95,7 @@ export interface GammaRoutes {
 }
 
 interface RouteContext {
+  readonly kind: RouteKind;
   readonly services: ReadonlyMap<string, SnapshotService>;
   /** Namespace → the specs of its ReferenceGrants. */
   readonly grants: ReadonlyMap<string, readonly Json[]>;
@@ -93,14 +107,19 @@ interface RefFailure {
   readonly message: string;
 }
 
-/** Builds every HTTPRoute outside the ignored namespaces; total and order-independent. */
+/** Builds every route of a kind outside the ignored namespaces; total and order-independent. */
 export function buildGammaRoutes(
   routes: readonly KubeObject[],
   referenceGrants: readonly KubeObject[],
   services: ReadonlyMap<string, SnapshotService>,
   ignored: ReadonlySet<string>,
+  kind: RouteKind = HTTP_ROUTE_KIND,
 ): GammaRoutes {
-  const context: RouteContext = { services, grants: grantsByNamespace(referenceGrants, ignored) };
+  const context: RouteContext = {
+    kind,
+    services,
+    grants: grantsByNamespace(referenceGrants, ignored),
+  };
   const index = indexByKey(routes);
   const accepted: [string, SnapshotHttpRoute][] = [];
   const statuses: RouteStatus[] = [];
@@ -207,8 +226,8 @@ function buildRoute(
   });
   const metadata = objectOf(object.metadata);
   const status: RouteStatus = {
-    apiVersion: stringOf(object.apiVersion) ?? HTTP_ROUTE.apiVersion,
-    kind: stringOf(object.kind) ?? HTTP_ROUTE.kind,
+    apiVersion: stringOf(object.apiVersion) ?? context.kind.type.apiVersion,
+    kind: stringOf(object.kind) ?? context.kind.type.kind,
     namespace: ref.namespace,
     name: ref.name,
     generation: countOf(metadata.generation) ?? 0,
@@ -333,7 +352,7 @@ function toRule(
   route: ObjectRef,
   context: RouteContext,
 ): SnapshotRouteRule {
-  const shape = toRuleShape(rule, field);
+  const shape = context.kind.shape(rule, field);
   if (isRedirectRule(rule)) return { ...shape, backends: [] };
   const backends: SnapshotRouteBackend[] = [];
   arrayOf(rule.backendRefs).forEach((item, position) => {
@@ -495,7 +514,7 @@ function granted(context: RouteContext, from: string, target: ObjectRef): boolea
         const entry = objectOf(item);
         return (
           entry.group === GATEWAY_API_GROUP &&
-          entry.kind === 'HTTPRoute' &&
+          entry.kind === context.kind.type.kind &&
           entry.namespace === from
         );
       }) &&

@@ -208,6 +208,82 @@ function toTimeouts(value: unknown, field: string): SnapshotRouteTimeouts | unde
   };
 }
 
+/** GRPCRoute filters this mesh applies (a mirror would hold a streamed call's body). */
+const GRPC_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
+const GRPC_SERVICE = /^(?:[A-Za-z_][A-Za-z_0-9]*\.)*[A-Za-z_][A-Za-z_0-9]*$/;
+const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
+/**
+ * A GRPCRouteRule without its backends, its matches as the HTTP/2 paths of the calls they take
+ * ("/<service>/<method>"): service and method Exact is an Exact path, a service alone a
+ * PathPrefix "/<service>", anything else a RegularExpression path. Throws an UnsupportedValue
+ * PolicyProblem naming the field.
+ */
+export function toGrpcRuleShape(rule: Json, field: string): Omit<SnapshotRouteRule, 'backends'> {
+  if (rule.sessionPersistence !== undefined && rule.sessionPersistence !== null) {
+    throw unsupported(`${field}.sessionPersistence: not supported by this mesh`);
+  }
+  const entries = arrayOf(rule.matches);
+  const matches =
+    entries.length === 0
+      ? [defaultMatch()]
+      : entries.map((entry, position) => toGrpcMatch(entry, `${field}.matches[${position}]`));
+  arrayOf(rule.filters).forEach((entry, position) => {
+    const type = objectOf(entry).type;
+    if (typeof type !== 'string' || !GRPC_FILTERS.has(type)) {
+      throw unsupported(
+        `${field}.filters[${position}].type ${quoted(type)}: not supported by this mesh for GRPCRoutes`,
+      );
+    }
+  });
+  const name = stringOf(rule.name);
+  return { ...(name === undefined ? {} : { name }), matches, ...toFilters(rule, field, matches) };
+}
+
+function toGrpcMatch(entry: unknown, field: string): SnapshotRouteMatch {
+  const match = objectOf(entry);
+  return {
+    path: grpcPath(match.method, `${field}.method`),
+    headers: toValueMatches(match.headers, `${field}.headers`, 'header'),
+    queryParams: [],
+  };
+}
+
+function grpcPath(value: unknown, field: string): SnapshotRoutePathMatch {
+  if (value === undefined || value === null) return { type: 'PathPrefix', value: ROOT_PATH };
+  const method = objectOf(value);
+  const type = method.type ?? 'Exact';
+  const service = stringOf(method.service);
+  const name = stringOf(method.method);
+  if (service === undefined && name === undefined) {
+    throw unsupported(`${field}: expected a service, a method or both`);
+  }
+  if (type === 'Exact') return exactGrpcPath(service, name, field);
+  if (type !== 'RegularExpression') {
+    throw unsupported(`${field}.type ${quoted(type)}: expected Exact or RegularExpression`);
+  }
+  if (service !== undefined) checkRegex(service, `${field}.service`);
+  if (name !== undefined) checkRegex(name, `${field}.method`);
+  const part = (text: string | undefined): string => (text === undefined ? '[^/]+' : `(?:${text})`);
+  return { type: 'RegularExpression', value: `/${part(service)}/${part(name)}` };
+}
+
+function exactGrpcPath(
+  service: string | undefined,
+  name: string | undefined,
+  field: string,
+): SnapshotRoutePathMatch {
+  if (service !== undefined && !GRPC_SERVICE.test(service)) {
+    throw unsupported(`${field}.service ${quoted(service)}: expected a gRPC service name`);
+  }
+  if (name !== undefined && !GRPC_METHOD.test(name)) {
+    throw unsupported(`${field}.method ${quoted(name)}: expected a gRPC method name`);
+  }
+  if (service === undefined) return { type: 'RegularExpression', value: `/[^/]+/${name ?? ''}` };
+  if (name === undefined) return { type: 'PathPrefix', value: `/${service}` };
+  return { type: 'Exact', value: `/${service}/${name}` };
+}
+
 function defaultMatch(): SnapshotRouteMatch {
   return { path: { type: 'PathPrefix', value: ROOT_PATH }, headers: [], queryParams: [] };
 }

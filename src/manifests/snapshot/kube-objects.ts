@@ -35,6 +35,8 @@ export interface ClusterState {
   readonly circuitBreakers: readonly KubeObject[];
   /** gateway.networking.k8s.io/v1 HTTPRoutes (absent: none, as when the CRD is not installed). */
   readonly httpRoutes?: readonly KubeObject[];
+  /** gateway.networking.k8s.io/v1 GRPCRoutes (absent: none). */
+  readonly grpcRoutes?: readonly KubeObject[];
   /** gateway.networking.k8s.io/v1beta1 ReferenceGrants. */
   readonly referenceGrants?: readonly KubeObject[];
   /** MeshConfig nginx-mesh-config (runtime settings), when it exists. */

@@ -162,7 +162,11 @@ function entriesOf(value: unknown, where: string): Record<string, unknown> {
 }
 
 /** Collections a controller of an earlier version does not send; absent reads as empty. */
-const LATER_COLLECTIONS: ReadonlySet<SnapshotCollection> = new Set(['httpRoutes', 'peers']);
+const LATER_COLLECTIONS: ReadonlySet<SnapshotCollection> = new Set([
+  'httpRoutes',
+  'grpcRoutes',
+  'peers',
+]);
 
 /** The structure of a snapshot: an object "mesh" and every collection a record of objects. */
 function snapshotOf(value: unknown): MeshSnapshot {

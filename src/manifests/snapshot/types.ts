@@ -376,6 +376,11 @@ export interface MeshSnapshot {
   readonly circuitBreakers: Readonly<Record<string, SnapshotCircuitBreaker>>;
   /** Gateway API HTTPRoutes with a Service parent, "<namespace>/<name>" → route. */
   readonly httpRoutes: Readonly<Record<string, SnapshotHttpRoute>>;
+  /**
+   * Gateway API GRPCRoutes with a Service parent, in the same shape: a match's path is the call's
+   * "/<service>/<method>" (gamma-rules.ts).
+   */
+  readonly grpcRoutes: Readonly<Record<string, SnapshotHttpRoute>>;
   /** Pod IP → the injected pod holding it; read by the agents' metrics, not by the renderer. */
   readonly peers: Readonly<Record<string, SnapshotPeer>>;
 }
@@ -388,6 +393,7 @@ export const SNAPSHOT_COLLECTIONS = [
   'rateLimits',
   'circuitBreakers',
   'httpRoutes',
+  'grpcRoutes',
   'peers',
 ] as const;
 export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];

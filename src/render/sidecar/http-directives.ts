@@ -39,7 +39,13 @@ import type {
   UpstreamModel,
 } from './model';
 import { INBOUND_UPSTREAM_PREFIX, freshUpstreamName, regexLiteral } from './names';
-import { routeDirectives, routedUpstreamMap } from './route-directives';
+import {
+  DOLLAR,
+  grpcRouteDirectives,
+  routeDirectives,
+  routedUpstreamMap,
+} from './route-directives';
+import type { RouteDirectives } from './route-directives';
 import { membersPath } from './upstream-slots';
 import {
   EGRESS_REFUSED,
@@ -243,20 +249,26 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
     upgradeStatus: UPGRADE_STATUS,
     tunnelTimeouts,
   });
+  const grpcRoutes = grpcRouteDirectives(model.grpcRoutes, {
+    base: (host) => grpcProxy(model, context, host),
+  });
+  const routed = model.routes !== undefined || model.grpcRoutes !== undefined;
   return [
     ...model.httpUpstreams.map(upstreamBlock),
     ...kept.map((upstream) =>
       upstreamBlock({ ...upstream, name: freshUpstreamName(upstream.name), keepalive: undefined }),
     ),
     ...splits,
+    ...(routed ? [DOLLAR] : []),
     ...routes.http,
+    ...grpcRoutes.http,
     map(
       '$server_addr',
-      model.routes === undefined ? '$mesh_outbound_upstream' : SERVICE_UPSTREAM,
+      routed ? SERVICE_UPSTREAM : '$mesh_outbound_upstream',
       '',
       model.outboundHttp.map((http) => [http.loopback, targetValue(http.target)]),
     ),
-    ...(model.routes === undefined ? [] : [routedUpstreamMap(model.routes, SERVICE_UPSTREAM)]),
+    ...(routed ? [routedUpstreamMap([model.routes, model.grpcRoutes], SERVICE_UPSTREAM)] : []),
     map(
       '$server_addr',
       '$mesh_outbound_service',
@@ -337,7 +349,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         ...routes.locations,
       ],
     ),
-    ...(http2 ? [outboundHttp2Server(model, context)] : []),
+    ...(http2 ? [outboundHttp2Server(model, context, grpcRoutes)] : []),
   ];
 }
 
@@ -362,7 +374,11 @@ function upstreamUrl(upstream: UpstreamModel): string {
  * limited (client_max_body_size is for HTTP/1 requests), and a stream may stay idle up to
  * IDLE_TIMEOUT. No fresh retry: gRPC calls are POSTs, which are never retried once sent.
  */
-function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Directive {
+function outboundHttp2Server(
+  model: SidecarModel,
+  context: SidecarContext,
+  routes: RouteDirectives,
+): Directive {
   return block(
     'server',
     [],
@@ -371,8 +387,11 @@ function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Dire
       ...LOOPBACK_ONLY,
       ...httpStats('outbound2', model),
       ...httpAccessLog(context, 'outbound'),
-      // HTTPRoutes act on the HTTP/1 server only; here every request takes its Service's upstream.
-      ...(model.routes === undefined ? [] : [d('set', '$mesh_rule', '')]),
+      ...(routes.server.length > 0
+        ? routes.server
+        : model.routes === undefined
+          ? []
+          : [d('set', '$mesh_rule', '')]),
       ...http2Streams,
       block(
         'location',
@@ -380,15 +399,23 @@ function outboundHttp2Server(model: SidecarModel, context: SidecarContext): Dire
         [
           block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
           d('grpc_pass', '$mesh_outbound_url'),
-          ...clientTls(context, '$mesh_outbound_ssl_name', 'grpc'),
-          d('grpc_set_header', 'Host', '$mesh_outbound_host'),
-          ...traceHeader(model, 'grpc'),
-          d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
-          ...grpcTimeouts,
+          ...grpcProxy(model, context, '$mesh_outbound_host'),
         ],
       ),
+      ...routes.locations,
     ],
   );
+}
+
+/** How the outbound HTTP/2 server calls a peer, with this Host header. */
+function grpcProxy(model: SidecarModel, context: SidecarContext, host: string): Directive[] {
+  return [
+    ...clientTls(context, '$mesh_outbound_ssl_name', 'grpc'),
+    d('grpc_set_header', 'Host', host),
+    ...traceHeader(model, 'grpc'),
+    d('grpc_connect_timeout', OUTBOUND_CONNECT_TIMEOUT),
+    ...grpcTimeouts,
+  ];
 }
 
 /**

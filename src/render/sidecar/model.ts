@@ -200,6 +200,8 @@ export interface SidecarModel {
   readonly splits: readonly SplitModel[];
   /** Gateway API HTTPRoutes acting on this pod's outbound requests; absent when none do. */
   readonly routes?: RouteTableModel;
+  /** Gateway API GRPCRoutes acting on this pod's outbound calls (HTTP/2 ports); absent: none. */
+  readonly grpcRoutes?: RouteTableModel;
   readonly matches: readonly MatchModel[];
   readonly inboundPorts: readonly InboundPort[];
   /** One upstream per inbound HTTP port: the app on loopback, over kept-alive connections. */
@@ -870,11 +872,19 @@ export function buildSidecarModel(
     used: new Set(),
   };
   const { routable, ...outbound } = buildOutbound(b);
-  const routes = buildRouteTable(byKey(snapshot.httpRoutes), routable, {
+  const tableInput = {
     namespace: context.pod.split('/')[0] ?? '',
     upstreams: new Map(outbound.httpUpstreams.map((upstream) => [upstream.name, upstream])),
     percentages: splitPercentages,
+  };
+  const routes = buildRouteTable(byKey(snapshot.httpRoutes), routable, {
+    ...tableInput,
     use: (route) => use(b, 'httpRoutes', route),
+  });
+  const grpcRoutes = buildRouteTable(byKey(snapshot.grpcRoutes), routable, {
+    ...tableInput,
+    use: (route) => use(b, 'grpcRoutes', route),
+    kind: 'http2',
   });
   const inboundPorts = buildInboundPorts(b);
   const accessRules = buildAccessRules(b);
@@ -893,6 +903,7 @@ export function buildSidecarModel(
         b.mtlsMode === 'strict' && context.defaultEgressAllowed !== true ? 'refused' : 'direct',
       ...outbound,
       ...(routes === undefined ? {} : { routes }),
+      ...(grpcRoutes === undefined ? {} : { grpcRoutes }),
       matches: b.matches.all(),
       inboundPorts,
       inboundHttpUpstreams: inboundPorts

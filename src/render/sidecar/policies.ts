@@ -11,6 +11,7 @@ export const POLICY_KINDS = {
   rateLimits: 'RateLimit',
   circuitBreakers: 'CircuitBreaker',
   httpRoutes: 'HTTPRoute',
+  grpcRoutes: 'GRPCRoute',
 } as const;
 export type PolicyCollection = keyof typeof POLICY_KINDS;
 

@@ -126,7 +126,6 @@ function headerAddMaps(action: RouteActionModel): Directive[] {
 /** The http-level maps and splits of the route table. */
 function httpDirectives(table: RouteTableModel): Directive[] {
   const out: Directive[] = [
-    block('geo', ['$mesh_dollar'], [d('default', '$')]),
     map(
       '$server_addr',
       '$mesh_routed',
@@ -177,16 +176,121 @@ function httpDirectives(table: RouteTableModel): Directive[] {
   return out;
 }
 
-/** The $mesh_outbound_upstream map when routes exist: the rule's backend, else the Service's. */
-export function routedUpstreamMap(table: RouteTableModel, serviceUpstream: string): Directive {
+/** $mesh_dollar: "$", which a literal() value writes as ${mesh_dollar}. */
+export const DOLLAR: Directive = block('geo', ['$mesh_dollar'], [d('default', '$')]);
+
+/**
+ * The $mesh_outbound_upstream map when routes exist: the rule's backend (HTTPRoute and
+ * GRPCRoute rules alike: their ids differ), else the Service's.
+ */
+export function routedUpstreamMap(
+  tables: readonly (RouteTableModel | undefined)[],
+  serviceUpstream: string,
+): Directive {
   return map(
     '$mesh_rule',
     '$mesh_outbound_upstream',
     serviceUpstream,
-    table.actions
+    tables
+      .flatMap((table) => table?.actions ?? [])
       .filter((action) => action.redirect === undefined)
       .map((action) => [action.id, upstreamValue(action)]),
   );
+}
+
+/** How a GRPCRoute rule calls its backend: the outbound HTTP/2 server's grpc_pass settings. */
+export interface GrpcRuleProxy {
+  /** TLS, Host, trace header and timeouts of grpc_pass, with this Host header. */
+  readonly base: (hostHeader: string) => Directive[];
+}
+
+/**
+ * What GRPCRoutes add: the same dispatch as HTTPRoutes' in the outbound HTTP/2 server, with its
+ * own match map. grpc_pass sends the request's path as it is then, so a rule's location first
+ * puts the call's own path back. Calls stream, so they are neither mirrored nor retried.
+ */
+export function grpcRouteDirectives(
+  table: RouteTableModel | undefined,
+  proxy: GrpcRuleProxy,
+): RouteDirectives {
+  if (table === undefined) return { http: [], server: [], locations: [] };
+  const http: Directive[] = [
+    map(
+      '$server_addr',
+      '$mesh_grpc_routed',
+      '0',
+      table.routed.map((entry) => [entry.loopback, '1']),
+    ),
+    map(
+      matchText(table),
+      '$mesh_grpc_route_match',
+      '',
+      table.entries.map((entry) => [`~${entry.regex}`, entry.action]),
+    ),
+    ...table.actions.flatMap((action) =>
+      action.backends.length > 1
+        ? [
+            block(
+              'split_clients',
+              ['$request_id', backendVariable(action)],
+              action.backends.map((backend) =>
+                d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
+              ),
+            ),
+          ]
+        : [],
+    ),
+  ];
+  const locations = table.actions.map((action) => {
+    const own = touched(action.requestHeaders);
+    const base = proxy
+      .base('$mesh_outbound_host')
+      .filter(
+        (directive) =>
+          directive.name !== 'grpc_set_header' || !own.has((directive.args[0] ?? '').toLowerCase()),
+      );
+    return block(
+      'location',
+      ['=', `${RULE_PATH}${action.id}`],
+      [
+        block('if', ['($mesh_rule', '!=', action.id, ')'], [d('return', '404')]),
+        block('if', ['($mesh_outbound_upstream', '=', '', ')'], [d('return', '500')]),
+        block('if', ['($mesh_outbound_url', '=', '', ')'], [d('return', '503')]),
+        d('rewrite', '^', '$request_uri', 'break'),
+        d('grpc_pass', '$mesh_outbound_url'),
+        ...base,
+        ...(action.requestHeaders?.set ?? []).map((h) =>
+          d('grpc_set_header', h.name, literal(h.value)),
+        ),
+        ...(action.requestHeaders?.add ?? []).map((h, index) =>
+          d('grpc_set_header', h.name, `$mesh_rule_${action.id}_add_${index}`),
+        ),
+        ...(action.requestHeaders?.remove ?? []).map((name) => d('grpc_set_header', name, '')),
+        ...[
+          ...(action.responseHeaders?.set ?? []).map((h) => h.name),
+          ...(action.responseHeaders?.remove ?? []),
+        ].map((name) => d('grpc_hide_header', name)),
+        ...[...(action.responseHeaders?.set ?? []), ...(action.responseHeaders?.add ?? [])].map(
+          (h) => d('add_header', h.name, literal(h.value), 'always'),
+        ),
+      ],
+    );
+  });
+  return {
+    http: [...http, ...table.actions.flatMap(headerAddMaps)],
+    server: [
+      d('set', '$mesh_rule', ''),
+      block(
+        'if',
+        ['($mesh_grpc_routed)'],
+        [
+          d('set', '$mesh_rule', '$mesh_grpc_route_match'),
+          d('rewrite', '^', `${RULE_PATH}$mesh_rule`, 'break'),
+        ],
+      ),
+    ],
+    locations: [block('location', ['=', RULE_PATH], [d('return', '404')]), ...locations],
+  };
 }
 
 const WELL_KNOWN_PORTS: Readonly<Record<string, number>> = { http: 80, https: 443 };

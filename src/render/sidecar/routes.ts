@@ -307,6 +307,42 @@ export interface RouteTableInput {
   readonly percentages: (weights: readonly number[]) => string[];
   /** Called with every route the table uses. */
   readonly use: (route: SnapshotHttpRoute) => void;
+  /**
+   * HTTPRoutes act on HTTP/1 ports ("http"), GRPCRoutes on HTTP/2 ports ("http2", gRPC and h2c);
+   * action ids start with "r" and "g" respectively, so both tables share one $mesh_rule.
+   */
+  readonly kind?: 'http' | 'http2';
+}
+
+/** What a rule does for a request its `match` took; the caller adds id and route. */
+function toAction(
+  rule: SnapshotRouteRule,
+  match: SnapshotRouteMatch,
+  input: Pick<RouteTableInput, 'upstreams' | 'percentages'>,
+): Omit<RouteActionModel, 'id' | 'route'> {
+  const uri = modifiedUri(rule.redirect?.path ?? rule.rewrite?.path, match);
+  const redirect = rule.redirect;
+  return {
+    ...(redirect === undefined
+      ? {}
+      : {
+          redirect: {
+            status: redirect.statusCode,
+            ...(redirect.scheme === undefined ? {} : { scheme: redirect.scheme }),
+            ...(redirect.hostname === undefined ? {} : { hostname: redirect.hostname }),
+            ...(redirect.port === undefined ? {} : { port: redirect.port }),
+            uri,
+          },
+        }),
+    uri,
+    backends: shares(rule, input.percentages),
+    ...(rule.rewrite?.hostname === undefined ? {} : { hostname: rule.rewrite.hostname }),
+    ...(rule.requestHeaders === undefined ? {} : { requestHeaders: rule.requestHeaders }),
+    ...(rule.responseHeaders === undefined ? {} : { responseHeaders: rule.responseHeaders }),
+    mirrors: mirrorsOf(rule, input.upstreams),
+    ...timeoutsOf(rule),
+    ...retryOf(rule),
+  };
 }
 
 /**
@@ -316,13 +352,13 @@ export interface RouteTableInput {
 export function buildRouteTable(
   routes: readonly SnapshotHttpRoute[],
   ports: readonly RoutablePort[],
-  { namespace, upstreams, percentages, use }: RouteTableInput,
+  { namespace, upstreams, percentages, use, kind = 'http' }: RouteTableInput,
 ): RouteTableModel | undefined {
   const candidates: Candidate[] = [];
   const actions = new Map<string, RouteActionModel>();
   const routed: { loopback: string; port: number }[] = [];
   for (const port of ports) {
-    if (port.port.kind !== 'http') continue;
+    if (port.port.kind !== kind) continue;
     const acting = routesFor(routes, port, namespace);
     if (acting.length === 0) continue;
     routed.push({ loopback: port.loopback, port: port.port.port });
@@ -332,36 +368,11 @@ export function buildRouteTable(
         rule.matches.forEach((match, matchIndex) => {
           const id = `${keyOf(route)} ${ruleIndex} ${matchIndex}`;
           if (!actions.has(id)) {
-            const uriModifier = rule.redirect?.path ?? rule.rewrite?.path;
-            const uri = modifiedUri(uriModifier, match);
+            const action = toAction(rule, match, { upstreams, percentages });
             actions.set(id, {
-              id: `r${actions.size + 1}`,
-              route: `HTTPRoute ${keyOf(route)}`,
-              ...(rule.redirect === undefined
-                ? {}
-                : {
-                    redirect: {
-                      status: rule.redirect.statusCode,
-                      ...(rule.redirect.scheme === undefined
-                        ? {}
-                        : { scheme: rule.redirect.scheme }),
-                      ...(rule.redirect.hostname === undefined
-                        ? {}
-                        : { hostname: rule.redirect.hostname }),
-                      ...(rule.redirect.port === undefined ? {} : { port: rule.redirect.port }),
-                      uri,
-                    },
-                  }),
-              uri,
-              backends: shares(rule, percentages),
-              ...(rule.rewrite?.hostname === undefined ? {} : { hostname: rule.rewrite.hostname }),
-              ...(rule.requestHeaders === undefined ? {} : { requestHeaders: rule.requestHeaders }),
-              ...(rule.responseHeaders === undefined
-                ? {}
-                : { responseHeaders: rule.responseHeaders }),
-              mirrors: mirrorsOf(rule, upstreams),
-              ...timeoutsOf(rule),
-              ...retryOf(rule),
+              ...action,
+              id: `${kind === 'http' ? 'r' : 'g'}${actions.size + 1}`,
+              route: `${kind === 'http' ? 'HTTPRoute' : 'GRPCRoute'} ${keyOf(route)}`,
             });
           }
           candidates.push({

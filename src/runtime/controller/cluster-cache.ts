@@ -39,6 +39,8 @@ export interface CachedClusterState {
   readonly circuitBreakers: readonly KubeJson[];
   /** gateway.networking.k8s.io/v1 HTTPRoutes; none while the CRD is not installed. */
   readonly httpRoutes: readonly KubeJson[];
+  /** gateway.networking.k8s.io/v1 GRPCRoutes. */
+  readonly grpcRoutes: readonly KubeJson[];
   /** gateway.networking.k8s.io/v1beta1 ReferenceGrants; none while the CRD is not installed. */
   readonly referenceGrants: readonly KubeJson[];
   /** MeshConfig nginx-mesh-config of the mesh namespace: none or one. */
@@ -83,6 +85,7 @@ const SOURCES: readonly Source[] = [
   },
   // Kinds of the Gateway API, whose CRDs a cluster may lack: their watches retry until served.
   { collection: 'httpRoutes', apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' },
+  { collection: 'grpcRoutes', apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute' },
   {
     collection: 'referenceGrants',
     apiVersion: 'gateway.networking.k8s.io/v1beta1',
@@ -257,6 +260,7 @@ export function startClusterCache(
       rateLimits: values('rateLimits'),
       circuitBreakers: values('circuitBreakers'),
       httpRoutes: values('httpRoutes'),
+      grpcRoutes: values('grpcRoutes'),
       referenceGrants: values('referenceGrants'),
       meshConfig: values('meshConfig'),
       meshConfigMap: values('meshConfigMaps')[0],

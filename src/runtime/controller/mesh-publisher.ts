@@ -216,7 +216,7 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     } catch (error) {
       throw new Error(`published, but cannot write the policies' status: ${describeError(error)}`);
     }
-    await routeStatus.report(outcome.routeStatuses, state.httpRoutes);
+    await routeStatus.report(outcome.routeStatuses, [...state.httpRoutes, ...state.grpcRoutes]);
   };
   const debouncer = createDebouncer(rebuild, {
     onError: (error) =>

@@ -58,7 +58,9 @@ function parentKey(parentRef: unknown): string {
   return canonical({ ...ref, group: text(ref.group), kind: text(ref.kind) || 'Service' });
 }
 
-const routeKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** HTTPRoutes and GRPCRoutes may share a name: the kind is part of the key. */
+const routeKey = (kind: string, namespace: string, name: string): string =>
+  `${kind} ${namespace}/${name}`;
 
 /**
  * status.parents as it should be: the entries of other controllers in their order, then ours,
@@ -150,7 +152,9 @@ export function createRouteStatusWriter(options: RouteStatusOptions): RouteStatu
 
   return {
     async report(statuses, routes) {
-      const wanted = new Map(statuses.map((each) => [routeKey(each.namespace, each.name), each]));
+      const wanted = new Map(
+        statuses.map((each) => [routeKey(each.kind, each.namespace, each.name), each]),
+      );
       const live = new Set<string>();
       let patched = 0;
       for (const route of routes) {
@@ -160,7 +164,8 @@ export function createRouteStatusWriter(options: RouteStatusOptions): RouteStatu
         if (name === '' || text(metadata.uid) === '') continue;
         live.add(text(metadata.uid));
         try {
-          if (await reportOne(route, wanted.get(routeKey(namespace, name)))) patched += 1;
+          const status = wanted.get(routeKey(text(route.kind), namespace, name));
+          if (await reportOne(route, status)) patched += 1;
         } catch (error) {
           logger.warn('could not write the route status', {
             kind: route.kind,
