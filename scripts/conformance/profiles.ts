@@ -1,0 +1,68 @@
+// The Gateway API conformance profiles `npm run conformance` can run, and the features the mesh
+// claims in each. A claim is a promise the suite then tests, so an extended feature is claimed
+// only where docs/gateway-api.md says the mesh supports it; the rest stay unclaimed, with the
+// reason, and the suite reports them as unsupported. Pure data.
+
+/** A profile's name as the suite's --conformance-profiles takes it. */
+export type ProfileName = 'MESH-HTTP';
+
+export interface Profile {
+  readonly name: ProfileName;
+  /**
+   * What has to run for the profile's tests: 'mesh' is the mesh deployed with automatic
+   * injection of the suite's namespaces.
+   */
+  readonly needs: 'mesh';
+  /**
+   * The features claimed: the profile's core features, its extended features the mesh supports,
+   * and the other features its tests require that the mesh supports.
+   */
+  readonly claimed: readonly string[];
+  /** Extended features of the profile left unclaimed, each with why. */
+  readonly unclaimed: Readonly<Record<string, string>>;
+}
+
+const MESH_HTTP: Profile = {
+  name: 'MESH-HTTP',
+  needs: 'mesh',
+  claimed: [
+    // Core.
+    'Mesh',
+    'HTTPRoute',
+    // Extended (MeshExtendedFeatures).
+    'MeshConsumerRoute',
+    'MeshHTTPRouteQueryParamMatching',
+    'MeshHTTPRouteRewritePath',
+    'MeshHTTPRouteRedirectPath',
+    'MeshHTTPRouteRedirectPort',
+    'MeshHTTPRouteSchemeRedirect',
+    // HTTPRoute features that tests of the profile require: the ResponseHeaderModifier filter
+    // (MeshFrontend, MeshConsumerRoute, MeshPorts), parentRefs[].port (MeshPorts) and the
+    // redirect status codes beyond 301 and 302 (MeshHTTPRoute303Redirect, …307…, …308…).
+    'HTTPRouteResponseHeaderModification',
+    'HTTPRouteParentRefPort',
+    'HTTPRoute303RedirectStatusCode',
+    'HTTPRoute307RedirectStatusCode',
+    'HTTPRoute308RedirectStatusCode',
+  ],
+  unclaimed: {
+    MeshClusterIPMatching: 'docs/gateway-api.md does not promise routing by the cluster IP alone',
+    MeshHTTPRouteBackendRequestHeaderModification:
+      'backendRefs[].filters are refused (docs/gateway-api.md)',
+    MeshHTTPRouteNamedRouteRule: 'docs/gateway-api.md does not cover rules[].name',
+  },
+};
+
+/** Every profile, by name; the default run takes all of them. */
+export const PROFILES: Readonly<Record<ProfileName, Profile>> = { 'MESH-HTTP': MESH_HTTP };
+
+/** The profile names a run takes when none is asked for. */
+export const DEFAULT_PROFILES: readonly ProfileName[] = ['MESH-HTTP'];
+
+/** The profile of a name, or an error naming the known ones. */
+export function parseProfileName(name: string): ProfileName {
+  if (Object.hasOwn(PROFILES, name)) return name as ProfileName;
+  throw new Error(
+    `unknown conformance profile "${name}": expected one of ${Object.keys(PROFILES).join(', ')}`,
+  );
+}
