@@ -178,6 +178,13 @@ function buildRuleSet(
       chain: IN_REDIRECT_CHAIN,
       spec: `-p tcp -j REDIRECT --to-ports ${SIDECAR_INBOUND_REDIRECT_PORT}`,
     },
+    // The sidecar's own connection to its pod's address (a pod calling a Service it backs)
+    // leaves through lo and never meets PREROUTING: it is the pod's inbound traffic all the same,
+    // so it goes to the inbound port like a peer's, mTLS and access control included.
+    {
+      chain: OUTPUT_CHAIN,
+      spec: `! -d ${loopback} -o lo -m owner --uid-owner ${SIDECAR_UID} -j ${INBOUND_CHAIN}`,
+    },
     { chain: OUTPUT_CHAIN, spec: `-m owner --uid-owner ${SIDECAR_UID} -j RETURN` },
     { chain: OUTPUT_CHAIN, spec: '-o lo -j RETURN' },
     { chain: OUTPUT_CHAIN, spec: `-d ${loopback} -j RETURN` },

@@ -198,6 +198,21 @@ describe('traffic through the mesh', () => {
     expect(v1 / 2000).toBeLessThanOrEqual(0.95);
   });
 
+  it('answers a pod that calls a Service whose only endpoint is itself, over mTLS', async () => {
+    // The sidecar's connection to its own pod address never meets PREROUTING; without the
+    // init rule that sends it inbound, it reached the app in plaintext and the handshake failed.
+    const self = await readyPod(apps, 'web-v1');
+    const selfNetns = await netnsOf(self.status?.podIP ?? '');
+    const outcome = await requestBatchFrom(
+      selfNetns,
+      `http://${await clusterIP('web-v1')}/`,
+      20,
+      2,
+    );
+    expect(outcome.statuses).toEqual({ '200': 20 });
+    expect(servedBy(outcome.pods, 'web-v1-')).toBe(20);
+  });
+
   it('routes by an HTTPRoute on the Service, which takes over from its TrafficSplit', async () => {
     await apply([
       {

@@ -28,11 +28,12 @@ describe('buildRedirectRules', () => {
     expect(ipv4).toContain('-A MESH_OUTPUT -p tcp -m multiport --dports 53 -j RETURN\n');
   });
 
-  it('exempts the proxy uid first, then lo and loopback, before redirecting', () => {
+  it('sends the proxy’s own calls to its pod inbound, exempts its others, then lo and loopback', () => {
     const output = ruleLines(buildRedirectRules(none).ipv4).filter((line) =>
       line.startsWith('-A MESH_OUTPUT '),
     );
     expect(output).toEqual([
+      '-A MESH_OUTPUT ! -d 127.0.0.0/8 -o lo -m owner --uid-owner 2102 -j MESH_INBOUND',
       '-A MESH_OUTPUT -m owner --uid-owner 2102 -j RETURN',
       '-A MESH_OUTPUT -o lo -j RETURN',
       '-A MESH_OUTPUT -d 127.0.0.0/8 -j RETURN',
@@ -53,7 +54,7 @@ describe('buildRedirectRules', () => {
     const { ipv4, ipv6 } = buildRedirectRules(none);
     expect(ipv6).toContain('-A MESH_OUTPUT -d ::1/128 -j RETURN\n');
     expect(ipv6).not.toContain('127.0.0.0/8');
-    expect(ipv6.replace('::1/128', '127.0.0.0/8')).toBe(ipv4);
+    expect(ipv6.replaceAll('::1/128', '127.0.0.0/8')).toBe(ipv4);
   });
 
   it('sorts and de-duplicates ports, whatever order they come in', () => {
@@ -206,7 +207,7 @@ describe('init role', () => {
     const applied = logLines(result.stderr).filter((line) => line.msg === 'applied redirect rules');
     expect(applied).toEqual([
       expect.objectContaining({ level: 'info', role: 'init', family: 'ipv4', table: 'nat' }),
-      expect.objectContaining({ family: 'ipv6', chains: 4, rules: 11, jumpsAdded: 2 }),
+      expect.objectContaining({ family: 'ipv6', chains: 4, rules: 12, jumpsAdded: 2 }),
     ]);
     expect(result.stdout).toBe('');
   });
