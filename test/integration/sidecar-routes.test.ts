@@ -16,12 +16,10 @@ import type {
 import { buildSidecarModel, renderSidecarConfig } from '../../src/render/sidecar';
 import type { SidecarContext } from '../../src/render/sidecar/context';
 import {
-  endpoint,
-  gammaRoutes,
   httpPort,
   service,
   shopContext,
-  shopSnapshot,
+  sidecarScenarios,
   withMesh,
 } from '../support/sidecar-snapshots';
 import {
@@ -341,21 +339,11 @@ afterAll(async () => {
 });
 
 it('passes nginx -t with every route feature over mTLS', () => {
+  const scenario = sidecarScenarios().find((each) => each.name === 'gamma-routes');
+  if (scenario === undefined) throw new Error('no gamma-routes scenario');
   const dir = prepareSidecarDir('sidecar-routes-t-');
   try {
-    const snapshot = shopSnapshot({
-      services: {
-        ...shopSnapshot().services,
-        ...service(
-          'shop/api-v2',
-          '10.96.0.21',
-          [httpPort(8080)],
-          [endpoint('10.1.0.21', { http: 8080 }, 'shop/api-v2-1', 'shop/api')],
-        ),
-      },
-      httpRoutes: gammaRoutes(),
-    });
-    const rendered = renderSidecarConfig(snapshot, shopContext());
+    const rendered = renderSidecarConfig(scenario.snapshot, scenario.context);
     expect(rendered.text).toContain('proxy_ssl_name api.shop.svc;');
     const config = writeSidecarConfig(dir, buildMeshModule(), rendered.text, rendered.members);
     expect(() =>

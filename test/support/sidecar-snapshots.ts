@@ -580,8 +580,8 @@ export function sidecarScenarios(): SidecarScenario[] {
       context: shopContext({ defaultEgressAllowed: true }),
       warnings: [],
     },
-    // GAMMA: HTTPRoutes on shop/api (producer) and shop/web (a consumer route from shop, the
-    // pod's own namespace, would be the same namespace: producer too), with every feature
+    // GAMMA: HTTPRoutes on shop/api with every feature: matches of each kind, a split with an
+    // unresolved backend, header modifiers, a rewrite, a redirect, mirrors, timeouts, retries
     {
       name: 'gamma-routes',
       snapshot: shopSnapshot({

@@ -123,21 +123,42 @@ function headerAddMaps(action: RouteActionModel): Directive[] {
   });
 }
 
-/** The http-level maps and splits of the route table. */
-function httpDirectives(table: RouteTableModel): Directive[] {
-  const out: Directive[] = [
+/** Which loopback addresses are routed, and the id of the match a request takes there. */
+function dispatchMaps(table: RouteTableModel, routed: string, match: string): Directive[] {
+  return [
     map(
       '$server_addr',
-      '$mesh_routed',
+      routed,
       '0',
       table.routed.map((entry) => [entry.loopback, '1']),
     ),
     map(
       matchText(table),
-      '$mesh_route_match',
+      match,
       '',
       table.entries.map((entry) => [`~${entry.regex}`, entry.action]),
     ),
+  ];
+}
+
+/** The split_clients of a rule with several backends; none for one. */
+function backendSplit(action: RouteActionModel): Directive[] {
+  if (action.backends.length <= 1) return [];
+  return [
+    block(
+      'split_clients',
+      ['$request_id', backendVariable(action)],
+      action.backends.map((backend) =>
+        d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
+      ),
+    ),
+  ];
+}
+
+/** The http-level maps and splits of the route table. */
+function httpDirectives(table: RouteTableModel): Directive[] {
+  const out: Directive[] = [
+    ...dispatchMaps(table, '$mesh_routed', '$mesh_route_match'),
     map(
       '$server_addr',
       '$mesh_route_port',
@@ -148,17 +169,7 @@ function httpDirectives(table: RouteTableModel): Directive[] {
     ),
   ];
   for (const action of table.actions) {
-    if (action.backends.length > 1) {
-      out.push(
-        block(
-          'split_clients',
-          ['$request_id', backendVariable(action)],
-          action.backends.map((backend) =>
-            d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
-          ),
-        ),
-      );
-    }
+    out.push(...backendSplit(action));
     action.mirrors.forEach((mirror, index) => {
       if (mirror.percent < 100)
         out.push(
@@ -215,31 +226,8 @@ export function grpcRouteDirectives(
 ): RouteDirectives {
   if (table === undefined) return { http: [], server: [], locations: [] };
   const http: Directive[] = [
-    map(
-      '$server_addr',
-      '$mesh_grpc_routed',
-      '0',
-      table.routed.map((entry) => [entry.loopback, '1']),
-    ),
-    map(
-      matchText(table),
-      '$mesh_grpc_route_match',
-      '',
-      table.entries.map((entry) => [`~${entry.regex}`, entry.action]),
-    ),
-    ...table.actions.flatMap((action) =>
-      action.backends.length > 1
-        ? [
-            block(
-              'split_clients',
-              ['$request_id', backendVariable(action)],
-              action.backends.map((backend) =>
-                d(backend.percent === '*' ? '*' : `${backend.percent}%`, backend.upstream),
-              ),
-            ),
-          ]
-        : [],
-    ),
+    ...dispatchMaps(table, '$mesh_grpc_routed', '$mesh_grpc_route_match'),
+    ...table.actions.flatMap(backendSplit),
   ];
   const locations = table.actions.map((action) => {
     const own = touched(action.requestHeaders);
