@@ -1,7 +1,6 @@
 // Gateway API GRPCRoutes on a Service (GAMMA), against the real nginx: the outbound HTTP/2
 // server takes each gRPC call to the rule of the first match (service and method, headers),
 // sends the call's own path on, splits by weight, and sets and drops headers both ways.
-import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:http2';
 import type { Http2Server, IncomingHttpHeaders } from 'node:http2';
@@ -19,6 +18,7 @@ import {
 } from '../support/sidecar-snapshots';
 import {
   buildMeshModule,
+  nginxTestConfig,
   prepareSidecarDir,
   startSidecarNginx,
   writeSidecarConfig,
@@ -191,19 +191,9 @@ afterAll(async () => {
 it('passes nginx -t with GRPCRoutes and HTTPRoutes together over mTLS', () => {
   const scenario = sidecarScenarios().find((each) => each.name === 'gamma-grpc-routes');
   if (scenario === undefined) throw new Error('no gamma-grpc-routes scenario');
-  const checkDir = prepareSidecarDir('sidecar-grpc-routes-t-');
-  try {
-    const rendered = renderSidecarConfig(scenario.snapshot, scenario.context);
-    expect(rendered.text).toContain('grpc_ssl_name $mesh_outbound_ssl_name;');
-    const config = writeSidecarConfig(checkDir, buildMeshModule(), rendered.text, rendered.members);
-    expect(() =>
-      execFileSync('nginx', ['-t', '-q', '-e', 'stderr', '-p', checkDir, '-c', config], {
-        stdio: 'pipe',
-      }),
-    ).not.toThrow();
-  } finally {
-    rmSync(checkDir, { recursive: true, force: true });
-  }
+  const rendered = renderSidecarConfig(scenario.snapshot, scenario.context);
+  expect(rendered.text).toContain('grpc_ssl_name $mesh_outbound_ssl_name;');
+  expect(() => nginxTestConfig(rendered.text, rendered.members)).not.toThrow();
 });
 
 it('takes a call to the rule of its service and method, with the call’s own path', async () => {

@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readFileSync,
   writeFileSync,
+  rmSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -145,4 +146,15 @@ http {
     fastcgi_temp_path ${dir}/fastcgi;
     uwsgi_temp_path ${dir}/uwsgi;
     scgi_temp_path ${dir}/scgi;`;
+}
+
+/** `nginx -t` of a rendered configuration in a scratch directory; throws with nginx's message. */
+export function nginxTestConfig(text: string, members: string): void {
+  const dir = prepareSidecarDir('sidecar-nginx-t-');
+  try {
+    const config = writeSidecarConfig(dir, buildMeshModule(), text, members);
+    execFileSync('nginx', ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', config], { stdio: 'pipe' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -467,17 +467,7 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
         ...proxied,
       ],
     ),
-    block(
-      'location',
-      [upgrade],
-      [
-        d('proxy_pass', `$mesh_outbound_url${uri}`),
-        ...proxied.filter(
-          (directive) => !proxy.tunnelTimeouts.some((tunnel) => tunnel.name === directive.name),
-        ),
-        ...proxy.tunnelTimeouts,
-      ],
-    ),
+    upgradeLocation(upgrade, uri, proxied, proxy),
     ...mirrors.locations,
   ];
 }
@@ -539,19 +529,29 @@ function retryLocations(
       ],
     ),
     ...retries,
-    block(
-      'location',
-      [upgrade],
-      [
-        d('proxy_pass', `$mesh_outbound_url${uri}`),
-        ...proxied.filter(
-          (directive) => !proxy.tunnelTimeouts.some((tunnel) => tunnel.name === directive.name),
-        ),
-        ...proxy.tunnelTimeouts,
-      ],
-    ),
+    upgradeLocation(upgrade, uri, proxied, proxy),
     ...mirrors.locations,
   ];
+}
+
+/** Where a rule's WebSocket or other upgrade goes: its proxying, with the tunnel's timeouts. */
+function upgradeLocation(
+  name: string,
+  uri: string,
+  proxied: readonly Directive[],
+  proxy: RuleProxy,
+): Directive {
+  return block(
+    'location',
+    [name],
+    [
+      d('proxy_pass', `$mesh_outbound_url${uri}`),
+      ...proxied.filter(
+        (directive) => !proxy.tunnelTimeouts.some((tunnel) => tunnel.name === directive.name),
+      ),
+      ...proxy.tunnelTimeouts,
+    ],
+  );
 }
 
 /** Everything the route table adds to the configuration; empty parts when there is none. */
