@@ -266,17 +266,7 @@ export function grpcRouteDirectives(
   });
   return {
     http: [...http, ...table.actions.flatMap(headerAddMaps)],
-    server: [
-      d('set', '$mesh_rule', ''),
-      block(
-        'if',
-        ['($mesh_grpc_routed)'],
-        [
-          d('set', '$mesh_rule', '$mesh_grpc_route_match'),
-          d('rewrite', '^', `${RULE_PATH}$mesh_rule`, 'break'),
-        ],
-      ),
-    ],
+    server: [...moveToRule('$mesh_grpc_routed', '$mesh_grpc_route_match')],
     locations: [block('location', ['=', RULE_PATH], [d('return', '404')]), ...locations],
   };
 }
@@ -534,6 +524,18 @@ function retryLocations(
   ];
 }
 
+/** The server's rewrite phase: on a routed address, keep the match's id and go to its location. */
+function moveToRule(routed: string, match: string): Directive[] {
+  return [
+    d('set', '$mesh_rule', ''),
+    block(
+      'if',
+      [`(${routed})`],
+      [d('set', '$mesh_rule', match), d('rewrite', '^', `${RULE_PATH}$mesh_rule`, 'break')],
+    ),
+  ];
+}
+
 /** Where a rule's WebSocket or other upgrade goes: its proxying, with the tunnel's timeouts. */
 function upgradeLocation(
   name: string,
@@ -568,15 +570,7 @@ export function routeDirectives(
       ...(table.actions.some((action) => action.mirrors.length > 0)
         ? [block('if', ['($uri', '~', `^${regexLiteral(MIRROR_PATH)}`, ')'], [d('break')])]
         : []),
-      d('set', '$mesh_rule', ''),
-      block(
-        'if',
-        ['($mesh_routed)'],
-        [
-          d('set', '$mesh_rule', '$mesh_route_match'),
-          d('rewrite', '^', `${RULE_PATH}$mesh_rule`, 'break'),
-        ],
-      ),
+      ...moveToRule('$mesh_routed', '$mesh_route_match'),
     ],
     locations: [
       block('location', ['=', RULE_PATH], [d('return', '404')]),
