@@ -231,3 +231,23 @@ export function printCounts(profiles: readonly ProfileCounts[]): string[] {
     ...(profile.extended === undefined ? [] : [line(profile.name, 'extended', profile.extended)]),
   ]);
 }
+
+/**
+ * The tests that failed but that no profile of the report counts: the suite counts a test in a
+ * profile only when the profile covers every feature the test needs, so a test that also needs,
+ * say, HTTPRouteResponseHeaderModification fails without showing in any statistics.
+ */
+export function uncountedFailures(
+  tests: readonly TestResult[],
+  profiles: readonly ProfileCounts[],
+): string[] {
+  const counted = new Set(
+    profiles.flatMap((profile) => [
+      ...profile.core.failedTests,
+      ...(profile.extended?.failedTests ?? []),
+    ]),
+  );
+  return tests
+    .filter((test) => test.outcome === 'fail' && !counted.has(test.name))
+    .map((test) => test.name);
+}

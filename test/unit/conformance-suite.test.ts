@@ -9,6 +9,7 @@ import {
   printCounts,
   printOutcomes,
   readReport,
+  uncountedFailures,
 } from '../../scripts/conformance/suite-results';
 
 const RUN: SuiteRun = {
@@ -282,5 +283,16 @@ describe('readReport', () => {
     expect(() =>
       readReport('kind: ConformanceReport\nprofiles:\n- name: X\n  core:\n    statistics: {}\n'),
     ).toThrow("the conformance report's X.core.statistics.Passed is not a number");
+  });
+});
+
+describe('uncountedFailures', () => {
+  it('names the failed tests no profile of the report counts', () => {
+    const tests = [
+      { name: 'MeshPorts', outcome: 'fail' as const, lines: [] },
+      { name: 'MeshFrontend', outcome: 'fail' as const, lines: [] },
+      { name: 'MeshBasic', outcome: 'pass' as const, lines: [] },
+    ];
+    expect(uncountedFailures(tests, readReport(REPORT))).toEqual(['MeshFrontend']);
   });
 });
