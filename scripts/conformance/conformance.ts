@@ -229,7 +229,7 @@ async function importEchoImages(binDir: string, holderPid: number): Promise<stri
 function progressLine(line: string): string | undefined {
   const top = /^=== RUN\s+TestConformance\/([^/\s]+)$/.exec(line);
   if (top?.[1] !== undefined) return `  running ${top[1]}`;
-  const result = /^ {4}--- (PASS|FAIL|SKIP): TestConformance\/([^/\s]+) \(([^)]*)\)/.exec(line);
+  const result = /^ {4}--- (PASS|FAIL): TestConformance\/([^/\s]+) \(([^)]*)\)/.exec(line);
   if (result?.[1] !== undefined)
     return `  ${result[1].toLowerCase()} ${result[2] ?? ''} (${result[3] ?? ''})`;
   if (/Test Setup:|Pods in .* ready|panic:|^FAIL|^ok\s/.test(line)) return `  ${line.trim()}`;
@@ -355,9 +355,10 @@ async function main(): Promise<number> {
   say(
     `Gateway API ${GATEWAY_API_VERSION} conformance: profiles ${options.profiles.join(', ')}; claimed features: ${claimedFeatures(options.profiles).join(', ')}`,
   );
-  for (const name of options.profiles)
-    for (const [feature, why] of Object.entries(PROFILES[name].unclaimed))
-      say(`  not claimed: ${feature} (${why})`);
+  const unclaimed = new Map(
+    options.profiles.flatMap((name) => Object.entries(PROFILES[name].unclaimed)),
+  );
+  for (const [feature, why] of unclaimed) say(`  not claimed: ${feature} (${why})`);
   const total = 7;
   let kubeconfig: string | undefined;
   let code = 1;

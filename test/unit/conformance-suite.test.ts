@@ -27,18 +27,19 @@ const RUN: SuiteRun = {
 };
 
 describe('conformance profiles', () => {
-  it('claims the MESH-HTTP core features and never one it leaves unclaimed', () => {
-    const profile = PROFILES['MESH-HTTP'];
-    expect(profile.claimed).toEqual(expect.arrayContaining(['Mesh', 'HTTPRoute']));
-    for (const feature of Object.keys(profile.unclaimed))
-      expect(profile.claimed).not.toContain(feature);
+  it('claims the MESH-HTTP core features, and no profile claims a feature it leaves unclaimed', () => {
+    expect(PROFILES['MESH-HTTP'].claimed).toEqual(expect.arrayContaining(['Mesh', 'HTTPRoute']));
+    expect(PROFILES['MESH-GRPC'].claimed).toEqual(expect.arrayContaining(['Mesh', 'GRPCRoute']));
+    for (const profile of Object.values(PROFILES))
+      for (const feature of Object.keys(profile.unclaimed))
+        expect(profile.claimed).not.toContain(feature);
     expect(DEFAULT_PROFILES).toEqual(['MESH-HTTP']);
   });
 
   it('refuses an unknown profile, naming the known ones', () => {
     expect(parseProfileName('MESH-HTTP')).toBe('MESH-HTTP');
     expect(() => parseProfileName('GATEWAY-TLS')).toThrow(
-      'unknown conformance profile "GATEWAY-TLS": expected one of MESH-HTTP',
+      'unknown conformance profile "GATEWAY-TLS": expected one of MESH-HTTP, MESH-GRPC',
     );
   });
 });
