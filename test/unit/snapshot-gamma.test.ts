@@ -679,6 +679,20 @@ describe('buildSnapshot: HTTPRoute backendRefs', () => {
     expect(resolved([wrongKind])).toMatch(/^False RefNotPermitted/);
   });
 
+  it('lets a consumer route send to the Service it is attached to without a grant, and no other', () => {
+    const consumer = (backendRefs: unknown[]) =>
+      httpRoute('other', 'consumer', 'web', {
+        parentRefs: [serviceParent('web', { namespace: 'shop' })],
+        rules: [{ backendRefs }],
+      });
+    expect(resolvedRefsLine(consumer([backend('web', 80, { namespace: 'shop' })]))).toBe(
+      'True ResolvedRefs: every backendRef resolved',
+    );
+    expect(resolvedRefsLine(consumer([backend('web-v2', 80, { namespace: 'shop' })]))).toMatch(
+      /^False RefNotPermitted/,
+    );
+  });
+
   it('checks the grant before the Service, so a missing Service elsewhere reads as not permitted', () => {
     const object = withBackends('shop', backend('ghost', 80, { namespace: 'other' }));
     expect(resolvedRefsLine(object)).toMatch(/^False RefNotPermitted/);

@@ -16,9 +16,12 @@
 //   snapshot: it is applied whole or not at all. So do backendRefs[].filters and a weight outside
 //   0-GATEWAY_BACKEND_MAX_WEIGHT.
 // - backendRefs are Services (group "", kind Service), namespace defaulting to the route's, with
-//   a port of the Service. Another namespace needs a ReferenceGrant there allowing HTTPRoutes of
-//   the route's namespace to Services (all, or this name); it is checked before the Service is
-//   looked up, so that a route learns nothing of a namespace that does not grant it. A reference
+//   a port of the Service. A Service the route is attached to (a consumer route's own parent)
+//   may be named from any namespace, as GAMMA lets a consumer route send to the Service it
+//   routes; any other Service of another namespace needs a ReferenceGrant there allowing routes of
+//   this kind from the route's namespace to Services (all, or this name); it is checked before
+//   the Service is looked up, so that a route learns nothing of a namespace that does not grant
+//   it. A reference
 //   that fails stays in its rule marked invalid (its share of requests is answered 500) and makes
 //   ResolvedRefs False with the first failure's reason (InvalidKind, RefNotPermitted,
 //   BackendNotFound), in rule and backendRef order; Accepted stays True. The weight defaults to
@@ -96,6 +99,8 @@ export interface GammaRoutes {
 
 interface RouteContext {
   readonly kind: RouteKind;
+  /** "<namespace>/<name>" of the Services the route's parentRefs name (whether they exist). */
+  readonly parentServices?: ReadonlySet<string>;
   readonly services: ReadonlyMap<string, SnapshotService>;
   /** Namespace → the specs of its ReferenceGrants. */
   readonly grants: ReadonlyMap<string, readonly Json[]>;
@@ -192,11 +197,19 @@ interface ServiceParentRef {
 function buildRoute(
   object: KubeObject,
   ref: ObjectRef,
-  context: RouteContext,
+  shared: RouteContext,
 ): { status: RouteStatus; route?: SnapshotHttpRoute } | undefined {
   const spec = objectOf(object.spec);
   const parentRefs = serviceParentRefs(spec.parentRefs);
   if (parentRefs.length === 0) return undefined;
+  const context: RouteContext = {
+    ...shared,
+    parentServices: new Set(
+      parentRefs.map(({ entry }) =>
+        keyOf(stringOf(entry.namespace) ?? ref.namespace, stringOf(entry.name) ?? ''),
+      ),
+    ),
+  };
   const ruleEntries = arrayOf(spec.rules).map(objectOf);
   if (ruleEntries.length === 0) ruleEntries.push({});
   const resolvedRefs = resolvedRefsOf(ruleEntries, ref, context);
@@ -476,7 +489,11 @@ function backendFailure(
     return { reason: 'InvalidKind', message: `${field}.kind ${quoted(kind)}: expected Service` };
   }
   if (target.name === '') return { reason: 'BackendNotFound', message: `${field}.name is missing` };
-  if (target.namespace !== route.namespace && !granted(context, route.namespace, target)) {
+  if (
+    target.namespace !== route.namespace &&
+    context.parentServices?.has(keyOf(target.namespace, target.name)) !== true &&
+    !granted(context, route.namespace, target)
+  ) {
     return {
       reason: 'RefNotPermitted',
       message: `${field}.namespace "${target.namespace}": no ReferenceGrant in ${target.namespace} allows HTTPRoutes of ${route.namespace} to refer to Service ${target.name}`,
