@@ -12,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -83,6 +84,9 @@ async function buildPrevious(root: string, commit: string, tag: string, dir: str
   rmSync(worktree, { recursive: true, force: true });
   await git(root, ['worktree', 'prune']);
   await git(root, ['worktree', 'add', '--detach', worktree, commit]);
+  // Build scripts run host-side steps on the pinned Node and its packages (the Gateway API CRDs'
+  // conversion): the worktree borrows this checkout's, which npm ci installed.
+  symlinkSync(join(root, 'node_modules'), join(worktree, 'node_modules'));
   try {
     const built = await execa(
       'bash',
