@@ -78,7 +78,11 @@ function healthServer(
     return block(
       'location',
       ['=', path],
-      [d('proxy_pass', upstream), ...(scheme === 'HTTPS' ? [d('proxy_ssl_verify', 'off')] : [])],
+      [
+        d('proxy_pass', upstream),
+        d('proxy_bind', PROBE_SOURCE_VARIABLE),
+        ...(scheme === 'HTTPS' ? [d('proxy_ssl_verify', 'off')] : []),
+      ],
     );
   });
   return block(
@@ -88,6 +92,14 @@ function healthServer(
   );
 }
 
+/**
+ * The source address of a probe's connection to the app at the pod's IPv4 address: a loopback
+ * one, which the init rules leave direct, where the sidecar's other connections to its own pod
+ * go through its inbound port (src/render/iptables-rules.ts). Over IPv6, none (the kernel's).
+ */
+export const PROBE_SOURCE_ADDRESS = '127.0.0.6';
+const PROBE_SOURCE_VARIABLE = '$mesh_probe_source';
+
 /** The probe redirect servers (HTTP, HTTPS) the redirect table needs, none when it is empty. */
 export function buildHealthServers(options: HealthServerOptions): Directive[] {
   const servers: Directive[] = [];
@@ -96,7 +108,13 @@ export function buildHealthServers(options: HealthServerOptions): Directive[] {
   );
   if (schemes.has('HTTP')) servers.push(healthServer(options, 'HTTP', options.healthHttpPort));
   if (schemes.has('HTTPS')) servers.push(healthServer(options, 'HTTPS', options.healthHttpsPort));
-  return servers;
+  if (servers.length === 0) return servers;
+  const source = block(
+    'map',
+    ['$server_addr', PROBE_SOURCE_VARIABLE],
+    [d('default', ''), d('"~^[0-9.]+$"', PROBE_SOURCE_ADDRESS)],
+  );
+  return [source, ...servers];
 }
 
 /** The whole configuration as a directive tree. */

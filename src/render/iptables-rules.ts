@@ -180,11 +180,17 @@ function buildRuleSet(
     },
     // The sidecar's own connection to its pod's address (a pod calling a Service it backs)
     // leaves through lo and never meets PREROUTING: it is the pod's inbound traffic all the same,
-    // so it goes to the inbound port like a peer's, mTLS and access control included.
-    {
-      chain: OUTPUT_CHAIN,
-      spec: `! -d ${loopback} -o lo -m owner --uid-owner ${SIDECAR_UID} -j ${INBOUND_CHAIN}`,
-    },
+    // so it goes to the inbound port like a peer's, mTLS and access control included. The probe
+    // servers' connections to the app bind a loopback source (PROBE_SOURCE_ADDRESS) and stay
+    // direct. IPv4 only: a probe over IPv6 has no loopback source to bind to a pod address.
+    ...(family === 'ipv4'
+      ? [
+          {
+            chain: OUTPUT_CHAIN,
+            spec: `! -s ${loopback} ! -d ${loopback} -o lo -m owner --uid-owner ${SIDECAR_UID} -j ${INBOUND_CHAIN}`,
+          },
+        ]
+      : []),
     { chain: OUTPUT_CHAIN, spec: `-m owner --uid-owner ${SIDECAR_UID} -j RETURN` },
     { chain: OUTPUT_CHAIN, spec: '-o lo -j RETURN' },
     { chain: OUTPUT_CHAIN, spec: `-d ${loopback} -j RETURN` },
