@@ -93,9 +93,10 @@ function healthServer(
 }
 
 /**
- * The source address of a probe's connection to the app at the pod's IPv4 address: a loopback
- * one, which the init rules leave direct, where the sidecar's other connections to its own pod
- * go through its inbound port (src/render/iptables-rules.ts). Over IPv6, none (the kernel's).
+ * The source address of the sidecar's connections to the app at the pod's IPv4 address (probes,
+ * and inbound traffic in transparent mode): a loopback one, which the init rules leave direct,
+ * where the sidecar's other connections to its own pod go through its inbound port
+ * (src/render/iptables-rules.ts). Over IPv6, none (the kernel's).
  */
 export const PROBE_SOURCE_ADDRESS = '127.0.0.6';
 const PROBE_SOURCE_VARIABLE = '$mesh_probe_source';
@@ -109,27 +110,37 @@ export function buildHealthServers(options: HealthServerOptions): Directive[] {
   if (schemes.has('HTTP')) servers.push(healthServer(options, 'HTTP', options.healthHttpPort));
   if (schemes.has('HTTPS')) servers.push(healthServer(options, 'HTTPS', options.healthHttpsPort));
   if (servers.length === 0) return servers;
-  const source = block(
+  return [probeSourceMap(), ...servers];
+}
+
+/** $mesh_probe_source: PROBE_SOURCE_ADDRESS when this end's address is IPv4, else empty. */
+function probeSourceMap(): Directive {
+  return block(
     'map',
     ['$server_addr', PROBE_SOURCE_VARIABLE],
     [d('default', ''), d('"~^[0-9.]+$"', PROBE_SOURCE_ADDRESS)],
   );
-  return [source, ...servers];
 }
 
 /** The whole configuration as a directive tree. */
 export function buildTransparentModel(options: TransparentOptions): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${options.runDir}/${name}`);
-  const passThrough = (port: number): Directive =>
+  const passThrough = (port: number, inbound: boolean): Directive =>
     block(
       'server',
       [],
       [
         ...listens(port, options.ipv6),
-        options.closed === true
-          ? d('return', '')
-          : // The original destination, recovered by our module from the REDIRECT.
-            d('proxy_pass', '$mesh_original_dst'),
+        ...(options.closed === true
+          ? [d('return', '')]
+          : [
+              // The original destination, recovered by our module from the REDIRECT.
+              d('proxy_pass', '$mesh_original_dst'),
+              // Inbound, that is this pod's own address: from a loopback source, which the init
+              // rules leave direct (any other connection of the sidecar to its own pod goes to
+              // the inbound port, and would come back here).
+              ...(inbound ? [d('proxy_bind', PROBE_SOURCE_VARIABLE)] : []),
+            ]),
       ],
     );
   const httpServers = buildHealthServers(options);
@@ -145,8 +156,9 @@ export function buildTransparentModel(options: TransparentOptions): Directive[] 
       [],
       [
         d('proxy_half_close', 'on'),
-        passThrough(options.outboundPort),
-        passThrough(options.inboundPort),
+        ...(options.closed === true ? [] : [probeSourceMap()]),
+        passThrough(options.outboundPort, false),
+        passThrough(options.inboundPort, true),
       ],
     ),
     block(
