@@ -55,7 +55,9 @@ function context(): WaitContext {
     clock: systemClock,
     progress: silent,
     signal: new AbortController().signal,
-    deadline: Date.now() + 60_000,
+    // The faults tier may restart the shared API server meanwhile; a CRD's deletion then waits
+    // for it to come back and finish its finalizer.
+    deadline: Date.now() + 150_000,
     budgetMs: 60_000,
   };
 }
