@@ -74,8 +74,41 @@ function gatewayStep(): InstallStep {
   };
 }
 
-/** remove's CRD step. */
+/**
+ * Waits until every installed Gateway API kind is served from the API server's watch cache. A
+ * CRD deleted before that fails its finalizer ("storage is (re)initializing"), and on a loaded
+ * machine the finalizer's retries then outlast remove's wait.
+ */
+async function waitForStorage(): Promise<void> {
+  for (const crd of crds) {
+    const spec = (crd as unknown as { spec: GatewayCrdSpec }).spec;
+    const version = spec.versions.find((each) => each.served)?.name ?? 'v1';
+    const path = `/apis/${spec.group}/${version}/${spec.names.plural}?resourceVersion=0&limit=1`;
+    await waitFor(
+      `${spec.names.plural} served from the watch cache`,
+      async () => {
+        if ((await admin.get(`${CRDS}/${crd.metadata.name}`)) === undefined) return true;
+        try {
+          return (await admin.get(path)) === undefined ? undefined : true;
+        } catch {
+          return undefined;
+        }
+      },
+      120_000,
+      250,
+    );
+  }
+}
+
+interface GatewayCrdSpec {
+  readonly group: string;
+  readonly names: { readonly plural: string };
+  readonly versions: readonly { readonly name: string; readonly served: boolean }[];
+}
+
+/** remove's CRD step, once the kinds' storage is up. */
 async function removeCrds(): Promise<void> {
+  await waitForStorage();
   const installation = await findInstallation(admin, namespace);
   const step = removalSteps(installation, namespace, [], context()).find(
     (each) => each.title === 'Removing CRDs',
