@@ -315,7 +315,7 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         d('mesh_keepalive_drain', 'on'),
         ...httpStats('outbound', model),
         ...httpAccessLog(context, 'outbound'),
-        ...routes.server,
+        ...ruleVariable(routes, routed),
         block(
           'location',
           ['/'],
@@ -387,11 +387,7 @@ function outboundHttp2Server(
       ...LOOPBACK_ONLY,
       ...httpStats('outbound2', model),
       ...httpAccessLog(context, 'outbound'),
-      ...(routes.server.length > 0
-        ? routes.server
-        : model.routes === undefined
-          ? []
-          : [d('set', '$mesh_rule', '')]),
+      ...ruleVariable(routes, model.routes !== undefined || model.grpcRoutes !== undefined),
       ...http2Streams,
       block(
         'location',
@@ -405,6 +401,15 @@ function outboundHttp2Server(
       ...routes.locations,
     ],
   );
+}
+
+/**
+ * A server's route dispatch, or, where only the other server routes, an empty $mesh_rule: the
+ * shared $mesh_outbound_upstream map reads it in both servers.
+ */
+function ruleVariable(routes: RouteDirectives, routed: boolean): Directive[] {
+  if (routes.server.length > 0) return routes.server;
+  return routed ? [d('set', '$mesh_rule', '')] : [];
 }
 
 /** How the outbound HTTP/2 server calls a peer, with this Host header. */
