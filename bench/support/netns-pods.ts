@@ -338,6 +338,8 @@ export function benchSnapshot(): MeshSnapshot {
     circuitBreakers: {},
     httpRoutes: {},
     grpcRoutes: {},
+    gateways: {},
+    gatewayRoutes: {},
     peers: {},
   };
 }

@@ -59,6 +59,21 @@ const REPORT_PATH = join(root, 'conformance', `report-${GATEWAY_API_VERSION}.yam
 const AUTO_INJECT_ENABLED = 'enabled';
 /** The echo images the suite's manifests name (scripts/build-images.sh tags them so). */
 const ECHO_IMAGES = ['echo-basic', 'echo-advanced'];
+/**
+ * Other references the suite's manifests give the same programs: echo-basic by the tags of
+ * later manifests, and CoreDNS (a backend of the suite's base manifests) by its upstream name,
+ * served by the cluster's own CoreDNS image.
+ */
+const IMAGE_ALIASES: readonly (readonly [RegExp, readonly string[]])[] = [
+  [
+    /^registry\.k8s\.io\/gateway-api\/echo-basic:/,
+    [
+      'registry.k8s.io/gateway-api/echo-basic:v1.6.0-dev.2',
+      'registry.k8s.io/gateway-api/echo-basic:v1.6.0-dev.3',
+    ],
+  ],
+  [/\/coredns:v?\d/, ['registry.k8s.io/coredns/coredns:v1.12.2']],
+];
 const DEFAULT_TIMEOUT_MINUTES = 60;
 /** How often a long wait says it is still waiting. */
 const HEARTBEAT_MS = 60_000;
@@ -222,7 +237,20 @@ async function importEchoImages(binDir: string, holderPid: number): Promise<stri
       throw new Error(`importing ${ref} from ${path} into the node failed`, { cause: error });
     });
   }
-  return archives.map(([ref]) => ref);
+  const refs = archives.map(([ref]) => ref);
+  // The suite's manifests name some images by other tags; the same images serve under them.
+  const listed = await runCommand(...ctrInNode(holderPid, ['images', 'ls', '-q']));
+  const present = listed.split('\n').map((line) => line.trim());
+  for (const [pattern, aliases] of IMAGE_ALIASES) {
+    const source = present.find((ref) => pattern.test(ref));
+    if (source === undefined) throw new Error(`no image matching ${String(pattern)} in the node`);
+    for (const alias of aliases) {
+      if (present.includes(alias)) continue;
+      await runCommand(...ctrInNode(holderPid, ['images', 'tag', source, alias]));
+      refs.push(alias);
+    }
+  }
+  return refs;
 }
 
 /** Prints a test binary's line on the terminal when it tells where the run is. */

@@ -4,7 +4,7 @@
 // reason, and the suite reports them as unsupported. Pure data.
 
 /** A profile's name as the suite's --conformance-profiles takes it. */
-export type ProfileName = 'MESH-HTTP' | 'MESH-GRPC';
+export type ProfileName = 'GATEWAY-HTTP' | 'MESH-HTTP' | 'MESH-GRPC';
 
 export interface Profile {
   readonly name: ProfileName;
@@ -71,8 +71,21 @@ const MESH_GRPC: Profile = {
   unclaimed: MESH_HTTP.unclaimed,
 };
 
+const GATEWAY_HTTP: Profile = {
+  name: 'GATEWAY-HTTP',
+  needs: 'mesh',
+  claimed: [
+    // Core.
+    'Gateway',
+    'HTTPRoute',
+    'ReferenceGrant',
+  ],
+  unclaimed: {},
+};
+
 /** Every profile, by name. */
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
+  'GATEWAY-HTTP': GATEWAY_HTTP,
   'MESH-HTTP': MESH_HTTP,
   'MESH-GRPC': MESH_GRPC,
 };
@@ -81,7 +94,7 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
  * The profile names a run takes when none is asked for, and whose report the repository keeps.
  * MESH-GRPC runs when asked for (--profile MESH-GRPC).
  */
-export const DEFAULT_PROFILES: readonly ProfileName[] = ['MESH-HTTP'];
+export const DEFAULT_PROFILES: readonly ProfileName[] = ['GATEWAY-HTTP', 'MESH-HTTP'];
 
 /** The profile of a name, or an error naming the known ones. */
 export function parseProfileName(name: string): ProfileName {

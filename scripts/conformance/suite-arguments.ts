@@ -1,6 +1,7 @@
 // The command line of the Gateway API conformance suite's test binary (`go test -c` of
 // sigs.k8s.io/gateway-api/conformance): Go's testing flags (-test.*) for TestConformance, then
 // the suite's own flags (conformance/utils/flags). Pure: the same run gives the same arguments.
+import { GATEWAY_CLASS_NAME } from '../../src/manifests/constants';
 import { PROFILES } from './profiles';
 import type { ProfileName } from './profiles';
 
@@ -66,6 +67,7 @@ export function buildSuiteArguments(run: SuiteRun): string[] {
     '-test.v',
     `-test.timeout=${String(run.timeoutMinutes)}m`,
     `--conformance-profiles=${run.profiles.join(',')}`,
+    `--gateway-class=${GATEWAY_CLASS_NAME}`,
     `--supported-features=${claimedFeatures(run.profiles).join(',')}`,
     ...(labels.length === 0
       ? []

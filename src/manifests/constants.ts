@@ -249,6 +249,8 @@ export const MESH_CONFIG_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh-controller'
 
 /** The Gateway API controllerName this mesh writes in the status of the routes it serves. */
 export const GATEWAY_CONTROLLER_NAME = 'nsm.nginx.com/nginx-mesh';
+/** The GatewayClass deploy installs: Gateways of this class are served by the mesh's gateways. */
+export const GATEWAY_CLASS_NAME = 'nginx-mesh';
 
 /** The Gateway API release whose CRDs deploy installs when absent, and whose suite runs. */
 export const GATEWAY_API_VERSION = 'v1.6.3';

@@ -4,6 +4,7 @@ import { certReloaderRole } from './cert-reloader/cert-reloader-role';
 import { controllerRole } from './controller/controller-role';
 import { createInitRole } from './init/init-role';
 import { systemNetfilter } from './init/netfilter';
+import { gatewayRole } from './gateway/gateway-role';
 import { metricsRole } from './metrics/metrics-role';
 import { registrarRole } from './registrar/registrar-role';
 import type { RoleDefinition, RoleRegistry } from './role/role';
@@ -13,6 +14,7 @@ const roles: readonly RoleDefinition[] = [
   certReloaderRole,
   controllerRole,
   createInitRole(systemNetfilter),
+  gatewayRole,
   metricsRole,
   registrarRole,
 ];

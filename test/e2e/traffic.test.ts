@@ -6,6 +6,7 @@
 // wire as TLS records only, an injected Job completes, both sidecars reload under load without
 // losing a request, and remove leaves the apps serving.
 import { execa } from 'execa';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeRest } from '../cluster/harness/kube-rest';
@@ -283,6 +284,164 @@ describe('traffic through the mesh', () => {
       'the split back',
       (config) => config.includes('split_clients') && !config.includes('$mesh_route_match'),
     );
+  });
+
+  it('lets clients in through a Gateway over HTTP and HTTPS, to meshed backends, strict mTLS included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'e2e-gateway-'));
+    const [certFile, keyFile] = [join(dir, 'tls.crt'), join(dir, 'tls.key')];
+    await execa('openssl', [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+      ...['-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=gw.e2e.test'],
+      ...['-addext', 'subjectAltName=DNS:gw.e2e.test'],
+    ]);
+    const base64 = (file: string): string => readFileSync(file).toString('base64');
+    await apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/tls',
+        metadata: { name: 'edge-cert', namespace: apps },
+        data: { 'tls.crt': base64(certFile), 'tls.key': base64(keyFile) },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'edge', namespace: apps },
+        spec: {
+          gatewayClassName: 'nginx-mesh',
+          listeners: [
+            { name: 'http', port: 80, protocol: 'HTTP' },
+            {
+              name: 'https',
+              port: 443,
+              protocol: 'HTTPS',
+              hostname: 'gw.e2e.test',
+              tls: { certificateRefs: [{ name: 'edge-cert' }] },
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'edge-routes', namespace: apps },
+        spec: {
+          parentRefs: [{ name: 'edge' }],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/v2' } }],
+              backendRefs: [{ name: 'web-v2', port: 80 }],
+            },
+            { backendRefs: [{ name: 'web-v1', port: 80 }] },
+          ],
+        },
+      },
+    ]);
+    interface Condition {
+      type: string;
+      status: string;
+      reason: string;
+    }
+    const gatewayStatus = async (): Promise<{
+      addresses?: { value: string }[];
+      conditions?: Condition[];
+      listeners?: { name: string; attachedRoutes: number; conditions: Condition[] }[];
+    }> => {
+      const read = await kubectl(['get', 'gateway', 'edge', '-n', apps, '-o', 'json']);
+      return (JSON.parse(read.stdout) as { status?: object }).status ?? {};
+    };
+    const address = await waitFor(
+      'the Gateway Programmed, with an address',
+      async () => {
+        const status = await gatewayStatus();
+        const programmed = status.conditions?.find((c) => c.type === 'Programmed');
+        return programmed?.status === 'True' ? status.addresses?.[0]?.value : undefined;
+      },
+      240_000,
+      1_000,
+    );
+    const status = await gatewayStatus();
+    expect(status.conditions?.map((c) => [c.type, c.status])).toEqual([
+      ['Accepted', 'True'],
+      ['Programmed', 'True'],
+    ]);
+    expect(status.listeners?.map((l) => [l.name, l.attachedRoutes])).toEqual([
+      ['http', 1],
+      ['https', 1],
+    ]);
+    // From outside the cluster (this machine routes to cluster addresses through the node).
+    const batch = async (url: string, count: number): Promise<Record<string, number>> => {
+      const served: Record<string, number> = {};
+      for (let index = 0; index < count; index += 1) {
+        const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+        await response.arrayBuffer();
+        const key = `${response.status} ${(response.headers.get('x-served-by') ?? '').replace(/-[^-]+-[^-]+$/, '')}`;
+        served[key] = (served[key] ?? 0) + 1;
+      }
+      return served;
+    };
+    const https = async (path: string): Promise<string> => {
+      const result = await execa(
+        'curl',
+        [
+          ...[
+            '-sS',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code} %header{x-served-by}',
+            '--max-time',
+            '5',
+          ],
+          ...['--cacert', certFile, '--resolve', `gw.e2e.test:443:${address}`],
+          `https://gw.e2e.test${path}`,
+        ],
+        { reject: false },
+      );
+      return `${result.stdout.replace(/-[^-]+-[^-]+$/, '')}${result.stderr}`;
+    };
+    expect(await batch(`http://${address}/v2/items`, 40)).toEqual({ '200 web-v2': 40 });
+    expect(await batch(`http://${address}/items`, 40)).toEqual({ '200 web-v1': 40 });
+    expect(await https('/v2/items')).toBe('200 web-v2');
+
+    // Under strict mTLS the backends take only mTLS: the gateway holds the mesh identity.
+    await patchMtlsMode('strict');
+    const outsider = await netnsOf((await readyPod(plain, 'outsider')).status?.podIP ?? '');
+    const direct = `http://${(await readyPod(apps, 'web-v2')).status?.podIP ?? ''}:${ECHO_PORT}/`;
+    await waitFor(
+      'plaintext refused by web-v2',
+      async () => ((await requestFrom(outsider, direct)) === '200' ? undefined : true),
+      60_000,
+      500,
+    );
+    expect(await batch(`http://${address}/v2/items`, 20)).toEqual({ '200 web-v2': 20 });
+    expect(await https('/items')).toBe('200 web-v1');
+    await patchMtlsMode('permissive');
+    await waitFor('plaintext admitted again', async () =>
+      (await requestFrom(outsider, direct)) === '200' ? true : undefined,
+    );
+
+    // The controller may write Secrets anywhere as far as RBAC goes; admission confines it to
+    // its gateways' own objects.
+    const planted = await kubectl([
+      ...['create', 'secret', 'generic', 'planted', '-n', apps, '--from-literal=a=b'],
+      `--as=system:serviceaccount:${meshNamespace}:nginx-mesh-controller`,
+    ]);
+    expect(planted.exitCode).not.toBe(0);
+    expect(planted.stderr).toContain("may write only a gateway's objects");
+
+    // The Gateway owns what serves it: deleting it removes the gateway's Deployment.
+    expect((await kubectl(['delete', 'gateway', 'edge', '-n', apps])).exitCode).toBe(0);
+    await waitFor(
+      "the gateway's Deployment gone",
+      async () => {
+        const found = await kubectl(['get', 'deployment', 'edge-nginx-mesh', '-n', apps]);
+        return found.exitCode !== 0 ? true : undefined;
+      },
+      120_000,
+      1_000,
+    );
+    await kubectl(['delete', 'httproute', 'edge-routes', '-n', apps]);
   });
 
   it('answers 503 to requests over a RateLimit, and 200 again after a pause', async () => {

@@ -117,6 +117,8 @@ export function shopSnapshot(change: Partial<MeshSnapshot> = {}): MeshSnapshot {
     circuitBreakers: {},
     httpRoutes: {},
     grpcRoutes: {},
+    gateways: {},
+    gatewayRoutes: {},
     peers: SHOP_PEERS,
   };
   return { ...base, ...change };

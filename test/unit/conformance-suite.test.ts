@@ -27,19 +27,22 @@ const RUN: SuiteRun = {
 };
 
 describe('conformance profiles', () => {
-  it('claims the MESH-HTTP core features, and no profile claims a feature it leaves unclaimed', () => {
+  it('claims the core features of each profile, and no profile claims a feature it leaves unclaimed', () => {
+    expect(PROFILES['GATEWAY-HTTP'].claimed).toEqual(
+      expect.arrayContaining(['Gateway', 'HTTPRoute', 'ReferenceGrant']),
+    );
     expect(PROFILES['MESH-HTTP'].claimed).toEqual(expect.arrayContaining(['Mesh', 'HTTPRoute']));
     expect(PROFILES['MESH-GRPC'].claimed).toEqual(expect.arrayContaining(['Mesh', 'GRPCRoute']));
     for (const profile of Object.values(PROFILES))
       for (const feature of Object.keys(profile.unclaimed))
         expect(profile.claimed).not.toContain(feature);
-    expect(DEFAULT_PROFILES).toEqual(['MESH-HTTP']);
+    expect(DEFAULT_PROFILES).toEqual(['GATEWAY-HTTP', 'MESH-HTTP']);
   });
 
   it('refuses an unknown profile, naming the known ones', () => {
     expect(parseProfileName('MESH-HTTP')).toBe('MESH-HTTP');
     expect(() => parseProfileName('GATEWAY-TLS')).toThrow(
-      'unknown conformance profile "GATEWAY-TLS": expected one of MESH-HTTP, MESH-GRPC',
+      'unknown conformance profile "GATEWAY-TLS": expected one of GATEWAY-HTTP, MESH-HTTP, MESH-GRPC',
     );
   });
 });
@@ -51,6 +54,7 @@ describe('buildSuiteArguments', () => {
       '-test.v',
       '-test.timeout=60m',
       '--conformance-profiles=MESH-HTTP',
+      '--gateway-class=nginx-mesh',
       `--supported-features=${claimedFeatures(['MESH-HTTP']).join(',')}`,
       '--namespace-labels=injector.nsm.nginx.com/auto-inject=enabled',
       '--report-output=/tmp/report.yaml',

@@ -159,8 +159,8 @@ describe('startClusterCache', () => {
     await untilSynced(cache);
     for (let i = 0; i < 100 && changes < 17; i += 1) await new Promise((r) => setImmediate(r));
     expect(cache.state().trafficSplits).toEqual([split('b', '2')]);
-    // One complete set per kind (15), then one call per event.
-    expect(changes).toBe(17);
+    // One complete set per kind (18), then one call per event.
+    expect(changes).toBe(20);
     await cache.stop();
   });
 });

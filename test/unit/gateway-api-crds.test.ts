@@ -97,13 +97,27 @@ describe('the install plan', () => {
     const steps = plan(crds);
     const index = steps.findIndex((step) => step.id === 'gateway-api');
     expect(steps[index - 1]?.id).toBe('crds');
-    expect(steps[index + 1]?.id).toBe('rbac');
+    expect(steps[index + 1]?.id).toBe('gateway-class');
+    expect(steps[index + 2]?.id).toBe('rbac');
     const step = steps[index];
     expect(step?.objects).toEqual(crds);
     expect(step?.keepForeign).toBe(true);
     expect(step?.note).toContain('only when the cluster lacks it');
     expect(step?.waits).toEqual(
       GATEWAY_API_CRD_NAMES.map((name) => ({ kind: 'crd-established', name })),
+    );
+  });
+
+  it("then creates the mesh's GatewayClass, leaving a foreign one of that name alone", () => {
+    const step = plan(buildGatewayApiCrds(release())).find((each) => each.id === 'gateway-class');
+    expect(step?.keepForeign).toBe(true);
+    const [gatewayClass, ...others] = step?.objects ?? [];
+    expect(others).toEqual([]);
+    expect(gatewayClass?.kind).toBe('GatewayClass');
+    expect(gatewayClass?.apiVersion).toBe('gateway.networking.k8s.io/v1');
+    expect(gatewayClass?.metadata.name).toBe('nginx-mesh');
+    expect((gatewayClass?.spec as { controllerName?: string }).controllerName).toBe(
+      'nsm.nginx.com/nginx-mesh',
     );
   });
 

@@ -113,9 +113,26 @@ describe('least privilege', () => {
     expect(refs).not.toContain('cluster-admin');
   });
 
-  it('lets no one read every Secret: reads and updates of Secrets are by name', () => {
-    const secretRules = rules.filter((rule) => rule.resources.includes('secrets'));
+  it('lets no one but the controller read every Secret: reads and updates of Secrets are by name', () => {
+    // The controller serves Gateways: it reads the Secrets their listeners name as certificates
+    // and copies each to its gateway's own Secret, which the admission policy confines it to.
+    const gatewayRules = (rule: (typeof rules)[number]): boolean =>
+      rule.resources.includes('secrets') &&
+      rule.resourceNames === undefined &&
+      rule.verbs.some((verb) => verb === 'list' || verb === 'patch');
+    const secretRules = rules.filter(
+      (rule) => rule.resources.includes('secrets') && !gatewayRules(rule),
+    );
     expect(secretRules.length).toBeGreaterThan(0);
+    const controllerRole = objects.find(
+      (object) =>
+        object.kind === 'ClusterRole' &&
+        object.metadata.name === 'nginx-mesh-controller.internal.builtin.nsm.nginx',
+    ) as { rules: typeof rules } | undefined;
+    const others = rules.filter(
+      (rule) => gatewayRules(rule) && !(controllerRole?.rules ?? []).includes(rule),
+    );
+    expect(others).toEqual([]);
     for (const rule of secretRules) {
       if (rule.verbs.some((verb) => verb !== 'create')) {
         expect(rule.resourceNames?.length).toBeGreaterThan(0);

@@ -190,7 +190,7 @@ describe('an application pod', () => {
     [
       'a sidecar that runs another role',
       (spec) => (sidecarOf(spec).args = ['run', '--role', 'controller']),
-      'container nginx-mesh-sidecar does not run the agent role',
+      'container nginx-mesh-sidecar runs neither the agent role nor the gateway role',
     ],
     [
       'a sidecar that runs as another user',

@@ -215,6 +215,26 @@ describe('buildSnapshot: services', () => {
     ]);
   });
 
+  it("takes a gateway's pod for no meshed endpoint: its listeners speak plaintext or their own TLS", () => {
+    const { snapshot } = build({
+      services: [service('edge', 'public-nginx-mesh')],
+      endpointSlices: [
+        endpointSlice('edge', 'public-nginx-mesh', [{ address: '198.18.0.61', pod: 'gw-1' }]),
+      ],
+      pods: [
+        pod('edge', 'gw-1', {
+          ip: '198.18.0.61',
+          serviceAccount: 'public-nginx-mesh',
+          labels: { 'nsm.nginx.com/gateway': 'public' },
+        }),
+      ],
+    });
+    expect(snapshot.services['edge/public-nginx-mesh']?.endpoints).toEqual([
+      { address: '198.18.0.61', ports: { http: 8080 }, pod: 'edge/gw-1' },
+    ]);
+    expect(snapshot.peers['198.18.0.61']).toBeUndefined();
+  });
+
   it('names the owner of an endpoint pod from its controller when injection left no label', () => {
     const { snapshot } = build({
       ...shop(),

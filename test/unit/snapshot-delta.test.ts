@@ -254,7 +254,7 @@ describe('parsing bus messages', () => {
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"secrets":{}}}',
-      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, httpRoutes, grpcRoutes, peers',
+      'collection "secrets": expected one of services, trafficTargets, trafficSplits, rateLimits, circuitBreakers, httpRoutes, grpcRoutes, gateways, gatewayRoutes, peers',
     ],
     [
       '{"kind":"delta","generation":3,"base":2,"upserts":{"services":{"a/b":1}}}',

@@ -154,7 +154,7 @@ function buildSidecarPorts(input: SidecarInput): JsonObject[] {
   return ports;
 }
 
-function buildSidecarEnv(owner: PodOwner): JsonObject[] {
+export function buildSidecarEnv(owner: PodOwner): JsonObject[] {
   const fromField = (name: string, fieldPath: string): JsonObject => ({
     name,
     valueFrom: { fieldRef: { fieldPath } },

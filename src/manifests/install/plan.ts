@@ -5,6 +5,8 @@
 import {
   CONTROLLER_NAME,
   GATEWAY_API_VERSION,
+  GATEWAY_CLASS_NAME,
+  GATEWAY_CONTROLLER_NAME,
   TRAFFIC_METRICS_GROUP,
   METRICS_API_SERVICE_NAME,
   TRAFFIC_METRICS_VERSION,
@@ -38,6 +40,7 @@ import type { FullMeshConfig, MeshSecrets, RegistryCredentials } from '../mesh-c
 import type { Labels, Manifest } from './objects';
 import { componentLabels, meta } from './objects';
 import { buildRbac } from './rbac';
+import { buildControllerAdmission } from './controller-admission';
 import { buildRegistrarAdmission } from './registrar-admission';
 import type { WorkloadContext } from './workloads';
 import { buildController, buildMetrics, buildNats, buildRegistrar } from './workloads';
@@ -76,6 +79,7 @@ export type InstallStepId =
   | 'namespace'
   | 'crds'
   | 'gateway-api'
+  | 'gateway-class'
   | 'rbac'
   | 'config'
   | 'nats'
@@ -119,6 +123,25 @@ function gatewayApiStep(crds: readonly Manifest[]): InstallStep {
     ),
     keepForeign: true,
     note: `Gateway API ${GATEWAY_API_VERSION} CRDs (standard channel). deploy applies each only when the cluster lacks it, and remove deletes only those; leave out any your cluster already has.`,
+  };
+}
+
+/** The mesh's GatewayClass, unless the cluster has one of that name already. */
+function gatewayClassStep(labels: Labels): InstallStep {
+  return {
+    ...step('gateway-class', `Creating GatewayClass ${GATEWAY_CLASS_NAME}`, [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'GatewayClass',
+        metadata: meta(GATEWAY_CLASS_NAME, undefined, labels),
+        spec: {
+          controllerName: GATEWAY_CONTROLLER_NAME,
+          description: 'Ingress gateways of NGINX Service Mesh, with the mesh identity',
+        },
+      },
+    ]),
+    keepForeign: true,
+    note: `Gateways of class ${GATEWAY_CLASS_NAME} are served by the mesh's gateway pods; a GatewayClass of that name that deploy did not make is left as it is.`,
   };
 }
 
@@ -284,10 +307,13 @@ export function buildInstallPlan(
       crds,
       crds.map((crd) => ({ kind: 'crd-established', name: crd.metadata.name })),
     ),
-    ...(input.gatewayApiCrds === undefined ? [] : [gatewayApiStep(input.gatewayApiCrds)]),
+    ...(input.gatewayApiCrds === undefined
+      ? []
+      : [gatewayApiStep(input.gatewayApiCrds), gatewayClassStep(shared)]),
     // The policy that confines the registrar's ConfigMap writes comes before the rights it guards.
     step('rbac', 'Creating service accounts and RBAC', [
       ...buildRegistrarAdmission(namespace, labels(REGISTRAR_NAME)),
+      ...buildControllerAdmission(namespace, labels(CONTROLLER_NAME)),
       ...buildRbac(namespace, labels),
     ]),
     step('config', 'Storing the mesh configuration', [

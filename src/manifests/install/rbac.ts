@@ -87,6 +87,19 @@ const GATEWAY_API_RULES: readonly Rule[] = [
     READ,
   ),
   rule(GATEWAY_API_GROUP, ['httproutes/status', 'grpcroutes/status'], ['update', 'patch']),
+  rule(GATEWAY_API_GROUP, ['gateways/status', 'gatewayclasses/status'], ['update', 'patch']),
+];
+
+/**
+ * What the controller runs for each Gateway of the mesh's GatewayClass
+ * (manifests/gateway/workload.ts): it reads the listeners' certificate Secrets (type
+ * kubernetes.io/tls, watched with a field selector) and applies the gateway's ServiceAccount,
+ * certificate Secret, Service and Deployment in the Gateway's namespace.
+ */
+const GATEWAY_WORKLOAD_RULES: readonly Rule[] = [
+  rule('', ['secrets'], READ),
+  rule('', ['secrets', 'serviceaccounts', 'services'], ['get', 'create', 'patch']),
+  rule('apps', ['deployments'], ['get', 'create', 'patch']),
 ];
 
 export interface RbacNames {
@@ -120,6 +133,7 @@ function accounts(): readonly Account[] {
         rule('events.k8s.io', ['events'], ['create', 'patch']),
         ...POLICY_RULES,
         ...GATEWAY_API_RULES,
+        ...GATEWAY_WORKLOAD_RULES,
         rule('nsm.nginx.com', ['meshconfigclasses'], READ),
         rule(
           'admissionregistration.k8s.io',

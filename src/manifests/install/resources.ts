@@ -77,6 +77,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   typed('gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true),
   typed('gateway.networking.k8s.io/v1', 'GRPCRoute', 'grpcroutes', true),
   typed('gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'referencegrants', true),
+  typed('gateway.networking.k8s.io/v1', 'Gateway', 'gateways', true),
+  typed('gateway.networking.k8s.io/v1', 'GatewayClass', 'gatewayclasses', false),
 ];
 
 /** An object as far as the API paths need it. */

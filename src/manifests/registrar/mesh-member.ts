@@ -85,7 +85,8 @@ function sidecarProblem(sidecar: ContainerFacts, images: MeshImages): string | u
     return `${where} runs image "${sidecar.image}", not the mesh's sidecar image ${images.sidecarImage}`;
   }
   if (sidecar.command.length > 0) return `${where} overrides the image's command`;
-  if (!runsRole(sidecar.args, 'agent')) return `${where} does not run the agent role`;
+  if (!runsRole(sidecar.args, 'agent') && !runsRole(sidecar.args, 'gateway'))
+    return `${where} runs neither the agent role nor the gateway role`;
   if (sidecar.runAsUser !== SIDECAR_UID) {
     return `${where} does not run as UID ${SIDECAR_UID}`;
   }

@@ -14,12 +14,19 @@
 //   policies' split is kept: a producer HTTPRoute accepted for a Service overrides a TrafficSplit
 //   of that Service (OverriddenByHTTPRoute), and routeStatuses holds what the controller writes
 //   on every route naming a Service parent.
+// - Gateways of this mesh's GatewayClass (gateways.ts) share the route rules with GAMMA: an
+//   HTTPRoute may name Services and Gateways as parents, and its one status holds both kinds of
+//   parent in the route's parentRefs order.
 // - peers names every injected, unfinished pod by address, whether or not it backs a Service, for
 //   the agents' metrics; no sidecar's nginx configuration depends on it.
 // - Work is linear in the size of the cluster (indexes by key, one pass per list, no nested
 //   scans); bench/snapshot.ts measures it against merely copying the same state.
 // Pure.
-import { DEFAULT_MESH_NAMESPACE, KUBE_SYSTEM_NAMESPACE } from '../constants';
+import {
+  DEFAULT_MESH_NAMESPACE,
+  GATEWAY_CONTROLLER_NAME,
+  KUBE_SYSTEM_NAMESPACE,
+} from '../constants';
 import { CIRCUIT_BREAKER, toCircuitBreaker } from './circuit-breakers';
 import {
   buildGammaRoutes,
@@ -27,6 +34,8 @@ import {
   OVERRIDDEN_BY_HTTP_ROUTE,
   withoutOverriddenSplits,
 } from './gamma-routes';
+import { buildGateways, mergeRouteStatuses } from './gateways';
+import type { GatewayCertificate } from './gateways';
 import { buildRouteGroups } from './http-matches';
 import { compareText, indexByKey, ProblemLog, refOf, sortedRecord } from './kube-objects';
 import type { ClusterState, KubeObject } from './kube-objects';
@@ -36,7 +45,14 @@ import { buildPolicies } from './policy-problem';
 import { RATE_LIMIT, toRateLimit, withoutConflicts } from './rate-limits';
 import { buildServiceIndex } from './services';
 import { TRAFFIC_SPLIT, TRAFFIC_TARGET, toTrafficSplit, toTrafficTarget } from './smi-policies';
-import type { MeshSnapshot, RouteStatus, SnapshotMesh, SnapshotProblem } from './types';
+import type {
+  GatewayClassStatus,
+  GatewayStatus,
+  MeshSnapshot,
+  RouteStatus,
+  SnapshotMesh,
+  SnapshotProblem,
+} from './types';
 
 export type { ClusterState, KubeObject } from './kube-objects';
 
@@ -56,10 +72,17 @@ export interface SnapshotOutcome {
   /** Sorted. */
   readonly warnings: readonly string[];
   /**
-   * The status of every HTTPRoute with a parentRef of kind Service, sorted by namespace and name:
-   * one entry per such parentRef.
+   * The status of every HTTPRoute or GRPCRoute with a parentRef of kind Service or to a Gateway of
+   * this mesh's GatewayClass, sorted by namespace, name and kind: one entry per route, one parent
+   * per such parentRef, in the route's order.
    */
   readonly routeStatuses: readonly RouteStatus[];
+  /** What this mesh decides of each Gateway of its GatewayClass, sorted by namespace and name. */
+  readonly gatewayStatuses: readonly GatewayStatus[];
+  /** The status of each GatewayClass naming this mesh's controller, sorted by name. */
+  readonly gatewayClassStatuses: readonly GatewayClassStatus[];
+  /** The Secret of every served HTTPS listener, sorted by gateway and listener. */
+  readonly gatewayCertificates: readonly GatewayCertificate[];
 }
 
 /** The mesh snapshot of `state`; total (never throws on odd objects) and deterministic. */
@@ -94,6 +117,19 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     services.byKey,
     ignored,
     GRPC_ROUTE_KIND,
+  );
+  const ingress = buildGateways(
+    {
+      gatewayClasses: state.gatewayClasses ?? [],
+      gateways: state.gateways ?? [],
+      httpRoutes: state.httpRoutes ?? [],
+      referenceGrants: state.referenceGrants ?? [],
+      tlsSecrets: state.tlsSecrets ?? [],
+      namespaces: state.namespaces,
+    },
+    services.byKey,
+    ignored,
+    GATEWAY_CONTROLLER_NAME,
   );
   const trafficSplitIndex = indexByKey(state.trafficSplits);
   const trafficSplits = withoutOverriddenSplits(
@@ -132,18 +168,21 @@ export function buildSnapshot(state: ClusterState, settings: SnapshotSettings): 
     circuitBreakers: sortedRecord(circuitBreakers),
     httpRoutes: sortedRecord(gamma.routes),
     grpcRoutes: sortedRecord(grpc.routes),
+    gateways: sortedRecord(ingress.gateways),
+    gatewayRoutes: sortedRecord(ingress.routes),
     peers: pods.peers(),
   };
   return {
     snapshot,
     problems: log.sorted(),
     warnings: [...warnings].sort(compareText),
-    routeStatuses: [...gamma.statuses, ...grpc.statuses].sort(
-      (a, b) =>
-        compareText(a.namespace, b.namespace) ||
-        compareText(a.name, b.name) ||
-        compareText(a.kind, b.kind),
+    routeStatuses: mergeRouteStatuses(
+      [...gamma.statuses, ...grpc.statuses, ...ingress.routeStatuses],
+      state.httpRoutes ?? [],
     ),
+    gatewayStatuses: ingress.gatewayStatuses,
+    gatewayClassStatuses: ingress.classStatuses,
+    gatewayCertificates: ingress.certificates,
   };
 }
 

@@ -57,6 +57,8 @@ export function emptySnapshot(mesh: SnapshotMesh): MeshSnapshot {
     circuitBreakers: {},
     httpRoutes: {},
     grpcRoutes: {},
+    gateways: {},
+    gatewayRoutes: {},
     peers: {},
   };
 }

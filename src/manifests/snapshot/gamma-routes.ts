@@ -81,7 +81,7 @@ export interface RouteKind {
 export const HTTP_ROUTE_KIND: RouteKind = { type: HTTP_ROUTE, shape: toRuleShape };
 export const GRPC_ROUTE_KIND: RouteKind = { type: GRPC_ROUTE, shape: toGrpcRuleShape };
 /** The Gateway API's group, as a ReferenceGrant names HTTPRoutes by it. */
-const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 /** The largest backendRef weight the Gateway API allows. */
 export const GATEWAY_BACKEND_MAX_WEIGHT = 1_000_000;
 /** The reason a TrafficSplit is not applied because an HTTPRoute routes its root Service. */
@@ -97,7 +97,8 @@ export interface GammaRoutes {
   readonly producers: ReadonlyMap<string, string>;
 }
 
-interface RouteContext {
+/** What resolving a route's rules needs besides the route. */
+export interface RouteContext {
   readonly kind: RouteKind;
   /** "<namespace>/<name>" of the Services the route's parentRefs name (whether they exist). */
   readonly parentServices?: ReadonlySet<string>;
@@ -172,7 +173,8 @@ export function withoutOverriddenSplits<T extends { readonly service: string }>(
   return kept;
 }
 
-function grantsByNamespace(
+/** The specs of the ReferenceGrants outside the ignored namespaces, by namespace. */
+export function grantsByNamespace(
   grants: readonly KubeObject[],
   ignored: ReadonlySet<string>,
 ): Map<string, Json[]> {
@@ -210,19 +212,7 @@ function buildRoute(
       ),
     ),
   };
-  const ruleEntries = arrayOf(spec.rules).map(objectOf);
-  if (ruleEntries.length === 0) ruleEntries.push({});
-  const resolvedRefs = resolvedRefsOf(ruleEntries, ref, context);
-  let rules: SnapshotRouteRule[] | undefined;
-  let refusal: PolicyProblem | undefined;
-  try {
-    rules = ruleEntries.map((rule, position) =>
-      toRule(rule, `spec.rules[${position}]`, ref, context),
-    );
-  } catch (error) {
-    if (!(error instanceof PolicyProblem)) throw error;
-    refusal = error;
-  }
+  const { resolvedRefs, rules, refusal } = toRouteRules(spec, ref, context);
   const parents: SnapshotRouteParent[] = [];
   const statusParents = parentRefs.map(({ entry, field, echo }): RouteParentStatus => {
     const resolved = resolveParent(entry, field, ref.namespace, context.services);
@@ -259,6 +249,45 @@ function buildRoute(
   };
 }
 
+/**
+ * A route's rules as the mesh applies them (undefined, with the refusal, when a field is not
+ * supported) and its ResolvedRefs condition: one implementation for every kind of parent.
+ */
+export function toRouteRules(
+  spec: Json,
+  ref: ObjectRef,
+  context: RouteContext,
+): { resolvedRefs: RouteCondition; rules?: SnapshotRouteRule[]; refusal?: PolicyProblem } {
+  const ruleEntries = arrayOf(spec.rules).map(objectOf);
+  if (ruleEntries.length === 0) ruleEntries.push({});
+  const resolvedRefs = resolvedRefsOf(ruleEntries, ref, context);
+  try {
+    const rules = ruleEntries.map((rule, position) =>
+      toRule(rule, `spec.rules[${position}]`, ref, context),
+    );
+    return { resolvedRefs, rules };
+  } catch (error) {
+    if (!(error instanceof PolicyProblem)) throw error;
+    return { resolvedRefs, refusal: error };
+  }
+}
+
+/**
+ * A parentRef as a status echoes it: as written, keys sorted, with group and kind made explicit.
+ * Kind defaults to Gateway; group to "" for a Service (as GAMMA routes name Services), else to
+ * the Gateway API's group.
+ */
+export function parentRefEcho(entry: Json): Record<string, unknown> {
+  const kind = stringOf(entry.kind) ?? 'Gateway';
+  const group =
+    typeof entry.group === 'string' ? entry.group : kind === 'Service' ? '' : GATEWAY_API_GROUP;
+  const echo: Record<string, unknown> = {};
+  for (const name of [...new Set([...Object.keys(entry), 'group', 'kind'])].sort(compareText)) {
+    echo[name] = name === 'group' ? group : name === 'kind' ? kind : entry[name];
+  }
+  return echo;
+}
+
 /** The parentRefs of kind Service (group "" or none), each once, in the route's order. */
 function serviceParentRefs(value: unknown): ServiceParentRef[] {
   const seen = new Set<string>();
@@ -267,10 +296,7 @@ function serviceParentRefs(value: unknown): ServiceParentRef[] {
     const entry = objectOf(item);
     const group = entry.group ?? '';
     if (group !== '' || entry.kind !== 'Service') return;
-    const echo: Record<string, unknown> = {};
-    for (const name of [...Object.keys(entry), 'group', 'kind'].sort(compareText)) {
-      echo[name] = name === 'group' ? '' : name === 'kind' ? 'Service' : entry[name];
-    }
+    const echo = parentRefEcho(entry);
     const text = JSON.stringify(echo);
     if (seen.has(text)) return;
     seen.add(text);
@@ -525,22 +551,45 @@ function backendFailure(
 
 /** Whether a ReferenceGrant of target's namespace lets HTTPRoutes of `from` refer to target. */
 function granted(context: RouteContext, from: string, target: ObjectRef): boolean {
-  return (context.grants.get(target.namespace) ?? []).some(
+  return referenceGranted(
+    context.grants,
+    { group: GATEWAY_API_GROUP, kind: context.kind.type.kind, namespace: from },
+    { group: '', kind: 'Service', ...target },
+  );
+}
+
+/** One side of a cross-namespace reference, as a ReferenceGrant names it. */
+export interface GrantParty {
+  readonly group: string;
+  readonly kind: string;
+  readonly namespace: string;
+}
+
+/**
+ * Whether a ReferenceGrant in the target's namespace lets objects of `from` (group, kind,
+ * namespace) refer to the target: its kind in its group, all of them or this name.
+ */
+export function referenceGranted(
+  grants: ReadonlyMap<string, readonly Json[]>,
+  from: GrantParty,
+  target: GrantParty & { readonly name: string },
+): boolean {
+  return (grants.get(target.namespace) ?? []).some(
     (spec) =>
       arrayOf(spec.from).some((item) => {
         const entry = objectOf(item);
         return (
-          entry.group === GATEWAY_API_GROUP &&
-          entry.kind === context.kind.type.kind &&
-          entry.namespace === from
+          (entry.group ?? '') === from.group &&
+          entry.kind === from.kind &&
+          entry.namespace === from.namespace
         );
       }) &&
       arrayOf(spec.to).some((item) => {
         const entry = objectOf(item);
         const name = stringOf(entry.name);
         return (
-          (entry.group ?? '') === '' &&
-          entry.kind === 'Service' &&
+          (entry.group ?? '') === target.group &&
+          entry.kind === target.kind &&
           (name === undefined || name === target.name)
         );
       }),

@@ -39,6 +39,15 @@ export interface ClusterState {
   readonly grpcRoutes?: readonly KubeObject[];
   /** gateway.networking.k8s.io/v1beta1 ReferenceGrants. */
   readonly referenceGrants?: readonly KubeObject[];
+  /** gateway.networking.k8s.io/v1 GatewayClasses (cluster-scoped; absent: none). */
+  readonly gatewayClasses?: readonly KubeObject[];
+  /** gateway.networking.k8s.io/v1 Gateways (absent: none). */
+  readonly gateways?: readonly KubeObject[];
+  /**
+   * Core Secrets of type kubernetes.io/tls, `data` base64-encoded as the API returns it: the
+   * certificates Gateway listeners may name (absent: none).
+   */
+  readonly tlsSecrets?: readonly KubeObject[];
   /** MeshConfig nginx-mesh-config (runtime settings), when it exists. */
   readonly meshConfig: KubeObject | undefined;
 }

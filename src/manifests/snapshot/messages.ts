@@ -165,6 +165,8 @@ function entriesOf(value: unknown, where: string): Record<string, unknown> {
 const LATER_COLLECTIONS: ReadonlySet<SnapshotCollection> = new Set([
   'httpRoutes',
   'grpcRoutes',
+  'gateways',
+  'gatewayRoutes',
   'peers',
 ]);
 

@@ -3,6 +3,7 @@
 // through, and the peers agents name their metrics' peers by. Pods that are not injected have no
 // sidecar to configure and are left out. Pure.
 import { podOwner } from '../admission';
+import { GATEWAY_MANAGED_LABEL } from '../gateway/workload';
 import {
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
@@ -407,8 +408,16 @@ export function workloadKey(namespace: string, kind: string, name: string): stri
   return `${namespace}/${kind.toLowerCase()}/${name}`;
 }
 
+/**
+ * A gateway's pod carries the mesh's proxy but serves plaintext (or its listeners' own TLS) to
+ * clients: it is no meshed endpoint, and its clients must not speak mTLS to it.
+ */
+function isGatewayPod(object: KubeObject): boolean {
+  return object.metadata?.labels?.[GATEWAY_MANAGED_LABEL] !== undefined;
+}
+
 function toEntry(object: KubeObject): Entry | undefined {
-  if (!isInjected(object)) return undefined;
+  if (!isInjected(object) || isGatewayPod(object)) return undefined;
   const ref = refOf(object);
   if (ref === undefined) return undefined;
   if (FINISHED_PHASES.has(stringOf(objectOf(object.status).phase) ?? '')) return undefined;

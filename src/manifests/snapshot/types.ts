@@ -327,6 +327,59 @@ export interface SnapshotHttpRoute {
   readonly rules: readonly SnapshotRouteRule[];
 }
 
+/** A listener of a Gateway that the gateway serves (it is Programmed). */
+export interface SnapshotGatewayListener {
+  /** The listener's name, unique in its Gateway. */
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  /**
+   * The host names it takes; absent: any. A wildcard "*.example.com" takes one or more labels in
+   * front of "example.com", never "example.com" itself.
+   */
+  readonly hostname?: string;
+  /**
+   * HTTPS: the listener's certificate resolved. The gateway's pod holds it as
+   * "<listener name>.crt" and "<listener name>.key" in its certificate directory.
+   */
+  readonly tls?: true;
+}
+
+/**
+ * A Gateway (gateway.networking.k8s.io/v1) of this mesh's GatewayClass: the gateway pods serving
+ * it render its listeners and the routes attached to them.
+ */
+export interface SnapshotGateway {
+  readonly namespace: string;
+  readonly name: string;
+  /** The listeners served, in the Gateway's order. */
+  readonly listeners: readonly SnapshotGatewayListener[];
+}
+
+/** Where a route is attached to a Gateway: one listener, and the host names it serves there. */
+export interface SnapshotGatewayAttachment {
+  /** "<namespace>/<name>" of the Gateway. */
+  readonly gateway: string;
+  /** The listener's name. */
+  readonly listener: string;
+  /**
+   * The route's host names on this listener, sorted: the intersection of the listener's hostname
+   * and the route's hostnames. Empty: every host the listener takes.
+   */
+  readonly hostnames: readonly string[];
+}
+
+/** An HTTPRoute attached to at least one listener of a Gateway of this mesh. */
+export interface SnapshotGatewayRoute {
+  readonly namespace: string;
+  readonly name: string;
+  /** metadata.creationTimestamp (RFC 3339): older routes win ties between equal matches. */
+  readonly created: string;
+  /** Sorted by gateway, then listener. */
+  readonly attachments: readonly SnapshotGatewayAttachment[];
+  readonly rules: readonly SnapshotRouteRule[];
+}
+
 /** A policy that could not be used; the rest of the snapshot stands. */
 export interface SnapshotProblem {
   readonly apiVersion: string;
@@ -350,13 +403,19 @@ export interface RouteCondition {
 
 /** What this mesh says of one parentRef of a route (status.parents[] entry, our controllerName). */
 export interface RouteParentStatus {
-  /** The parentRef as the route wrote it, with group "" and kind "Service" made explicit. */
+  /**
+   * The parentRef as the route wrote it, with group and kind made explicit: "" and "Service" for
+   * a Service, gateway.networking.k8s.io and "Gateway" for a Gateway.
+   */
   readonly parentRef: Readonly<Record<string, unknown>>;
   readonly accepted: RouteCondition;
   readonly resolvedRefs: RouteCondition;
 }
 
-/** The status this mesh owns on one route: one entry per parentRef of kind Service. */
+/**
+ * The status this mesh owns on one route: one entry per parentRef of kind Service or naming a
+ * Gateway of this mesh's GatewayClass, in the route's order.
+ */
 export interface RouteStatus {
   readonly apiVersion: string;
   readonly kind: string;
@@ -365,6 +424,47 @@ export interface RouteStatus {
   /** metadata.generation, the conditions' observedGeneration. */
   readonly generation: number;
   readonly parents: readonly RouteParentStatus[];
+}
+
+/** One condition of a Gateway, listener or GatewayClass status (metav1.Condition's fields). */
+export interface GatewayCondition {
+  readonly type: string;
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  /** One line naming the field and the value. */
+  readonly message: string;
+}
+
+/** status.listeners[] of a Gateway. */
+export interface GatewayListenerStatus {
+  readonly name: string;
+  /** The route kinds the listener takes, { group, kind }. */
+  readonly supportedKinds: readonly { readonly group: string; readonly kind: string }[];
+  readonly attachedRoutes: number;
+  /** Accepted, Conflicted, ResolvedRefs and Programmed, in that order. */
+  readonly conditions: readonly GatewayCondition[];
+}
+
+/**
+ * What this mesh decides of a Gateway of its GatewayClass. The controller adds the Gateway's
+ * Programmed condition and status.addresses, which depend on its pods and Service.
+ */
+export interface GatewayStatus {
+  readonly namespace: string;
+  readonly name: string;
+  /** metadata.generation, the conditions' observedGeneration. */
+  readonly generation: number;
+  /** Accepted. */
+  readonly conditions: readonly GatewayCondition[];
+  readonly listeners: readonly GatewayListenerStatus[];
+}
+
+/** What this mesh says of a GatewayClass naming its controllerName. */
+export interface GatewayClassStatus {
+  readonly name: string;
+  readonly generation: number;
+  /** Accepted. */
+  readonly conditions: readonly GatewayCondition[];
 }
 
 export interface MeshSnapshot {
@@ -381,6 +481,10 @@ export interface MeshSnapshot {
    * "/<service>/<method>" (gamma-rules.ts).
    */
   readonly grpcRoutes: Readonly<Record<string, SnapshotHttpRoute>>;
+  /** Gateways of this mesh's GatewayClass, "<namespace>/<name>" → gateway. */
+  readonly gateways: Readonly<Record<string, SnapshotGateway>>;
+  /** HTTPRoutes attached to those Gateways, "<namespace>/<name>" → route. */
+  readonly gatewayRoutes: Readonly<Record<string, SnapshotGatewayRoute>>;
   /** Pod IP → the injected pod holding it; read by the agents' metrics, not by the renderer. */
   readonly peers: Readonly<Record<string, SnapshotPeer>>;
 }
@@ -394,6 +498,8 @@ export const SNAPSHOT_COLLECTIONS = [
   'circuitBreakers',
   'httpRoutes',
   'grpcRoutes',
+  'gateways',
+  'gatewayRoutes',
   'peers',
 ] as const;
 export type SnapshotCollection = (typeof SNAPSHOT_COLLECTIONS)[number];

@@ -45,7 +45,8 @@ import {
   routeDirectives,
   routedUpstreamMap,
 } from './route-directives';
-import type { RouteDirectives } from './route-directives';
+import type { RouteDirectives, RuleProxy } from './route-directives';
+import type { RouteTableModel } from './routes';
 import { membersPath } from './upstream-slots';
 import {
   EGRESS_REFUSED,
@@ -106,7 +107,7 @@ const SPAN_ATTRIBUTES = {
  * trace of its traceparent (or starts one, sampled at the mesh's ratio) and is recorded when
  * sampled.
  */
-function httpStats(kind: keyof typeof HTTP_STATS_KEYS, model?: SidecarModel): Directive[] {
+export function httpStats(kind: keyof typeof HTTP_STATS_KEYS, model?: SidecarModel): Directive[] {
   const stats = d('mesh_stats', SIDECAR_STATS_HTTP_ZONE, HTTP_STATS_KEYS[kind]);
   if (model?.tracing === undefined || kind === 'egress') return [stats];
   const [spanKind, attributes] = SPAN_ATTRIBUTES[kind];
@@ -221,7 +222,43 @@ function targetValue(target: HttpTarget): string {
   }
 }
 
-function outboundDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+/**
+ * What a pod serving more than its app's outbound calls (a gateway's listeners) adds to the
+ * outbound HTTP half: its route tables pick $mesh_outbound_upstream beside the sidecar's own, so
+ * every map after it (URL, TLS name, fresh twin) serves its requests too.
+ */
+export interface OutboundExtension {
+  /** Tables whose action ids differ from the sidecar's ("r", "g"). */
+  readonly routes: readonly RouteTableModel[];
+  /** $mesh_outbound_service where the server's address names no Service port: a variable. */
+  readonly service: string;
+  /** Appended to the outbound half of the http block: the extension's maps and servers. */
+  readonly directives: readonly Directive[];
+}
+
+/**
+ * How a rule's location proxies from an outbound server: the sidecar's own, or (with `headers`
+ * set after the base's) a gateway listener's.
+ */
+export function outboundRuleProxy(
+  model: SidecarModel,
+  context: SidecarContext,
+  headers: readonly Directive[] = [],
+): RuleProxy {
+  return {
+    base: (host) => [...outboundProxy(model, context, host), ...headers],
+    mirrorTls: (tlsName) => clientTls(context, tlsName),
+    upgradeDetour,
+    upgradeStatus: UPGRADE_STATUS,
+    tunnelTimeouts,
+  };
+}
+
+function outboundDirectives(
+  model: SidecarModel,
+  context: SidecarContext,
+  extension?: OutboundExtension,
+): Directive[] {
   const splits = model.splits.flatMap((split) => {
     const choice = block(
       'split_clients',
@@ -242,17 +279,13 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
   });
   const kept = model.httpUpstreams.filter(hasFreshTwin);
   const http2 = model.outboundHttp.some((http) => http.http2);
-  const routes = routeDirectives(model.routes, {
-    base: (host) => outboundProxy(model, context, host),
-    mirrorTls: (tlsName) => clientTls(context, tlsName),
-    upgradeDetour,
-    upgradeStatus: UPGRADE_STATUS,
-    tunnelTimeouts,
-  });
+  const routes = routeDirectives(model.routes, outboundRuleProxy(model, context));
   const grpcRoutes = grpcRouteDirectives(model.grpcRoutes, {
     base: (host) => grpcProxy(model, context, host),
   });
-  const routed = model.routes !== undefined || model.grpcRoutes !== undefined;
+  const extraRoutes = extension?.routes ?? [];
+  const routed =
+    model.routes !== undefined || model.grpcRoutes !== undefined || extraRoutes.length > 0;
   return [
     ...model.httpUpstreams.map(upstreamBlock),
     ...kept.map((upstream) =>
@@ -268,11 +301,13 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
       '',
       model.outboundHttp.map((http) => [http.loopback, targetValue(http.target)]),
     ),
-    ...(routed ? [routedUpstreamMap([model.routes, model.grpcRoutes], SERVICE_UPSTREAM)] : []),
+    ...(routed
+      ? [routedUpstreamMap([model.routes, model.grpcRoutes, ...extraRoutes], SERVICE_UPSTREAM)]
+      : []),
     map(
       '$server_addr',
       '$mesh_outbound_service',
-      '',
+      extension?.service ?? '',
       model.outboundHttp.map((http) => [http.loopback, http.service]),
     ),
     map(
@@ -349,7 +384,8 @@ function outboundDirectives(model: SidecarModel, context: SidecarContext): Direc
         ...routes.locations,
       ],
     ),
-    ...(http2 ? [outboundHttp2Server(model, context, grpcRoutes)] : []),
+    ...(http2 ? [outboundHttp2Server(model, context, grpcRoutes, routed)] : []),
+    ...(extension?.directives ?? []),
   ];
 }
 
@@ -378,6 +414,7 @@ function outboundHttp2Server(
   model: SidecarModel,
   context: SidecarContext,
   routes: RouteDirectives,
+  routed: boolean,
 ): Directive {
   return block(
     'server',
@@ -387,7 +424,7 @@ function outboundHttp2Server(
       ...LOOPBACK_ONLY,
       ...httpStats('outbound2', model),
       ...httpAccessLog(context, 'outbound'),
-      ...ruleVariable(routes, model.routes !== undefined || model.grpcRoutes !== undefined),
+      ...ruleVariable(routes, routed),
       ...http2Streams,
       block(
         'location',
@@ -747,8 +784,12 @@ function egressRefusedServer(context: SidecarContext): Directive {
   );
 }
 
-/** The http block's children. */
-export function buildHttpDirectives(model: SidecarModel, context: SidecarContext): Directive[] {
+/** The http block's children; an extension's (a gateway's) among the outbound half's. */
+export function buildHttpDirectives(
+  model: SidecarModel,
+  context: SidecarContext,
+  extension?: OutboundExtension,
+): Directive[] {
   const temp = (name: string): Directive => d(`${name}_temp_path`, `${context.runDir}/${name}`);
   // Only the traffic servers log (httpAccessLog), where the agent relays it; the rest never do.
   // Metrics are counted in nginx's shared memory (mesh_stats), not logged.
@@ -786,7 +827,7 @@ export function buildHttpDirectives(model: SidecarModel, context: SidecarContext
       ? [grpcStatus]
       : []),
     ...model.matches.flatMap(matchDirectives),
-    ...outboundDirectives(model, context),
+    ...outboundDirectives(model, context, extension),
     ...inboundDirectives(model, context),
     ...(model.egress === 'refused' ? [egressRefusedServer(context)] : []),
     statsServer(context.runDir, model.tracing !== undefined),

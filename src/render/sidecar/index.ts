@@ -1,7 +1,8 @@
 // The sidecar's nginx configuration from the controller's snapshot: renderSidecarConfig decides
 // (buildSidecarModel) and prints (stream and http directives, printNginxConfig). While the mesh
-// is being removed (mesh.transparent) it is the transparent configuration. Pure: identical
-// input gives identical bytes.
+// is being removed (mesh.transparent) it is the transparent configuration. A pod that serves
+// more than its app's calls (a gateway, src/render/gateway) extends the outbound half with its
+// own servers. Pure: identical input gives identical bytes.
 import {
   SIDECAR_HEALTH_HTTP_PORT,
   SIDECAR_HEALTH_HTTPS_PORT,
@@ -14,7 +15,9 @@ import type { Directive } from '../agent-nginx';
 import type { SidecarContext } from './context';
 import type { UpstreamSlots } from './context';
 import { buildHttpDirectives, hasFreshTwin } from './http-directives';
+import type { OutboundExtension } from './http-directives';
 import { buildSidecarModel } from './model';
+import type { SidecarModel } from './model';
 import { freshUpstreamName } from './names';
 import type { SidecarPolicy } from './policies';
 import {
@@ -47,10 +50,22 @@ export interface RenderedSidecar {
   readonly policies: readonly SidecarPolicy[];
 }
 
-/** The configuration nginx runs in the sidecar, its members, and what could not be applied. */
+/** What an extension of the sidecar's configuration adds, decided from the sidecar's model. */
+export interface SidecarExtension {
+  readonly outbound: OutboundExtension;
+  readonly warnings: readonly string[];
+  /** The policy objects the extension's part is made of. */
+  readonly policies: readonly SidecarPolicy[];
+}
+
+/**
+ * The configuration nginx runs in the sidecar, its members, and what could not be applied;
+ * `extend` adds to it (not while transparent).
+ */
 export function renderSidecarConfig(
   snapshot: MeshSnapshot,
   context: SidecarContext,
+  extend?: (model: SidecarModel) => SidecarExtension,
 ): RenderedSidecar {
   if (snapshot.mesh.transparent) {
     const directives = buildTransparentModel({
@@ -73,6 +88,7 @@ export function renderSidecarConfig(
     };
   }
   const { model, warnings, policies } = buildSidecarModel(snapshot, context);
+  const extension = extend?.(model);
   const directives: Directive[] = [
     ...context.modules.map((module) => d('load_module', module)),
     d('worker_processes', '1'),
@@ -81,7 +97,7 @@ export function renderSidecarConfig(
     d('error_log', 'stderr', model.errorLogLevel),
     block('events', [], [d('worker_connections', '4096')]),
     block('stream', [], buildStreamDirectives(model, context)),
-    block('http', [], buildHttpDirectives(model, context)),
+    block('http', [], buildHttpDirectives(model, context, extension?.outbound)),
   ];
   const members = membersText(
     model,
@@ -92,7 +108,14 @@ export function renderSidecarConfig(
     text: printNginxConfig(directives),
     members,
     slots: slotsOf(model),
-    warnings,
-    policies,
+    warnings: [...warnings, ...(extension?.warnings ?? [])],
+    policies:
+      extension === undefined
+        ? policies
+        : [...policies, ...extension.policies].sort((a, b) =>
+            compareText(`${a.collection} ${a.key}`, `${b.collection} ${b.key}`),
+          ),
   };
 }
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -12,6 +12,8 @@ export const POLICY_KINDS = {
   circuitBreakers: 'CircuitBreaker',
   httpRoutes: 'HTTPRoute',
   grpcRoutes: 'GRPCRoute',
+  /** HTTPRoutes on a Gateway, which only the gateway's pods hold. */
+  gatewayRoutes: 'HTTPRoute',
 } as const;
 export type PolicyCollection = keyof typeof POLICY_KINDS;
 

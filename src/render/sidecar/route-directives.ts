@@ -1,8 +1,11 @@
 // Stage 2 for Gateway API HTTPRoutes (routes.ts decides): how the outbound HTTP server (8889)
-// routes a request to a routed Service port. Mechanical. Pure.
+// routes a request to a routed Service port, and a gateway's listeners to theirs. Mechanical.
+// Pure.
 //
 // - One map turns the request into the id of the first match that takes it ($mesh_route_match):
-//   its source is the text routes.ts describes, its entries the matches' regexes in order.
+//   its source is the text routes.ts describes, its entries the matches' regexes in order. A
+//   table's dispatch (RouteDispatch) names the key of that text and its http-level variables, so
+//   a gateway's table ($mesh_gateway_…) sits beside the sidecar's own in one http block.
 // - The server's rewrite phase, for a routed Service port only, keeps that id ($mesh_rule) and
 //   moves the request to the id's location ("/.mesh/rule/<id>"; "/.mesh/rule/" for no match:
 //   404). The request URI sent on is given explicitly ($request_uri, or the rewritten one), so the
@@ -26,6 +29,9 @@ import { block, d, map } from './stream-directives';
 
 /** Where a routed request goes in the outbound server; the id follows. */
 export const RULE_PATH = '/.mesh/rule/';
+
+/** The port a URL of each scheme leaves out. */
+const WELL_KNOWN_PORTS: Readonly<Record<string, number>> = { http: 80, https: 443 };
 
 /** Where a rule's mirror subrequests go: "<id>/<n>" follows. */
 const MIRROR_PATH = '/.mesh/mirror/';
@@ -55,18 +61,26 @@ export interface RuleProxy {
   readonly tunnelTimeouts: readonly Directive[];
 }
 
+/**
+ * How a table's dispatch is named: what the key of its match text is, and the prefix of its
+ * http-level variables (<prefix>routed, <prefix>route_match, <prefix>route_port), which nginx
+ * lets one http block define once.
+ */
+export interface RouteDispatch {
+  /** The variable whose value is a routed place's key (RoutedKey.key). */
+  readonly key: string;
+  readonly prefix: string;
+}
+
+/** The sidecar's outbound servers: the loopback address names the Service port. */
+export const OUTBOUND_DISPATCH: RouteDispatch = { key: '$server_addr', prefix: '$mesh_' };
+
 const headerVariable = (name: string): string =>
   `$http_${name.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
 
 /** The text the match regexes read, fields separated by newlines. */
-function matchText(table: RouteTableModel): string {
-  return [
-    '$server_addr',
-    '$request_method',
-    '$args',
-    ...table.headers.map(headerVariable),
-    '$uri',
-  ].join('\n');
+function matchText(table: RouteTableModel, key: string): string {
+  return [key, '$request_method', '$args', ...table.headers.map(headerVariable), '$uri'].join('\n');
 }
 
 function mirrorVariable(action: RouteActionModel, index: number): string {
@@ -123,17 +137,22 @@ function headerAddMaps(action: RouteActionModel): Directive[] {
   });
 }
 
-/** Which loopback addresses are routed, and the id of the match a request takes there. */
-function dispatchMaps(table: RouteTableModel, routed: string, match: string): Directive[] {
+/** Which keys are routed, and the id of the match a request takes there. */
+function dispatchMaps(
+  table: RouteTableModel,
+  key: string,
+  routed: string,
+  match: string,
+): Directive[] {
   return [
     map(
-      '$server_addr',
+      key,
       routed,
       '0',
-      table.routed.map((entry) => [entry.loopback, '1']),
+      table.routed.map((entry) => [entry.key, '1']),
     ),
     map(
-      matchText(table),
+      matchText(table, key),
       match,
       '',
       table.entries.map((entry) => [`~${entry.regex}`, entry.action]),
@@ -156,15 +175,22 @@ function backendSplit(action: RouteActionModel): Directive[] {
 }
 
 /** The http-level maps and splits of the route table. */
-function httpDirectives(table: RouteTableModel): Directive[] {
+function httpDirectives(table: RouteTableModel, dispatch: RouteDispatch): Directive[] {
   const out: Directive[] = [
-    ...dispatchMaps(table, '$mesh_routed', '$mesh_route_match'),
+    ...dispatchMaps(
+      table,
+      dispatch.key,
+      `${dispatch.prefix}routed`,
+      `${dispatch.prefix}route_match`,
+    ),
     map(
-      '$server_addr',
-      '$mesh_route_port',
+      dispatch.key,
+      `${dispatch.prefix}route_port`,
       '',
       table.routed.flatMap((entry) =>
-        entry.port === 80 ? [] : [[entry.loopback, `:${entry.port}`] as const],
+        entry.port === WELL_KNOWN_PORTS[entry.tls === true ? 'https' : 'http']
+          ? []
+          : [[entry.key, `:${entry.port}`] as const],
       ),
     ),
   ];
@@ -226,7 +252,7 @@ export function grpcRouteDirectives(
 ): RouteDirectives {
   if (table === undefined) return { http: [], server: [], locations: [] };
   const http: Directive[] = [
-    ...dispatchMaps(table, '$mesh_grpc_routed', '$mesh_grpc_route_match'),
+    ...dispatchMaps(table, OUTBOUND_DISPATCH.key, '$mesh_grpc_routed', '$mesh_grpc_route_match'),
     ...table.actions.flatMap(backendSplit),
   ];
   const locations = table.actions.map((action) => {
@@ -271,13 +297,20 @@ export function grpcRouteDirectives(
   };
 }
 
-const WELL_KNOWN_PORTS: Readonly<Record<string, number>> = { http: 80, https: 443 };
+/**
+ * Where a server's rule locations stand: its dispatch, and the scheme of its requests (a
+ * redirect's scheme when it names none).
+ */
+interface ServerRoutes {
+  readonly dispatch: RouteDispatch;
+  readonly scheme: 'http' | 'https';
+}
 
 /** The Location of a RequestRedirect. */
-function redirectUrl(action: RouteActionModel): string {
+function redirectUrl(action: RouteActionModel, server: ServerRoutes): string {
   const redirect = action.redirect;
   if (redirect === undefined) return '';
-  const scheme = redirect.scheme ?? 'http';
+  const scheme = redirect.scheme ?? server.scheme;
   const host = redirect.hostname === undefined ? '$host' : literal(redirect.hostname);
   const port =
     redirect.port !== undefined
@@ -286,7 +319,7 @@ function redirectUrl(action: RouteActionModel): string {
         : `:${redirect.port}`
       : redirect.scheme !== undefined
         ? ''
-        : '$mesh_route_port';
+        : `${server.dispatch.prefix}route_port`;
   return `${scheme}://${host}${port}${uriValue(action, redirect.uri)}`;
 }
 
@@ -411,7 +444,11 @@ function mirrorDirectives(
   return { mirror, locations };
 }
 
-function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[] {
+function actionLocations(
+  action: RouteActionModel,
+  proxy: RuleProxy,
+  server: ServerRoutes,
+): Directive[] {
   const guard = block('if', ['($mesh_rule', '!=', action.id, ')'], [d('return', '404')]);
   if (action.redirect !== undefined) {
     return [
@@ -421,7 +458,7 @@ function actionLocations(action: RouteActionModel, proxy: RuleProxy): Directive[
         [
           guard,
           ...responseHeaderDirectives(action),
-          d('return', String(action.redirect.status), redirectUrl(action)),
+          d('return', String(action.redirect.status), redirectUrl(action, server)),
         ],
       ),
     ];
@@ -556,25 +593,57 @@ function upgradeLocation(
   );
 }
 
+/** What a server holding a table's rules is given. */
+export interface RouteServerOptions {
+  /** Absent: the sidecar's outbound servers' (OUTBOUND_DISPATCH). */
+  readonly dispatch?: RouteDispatch;
+  /** The scheme of the server's requests; absent: http. */
+  readonly scheme?: 'http' | 'https';
+  /** The ids of the actions whose locations the server holds; absent: every action. */
+  readonly actions?: ReadonlySet<string>;
+}
+
+/** What the route table adds to the http block; none when there is no table. */
+export function routeHttpDirectives(
+  table: RouteTableModel | undefined,
+  dispatch: RouteDispatch = OUTBOUND_DISPATCH,
+): Directive[] {
+  return table === undefined ? [] : httpDirectives(table, dispatch);
+}
+
+/** What the route table adds to one server: its dispatch and its rules' locations. */
+export function routeServerDirectives(
+  table: RouteTableModel | undefined,
+  proxy: RuleProxy,
+  options: RouteServerOptions = {},
+): Omit<RouteDirectives, 'http'> {
+  if (table === undefined) return { server: [], locations: [] };
+  const server: ServerRoutes = {
+    dispatch: options.dispatch ?? OUTBOUND_DISPATCH,
+    scheme: options.scheme ?? 'http',
+  };
+  const held = options.actions;
+  const actions = table.actions.filter((action) => held === undefined || held.has(action.id));
+  return {
+    server: [
+      // A mirror's subrequest starts in this phase too, and shares its request's variables: it
+      // goes straight to its location, leaving $mesh_rule as the request set it.
+      ...(actions.some((action) => action.mirrors.length > 0)
+        ? [block('if', ['($uri', '~', `^${regexLiteral(MIRROR_PATH)}`, ')'], [d('break')])]
+        : []),
+      ...moveToRule(`${server.dispatch.prefix}routed`, `${server.dispatch.prefix}route_match`),
+    ],
+    locations: [
+      block('location', ['=', RULE_PATH], [d('return', '404')]),
+      ...actions.flatMap((action) => actionLocations(action, proxy, server)),
+    ],
+  };
+}
+
 /** Everything the route table adds to the configuration; empty parts when there is none. */
 export function routeDirectives(
   table: RouteTableModel | undefined,
   proxy: RuleProxy,
 ): RouteDirectives {
-  if (table === undefined) return { http: [], server: [], locations: [] };
-  return {
-    http: httpDirectives(table),
-    server: [
-      // A mirror's subrequest starts in this phase too, and shares its request's variables: it
-      // goes straight to its location, leaving $mesh_rule as the request set it.
-      ...(table.actions.some((action) => action.mirrors.length > 0)
-        ? [block('if', ['($uri', '~', `^${regexLiteral(MIRROR_PATH)}`, ')'], [d('break')])]
-        : []),
-      ...moveToRule('$mesh_routed', '$mesh_route_match'),
-    ],
-    locations: [
-      block('location', ['=', RULE_PATH], [d('return', '404')]),
-      ...table.actions.flatMap((action) => actionLocations(action, proxy)),
-    ],
-  };
+  return { http: routeHttpDirectives(table), ...routeServerDirectives(table, proxy) };
 }

@@ -16,11 +16,12 @@
 //   otherwise hide it). Then a match with a
 //   method before one without, more header matches before fewer, more query matches before fewer;
 //   then the older route, then the route's namespace/name, then the rule's and the match's order.
-// - Every match becomes one PCRE over one text nginx builds per request, "addr\nmethod\nargs\n
-//   <each header>\npath": the loopback address naming the Service port, the method, the query
-//   string as sent, the values of every header some match names (sorted by name), and the
-//   normalized path last. Header values and query strings cannot hold a newline and the path is
-//   last, so a field never bleeds into the next.
+// - Every match becomes one PCRE over one text nginx builds per request, "key\nmethod\nargs\n
+//   <each header>\npath": the key naming the routed place (here the loopback address naming the
+//   Service port; a gateway names its listener's server), the method, the query string as sent,
+//   the values of every header some match names (sorted by name), and the normalized path last.
+//   Header values and query strings cannot hold a newline and the path is last, so a field never
+//   bleeds into the next.
 // - A rule's share of requests for a backend that could not be resolved is answered 500; a rule
 //   without backends is answered 500; a backend whose Service has no endpoints here answers 503.
 import type {
@@ -45,14 +46,17 @@ export type RouteUri =
 /** A RequestRedirect, ready to print. */
 export interface RouteRedirectModel {
   readonly status: number;
-  /** Absent: the request's own scheme (http: the app spoke plaintext to its sidecar). */
+  /**
+   * Absent: the request's own scheme (http where the app spoke plaintext to its sidecar, https
+   * on a gateway's HTTPS listener).
+   */
   readonly scheme?: 'http' | 'https';
   /** Absent: the request's host. */
   readonly hostname?: string;
   /**
    * The port written after the host. Absent: the Gateway API's default (the well-known port of
-   * a scheme given, else the Service port called), left out of the Location when it is the
-   * scheme's well-known one.
+   * a scheme given, else the port called: the Service's, or the gateway listener's), left out of
+   * the Location when it is the scheme's well-known one.
    */
   readonly port?: number;
   readonly uri: RouteUri;
@@ -107,12 +111,30 @@ export interface RouteActionModel {
   readonly retry?: RouteRetryModel;
 }
 
-/** The routed Service ports of this pod and their ordered matches. */
+/**
+ * A routed place: a Service port of this pod's outbound destinations (its loopback address is the
+ * key), or a server of a gateway's listener (its port and name).
+ */
+export interface RoutedKey {
+  /** The first field of the match text there. */
+  readonly key: string;
+  /** The port a client called, which a redirect without a port keeps. */
+  readonly port: number;
+  /** Requests arrive over TLS (https): a redirect's default scheme and well-known port. */
+  readonly tls?: true;
+}
+
+/** A routed place of a table, and the ids of the actions its matches take. */
+export interface RoutedPlace extends RoutedKey {
+  readonly actions: readonly string[];
+}
+
+/** The routed places of this pod and their ordered matches. */
 export interface RouteTableModel {
   /** Lower-case header names some match reads, sorted: the header fields of the match text. */
   readonly headers: readonly string[];
-  /** The loopback address of every routed Service port, with the Service port number. */
-  readonly routed: readonly { readonly loopback: string; readonly port: number }[];
+  /** Every routed place, sorted by key. */
+  readonly routed: readonly RoutedPlace[];
   /** In the order nginx tries them: the first regex that matches the text picks the action. */
   readonly entries: readonly { readonly regex: string; readonly action: string }[];
   readonly actions: readonly RouteActionModel[];
@@ -125,9 +147,18 @@ export interface RoutablePort {
   readonly port: SnapshotServicePort;
 }
 
+/** A route as the table reads it: on Service ports (GAMMA), or on a Gateway's listeners. */
+export interface TableRoute {
+  readonly namespace: string;
+  readonly name: string;
+  /** RFC 3339: older routes win ties between equal matches. */
+  readonly created: string;
+  readonly rules: readonly SnapshotRouteRule[];
+}
+
 interface Candidate {
-  readonly loopback: string;
-  readonly route: SnapshotHttpRoute;
+  readonly key: string;
+  readonly route: TableRoute;
   readonly match: SnapshotRouteMatch;
   readonly action: string;
   readonly order: readonly number[];
@@ -196,9 +227,9 @@ function pathPattern(match: SnapshotRouteMatch): string {
   return `${regexLiteral(value)}(?:/[\\s\\S]*)?\\z`;
 }
 
-/** The PCRE of one match on one Service port, over the text the header describes. */
+/** The PCRE of one match at one routed key, over the text the header describes. */
 export function matchRegex(
-  loopback: string,
+  key: string,
   match: SnapshotRouteMatch,
   headers: readonly string[],
 ): string {
@@ -212,7 +243,7 @@ export function matchRegex(
     return condition === undefined ? field : valuePattern(condition);
   });
   return [
-    `^${regexLiteral(loopback)}`,
+    `^${regexLiteral(key)}`,
     method,
     `${queries}${field}`,
     ...headerFields,
@@ -345,6 +376,83 @@ function toAction(
   };
 }
 
+/** How a table names and records its routes' actions. */
+export interface TableOptions<R extends TableRoute> {
+  readonly upstreams: ReadonlyMap<string, UpstreamModel>;
+  /** Weights as split_clients percentages (the last "*"). */
+  readonly percentages: (weights: readonly number[]) => string[];
+  /** Called with every route the table uses, at each place it acts. */
+  readonly use: (route: R) => void;
+  /** What action ids start with: one letter per table sharing $mesh_rule. */
+  readonly idPrefix: string;
+  /** The routes' kind, as warnings name it ("HTTPRoute"). */
+  readonly kindName: string;
+}
+
+/**
+ * The route table of routed places, each with the routes acting there (in key order), or
+ * undefined when there is none. A (route, rule, match) has one action wherever it acts.
+ */
+export function assembleRouteTable<R extends TableRoute>(
+  places: readonly (RoutedKey & { readonly routes: readonly R[] })[],
+  { upstreams, percentages, use, idPrefix, kindName }: TableOptions<R>,
+): RouteTableModel | undefined {
+  const candidates: Candidate[] = [];
+  const actions = new Map<string, RouteActionModel>();
+  const routed: RoutedPlace[] = [];
+  for (const { routes, ...place } of places) {
+    if (routes.length === 0) continue;
+    const held = new Set<string>();
+    for (const route of routes) {
+      use(route);
+      route.rules.forEach((rule, ruleIndex) => {
+        rule.matches.forEach((match, matchIndex) => {
+          const id = `${keyOf(route)} ${ruleIndex} ${matchIndex}`;
+          if (!actions.has(id)) {
+            const action = toAction(rule, match, { upstreams, percentages });
+            actions.set(id, {
+              ...action,
+              id: `${idPrefix}${actions.size + 1}`,
+              route: `${kindName} ${keyOf(route)}`,
+            });
+          }
+          const actionId = actions.get(id)?.id ?? '';
+          held.add(actionId);
+          candidates.push({
+            key: place.key,
+            route,
+            match,
+            action: actionId,
+            order: [ruleIndex, matchIndex],
+          });
+        });
+      });
+    }
+    routed.push({ ...place, actions: [...held] });
+  }
+  if (routed.length === 0) return undefined;
+  const headers = [
+    ...new Set(candidates.flatMap((candidate) => candidate.match.headers.map((h) => h.name))),
+  ].sort(compareText);
+  const sorted = [...candidates].sort(
+    (a, b) =>
+      compareText(a.key, b.key) ||
+      compareNumbers(precedence(a.match), precedence(b.match)) ||
+      compareText(a.route.created, b.route.created) ||
+      compareText(keyOf(a.route), keyOf(b.route)) ||
+      compareNumbers(a.order, b.order),
+  );
+  return {
+    headers,
+    routed: routed.sort((a, b) => compareText(a.key, b.key)),
+    entries: sorted.map((candidate) => ({
+      regex: matchRegex(candidate.key, candidate.match, headers),
+      action: candidate.action,
+    })),
+    actions: [...actions.values()],
+  };
+}
+
 /**
  * The route table of a pod calling `ports` (its outbound Service ports), or undefined when no
  * route acts on them. `routes` in key order.
@@ -354,57 +462,18 @@ export function buildRouteTable(
   ports: readonly RoutablePort[],
   { namespace, upstreams, percentages, use, kind = 'http' }: RouteTableInput,
 ): RouteTableModel | undefined {
-  const candidates: Candidate[] = [];
-  const actions = new Map<string, RouteActionModel>();
-  const routed: { loopback: string; port: number }[] = [];
-  for (const port of ports) {
-    if (port.port.kind !== kind) continue;
-    const acting = routesFor(routes, port, namespace);
-    if (acting.length === 0) continue;
-    routed.push({ loopback: port.loopback, port: port.port.port });
-    for (const route of acting) {
-      use(route);
-      route.rules.forEach((rule, ruleIndex) => {
-        rule.matches.forEach((match, matchIndex) => {
-          const id = `${keyOf(route)} ${ruleIndex} ${matchIndex}`;
-          if (!actions.has(id)) {
-            const action = toAction(rule, match, { upstreams, percentages });
-            actions.set(id, {
-              ...action,
-              id: `${kind === 'http' ? 'r' : 'g'}${actions.size + 1}`,
-              route: `${kind === 'http' ? 'HTTPRoute' : 'GRPCRoute'} ${keyOf(route)}`,
-            });
-          }
-          candidates.push({
-            loopback: port.loopback,
-            route,
-            match,
-            action: actions.get(id)?.id ?? '',
-            order: [ruleIndex, matchIndex],
-          });
-        });
-      });
-    }
-  }
-  if (routed.length === 0) return undefined;
-  const headers = [
-    ...new Set(candidates.flatMap((candidate) => candidate.match.headers.map((h) => h.name))),
-  ].sort(compareText);
-  const sorted = [...candidates].sort(
-    (a, b) =>
-      compareText(a.loopback, b.loopback) ||
-      compareNumbers(precedence(a.match), precedence(b.match)) ||
-      compareText(a.route.created, b.route.created) ||
-      compareText(keyOf(a.route), keyOf(b.route)) ||
-      compareNumbers(a.order, b.order),
-  );
-  return {
-    headers,
-    routed: routed.sort((a, b) => compareText(a.loopback, b.loopback)),
-    entries: sorted.map((candidate) => ({
-      regex: matchRegex(candidate.loopback, candidate.match, headers),
-      action: candidate.action,
-    })),
-    actions: [...actions.values()],
-  };
+  const places = ports
+    .filter((port) => port.port.kind === kind)
+    .map((port) => ({
+      key: port.loopback,
+      port: port.port.port,
+      routes: routesFor(routes, port, namespace),
+    }));
+  return assembleRouteTable(places, {
+    upstreams,
+    percentages,
+    use,
+    idPrefix: kind === 'http' ? 'r' : 'g',
+    kindName: kind === 'http' ? 'HTTPRoute' : 'GRPCRoute',
+  });
 }

@@ -30,8 +30,13 @@ import type { ConfigApplier } from './config-applier';
 import { isolateRefused } from './policy-isolation';
 import type { Isolation } from './policy-isolation';
 
+/** How a snapshot becomes this pod's configuration: the sidecar's, or a gateway's. */
+export type SnapshotRenderer = (snapshot: MeshSnapshot, context: SidecarContext) => RenderedSidecar;
+
 export interface SnapshotApplierSettings {
   readonly context: SidecarContext;
+  /** Default: renderSidecarConfig. */
+  readonly render?: SnapshotRenderer;
   readonly logger: Logger;
   readonly apply: ConfigApplier['apply'];
   /** `nginx -t` without applying, for finding the objects nginx refuses. */
@@ -54,6 +59,11 @@ export interface SnapshotApplier {
   ): Promise<string | undefined>;
   /** How many snapshots were rendered (the others were in force without a render). */
   renders(): number;
+  /**
+   * Renders the last snapshot again, for an input outside it that changed (a gateway's
+   * certificate files); resolves as apply does, or undefined before any snapshot.
+   */
+  reapply(): Promise<string | undefined>;
 }
 
 /** One line of at most AGENT_ACK_ERROR_MAX_LENGTH characters. */
@@ -81,6 +91,8 @@ function leftOutMessage(isolation: Isolation<SidecarPolicy>): string {
 
 export function createSnapshotApplier(settings: SnapshotApplierSettings): SnapshotApplier {
   const { logger } = settings;
+  const renderConfig = settings.render ?? renderSidecarConfig;
+  let last: { snapshot: MeshSnapshot; generation: number } | undefined;
   /** The upstream slots of the configuration in force: kept while the endpoints fit them. */
   let slots: ReadonlyMap<string, UpstreamSlots> | undefined;
   const context = (): SidecarContext =>
@@ -102,7 +114,7 @@ export function createSnapshotApplier(settings: SnapshotApplierSettings): Snapsh
     const render = (kept: readonly SidecarPolicy[]): RenderedSidecar => {
       const keptKeys = new Set(kept);
       const dropped = policies.filter((policy) => !keptKeys.has(policy));
-      return renderSidecarConfig(withoutPolicies(snapshot, dropped), context());
+      return renderConfig(withoutPolicies(snapshot, dropped), context());
     };
     const started = performance.now();
     const isolation = await isolateRefused(
@@ -131,14 +143,15 @@ export function createSnapshotApplier(settings: SnapshotApplierSettings): Snapsh
     return message;
   }
 
-  return {
+  const applier: SnapshotApplier = {
     async apply(snapshot, generation, unrendered) {
+      last = { snapshot, generation };
       if (unrendered && inForce) {
         settings.onApplied(snapshot);
         return leftOut;
       }
       renders += 1;
-      const rendered = renderSidecarConfig(snapshot, context());
+      const rendered = renderConfig(snapshot, context());
       for (const warning of rendered.warnings) {
         if (warned.has(warning)) continue;
         warned.add(warning);
@@ -165,5 +178,10 @@ export function createSnapshotApplier(settings: SnapshotApplierSettings): Snapsh
       return leftOut;
     },
     renders: () => renders,
+    async reapply() {
+      if (last === undefined) return undefined;
+      return applier.apply(last.snapshot, last.generation, false);
+    },
   };
+  return applier;
 }

@@ -63,6 +63,10 @@ import type { ConfigApplier } from './config-applier';
 import { podResource, startAgentTracing } from './tracing/agent-tracing';
 import { applierExposition, createConfigApplier } from './config-applier';
 import { createSnapshotApplier } from './snapshot-applier';
+import type { SnapshotRenderer } from './snapshot-applier';
+import { renderGatewayConfig } from '../../render/gateway';
+import { scanCertificates } from '../gateway/certificates';
+import type { CertificateScan } from '../gateway/certificates';
 import { createHeapTrimmer } from './heap-trim';
 import type { SidecarMetrics } from './metrics/sidecar-metrics';
 import { prepareStatsSocket, startSidecarMetrics, sidecarMembers } from './metrics/sidecar-metrics';
@@ -189,12 +193,20 @@ function startMetrics(socketPath: string): SidecarMetrics {
   });
 }
 
-export async function startAgent({
-  logger,
-  options,
-  version,
-  outStream,
-}: RoleContext): Promise<RunningRole> {
+/** What makes the agent a gateway (gateway-role.ts): the Gateway served and its certificates. */
+export interface GatewayMode {
+  /** "<namespace>/<name>". */
+  readonly gateway: string;
+  readonly certificateDir: string;
+}
+
+/** How often a gateway looks at its certificate directory (the kubelet updates it in place). */
+const CERTIFICATE_POLL_MS = 5_000;
+
+export async function startAgent(
+  { logger, options, version, outStream }: RoleContext,
+  gateway?: GatewayMode,
+): Promise<RunningRole> {
   const runDir = options.string('run-dir');
   for (const dir of TEMP_DIRS) mkdirSync(join(runDir, dir), { recursive: true });
   // Made before any `nginx -t`: every mesh configuration names it, and nginx opens it to check.
@@ -298,6 +310,7 @@ export async function startAgent({
   const mesh = startMeshConfiguration(options, {
     logger,
     version,
+    gateway,
     runDir,
     inputs,
     accessLog: accessLog?.path,
@@ -350,6 +363,7 @@ function startMeshConfiguration(
   settings: {
     readonly logger: Logger;
     readonly version: string;
+    readonly gateway: GatewayMode | undefined;
     readonly runDir: string;
     readonly inputs: ProxyInputs;
     /** The FIFO nginx logs to; absent: no access log. */
@@ -399,8 +413,10 @@ function startMeshConfiguration(
   // Set from the SVID before the first connection: NATS knows the agent by its SPIFFE ID.
   let busIdentity: BusIdentity = { namespace: pod.namespace, serviceAccount: pod.serviceAccount };
   let bus: Promise<AgentBus | undefined> = Promise.resolve(undefined);
+  const certificates = startCertificateWatch(settings.gateway, logger, () => snapshots.reapply());
   const snapshots = createSnapshotApplier({
     context,
+    ...(certificates === undefined ? {} : { render: certificates.render }),
     logger,
     apply: settings.apply,
     check: settings.check,
@@ -459,10 +475,54 @@ function startMeshConfiguration(
     },
     async stop() {
       stopped = true;
+      certificates?.stop();
       await identity.stop();
       await started;
       await (await bus)?.close();
       await link?.close();
     },
+  };
+}
+
+/**
+ * A gateway's renderer and the watch on its certificate directory: the Gateway's configuration
+ * with the listeners whose certificates are usable, rendered again whenever the files change.
+ */
+function startCertificateWatch(
+  gateway: GatewayMode | undefined,
+  logger: Logger,
+  reapply: () => Promise<string | undefined>,
+): { render: SnapshotRenderer; stop(): void } | undefined {
+  if (gateway === undefined) return undefined;
+  let scan: CertificateScan = scanCertificates(gateway.certificateDir);
+  const report = (): void => {
+    for (const [listener, reason] of scan.refused)
+      logger.warn('listener certificate not usable; the listener is left out', {
+        listener,
+        reason,
+      });
+  };
+  report();
+  const timer = setInterval(() => {
+    const next = scanCertificates(gateway.certificateDir);
+    if (next.fingerprint === scan.fingerprint) return;
+    scan = next;
+    report();
+    logger.info('listener certificates changed', { usable: [...scan.usable].sort() });
+    void reapply().then((error) => {
+      if (error !== undefined)
+        logger.warn('configuration with the new certificates not applied', { error });
+    });
+  }, CERTIFICATE_POLL_MS);
+  timer.unref();
+  return {
+    render: (snapshot, context) =>
+      renderGatewayConfig(snapshot, {
+        ...context,
+        gateway: gateway.gateway,
+        certificateDir: gateway.certificateDir,
+        certificates: scan.usable,
+      }),
+    stop: () => clearInterval(timer),
   };
 }

@@ -43,6 +43,11 @@ export interface CachedClusterState {
   readonly grpcRoutes: readonly KubeJson[];
   /** gateway.networking.k8s.io/v1beta1 ReferenceGrants; none while the CRD is not installed. */
   readonly referenceGrants: readonly KubeJson[];
+  /** gateway.networking.k8s.io/v1 GatewayClasses and Gateways. */
+  readonly gatewayClasses: readonly KubeJson[];
+  readonly gateways: readonly KubeJson[];
+  /** Secrets of type kubernetes.io/tls, which Gateway listeners name as certificates. */
+  readonly tlsSecrets: readonly KubeJson[];
   /** MeshConfig nginx-mesh-config of the mesh namespace: none or one. */
   readonly meshConfig: readonly KubeJson[];
   /** ConfigMap meshconfig of the mesh namespace, when it exists. */
@@ -57,6 +62,8 @@ interface Source {
   readonly kind: string;
   /** Only in the mesh namespace, only this name. */
   readonly meshNamespaceName?: string;
+  /** Only the objects this field selector selects. */
+  readonly fieldSelector?: string;
   readonly trim?: (object: KubeJson) => KubeJson;
 }
 
@@ -90,6 +97,18 @@ const SOURCES: readonly Source[] = [
     collection: 'referenceGrants',
     apiVersion: 'gateway.networking.k8s.io/v1beta1',
     kind: 'ReferenceGrant',
+  },
+  {
+    collection: 'gatewayClasses',
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'GatewayClass',
+  },
+  { collection: 'gateways', apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' },
+  {
+    collection: 'tlsSecrets',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    fieldSelector: 'type=kubernetes.io/tls',
   },
   {
     collection: 'meshConfig',
@@ -227,6 +246,7 @@ export function startClusterCache(
       ...(source.meshNamespaceName === undefined
         ? {}
         : { fieldSelector: `metadata.name=${source.meshNamespaceName}` }),
+      ...(source.fieldSelector === undefined ? {} : { fieldSelector: source.fieldSelector }),
       onUpdate: (update) => apply(source, update),
       clock: options.clock,
       random: options.random,
@@ -262,6 +282,9 @@ export function startClusterCache(
       httpRoutes: values('httpRoutes'),
       grpcRoutes: values('grpcRoutes'),
       referenceGrants: values('referenceGrants'),
+      gatewayClasses: values('gatewayClasses'),
+      gateways: values('gateways'),
+      tlsSecrets: values('tlsSecrets'),
       meshConfig: values('meshConfig'),
       meshConfigMap: values('meshConfigMaps')[0],
     }),

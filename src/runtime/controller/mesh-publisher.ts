@@ -25,6 +25,8 @@ import { createDebouncer } from './debounce';
 import { startLeaderElection } from './leader';
 import { createPolicyStatusWriter } from './policy-status';
 import { createRouteStatusWriter } from './route-status';
+import { createGatewayReconciler } from './gateway-reconciler';
+import type { InjectionSettings } from '../../manifests/inject/types';
 
 /** How often the leader reconciles: the bus, a failed build, whether sidecars went transparent. */
 const RECONCILE_MS = 1_000;
@@ -64,6 +66,8 @@ export interface MeshPublisherOptions {
   readonly clock: Clock;
   readonly random: () => number;
   readonly logger: Logger;
+  /** What gateway pods run; absent: Gateways are given a status but no pods. */
+  readonly gatewaySettings?: InjectionSettings;
 }
 
 /** What GET /sidecars shows: the generation in force and every sidecar's last acknowledgement. */
@@ -147,6 +151,15 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
     instance: options.identity,
   });
   const routeStatus = createRouteStatusWriter({ client, clock: options.clock, logger });
+  const gateways =
+    options.gatewaySettings === undefined
+      ? undefined
+      : createGatewayReconciler({
+          client,
+          clock: options.clock,
+          logger: logger.with({ part: 'gateways' }),
+          settings: options.gatewaySettings,
+        });
   let bus: ControllerBus | undefined;
   /** The connection bus runs on; a new connection needs a new bus. */
   let busConnection: NatsConnection | undefined;
@@ -217,6 +230,15 @@ export function startMeshPublisher(options: MeshPublisherOptions): MeshPublisher
       throw new Error(`published, but cannot write the policies' status: ${describeError(error)}`);
     }
     await routeStatus.report(outcome.routeStatuses, [...state.httpRoutes, ...state.grpcRoutes]);
+    await gateways?.report(
+      {
+        gateways: outcome.snapshot.gateways,
+        gatewayStatuses: outcome.gatewayStatuses,
+        gatewayClassStatuses: outcome.gatewayClassStatuses,
+        gatewayCertificates: outcome.gatewayCertificates,
+      },
+      state,
+    );
   };
   const debouncer = createDebouncer(rebuild, {
     onError: (error) =>

@@ -87,7 +87,12 @@ function bindAddress(options: RoleOptions, flag: string): { host: string; port: 
  */
 function startMeshConfiguration(
   options: RoleOptions,
-  settings: { readonly logger: Logger; readonly version: string },
+  settings: {
+    readonly logger: Logger;
+    readonly version: string;
+    /** What gateway pods run: the sidecar image, NATS's and the registrar's addresses. */
+    readonly gatewaySettings: InjectionSettings;
+  },
 ): {
   publisher(): MeshPublisher | undefined;
   readiness(): Readiness;
@@ -133,6 +138,7 @@ function startMeshConfiguration(
       clock: systemClock,
       random: Math.random,
       logger,
+      gatewaySettings: settings.gatewaySettings,
     });
   })().catch((error: unknown) => {
     // Only configuration errors get here (a kubeconfig that cannot be read): not retried.
@@ -214,7 +220,11 @@ export async function startController({
     ...retry,
     logger,
   });
-  const mesh = startMeshConfiguration(options, { logger, version: ownVersion });
+  const mesh = startMeshConfiguration(options, {
+    logger,
+    version: ownVersion,
+    gatewaySettings: flagSettings,
+  });
   const reportToken = startReportToken({
     store: kubeReportTokenStore(k8s, config, namespace, owner),
     ...retry,

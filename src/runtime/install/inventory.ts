@@ -60,6 +60,7 @@ const CLUSTER_KINDS: readonly { kind: string; namespace?: string }[] = [
   { kind: 'RoleBinding', namespace: 'kube-system' },
   { kind: 'ValidatingAdmissionPolicyBinding' },
   { kind: 'ValidatingAdmissionPolicy' },
+  { kind: 'GatewayClass' },
 ];
 
 const CRD_NAMES: ReadonlySet<string> = new Set(
