@@ -24,6 +24,7 @@ import {
   mkdirSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,12 +34,13 @@ import { cacheRoot, startCluster, stopCluster } from '../../test/cluster/harness
 import { runCommand } from '../../test/cluster/harness/exec';
 import { ctrInNode } from '../../test/cluster/harness/node';
 import { LOCAL_IMAGE_FLAGS } from '../../test/support/images';
-import { DEFAULT_PROFILES, PROFILES, parseProfileName } from './profiles';
+import { DEFAULT_PROFILES, PROFILES, parseProfileName, suiteRuns } from './profiles';
 import type { ProfileName } from './profiles';
 import { buildSuiteArguments, claimedFeatures } from './suite-arguments';
 import type { Implementation } from './suite-arguments';
 import {
   failureExcerpt,
+  mergeReports,
   parseSuiteLog,
   printCounts,
   printOutcomes,
@@ -371,6 +373,51 @@ async function tearDown(kubeconfig: string | undefined, keep: boolean): Promise<
   await stopCluster(clusterDir, INSTANCE);
 }
 
+/** Runs the suite once per group of profiles (suiteRuns); undefined when a run wrote no report. */
+async function runSuites(
+  options: Options,
+  total: number,
+  binDir: string,
+  kubeconfig: string,
+): Promise<
+  { drafts: string[]; tests: SuiteLog['tests'][number][]; suiteFailed: boolean } | undefined
+> {
+  const runs = suiteRuns(options.profiles);
+  const drafts: string[] = [];
+  const tests: SuiteLog['tests'][number][] = [];
+  let suiteFailed = false;
+  for (const [index, profiles] of runs.entries()) {
+    const draft = join(workDir, `report.draft-${String(index + 1)}.yaml`);
+    const injected = profiles.some((name) => PROFILES[name].injected);
+    const args = buildSuiteArguments({
+      profiles,
+      implementation: implementation(),
+      namespaceLabels: injected ? { [AUTO_INJECT_LABEL]: AUTO_INJECT_ENABLED } : {},
+      reportPath: draft,
+      timeoutMinutes: options.timeoutMinutes,
+      ...(options.runTest === undefined ? {} : { runTest: options.runTest }),
+      skipTests: options.skipTests,
+    });
+    const runLog = join(workDir, runs.length === 1 ? 'suite.log' : `suite-${String(index + 1)}.log`);
+    const suite = await step(
+      total,
+      `running the suite for ${profiles.join(', ')}${injected ? ' (namespaces injected)' : ''} (log: ${runLog})`,
+      () => runSuite(join(binDir, 'conformance.test'), args, kubeconfig, runLog),
+      true,
+    );
+    const log = parseSuiteLog(suite.output);
+    printTests(log);
+    tests.push(...log.tests);
+    if (suite.code !== 0) suiteFailed = true;
+    if (!existsSync(draft)) {
+      say(`\nthe suite wrote no report (exit ${String(suite.code)}): the run did not complete`);
+      return undefined;
+    }
+    drafts.push(draft);
+  }
+  return { drafts, tests, suiteFailed };
+}
+
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const complete =
@@ -378,8 +425,6 @@ async function main(): Promise<number> {
     options.skipTests.length === 0 &&
     DEFAULT_PROFILES.every((name) => options.profiles.includes(name));
   const reportPath = complete ? REPORT_PATH : join(workDir, `report-${GATEWAY_API_VERSION}.yaml`);
-  const draftReport = join(workDir, 'report.draft.yaml');
-  const logPath = join(workDir, 'suite.log');
   say(
     `Gateway API ${GATEWAY_API_VERSION} conformance: profiles ${options.profiles.join(', ')}; claimed features: ${claimedFeatures(options.profiles).join(', ')}`,
   );
@@ -387,7 +432,7 @@ async function main(): Promise<number> {
     options.profiles.flatMap((name) => Object.entries(PROFILES[name].unclaimed)),
   );
   for (const [feature, why] of unclaimed) say(`  not claimed: ${feature} (${why})`);
-  const total = 7;
+  const total = 6 + suiteRuns(options.profiles).length;
   let kubeconfig: string | undefined;
   let code = 1;
   try {
@@ -415,40 +460,22 @@ async function main(): Promise<number> {
     await step(total, 'deploying the mesh', () =>
       run(meshctlPath, ['--kubeconfig', cluster.kubeconfig, 'deploy', ...LOCAL_IMAGE_FLAGS]),
     );
-    const args = buildSuiteArguments({
-      profiles: options.profiles,
-      implementation: implementation(),
-      namespaceLabels: { [AUTO_INJECT_LABEL]: AUTO_INJECT_ENABLED },
-      reportPath: draftReport,
-      timeoutMinutes: options.timeoutMinutes,
-      ...(options.runTest === undefined ? {} : { runTest: options.runTest }),
-      skipTests: options.skipTests,
-    });
-    const suite = await step(
-      total,
-      `running the suite (log: ${logPath})`,
-      () => runSuite(join(binDir, 'conformance.test'), args, cluster.kubeconfig, logPath),
-      true,
-    );
-    const log = parseSuiteLog(suite.output);
-    printTests(log);
-    if (!existsSync(draftReport)) {
-      say(`\nthe suite wrote no report (exit ${String(suite.code)}): the run did not complete`);
-      return 1;
-    }
+    const outcome = await runSuites(options, total, binDir, cluster.kubeconfig);
+    if (outcome === undefined) return 1;
+    const { drafts, tests, suiteFailed } = outcome;
     mkdirSync(join(reportPath, '..'), { recursive: true });
-    copyFileSync(draftReport, reportPath);
+    writeFileSync(reportPath, mergeReports(drafts.map((draft) => readFileSync(draft, 'utf8'))));
     const profiles = readReport(readFileSync(reportPath, 'utf8'));
     printSummary(profiles);
-    const uncounted = uncountedFailures(log.tests, profiles);
+    const uncounted = uncountedFailures(tests, profiles);
     if (uncounted.length > 0)
       say(
         `failed, and counted in no profile (they need a feature outside it): ${uncounted.join(', ')}`,
       );
     say(`report: ${reportPath}${complete ? '' : ' (a partial run)'}`);
     // A failed test of a claimed feature makes the claim wrong, whether the report counts it or not.
-    const failed = log.tests.some((test) => test.outcome === 'fail');
-    code = failed || suite.code !== 0 ? 1 : 0;
+    const failed = tests.some((test) => test.outcome === 'fail');
+    code = failed || suiteFailed ? 1 : 0;
     return code;
   } finally {
     say('');

@@ -14,6 +14,12 @@ export interface Profile {
    */
   readonly needs: 'mesh';
   /**
+   * Whether the suite's namespaces are labelled for sidecar injection. The mesh profiles test
+   * meshed pods; the gateway profile tests the gateway, whose backends need no sidecar (and a
+   * sidecar in each of its many backend pods would only slow the run).
+   */
+  readonly injected: boolean;
+  /**
    * The features claimed: the profile's core features, its extended features the mesh supports,
    * and the other features its tests require that the mesh supports.
    */
@@ -25,6 +31,7 @@ export interface Profile {
 const MESH_HTTP: Profile = {
   name: 'MESH-HTTP',
   needs: 'mesh',
+  injected: true,
   claimed: [
     // Core.
     'Mesh',
@@ -56,6 +63,7 @@ const MESH_HTTP: Profile = {
 const MESH_GRPC: Profile = {
   name: 'MESH-GRPC',
   needs: 'mesh',
+  injected: true,
   claimed: [
     // Core.
     'Mesh',
@@ -74,6 +82,7 @@ const MESH_GRPC: Profile = {
 const GATEWAY_HTTP: Profile = {
   name: 'GATEWAY-HTTP',
   needs: 'mesh',
+  injected: false,
   claimed: [
     // Core.
     'Gateway',
@@ -102,4 +111,14 @@ export function parseProfileName(name: string): ProfileName {
   throw new Error(
     `unknown conformance profile "${name}": expected one of ${Object.keys(PROFILES).join(', ')}`,
   );
+}
+
+/**
+ * The suite runs a set of profiles needs: one per injection setting, gateway profiles first,
+ * each profile in the order given.
+ */
+export function suiteRuns(profiles: readonly ProfileName[]): ProfileName[][] {
+  return [false, true]
+    .map((injected) => profiles.filter((name) => PROFILES[name].injected === injected))
+    .filter((group) => group.length > 0);
 }

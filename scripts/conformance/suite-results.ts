@@ -1,6 +1,6 @@
 // What a run of the conformance suite's test binary says: each test's outcome and log lines,
 // read from its `-test.v` output, and the per-profile counts of its YAML report. Pure.
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 export type Outcome = 'pass' | 'fail' | 'skip';
 
@@ -250,4 +250,21 @@ export function uncountedFailures(
   return tests
     .filter((test) => test.outcome === 'fail' && !counted.has(test.name))
     .map((test) => test.name);
+}
+
+/**
+ * One report of several runs' reports: the first one's fields, with every run's profiles in
+ * order. Throws on a text that is not a conformance report.
+ */
+export function mergeReports(texts: readonly string[]): string {
+  const reports = texts.map((text) => record(parseYaml(text), 'document'));
+  for (const report of reports)
+    if (report.kind !== 'ConformanceReport')
+      throw new Error(`not a conformance report: kind ${JSON.stringify(report.kind)}`);
+  const [first] = reports;
+  if (first === undefined) throw new Error('no report to merge');
+  const profiles = reports.flatMap((report) =>
+    Array.isArray(report.profiles) ? (report.profiles as unknown[]) : [],
+  );
+  return stringifyYaml({ ...first, profiles });
 }

@@ -2,6 +2,7 @@
 // scraped by a real Prometheus, and read back by `nginx-meshctl top` through the Traffic Metrics
 // API behind the real API server. After N requests `top deploy/<name>` reports N (within what one scrape interval
 // of a 30 s window allows), and the success rate is the share the app does not fail on purpose.
+// An ingress gateway's requests to the same app are counted the same way, under its Deployment.
 import { execa } from 'execa';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import type { PodSummary } from '../cluster/support/kube';
@@ -37,6 +38,9 @@ const apps = 'e2e-metrics';
 const FAIL_PERCENT = 10;
 /** Requests in the measured batch. */
 const N = 600;
+/** Requests in the measured batch through the gateway (sent one at a time from this machine). */
+const GATEWAY_N = 200;
+const GATEWAY_DEPLOYMENT = 'edge-nginx-mesh';
 /** Prometheus scrapes every second; top's window is 30 s. */
 const SCRAPE_INTERVAL_S = 1;
 const WINDOW_S = 30;
@@ -44,6 +48,7 @@ let rest: KubeRest;
 let prometheus: TestPrometheus | undefined;
 let clientNetns: string;
 let webUrl: string;
+let gatewayUrl: string;
 
 const readyPod = (app: string): Promise<PodSummary> => readyPodOf(rest, apps, app);
 
@@ -71,6 +76,17 @@ function edgeCounts(
   const value = (metric: string) =>
     Number(item.metrics.find((entry) => entry.name === metric)?.value ?? NaN);
   return { success: value('success_count'), failure: value('failure_count') };
+}
+
+/** GETs through the gateway from this machine, one at a time: a count per status. */
+async function gatewayBatch(count: number): Promise<Record<string, number>> {
+  const statuses: Record<string, number> = {};
+  for (let index = 0; index < count; index += 1) {
+    const response = await fetch(gatewayUrl, { signal: AbortSignal.timeout(5_000) });
+    await response.arrayBuffer();
+    statuses[String(response.status)] = (statuses[String(response.status)] ?? 0) + 1;
+  }
+  return statuses;
 }
 
 /** Prometheus's current value of the web pod's inbound request counter, summed over codes. */
@@ -112,17 +128,45 @@ beforeAll(async () => {
     120_000,
     500,
   );
+  await applyObjects([
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'edge', namespace: apps },
+      spec: {
+        gatewayClassName: 'nginx-mesh',
+        listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }],
+      },
+    },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'edge-web', namespace: apps },
+      spec: {
+        parentRefs: [{ name: 'edge' }],
+        rules: [{ backendRefs: [{ name: 'web', port: 80 }] }],
+      },
+    },
+  ]);
+  const gateway = await waitFor(
+    'the gateway Ready',
+    async () => readyPodOf(rest, apps, 'edge', 'gateway.networking.k8s.io/gateway-name'),
+    180_000,
+    1_000,
+  );
+  gatewayUrl = `http://${await clusterIPOf(rest, apps, GATEWAY_DEPLOYMENT)}/`;
   await waitForSidecarsCurrent(rest, meshNamespace);
   clientNetns = await netnsOf(client.status?.podIP ?? '');
   webUrl = `http://${await clusterIPOf(rest, apps, 'web')}/`;
   prometheus = await startPrometheus(
-    [web, client].map((pod) => ({
+    [web, client, gateway].map((pod) => ({
       address: `${pod.status?.podIP ?? ''}:${SIDECAR_METRICS_PORT}`,
       metricsPath: '/metrics',
       labels: {
         namespace: apps,
         pod: pod.metadata.name,
-        deployment: pod.metadata.labels?.app ?? '',
+        deployment:
+          pod.metadata.labels?.app ?? pod.metadata.labels?.['nsm.nginx.com/deployment'] ?? '',
       },
     })),
     { host, port, intervalS: SCRAPE_INTERVAL_S },
@@ -142,6 +186,8 @@ it('reports N requests after N requests, with the injected failure share', async
   // failures too, so both status classes have their series.
   const warm = await requestBatchFrom(clientNetns, webUrl, 20, 1);
   expect(Object.keys(warm.statuses).sort()).toEqual(['200', '500']);
+  const warmThroughGateway = await gatewayBatch(20);
+  expect(Object.keys(warmThroughGateway).sort()).toEqual(['200', '500']);
   const before = await waitFor(
     'the first requests scraped',
     async () => {
@@ -156,17 +202,20 @@ it('reports N requests after N requests, with the injected failure share', async
   const outcome = await requestBatchFrom(clientNetns, webUrl, N, 20);
   const sent = (outcome.statuses['200'] ?? 0) + (outcome.statuses['500'] ?? 0);
   expect(sent).toBe(N);
+  const throughGateway = await gatewayBatch(GATEWAY_N);
+  expect((throughGateway['200'] ?? 0) + (throughGateway['500'] ?? 0)).toBe(GATEWAY_N);
   await waitFor(
     'the batch scraped',
-    async () => (((await scrapedInbound()) ?? 0) >= before + N ? true : undefined),
+    async () => (((await scrapedInbound()) ?? 0) >= before + N + GATEWAY_N ? true : undefined),
     30_000,
     500,
   );
   // The server's edge from the client, and the client's edge to the server: both sidecars count.
   const inbound = edgeCounts(await topEdges('web'), 'from', 'client');
   const outbound = edgeCounts(await topEdges('client'), 'to', 'web');
+  const fromGateway = edgeCounts(await topEdges(GATEWAY_DEPLOYMENT), 'to', 'web');
   process.stderr.write(
-    `sent ${N} (${JSON.stringify(outcome.statuses)}); top: web inbound ${JSON.stringify(inbound)}, client outbound ${JSON.stringify(outbound)}\n`,
+    `sent ${N} (${JSON.stringify(outcome.statuses)}); top: web inbound ${JSON.stringify(inbound)}, client outbound ${JSON.stringify(outbound)}; gateway ${JSON.stringify(throughGateway)}, top ${JSON.stringify(fromGateway)}\n`,
   );
   // increase() scales what the samples show to the whole window: at most one scrape interval's
   // share of the window over, and the samples never miss a request once scraped.
@@ -182,4 +231,10 @@ it('reports N requests after N requests, with the injected failure share', async
     expect(failed / N).toBeGreaterThan(FAIL_PERCENT / 100 - 0.02);
     expect(failed / N).toBeLessThan(FAIL_PERCENT / 100 + 0.02);
   }
+  // The gateway's edge to the app, counted by the gateway as its outbound requests.
+  expect(fromGateway).toBeDefined();
+  const gatewayTotal = (fromGateway?.success ?? 0) + (fromGateway?.failure ?? 0);
+  expect(gatewayTotal).toBeGreaterThanOrEqual(GATEWAY_N);
+  expect(gatewayTotal).toBeLessThanOrEqual(GATEWAY_N * (1 + (2 * SCRAPE_INTERVAL_S) / WINDOW_S));
+  expect(fromGateway?.failure).toBe(throughGateway['500'] ?? 0);
 }, 150_000);

@@ -442,6 +442,28 @@ describe('traffic through the mesh', () => {
       1_000,
     );
     await kubectl(['delete', 'httproute', 'edge-routes', '-n', apps]);
+
+    // One that stays until remove, which takes what the mesh made for it.
+    await apply([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'kept', namespace: apps },
+        spec: {
+          gatewayClassName: 'nginx-mesh',
+          listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }],
+        },
+      },
+    ]);
+    await waitFor(
+      "the kept Gateway's Deployment",
+      async () =>
+        (await kubectl(['get', 'deployment', 'kept-nginx-mesh', '-n', apps])).exitCode === 0
+          ? true
+          : undefined,
+      60_000,
+      1_000,
+    );
   });
 
   it('answers 503 to requests over a RateLimit, and 200 again after a pause', async () => {
@@ -735,5 +757,8 @@ describe('traffic through the mesh', () => {
     const removed = await meshctl(['remove', '-y', '-t', '120s']);
     expect(removed.exitCode).toBe(0);
     expect(await requestFrom(clientNetns, `http://${await clusterIP('web')}/`)).toBe('200');
+    // What the mesh ran for a Gateway is gone with it.
+    for (const kind of ['deployment', 'service', 'secret', 'serviceaccount'])
+      expect((await kubectl(['get', kind, 'kept-nginx-mesh', '-n', apps])).exitCode).not.toBe(0);
   });
 });

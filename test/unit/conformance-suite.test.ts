@@ -1,10 +1,16 @@
 // `npm run conformance`'s pure parts: the suite's command line from the profiles and the claims,
 // and what is read back from the suite's `-test.v` output and its YAML report.
-import { DEFAULT_PROFILES, PROFILES, parseProfileName } from '../../scripts/conformance/profiles';
+import {
+  DEFAULT_PROFILES,
+  PROFILES,
+  parseProfileName,
+  suiteRuns,
+} from '../../scripts/conformance/profiles';
 import { buildSuiteArguments, claimedFeatures } from '../../scripts/conformance/suite-arguments';
 import type { SuiteRun } from '../../scripts/conformance/suite-arguments';
 import {
   failureExcerpt,
+  mergeReports,
   parseSuiteLog,
   printCounts,
   printOutcomes,
@@ -299,5 +305,33 @@ describe('uncountedFailures', () => {
       { name: 'MeshBasic', outcome: 'pass' as const, lines: [] },
     ];
     expect(uncountedFailures(tests, readReport(REPORT))).toEqual(['MeshFrontend']);
+  });
+});
+
+describe('suiteRuns and mergeReports', () => {
+  it('runs the gateway profile without injection, before the mesh profiles with it', () => {
+    expect(suiteRuns(['MESH-HTTP', 'GATEWAY-HTTP', 'MESH-GRPC'])).toEqual([
+      ['GATEWAY-HTTP'],
+      ['MESH-HTTP', 'MESH-GRPC'],
+    ]);
+    expect(suiteRuns(['MESH-HTTP'])).toEqual([['MESH-HTTP']]);
+  });
+
+  it("makes one report of the runs' reports, every profile in order", () => {
+    const report = (profile: string): string =>
+      [
+        'apiVersion: gateway.networking.k8s.io/v1',
+        'kind: ConformanceReport',
+        'mode: default',
+        'profiles:',
+        `  - name: ${profile}`,
+        '    core:',
+        '      result: success',
+        '      statistics: { Passed: 1, Skipped: 0, Failed: 0 }',
+        '    summary: ok',
+      ].join('\n');
+    const merged = readReport(mergeReports([report('GATEWAY-HTTP'), report('MESH-HTTP')]));
+    expect(merged.map((profile) => profile.name)).toEqual(['GATEWAY-HTTP', 'MESH-HTTP']);
+    expect(() => mergeReports(['kind: Other'])).toThrow('not a conformance report');
   });
 });

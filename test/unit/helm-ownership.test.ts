@@ -53,6 +53,7 @@ describe('existingMeshProblem on a Helm release', () => {
     gatewayApiCrds: [],
     clusterObjects: [],
     bundles: [],
+    gateways: [],
   };
 
   it('refuses, telling how Helm removes it', () => {

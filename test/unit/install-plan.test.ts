@@ -472,6 +472,7 @@ describe('existing mesh detection', () => {
     gatewayApiCrds: [],
     clusterObjects: [],
     bundles: [],
+    gateways: [],
   };
 
   it('lets deploy run on a clean cluster', () => {

@@ -24,6 +24,7 @@ import {
   AUTO_INJECT_LABEL,
   INJECTION_STATUS_ANNOTATION,
   INJECTION_STATUS_INJECTED,
+  OWNER_LABEL_PREFIX,
   IDENTITY_MOUNT_PATH,
   IDENTITY_VOLUME_NAME,
   SIDECAR_CONFIG_MOUNT_PATH,
@@ -171,6 +172,8 @@ export function buildGatewayDeployment(
     [GATEWAY_NAME_LABEL]: gateway.name,
     [GATEWAY_MANAGED_LABEL]: gateway.name,
     [AUTO_INJECT_LABEL]: AUTO_INJECT_DISABLED,
+    // As injection labels a pod by its workload: metrics and top name the gateway's Deployment.
+    [`${OWNER_LABEL_PREFIX}deployment`]: name,
   };
   const annotations = { [INJECTION_STATUS_ANNOTATION]: INJECTION_STATUS_INJECTED };
   const unique = [...new Set(ports)].sort((a, b) => a - b);

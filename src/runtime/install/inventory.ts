@@ -12,6 +12,7 @@ import {
 import { MANAGED_BY_LABEL } from '../../manifests/install/objects';
 import { MESH_CRDS } from '../../manifests/crds';
 import { GATEWAY_API_CRD_NAMES } from '../../manifests/gateway-api/crds';
+import { GATEWAY_MANAGED_LABEL } from '../../manifests/gateway/workload';
 import type { ResourceType } from '../../manifests/install/resources';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
@@ -46,7 +47,15 @@ export interface Installation {
   readonly clusterObjects: readonly Found[];
   /** The registrar's trust-bundle ConfigMaps, one per namespace. */
   readonly bundles: readonly Found[];
+  /**
+   * What the controller made for Gateways (labelled nsm.nginx.com/gateway): their Deployments,
+   * Services, Secrets and ServiceAccounts, in the order remove deletes them.
+   */
+  readonly gateways: readonly Found[];
 }
+
+/** Kinds of the objects the controller makes for a Gateway, in the order remove deletes them. */
+const GATEWAY_KINDS: readonly string[] = ['Deployment', 'Service', 'Secret', 'ServiceAccount'];
 
 /**
  * Kinds remove deletes outside the namespace, in order: front doors first, then RBAC, then the
@@ -73,10 +82,10 @@ export async function findLabelled(
   client: KubeClient,
   kind: string,
   namespace?: string,
+  selector = PART_OF_SELECTOR,
 ): Promise<Found[]> {
   const type = resourceTypeOfKind(kind);
-  const items =
-    (await client.list<KubeObject>(collectionPath(type, namespace), PART_OF_SELECTOR)) ?? [];
+  const items = (await client.list<KubeObject>(collectionPath(type, namespace), selector)) ?? [];
   return items.map((item) => {
     const where = item.metadata?.namespace;
     return {
@@ -123,6 +132,10 @@ export async function findInstallation(
     clusterObjects.push(...(await findLabelled(client, kind, where)));
   }
   const bundles = await findBundles(client, namespace);
+  const gateways: Found[] = [];
+  for (const kind of GATEWAY_KINDS) {
+    gateways.push(...(await findLabelled(client, kind, undefined, GATEWAY_MANAGED_LABEL)));
+  }
   const controller =
     ns === undefined
       ? undefined
@@ -143,6 +156,7 @@ export async function findInstallation(
       .map((crd) => crd.metadata?.name ?? ''),
     clusterObjects,
     bundles,
+    gateways,
   };
 }
 
@@ -154,6 +168,7 @@ export function isEmpty(installation: Installation): boolean {
     installation.crds.length === 0 &&
     installation.gatewayApiCrds.length === 0 &&
     installation.clusterObjects.length === 0 &&
-    installation.bundles.length === 0
+    installation.bundles.length === 0 &&
+    installation.gateways.length === 0
   );
 }

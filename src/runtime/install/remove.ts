@@ -437,6 +437,11 @@ export function removalSteps(
         await deleteAll(context, await findLabelled(context.client, 'Service', namespace));
       },
     },
+    {
+      // After the controller, which would make them again. The Gateways are the users'.
+      title: 'Removing the gateways',
+      run: () => deleteAll(context, installation.gateways),
+    },
     { title: 'Removing RBAC', run: () => deleteAll(context, rbac) },
     {
       // After RBAC: a registrar still stopping can no longer publish them again.

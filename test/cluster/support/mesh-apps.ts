@@ -389,11 +389,12 @@ export async function readyPodOf(
   rest: KubeRest,
   namespace: string,
   app: string,
+  label = 'app',
 ): Promise<PodSummary> {
-  const pods = (await listPods(rest, namespace, `app=${app}`)).filter(isReady);
+  const pods = (await listPods(rest, namespace, `${label}=${app}`)).filter(isReady);
   const [pod] = pods;
   if (pod === undefined || pods.length !== 1)
-    throw new Error(`expected one Ready pod app=${app} in ${namespace}, found ${pods.length}`);
+    throw new Error(`expected one Ready pod ${label}=${app} in ${namespace}, found ${pods.length}`);
   return pod;
 }
 
