@@ -4,7 +4,9 @@
 #
 # Only the plugins the cluster's Corefile uses (test/cluster/harness/node.ts) are compiled
 # in: errors, health, ready and kubernetes, plus metadata and transfer, which the
-# kubernetes plugin imports (so they register themselves either way). Upstream's full
+# kubernetes plugin imports (so they register themselves either way), and forward, log and
+# whoami, which the Gateway API conformance suite's own CoreDNS backend configures (with debug
+# and dnstap, which forward imports). Upstream's full
 # build also compiles the AWS, Azure and Google Cloud SDKs for route53, azure and
 # clouddns, which takes several times longer. The main package is generated: it imports
 # coremain, core/dnsserver and those plugins, and sets dnsserver.Directives to upstream's
@@ -36,9 +38,9 @@ set -euo pipefail
 DEFAULT_COREDNS_VERSION="1.14.7"
 # Bump when the build recipe (including PLUGINS) changes in a way that should
 # invalidate old caches.
-RECIPE_REVISION="1"
+RECIPE_REVISION="2"
 # Directive names as in upstream's plugin.cfg, in any order.
-PLUGINS=(errors health ready kubernetes metadata transfer)
+PLUGINS=(errors health ready kubernetes metadata transfer forward log whoami debug dnstap)
 
 COREDNS_VERSION="${COREDNS_VERSION:-$DEFAULT_COREDNS_VERSION}"
 COREDNS_VERSION="${COREDNS_VERSION#v}"
