@@ -13,6 +13,7 @@ import {
   gatewayOf,
   gatewayRoute,
   gatewayScenarios,
+  gatewayServices,
   gatewaySnapshot,
   on,
   prefix,
@@ -387,5 +388,33 @@ describe('the sidecar', () => {
         ),
     );
     expect(gateway.members).toBe(sidecar.members);
+  });
+});
+
+describe('backends', () => {
+  it('calls a Service port a route sends to over HTTP, even one the mesh would carry as TCP', () => {
+    const snapshot = gatewaySnapshot({
+      gateways: gatewayOf([HTTP_LISTENER]),
+      services: {
+        ...gatewayServices,
+        ...service(
+          'shop/plain',
+          '10.96.0.50',
+          [{ name: '', port: 8080, protocol: 'TCP', kind: 'tcp' }],
+          [endpoint('10.1.5.1', { '': 3000 })],
+        ),
+      },
+      gatewayRoutes: gatewayRoute(
+        'shop/plain',
+        [on('http')],
+        [{ matches: [prefix('/')], backends: [{ service: 'shop/plain', port: 8080, weight: 1 }] }],
+      ),
+    });
+    const { text } = renderGatewayConfig(snapshot, gatewayContext());
+    expect(text).toContain('mesh_shop__plain_8080 http://mesh_shop__plain_8080;');
+    // The sidecar of any other pod still carries the port as TCP.
+    expect(renderSidecarConfig(snapshot, gatewayContext()).text).not.toContain(
+      'http://mesh_shop__plain_8080',
+    );
   });
 });

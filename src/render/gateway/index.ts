@@ -35,6 +35,9 @@
 //   request on a kept-alive connection across a reload (mesh_keepalive_drain).
 // - While the mesh is being removed (transparent), the gateway serves no listener: its backends'
 //   proxies no longer terminate mTLS.
+// - A Service port an HTTPRoute of this gateway sends to speaks HTTP, whatever its name or
+//   appProtocol say (the route says so): a port the mesh would carry as TCP gets an HTTP upstream
+//   here. HTTP/2 ports stay HTTP/2.
 import type { MeshSnapshot } from '../../manifests/snapshot/types';
 import { renderSidecarConfig } from '../sidecar';
 import type { RenderedSidecar } from '../sidecar';
@@ -48,9 +51,10 @@ export type { GatewayModel, GatewayServerModel } from './model';
 
 /** The configuration nginx runs in a gateway's pod, its members, and what could not be applied. */
 export function renderGatewayConfig(
-  snapshot: MeshSnapshot,
+  given: MeshSnapshot,
   context: GatewayContext,
 ): RenderedSidecar {
+  const snapshot = withHttpBackends(given, context.gateway);
   return renderSidecarConfig(snapshot, context, (sidecar) => {
     const { model, warnings, policies } = buildGatewayModel(snapshot, context, sidecar);
     return {
@@ -59,4 +63,34 @@ export function renderGatewayConfig(
       policies,
     };
   });
+}
+
+/** The snapshot with every TCP Service port a route of `gateway` sends to taken as HTTP. */
+function withHttpBackends(snapshot: MeshSnapshot, gateway: string): MeshSnapshot {
+  const ports = new Map<string, Set<number>>();
+  for (const route of Object.values(snapshot.gatewayRoutes)) {
+    if (!route.attachments.some((attachment) => attachment.gateway === gateway)) continue;
+    for (const rule of route.rules) {
+      for (const target of [...rule.backends, ...(rule.mirrors ?? [])]) {
+        const set = ports.get(target.service) ?? new Set<number>();
+        set.add(target.port);
+        ports.set(target.service, set);
+      }
+    }
+  }
+  let changed = false;
+  const services = { ...snapshot.services };
+  for (const [key, numbers] of ports) {
+    const service = services[key];
+    if (service === undefined) continue;
+    if (!service.ports.some((port) => numbers.has(port.port) && port.kind === 'tcp')) continue;
+    changed = true;
+    services[key] = {
+      ...service,
+      ports: service.ports.map((port) =>
+        numbers.has(port.port) && port.kind === 'tcp' ? { ...port, kind: 'http' } : port,
+      ),
+    };
+  }
+  return changed ? { ...snapshot, services } : snapshot;
 }
