@@ -681,6 +681,12 @@ describe('buildSnapshot: Gateways and listeners', () => {
     ]);
   });
 
+  it("refuses a listener on a port of the gateway proxy's own (PortUnavailable)", () => {
+    const outcome = build({ gateways: [gateway('odd', [http('proxy', { port: 8888 })])] });
+    expect(conditions(listener(outcome, 'odd', 'proxy'))[0]).toBe('Accepted False PortUnavailable');
+    expect(outcome.snapshot.gateways[`${INFRA}/odd`]?.listeners).toEqual([]);
+  });
+
   it('skips Gateways of the ignored namespaces', () => {
     const outcome = build({
       gateways: [gateway('system', [http('http')], { namespace: 'kube-system' })],

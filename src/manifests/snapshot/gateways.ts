@@ -6,7 +6,8 @@
 //   Accepted. Other classes, their Gateways and the parentRefs naming them are left alone.
 //   Gateways in the ignored namespaces are skipped, as are routes there.
 // - A listener is HTTP or HTTPS; another protocol is not Accepted (UnsupportedProtocol) and takes
-//   no route kind. A port outside 1-65535, a hostname that is not a DNS name (or "*." and one),
+//   no route kind. A port in the proxy's own range (8886-8909) is not Accepted
+//   (PortUnavailable). A port outside 1-65535, a hostname that is not a DNS name (or "*." and one),
 //   an HTTPS tls.mode other than Terminate, an unknown allowedRoutes.namespaces.from or a
 //   selector that cannot be read are not Accepted either (UnsupportedValue). Of two listeners
 //   with one name, the first counts.
@@ -51,6 +52,7 @@
 // - Output is independent of input order: everything keyed is sorted by key; listeners and
 //   status parents keep the Gateway's and the route's order.
 // Pure.
+import { SIDECAR_RESERVED_PORT_FIRST, SIDECAR_RESERVED_PORT_LAST } from '../constants';
 import {
   GATEWAY_API_GROUP,
   grantsByNamespace,
@@ -405,8 +407,15 @@ function unresolved(reason: string, message: string): GatewayCondition {
 
 /** Why a listener's port or hostname cannot be used, if it cannot. */
 function listenerValueProblem(entry: Json, field: string): GatewayCondition | undefined {
-  if (portOf(entry.port) === undefined) {
+  const port = portOf(entry.port);
+  if (port === undefined) {
     return notAccepted('UnsupportedValue', `${field}.port ${quoted(entry.port)}: expected 1-65535`);
+  }
+  if (port >= SIDECAR_RESERVED_PORT_FIRST && port <= SIDECAR_RESERVED_PORT_LAST) {
+    return notAccepted(
+      'PortUnavailable',
+      `${field}.port ${port}: the gateway's proxy uses ${SIDECAR_RESERVED_PORT_FIRST}-${SIDECAR_RESERVED_PORT_LAST} itself`,
+    );
   }
   if (entry.hostname !== undefined && !isHostname(entry.hostname)) {
     return notAccepted(
