@@ -88,8 +88,34 @@ const GATEWAY_HTTP: Profile = {
     'Gateway',
     'HTTPRoute',
     'ReferenceGrant',
+    // Extended: what the gateway's routes do as the sidecars' do (docs/gateway-api.md).
+    'GatewayPort8080',
+    'HTTPRouteQueryParamMatching',
+    'HTTPRouteMethodMatching',
+    'HTTPRouteResponseHeaderModification',
+    'HTTPRoutePathRewrite',
+    'HTTPRouteHostRewrite',
+    'HTTPRoutePathRedirect',
+    'HTTPRoutePortRedirect',
+    'HTTPRouteSchemeRedirect',
+    'HTTPRoute303RedirectStatusCode',
+    'HTTPRoute307RedirectStatusCode',
+    'HTTPRoute308RedirectStatusCode',
+    'HTTPRouteParentRefPort',
+    'HTTPRouteRequestMirror',
+    'HTTPRouteRequestMultipleMirrors',
+    'HTTPRouteRequestPercentageMirror',
+    'HTTPRouteRequestTimeout',
+    'HTTPRouteBackendTimeout',
   ],
-  unclaimed: {},
+  unclaimed: {
+    HTTPRouteBackendRequestHeaderModification:
+      'backendRefs[].filters are refused (docs/gateway-api.md)',
+    HTTPRouteCORS: 'the CORS filter is refused (docs/gateway-api.md)',
+    HTTPRouteBackendProtocolH2C:
+      "a gateway answers 500 for an HTTPRoute's share to an HTTP/2 port (docs/gateway-api.md)",
+    HTTPRouteNamedRouteRule: 'docs/gateway-api.md does not cover rules[].name',
+  },
 };
 
 /** Every profile, by name. */
