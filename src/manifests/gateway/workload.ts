@@ -35,7 +35,7 @@ import {
   SIDECAR_UID,
 } from '../constants';
 import { buildIdentityVolume } from '../identity-volume';
-import { buildSidecarEnv } from '../inject/containers';
+import { buildSidecarEnv, sidecarSecurityContext } from '../inject/containers';
 import type { JsonObject } from '../inject/json';
 import type { InjectionSettings } from '../inject/types';
 
@@ -221,15 +221,7 @@ export function buildGatewayDeployment(
                 httpGet: { path: SIDECAR_READY_PATH, port: SIDECAR_METRICS_PORT },
                 periodSeconds: 2,
               },
-              securityContext: {
-                runAsUser: SIDECAR_UID,
-                runAsGroup: SIDECAR_UID,
-                runAsNonRoot: true,
-                privileged: false,
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-              },
+              securityContext: sidecarSecurityContext(),
             },
           ],
           volumes: [

@@ -112,15 +112,20 @@ export function buildSidecarContainer(input: SidecarInput): JsonObject {
           },
         }
       : {}),
-    securityContext: {
-      runAsUser: SIDECAR_UID,
-      runAsGroup: SIDECAR_UID,
-      runAsNonRoot: true,
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-    },
+    securityContext: sidecarSecurityContext(),
+  };
+}
+
+/** The proxy's container runs as the sidecar user, with nothing it could gain or write. */
+export function sidecarSecurityContext(): JsonObject {
+  return {
+    runAsUser: SIDECAR_UID,
+    runAsGroup: SIDECAR_UID,
+    runAsNonRoot: true,
+    privileged: false,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
   };
 }
 

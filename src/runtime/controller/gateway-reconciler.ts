@@ -31,6 +31,7 @@ import type { Clock } from '../clock';
 import type { KubeClient } from '../kube/client';
 import { isNotFound } from '../kube/client';
 import type { Logger } from '../role/log';
+import { canonical } from './route-status';
 
 type Json = Readonly<Record<string, unknown>>;
 
@@ -78,18 +79,6 @@ export interface GatewayReconciler {
 
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
-}
-
-/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value as Json)
-      .filter(([, each]) => each !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, each]) => `${JSON.stringify(key)}:${canonical(each)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 const keyOf = (object: Json): string => {

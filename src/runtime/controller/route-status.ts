@@ -41,7 +41,7 @@ function text(value: unknown): string {
 }
 
 /** JSON with object keys sorted, so equal values compare equal whatever their key order. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value as Json)
