@@ -50,10 +50,7 @@ export { buildGatewayModel } from './model';
 export type { GatewayModel, GatewayServerModel } from './model';
 
 /** The configuration nginx runs in a gateway's pod, its members, and what could not be applied. */
-export function renderGatewayConfig(
-  given: MeshSnapshot,
-  context: GatewayContext,
-): RenderedSidecar {
+export function renderGatewayConfig(given: MeshSnapshot, context: GatewayContext): RenderedSidecar {
   const snapshot = withHttpBackends(given, context.gateway);
   return renderSidecarConfig(snapshot, context, (sidecar) => {
     const { model, warnings, policies } = buildGatewayModel(snapshot, context, sidecar);
