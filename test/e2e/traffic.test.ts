@@ -401,6 +401,18 @@ describe('traffic through the mesh', () => {
       return `${result.stdout.replace(/-[^-]+-[^-]+$/, '')}${result.stderr}`;
     };
     expect(await batch(`http://${address}/v2/items`, 40)).toEqual({ '200 web-v2': 40 });
+    // The node's port of the gateway's Service, as a load balancer outside the cluster would call.
+    const jsonpath = async (args: string[], path: string): Promise<string> =>
+      (await kubectl([...args, '-o', `jsonpath=${path}`])).stdout.trim();
+    const nodePort = await jsonpath(
+      ['get', 'service', 'edge-nginx-mesh', '-n', apps],
+      '{.spec.ports[?(@.port==80)].nodePort}',
+    );
+    const nodeIP = await jsonpath(
+      ['get', 'nodes'],
+      '{.items[0].status.addresses[?(@.type=="InternalIP")].address}',
+    );
+    expect(await batch(`http://${nodeIP}:${nodePort}/v2/items`, 10)).toEqual({ '200 web-v2': 10 });
     expect(await batch(`http://${address}/items`, 40)).toEqual({ '200 web-v1': 40 });
     expect(await https('/v2/items')).toBe('200 web-v2');
 

@@ -16,6 +16,7 @@ import { GATEWAY_MANAGED_LABEL } from '../../manifests/gateway/workload';
 import type { ResourceType } from '../../manifests/install/resources';
 import { collectionPath, resourceTypeOfKind } from '../../manifests/install/resources';
 import type { KubeClient, KubeObject } from '../kube/client';
+import { KubeApiError } from '../kube/client';
 
 export const PART_OF_SELECTOR = `${PART_OF_LABEL}=${PART_OF_VALUE}`;
 
@@ -85,7 +86,7 @@ export async function findLabelled(
   selector = PART_OF_SELECTOR,
 ): Promise<Found[]> {
   const type = resourceTypeOfKind(kind);
-  const items = (await client.list<KubeObject>(collectionPath(type, namespace), selector)) ?? [];
+  const items = (await listSettled(client, collectionPath(type, namespace), selector)) ?? [];
   return items.map((item) => {
     const where = item.metadata?.namespace;
     return {
@@ -94,6 +95,34 @@ export async function findLabelled(
       ...(where === undefined ? {} : { namespace: where }),
     };
   });
+}
+
+/** How long a list waits for the API server's storage of a kind whose CRD was just created. */
+const STORAGE_SETTLE_MS = 15_000;
+const STORAGE_RETRY_MS = 500;
+
+/**
+ * client.list, asked again while the API server says its storage of the kind is still being set up
+ * ("storage is (re)initializing", right after the kind's CRD was created, as deploy's Gateway API
+ * step does), or answers 503 or 429.
+ */
+async function listSettled(
+  client: KubeClient,
+  path: string,
+  selector: string,
+): Promise<KubeObject[] | undefined> {
+  const deadline = Date.now() + STORAGE_SETTLE_MS;
+  for (;;) {
+    try {
+      return await client.list<KubeObject>(path, selector);
+    } catch (error) {
+      const settling =
+        error instanceof KubeApiError &&
+        (error.status === 503 || error.status === 429 || /initializing/.test(error.message));
+      if (!settling || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, STORAGE_RETRY_MS));
+    }
+  }
 }
 
 /** The registrar's trust-bundle ConfigMaps outside the mesh namespace. */
