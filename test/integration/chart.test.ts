@@ -204,9 +204,11 @@ async function deployDryRun(flags: readonly string[], namespace: string) {
 
 async function dryRun(flags: readonly string[], namespace: string): Promise<Manifest[]> {
   const result = await deployDryRun(flags, namespace);
-  // Helm creates the namespace (--create-namespace) and installs crds/ as they are.
+  // Helm creates the namespace (--create-namespace) and installs crds/ as they are; the
+  // GatewayClass needs the Gateway API CRDs, which the chart leaves to the user (its notes say so).
   return objectsOf(result.stdout).filter(
-    (o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition',
+    (o) =>
+      o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition' && o.kind !== 'GatewayClass',
   );
 }
 

@@ -4,7 +4,13 @@
 // written as they are. deploy and the chart therefore cannot drift apart; a test renders both
 // for a matrix of values and compares the objects. Pure.
 import { stringify } from 'yaml';
-import { FIELD_MANAGER, GATEWAY_API_VERSION, PART_OF_VALUE } from '../constants';
+import {
+  FIELD_MANAGER,
+  GATEWAY_API_VERSION,
+  GATEWAY_CLASS_NAME,
+  GATEWAY_CONTROLLER_NAME,
+  PART_OF_VALUE,
+} from '../constants';
 import { buildMeshCrds } from '../crds';
 import { MANAGED_BY_LABEL } from '../install/objects';
 import type { InstallStep, InstallStepId } from '../install/plan';
@@ -127,7 +133,14 @@ const FEATURES: readonly Feature[] = [
  * CRDs. The chart carries no Gateway API CRDs (a release of the Gateway API project, installed
  * from there where wanted; the notes say so), so the plans it renders have none either.
  */
-const UNTEMPLATED_STEPS: ReadonlySet<InstallStepId> = new Set(['namespace', 'crds', 'gateway-api']);
+const UNTEMPLATED_STEPS: ReadonlySet<InstallStepId> = new Set([
+  'namespace',
+  'crds',
+  'gateway-api',
+  // A GatewayClass needs the Gateway API CRDs, which the chart does not carry; the notes say how
+  // to create it.
+  'gateway-class',
+]);
 
 /** The managed-by label names Helm on objects it manages. */
 function helmManaged(value: Json, key = ''): Json {
@@ -243,6 +256,7 @@ Warning: nginxLBMethod "{{ .Values.nginxLBMethod }}": least_time is only availab
     'NGINX Service Mesh {{ .Chart.AppVersion }} is installed in namespace {{ .Release.Namespace }}.',
     'Check it with: nginx-meshctl status -n {{ .Release.Namespace }}',
     `The chart does not install the Gateway API CRDs: for HTTPRoutes on Services, install the Gateway API ${GATEWAY_API_VERSION} standard-channel CRDs (nginx-meshctl deploy installs them where absent).`,
+    `Nor does it create the GatewayClass: for ingress gateways, create GatewayClass ${GATEWAY_CLASS_NAME} with controllerName ${GATEWAY_CONTROLLER_NAME} once the CRDs are there (nginx-meshctl deploy creates it).`,
     fallback,
     ...warned,
     '',
