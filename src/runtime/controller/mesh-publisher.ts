@@ -66,7 +66,7 @@ export interface MeshPublisherOptions {
   readonly clock: Clock;
   readonly random: () => number;
   readonly logger: Logger;
-  /** What gateway pods run; absent: Gateways are given a status but no pods. */
+  /** What gateway pods run; absent: Gateways are left alone (no pods, no status). */
   readonly gatewaySettings?: InjectionSettings;
 }
 
