@@ -1,9 +1,12 @@
 # Counts what crosses a pod's network interface to and from one peer address, for a bounded time:
 # TCP segments with payload, those that start like plaintext HTTP, and those that start like TLS
-# records. Runs inside the pod's network namespace (ip netns exec) with an AF_PACKET socket, so
-# no capture tool is needed. Usage: capture.py <interface> <peer IPv4> <seconds> [needle]; prints
-# JSON. With a needle, 'needle' counts the segments whose payload contains it in plaintext.
+# records. Runs inside the pod's network namespace (nsenter) with an AF_PACKET socket, so no
+# capture tool is needed. Usage: capture.py <interface> <peer IPv4> <seconds> [needle]; prints
+# "ready" on stderr once the socket is bound, and the JSON counts on stdout when the seconds are
+# up or SIGTERM arrives, whichever is first. With a needle, 'needle' counts the segments whose
+# payload contains it in plaintext.
 import json
+import signal
 import socket
 import struct
 import sys
@@ -16,17 +19,23 @@ HTTP_STARTS = (b'GET ', b'POST ', b'PUT ', b'HEAD ', b'DELETE ', b'HTTP/1.')
 def main():
     interface, peer, seconds = sys.argv[1], socket.inet_aton(sys.argv[2]), float(sys.argv[3])
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    # A burst of large frames must not overflow the socket while this loop is descheduled.
+    # (SO_RCVBUFFORCE is 33 on Linux; Python names it only on some builds.)
+    sock.setsockopt(socket.SOL_SOCKET, getattr(socket, 'SO_RCVBUFFORCE', 33), 16 * 1024 * 1024)
     sock.bind((interface, 0))
     sock.settimeout(0.2)
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
     needle = sys.argv[4].encode() if len(sys.argv) > 4 else None
     counts = {'segments': 0, 'plaintextHttp': 0, 'tlsRecords': 0, 'bytes': 0}
     if needle is not None:
         counts['needle'] = 0
     print('ready', file=sys.stderr, flush=True)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopped:
         try:
-            frame = sock.recv(65535)
+            # Offloaded segments arrive merged, larger than one MTU.
+            frame = sock.recv(262144)
         except socket.timeout:
             continue
         if len(frame) < 34 or struct.unpack('!H', frame[12:14])[0] != 0x0800:

@@ -7,10 +7,10 @@
 import { execa } from 'execa';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { REGISTRAR_NAME, SVID_FILE_NAME } from '../../src/manifests/constants';
 import type { KubeRest } from '../cluster/harness/kube-rest';
 import { inNetns } from '../cluster/support/node-access';
+import { startWireCapture } from './support/wire-capture';
 import { LOCAL_IMAGE_FLAGS } from '../support/images';
 import type { PodSummary } from '../cluster/support/kube';
 import { deleteNamespace, testRest, waitFor, waitForNoMesh } from '../cluster/support/kube';
@@ -280,31 +280,14 @@ describe('raw TCP and certificate rotation through the mesh', () => {
     expect(serverConfig).toMatch(new RegExp(`\\n\\s+${TCP_ECHO_PORT} 127\\.1\\.\\d+\\.\\d+:8904;`));
 
     // The wire between the sidecars, seen on the client pod's interface.
-    const capture = execa(
-      ...inNetns(admittedNetns, [
-        'python3',
-        join(__dirname, 'capture.py'),
-        'eth0',
-        serverIp,
-        '3',
-        ECHO_TEXT,
-      ]),
-      { reject: false, timeout: 20_000 },
-    );
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const capture = await startWireCapture(admittedNetns, serverIp, ECHO_TEXT);
     const echoes: EchoOutcome[] = [];
     for (const closing of ['after-echo', 'half-close'] as const)
       for (let index = 0; index < 3; index += 1)
         echoes.push(await tcpEchoFrom(admittedNetns, host, TCP_SERVICE_PORT, closing));
-    const captured = await capture;
-    process.stderr.write(`tcp echo: ${JSON.stringify(echoes)}; wire: ${captured.stdout}\n`);
+    const { counts: wire, raw } = await capture.stop();
+    process.stderr.write(`tcp echo: ${JSON.stringify(echoes)}; wire: ${raw}\n`);
     for (const echo of echoes) expect(echo).toMatchObject({ echoed: ECHO_BYTES, intact: true });
-    expect(captured.exitCode).toBe(0);
-    const wire = JSON.parse(captured.stdout) as {
-      tlsRecords: number;
-      bytes: number;
-      needle: number;
-    };
     // Every byte went there and back, as TLS records, never as the plaintext sent.
     expect(wire.bytes).toBeGreaterThan(echoes.length * 2 * ECHO_BYTES);
     expect(wire.tlsRecords).toBeGreaterThan(0);

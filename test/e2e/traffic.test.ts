@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeRest } from '../cluster/harness/kube-rest';
-import { inNetns, podLogs } from '../cluster/support/node-access';
+import { podLogs } from '../cluster/support/node-access';
+import { startWireCapture } from './support/wire-capture';
 import type { PodSummary } from '../cluster/support/kube';
 import {
   createNamespace,
@@ -648,23 +649,11 @@ describe('traffic through the mesh', () => {
     for (const app of ['web-v1', 'web-v2', 'client']) await readyPod(apps, app);
 
     // The wire between the sidecars, seen on the client pod's interface.
-    const capture = execa(
-      ...inNetns(clientNetns, ['python3', join(__dirname, 'capture.py'), 'eth0', serverIp, '4']),
-      { reject: false, timeout: 20_000 },
-    );
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const capture = await startWireCapture(clientNetns, serverIp);
     const outcome = await requestBatchFrom(clientNetns, meshed, 40, 4);
-    const captured = await capture;
-    process.stderr.write(
-      `wire: ${captured.stdout}; requests ${JSON.stringify(outcome.statuses)}\n`,
-    );
-    expect(captured.exitCode).toBe(0);
+    const { counts: wire, raw } = await capture.stop();
+    process.stderr.write(`wire: ${raw}; requests ${JSON.stringify(outcome.statuses)}\n`);
     expect(outcome.statuses).toEqual({ '200': 40 });
-    const wire = JSON.parse(captured.stdout) as {
-      segments: number;
-      plaintextHttp: number;
-      tlsRecords: number;
-    };
     expect(wire.segments).toBeGreaterThan(0);
     expect(wire.tlsRecords).toBeGreaterThan(0);
     expect(wire.plaintextHttp).toBe(0);
