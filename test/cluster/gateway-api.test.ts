@@ -48,6 +48,8 @@ const silent = {
 let connection: KubeConnection;
 let admin: KubeClient;
 let crds: readonly Manifest[];
+/** Set once beforeAll has connected, so afterAll cleans up only what it can reach. */
+let connected = false;
 
 function context(): WaitContext {
   return {
@@ -162,11 +164,12 @@ beforeAll(async () => {
   });
   admin = new KubeClient(connection);
   crds = buildGatewayApiCrds(await loadGatewayApiRelease());
+  connected = true;
   await deleteGatewayCrds();
 });
 
 afterAll(async () => {
-  await deleteGatewayCrds();
+  if (connected) await deleteGatewayCrds();
 });
 
 describe('the Gateway API CRDs', () => {
@@ -201,20 +204,21 @@ describe('the Gateway API CRDs', () => {
 });
 
 describe('the controller', () => {
-  let cache: ClusterCache;
+  let started: ClusterCache | undefined;
 
   afterAll(async () => {
-    await cache.stop();
+    await started?.stop();
   });
 
   it('is synced without the HTTPRoute CRD, and follows HTTPRoutes once it is installed', async () => {
-    cache = startClusterCache(connection, {
+    const cache = startClusterCache(connection, {
       meshNamespace: namespace,
       clock: systemClock,
       random: Math.random,
       logger,
       watchTimeoutSeconds: 60,
     });
+    started = cache;
     await waitFor(
       'the cache to sync',
       () => Promise.resolve(cache.synced() ? true : undefined),
@@ -327,6 +331,8 @@ describe('the controller', () => {
   });
 
   it('empties the kind when its CRD is deleted', async () => {
+    const cache = started;
+    if (cache === undefined) throw new Error('the cache was not started by the first test');
     await deleteGatewayCrds();
     await waitFor(
       'the cache to drop the HTTPRoute',

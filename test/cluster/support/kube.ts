@@ -121,20 +121,33 @@ export function useTestNamespace(namespace: string): () => KubeRest {
  */
 export async function waitForNoMesh(rest: KubeRest, timeoutMs = 120_000): Promise<void> {
   const selector = encodeURIComponent('app.kubernetes.io/part-of=nginx-service-mesh');
-  await waitFor(
-    'no mesh CRD or webhook configuration left on the cluster',
-    async () => {
-      const crds = await rest.request<{ items: unknown[] }>(
-        'GET',
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions?labelSelector=${selector}`,
-      );
-      const webhooks = await rest.request<{ items: unknown[] }>(
-        'GET',
-        `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?labelSelector=${selector}`,
-      );
-      return crds.items.length === 0 && webhooks.items.length === 0 ? true : undefined;
-    },
-    timeoutMs,
-    1_000,
-  );
+  const left = async (): Promise<string[]> => {
+    const names = async (path: string): Promise<string[]> =>
+      (
+        await rest.request<{ items: { metadata: { name: string } }[] }>(
+          'GET',
+          `${path}?labelSelector=${selector}`,
+        )
+      ).items.map((item) => item.metadata.name);
+    return [
+      ...(await names('/apis/apiextensions.k8s.io/v1/customresourcedefinitions')).map(
+        (name) => `crd/${name}`,
+      ),
+      ...(await names('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations')).map(
+        (name) => `mutatingwebhookconfiguration/${name}`,
+      ),
+    ];
+  };
+  try {
+    await waitFor(
+      'no mesh CRD or webhook configuration left on the cluster',
+      async () => ((await left()).length === 0 ? true : undefined),
+      timeoutMs,
+      1_000,
+    );
+  } catch (error) {
+    // Say what an earlier file left behind, so the failure points at it.
+    const names = await left().catch(() => []);
+    throw new Error(`${(error as Error).message}; still there: ${names.join(', ')}`);
+  }
 }
