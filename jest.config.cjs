@@ -12,6 +12,7 @@ const common = {
 };
 
 module.exports = {
+  testSequencer: '<rootDir>/test/support/tier-sequencer.cjs',
   projects: [
     {
       ...common,

@@ -1,7 +1,7 @@
 // `npm test`: the checks, then every test tier, then one summary line CI can read:
 // "N passed, N failed". Runs everything even after a failure, so one run shows all problems.
-import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -38,25 +38,85 @@ for (const [title, command, args] of checks) {
   if (!step(title, command, args)) failedSteps.push(title);
 }
 
-const resultsFile = join(root, '.jest-results.json');
-rmSync(resultsFile, { force: true });
-const testsOk = step(
-  'tests (unit, golden, integration, cluster, e2e, faults, adversarial)',
-  bin('jest'),
-  ['--ci', '--runInBand', '--passWithNoTests', '--json', `--outputFile=${resultsFile}`],
-);
-if (!testsOk) failedSteps.push('tests');
+// What the tiers build or run, built (or found cached) once before any tier starts, so two
+// tiers running side by side never build the same thing at once.
+const prepared = [
+  [
+    'the Kubernetes binaries, CoreDNS and the images',
+    process.execPath,
+    [join(root, 'scripts', 'run-ts.mjs'), 'test/cluster/harness/cli.ts', 'build'],
+  ],
+  ['the nginx module', 'bash', [join(root, 'scripts', 'build-ngx-mesh.sh')]],
+  ['Jaeger', 'bash', [join(root, 'scripts', 'build-jaeger.sh')]],
+  ['helm', 'bash', [join(root, 'scripts', 'build-helm.sh')]],
+];
+for (const [what, command, args] of prepared) {
+  if (!step(`prepare: ${what}`, command, args)) failedSteps.push(`prepare: ${what}`);
+}
+
+/**
+ * Runs one Jest process over projects; resolves with whether it passed and its results file.
+ * With a log file, its output goes there and is printed whole when it ends.
+ */
+function jestRun(title, projects, logFile) {
+  const resultsFile = join(root, `.jest-results-${projects[0]}.json`);
+  rmSync(resultsFile, { force: true });
+  console.error(`\n== ${title}${logFile ? ' (output follows when it ends)' : ''}`);
+  const started = performance.now();
+  const out = logFile ? openSync(logFile, 'w') : 'inherit';
+  const child = spawn(
+    bin('jest'),
+    [
+      '--ci',
+      '--runInBand',
+      '--passWithNoTests',
+      '--json',
+      `--outputFile=${resultsFile}`,
+      '--selectProjects',
+      ...projects,
+    ],
+    { cwd: root, stdio: ['ignore', out, out], env: process.env },
+  );
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      if (logFile) {
+        closeSync(out);
+        process.stderr.write(readFileSync(logFile, 'utf8'));
+        rmSync(logFile, { force: true });
+      }
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const ok = code === 0;
+      console.error(`== ${title}: ${ok ? 'ok' : `FAILED (exit ${code ?? signal})`} in ${seconds}s`);
+      resolve({ ok, resultsFile });
+    });
+  });
+}
+
+// The unit and integration tiers use the processors; the cluster tier mostly waits on its node.
+// They run side by side; the e2e, faults and adversarial tiers run after the cluster tier in the
+// same process (test/support/tier-sequencer.cjs), which keeps its cluster up for them.
+const runs = await Promise.all([
+  jestRun(
+    'tests (unit, golden, integration)',
+    ['unit', 'integration'],
+    join(root, '.jest-unit.log'),
+  ),
+  jestRun('tests (cluster, e2e, faults, adversarial)', ['cluster', 'e2e', 'faults', 'adversarial']),
+]);
+if (!runs.every((run) => run.ok)) failedSteps.push('tests');
 
 let passed = 0;
 let failed = 0;
-try {
-  const results = JSON.parse(readFileSync(resultsFile, 'utf8'));
-  passed = results.numPassedTests;
-  failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
-} catch {
-  failed += 1;
+for (const { resultsFile } of runs) {
+  try {
+    const results = JSON.parse(readFileSync(resultsFile, 'utf8'));
+    passed += results.numPassedTests;
+    failed += results.numFailedTests + results.numRuntimeErrorTestSuites;
+  } catch {
+    failed += 1;
+  }
+  rmSync(resultsFile, { force: true });
 }
-rmSync(resultsFile, { force: true });
 // A failed check counts as a failed test, so the summary never reads green over a red run.
 failed += failedSteps.filter((title) => title !== 'tests').length;
 if (failedSteps.length > 0) console.error(`\nfailed: ${failedSteps.join(', ')}`);

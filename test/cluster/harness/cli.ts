@@ -1,8 +1,9 @@
 // `npm run cluster:up` / `npm run cluster:down`: the local cluster (instance 0) in .cluster/.
-// Run from the repository root (npm does that).
+// `build` only builds (or finds cached) what a cluster runs: the Kubernetes binaries, CoreDNS
+// and the images. Run from the repository root (npm does that).
 import { copyFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, stopCluster } from './cluster';
+import { buildAll, startCluster, stopCluster } from './cluster';
 
 async function main(): Promise<void> {
   const [command] = process.argv.slice(2);
@@ -20,12 +21,19 @@ async function main(): Promise<void> {
       process.stdout.write(`kubeconfig: ${join(stateDir, 'kubeconfig')}\nkubectl:    ${kubectl}\n`);
       return;
     }
+    case 'build': {
+      const built = await buildAll(process.cwd(), 'all', (line) =>
+        process.stderr.write(`${line}\n`),
+      );
+      process.stderr.write(`built: ${built.images.map((image) => image.ref).join(', ')}\n`);
+      return;
+    }
     case 'down':
       await stopCluster(stateDir, instance);
       process.stderr.write(`cluster ${instance} stopped\n`);
       return;
     default:
-      throw new Error(`usage: cluster (up|down); got ${JSON.stringify(command)}`);
+      throw new Error(`usage: cluster (up|down|build); got ${JSON.stringify(command)}`);
   }
 }
 

@@ -115,7 +115,7 @@ async function buildImages(root: string, args: readonly string[]): Promise<Image
  * builds are bound by the processors, the image builds mostly by package downloads and disk.
  * A node-only cluster (`images: 'node'`) gets the pause and CoreDNS images alone.
  */
-async function buildAll(
+export async function buildAll(
   root: string,
   images: 'all' | 'node',
   log: (line: string) => void,
