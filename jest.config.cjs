@@ -1,4 +1,4 @@
-// Six tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
+// Seven tiers, one runner. Each tier is a Jest project so `--selectProjects` runs one of them.
 'use strict';
 
 const common = {
@@ -10,6 +10,12 @@ const common = {
   moduleNameMapper: { '^unicorn-magic$': '<rootDir>/node_modules/unicorn-magic/node.js' },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
 };
+
+// The files that start a cluster of their own instead of using the shared test cluster: the
+// demo (`npm run demo`, instance 6) and the registry test (instance 3). They are a tier of their
+// own, so they can run beside the tiers that share the test cluster.
+const OWN_CLUSTER = ['test/e2e/demo.test.ts', 'test/cluster/registry.test.ts'];
+const ownClusterIgnored = OWN_CLUSTER.map((path) => `/${path.replace(/\./g, '\\.')}$`);
 
 module.exports = {
   testSequencer: '<rootDir>/test/support/tier-sequencer.cjs',
@@ -29,6 +35,7 @@ module.exports = {
       ...common,
       displayName: 'cluster',
       testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', ...ownClusterIgnored],
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-cluster.ts'],
@@ -37,9 +44,16 @@ module.exports = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', ...ownClusterIgnored],
       // The whole mesh runs on the cluster tier's test cluster.
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+    },
+    {
+      ...common,
+      displayName: 'own-cluster',
+      testMatch: OWN_CLUSTER.map((path) => `<rootDir>/${path}`),
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
     },
     {

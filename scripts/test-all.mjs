@@ -93,12 +93,13 @@ function jestRun(title, projects, logFile) {
 }
 
 // The unit and integration tiers use the processors; the cluster tier mostly waits on its node.
-// They run side by side; the e2e, faults and adversarial tiers run after the cluster tier in the
-// same process (test/support/tier-sequencer.cjs), which keeps its cluster up for them.
+// They run side by side, the files with clusters of their own (the demo, the registry) after the
+// unit and integration tiers, and the e2e, faults and adversarial tiers after the cluster tier in
+// its process (test/support/tier-sequencer.cjs), which keeps the shared cluster up for them.
 const runs = await Promise.all([
   jestRun(
-    'tests (unit, golden, integration)',
-    ['unit', 'integration'],
+    'tests (unit, golden, integration, own-cluster)',
+    ['unit', 'integration', 'own-cluster'],
     join(root, '.jest-unit.log'),
   ),
   jestRun('tests (cluster, e2e, faults, adversarial)', ['cluster', 'e2e', 'faults', 'adversarial']),

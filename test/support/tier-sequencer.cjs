@@ -1,12 +1,13 @@
-// Orders test files so the cluster tier runs before the e2e, faults and adversarial tiers, and
-// otherwise as Jest's own sequencer does (failed first, then slowest first). `npm test` runs the
-// unit and integration tiers beside the cluster tier, and the tiers that load the machine most
-// after both.
+// Orders test files so that, in one Jest process, the unit, integration and cluster tiers run
+// before the own-cluster, e2e, faults and adversarial tiers, and otherwise as Jest's own sequencer
+// does (failed first, then slowest first). `npm test` runs two processes side by side: the
+// processor-bound unit and integration tiers, then the files that start clusters of their own,
+// beside the cluster tier, then the tiers that load the machine most (scripts/test-all.mjs).
 'use strict';
 
 const Sequencer = require('@jest/test-sequencer').default;
 
-const LATE_TIERS = new Set(['e2e', 'faults', 'adversarial']);
+const LATE_TIERS = new Set(['own-cluster', 'e2e', 'faults', 'adversarial']);
 
 class TierSequencer extends Sequencer {
   async sort(tests) {
