@@ -12,9 +12,14 @@ const common = {
 };
 
 // The files that start a cluster of their own instead of using the shared test cluster: the
-// demo (`npm run demo`, instance 6) and the registry test (instance 3). They are a tier of their
-// own, so they can run beside the tiers that share the test cluster.
-const OWN_CLUSTER = ['test/e2e/demo.test.ts', 'test/cluster/registry.test.ts'];
+// demo (`npm run demo`, instance 6), the registry test (instance 3) and the cluster life-cycle
+// test (instance 2). They are a tier of their own, so they can run beside the tiers that share
+// the test cluster.
+const OWN_CLUSTER = [
+  'test/e2e/demo.test.ts',
+  'test/cluster/registry.test.ts',
+  'test/cluster/lifecycle.test.ts',
+];
 const ownClusterIgnored = OWN_CLUSTER.map((path) => `/${path.replace(/\./g, '\\.')}$`);
 
 module.exports = {
