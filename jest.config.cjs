@@ -20,7 +20,13 @@ const OWN_CLUSTER = [
   'test/cluster/registry.test.ts',
   'test/cluster/lifecycle.test.ts',
 ];
-const ownClusterIgnored = OWN_CLUSTER.map((path) => `/${path.replace(/\./g, '\\.')}$`);
+// The e2e files whose mesh carries one protocol each. They are a tier of their own too, so
+// `npm test` can run them beside the cluster tier on a second test cluster.
+const PROTOCOLS = ['websocket', 'tcp-protocols', 'grpc', 'headless', 'egress', 'tracing'].map(
+  (name) => `test/e2e/${name}.test.ts`,
+);
+const ignored = (paths) => paths.map((path) => `/${path.replace(/\./g, '\\.')}$`);
+const ownClusterIgnored = ignored(OWN_CLUSTER);
 
 module.exports = {
   testSequencer: '<rootDir>/test/support/tier-sequencer.cjs',
@@ -49,8 +55,17 @@ module.exports = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
-      testPathIgnorePatterns: ['/node_modules/', ...ownClusterIgnored],
+      testPathIgnorePatterns: ['/node_modules/', ...ownClusterIgnored, ...ignored(PROTOCOLS)],
       // The whole mesh runs on the cluster tier's test cluster.
+      globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e-protocols',
+      testMatch: PROTOCOLS.map((path) => `<rootDir>/${path}`),
+      // On the test cluster of the Jest run it is in (NMK_TEST_CLUSTER_INSTANCE).
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],

@@ -58,7 +58,7 @@ for (const [what, command, args] of prepared) {
  * Runs one Jest process over projects; resolves with whether it passed and its results file.
  * With a log file, its output goes there and is printed whole when it ends.
  */
-function jestRun(title, projects, logFile) {
+function jestRun(title, projects, logFile, env = process.env) {
   const resultsFile = join(root, `.jest-results-${projects[0]}.json`);
   rmSync(resultsFile, { force: true });
   console.error(`\n== ${title}${logFile ? ' (output follows when it ends)' : ''}`);
@@ -75,7 +75,7 @@ function jestRun(title, projects, logFile) {
       '--selectProjects',
       ...projects,
     ],
-    { cwd: root, stdio: ['ignore', out, out], env: process.env },
+    { cwd: root, stdio: ['ignore', out, out], env },
   );
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
@@ -93,16 +93,25 @@ function jestRun(title, projects, logFile) {
 }
 
 // The unit and integration tiers use the processors; the cluster tier mostly waits on its node.
-// They run side by side, the files with clusters of their own (the demo, the registry) after the
-// unit and integration tiers, and the e2e, faults and adversarial tiers after the cluster tier in
-// its process (test/support/tier-sequencer.cjs), which keeps the shared cluster up for them.
+// They run side by side. After the unit and integration tiers, their process runs the files with
+// clusters of their own (the demo, the registry, the cluster's life cycle) and the protocol e2e
+// files on a second test cluster; after the cluster tier, its process runs the e2e, adversarial
+// and faults tiers on the shared one (test/support/tier-sequencer.cjs has the order).
+const sharedInstance = process.env.NMK_TEST_CLUSTER_INSTANCE || '1';
+const secondInstance = sharedInstance === '4' ? '5' : '4';
 const runs = await Promise.all([
   jestRun(
-    'tests (unit, golden, integration, own-cluster)',
-    ['unit', 'integration', 'own-cluster'],
+    `tests (unit, golden, integration, own-cluster, e2e-protocols on cluster ${secondInstance})`,
+    ['unit', 'integration', 'own-cluster', 'e2e-protocols'],
     join(root, '.jest-unit.log'),
+    { ...process.env, NMK_TEST_CLUSTER_INSTANCE: secondInstance },
   ),
-  jestRun('tests (cluster, e2e, faults, adversarial)', ['cluster', 'e2e', 'faults', 'adversarial']),
+  jestRun(`tests (cluster, e2e, adversarial, faults on cluster ${sharedInstance})`, [
+    'cluster',
+    'e2e',
+    'adversarial',
+    'faults',
+  ]),
 ]);
 if (!runs.every((run) => run.ok)) failedSteps.push('tests');
 

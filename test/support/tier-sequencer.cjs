@@ -1,21 +1,22 @@
-// Orders test files so that, in one Jest process, the unit, integration and cluster tiers run
-// before the own-cluster, e2e, faults and adversarial tiers, and otherwise as Jest's own sequencer
-// does (failed first, then slowest first). `npm test` runs two processes side by side: the
-// processor-bound unit and integration tiers, then the files that start clusters of their own,
-// beside the cluster tier, then the tiers that load the machine most (scripts/test-all.mjs).
+// Orders test files by tier, and within a tier as Jest's own sequencer does (failed first, then
+// slowest first). `npm test` runs two Jest processes side by side (scripts/test-all.mjs): one runs
+// the processor-bound unit and integration tiers first, then the files that start clusters of
+// their own and the protocol e2e files on a second test cluster; the other runs the cluster tier,
+// then the e2e and adversarial tiers, and the faults tier last, when the first has ended, since
+// its bounds are the most sensitive to load.
 'use strict';
 
 const Sequencer = require('@jest/test-sequencer').default;
 
-const LATE_TIERS = new Set(['own-cluster', 'e2e', 'faults', 'adversarial']);
+const RANK = { 'own-cluster': 1, 'e2e-protocols': 1, e2e: 1, adversarial: 1, faults: 2 };
 
 class TierSequencer extends Sequencer {
   async sort(tests) {
     const sorted = await super.sort(tests);
-    const late = (test) => (LATE_TIERS.has(test.context.config.displayName?.name) ? 1 : 0);
+    const rank = (test) => RANK[test.context.config.displayName?.name] ?? 0;
     return sorted
       .map((test, index) => ({ test, index }))
-      .sort((a, b) => late(a.test) - late(b.test) || a.index - b.index)
+      .sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index)
       .map(({ test }) => test);
   }
 }
