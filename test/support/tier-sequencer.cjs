@@ -10,15 +10,20 @@ const Sequencer = require('@jest/test-sequencer').default;
 
 const RANK = { 'own-cluster': 1, 'e2e-protocols': 1, e2e: 1, adversarial: 1, faults: 2 };
 
+/** tests in tier order, keeping the order they came in within a tier. */
+function byTier(tests) {
+  const rank = (test) => RANK[test.context.config.displayName?.name] ?? 0;
+  return tests
+    .map((test, index) => ({ test, index }))
+    .sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index)
+    .map(({ test }) => test);
+}
+
 class TierSequencer extends Sequencer {
   async sort(tests) {
-    const sorted = await super.sort(tests);
-    const rank = (test) => RANK[test.context.config.displayName?.name] ?? 0;
-    return sorted
-      .map((test, index) => ({ test, index }))
-      .sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index)
-      .map(({ test }) => test);
+    return byTier(await super.sort(tests));
   }
 }
 
 module.exports = TierSequencer;
+module.exports.byTier = byTier;
