@@ -39,7 +39,14 @@ describe('status', () => {
     const { kube, paths } = cluster(1);
     const result = await runCli(['status'], { kube });
     // The sidecars are asked for first, side by side with the control plane.
-    expect(paths).toEqual(['/api/v1/pods', deploymentPath, listPath]);
+    // Then the namespace's pods and ReplicaSets, for restarts.
+    expect(paths).toEqual([
+      '/api/v1/pods',
+      deploymentPath,
+      listPath,
+      '/api/v1/namespaces/nginx-mesh/pods',
+      '/apis/apps/v1/namespaces/nginx-mesh/replicasets',
+    ]);
     expect(result).toEqual({
       code: 0,
       stdout: [
@@ -303,6 +310,74 @@ describe('status', () => {
       JSON.parse(json.stdout) as { components: { name: string; restarted?: { pod: string }[] }[] }
     ).components.find((each) => each.name === 'sidecars');
     expect(sidecars?.restarted?.map((each) => each.pod)).toEqual(['shop/web-1']);
+  });
+
+  it('names control-plane pods that restarted lately or replaced a lost one', async () => {
+    const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+    const pod = (
+      name: string,
+      app: string,
+      owner: string,
+      createdAgoMs: number,
+      ended?: number,
+    ) => ({
+      metadata: {
+        name,
+        labels: { 'app.kubernetes.io/name': app },
+        ownerReferences: [{ kind: 'ReplicaSet', name: owner }],
+        creationTimestamp: ago(createdAgoMs),
+      },
+      status: {
+        containerStatuses: [
+          {
+            name: app,
+            ready: true,
+            restartCount: ended === undefined ? 0 : 2,
+            ...(ended === undefined
+              ? {}
+              : {
+                  lastState: {
+                    terminated: { exitCode: 1, reason: 'Error', finishedAt: ago(ended) },
+                  },
+                }),
+          },
+        ],
+      },
+    });
+    const replicaSet = (name: string, createdAgoMs: number) => ({
+      metadata: { name, creationTimestamp: ago(createdAgoMs) },
+    });
+    const { kube } = cluster(1);
+    const answers: Record<string, object> = {
+      '/api/v1/namespaces/nginx-mesh/pods': {
+        items: [
+          // Deleted and replaced by its ReplicaSet, 600 s after the rollout.
+          pod('nginx-mesh-registrar-a', 'nginx-mesh-registrar', 'registrar-1', 4_000),
+          // A container that ended 20 s ago.
+          pod('nginx-mesh-controller-b', 'nginx-mesh-controller', 'controller-1', 604_000, 20_000),
+          // A rollout's pod, created with its ReplicaSet: no news.
+          pod('nats-server-c', 'nats-server', 'nats-2', 29_000),
+        ],
+      },
+      '/apis/apps/v1/namespaces/nginx-mesh/replicasets': {
+        items: [
+          replicaSet('registrar-1', 604_000),
+          replicaSet('controller-1', 605_000),
+          replicaSet('nats-2', 30_000),
+        ],
+      },
+    };
+    const withPods = readOnlyKube(async (target, path) =>
+      answers[path] === undefined ? kube.getRaw(target, path) : okJson(answers[path]),
+    );
+    const result = await runCli(['status'], { kube: withPods });
+    expect(result.code).toBe(0);
+    const restarted = result.stdout.split('Restarted lately:\n')[1] ?? '';
+    expect(restarted).toMatch(
+      /^ {2}nginx-mesh-controller: nginx-mesh-controller-b: restarted 2[0-2]s ago \(exit 1, Error\); 2 restarts in all\n {2}nginx-mesh-registrar: nginx-mesh-registrar-a: restarted [3-5]s ago as a new pod \(its ReplicaSet registrar-1 is 60[3-5]s old\)\n/,
+    );
+    expect(result.stdout).not.toContain('nats-server-c');
+    expect(result.stdout).toContain('Connection to NGINX Service Mesh was successful.');
   });
 
   it('prints a document with -o json, and still fails when unhealthy', async () => {

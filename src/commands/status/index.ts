@@ -2,7 +2,8 @@
 // control-plane component is listed, ready against desired, with its version, and any component
 // that is not ready makes the command fail. For such a component it says why: each pod that is
 // not ready is asked its readiness probe through the API server (the roles answer with what they
-// wait for), or the kubelet's reason is given when a container does not run.
+// wait for), or the kubelet's reason is given when a container does not run. Pods that restarted
+// lately, the control plane's and the sidecars', are named even when ready again.
 import { MeshctlError, describeError } from '../../errors';
 import {
   CONTROLLER_NAME,
@@ -60,6 +61,8 @@ interface PodStatus {
     creationTimestamp?: string;
     deletionTimestamp?: string;
     annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    ownerReferences?: { kind?: string; name?: string }[];
   };
   spec?: {
     containers?: {
@@ -97,8 +100,11 @@ interface ContainerStatusView {
 export const RESTART_RECENT_MS = 10 * 60_000;
 
 /** "restarted 12s ago (exit 137, Error)", when the container last ended within RESTART_RECENT_MS. */
-function recentRestart(sidecar: ContainerStatusView | undefined, now: number): string | undefined {
-  const ended = sidecar?.lastState?.terminated;
+function recentRestart(
+  container: ContainerStatusView | undefined,
+  now: number,
+): string | undefined {
+  const ended = container?.lastState?.terminated;
   const finished = Date.parse(ended?.finishedAt ?? '');
   if (ended === undefined || !Number.isFinite(finished) || now - finished > RESTART_RECENT_MS)
     return undefined;
@@ -107,8 +113,92 @@ function recentRestart(sidecar: ContainerStatusView | undefined, now: number): s
     ...(ended.exitCode === undefined ? [] : [`exit ${ended.exitCode}`]),
     ...(ended.reason === undefined ? [] : [ended.reason]),
   ].join(', ');
-  const count = sidecar?.restartCount ?? 0;
+  const count = container?.restartCount ?? 0;
   return `restarted ${ago}s ago${how === '' ? '' : ` (${how})`}; ${count} restart${count === 1 ? '' : 's'} in all`;
+}
+
+/**
+ * A pod created this long after its ReplicaSet took the place of one that was lost (deleted,
+ * evicted, its node gone) or was added by a scale-up: either way the component restarted there.
+ * Pods of a rollout are created within moments of their ReplicaSet.
+ */
+export const REPLACED_AFTER_MS = 10_000;
+
+/** "restarted 3s ago as a new pod (…)", when the pod replaced another within RESTART_RECENT_MS. */
+function recentReplacement(
+  pod: PodStatus,
+  replicaSetCreated: ReadonlyMap<string, number>,
+  now: number,
+): string | undefined {
+  const created = Date.parse(pod.metadata?.creationTimestamp ?? '');
+  const owner = pod.metadata?.ownerReferences?.find((each) => each.kind === 'ReplicaSet')?.name;
+  const since = owner === undefined ? undefined : replicaSetCreated.get(owner);
+  if (
+    since === undefined ||
+    !Number.isFinite(created) ||
+    now - created > RESTART_RECENT_MS ||
+    created - since < REPLACED_AFTER_MS
+  )
+    return undefined;
+  const ago = Math.max(0, Math.round((now - created) / 1000));
+  return `restarted ${ago}s ago as a new pod (its ReplicaSet ${owner ?? ''} is ${Math.round((now - since) / 1000)}s old)`;
+}
+
+/**
+ * Pods of each control-plane component that restarted lately: a container that ended, or a pod
+ * that replaced a lost one. A component the kubelet or its ReplicaSet mends within a second is
+ * ready again before most readers look; that it went down is still the news. Best effort: a list
+ * that fails leaves the lines out.
+ */
+async function controlPlaneRestarts(
+  kube: KubeAccess,
+  target: KubeTarget,
+  namespace: string,
+  deployments: readonly DeploymentStatus[],
+): Promise<Map<string, PodProblem[]>> {
+  const ns = encodeURIComponent(namespace);
+  const [pods, replicaSets] = await Promise.all([
+    getJson<{ items: PodStatus[] }>(kube, target, `/api/v1/namespaces/${ns}/pods`),
+    getJson<{ items: { metadata?: { name?: string; creationTimestamp?: string } }[] }>(
+      kube,
+      target,
+      `/apis/apps/v1/namespaces/${ns}/replicasets`,
+    ),
+  ]).catch(() => [{ items: [] }, { items: [] }] as const);
+  const created = new Map(
+    replicaSets.items.map((each) => [
+      each.metadata?.name ?? '',
+      Date.parse(each.metadata?.creationTimestamp ?? ''),
+    ]),
+  );
+  const now = Date.now();
+  const restarts = new Map<string, PodProblem[]>();
+  for (const deployment of deployments) {
+    const labels = Object.entries(deployment.spec?.selector?.matchLabels ?? {});
+    if (labels.length === 0) continue;
+    const found = pods.items
+      .filter(
+        (pod) =>
+          pod.metadata?.deletionTimestamp === undefined &&
+          labels.every(([key, value]) => pod.metadata?.labels?.[key] === value),
+      )
+      .flatMap((pod) => {
+        const containers = [
+          ...(pod.status?.initContainerStatuses ?? []),
+          ...(pod.status?.containerStatuses ?? []),
+        ];
+        const reason =
+          containers.map((each) => recentRestart(each, now)).find((each) => each !== undefined) ??
+          recentReplacement(pod, created, now);
+        return reason === undefined ? [] : [{ pod: pod.metadata?.name ?? '', reason }];
+      });
+    if (found.length > 0)
+      restarts.set(
+        deployment.metadata?.name ?? '',
+        found.sort((a, b) => a.pod.localeCompare(b.pod)),
+      );
+  }
+  return restarts;
 }
 
 /** Longest reason quoted from a probe's answer. */
@@ -404,7 +494,7 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
   return {
     name: 'status',
     short: 'Check connection to NGINX Service Mesh',
-    long: 'Check connection to NGINX Service Mesh: every control-plane component, ready against desired replicas, with its version.',
+    long: 'Check connection to NGINX Service Mesh: every control-plane component, ready against desired replicas, with its version; why any pod is not ready; and which pods restarted lately (a container that ended, or a control-plane pod that replaced a lost one), ready again or not.',
     flags: [outputFlag(['table', 'json', 'yaml'])],
     action: async (context) => {
       const { kubeconfig, namespace, timeoutMs } = globals(context);
@@ -439,6 +529,7 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           hint: `Is NGINX Service Mesh deployed in namespace "${namespace}"? Use -n to name another namespace.`,
         });
       }
+      const restartsPending = controlPlaneRestarts(deps.kube, target, namespace, deployments);
       // Why, for the components that are not ready; side by side, each bounded by --timeout.
       components = (
         await Promise.all(
@@ -453,6 +544,11 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           ),
         )
       ).sort((a, b) => a.name.localeCompare(b.name));
+      const restarts = await restartsPending;
+      components = components.map((component) => {
+        const restarted = restarts.get(component.name);
+        return restarted === undefined ? component : { ...component, restarted };
+      });
       const sidecars = await sidecarsPending;
       if (sidecars !== undefined) components = [...components, sidecars];
       if (output === 'table') {
