@@ -59,7 +59,10 @@ module.exports = {
       // The whole mesh runs on the cluster tier's test cluster.
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
-      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+      setupFilesAfterEnv: [
+        '<rootDir>/test/support/timeout-e2e.ts',
+        '<rootDir>/test/support/after-other-run.ts',
+      ],
     },
     {
       ...common,
@@ -83,7 +86,10 @@ module.exports = {
       // The mesh broken and mended on the same test cluster; each test sets its own bound.
       globalSetup: '<rootDir>/test/cluster/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/support/global-teardown.ts',
-      setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'],
+      setupFilesAfterEnv: [
+        '<rootDir>/test/support/timeout-e2e.ts',
+        '<rootDir>/test/support/after-other-run.ts',
+      ],
     },
     {
       ...common,

@@ -55,8 +55,8 @@ for (const [what, command, args] of prepared) {
 }
 
 /**
- * Runs one Jest process over projects; resolves with whether it passed and its results file.
- * With a log file, its output goes there and is printed whole when it ends.
+ * Starts one Jest process over projects: its pid, and a promise of whether it passed and its
+ * results file. With a log file, its output goes there and is printed whole when it ends.
  */
 function jestRun(title, projects, logFile, env = process.env) {
   const resultsFile = join(root, `.jest-results-${projects[0]}.json`);
@@ -77,7 +77,7 @@ function jestRun(title, projects, logFile, env = process.env) {
     ],
     { cwd: root, stdio: ['ignore', out, out], env },
   );
-  return new Promise((resolve) => {
+  const done = new Promise((resolve) => {
     child.on('close', (code, signal) => {
       if (logFile) {
         closeSync(out);
@@ -90,29 +90,31 @@ function jestRun(title, projects, logFile, env = process.env) {
       resolve({ ok, resultsFile });
     });
   });
+  return { pid: child.pid, done };
 }
 
 // The unit and integration tiers use the processors; the cluster tier mostly waits on its node.
 // They run side by side. After the unit and integration tiers, their process runs the files with
 // clusters of their own (the demo, the registry, the cluster's life cycle) and the protocol e2e
-// files on a second test cluster; after the cluster tier, its process runs the e2e, adversarial
-// and faults tiers on the shared one (test/support/tier-sequencer.cjs has the order).
+// files on a second test cluster; after the cluster tier, its process runs the adversarial tier
+// on the shared one, then the e2e and faults tiers, whose bounds a busy machine can break, once
+// the first process has ended (test/support/tier-sequencer.cjs has the order,
+// test/support/after-other-run.ts the wait).
 const sharedInstance = process.env.NMK_TEST_CLUSTER_INSTANCE || '1';
 const secondInstance = sharedInstance === '4' ? '5' : '4';
-const runs = await Promise.all([
-  jestRun(
-    `tests (unit, golden, integration, own-cluster, e2e-protocols on cluster ${secondInstance})`,
-    ['unit', 'integration', 'own-cluster', 'e2e-protocols'],
-    join(root, '.jest-unit.log'),
-    { ...process.env, NMK_TEST_CLUSTER_INSTANCE: secondInstance },
-  ),
-  jestRun(`tests (cluster, e2e, adversarial, faults on cluster ${sharedInstance})`, [
-    'cluster',
-    'e2e',
-    'adversarial',
-    'faults',
-  ]),
-]);
+const first = jestRun(
+  `tests (unit, golden, integration, own-cluster, e2e-protocols on cluster ${secondInstance})`,
+  ['unit', 'integration', 'own-cluster', 'e2e-protocols'],
+  join(root, '.jest-unit.log'),
+  { ...process.env, NMK_TEST_CLUSTER_INSTANCE: secondInstance },
+);
+const second = jestRun(
+  `tests (cluster, adversarial, then e2e and faults on cluster ${sharedInstance})`,
+  ['cluster', 'e2e', 'adversarial', 'faults'],
+  undefined,
+  { ...process.env, NMK_TEST_AFTER_PID: String(first.pid) },
+);
+const runs = await Promise.all([first.done, second.done]);
 if (!runs.every((run) => run.ok)) failedSteps.push('tests');
 
 let passed = 0;

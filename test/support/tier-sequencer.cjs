@@ -1,14 +1,14 @@
 // Orders test files by tier, and within a tier as Jest's own sequencer does (failed first, then
 // slowest first). `npm test` runs two Jest processes side by side (scripts/test-all.mjs): one runs
 // the processor-bound unit and integration tiers first, then the files that start clusters of
-// their own and the protocol e2e files on a second test cluster; the other runs the cluster tier,
-// then the e2e and adversarial tiers, and the faults tier last, when the first has ended, since
-// its bounds are the most sensitive to load.
+// their own and the protocol e2e files on a second test cluster; the other runs the cluster and
+// adversarial tiers, then the e2e and faults tiers, whose bounds are the most sensitive to load,
+// once the first has ended (test/support/after-other-run.ts).
 'use strict';
 
 const Sequencer = require('@jest/test-sequencer').default;
 
-const RANK = { 'own-cluster': 1, 'e2e-protocols': 1, e2e: 1, adversarial: 1, faults: 2 };
+const RANK = { 'own-cluster': 1, 'e2e-protocols': 1, adversarial: 1, e2e: 2, faults: 3 };
 
 /** tests in tier order, keeping the order they came in within a tier. */
 function byTier(tests) {

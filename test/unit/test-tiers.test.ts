@@ -21,7 +21,7 @@ const fakeTest = (tier: string, path: string) => ({
 });
 
 describe('the test tiers', () => {
-  it('orders each process by tier, faults last, keeping the order within a tier', () => {
+  it('orders each process by tier, e2e then faults last, keeping the order within a tier', () => {
     const tests = [
       fakeTest('faults', 'faults.test.ts'),
       fakeTest('e2e', 'traffic.test.ts'),
@@ -38,13 +38,27 @@ describe('the test tiers', () => {
       'helm.test.ts',
       'images.test.ts',
       'top.test.ts',
-      'traffic.test.ts',
       'adversarial.test.ts',
       'grpc.test.ts',
       'demo.test.ts',
+      'traffic.test.ts',
       'faults.test.ts',
     ]);
     expect(config.testSequencer).toBe('<rootDir>/test/support/tier-sequencer.cjs');
+  });
+
+  it('holds the e2e and faults tiers, and only them, until the other process ends', () => {
+    const waits = (name: string) =>
+      (
+        config.projects.find((each) => each.displayName === name) as {
+          setupFilesAfterEnv?: string[];
+        }
+      ).setupFilesAfterEnv?.includes('<rootDir>/test/support/after-other-run.ts') ?? false;
+    expect(
+      config.projects.filter((each) => waits(each.displayName)).map((each) => each.displayName),
+    ).toEqual(['e2e', 'faults']);
+    const script = readFileSync(join(root, 'scripts', 'test-all.mjs'), 'utf8');
+    expect(script).toMatch(/NMK_TEST_AFTER_PID: String\(first\.pid\)/);
   });
 
   it('has an npm script selecting every project', () => {
