@@ -40,7 +40,15 @@ export type StatusExpectation =
    * Failed, and named each component (by any of its names) on a line that says something is
    * wrong with it, in at least one answer.
    */
-  | { readonly kind: 'reports'; readonly components: readonly (readonly string[])[] }
+  | {
+      readonly kind: 'reports';
+      readonly components: readonly (readonly string[])[];
+      /**
+       * Also: the first answer that calls the mesh healthy again names each component as
+       * restarted lately (a pod killed and replaced).
+       */
+      readonly restartNamedAfter?: boolean;
+    }
   /** Succeeded every time: a planned change is no outage. */
   | { readonly kind: 'healthy' }
   /** Only recorded. */
@@ -338,6 +346,16 @@ export async function measureFault(context: FaultContext, spec: FaultSpec): Prom
     problems.push(
       `status did not call the mesh healthy within ${STATUS_HEALTHY_WAIT_MS / 1000} s of its recovery: ${samples.slice(-1).map(statusLine).join('')}`,
     );
+  if (spec.status.kind === 'reports' && spec.status.restartNamedAfter === true) {
+    const healthy = samples.find((sample) => sample.at === healthyAt);
+    const unnamed = spec.status.components.filter(
+      (names) => healthy === undefined || !namesRestart(healthy.output, names),
+    );
+    if (healthy !== undefined && unnamed.length > 0)
+      problems.push(
+        `status called the mesh healthy without naming ${unnamed.map((names) => names.join(' or ')).join(', ')} as restarted lately: ${healthy.output.trim().split('\n').join(' | ')}`,
+      );
+  }
   notes.push(
     `fault held ${seconds(undoneAt - injectedAt)} s; whole ${seconds(wholeAt - undoneAt)} s after undo; status healthy ${healthyAt === undefined ? 'never' : `${seconds(healthyAt - wholeAt)} s later`}`,
   );

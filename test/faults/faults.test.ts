@@ -148,7 +148,12 @@ function killed(name: string, roles: readonly ControlPlaneRole[]): FaultSpec {
   let gone: string[] = [];
   return {
     name,
-    status: { kind: 'reports', components: roles.map((role) => [role]) },
+    status: {
+      kind: 'reports',
+      components: roles.map((role) => [role]),
+      // Its pods are replaced: status names them after, however quickly they came back.
+      restartNamedAfter: true,
+    },
     inject: async () => {
       gone = await killRoles(rest, meshNamespace, roles);
     },
