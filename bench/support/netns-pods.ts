@@ -17,6 +17,7 @@ import { buildRedirectModel, printRestoreInput } from '../../src/render/iptables
 import type { RenderedSidecar, SidecarContext } from '../../src/render/sidecar';
 import { membersPath } from '../../src/render/sidecar/upstream-slots';
 import { prepareStatsSocket } from '../../src/runtime/agent/metrics/sidecar-metrics';
+import { NGINX_ENV } from '../../src/runtime/agent/nginx-process';
 import { createAuthority } from '../../src/runtime/registrar/authority';
 import { endpoint, httpPort, service } from '../../test/support/sidecar-snapshots';
 import { issueTestSvid } from '../../test/support/svid';
@@ -146,7 +147,10 @@ export class PodNet {
     }
   }
 
-  /** Starts nginx in ns on CPU 0 with the configuration file; returns its master's pid. */
+  /**
+   * Starts nginx in ns on CPU 0 with the configuration file, in the environment the agent gives
+   * it (NGINX_ENV); returns its master's pid.
+   */
   async startNginx(
     ns: string,
     prefix: string,
@@ -157,7 +161,12 @@ export class PodNet {
     const { child: proc, output } = this.startIn(
       ns,
       SERVER_CPU,
-      ['nginx', '-e', 'stderr', '-p', prefix, '-c', config, '-g', 'daemon off;'],
+      [
+        'env',
+        ...Object.entries(NGINX_ENV).map(([name, value]) => `${name}=${value}`),
+        'nginx',
+        ...['-e', 'stderr', '-p', prefix, '-c', config, '-g', 'daemon off;'],
+      ],
       uid,
     );
     await this.waitListening(ns, ports, `nginx ${config}`).catch((error: Error) => {
