@@ -28,7 +28,7 @@ import { requestSidecarReport } from '../kube/controller-report';
 import type { Found, Installation } from './inventory';
 import { findBundles, findLabelled } from './inventory';
 import type { WaitContext } from './waits';
-import { pollUntil, waitGone } from './waits';
+import { pollUntil, waitCrdGone, waitGone } from './waits';
 
 /** How long sidecars get to confirm they went transparent (NGINX Service Mesh: 15 s). */
 export const TRANSPARENT_WAIT_MS = 15_000;
@@ -458,9 +458,7 @@ export function removalSteps(
           name,
         }));
         await deleteAll(context, crds);
-        for (const crd of crds) {
-          await waitGone(context, `CustomResourceDefinition ${crd.name}`, foundPath(crd));
-        }
+        for (const crd of crds) await waitCrdGone(context, crd.name, foundPath(crd));
       },
     },
     ...(live && !installation.namespaceOwned

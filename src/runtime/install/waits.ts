@@ -311,3 +311,58 @@ export async function waitGone(
     hint === undefined ? {} : { hint },
   );
 }
+
+/** How often a CRD whose instances the API server failed to list is touched, so it retries. */
+export const CRD_NUDGE_MS = 3_000;
+/** The annotation touched (its value counts the touches). */
+export const CRD_NUDGE_ANNOTATION = 'nsm.nginx.com/removal-retry';
+
+interface CrdView {
+  readonly metadata?: { readonly deletionTimestamp?: string };
+  readonly status?: {
+    readonly conditions?: readonly {
+      readonly type?: string;
+      readonly status?: string;
+      readonly reason?: string;
+      readonly message?: string;
+    }[];
+  };
+}
+
+/**
+ * Waits until a deleted CRD is gone; fails at the deadline naming it. The API server removes a
+ * CRD once its cleanup has listed and deleted every instance, and the kind's storage restarts as
+ * the deletion starts: a list in that moment fails ("storage is (re)initializing", condition
+ * Terminating, reason InstanceDeletionFailed) and is retried with an exponential backoff that,
+ * on a busy API server, grows to minutes. Any change to the CRD other than that condition makes
+ * the API server retry at once, so while the CRD reports the failure an annotation is touched,
+ * at most every CRD_NUDGE_MS.
+ */
+export async function waitCrdGone(context: WaitContext, name: string, path: string): Promise<void> {
+  let nudgedAt = Number.NEGATIVE_INFINITY;
+  let nudges = 0;
+  const result = await pollUntil(context, context.deadline, async () => {
+    const crd = await context.client.get<CrdView>(path);
+    if (crd === undefined) return { done: true };
+    const terminating = crd.status?.conditions?.find((each) => each.type === 'Terminating');
+    const failed =
+      crd.metadata?.deletionTimestamp !== undefined &&
+      terminating?.status === 'True' &&
+      terminating.reason === 'InstanceDeletionFailed';
+    const now = context.clock.now().getTime();
+    if (failed && now - nudgedAt >= CRD_NUDGE_MS) {
+      nudgedAt = now;
+      nudges += 1;
+      // Best effort: gone in the meantime, or not ours to touch, the wait goes on as it was.
+      await context.client
+        .mergePatch(path, { metadata: { annotations: { [CRD_NUDGE_ANNOTATION]: String(nudges) } } })
+        .catch(() => undefined);
+    }
+    return {
+      done: false,
+      why: `waiting for CustomResourceDefinition ${name} to be deleted${failed ? ` (the API server: ${terminating.message ?? terminating.reason})` : ''}`,
+    };
+  });
+  if (result.done) return;
+  throw new WaitTimeoutError(`timed out after ${formatDuration(context.budgetMs)} ${result.why}`);
+}
