@@ -346,12 +346,14 @@ export async function measureFault(context: FaultContext, spec: FaultSpec): Prom
     problems.push(
       `status did not call the mesh healthy within ${STATUS_HEALTHY_WAIT_MS / 1000} s of its recovery: ${samples.slice(-1).map(statusLine).join('')}`,
     );
-  if (spec.status.kind === 'reports' && spec.status.restartNamedAfter === true) {
-    const healthy = samples.find((sample) => sample.at === healthyAt);
-    const unnamed = spec.status.components.filter(
-      (names) => healthy === undefined || !namesRestart(healthy.output, names),
-    );
-    if (healthy !== undefined && unnamed.length > 0)
+  const healthy = samples.find((sample) => sample.at === healthyAt);
+  if (
+    spec.status.kind === 'reports' &&
+    spec.status.restartNamedAfter === true &&
+    healthy !== undefined
+  ) {
+    const unnamed = spec.status.components.filter((names) => !namesRestart(healthy.output, names));
+    if (unnamed.length > 0)
       problems.push(
         `status called the mesh healthy without naming ${unnamed.map((names) => names.join(' or ')).join(', ')} as restarted lately: ${healthy.output.trim().split('\n').join(' | ')}`,
       );

@@ -5,6 +5,7 @@ import { readOnlyKube } from '../support/fakes';
 
 const deploymentPath = '/apis/apps/v1/namespaces/nginx-mesh/deployments/nginx-mesh-controller';
 const configMapPath = '/api/v1/namespaces/nginx-mesh/configmaps/meshconfig';
+const namespacePods = '/api/v1/namespaces/nginx-mesh/pods';
 
 const listPath =
   '/apis/apps/v1/namespaces/nginx-mesh/deployments?labelSelector=app.kubernetes.io%2Fpart-of%3Dnginx-service-mesh';
@@ -39,12 +40,12 @@ describe('status', () => {
     const { kube, paths } = cluster(1);
     const result = await runCli(['status'], { kube });
     // The sidecars are asked for first, side by side with the control plane.
-    // Then the namespace's pods and ReplicaSets, for restarts.
+    // Then the namespace's pods, once, and its ReplicaSets, for restarts.
     expect(paths).toEqual([
       '/api/v1/pods',
       deploymentPath,
       listPath,
-      '/api/v1/namespaces/nginx-mesh/pods',
+      namespacePods,
       '/apis/apps/v1/namespaces/nginx-mesh/replicasets',
     ]);
     expect(result).toEqual({
@@ -82,10 +83,8 @@ describe('status', () => {
   });
 
   it('says why each pod of a component that is not ready is not, as its probe answers', async () => {
-    const pods = (name: string) =>
-      `/api/v1/namespaces/nginx-mesh/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/name=${name}`)}`;
     const pod = (name: string, container: object, ready = false) => ({
-      metadata: { name },
+      metadata: { name, labels: { 'app.kubernetes.io/name': name.replace(/-[^-]+-[^-]+$/, '') } },
       spec: {
         containers: [
           { name: 'main', readinessProbe: { httpGet: { path: '/readyz', port: 8081 } } },
@@ -106,23 +105,20 @@ describe('status', () => {
           items: [controller, deployment('nginx-mesh-registrar', 0), deployment('nats-server', 1)],
         }),
       },
-      [pods('nginx-mesh-controller')]: okJson({
+      // The namespace's pods, listed once; each component's are those its selector picks.
+      [namespacePods]: okJson({
         items: [
           pod('nginx-mesh-controller-7d-a', { state: { running: {} } }),
           pod('nginx-mesh-controller-7d-b', { state: { running: {} } }, true),
+          pod('nginx-mesh-registrar-5c-x', {
+            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting' } },
+          }),
         ],
       }),
       '/api/v1/namespaces/nginx-mesh/pods/nginx-mesh-controller-7d-a:8081/proxy/readyz': {
         status: 503,
         body: 'not ready: leading, but cannot publish on NATS: CONNECTION_REFUSED\n',
       },
-      [pods('nginx-mesh-registrar')]: okJson({
-        items: [
-          pod('nginx-mesh-registrar-5c-x', {
-            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting' } },
-          }),
-        ],
-      }),
     });
     const result = await runCli(['status'], { kube });
     expect(result.code).toBe(1);
@@ -142,7 +138,6 @@ describe('status', () => {
   });
 
   it('asks a controller that serves the webhook whether it publishes, and fails when not', async () => {
-    const pods = `/api/v1/namespaces/nginx-mesh/pods?labelSelector=${encodeURIComponent('app.kubernetes.io/name=nginx-mesh-controller')}`;
     const controller = {
       ...deployment('nginx-mesh-controller', 1),
       spec: {
@@ -159,10 +154,13 @@ describe('status', () => {
       kubeAnswering({
         [deploymentPath]: { status: 200, body: JSON.stringify(controller) },
         [listPath]: { status: 200, body: JSON.stringify({ items: [controller] }) },
-        [pods]: okJson({
+        [namespacePods]: okJson({
           items: [
             {
-              metadata: { name: 'nginx-mesh-controller-7d-a' },
+              metadata: {
+                name: 'nginx-mesh-controller-7d-a',
+                labels: { 'app.kubernetes.io/name': 'nginx-mesh-controller' },
+              },
               spec: {
                 containers: [
                   {

@@ -144,6 +144,30 @@ function recentReplacement(
   return `restarted ${ago}s ago as a new pod (its ReplicaSet ${owner ?? ''} is ${Math.round((now - since) / 1000)}s old)`;
 }
 
+/** The mesh namespace's pods, listed once for every component; or why they could not be. */
+type ListedPods = { readonly items: readonly PodStatus[] } | { readonly error: string };
+
+async function listPods(
+  kube: KubeAccess,
+  target: KubeTarget,
+  namespace: string,
+): Promise<ListedPods> {
+  try {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
+    return { items: (await getJson<{ items: PodStatus[] }>(kube, target, path)).items };
+  } catch (error) {
+    return { error: describeError(error) };
+  }
+}
+
+/** The pods of those listed that the Deployment's selector (its matchLabels) selects. */
+function podsOf(deployment: DeploymentStatus, pods: readonly PodStatus[]): PodStatus[] {
+  const labels = Object.entries(deployment.spec?.selector?.matchLabels ?? {});
+  return pods.filter((pod) =>
+    labels.every(([key, value]) => pod.metadata?.labels?.[key] === value),
+  );
+}
+
 /**
  * Pods of each control-plane component that restarted lately: a container that ended, or a pod
  * that replaced a lost one. A component the kubelet or its ReplicaSet mends within a second is
@@ -155,16 +179,17 @@ async function controlPlaneRestarts(
   target: KubeTarget,
   namespace: string,
   deployments: readonly DeploymentStatus[],
+  listed: Promise<ListedPods>,
 ): Promise<Map<string, PodProblem[]>> {
-  const ns = encodeURIComponent(namespace);
   const [pods, replicaSets] = await Promise.all([
-    getJson<{ items: PodStatus[] }>(kube, target, `/api/v1/namespaces/${ns}/pods`),
+    listed,
     getJson<{ items: { metadata?: { name?: string; creationTimestamp?: string } }[] }>(
       kube,
       target,
-      `/apis/apps/v1/namespaces/${ns}/replicasets`,
-    ),
-  ]).catch(() => [{ items: [] }, { items: [] }] as const);
+      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/replicasets`,
+    ).catch(() => ({ items: [] })),
+  ]);
+  if ('error' in pods) return new Map();
   const created = new Map(
     replicaSets.items.map((each) => [
       each.metadata?.name ?? '',
@@ -174,14 +199,9 @@ async function controlPlaneRestarts(
   const now = Date.now();
   const restarts = new Map<string, PodProblem[]>();
   for (const deployment of deployments) {
-    const labels = Object.entries(deployment.spec?.selector?.matchLabels ?? {});
-    if (labels.length === 0) continue;
-    const found = pods.items
-      .filter(
-        (pod) =>
-          pod.metadata?.deletionTimestamp === undefined &&
-          labels.every(([key, value]) => pod.metadata?.labels?.[key] === value),
-      )
+    if (Object.keys(deployment.spec?.selector?.matchLabels ?? {}).length === 0) continue;
+    const found = podsOf(deployment, pods.items)
+      .filter((pod) => pod.metadata?.deletionTimestamp === undefined)
       .flatMap((pod) => {
         const containers = [
           ...(pod.status?.initContainerStatuses ?? []),
@@ -328,23 +348,10 @@ async function problemsOf(
   target: KubeTarget,
   namespace: string,
   deployment: DeploymentStatus,
+  listed: ListedPods,
 ): Promise<PodProblem[]> {
-  const labels = deployment.spec?.selector?.matchLabels ?? {};
-  const selector = Object.entries(labels)
-    .map(([key, value]) => `${key}=${value}`)
-    .join(',');
-  let pods: PodStatus[];
-  try {
-    pods = (
-      await getJson<{ items: PodStatus[] }>(
-        kube,
-        target,
-        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(selector)}`,
-      )
-    ).items;
-  } catch (error) {
-    return [{ pod: '-', reason: `cannot list its pods: ${describeError(error)}` }];
-  }
+  if ('error' in listed) return [{ pod: '-', reason: `cannot list its pods: ${listed.error}` }];
+  const pods = podsOf(deployment, listed.items);
   const isReady = (pod: PodStatus): boolean =>
     pod.status?.conditions?.find((each) => each.type === 'Ready')?.status === 'True' &&
     pod.metadata?.deletionTimestamp === undefined;
@@ -529,7 +536,15 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
           hint: `Is NGINX Service Mesh deployed in namespace "${namespace}"? Use -n to name another namespace.`,
         });
       }
-      const restartsPending = controlPlaneRestarts(deps.kube, target, namespace, deployments);
+      // The namespace's pods, once: for why components are not ready and for their restarts.
+      const podsPending = listPods(deps.kube, target, namespace);
+      const restartsPending = controlPlaneRestarts(
+        deps.kube,
+        target,
+        namespace,
+        deployments,
+        podsPending,
+      );
       // Why, for the components that are not ready; side by side, each bounded by --timeout.
       components = (
         await Promise.all(
@@ -539,7 +554,13 @@ export function statusCommand(globals: GlobalOptionsReader, deps: StatusDeps): C
               ? component
               : {
                   ...component,
-                  notReady: await problemsOf(deps.kube, target, namespace, deployments[index]),
+                  notReady: await problemsOf(
+                    deps.kube,
+                    target,
+                    namespace,
+                    deployments[index],
+                    await podsPending,
+                  ),
                 },
           ),
         )
